@@ -1,0 +1,120 @@
+"""``freightline``: the local stack, the schema governance and the main pipeline job."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deploy.local.context import StackContext
+from deploy.local.stack import Stack, StackError
+from services.common.settings import StackSettings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console(stderr=True)
+out = Console()
+
+
+def _stack() -> Stack:
+    return Stack(StackContext.create(StackSettings()))
+
+
+def _progress(message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[bold red]error:[/bold red] {error}")
+    raise typer.Exit(code=1)
+
+
+def endpoints_table(env: dict[str, str]) -> Table:
+    table = Table(title="Local stack endpoints")
+    table.add_column("variable")
+    table.add_column("value")
+    for key, value in env.items():
+        table.add_row(key, "***" if "PASSWORD" in key else value)
+    return table
+
+
+@app.command()
+def setup() -> None:
+    """Resolve the stack's Java runtimes from Maven Central (idempotent)."""
+    try:
+        _stack().setup(_progress)
+    except (StackError, RuntimeError) as error:
+        _fail(error)
+
+
+@app.command()
+def up(fresh: Annotated[bool, typer.Option(help="Wipe all stack data first.")] = False) -> None:
+    """Start every component and wait until each answers; write .freightline/stack.env."""
+    stack = _stack()
+    try:
+        env = stack.up(fresh=fresh, progress=_progress)
+    except (StackError, RuntimeError) as error:
+        _fail(error)
+        return
+    out.print(endpoints_table(env))
+    console.print(f"endpoints written to {stack.ctx.paths.env_file}")
+
+
+@app.command()
+def down() -> None:
+    """Stop every component (SIGTERM, then SIGKILL after the stop timeout)."""
+    _stack().down(progress=_progress)
+
+
+@app.command()
+def status() -> None:
+    """Show each component's state, pid, ports and readiness."""
+    table = Table(title="Local stack")
+    for column in ("component", "state", "pid", "ports", "ready"):
+        table.add_column(column)
+    for row in _stack().status():
+        ports = ", ".join(f"{role}={port}" for role, port in row.ports.items())
+        table.add_row(row.name, row.state, str(row.pid or "-"), ports, "yes" if row.ready else "no")
+    out.print(table)
+
+
+@app.command()
+def logs(
+    component: str,
+    lines: Annotated[int, typer.Option("-n", "--lines")] = 50,
+    follow: Annotated[bool, typer.Option("-f", "--follow")] = False,
+) -> None:
+    """Print the end of a component's log (logs/<component>.log)."""
+    stack = _stack()
+    try:
+        stack.component(component)
+    except StackError as error:
+        _fail(error)
+    path = stack.ctx.paths.log(component)
+    if not path.exists():
+        _fail(StackError(f"no log yet at {path}"))
+    command = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
+    raise typer.Exit(subprocess.call(command))
+
+
+def _mount_optional() -> None:
+    from deploy.pipeline import run as run_pipeline
+
+    app.command(name="run")(run_pipeline)
+    try:
+        from schemas.governance.cli import app as schemas_app
+    except ImportError:  # the governance package is optional for a minimal checkout
+        return
+    app.add_typer(schemas_app, name="schemas", help="Check and register the Avro contracts.")
+
+
+def main() -> None:
+    _mount_optional()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

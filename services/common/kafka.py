@@ -1,0 +1,408 @@
+"""Kafka clients every service uses: an idempotent producer and an at-least-once batch consumer loop.
+
+The consumer loop's contract: a batch's offsets are committed only after the batch handler returned and every
+record it produced was acknowledged by the broker (``acks=all``). A handler that raises, or a delivery that
+fails, rewinds the batch's partitions to the batch's first offsets and the batch is processed again after a
+back-off: nothing is committed that was not processed, and a crash replays at most the uncommitted batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Producer as _RawProducer
+from confluent_kafka.admin import AdminClient, NewTopic
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from services.common import tracing
+from services.common.lifecycle import Shutdown
+from services.common.metrics import ServiceMetrics
+from services.common.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+def headers_of(message: Message) -> list[tuple[str, bytes | None]]:
+    """A record's headers as a list of (key, bytes) pairs, whatever form the client returned."""
+    raw = message.headers() or []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(k, v.encode() if isinstance(v, str) else v) for k, v in items]
+
+
+class DeliveryError(RuntimeError):
+    """Records the broker did not acknowledge."""
+
+
+def producer_config(settings: KafkaSettings, client_id: str, **overrides: Any) -> dict[str, Any]:
+    """Durable defaults: idempotence, acks=all, compression, bounded local buffer."""
+    config: dict[str, Any] = {
+        **settings.client_config(),
+        "client.id": client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "compression.type": "lz4",
+        "linger.ms": 20,
+        "batch.size": 1_000_000,
+        "batch.num.messages": 10_000,
+        "queue.buffering.max.kbytes": 65_536,  # bounded memory: produce() blocks (polls) when full
+        "queue.buffering.max.messages": 200_000,
+        "delivery.timeout.ms": 120_000,
+    }
+    config.update(overrides)
+    return config
+
+
+def consumer_config(settings: KafkaSettings, group_id: str, client_id: str, **overrides: Any) -> dict[str, Any]:
+    """Manual commits only, from the earliest offset, with a bounded fetch queue."""
+    config: dict[str, Any] = {
+        **settings.client_config(),
+        "group.id": group_id,
+        "client.id": client_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+        "queued.max.messages.kbytes": 32_768,  # bounded memory per consumer
+        "fetch.max.bytes": 16_777_216,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": 30_000,
+        "max.poll.interval.ms": 300_000,
+    }
+    config.update(overrides)
+    return config
+
+
+class Producer:
+    """An idempotent producer that counts delivery reports and injects trace context into headers."""
+
+    def __init__(self, config: dict[str, Any], metrics: ServiceMetrics | None = None) -> None:
+        self._producer = _RawProducer(config)
+        self.metrics = metrics
+        self.in_flight = 0
+        self.delivered = 0
+        self.failures: list[tuple[str, KafkaError]] = []
+        self._counts: dict[tuple[str, str], int] = defaultdict(int)
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        self.in_flight -= 1
+        topic = message.topic() or "?"
+        if error is None:
+            self.delivered += 1
+            self._counts[(topic, "ok")] += 1
+        else:
+            self.failures.append((topic, error))
+            self._counts[(topic, "error")] += 1
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | str | None = None,
+        *,
+        headers: Headers | None = None,
+        partition: int | None = None,
+        timestamp: int | None = None,
+        context: otel_context.Context | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> None:
+        """Queue one record; blocks (serving delivery reports) while the local buffer is full."""
+        kwargs: dict[str, Any] = {"headers": tracing.inject(headers, context)}
+        if partition is not None:
+            kwargs["partition"] = partition
+        if timestamp is not None:
+            kwargs["timestamp"] = timestamp
+        if on_delivery is None:
+            kwargs["on_delivery"] = self._on_delivery
+        else:
+
+            def both(error: KafkaError | None, message: Message) -> None:
+                self._on_delivery(error, message)
+                on_delivery(error, message)
+
+            kwargs["on_delivery"] = both
+        while True:
+            try:
+                self._producer.produce(topic, value, key, **kwargs)
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self.in_flight += 1
+        if self.in_flight % 1000 == 0:
+            self._producer.poll(0)
+
+    def poll(self, timeout: float = 0) -> int:
+        served = int(self._producer.poll(timeout))
+        self._publish_counts()
+        return served
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until every queued record is acknowledged; raise ``DeliveryError`` for any that was not."""
+        remaining = self._producer.flush(timeout)
+        self._publish_counts()
+        if remaining:
+            raise DeliveryError(f"{remaining} records still unacknowledged after {timeout}s")
+        if self.failures:
+            failures, self.failures = self.failures, []
+            first_topic, first_error = failures[0]
+            raise DeliveryError(f"{len(failures)} deliveries failed; first: {first_topic}: {first_error}")
+
+    def _publish_counts(self) -> None:
+        if self.metrics is not None and self._counts:
+            for (topic, outcome), count in self._counts.items():
+                self.metrics.record_out(topic, outcome, count)
+        self._counts.clear()
+
+    def list_topics(self, timeout: float = 10.0) -> Any:
+        return self._producer.list_topics(timeout=timeout)
+
+    def close(self, timeout: float = 60.0) -> None:
+        self.flush(timeout)
+
+
+BatchHandler = Callable[[list[Message]], None]
+
+
+class ConsumerLoop:
+    """Consume in batches, hand each batch to ``handler``, commit only what is durable downstream."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topics: Sequence[str],
+        handler: BatchHandler,
+        *,
+        shutdown: Shutdown,
+        producer: Producer | None = None,
+        metrics: ServiceMetrics | None = None,
+        batch_size: int = 500,
+        batch_timeout_s: float = 0.5,
+        retry_backoff_s: float = 1.0,
+        max_retry_backoff_s: float = 30.0,
+        lag_interval_s: float = 10.0,
+        flush_timeout_s: float = 60.0,
+        pause_while: Callable[[], bool] | None = None,
+    ) -> None:
+        self.consumer = Consumer(config, logger=log)
+        self.topics = list(topics)
+        self.handler = handler
+        self.shutdown = shutdown
+        self.producer = producer
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.batch_timeout_s = batch_timeout_s
+        self.retry_backoff_s = retry_backoff_s
+        self.max_retry_backoff_s = max_retry_backoff_s
+        self.lag_interval_s = lag_interval_s
+        self.flush_timeout_s = flush_timeout_s
+        self.pause_while = pause_while
+        self.assignment: set[tuple[str, int]] = set()
+        self.committed_batches = 0
+        self.processed = 0
+        self._failures_in_a_row = 0
+        self._last_lag = 0.0
+        self._tracer = tracing.tracer("freightline.consumer")
+
+    # -- rebalance callbacks -----------------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assignment.update((p.topic, p.partition) for p in partitions)
+        log.info("assigned %s", sorted(self.assignment))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Every batch is committed before the next poll, so nothing processed is left uncommitted here.
+        for p in partitions:
+            self.assignment.discard((p.topic, p.partition))
+        log.info("revoked %s", [(p.topic, p.partition) for p in partitions])
+
+    # -- main loop --------------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.consumer.subscribe(
+            self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
+        try:
+            while not self.shutdown.requested:
+                if self.pause_while is not None and self.pause_while():
+                    self._paused_wait()
+                    continue
+                messages = self.consumer.consume(self.batch_size, self.batch_timeout_s)
+                batch = self._usable(messages)
+                if batch:
+                    self.process(batch)
+                elif self.producer is not None:
+                    self.producer.poll(0)
+                self._report_lag()
+        finally:
+            self.close()
+
+    def _paused_wait(self) -> None:
+        """Backpressure: keep the group membership alive without fetching while the target is down."""
+        assigned = self.consumer.assignment()
+        if assigned:
+            self.consumer.pause(assigned)
+        while not self.shutdown.requested and self.pause_while is not None and self.pause_while():
+            self.consumer.poll(0.5)  # serves rebalances and heartbeats; paused partitions return nothing
+        assigned = self.consumer.assignment()
+        if assigned:
+            self.consumer.resume(assigned)
+
+    def _usable(self, messages: Iterable[Message]) -> list[Message]:
+        batch = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                batch.append(message)
+            elif error.code() == KafkaError._PARTITION_EOF:
+                continue
+            elif error.fatal():
+                raise KafkaException(error)
+            else:
+                log.warning("consumer error: %s", error)
+                if self.metrics is not None:
+                    self.metrics.error("consumer")
+        return batch
+
+    def process(self, batch: list[Message]) -> bool:
+        """Handle, make durable and commit one batch; on failure rewind it. Returns True when committed."""
+        started = time.monotonic()
+        links = [
+            trace.Link(span_context)
+            for span_context in (
+                trace.get_current_span(tracing.extract(headers_of(m))).get_span_context() for m in batch[:32]
+            )
+            if span_context.is_valid
+        ]
+        with self._tracer.start_as_current_span("process batch", links=links) as span:
+            span.set_attribute("messaging.batch.message_count", len(batch))
+            try:
+                self.handler(batch)
+                if self.producer is not None:
+                    self.producer.flush(self.flush_timeout_s)
+            except Exception as error:
+                self._rewind(batch, error)
+                return False
+            offsets = self._next_offsets(batch)
+            try:
+                self._commit(offsets)
+            except KafkaException as error:
+                # A failed commit (e.g. a rebalance took the partition) only means a replay later: the
+                # outputs are durable and consumers downstream are idempotent.
+                log.warning("commit failed, the batch may be replayed: %s", error)
+                if self.metrics is not None:
+                    self.metrics.commits.labels(self.metrics.service, "error").inc()
+                return False
+        self._failures_in_a_row = 0
+        self.committed_batches += 1
+        self.processed += len(batch)
+        if self.metrics is not None:
+            self.metrics.commits.labels(self.metrics.service, "ok").inc()
+            elapsed = time.monotonic() - started
+            by_topic: dict[str, int] = defaultdict(int)
+            for message in batch:
+                by_topic[message.topic() or "?"] += 1
+            for topic in by_topic:
+                self.metrics.processing_latency.labels(self.metrics.service, topic).observe(elapsed)
+        return True
+
+    @staticmethod
+    def _next_offsets(batch: list[Message]) -> list[TopicPartition]:
+        highest: dict[tuple[str, int], int] = {}
+        for message in batch:
+            key = (message.topic() or "", message.partition() or 0)
+            highest[key] = max(highest.get(key, -1), message.offset() or 0)
+        return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        for attempt in Retrying(
+            retry=retry_if_exception_type(KafkaException),
+            wait=wait_exponential(multiplier=0.2, max=2),
+            stop=stop_after_delay(10),
+            reraise=True,
+        ):
+            with attempt:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+
+    def _rewind(self, batch: list[Message], error: Exception) -> None:
+        self._failures_in_a_row += 1
+        backoff = min(self.retry_backoff_s * 2 ** (self._failures_in_a_row - 1), self.max_retry_backoff_s)
+        log.warning(
+            "batch of %d failed (%s: %s); rewinding and retrying in %.1fs",
+            len(batch),
+            type(error).__name__,
+            error,
+            backoff,
+        )
+        if self.metrics is not None:
+            self.metrics.error(type(error).__name__)
+            for message in batch:
+                self.metrics.record_in(message.topic() or "?", "retried")
+        first: dict[tuple[str, int], int] = {}
+        for message in batch:
+            key = (message.topic() or "", message.partition() or 0)
+            first[key] = min(first.get(key, 1 << 62), message.offset() or 0)
+        for (topic, partition), offset in first.items():
+            if (topic, partition) in self.assignment:
+                try:
+                    self.consumer.seek(TopicPartition(topic, partition, offset))
+                except KafkaException as seek_error:
+                    log.warning("seek %s[%d] failed: %s", topic, partition, seek_error)
+        self.shutdown.wait(backoff)
+
+    def _report_lag(self) -> None:
+        if self.metrics is None or time.monotonic() - self._last_lag < self.lag_interval_s:
+            return
+        self._last_lag = time.monotonic()
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return
+        try:
+            positions = self.consumer.position(assigned)
+            for tp in positions:
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=1, cached=False)
+                position = tp.offset if tp.offset >= 0 else 0
+                self.metrics.consumer_lag.labels(self.metrics.service, tp.topic, str(tp.partition)).set(
+                    max(high - position, 0)
+                )
+        except KafkaException as error:
+            log.debug("lag probe failed: %s", error)
+
+    def close(self) -> None:
+        try:
+            if self.producer is not None:
+                self.producer.flush(self.flush_timeout_s)
+        finally:
+            self.consumer.close()
+
+
+def ensure_topics(
+    admin_config: dict[str, Any],
+    topics: Iterable[tuple[str, int, dict[str, str]]],
+    timeout: float = 30.0,
+    replication_factor: int = 1,
+) -> None:
+    """Create topics (name, partitions, configs) that do not exist yet; existing ones are left alone."""
+    admin = AdminClient(admin_config)
+    wanted = list(topics)
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    new = [
+        NewTopic(name, num_partitions=partitions, replication_factor=replication_factor, config=configs)
+        for name, partitions, configs in wanted
+        if name not in existing
+    ]
+    if not new:
+        return
+    for topic, future in admin.create_topics(new, operation_timeout=timeout).items():
+        try:
+            future.result()
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        log.info("created topic %s", topic)

@@ -1,0 +1,156 @@
+"""Avro in the Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro binary body).
+
+Encoding and decoding run on fastavro's schemaless reader and writer; the registry is any
+Confluent-compatible one, reached through confluent-kafka's ``SchemaRegistryClient``. Parsed schemas are
+cached by id, so the registry is asked once per schema and process.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import threading
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from services.common.settings import SchemaRegistrySettings
+
+MAGIC_BYTE = 0
+HEADER = struct.Struct(">bI")
+
+
+class SerdeError(Exception):
+    """A record that cannot be encoded or decoded; ``kind`` names the reason for dead letters."""
+
+    kind = "serde_error"
+
+
+class UndecodableRecord(SerdeError):
+    kind = "undecodable"
+
+
+class UnknownSchema(SerdeError):
+    kind = "unknown_schema"
+
+
+class InvalidRecord(SerdeError):
+    kind = "invalid_record"
+
+
+class RegistryLike(Protocol):
+    def get_schema(self, schema_id: int, *args: Any, **kwargs: Any) -> Schema: ...
+
+    def register_schema(self, subject_name: str, schema: Schema, *args: Any, **kwargs: Any) -> int: ...
+
+    def lookup_schema(self, subject_name: str, schema: Schema, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def registry_client(settings: SchemaRegistrySettings) -> SchemaRegistryClient:
+    return SchemaRegistryClient(settings.client_config())
+
+
+def schema_id_of(data: bytes) -> int:
+    """The schema id in a wire-format payload's header."""
+    if len(data) < HEADER.size:
+        raise UndecodableRecord(f"payload of {len(data)} bytes is shorter than the 5-byte header")
+    magic, schema_id = HEADER.unpack_from(data)
+    if magic != MAGIC_BYTE:
+        raise UndecodableRecord(f"unknown magic byte {magic} (expected {MAGIC_BYTE})")
+    return int(schema_id)
+
+
+def with_schema_id(data: bytes, schema_id: int) -> bytes:
+    """``data`` with its header rewritten to ``schema_id`` (the body is untouched)."""
+    schema_id_of(data)
+    return HEADER.pack(MAGIC_BYTE, schema_id) + data[HEADER.size :]
+
+
+class Encoder:
+    """Writes records of one schema, registered under one subject, in the wire format."""
+
+    def __init__(self, schema_id: int, parsed: Any) -> None:
+        self.schema_id = schema_id
+        self._parsed = parsed
+        self._header = HEADER.pack(MAGIC_BYTE, schema_id)
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        buffer = io.BytesIO()
+        buffer.write(self._header)
+        try:
+            fastavro.schemaless_writer(buffer, self._parsed, record)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as error:
+            raise InvalidRecord(f"record does not match schema {self.schema_id}: {error}") from error
+        return buffer.getvalue()
+
+
+class AvroSerde:
+    """Encoders per subject and a decoder for any schema id, over one registry client."""
+
+    def __init__(self, registry: RegistryLike, *, auto_register: bool = True) -> None:
+        self.registry = registry
+        self.auto_register = auto_register
+        self._by_id: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def parse(schema: Mapping[str, Any] | str) -> Any:
+        raw = json.loads(schema) if isinstance(schema, str) else dict(schema)
+        return fastavro.parse_schema(raw)
+
+    def encoder(self, subject: str, schema: Mapping[str, Any] | str) -> Encoder:
+        """Register (or look up, when auto-registration is off) ``schema`` under ``subject``."""
+        text = schema if isinstance(schema, str) else json.dumps(schema, separators=(",", ":"))
+        parsed = self.parse(text)
+        try:
+            if self.auto_register:
+                schema_id = self.registry.register_schema(subject, Schema(text, "AVRO"))
+            else:
+                schema_id = self.registry.lookup_schema(subject, Schema(text, "AVRO")).schema_id
+        except SchemaRegistryError as error:
+            raise UnknownSchema(f"subject {subject}: {error}") from error
+        with self._lock:
+            self._by_id.setdefault(schema_id, parsed)
+        return Encoder(schema_id, parsed)
+
+    def writer_schema(self, schema_id: int) -> Any:
+        parsed = self._by_id.get(schema_id)
+        if parsed is not None:
+            return parsed
+        try:
+            registered = self.registry.get_schema(schema_id)
+        except SchemaRegistryError as error:
+            raise UnknownSchema(f"schema id {schema_id} is unknown to the registry: {error}") from error
+        if (registered.schema_type or "AVRO") != "AVRO":
+            raise UnknownSchema(f"schema id {schema_id} is {registered.schema_type}, not AVRO")
+        parsed = self.parse(registered.schema_str or "")
+        with self._lock:
+            self._by_id[schema_id] = parsed
+        return parsed
+
+    def decode(self, data: bytes | None, reader_schema: Any | None = None) -> dict[str, Any]:
+        """Decode a wire-format payload; raises a ``SerdeError`` for anything that is not one."""
+        if data is None:
+            raise UndecodableRecord("record has no value (tombstone)")
+        schema_id = schema_id_of(data)
+        writer = self.writer_schema(schema_id)
+        buffer = io.BytesIO(data)
+        buffer.seek(HEADER.size)
+        try:
+            record = fastavro.schemaless_reader(buffer, writer, reader_schema)
+        except Exception as error:  # fastavro raises many types for corrupt bodies
+            raise UndecodableRecord(f"body does not decode with schema {schema_id}: {error!r}") from error
+        if buffer.tell() != len(data):
+            raise UndecodableRecord(f"{len(data) - buffer.tell()} trailing bytes after a record of schema {schema_id}")
+        if not isinstance(record, dict):
+            raise UndecodableRecord(f"schema {schema_id} is not a record schema")
+        return record
+
+
+def subject_for(topic: str) -> str:
+    """TopicNameStrategy: the value subject of ``topic``."""
+    return f"{topic}-value"

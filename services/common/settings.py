@@ -1,0 +1,155 @@
+"""Typed settings read from environment variables.
+
+Every host, port and credential a Freightline process uses comes from one of these classes. The local
+defaults (the embedded stack's loopback endpoints) live here and nowhere else. Secrets are ``SecretStr``
+and never have a default: a process that needs one and does not get it fails with a clear error.
+
+Nothing here reads the environment at import time: an entrypoint instantiates the class it needs.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Loopback ports of the embedded local stack. The stack starts its servers on these ports and the client
+# settings below default to them, so a process started without configuration talks to the local stack.
+LOCAL_HOST = "127.0.0.1"
+LOCAL_KAFKA_PORT = 19092
+LOCAL_KAFKA_CONTROLLER_PORT = 19093
+REMOTE_KAFKA_PORT = 29092
+REMOTE_KAFKA_CONTROLLER_PORT = 29093
+POSTGRES_PORT = 15432
+SCHEMA_REGISTRY_PORT = 18081
+POSTGRES_USER = "freightline"
+POSTGRES_DB = "freightline"
+
+
+def _settings_config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", case_sensitive=False)
+
+
+class KafkaSettings(BaseSettings):
+    """The local Kafka cluster every service reads from and writes to."""
+
+    model_config = _settings_config("KAFKA_")
+
+    bootstrap_servers: str = Field(
+        default=f"{LOCAL_HOST}:{LOCAL_KAFKA_PORT}",
+        description="KAFKA_BOOTSTRAP_SERVERS: comma-separated host:port list.",
+    )
+    security_protocol: str = Field(default="PLAINTEXT", description="KAFKA_SECURITY_PROTOCOL.")
+    sasl_mechanism: str | None = Field(default=None, description="KAFKA_SASL_MECHANISM, e.g. SCRAM-SHA-256.")
+    sasl_username: str | None = Field(default=None, description="KAFKA_SASL_USERNAME.")
+    sasl_password: SecretStr | None = Field(default=None, description="KAFKA_SASL_PASSWORD (secret).")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("bootstrap servers must not be empty")
+        return value.strip()
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka connection properties (no secrets are logged: see ``masked``)."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.security_protocol.upper().startswith("SASL"):
+            if not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+                raise ValueError(
+                    f"security protocol {self.security_protocol} needs a SASL mechanism, username and password"
+                )
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.sasl_username
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        return config
+
+    def masked(self) -> dict[str, str]:
+        return {k: ("***" if "password" in k else v) for k, v in self.client_config().items()}
+
+
+class RemoteKafkaSettings(KafkaSettings):
+    """The upstream ("remote") cluster: SASL/SCRAM, credentials only from the environment."""
+
+    model_config = _settings_config("REMOTE_KAFKA_")
+
+    bootstrap_servers: str = Field(
+        default=f"{LOCAL_HOST}:{REMOTE_KAFKA_PORT}",
+        description="REMOTE_KAFKA_BOOTSTRAP_SERVERS.",
+    )
+    security_protocol: str = Field(default="SASL_PLAINTEXT", description="REMOTE_KAFKA_SECURITY_PROTOCOL.")
+    sasl_mechanism: str | None = Field(default="SCRAM-SHA-256", description="REMOTE_KAFKA_SASL_MECHANISM.")
+
+
+class SchemaRegistrySettings(BaseSettings):
+    """How clients reach a Confluent-compatible Schema Registry."""
+
+    model_config = _settings_config("SCHEMA_REGISTRY_")
+
+    url: str = Field(default=f"http://{LOCAL_HOST}:{SCHEMA_REGISTRY_PORT}", description="SCHEMA_REGISTRY_URL.")
+    basic_auth_user_info: SecretStr | None = Field(
+        default=None, description="SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO as user:password (secret)."
+    )
+
+    def client_config(self) -> dict[str, str]:
+        config = {"url": self.url}
+        if self.basic_auth_user_info is not None:
+            config["basic.auth.user.info"] = self.basic_auth_user_info.get_secret_value()
+        return config
+
+
+class PostgresSettings(BaseSettings):
+    model_config = _settings_config("POSTGRES_")
+
+    dsn: str = Field(
+        default=f"postgresql://{POSTGRES_USER}@{LOCAL_HOST}:{POSTGRES_PORT}/{POSTGRES_DB}",
+        description="POSTGRES_DSN: libpq connection string.",
+    )
+
+
+class ServiceSettings(BaseSettings):
+    """What every long-running service shares: its name, log level, metrics port, tracing."""
+
+    model_config = _settings_config("")
+
+    service_name: str = Field(default="freightline", description="SERVICE_NAME.")
+    log_level: str = Field(default="INFO", description="LOG_LEVEL.")
+    metrics_host: str = Field(default=LOCAL_HOST, description="METRICS_HOST.")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="METRICS_PORT (0 = any free port).")
+    otel_exporter: str = Field(
+        default="none", description="OTEL_EXPORTER: none | console | otlp (otlp needs the OTLP env vars)."
+    )
+    shutdown_timeout_s: float = Field(default=30.0, gt=0, description="SHUTDOWN_TIMEOUT_S: drain deadline.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return upper
+
+
+class StackSettings(BaseSettings):
+    """The embedded local stack started by ``freightline up`` (ports, state directory, credentials)."""
+
+    model_config = _settings_config("FREIGHTLINE_")
+
+    home: str = Field(default=".freightline", description="FREIGHTLINE_HOME: state, logs, jars, data.")
+    kafka_port: int = Field(default=LOCAL_KAFKA_PORT, description="FREIGHTLINE_KAFKA_PORT.")
+    kafka_controller_port: int = Field(default=LOCAL_KAFKA_CONTROLLER_PORT)
+    remote_kafka_port: int = Field(default=REMOTE_KAFKA_PORT, description="FREIGHTLINE_REMOTE_KAFKA_PORT.")
+    remote_kafka_controller_port: int = Field(default=REMOTE_KAFKA_CONTROLLER_PORT)
+    postgres_port: int = Field(default=POSTGRES_PORT, description="FREIGHTLINE_POSTGRES_PORT.")
+    schema_registry_port: int = Field(default=SCHEMA_REGISTRY_PORT)
+    kafka_heap: str = Field(default="512m", description="FREIGHTLINE_KAFKA_HEAP: -Xmx of each broker.")
+    remote_sasl_username: str = Field(default="mirror", description="FREIGHTLINE_REMOTE_SASL_USERNAME.")
+    remote_sasl_password: SecretStr | None = Field(
+        default=None,
+        description="FREIGHTLINE_REMOTE_SASL_PASSWORD; when unset, a random one is generated on first "
+        "start and kept in the state directory (never in the repository).",
+    )
+    stop_timeout_s: int = Field(default=30, description="Seconds between SIGTERM and SIGKILL on down.")
+    start_timeout_s: int = Field(default=120, description="Seconds a component may take to answer.")
