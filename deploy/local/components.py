@@ -347,5 +347,5 @@ def default_components() -> list[Component]:
         KafkaBroker("kafka", sasl=False),
         KafkaBroker("remote_kafka", sasl=True),
         Postgres(),
-        # SchemaRegistry(),
+        SchemaRegistry(),
     ]

@@ -89,6 +89,7 @@ class Producer:
         self._producer = _RawProducer(config)
         self.metrics = metrics
         self.in_flight = 0
+        self.queued = 0
         self.delivered = 0
         self.failures: list[tuple[str, KafkaError]] = []
         self._counts: dict[tuple[str, str], int] = defaultdict(int)
@@ -116,29 +117,33 @@ class Producer:
         on_delivery: DeliveryCallback | None = None,
     ) -> None:
         """Queue one record; blocks (serving delivery reports) while the local buffer is full."""
-        kwargs: dict[str, Any] = {"headers": tracing.inject(headers, context)}
+        kwargs: dict[str, Any] = {}
+        carrier = tracing.inject(headers, context)
+        if carrier:
+            kwargs["headers"] = carrier
         if partition is not None:
             kwargs["partition"] = partition
         if timestamp is not None:
             kwargs["timestamp"] = timestamp
         if on_delivery is None:
-            kwargs["on_delivery"] = self._on_delivery
+            callback: DeliveryCallback = self._on_delivery
         else:
 
-            def both(error: KafkaError | None, message: Message) -> None:
+            def callback(error: KafkaError | None, message: Message) -> None:
                 self._on_delivery(error, message)
                 on_delivery(error, message)
 
-            kwargs["on_delivery"] = both
+        produce = self._producer.produce
         while True:
             try:
-                self._producer.produce(topic, value, key, **kwargs)
+                produce(topic, value, key, on_delivery=callback, **kwargs)
                 break
             except BufferError:
                 self._producer.poll(0.05)
         self.in_flight += 1
-        if self.in_flight % 1000 == 0:
-            self._producer.poll(0)
+        self.queued += 1
+        if self.queued % 1000 == 0:
+            self._producer.poll(0)  # serve delivery reports as we go
 
     def poll(self, timeout: float = 0) -> int:
         served = int(self._producer.poll(timeout))

@@ -54,6 +54,8 @@ def configure_tracing(service_name: str, exporter: str = "none") -> TracerProvid
 def inject(headers: KafkaHeaders | None = None, ctx: otel_context.Context | None = None) -> KafkaHeaders:
     """Return ``headers`` with the current (or given) trace context as ``traceparent``/``tracestate``."""
     carrier: KafkaHeaders = list(headers or [])
+    if not trace.get_current_span(ctx).get_span_context().is_valid:
+        return carrier  # nothing to propagate: skip the propagator on the hot path
     _PROPAGATOR.inject(carrier, context=ctx, setter=_HeaderSetter())
     return carrier
 

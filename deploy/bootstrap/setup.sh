@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One idempotent setup step for a fresh machine: OS packages (apt), the Python environments (uv, from the
+# committed lock) and the stack's jars (Maven Central). Both README commands run it first.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+STATE="${FREIGHTLINE_HOME:-$ROOT/.freightline}"
+case "$STATE" in /*) ;; *) STATE="$ROOT/$STATE" ;; esac
+UV_VERSION="0.13.8"
+BOOTSTRAP="$STATE/bootstrap"
+
+say() { printf '\033[2m%s\033[0m setup: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# --- OS packages ------------------------------------------------------------------------------------
+apt_packages=()
+[ -x /usr/lib/postgresql/15/bin/postgres ] || apt_packages+=(postgresql-15)
+command -v java >/dev/null || apt_packages+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || apt_packages+=(maven)
+command -v wrk >/dev/null || apt_packages+=(wrk)
+command -v git >/dev/null || apt_packages+=(git)
+id -u postgres >/dev/null 2>&1 || apt_packages+=(postgresql-common)
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing OS packages (${apt_packages[*]}); install them with apt-get as root" >&2
+    exit 1
+  fi
+  say "installing OS packages: ${apt_packages[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+  # Debian starts a system cluster on install; the stack runs its own private one.
+  if command -v pg_ctlcluster >/dev/null; then pg_ctlcluster 15 main stop >/dev/null 2>&1 || true; fi
+fi
+
+# --- Python: uv in a private bootstrap environment, then the locked project environment ----------------
+mkdir -p "$STATE"
+if [ ! -x "$BOOTSTRAP/bin/uv" ] || [ "$("$BOOTSTRAP/bin/uv" --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+  say "installing uv $UV_VERSION"
+  python3 -m venv "$BOOTSTRAP"
+  "$BOOTSTRAP/bin/pip" install -q --disable-pip-version-check "uv==$UV_VERSION"
+fi
+export UV_CACHE_DIR="${UV_CACHE_DIR:-$HOME/.cache/uv}"
+say "syncing the Python environment from uv.lock"
+"$BOOTSTRAP/bin/uv" sync --frozen --quiet
+
+# --- Java runtimes of the local stack (Maven Central) -------------------------------------------------
+"$ROOT/.venv/bin/freightline" setup
+say "ready"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The full test suite: lint, types, contract governance, then unit, integration and end-to-end tests on the
+# real local stack (started once for the whole session by tests/conftest.py).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+BIN="$ROOT/.venv/bin"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "ruff"
+"$BIN/ruff" check .
+"$BIN/ruff" format --check .
+step "mypy"
+"$BIN/mypy" services schemas deploy tests stream_processors batch_spark
+step "schema governance"
+"$BIN/freightline" schemas check
+step "pytest"
+set +e
+"$BIN/pytest" "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests" >&2
+  exit 1
+fi
+exit "$status"

@@ -1,0 +1,1 @@
+"""Freightline's Avro contracts: schema files, topic catalogue, examples and their governance."""

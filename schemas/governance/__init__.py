@@ -1,0 +1,1 @@
+"""Contract governance: offline compatibility and quality checks, registration, generated docs."""

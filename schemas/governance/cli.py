@@ -1,0 +1,93 @@
+"""``python -m schemas.governance`` (mounted as ``freightline schemas``): check, register, docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from schemas.catalogue import PACKAGE_DIR, load_catalogue
+from schemas.governance import docs as docs_module
+from schemas.governance.checks import run_checks
+from schemas.loader import DirectorySource
+
+app = typer.Typer(help="Govern the Avro contracts: check them, register them, document them.", no_args_is_help=True)
+
+SchemasDir = Annotated[
+    Path,
+    typer.Option("--schemas-dir", help="The schemas folder (avro/, catalogue.yaml, examples/, docs/)."),
+]
+
+
+@app.command()
+def check(
+    schemas_dir: SchemasDir = PACKAGE_DIR,
+    history: Annotated[bool, typer.Option(help="Compare with the versions released in git history.")] = True,
+) -> None:
+    """Offline contract check; exit code 1 on any problem.
+
+    Catalogue consistency, docs on every record and field, examples that validate and round-trip, the
+    generated reference being up to date, and compatibility of every subject with each released version.
+    """
+    report = run_checks(schemas_dir, history=history)
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    for problem in report.problems:
+        typer.echo(problem.render())
+    summary = (
+        f"{report.subjects} subjects, {report.schema_files} schema files, {report.examples} examples, "
+        f"{report.comparisons} comparisons with released versions"
+    )
+    if report.ok:
+        typer.echo(f"schemas check passed: {summary}")
+        return
+    typer.echo(f"schemas check FAILED with {len(report.problems)} problem(s): {summary}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def register(
+    url: Annotated[
+        str | None, typer.Option(help="Schema Registry URL (default: SCHEMA_REGISTRY_URL settings).")
+    ] = None,
+    subject_prefix: Annotated[str, typer.Option(help="Prefix for every subject (tests, staging).")] = "",
+    topic: Annotated[list[str] | None, typer.Option(help="Register only these topics (repeatable).")] = None,
+) -> None:
+    """Register every catalogue subject and set its compatibility level (idempotent)."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    from schemas.governance.register import register_all
+    from services.common.settings import SchemaRegistrySettings
+
+    settings = SchemaRegistrySettings() if url is None else SchemaRegistrySettings(url=url)
+    catalogue = load_catalogue()
+    selected = [catalogue.topic(name) for name in topic] if topic else None
+    client = SchemaRegistryClient(settings.client_config())
+    try:
+        results = register_all(client, catalogue, subject_prefix=subject_prefix, topics=selected)
+    except SchemaRegistryError as error:
+        typer.echo(f"registration failed: {error}", err=True)
+        raise typer.Exit(code=1) from error
+    for item in results:
+        typer.echo(f"{item.subject} -> id {item.schema_id}, version {item.version} ({item.compatibility})")
+
+
+@app.command()
+def docs(
+    schemas_dir: SchemasDir = PACKAGE_DIR,
+    check_only: Annotated[bool, typer.Option("--check", help="Only report whether docs are current.")] = False,
+) -> None:
+    """Write the field reference (docs/*.md) from the schemas' docs."""
+    source = DirectorySource(schemas_dir / "avro")
+    rendered = docs_module.render(source, load_catalogue(schemas_dir / "catalogue.yaml"))
+    if check_only:
+        stale = docs_module.outdated(schemas_dir / "docs", rendered)
+        if stale:
+            typer.echo(f"out of date: {', '.join(stale)}")
+            raise typer.Exit(code=1)
+        typer.echo("docs are up to date")
+        return
+    changed = docs_module.write(schemas_dir / "docs", rendered)
+    typer.echo(f"wrote {', '.join(changed)}" if changed else "docs already up to date")

@@ -1,0 +1,1 @@
+"""Freightline's Schema Registry: Confluent's REST API over PostgreSQL."""

@@ -1,0 +1,70 @@
+"""Entrypoint: ``python -m services.schema_registry`` (configuration from ``SCHEMA_REGISTRY_SERVER_*``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import uvicorn
+from psycopg_pool import AsyncConnectionPool
+
+from services.common.logging import configure_logging
+
+from .app import RegistryApp
+from .registry import Registry
+from .settings import RegistryServerSettings
+
+log = logging.getLogger("services.schema_registry")
+
+
+def build_app(settings: RegistryServerSettings) -> RegistryApp:
+    pool = AsyncConnectionPool(
+        settings.database_dsn,
+        min_size=1,
+        max_size=settings.pool_max_size,
+        open=False,
+        kwargs={"autocommit": True},
+        name="schema-registry",
+    )
+    registry = Registry(pool, settings.default_compatibility)
+    return RegistryApp(registry, users=settings.users(), max_body_bytes=settings.max_body_bytes)
+
+
+def app_factory() -> RegistryApp:
+    """Factory uvicorn calls in each worker process."""
+    settings = RegistryServerSettings()
+    configure_logging("schema-registry", settings.log_level)
+    return build_app(settings)
+
+
+def main() -> None:
+    settings = RegistryServerSettings()
+    configure_logging("schema-registry", settings.log_level)
+    settings.users()  # fail fast on a malformed user list
+    log.info(
+        "starting schema registry on %s:%d (workers=%d, default compatibility %s, auth %s)",
+        settings.host,
+        settings.port,
+        settings.workers,
+        settings.default_compatibility.value,
+        "on" if settings.basic_auth_users else "off",
+    )
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": False,
+        "log_config": None,
+        "timeout_graceful_shutdown": 10,
+        "backlog": 4096,
+    }
+    if settings.workers > 1:
+        uvicorn.run("services.schema_registry.__main__:app_factory", factory=True, workers=settings.workers, **common)
+    else:
+        uvicorn.run(build_app(settings), **common)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()

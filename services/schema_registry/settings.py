@@ -1,0 +1,69 @@
+"""Settings of the Schema Registry server (environment prefix ``SCHEMA_REGISTRY_SERVER_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.compatibility import CompatibilityLevel
+from services.common.settings import LOCAL_HOST, POSTGRES_DB, POSTGRES_PORT, POSTGRES_USER, SCHEMA_REGISTRY_PORT
+
+
+class RegistryServerSettings(BaseSettings):
+    """How the registry server listens, where it keeps its state and who may call it."""
+
+    model_config = SettingsConfigDict(env_prefix="SCHEMA_REGISTRY_SERVER_", extra="ignore", case_sensitive=False)
+
+    host: str = Field(default=LOCAL_HOST, description="SCHEMA_REGISTRY_SERVER_HOST: interface to bind.")
+    port: int = Field(
+        default=SCHEMA_REGISTRY_PORT, ge=0, le=65535, description="SCHEMA_REGISTRY_SERVER_PORT (0 = any free)."
+    )
+    database_dsn: str = Field(
+        default=f"postgresql://{POSTGRES_USER}@{LOCAL_HOST}:{POSTGRES_PORT}/{POSTGRES_DB}",
+        description="SCHEMA_REGISTRY_SERVER_DATABASE_DSN: libpq connection string of the state database.",
+    )
+    basic_auth_users: SecretStr | None = Field(
+        default=None,
+        description="SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS: 'user:password,user2:password2' (secret). "
+        "When unset, no authentication is required.",
+    )
+    default_compatibility: CompatibilityLevel = Field(
+        default=CompatibilityLevel.BACKWARD,
+        description="SCHEMA_REGISTRY_SERVER_DEFAULT_COMPATIBILITY: level used until a global one is set.",
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="SCHEMA_REGISTRY_SERVER_WORKERS: processes.")
+    log_level: str = Field(default="INFO", description="SCHEMA_REGISTRY_SERVER_LOG_LEVEL.")
+    pool_max_size: int = Field(
+        default=8, ge=1, le=100, description="SCHEMA_REGISTRY_SERVER_POOL_MAX_SIZE: connections per worker."
+    )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="SCHEMA_REGISTRY_SERVER_MAX_BODY_BYTES: request limit."
+    )
+
+    @field_validator("default_compatibility", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> CompatibilityLevel:
+        return CompatibilityLevel.parse(str(value))
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return upper
+
+    def users(self) -> dict[str, str]:
+        """The configured basic-auth users (name -> password); empty when authentication is off."""
+        if self.basic_auth_users is None:
+            return {}
+        users: dict[str, str] = {}
+        for entry in self.basic_auth_users.get_secret_value().split(","):
+            entry = entry.strip()
+            if not entry:
+                continue
+            name, sep, password = entry.partition(":")
+            if not sep or not name:
+                raise ValueError("SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS entries must be user:password")
+            users[name] = password
+        return users

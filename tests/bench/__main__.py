@@ -1,0 +1,101 @@
+"""``make bench``: every ``tests/bench/bench_*.py`` against its baseline in the same run.
+
+Each bench module exposes ``run(env) -> list[dict]`` (name, value, unit, baseline_name, baseline_value, ratio,
+goal). Results are printed and written to ``<state>/bench/results.json`` and ``results.md``. Pass bench names
+(``common``, ``schema_registry``, ...) to run only those.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from deploy.local.context import StackContext
+from deploy.local.stack import Stack
+from services.common.settings import StackSettings
+
+HERE = Path(__file__).resolve().parent
+
+
+def available() -> list[str]:
+    return sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:,.1f}" if isinstance(value, int | float) else str(value)
+
+
+def main(argv: list[str]) -> int:
+    names = argv or available()
+    unknown = set(names) - set(available())
+    if unknown:
+        print(f"unknown benches {sorted(unknown)}; available: {available()}", file=sys.stderr)
+        return 2
+    console = Console()
+    stack = Stack(StackContext.create(StackSettings()))
+    was_running = stack.supervisor.running()
+    env = stack.up(progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    results: list[dict[str, Any]] = []
+    failures = 0
+    try:
+        for name in names:
+            console.print(f"[bold]bench {name}[/bold]")
+            started = time.monotonic()
+            try:
+                module = importlib.import_module(f"tests.bench.bench_{name}")
+                rows = module.run(env)
+            except Exception:
+                failures += 1
+                console.print(f"[red]bench {name} failed[/red]\n{traceback.format_exc()}")
+                continue
+            for row in rows:
+                row["bench"] = name
+            results += rows
+            console.print(f"  done in {time.monotonic() - started:.0f}s")
+    finally:
+        if not was_running:
+            stack.down()
+    table = Table(title="Freightline benchmarks (same run, same machine)")
+    for column in ("benchmark", "value", "baseline", "baseline value", "ratio", "goal"):
+        table.add_column(column)
+    for row in results:
+        table.add_row(
+            row["name"],
+            f"{_fmt(row['value'])} {row['unit']}",
+            row["baseline_name"],
+            f"{_fmt(row['baseline_value'])} {row['unit']}",
+            f"{row['ratio']:.2f}x",
+            row["goal"],
+        )
+    console.print(table)
+    out = stack.ctx.paths.home / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": platform.platform()}
+    (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))
+    lines = [
+        f"# Freightline benchmarks ({meta['time']}, {meta['machine']})",
+        "",
+        "| benchmark | value | baseline | baseline value | ratio | goal |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['name']} | {_fmt(r['value'])} {r['unit']} | {r['baseline_name']} | {_fmt(r['baseline_value'])} "
+        f"{r['unit']} | {r['ratio']:.2f}x | {r['goal']} |"
+        for r in results
+    ]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    console.print(f"results written to {out / 'results.md'} and {out / 'results.json'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import httpx
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from services.common import tracing
+from services.common.logging import configure_logging
+from services.common.metrics import MetricsServer, ServiceMetrics
+
+
+def test_trace_context_round_trips_through_kafka_headers() -> None:
+    provider = TracerProvider()
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("produce") as span:
+        headers = tracing.inject([("other", b"x")])
+        expected = span.get_span_context()
+    assert ("other", b"x") in headers
+    parent = trace.get_current_span(tracing.extract(headers)).get_span_context()
+    assert parent.trace_id == expected.trace_id
+    assert parent.span_id == expected.span_id
+    assert tracing.traceparent(headers) is not None
+
+
+def test_extract_without_headers_is_empty() -> None:
+    assert not trace.get_current_span(tracing.extract(None)).get_span_context().is_valid
+
+
+def test_json_logs_carry_trace_ids(capsys: object) -> None:
+    stream = io.StringIO()
+    configure_logging("svc", "INFO")
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("work") as span:
+        logging.getLogger("x").info("hello %s", "world")
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    line = json.loads(stream.getvalue().strip().splitlines()[-1])
+    assert line["message"] == "hello world"
+    assert line["service"] == "svc"
+    assert line["trace_id"] == trace_id
+    assert line["level"] == "INFO"
+
+
+def test_metrics_server_endpoints() -> None:
+    metrics = ServiceMetrics("svc")
+    metrics.record_in("topic-a", "ok", 3)
+    ready = {"value": False}
+    server = MetricsServer(metrics, "127.0.0.1", 0, ready=lambda: ready["value"]).start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        body = httpx.get(f"{base}/metrics").text
+        assert 'freightline_records_consumed_total{outcome="ok",service="svc",topic="topic-a"} 3.0' in body
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        assert httpx.get(f"{base}/readyz").status_code == 503
+        ready["value"] = True
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        assert httpx.get(f"{base}/nope").status_code == 404
+    finally:
+        server.stop()
