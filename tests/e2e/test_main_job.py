@@ -1,0 +1,23 @@
+"""The main job's stages end to end on the session's local stack."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy.local.context import StackContext
+from deploy.local.stack import Stack
+from deploy.pipeline import execute
+from schemas.catalogue import load_catalogue
+from services.common.settings import StackSettings
+
+pytestmark = pytest.mark.e2e
+
+
+def test_main_job_completes_with_matching_counts(stack_env: dict[str, str]) -> None:
+    stack = Stack(StackContext.create(StackSettings()))
+    report = execute(stack, stack_env, events=3000)
+    assert report.problems == []
+    sections = report.sections
+    assert dict(sections["Contracts"])["subjects registered"] == str(len(load_catalogue().topics))
+    smoke = dict(sections["Shared-library pipeline (product views)"])
+    assert smoke["consumed and committed"].startswith("3,000")
