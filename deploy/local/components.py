@@ -348,4 +348,11 @@ def default_components() -> list[Component]:
         KafkaBroker("remote_kafka", sasl=True),
         Postgres(),
         SchemaRegistry(),
+        *_storage(),
     ]
+
+
+def _storage() -> list[Component]:
+    from deploy.local.storage_components import storage_components  # imports this module
+
+    return storage_components()

@@ -54,6 +54,10 @@ class Stack:
         for name in jars.runtimes():
             progress(f"resolving {name} jars from Maven Central")
             jars.fetch(self.ctx.paths, name)
+        for component in self.components:
+            component_setup = getattr(component, "setup", None)
+            if callable(component_setup):  # optional hook: build launchers and binaries (idempotent)
+                component_setup(self.ctx, progress)
 
     def up(self, *, fresh: bool = False, progress: Progress = _quiet) -> dict[str, str]:
         if fresh:

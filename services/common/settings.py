@@ -23,6 +23,11 @@ POSTGRES_PORT = 15432
 SCHEMA_REGISTRY_PORT = 18081
 POSTGRES_USER = "freightline"
 POSTGRES_DB = "freightline"
+MONGODB_PORT = 17017
+HDFS_NAMENODE_PORT = 18020
+HDFS_WEBHDFS_PORT = 18870
+GCS_EMULATOR_PORT = 14443
+GCS_LOCAL_BUCKET = "freightline-raw"
 
 
 def _settings_config(prefix: str) -> SettingsConfigDict:
@@ -109,6 +114,39 @@ class PostgresSettings(BaseSettings):
     )
 
 
+class MongoSettings(BaseSettings):
+    """How clients reach MongoDB (the local stack's wire-protocol server by default)."""
+
+    model_config = _settings_config("MONGODB_")
+
+    uri: str = Field(default=f"mongodb://{LOCAL_HOST}:{MONGODB_PORT}", description="MONGODB_URI (no credentials).")
+    username: str | None = Field(default=None, description="MONGODB_USERNAME.")
+    password: SecretStr | None = Field(default=None, description="MONGODB_PASSWORD (secret).")
+    database: str = Field(default="freightline", description="MONGODB_DATABASE.")
+
+
+class HdfsSettings(BaseSettings):
+    """How clients reach HDFS: WebHDFS for Python, the NameNode RPC URI for JVM readers (Spark)."""
+
+    model_config = _settings_config("HDFS_")
+
+    webhdfs_url: str = Field(default=f"http://{LOCAL_HOST}:{HDFS_WEBHDFS_PORT}", description="HDFS_WEBHDFS_URL.")
+    namenode_uri: str = Field(default=f"hdfs://{LOCAL_HOST}:{HDFS_NAMENODE_PORT}", description="HDFS_NAMENODE_URI.")
+    user: str = Field(default="freightline", description="HDFS_USER: the simple-auth user name.")
+
+
+class GcsSettings(BaseSettings):
+    """How clients reach Google Cloud Storage; ``GCS_ENDPOINT`` set = an emulator with anonymous access."""
+
+    model_config = _settings_config("GCS_")
+
+    endpoint: str | None = Field(
+        default=None, description="GCS_ENDPOINT: emulator URL; unset = real GCS with application default credentials."
+    )
+    project: str = Field(default="freightline", description="GCS_PROJECT.")
+    bucket: str = Field(default=GCS_LOCAL_BUCKET, description="GCS_BUCKET: default bucket of raw data.")
+
+
 class ServiceSettings(BaseSettings):
     """What every long-running service shares: its name, log level, metrics port, tracing."""
 
@@ -145,6 +183,13 @@ class StackSettings(BaseSettings):
     postgres_port: int = Field(default=POSTGRES_PORT, description="FREIGHTLINE_POSTGRES_PORT.")
     schema_registry_port: int = Field(default=SCHEMA_REGISTRY_PORT)
     kafka_heap: str = Field(default="512m", description="FREIGHTLINE_KAFKA_HEAP: -Xmx of each broker.")
+    mongodb_port: int = Field(default=MONGODB_PORT, description="FREIGHTLINE_MONGODB_PORT.")
+    mongodb_heap: str = Field(default="384m", description="FREIGHTLINE_MONGODB_HEAP: -Xmx of the MongoDB server.")
+    hdfs_namenode_port: int = Field(default=HDFS_NAMENODE_PORT, description="FREIGHTLINE_HDFS_NAMENODE_PORT.")
+    hdfs_webhdfs_port: int = Field(default=HDFS_WEBHDFS_PORT, description="FREIGHTLINE_HDFS_WEBHDFS_PORT.")
+    hdfs_heap: str = Field(default="384m", description="FREIGHTLINE_HDFS_HEAP: -Xmx of the HDFS JVM.")
+    gcs_port: int = Field(default=GCS_EMULATOR_PORT, description="FREIGHTLINE_GCS_PORT: the GCS emulator.")
+    gcs_bucket: str = Field(default=GCS_LOCAL_BUCKET, description="FREIGHTLINE_GCS_BUCKET: created on start.")
     remote_sasl_username: str = Field(default="mirror", description="FREIGHTLINE_REMOTE_SASL_USERNAME.")
     remote_sasl_password: SecretStr | None = Field(
         default=None,

@@ -1,0 +1,66 @@
+import java.io.File;
+import java.util.concurrent.CountDownLatch;
+
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.hdfs.MiniDFSCluster;
+
+/**
+ * The local stack's HDFS: one NameNode and one DataNode in one JVM (Hadoop's MiniDFSCluster), WebHDFS on.
+ *
+ * <p>Usage: {@code FreightlineHdfs <base dir> <namenode rpc port> <namenode http port>}. The file system is
+ * formatted on the first start only, so data persists between runs under the base directory. Both daemons
+ * bind 127.0.0.1; the DataNode's ports are ephemeral (WebHDFS clients follow the NameNode's redirects).
+ */
+public final class FreightlineHdfs {
+
+    private FreightlineHdfs() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        if (args.length < 3) {
+            System.err.println("usage: FreightlineHdfs <base dir> <namenode rpc port> <namenode http port>");
+            System.exit(2);
+        }
+        File base = new File(args[0]).getAbsoluteFile();
+        int rpcPort = Integer.parseInt(args[1]);
+        int httpPort = Integer.parseInt(args[2]);
+        File marker = new File(base, ".formatted");
+        boolean format = !marker.exists();
+
+        Configuration conf = new Configuration();
+        conf.set(MiniDFSCluster.HDFS_MINIDFS_BASEDIR, base.getPath());
+        conf.setBoolean("dfs.webhdfs.enabled", true);
+        conf.setBoolean("dfs.permissions.enabled", false);
+        conf.setInt("dfs.replication", 1);
+        conf.set("dfs.namenode.rpc-bind-host", "127.0.0.1");
+        conf.set("dfs.namenode.http-bind-host", "127.0.0.1");
+        conf.set("dfs.datanode.hostname", "127.0.0.1");
+        conf.setBoolean("dfs.namenode.datanode.registration.ip-hostname-check", false);
+        conf.setLong("dfs.namenode.safemode.extension", 0L);
+
+        MiniDFSCluster cluster = new MiniDFSCluster.Builder(conf)
+                .nameNodePort(rpcPort)
+                .nameNodeHttpPort(httpPort)
+                .numDataNodes(1)
+                .format(format)
+                .manageNameDfsDirs(true)
+                .manageDataDfsDirs(true)
+                .checkExitOnShutdown(false)
+                .waitSafeMode(true)
+                .build();
+        cluster.waitActive();
+        if (format && !marker.createNewFile() && !marker.exists()) {
+            throw new IllegalStateException("cannot write " + marker);
+        }
+        System.out.println("HDFS up: hdfs://127.0.0.1:" + rpcPort + " webhdfs http://127.0.0.1:" + httpPort
+                + " (base " + base + (format ? ", formatted" : "") + ")");
+
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            cluster.shutdown(false);
+            System.out.println("HDFS stopped");
+            stopped.countDown();
+        }));
+        stopped.await();
+    }
+}

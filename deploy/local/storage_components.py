@@ -1,0 +1,315 @@
+"""The stack's storage targets: a MongoDB-wire-protocol server, HDFS with WebHDFS, and a GCS emulator.
+
+- ``mongodb``: mongo-java-server (Maven Central) on an H2 MVStore file, started by a small launcher
+  (launchers/mongo) that reports MongoDB 4.4 / wire version 9, which current pymongo requires.
+- ``hdfs``: a NameNode and a DataNode in one JVM (Hadoop's MiniDFSCluster, launchers/hdfs), formatted on the
+  first start only, WebHDFS on the NameNode's HTTP port.
+- ``gcs``: fake-gcs-server (built with ``go install``) speaking the GCS JSON API over http, filesystem backend;
+  it honours generation preconditions.
+
+Every component keeps its data under the state directory's ``data/<name>``, so data persists between runs.
+``setup`` (run by ``freightline setup`` and ``up``) compiles the launchers and builds the emulator once; it is
+idempotent (stamps of the sources' hashes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from deploy.local.components import Component, Program
+from deploy.local.context import StackContext
+from deploy.local.jars import classpath
+from services.common.settings import LOCAL_HOST
+
+LAUNCHERS = Path(__file__).resolve().parent / "launchers"
+FAKE_GCS_MODULE = "github.com/fsouza/fake-gcs-server"
+FAKE_GCS_VERSION = "v1.56.1"
+
+Progress = Callable[[str], None]
+
+# Java 17 closes internals that Hadoop still reaches into.
+_ADD_OPENS = [
+    f"--add-opens=java.base/{package}=ALL-UNNAMED"
+    for package in ("java.lang", "java.nio", "sun.nio.ch", "java.util", "java.lang.reflect", "java.net", "java.io")
+]
+
+_HADOOP_LOG4J = """log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.org.apache.hadoop.hdfs.server.namenode.FSNamesystem.audit=WARN
+log4j.logger.org.apache.hadoop.security.authentication.server.AuthenticationFilter=ERROR
+"""
+
+
+def _port_answers(port: int) -> bool:
+    try:
+        with socket.create_connection((LOCAL_HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _digest(*paths: Path, extra: str = "") -> str:
+    digest = hashlib.sha256(extra.encode())
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def compile_launcher(ctx: StackContext, name: str, runtime: str) -> Path:
+    """Compile ``launchers/<name>/*.java`` against the ``runtime`` jars into the state dir (idempotent)."""
+    sources = sorted((LAUNCHERS / name).glob("*.java"))
+    target = ctx.paths.home / "launchers" / name
+    stamp = target / ".stamp"
+    cp = classpath(ctx.paths, runtime)
+    digest = _digest(*sources, extra=cp)
+    if stamp.exists() and stamp.read_text() == digest:
+        return target
+    if shutil.which("javac") is None:
+        raise RuntimeError("javac (a JDK 17) is required to compile the stack's launchers")
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    result = subprocess.run(
+        ["javac", "-nowarn", "-d", str(target), "-cp", cp, *map(str, sources)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"compiling the {name} launcher failed:\n{result.stdout}{result.stderr}")
+    stamp.write_text(digest)
+    return target
+
+
+class MongoServer(Component):
+    """mongo-java-server with an H2 file backend, reporting MongoDB 4.4 (wire version 9)."""
+
+    name = "mongodb"
+    main_class = "FreightlineMongo"
+
+    def ports(self, ctx: StackContext) -> dict[str, int]:
+        return {"mongo": ctx.settings.mongodb_port}
+
+    def setup(self, ctx: StackContext, progress: Progress) -> None:
+        progress("compiling the mongodb launcher")
+        compile_launcher(ctx, "mongo", "mongo")
+
+    def prepare(self, ctx: StackContext) -> None:
+        compile_launcher(ctx, "mongo", "mongo")
+        (ctx.paths.data / self.name).mkdir(parents=True, exist_ok=True)
+
+    def program(self, ctx: StackContext) -> Program:
+        classes = ctx.paths.home / "launchers" / "mongo"
+        store = ctx.paths.data / self.name / "freightline.mv.db"
+        return Program(
+            command=[
+                "java",
+                f"-Xmx{ctx.settings.mongodb_heap}",
+                "-XX:+UseSerialGC",
+                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+                "-cp",
+                f"{classes}:{classpath(ctx.paths, 'mongo')}",
+                self.main_class,
+                LOCAL_HOST,
+                str(ctx.settings.mongodb_port),
+                str(store),
+            ]
+        )
+
+    def uri(self, ctx: StackContext) -> str:
+        return f"mongodb://{LOCAL_HOST}:{ctx.settings.mongodb_port}"
+
+    def ready(self, ctx: StackContext) -> bool:
+        if not _port_answers(ctx.settings.mongodb_port):
+            return False
+        import pymongo
+        from pymongo.errors import PyMongoError
+
+        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+            self.uri(ctx), serverSelectionTimeoutMS=2000, connectTimeoutMS=2000
+        )
+        try:
+            client.admin.command("ping")
+        except PyMongoError:
+            return False
+        finally:
+            client.close()
+        return True
+
+    def exports(self, ctx: StackContext) -> dict[str, str]:
+        return {"MONGODB_URI": self.uri(ctx)}
+
+
+class Hdfs(Component):
+    """A NameNode and a DataNode (MiniDFSCluster) with WebHDFS, data persisting under the state dir."""
+
+    name = "hdfs"
+    main_class = "FreightlineHdfs"
+
+    def ports(self, ctx: StackContext) -> dict[str, int]:
+        return {"namenode": ctx.settings.hdfs_namenode_port, "webhdfs": ctx.settings.hdfs_webhdfs_port}
+
+    def setup(self, ctx: StackContext, progress: Progress) -> None:
+        progress("compiling the hdfs launcher")
+        compile_launcher(ctx, "hdfs", "hadoop")
+
+    def prepare(self, ctx: StackContext) -> None:
+        compile_launcher(ctx, "hdfs", "hadoop")
+        (ctx.paths.data / self.name).mkdir(parents=True, exist_ok=True)
+        ctx.paths.config.mkdir(parents=True, exist_ok=True)
+        (ctx.paths.config / "hdfs-log4j.properties").write_text(_HADOOP_LOG4J)
+
+    def program(self, ctx: StackContext) -> Program:
+        classes = ctx.paths.home / "launchers" / "hdfs"
+        return Program(
+            command=[
+                "java",
+                f"-Xmx{ctx.settings.hdfs_heap}",
+                "-XX:+UseSerialGC",
+                "-Djava.awt.headless=true",
+                f"-Dlog4j.configuration=file:{ctx.paths.config / 'hdfs-log4j.properties'}",
+                f"-Dhadoop.tmp.dir={ctx.paths.data / self.name / 'tmp'}",
+                *_ADD_OPENS,
+                "-cp",
+                f"{classes}:{classpath(ctx.paths, 'hadoop')}",
+                self.main_class,
+                str(ctx.paths.data / self.name),
+                str(ctx.settings.hdfs_namenode_port),
+                str(ctx.settings.hdfs_webhdfs_port),
+            ],
+            environment={"HADOOP_USER_NAME": "freightline"},
+        )
+
+    def webhdfs_url(self, ctx: StackContext) -> str:
+        return f"http://{LOCAL_HOST}:{ctx.settings.hdfs_webhdfs_port}"
+
+    def ready(self, ctx: StackContext) -> bool:
+        import httpx
+
+        base = self.webhdfs_url(ctx)
+        try:
+            jmx = httpx.get(f"{base}/jmx", params={"qry": "Hadoop:service=NameNode,name=FSNamesystemState"}, timeout=2)
+            if jmx.status_code != 200:
+                return False
+            beans = jmx.json().get("beans", [])
+            if not beans or int(beans[0].get("NumLiveDataNodes", 0)) < 1 or beans[0].get("FSState") != "Operational":
+                return False
+            info = httpx.get(f"{base}/jmx", params={"qry": "Hadoop:service=NameNode,name=NameNodeInfo"}, timeout=2)
+            info_beans = info.json().get("beans", [])
+            if not info_beans or info_beans[0].get("Safemode"):
+                return False
+            listing = httpx.get(
+                f"{base}/webhdfs/v1/", params={"op": "LISTSTATUS", "user.name": "freightline"}, timeout=2
+            )
+        except (httpx.HTTPError, ValueError):
+            return False
+        return listing.status_code == 200
+
+    def exports(self, ctx: StackContext) -> dict[str, str]:
+        return {
+            "HDFS_WEBHDFS_URL": self.webhdfs_url(ctx),
+            "HDFS_NAMENODE_URI": f"hdfs://{LOCAL_HOST}:{ctx.settings.hdfs_namenode_port}",
+        }
+
+
+class GcsEmulator(Component):
+    """fake-gcs-server over http with a filesystem backend; anonymous access."""
+
+    name = "gcs"
+
+    def ports(self, ctx: StackContext) -> dict[str, int]:
+        return {"http": ctx.settings.gcs_port}
+
+    def binary(self, ctx: StackContext) -> Path:
+        return ctx.paths.home / "bin" / "fake-gcs-server"
+
+    def setup(self, ctx: StackContext, progress: Progress) -> None:
+        binary = self.binary(ctx)
+        stamp = binary.with_name(".fake-gcs-server.version")
+        if binary.exists() and stamp.exists() and stamp.read_text() == FAKE_GCS_VERSION:
+            return
+        if shutil.which("go") is None:
+            raise RuntimeError("go is required to build the GCS emulator (fake-gcs-server)")
+        progress(f"building fake-gcs-server {FAKE_GCS_VERSION} with go install")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "GOBIN": str(binary.parent), "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+        result = subprocess.run(
+            ["go", "install", f"{FAKE_GCS_MODULE}@{FAKE_GCS_VERSION}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"building fake-gcs-server failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
+        stamp.write_text(FAKE_GCS_VERSION)
+
+    def prepare(self, ctx: StackContext) -> None:
+        if not self.binary(ctx).exists():
+            self.setup(ctx, lambda _: None)
+        (ctx.paths.data / self.name).mkdir(parents=True, exist_ok=True)
+
+    def url(self, ctx: StackContext) -> str:
+        return f"http://{LOCAL_HOST}:{ctx.settings.gcs_port}"
+
+    def program(self, ctx: StackContext) -> Program:
+        return Program(
+            command=[
+                str(self.binary(ctx)),
+                "-scheme",
+                "http",
+                "-host",
+                LOCAL_HOST,
+                "-port",
+                str(ctx.settings.gcs_port),
+                "-backend",
+                "filesystem",
+                "-filesystem-root",
+                str(ctx.paths.data / self.name),
+                "-external-url",
+                self.url(ctx),
+                "-public-host",
+                f"{LOCAL_HOST}:{ctx.settings.gcs_port}",
+                "-log-level",
+                "warn",
+            ]
+        )
+
+    def ready(self, ctx: StackContext) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(f"{self.url(ctx)}/storage/v1/b", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def after_ready(self, ctx: StackContext) -> None:
+        import httpx
+
+        bucket = ctx.settings.gcs_bucket
+        base = self.url(ctx)
+        if httpx.get(f"{base}/storage/v1/b/{bucket}", timeout=5).status_code == 200:
+            return
+        response = httpx.post(
+            f"{base}/storage/v1/b", params={"project": "freightline"}, json={"name": bucket}, timeout=5
+        )
+        if response.status_code not in (200, 409):
+            raise RuntimeError(f"gcs: creating bucket {bucket} failed: {response.status_code} {response.text}")
+
+    def exports(self, ctx: StackContext) -> dict[str, str]:
+        return {
+            "STORAGE_EMULATOR_HOST": self.url(ctx),
+            "GCS_ENDPOINT": self.url(ctx),
+            "GCS_BUCKET": ctx.settings.gcs_bucket,
+        }
+
+
+def storage_components() -> list[Component]:
+    return [MongoServer(), Hdfs(), GcsEmulator()]

@@ -1,0 +1,322 @@
+"""The loop every sink runs: consume a batch, decode it, dead-letter what cannot be written, write the rest
+durably to the target, and only then commit the batch's offsets.
+
+A sink provides a ``SinkTarget``. The runner owns the Kafka consumer (``ConsumerLoop``), the producer used for
+dead letters, the metrics server and the shutdown flag. While the target is down the loop pauses consumption
+(``pause_while``) and probes the target every ``health_interval_s``; a failed write rewinds the batch, which is
+written again after a back-off (targets make re-writes idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, Message, TopicPartition
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.common.deadletter import DeadLetterPublisher, PoisonRecord
+from services.common.kafka import ConsumerLoop, Producer, consumer_config, producer_config
+from services.common.lifecycle import Shutdown
+from services.common.metrics import LATENCY_BUCKETS, MetricsServer, ServiceMetrics
+from services.common.serde import AvroSerde, SerdeError, schema_id_of
+from services.common.settings import KafkaSettings, ServiceSettings
+from services.common.sinks.records import (
+    SinkRecord,
+    event_id_of,
+    event_time_of,
+    kafka_timestamp,
+    raw_body,
+)
+from services.common.sinks.settings import SinkSettings
+
+log = logging.getLogger(__name__)
+
+TopicPartitionKey = tuple[str, int]
+
+
+class SinkMetrics:
+    """The standard service metrics plus what every sink reports about its target."""
+
+    def __init__(self, service: str, metrics: ServiceMetrics | None = None) -> None:
+        self.base = metrics or ServiceMetrics(service)
+        self.service = service
+        prefix = f"freightline_{service.replace('-', '_')}"
+        r = self.base.registry
+        self.records_written = Counter(
+            f"{prefix}_records_written_total", "Records durably written to the target.", ["topic"], registry=r
+        )
+        self.bytes_written = Counter(
+            f"{prefix}_bytes_written_total", "Bytes durably written to the target.", ["topic"], registry=r
+        )
+        self.files_committed = Counter(
+            f"{prefix}_files_committed_total",
+            "Files, objects or bulk writes committed to the target.",
+            ["topic"],
+            registry=r,
+        )
+        self.write_latency = Histogram(
+            f"{prefix}_write_latency_seconds",
+            "Time of one durable write to the target.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.target_up = Gauge(f"{prefix}_target_up", "1 while the target answers, else 0.", registry=r)
+        self.skipped = Counter(
+            f"{prefix}_records_skipped_total",
+            "Replayed records skipped because the target already holds them.",
+            ["topic"],
+            registry=r,
+        )
+
+
+@dataclass
+class SinkContext:
+    """What a target may use while writing."""
+
+    service: str
+    serde: AvroSerde
+    producer: Producer
+    dead_letters: DeadLetterPublisher
+    metrics: SinkMetrics
+    _dead: OrderedDict[tuple[str, int, int], None] = field(default_factory=OrderedDict)
+
+    def dead_letter(self, message: Message, error: BaseException | str, error_type: str | None = None) -> None:
+        """Publish a dead letter once per record and process (a replayed batch does not publish twice)."""
+        key = (message.topic() or "", message.partition() or 0, message.offset() or 0)
+        if key in self._dead:
+            return
+        self.dead_letters.publish(message, error, error_type)
+        self._dead[key] = None
+        while len(self._dead) > 100_000:
+            self._dead.popitem(last=False)
+
+    def flush_dead_letters(self, timeout: float = 60.0) -> None:
+        """Make the dead letters published so far durable (before the target commits past them)."""
+        self.producer.flush(timeout)
+
+
+class SinkTarget(Protocol):
+    def open(self) -> None:
+        """Connect and prepare the target (indexes, buckets); raises while the target is unreachable."""
+
+    def healthy(self) -> bool:
+        """A cheap probe: True when the target answers."""
+
+    def write(self, records: list[SinkRecord], batch: list[Message]) -> None:
+        """Make ``records`` durable in the target (idempotently) or raise; ``batch`` is the whole Kafka batch."""
+
+    def revoked(self, partitions: list[TopicPartitionKey]) -> None:
+        """Forget per-partition state of partitions this instance no longer owns."""
+
+    def close(self) -> None: ...
+
+
+class TargetHealth:
+    """Cached health of the target: down after a failed write, probed again every ``interval_s``."""
+
+    def __init__(self, probe: Callable[[], bool], interval_s: float, metrics: SinkMetrics | None = None) -> None:
+        self.probe = probe
+        self.interval_s = interval_s
+        self.metrics = metrics
+        self._up = True
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def mark_down(self) -> None:
+        with self._lock:
+            self._set(False)
+            self._checked = time.monotonic()
+
+    def _set(self, up: bool) -> None:
+        if up != self._up:
+            log.warning("target is %s", "back up: resuming" if up else "down: pausing consumption")
+        self._up = up
+        if self.metrics is not None:
+            self.metrics.target_up.set(1 if up else 0)
+
+    @property
+    def up(self) -> bool:
+        with self._lock:
+            if self._up or time.monotonic() - self._checked < self.interval_s:
+                return self._up
+            self._checked = time.monotonic()
+        try:
+            ok = bool(self.probe())
+        except Exception:  # a probe must never kill the loop
+            ok = False
+        with self._lock:
+            self._set(ok)
+            return ok
+
+
+def decode_batch(batch: list[Message], ctx: SinkContext) -> list[SinkRecord]:
+    """Decode a batch; records that are not valid wire-format Avro go to the dead-letter topic."""
+    records: list[SinkRecord] = []
+    for message in batch:
+        value = message.value()
+        topic = message.topic() or ""
+        partition = message.partition() or 0
+        offset = message.offset() or 0
+        try:
+            if value is None:
+                raise PoisonRecord("tombstone", "record has no value")
+            decoded = ctx.serde.decode(value)
+            record = SinkRecord(
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key=message.key() if isinstance(message.key(), bytes | None) else str(message.key()).encode(),
+                schema_id=schema_id_of(value),
+                value=decoded,
+                event_id=event_id_of(decoded, topic, partition, offset),
+                event_time=event_time_of(decoded, kafka_timestamp(message)),
+                body=raw_body(value),
+            )
+        except (SerdeError, PoisonRecord) as error:
+            ctx.dead_letter(message, error)
+            continue
+        records.append(record)
+    return records
+
+
+class SinkConsumerLoop(ConsumerLoop):
+    """``ConsumerLoop`` that also tells the target which partitions it lost."""
+
+    def __init__(self, *args: Any, on_revoked: Callable[[list[TopicPartitionKey]], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_revoked = on_revoked
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        super()._on_revoke(consumer, partitions)
+        self._on_revoked([(p.topic, p.partition) for p in partitions])
+
+
+class SinkRunner:
+    """Wires a target to Kafka, the dead-letter topic, metrics and graceful shutdown."""
+
+    def __init__(
+        self,
+        service: ServiceSettings,
+        settings: SinkSettings,
+        kafka: KafkaSettings,
+        serde: AvroSerde,
+        target_factory: Callable[[SinkContext], SinkTarget],
+        *,
+        shutdown: Shutdown,
+        consumer_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.shutdown = shutdown
+        name = service.service_name
+        self.metrics = SinkMetrics(name)
+        self.producer = Producer(producer_config(kafka, f"{name}-dlq", **{"linger.ms": 5}), self.metrics.base)
+        self.context = SinkContext(
+            service=name,
+            serde=serde,
+            producer=self.producer,
+            dead_letters=DeadLetterPublisher(self.producer, serde, service=name, metrics=self.metrics.base),
+            metrics=self.metrics,
+        )
+        self.target = target_factory(self.context)
+        self.health = TargetHealth(self.target.healthy, settings.health_interval_s, self.metrics)
+        self.metrics.target_up.set(1)
+        self.loop = SinkConsumerLoop(
+            consumer_config(kafka, settings.group_id, name, **(consumer_overrides or {})),
+            settings.topic_list(),
+            self.handle,
+            shutdown=shutdown,
+            producer=self.producer,
+            metrics=self.metrics.base,
+            batch_size=settings.batch_size,
+            batch_timeout_s=settings.batch_timeout_s,
+            retry_backoff_s=settings.retry_backoff_s,
+            max_retry_backoff_s=settings.max_retry_backoff_s,
+            pause_while=lambda: not self.health.up,
+            on_revoked=self.target.revoked,
+        )
+        self.server: MetricsServer | None = None
+        self.opened = False
+
+    def handle(self, batch: list[Message]) -> None:
+        records = decode_batch(batch, self.context)
+        started = time.monotonic()
+        try:
+            self.target.write(records, batch)
+        except Exception:
+            self.health.mark_down()
+            raise
+        self.metrics.write_latency.observe(time.monotonic() - started)
+        now = time.time()
+        by_topic: dict[str, list[SinkRecord]] = {}
+        for record in records:
+            by_topic.setdefault(record.topic, []).append(record)
+        for topic, items in by_topic.items():
+            self.metrics.base.record_in(topic, "ok", len(items))
+            age = self.metrics.base.event_age.labels(self.metrics.service, topic)
+            for record in items[:: max(len(items) // 100, 1)]:  # a sample of each batch keeps the cost flat
+                age.observe(max(now - record.event_time.timestamp(), 0.0))
+
+    def open_target(self) -> bool:
+        """Open the target, retrying with back-off until it answers or shutdown is requested."""
+        backoff = self.settings.retry_backoff_s
+        while not self.shutdown.requested:
+            try:
+                self.target.open()
+            except Exception as error:
+                self.metrics.target_up.set(0)
+                log.warning(
+                    "target not reachable yet (%s: %s); retrying in %.1fs", type(error).__name__, error, backoff
+                )
+                self.shutdown.wait(backoff)
+                backoff = min(backoff * 2, self.settings.max_retry_backoff_s)
+                continue
+            self.metrics.target_up.set(1)
+            self.opened = True
+            return True
+        return False
+
+    def ready(self) -> bool:
+        return self.opened and self.health.up and not self.shutdown.requested
+
+    def run(self) -> None:
+        self.server = MetricsServer(
+            self.metrics.base, self.service.metrics_host, self.service.metrics_port, ready=self.ready
+        ).start()
+        try:
+            if self.open_target():
+                log.info("sink %s consuming %s", self.service.service_name, self.settings.topic_list())
+                self.loop.run()  # returns after SIGTERM: the last batch is written and committed first
+            else:
+                self.loop.close()
+        finally:
+            self.target.close()
+            self.server.stop()
+            log.info("sink %s stopped", self.service.service_name)
+
+
+def run_sink(
+    service_name: str,
+    settings: SinkSettings,
+    target_factory: Callable[[SinkContext], SinkTarget],
+) -> int:
+    """Entrypoint body shared by the sinks: read the environment, run until SIGTERM, exit 0."""
+    from services.common.logging import configure_logging
+    from services.common.serde import registry_client
+    from services.common.settings import SchemaRegistrySettings
+    from services.common.tracing import configure_tracing
+
+    service = ServiceSettings(service_name=service_name)
+    configure_logging(service.service_name, service.log_level)
+    configure_tracing(service.service_name, service.otel_exporter)
+    shutdown = Shutdown().install()
+    serde = AvroSerde(registry_client(SchemaRegistrySettings()))
+    runner = SinkRunner(service, settings, KafkaSettings(), serde, target_factory, shutdown=shutdown)
+    runner.run()
+    return 0

@@ -1,0 +1,19 @@
+"""Entrypoint: ``python -m services.sink_gcs`` runs until SIGTERM (then writes, commits and exits 0)."""
+
+from __future__ import annotations
+
+import sys
+
+from services.common.settings import GcsSettings
+from services.common.sinks.runner import run_sink
+from services.sink_gcs.settings import SERVICE, GcsSinkSettings
+from services.sink_gcs.target import target_factory
+
+
+def main() -> int:
+    settings = GcsSinkSettings()
+    return run_sink(SERVICE, settings, target_factory(settings, GcsSettings()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Settings of the GCS sink (env prefix ``SINK_GCS_``; the endpoint and project come from ``GCS_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import GCS_LOCAL_BUCKET
+from services.common.sinks.settings import SinkSettings
+
+SERVICE = "sink_gcs"
+
+
+class GcsSinkSettings(SinkSettings):
+    model_config = SettingsConfigDict(env_prefix="SINK_GCS_", extra="ignore", case_sensitive=False)
+
+    topics: str = Field(
+        default="finance.supplier_invoices.v1,finance.supplier_payments.v1",
+        description="SINK_GCS_TOPICS: comma-separated topics.",
+    )
+    group_id: str = Field(default="sink-gcs", description="SINK_GCS_GROUP_ID.")
+    bucket: str = Field(default=GCS_LOCAL_BUCKET, description="SINK_GCS_BUCKET.")
+    prefix: str = Field(default="raw", description="SINK_GCS_PREFIX: object prefix holding <topic>/dt=/hour=.")
+    create_bucket: bool = Field(default=False, description="SINK_GCS_CREATE_BUCKET: create the bucket if missing.")
+    codec: str = Field(default="null", description="SINK_GCS_CODEC: Avro block codec, null or deflate.")
+    max_file_records: int = Field(default=100_000, gt=0, description="SINK_GCS_MAX_FILE_RECORDS.")
+    max_file_bytes: int = Field(default=128 * 1024 * 1024, gt=0, description="SINK_GCS_MAX_FILE_BYTES.")

@@ -1,0 +1,1 @@
+"""Raw events into HDFS as exactly-once, hour-partitioned Avro files."""

@@ -1,0 +1,19 @@
+"""Entrypoint: ``python -m services.sink_hdfs`` runs until SIGTERM (then writes, commits and exits 0)."""
+
+from __future__ import annotations
+
+import sys
+
+from services.common.settings import HdfsSettings
+from services.common.sinks.runner import run_sink
+from services.sink_hdfs.settings import SERVICE, HdfsSinkSettings
+from services.sink_hdfs.target import target_factory
+
+
+def main() -> int:
+    settings = HdfsSinkSettings()
+    return run_sink(SERVICE, settings, target_factory(settings, HdfsSettings()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

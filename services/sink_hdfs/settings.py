@@ -1,0 +1,21 @@
+"""Settings of the HDFS sink (env prefix ``SINK_HDFS_``; the cluster itself comes from ``HDFS_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.sinks.settings import SinkSettings
+
+SERVICE = "sink_hdfs"
+
+
+class HdfsSinkSettings(SinkSettings):
+    model_config = SettingsConfigDict(env_prefix="SINK_HDFS_", extra="ignore", case_sensitive=False)
+
+    topics: str = Field(default="web.clickstream.v1", description="SINK_HDFS_TOPICS: comma-separated topics.")
+    group_id: str = Field(default="sink-hdfs", description="SINK_HDFS_GROUP_ID.")
+    root: str = Field(default="/freightline/raw", description="SINK_HDFS_ROOT: directory holding <topic>/dt=/hour=.")
+    codec: str = Field(default="null", description="SINK_HDFS_CODEC: Avro block codec, null or deflate.")
+    max_file_records: int = Field(default=100_000, gt=0, description="SINK_HDFS_MAX_FILE_RECORDS.")
+    max_file_bytes: int = Field(default=128 * 1024 * 1024, gt=0, description="SINK_HDFS_MAX_FILE_BYTES.")

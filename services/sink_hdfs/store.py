@@ -1,0 +1,69 @@
+"""``FileStore`` over WebHDFS (HdfsCLI): renames are atomic and never overwrite."""
+
+from __future__ import annotations
+
+import posixpath
+
+from hdfs import HdfsError, InsecureClient
+
+
+class WebHdfsStore:
+    def __init__(self, url: str, user: str, base: str = "/", timeout_s: float = 30.0) -> None:
+        self.client = InsecureClient(url, user=user, timeout=(5, timeout_s))
+        self.base = "/" + base.strip("/")
+        self._made: set[str] = set()
+
+    def _abs(self, path: str) -> str:
+        return posixpath.join(self.base, path.strip("/"))
+
+    def _rel(self, absolute: str) -> str:
+        return posixpath.relpath(absolute, self.base)
+
+    def write(self, path: str, data: bytes) -> None:
+        self.client.write(self._abs(path), data=data, overwrite=True)
+
+    def _makedirs(self, directory: str) -> None:
+        if directory not in self._made:
+            self.client.makedirs(directory)
+            self._made.add(directory)
+
+    def move(self, source: str, target: str) -> bool:
+        src, dst = self._abs(source), self._abs(target)
+        self._makedirs(posixpath.dirname(dst))
+        try:
+            self.client.rename(src, dst)
+            return True
+        except HdfsError:
+            if self.client.status(dst, strict=False) is not None:
+                self.delete(source)
+                return False
+            if self.client.status(src, strict=False) is None:
+                self._made.discard(posixpath.dirname(dst))
+            raise
+
+    def exists(self, path: str) -> bool:
+        return self.client.status(self._abs(path), strict=False) is not None
+
+    def delete(self, path: str) -> None:
+        self.client.delete(self._abs(path))
+
+    def list_files(self, prefix: str) -> list[tuple[str, int]]:
+        top = self._abs(prefix)
+        if self.client.status(top, strict=False) is None:
+            return []
+        files = []
+        for directory, _dirs, names in self.client.walk(top, status=True):
+            for name, status in names:
+                files.append((self._rel(posixpath.join(directory[0], name)), int(status["length"])))
+        return files
+
+    def read(self, path: str) -> bytes:
+        with self.client.read(self._abs(path)) as reader:
+            return bytes(reader.read())
+
+    def healthy(self) -> bool:
+        try:
+            self.client.status("/", strict=True)
+        except Exception:
+            return False
+        return True

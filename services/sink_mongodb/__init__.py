@@ -1,0 +1,1 @@
+"""Raw events into MongoDB: idempotent bulk upserts keyed by event id."""

@@ -1,0 +1,19 @@
+"""Entrypoint: ``python -m services.sink_mongodb`` runs until SIGTERM (then writes, commits and exits 0)."""
+
+from __future__ import annotations
+
+import sys
+
+from services.common.settings import MongoSettings
+from services.common.sinks.runner import run_sink
+from services.sink_mongodb.settings import SERVICE, MongoSinkSettings
+from services.sink_mongodb.target import target_factory
+
+
+def main() -> int:
+    settings = MongoSinkSettings()
+    return run_sink(SERVICE, settings, target_factory(settings, MongoSettings()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Helpers of the sink tests: events with unique ids over several hours, sink processes, private targets."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from confluent_kafka import Consumer
+
+from deploy.local.components import Component
+from deploy.local.context import REPO_ROOT, StackContext
+from services.common.kafka import Producer, producer_config
+from services.common.serde import AvroSerde, registry_client, subject_for
+from services.common.settings import KafkaSettings, SchemaRegistrySettings, StackSettings
+
+PRODUCT_VIEW = "com.freightline.web.ProductView"
+START = dt.datetime(2026, 11, 2, 7, 30, tzinfo=dt.UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 120.0, interval: float = 0.5, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def produce_events(
+    env: dict[str, str],
+    topic: str,
+    count: int,
+    *,
+    start: dt.datetime = START,
+    spacing: dt.timedelta = dt.timedelta(seconds=2),
+    poison: int = 0,
+) -> list[str]:
+    """Produce ``count`` ProductViews with fresh event ids (plus ``poison`` undecodable values)."""
+    from schemas.catalogue import example, load_schema
+
+    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
+    encoder = serde.encoder(subject_for(topic), load_schema(PRODUCT_VIEW))
+    producer = Producer(producer_config(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]), "sink-test"))
+    template = example(PRODUCT_VIEW)
+    ids = []
+    for i in range(count):
+        record = copy.deepcopy(template)
+        event_id = str(uuid.uuid4())
+        record["metadata"]["event_id"] = event_id
+        record["metadata"]["event_time"] = start + spacing * i
+        record["metadata"]["ingest_time"] = start + spacing * i
+        record["product_id"] = f"P-{i % 97}"
+        producer.produce(topic, encoder.encode(record), record["product_id"])
+        ids.append(event_id)
+        if poison and i % max(count // poison, 1) == 0 and i // max(count // poison, 1) < poison:
+            producer.produce(topic, b"\x00\x00\x00\x00\x01not avro at all", f"poison-{i}")
+    producer.flush(60)
+    return ids
+
+
+def example_record(**changes: Any) -> dict[str, Any]:
+    from schemas.catalogue import example
+
+    record = example(PRODUCT_VIEW)
+    record.update(changes)
+    return record
+
+
+def dead_letters(env: dict[str, str], topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
+    """Everything on ``<topic>.dlq`` (reads until ``expected`` arrived and then a quiet second)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"],
+            "group.id": f"dlq-reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([f"{topic}.dlq"])
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout
+    quiet_until = None
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                found.append(message)
+                continue
+            if len(found) >= expected:
+                quiet_until = quiet_until or time.monotonic() + 2
+                if time.monotonic() > quiet_until:
+                    break
+    finally:
+        consumer.close()
+    return found
+
+
+def avro_event_ids(data: bytes) -> list[str]:
+    return [str(r["metadata"]["event_id"]) for r in fastavro.reader(io.BytesIO(data))]  # type: ignore[call-overload,index]
+
+
+class SinkProcess:
+    """``python -m services.<module>`` with the stack's env plus overrides; output kept in a log file."""
+
+    def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
+        self.module = module
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SinkProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.module}"], env=self.env, cwd=REPO_ROOT, stdout=log, stderr=log
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+
+@contextmanager
+def sink_process(module: str, env: dict[str, str], log_path: Path) -> Iterator[SinkProcess]:
+    process = SinkProcess(module, env, log_path).start()
+    try:
+        yield process
+    finally:
+        if process.alive():
+            assert process.process is not None
+            process.process.kill()
+            process.process.wait(30)
+
+
+class PrivateTarget:
+    """One storage component of the stack run privately (own ports and data) from the stack's built runtimes."""
+
+    def __init__(self, component: Component, home: Path, **ports: int) -> None:
+        main = StackContext.create(StackSettings())
+        home.mkdir(parents=True, exist_ok=True)
+        for shared in ("jars", "launchers", "bin"):
+            link = home / shared
+            if not link.exists():
+                link.symlink_to(main.paths.home / shared)
+        self.ctx = StackContext.create(StackSettings.model_validate({"home": str(home), **ports}))
+        self.ctx.paths.ensure()
+        self.component = component
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.component.prepare(self.ctx)
+        program = self.component.program(self.ctx)
+        log = self.ctx.paths.log(self.component.name).open("ab")
+        self.process = subprocess.Popen(
+            program.command,
+            env={**os.environ, **program.environment},
+            cwd=program.directory,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        wait_for(lambda: self.component.ready(self.ctx), timeout, what=f"private {self.component.name}")
+        self.component.after_ready(self.ctx)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+    def exports(self) -> dict[str, str]:
+        return self.component.exports(self.ctx)

@@ -1,0 +1,124 @@
+"""The GCS sink against the stack's GCS emulator (and a private one for the outage test)."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from deploy.local.storage_components import GcsEmulator
+from services.common.settings import GcsSettings
+from services.common.sinks.files import TEMPORARY, committed_files, join
+from services.sink_gcs.inspect import summary
+from services.sink_gcs.settings import GcsSinkSettings
+from services.sink_gcs.store import GcsStore, gcs_client
+from tests.integration.sinks.helpers import (
+    PrivateTarget,
+    avro_event_ids,
+    dead_letters,
+    free_port,
+    produce_events,
+    sink_process,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _landed(store: GcsStore, prefix: str, topic: str) -> list[str]:
+    ids: list[str] = []
+    for item in committed_files(store, prefix, topic):
+        ids.extend(avro_event_ids(store.read(item.path)))
+    return ids
+
+
+def _store(endpoint: str, bucket: str) -> GcsStore:
+    store = GcsStore(gcs_client(GcsSettings(endpoint=endpoint)), bucket)
+    store.ensure_bucket()
+    return store
+
+
+def _env(base: dict[str, str], topic: str, bucket: str, group: str) -> dict[str, str]:
+    return {
+        **base,
+        "SINK_GCS_TOPICS": topic,
+        "SINK_GCS_BUCKET": bucket,
+        "SINK_GCS_PREFIX": "raw",
+        "SINK_GCS_GROUP_ID": group,
+        "SINK_GCS_BATCH_SIZE": "300",
+        "SINK_GCS_BATCH_TIMEOUT_S": "0.5",
+        "SINK_GCS_MAX_FILE_RECORDS": "120",
+        "SINK_GCS_CREATE_BUCKET": "true",
+    }
+
+
+def test_sigkill_mid_stream_then_restart_lands_every_record_once(
+    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic = new_topic("gcs-crash", 3)
+    bucket = unique_name("bucket")
+    store = _store(sink_env["GCS_ENDPOINT"], bucket)
+    ids = produce_events(sink_env, topic, 6000)
+    env = _env(sink_env, topic, bucket, unique_name("g"))
+    log = tmp_path / "sink.log"
+    with sink_process("sink_gcs", env, log) as sink:
+        wait_for(lambda: len(committed_files(store, "raw", topic)) >= 3, 120, what="first objects")
+        sink.kill()
+    more = produce_events(sink_env, topic, 1500)
+    with sink_process("sink_gcs", env, log) as sink:
+        wait_for(lambda: len(_landed(store, "raw", topic)) >= len(ids) + len(more), 180, what="all records")
+        assert sink.stop() == 0, sink.log()
+    counts = collections.Counter(_landed(store, "raw", topic))
+    assert set(counts) == set(ids) | set(more)
+    assert max(counts.values()) == 1
+    assert store.list_files(join("raw", TEMPORARY, topic)) == []
+    assert all("/dt=2026-11-02/hour=" in f.path for f in committed_files(store, "raw", topic))
+    report = summary(GcsSinkSettings(topics=topic, bucket=bucket), GcsSettings(endpoint=sink_env["GCS_ENDPOINT"]))
+    assert report["topics"][topic]["records"] == len(ids) + len(more)
+
+
+def test_poison_records_go_to_the_dead_letter_topic_once(
+    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic = new_topic("gcs-poison", 1)
+    bucket = unique_name("bucket")
+    store = _store(sink_env["GCS_ENDPOINT"], bucket)
+    ids = produce_events(sink_env, topic, 400, poison=3)
+    with sink_process("sink_gcs", _env(sink_env, topic, bucket, unique_name("g")), tmp_path / "sink.log") as sink:
+        wait_for(lambda: len(_landed(store, "raw", topic)) >= len(ids), 120, what="good records")
+        assert sink.stop() == 0
+    assert sorted(_landed(store, "raw", topic)) == sorted(ids)
+    assert len(dead_letters(sink_env, topic, 3)) == 3
+
+
+def test_gcs_down_for_30_s_loses_nothing(
+    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    target = PrivateTarget(GcsEmulator(), tmp_path / "home", gcs_port=free_port())
+    target.start()
+    try:
+        endpoint = target.exports()["GCS_ENDPOINT"]
+        bucket = target.exports()["GCS_BUCKET"]
+        store = _store(endpoint, bucket)
+        topic = new_topic("gcs-outage", 3)
+        env = _env(
+            {**sink_env, "GCS_ENDPOINT": endpoint, "STORAGE_EMULATOR_HOST": endpoint}, topic, bucket, unique_name("g")
+        )
+        first = produce_events(sink_env, topic, 900)
+        with sink_process("sink_gcs", env, tmp_path / "sink.log") as sink:
+            wait_for(lambda: len(_landed(store, "raw", topic)) >= len(first), 120, what="first wave")
+            target.stop()
+            second = produce_events(sink_env, topic, 900)
+            time.sleep(30)
+            assert sink.alive(), sink.log()
+            target.start()
+            wait_for(lambda: len(_landed(store, "raw", topic)) >= len(first) + len(second), 180, what="second wave")
+            assert sink.stop() == 0
+        counts = collections.Counter(_landed(store, "raw", topic))
+        assert set(counts) == set(first) | set(second)
+        assert max(counts.values()) == 1
+    finally:
+        target.stop()

@@ -1,0 +1,122 @@
+"""The HDFS sink against the stack's HDFS (and a private one for the outage test)."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from deploy.local.storage_components import Hdfs
+from services.common.settings import HdfsSettings
+from services.common.sinks.files import TEMPORARY, committed_files, join
+from services.sink_hdfs.inspect import summary
+from services.sink_hdfs.settings import HdfsSinkSettings
+from services.sink_hdfs.store import WebHdfsStore
+from tests.integration.sinks.helpers import (
+    PrivateTarget,
+    avro_event_ids,
+    dead_letters,
+    free_port,
+    produce_events,
+    sink_process,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _landed(store: WebHdfsStore, root: str, topic: str) -> list[str]:
+    ids: list[str] = []
+    for item in committed_files(store, root, topic):
+        ids.extend(avro_event_ids(store.read(item.path)))
+    return ids
+
+
+def _env(base: dict[str, str], topic: str, root: str, group: str, **extra: str) -> dict[str, str]:
+    return {
+        **base,
+        "SINK_HDFS_TOPICS": topic,
+        "SINK_HDFS_ROOT": root,
+        "SINK_HDFS_GROUP_ID": group,
+        "SINK_HDFS_BATCH_SIZE": "300",
+        "SINK_HDFS_BATCH_TIMEOUT_S": "0.5",
+        "SINK_HDFS_MAX_FILE_RECORDS": "120",
+        **extra,
+    }
+
+
+def test_sigkill_mid_stream_then_restart_lands_every_record_once(
+    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic = new_topic("hdfs-crash", 3)
+    root = f"/tests/{unique_name('hdfs')}"
+    hdfs = HdfsSettings(webhdfs_url=sink_env["HDFS_WEBHDFS_URL"])
+    store = WebHdfsStore(hdfs.webhdfs_url, hdfs.user)
+    ids = produce_events(sink_env, topic, 6000)
+    env = _env(sink_env, topic, root, unique_name("g"))
+    log = tmp_path / "sink.log"
+    with sink_process("sink_hdfs", env, log) as sink:
+        wait_for(lambda: len(committed_files(store, root, topic)) >= 3, 120, what="first files")
+        sink.kill()
+    landed_at_kill = len(_landed(store, root, topic))
+    more = produce_events(sink_env, topic, 1500)
+    with sink_process("sink_hdfs", env, log) as sink:
+        wait_for(lambda: len(_landed(store, root, topic)) >= len(ids) + len(more), 180, what="all records")
+        assert sink.stop() == 0, sink.log()
+    landed = _landed(store, root, topic)
+    counts = collections.Counter(landed)
+    assert landed_at_kill < len(ids) + len(more)
+    assert set(counts) == set(ids) | set(more)
+    assert max(counts.values()) == 1, [k for k, v in counts.items() if v > 1][:5]
+    assert store.list_files(join(root.strip("/"), TEMPORARY, topic)) == []
+    files = committed_files(store, root, topic)
+    assert all("/dt=2026-11-02/hour=" in f.path for f in files)
+    report = summary(HdfsSinkSettings(topics=topic, root=root), hdfs)
+    assert report["topics"][topic]["records"] == len(ids) + len(more)
+
+
+def test_poison_records_go_to_the_dead_letter_topic_once(
+    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic = new_topic("hdfs-poison", 1)
+    root = f"/tests/{unique_name('hdfs')}"
+    store = WebHdfsStore(sink_env["HDFS_WEBHDFS_URL"], "freightline")
+    ids = produce_events(sink_env, topic, 400, poison=3)
+    with sink_process("sink_hdfs", _env(sink_env, topic, root, unique_name("g")), tmp_path / "sink.log") as sink:
+        wait_for(lambda: len(_landed(store, root, topic)) >= len(ids), 120, what="good records")
+        assert sink.stop() == 0
+    assert sorted(_landed(store, root, topic)) == sorted(ids)
+    letters = dead_letters(sink_env, topic, 3)
+    assert len(letters) == 3
+
+
+def test_hdfs_down_for_30_s_loses_nothing(
+    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    target = PrivateTarget(Hdfs(), tmp_path / "home", hdfs_namenode_port=free_port(), hdfs_webhdfs_port=free_port())
+    target.start()
+    try:
+        url = target.exports()["HDFS_WEBHDFS_URL"]
+        store = WebHdfsStore(url, "freightline")
+        topic = new_topic("hdfs-outage", 3)
+        root = "/raw"
+        env = _env({**sink_env, "HDFS_WEBHDFS_URL": url}, topic, root, unique_name("g"))
+        first = produce_events(sink_env, topic, 900)
+        with sink_process("sink_hdfs", env, tmp_path / "sink.log") as sink:
+            wait_for(lambda: len(_landed(store, root, topic)) >= len(first), 120, what="first wave")
+            target.stop()
+            second = produce_events(sink_env, topic, 900)
+            import time
+
+            time.sleep(30)
+            assert sink.alive(), sink.log()
+            target.start()
+            wait_for(lambda: len(_landed(store, root, topic)) >= len(first) + len(second), 180, what="second wave")
+            assert sink.stop() == 0
+        counts = collections.Counter(_landed(store, root, topic))
+        assert set(counts) == set(first) | set(second)
+        assert max(counts.values()) == 1
+    finally:
+        target.stop()

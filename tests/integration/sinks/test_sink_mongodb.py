@@ -1,0 +1,107 @@
+"""The MongoDB sink against the stack's server (and a private one for the outage test)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from deploy.local.storage_components import MongoServer
+from services.common.settings import MongoSettings
+from services.sink_mongodb.inspect import summary
+from services.sink_mongodb.settings import MongoSinkSettings
+from services.sink_mongodb.target import mongo_client
+from tests.integration.sinks.helpers import (
+    PrivateTarget,
+    dead_letters,
+    free_port,
+    produce_events,
+    sink_process,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _env(base: dict[str, str], topic: str, database: str, group: str) -> dict[str, str]:
+    return {
+        **base,
+        "SINK_MONGODB_TOPICS": topic,
+        "SINK_MONGODB_DATABASE": database,
+        "SINK_MONGODB_COLLECTIONS": f"{topic}=views",
+        "SINK_MONGODB_GROUP_ID": group,
+        "SINK_MONGODB_BATCH_SIZE": "300",
+    }
+
+
+def _ids(uri: str, database: str) -> list[str]:
+    client = mongo_client(MongoSettings(uri=uri))
+    try:
+        return [doc["metadata"]["event_id"] for doc in client[database]["views"].find({}, {"metadata.event_id": 1})]
+    finally:
+        client.close()
+
+
+def test_sigkill_mid_stream_then_restart_lands_every_record_once(
+    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic = new_topic("mongo-crash", 3)
+    database = unique_name("db").replace("-", "_")
+    uri = sink_env["MONGODB_URI"]
+    ids = produce_events(sink_env, topic, 3000)
+    env = _env(sink_env, topic, database, unique_name("g"))
+    log = tmp_path / "sink.log"
+    with sink_process("sink_mongodb", env, log) as sink:
+        wait_for(lambda: len(_ids(uri, database)) >= 300, 120, what="first documents")
+        sink.kill()
+    more = produce_events(sink_env, topic, 600)
+    with sink_process("sink_mongodb", env, log) as sink:
+        wait_for(lambda: len(_ids(uri, database)) >= len(ids) + len(more), 240, what="all documents")
+        assert sink.stop() == 0, sink.log()
+    landed = _ids(uri, database)
+    assert len(landed) == len(set(landed)) == len(ids) + len(more)
+    assert set(landed) == set(ids) | set(more)
+    report = summary(
+        MongoSinkSettings(topics=topic, database=database, collections=f"{topic}=views"), MongoSettings(uri=uri)
+    )
+    assert report["collections"]["views"]["documents"] == len(ids) + len(more)
+
+
+def test_poison_records_go_to_the_dead_letter_topic_once(
+    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic = new_topic("mongo-poison", 1)
+    database = unique_name("db").replace("-", "_")
+    ids = produce_events(sink_env, topic, 300, poison=3)
+    with sink_process("sink_mongodb", _env(sink_env, topic, database, unique_name("g")), tmp_path / "s.log") as sink:
+        wait_for(lambda: len(_ids(sink_env["MONGODB_URI"], database)) >= len(ids), 120, what="good records")
+        assert sink.stop() == 0
+    assert sorted(_ids(sink_env["MONGODB_URI"], database)) == sorted(ids)
+    assert len(dead_letters(sink_env, topic, 3)) == 3
+
+
+def test_mongodb_down_for_30_s_loses_nothing(
+    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    target = PrivateTarget(MongoServer(), tmp_path / "home", mongodb_port=free_port())
+    target.start()
+    try:
+        uri = target.exports()["MONGODB_URI"]
+        topic = new_topic("mongo-outage", 3)
+        env = _env({**sink_env, "MONGODB_URI": uri}, topic, "freightline", unique_name("g"))
+        first = produce_events(sink_env, topic, 600)
+        with sink_process("sink_mongodb", env, tmp_path / "sink.log") as sink:
+            wait_for(lambda: len(_ids(uri, "freightline")) >= len(first), 120, what="first wave")
+            target.stop()
+            second = produce_events(sink_env, topic, 600)
+            time.sleep(30)
+            assert sink.alive(), sink.log()
+            target.start()
+            wait_for(lambda: len(_ids(uri, "freightline")) >= len(first) + len(second), 180, what="second wave")
+            assert sink.stop() == 0
+        landed = _ids(uri, "freightline")
+        assert len(landed) == len(set(landed)) == len(first) + len(second)
+    finally:
+        target.stop()
