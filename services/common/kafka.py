@@ -197,7 +197,7 @@ class ConsumerLoop:
         flush_timeout_s: float = 60.0,
         pause_while: Callable[[], bool] | None = None,
     ) -> None:
-        self.consumer = Consumer(config, logger=log)
+        self.consumer = Consumer({**config, "on_commit": self._on_commit}, logger=log)
         self.topics = list(topics)
         self.handler = handler
         self.shutdown = shutdown
@@ -308,7 +308,6 @@ class ConsumerLoop:
         self.committed_batches += 1
         self.processed += len(batch)
         if self.metrics is not None:
-            self.metrics.commits.labels(self.metrics.service, "ok").inc()
             elapsed = time.monotonic() - started
             by_topic: dict[str, int] = defaultdict(int)
             for message in batch:
@@ -326,6 +325,13 @@ class ConsumerLoop:
         return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
+        """Commit the batch's next offsets.
+
+        The commit is sent asynchronously (its outcome arrives in ``_on_commit``): the batch's outputs are already
+        durable, so a commit that fails only means a replay, and the loop never blocks while the group
+        coordinator is unreachable (it keeps polling, serving errors, statistics and rebalances). Commits are
+        sent in order and ``close`` waits for those still in flight.
+        """
         for attempt in Retrying(
             retry=retry_if_exception_type(KafkaException),
             wait=wait_exponential(multiplier=0.2, max=2),
@@ -333,7 +339,14 @@ class ConsumerLoop:
             reraise=True,
         ):
             with attempt:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
+                self.consumer.commit(offsets=offsets, asynchronous=True)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        failed = error is not None or any(p.error is not None for p in partitions)
+        if failed:
+            log.warning("offset commit failed (records will be replayed): %s", error or partitions)
+        if self.metrics is not None:
+            self.metrics.commits.labels(self.metrics.service, "error" if failed else "ok").inc()
 
     def _rewind(self, batch: list[Message], error: Exception) -> None:
         self._failures_in_a_row += 1

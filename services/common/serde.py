@@ -1,6 +1,8 @@
 """Avro in the Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro binary body).
 
-Encoding and decoding run on fastavro's schemaless reader and writer; the registry is any
+Encoding and decoding run on code generated per schema (``services.common.avro_codegen``): byte for byte what
+fastavro's schemaless writer writes and value for value what its schemaless reader returns, with fastavro itself as
+the fallback (decoding against a reader schema, schemas the generator does not handle). The registry is any
 Confluent-compatible one, reached through confluent-kafka's ``SchemaRegistryClient``. Parsed schemas are
 cached by id, so the registry is asked once per schema and process.
 """
@@ -18,6 +20,7 @@ import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from services.common.avro_codegen import reader_for, writer_for
 from services.common.settings import SchemaRegistrySettings
 
 MAGIC_BYTE = 0
@@ -77,15 +80,15 @@ class Encoder:
         self.schema_id = schema_id
         self._parsed = parsed
         self._header = HEADER.pack(MAGIC_BYTE, schema_id)
+        self._append = writer_for(parsed).append  # compiled per schema; fastavro where it cannot be
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
-        buffer = io.BytesIO()
-        buffer.write(self._header)
+        buffer = bytearray(self._header)
         try:
-            fastavro.schemaless_writer(buffer, self._parsed, record)
+            self._append(buffer, record)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as error:
             raise InvalidRecord(f"record does not match schema {self.schema_id}: {error}") from error
-        return buffer.getvalue()
+        return bytes(buffer)
 
 
 class AvroSerde:
@@ -138,6 +141,17 @@ class AvroSerde:
             raise UndecodableRecord("record has no value (tombstone)")
         schema_id = schema_id_of(data)
         writer = self.writer_schema(schema_id)
+        compiled = reader_for(writer) if reader_schema is None else None
+        if compiled is not None:
+            try:
+                record, end = compiled.read(data, HEADER.size)
+            except Exception as error:  # corrupt bodies fail in many ways
+                raise UndecodableRecord(f"body does not decode with schema {schema_id}: {error!r}") from error
+            if end != len(data):
+                raise UndecodableRecord(f"{len(data) - end} trailing bytes after a record of schema {schema_id}")
+            if not isinstance(record, dict):
+                raise UndecodableRecord(f"schema {schema_id} is not a record schema")
+            return record
         buffer = io.BytesIO(data)
         buffer.seek(HEADER.size)
         try:

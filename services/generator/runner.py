@@ -1,0 +1,218 @@
+"""Kafka and registry glue: topics, encoders, pacing, producing, metrics and the run summary."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter as PromCounter
+
+from schemas.catalogue import Catalogue, load_catalogue, load_schema
+from services.common.kafka import Producer, ensure_topics, producer_config
+from services.common.lifecycle import Shutdown
+from services.common.metrics import ServiceMetrics
+from services.common.serde import AvroSerde, Encoder, RegistryLike, subject_for
+from services.common.settings import KafkaSettings, RemoteKafkaSettings
+from services.generator.engine import ALL_TOPICS, ANOMALY_LABELS, Emitted, Engine
+from services.generator.settings import GeneratorSettings
+
+log = logging.getLogger(__name__)
+
+SERVICE = "generator"
+METRICS_BATCH = 2_000
+
+
+class GeneratorMetrics:
+    """Service-specific families on top of the standard ones."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.base = metrics
+        self.events = PromCounter(
+            "freightline_generator_events_total",
+            "Records handed to the producer, by catalogue topic.",
+            ["topic"],
+            registry=metrics.registry,
+        )
+        self.anomalies = PromCounter(
+            "freightline_generator_anomalies_injected_total",
+            "Anomalies injected (and labelled), by kind.",
+            ["kind"],
+            registry=metrics.registry,
+        )
+
+
+@dataclass
+class Summary:
+    """What a run produced; printed as one JSON line at the end."""
+
+    events: int = 0
+    records: int = 0
+    topics: dict[str, int] = field(default_factory=dict)
+    anomalies_injected: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    stopped_by: str = "limit"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "records": self.records,
+            "topics": dict(sorted(self.topics.items())),
+            "anomalies_injected": dict(sorted(self.anomalies_injected.items())),
+            "anomalies_total": sum(self.anomalies_injected.values()),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "records_per_s": round(self.records / self.elapsed_s, 1) if self.elapsed_s > 0 else None,
+            "stopped_by": self.stopped_by,
+        }
+
+
+class GeneratorRunner:
+    """Produces an :class:`Engine`'s stream to the local and remote clusters through the registry."""
+
+    def __init__(
+        self,
+        settings: GeneratorSettings,
+        kafka: KafkaSettings,
+        remote: RemoteKafkaSettings,
+        registry: RegistryLike,
+        *,
+        shutdown: Shutdown | None = None,
+        metrics: ServiceMetrics | None = None,
+        catalogue: Catalogue | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kafka = kafka
+        self.remote = remote
+        self.serde = AvroSerde(registry)
+        self.shutdown = shutdown or Shutdown()
+        self.metrics = metrics or ServiceMetrics(SERVICE)
+        self.generator_metrics = GeneratorMetrics(self.metrics)
+        self.catalogue = catalogue or load_catalogue()
+        self.specs = {name: self.catalogue.topic(name) for name in ALL_TOPICS}
+        self.names = {name: settings.topic(name) for name in ALL_TOPICS}
+        self._producers: dict[str, Producer] = {}
+        self._routes: dict[str, tuple[str, Encoder, Producer]] = {}
+        self._published: Counter[str] = Counter()
+        self._anomalies_published: dict[str, int] = {}
+
+    # -- setup -----------------------------------------------------------------------------------------------
+    def _cluster_settings(self, cluster: str) -> KafkaSettings:
+        return self.remote if cluster == "remote" else self.kafka
+
+    def setup(self) -> None:
+        """Create the topics (catalogue partitions and configs), register the schemas, open the producers."""
+        by_cluster: dict[str, list[tuple[str, int, dict[str, str]]]] = {}
+        for name, spec in self.specs.items():
+            by_cluster.setdefault(spec.cluster, []).append((self.names[name], spec.partitions, spec.topic_config()))
+        for cluster, topics in by_cluster.items():
+            config = self._cluster_settings(cluster).client_config()
+            if self.settings.create_topics:
+                ensure_topics(config, topics)
+            self._producers[cluster] = Producer(
+                producer_config(self._cluster_settings(cluster), f"{SERVICE}-{cluster}"), self.metrics
+            )
+        for name, spec in self.specs.items():
+            topic = self.names[name]
+            encoder = self.serde.encoder(subject_for(topic), load_schema(spec.value_schema))
+            self._routes[name] = (topic, encoder, self._producers[spec.cluster])
+        log.info("generator topics: %s", self.names)
+
+    # -- run -------------------------------------------------------------------------------------------------
+    def default_start_ms(self, events: int | None) -> int:
+        now = int(time.time() * 1000)
+        if self.settings.start_time is not None:
+            return int(self.settings.start_time.timestamp() * 1000)
+        if not self.settings.pace and events:
+            # Full speed over a bounded run: start early enough that simulated time ends near now.
+            return now - int(events / max(self.settings.events_per_second(), 1e-9) * 1000)
+        return now
+
+    def run(self, events: int | None = None, duration_s: float | None = None) -> Summary:
+        """Generate until ``events`` events were produced, ``duration_s`` passed or shutdown was requested."""
+        if not self._routes:
+            self.setup()
+        start_ms = self.default_start_ms(events)
+        engine = Engine(self.settings.engine_config(start_ms))
+        self._published, self._anomalies_published = Counter(), {}
+        summary = Summary()
+        counts: Counter[str] = Counter()
+        started = time.monotonic()
+        deadline = started + duration_s if duration_s is not None else None
+        pace = self.settings.pace
+        if self.settings.reference_snapshot:
+            for item in engine.reference_snapshot():
+                self._send(item)
+                counts[item.topic] += 1
+        produced_events = 0
+        since_metrics = 0
+        shutdown = self.shutdown
+        while True:
+            if events is not None and produced_events >= events:
+                summary.stopped_by = "events"
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                summary.stopped_by = "duration"
+                break
+            if shutdown.requested:
+                summary.stopped_by = shutdown.reason or "shutdown"
+                break
+            item = engine.next()
+            if pace:
+                ahead = (item.produce_time_ms - start_ms) / 1000 - (time.monotonic() - started)
+                if ahead > 0.005:
+                    # Sleep in slices so that a stop request is served promptly.
+                    shutdown.wait(min(ahead, 0.5))
+                    if shutdown.requested:
+                        summary.stopped_by = shutdown.reason or "shutdown"
+                        break
+                    if deadline is not None and time.monotonic() >= deadline:
+                        summary.stopped_by = "duration"
+                        break
+            self._send(item)
+            counts[item.topic] += 1
+            if item.topic != ANOMALY_LABELS:  # events and reference updates; labels come on top
+                produced_events += 1
+            since_metrics += 1
+            if since_metrics >= METRICS_BATCH:
+                self._publish_metrics(counts, engine)
+                since_metrics = 0
+        for label in engine.finish():
+            self._send(label)
+            counts[label.topic] += 1
+        for producer in self._producers.values():
+            producer.flush(120.0)
+        summary.elapsed_s = time.monotonic() - started
+        summary.events = produced_events
+        summary.records = sum(counts.values())
+        summary.topics = {self.names[name]: count for name, count in counts.items()}
+        summary.anomalies_injected = dict(engine.anomalies_injected)
+        self._publish_metrics(counts, engine)
+        return summary
+
+    def _send(self, item: Emitted) -> None:
+        topic, encoder, producer = self._routes[item.topic]
+        now_ms = int(time.time() * 1000)
+        metadata = item.value["metadata"]
+        if metadata["ingest_time"] < now_ms:
+            metadata["ingest_time"] = now_ms  # never earlier than the producer's clock at send time
+        producer.produce(topic, encoder.encode(item.value), item.key, timestamp=item.event_time_ms)
+
+    def _publish_metrics(self, counts: Counter[str], engine: Engine) -> None:
+        for name, count in counts.items():
+            delta = count - self._published.get(name, 0)
+            if delta:
+                self.generator_metrics.events.labels(name).inc(delta)
+        self._published = Counter(counts)
+        for kind, count in engine.anomalies_injected.items():
+            delta = count - self._anomalies_published.get(kind, 0)
+            if delta:
+                self.generator_metrics.anomalies.labels(kind).inc(delta)
+        self._anomalies_published = dict(engine.anomalies_injected)
+        for producer in self._producers.values():
+            producer.poll(0)
+
+    def close(self) -> None:
+        for producer in self._producers.values():
+            producer.flush(60.0)

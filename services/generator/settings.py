@@ -1,0 +1,107 @@
+"""Generator settings (environment prefix ``GENERATOR_``); the command line overrides a few of them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.generator.anomalies import AnomalyKind
+from services.generator.engine import ALL_TOPICS, GeneratorConfig
+from services.generator.world import WorldSizes
+
+
+class GeneratorSettings(BaseSettings):
+    """Shape of the generated stream, topic naming and pacing."""
+
+    model_config = SettingsConfigDict(env_prefix="GENERATOR_", extra="ignore", case_sensitive=False)
+
+    seed: int = Field(default=42, description="GENERATOR_SEED: same seed, same events.")
+    start_time: dt.datetime | None = Field(
+        default=None,
+        description="GENERATOR_START_TIME: ISO 8601 start of simulated time (default: now; unpaced bounded runs "
+        "start early enough to end near now).",
+    )
+    rate_product_views: float = Field(default=120.0, ge=0, description="Product views per second.")
+    rate_clickstream: float = Field(default=60.0, ge=0, description="Clickstream events per second.")
+    rate_orders: float = Field(default=8.0, ge=0, description="New orders per second (each has 3 order events).")
+    rate_supplier_invoices: float = Field(default=2.0, ge=0, description="New invoices per second (+1 payment).")
+    rate_reference_updates: float = Field(default=0.2, ge=0, description="Product price changes per second.")
+    jitter_ms: int = Field(default=200, ge=0, description="Delay bound of on-time events (event to produce time).")
+    late_fraction: float = Field(default=0.02, ge=0, le=1, description="Share of late events.")
+    max_lateness_s: float = Field(default=30.0, ge=0, description="Upper bound of produce time minus event time.")
+    step_s: float = Field(default=45.0, gt=0, description="Event time between steps of an order or shipment.")
+    burst_interval_s: float = Field(default=300.0, ge=0, description="Mean time between bursts (0 = none).")
+    burst_duration_s: float = Field(default=20.0, ge=0, description="Length of a burst.")
+    burst_factor: float = Field(default=4.0, ge=1, description="Rate multiplier inside a burst.")
+    anomalies_per_minute: float = Field(default=0.5, ge=0, description="Injected anomalies per minute.")
+    anomaly_kinds: str = Field(
+        default=",".join(kind.value for kind in AnomalyKind),
+        description="Comma-separated injections: traffic_spike, shipment_delay, error_burst, fraud_payment.",
+    )
+    products: int = Field(default=500, ge=1)
+    customers: int = Field(default=2000, ge=1)
+    suppliers: int = Field(default=40, ge=1)
+    devices: int = Field(default=5000, ge=1)
+    topic_prefix: str = Field(default="", description="GENERATOR_TOPIC_PREFIX prepended to every topic name.")
+    topics: dict[str, str] = Field(
+        default_factory=dict, description="GENERATOR_TOPICS: JSON map catalogue topic -> topic to write instead."
+    )
+    pace: bool = Field(default=True, description="GENERATOR_PACE: follow the wall clock (false = full speed).")
+    reference_snapshot: bool = Field(default=True, description="Publish every reference record at start.")
+    create_topics: bool = Field(default=True, description="Create missing topics with the catalogue's config.")
+
+    @field_validator("anomaly_kinds")
+    @classmethod
+    def _kinds(cls, value: str) -> str:
+        for name in filter(None, (part.strip() for part in value.split(","))):
+            AnomalyKind(name)
+        return value
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - set(ALL_TOPICS)
+        if unknown:
+            raise ValueError(f"unknown topics {sorted(unknown)}; the generator writes {list(ALL_TOPICS)}")
+        return value
+
+    def topic(self, catalogue_name: str) -> str:
+        """The topic to write for a catalogue topic (explicit mapping, else prefix + name)."""
+        return self.topics.get(catalogue_name) or f"{self.topic_prefix}{catalogue_name}"
+
+    def engine_config(self, start_time_ms: int) -> GeneratorConfig:
+        return GeneratorConfig(
+            seed=self.seed,
+            start_time_ms=start_time_ms,
+            rates={
+                "product_views": self.rate_product_views,
+                "clickstream": self.rate_clickstream,
+                "orders": self.rate_orders,
+                "supplier_invoices": self.rate_supplier_invoices,
+                "reference_updates": self.rate_reference_updates,
+            },
+            jitter_ms=self.jitter_ms,
+            late_fraction=self.late_fraction,
+            max_lateness_ms=int(self.max_lateness_s * 1000),
+            step_ms=max(int(self.step_s * 1000), int(self.max_lateness_s * 1000) + 1),
+            burst_interval_s=self.burst_interval_s,
+            burst_duration_s=self.burst_duration_s,
+            burst_factor=self.burst_factor,
+            anomalies_per_minute=self.anomalies_per_minute,
+            anomaly_kinds=tuple(
+                AnomalyKind(name) for name in filter(None, (p.strip() for p in self.anomaly_kinds.split(",")))
+            ),
+            sizes=WorldSizes(self.products, self.customers, self.suppliers, self.devices),
+        )
+
+    def events_per_second(self) -> float:
+        """Approximate total event rate (orders emit about 8 records each, invoices two)."""
+        return (
+            self.rate_product_views
+            + self.rate_clickstream
+            + self.rate_orders * 8
+            + self.rate_supplier_invoices * 2
+            + self.rate_reference_updates
+        )

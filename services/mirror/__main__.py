@@ -1,0 +1,112 @@
+"""Entrypoint: ``python -m services.mirror`` (runs until SIGTERM/SIGINT, then flushes, commits and exits 0)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+from confluent_kafka.admin import AdminClient
+
+from services.common.deadletter import DeadLetterPublisher
+from services.common.kafka import Producer, consumer_config, producer_config
+from services.common.lifecycle import Shutdown
+from services.common.logging import configure_logging
+from services.common.metrics import MetricsServer, ServiceMetrics
+from services.common.serde import AvroSerde, registry_client
+from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings, ServiceSettings
+from services.mirror.mirror import SERVICE, MirrorLoop, MirrorMetrics, SourceHealth, TopicMirror
+from services.mirror.settings import MirrorSettings
+from services.mirror.translate import SchemaTranslator
+
+log = logging.getLogger("services.mirror")
+
+
+def main() -> int:
+    service = ServiceSettings(service_name=SERVICE)
+    configure_logging(service.service_name, service.log_level)
+    settings = MirrorSettings()
+    remote = RemoteKafkaSettings()
+    local = KafkaSettings()
+    registry_settings = SchemaRegistrySettings()
+    try:
+        remote_config = remote.client_config()
+    except ValueError as error:
+        log.error("remote cluster settings are incomplete: %s", error)
+        return 2
+
+    shutdown = Shutdown().install()
+    metrics = ServiceMetrics(service.service_name)
+    mirror_metrics = MirrorMetrics(metrics)
+    health = SourceHealth(mirror_metrics, remote.sasl_username)
+    admin_config: dict[str, Any] = {**remote_config, "error_cb": health.on_error}
+    destination_registry = registry_client(registry_settings)
+    source_registry_settings = settings.source_registry(registry_settings)
+    translator = SchemaTranslator(
+        registry_client(source_registry_settings) if source_registry_settings else None,
+        destination_registry,
+        register_destination_subjects=settings.register_destination_subjects,
+    )
+    producer = Producer(producer_config(local, f"{SERVICE}-producer"), metrics)
+    mirror = TopicMirror(
+        source_admin=AdminClient(admin_config),
+        destination_admin_config=local.client_config(),
+        producer=producer,
+        translator=translator,
+        destination_for=settings.destination,
+        metrics=metrics,
+        mirror_metrics=mirror_metrics,
+        dead_letters=DeadLetterPublisher(producer, AvroSerde(destination_registry), service=SERVICE, metrics=metrics),
+        create_topics=settings.create_topics,
+    )
+    config = consumer_config(
+        remote,
+        settings.group_id,
+        f"{SERVICE}-consumer",
+        error_cb=health.on_error,
+        stats_cb=health.on_stats,
+        **{"statistics.interval.ms": settings.stats_interval_ms, "topic.metadata.refresh.interval.ms": 10_000},
+    )
+
+    def heartbeat(records: int) -> None:
+        if health.connected or records:
+            mirror_metrics.heartbeat.set(time.time())
+
+    loop = MirrorLoop(
+        config,
+        settings.source_topics(),
+        mirror.handle,
+        shutdown=shutdown,
+        producer=producer,
+        metrics=metrics,
+        batch_size=settings.batch_size,
+        batch_timeout_s=settings.batch_timeout_s,
+        lag_interval_s=settings.lag_interval_s,
+        on_poll=heartbeat,
+    )
+    server = MetricsServer(
+        metrics, service.metrics_host, service.metrics_port, ready=lambda: health.ready and not shutdown.requested
+    ).start()
+    log.info(
+        "mirroring %s from %s to %s (schema ids %s)",
+        settings.source_topics(),
+        remote.bootstrap_servers,
+        local.bootstrap_servers,
+        "pass through" if translator.passthrough else "translated",
+    )
+    try:
+        loop.run()
+    finally:
+        server.stop()
+    log.info(
+        "mirror stopped (%s): %d records in %d committed batches",
+        shutdown.reason,
+        loop.processed,
+        loop.committed_batches,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Generator throughput to the local broker, against a raw producer loop of pre-encoded bytes.
+
+``python -m tests.bench.bench_generator`` (stack env from FREIGHTLINE_STACK_ENV, default .freightline/stack.env).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+from confluent_kafka import Producer as RawProducer
+
+from services.common.kafka import producer_config
+from services.common.serde import registry_client
+from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings
+from services.generator.engine import ALL_TOPICS
+from services.generator.runner import GeneratorRunner
+from services.generator.settings import GeneratorSettings
+from tests.integration.generator.support import private_registry
+
+EVENTS = 150_000
+GOAL = 50_000.0
+
+
+def _raw_loop(bootstrap: str, payloads: list[tuple[bytes, bytes]], count: int) -> float:
+    """Records/s of a bare confluent_kafka producer sending pre-encoded values with the same settings."""
+    topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    producer = RawProducer(producer_config(KafkaSettings(bootstrap_servers=bootstrap), "bench-raw"))
+    producer.produce(topic, b"warm-up")
+    producer.flush(60)
+    started = time.perf_counter()
+    size = len(payloads)
+    for n in range(count):
+        key, value = payloads[n % size]
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if n % 1000 == 0:
+            producer.poll(0)
+    if producer.flush(120):
+        raise RuntimeError("raw producer did not drain")
+    return count / (time.perf_counter() - started)
+
+
+def run(env: dict[str, str]) -> list[dict[str, object]]:
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    with ExitStack() as stack:
+        registry_url = env.get("SCHEMA_REGISTRY_URL") or stack.enter_context(private_registry(env["POSTGRES_DSN"]))
+        prefix = f"bench-gen-{uuid.uuid4().hex[:8]}."
+        settings = GeneratorSettings(topic_prefix=prefix, pace=False, reference_snapshot=False)
+        local = KafkaSettings(bootstrap_servers=bootstrap)
+        # Every family to the local broker (product views included) to measure one broker.
+        remote = RemoteKafkaSettings(bootstrap_servers=bootstrap, security_protocol="PLAINTEXT")
+        runner = GeneratorRunner(settings, local, remote, registry_client(SchemaRegistrySettings(url=registry_url)))
+        runner.setup()
+        runner.run(events=2_000)  # warm-up: connections, schema registrations, topic metadata
+        started = time.perf_counter()
+        summary = runner.run(events=EVENTS)
+        elapsed = time.perf_counter() - started
+        generator_rate = summary.records / elapsed
+
+        # The baseline sends the same mix of value sizes, pre-encoded.
+        from services.generator.engine import Engine
+
+        engine = Engine(settings.engine_config(int(time.time() * 1000)))
+        encoders = {name: runner._routes[name][1] for name in ALL_TOPICS}
+        payloads = []
+        for _ in range(20_000):
+            item = engine.next()
+            payloads.append((item.key.encode(), encoders[item.topic].encode(item.value)))
+        raw_rate = _raw_loop(bootstrap, payloads, summary.records)
+    return [
+        {
+            "name": "generator_events_per_s",
+            "value": round(generator_rate, 1),
+            "unit": "events/s",
+            "baseline_name": "raw_confluent_kafka_producer_preencoded",
+            "baseline_value": round(raw_rate, 1),
+            "ratio": round(generator_rate / raw_rate, 3),
+            "goal": f">= {GOAL:.0f} events/s",
+        }
+    ]
+
+
+def _stack_env() -> dict[str, str]:
+    path = Path(os.environ.get("FREIGHTLINE_STACK_ENV", ".freightline/stack.env"))
+    env = dict(os.environ)
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key.strip()] = value.strip()
+    return env
+
+
+if __name__ == "__main__":
+    json.dump(run(_stack_env()), sys.stdout, indent=2)
+    sys.stdout.write("\n")

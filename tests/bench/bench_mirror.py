@@ -1,0 +1,158 @@
+"""Mirror throughput (remote SASL cluster -> local), against a raw consume-produce loop over the same data.
+
+``python -m tests.bench.bench_mirror`` (stack env from FREIGHTLINE_STACK_ENV, default .freightline/stack.env).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Producer as RawProducer
+from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
+
+from services.common.kafka import Producer, consumer_config, ensure_topics, producer_config
+from services.common.lifecycle import Shutdown
+from services.common.metrics import ServiceMetrics
+from services.common.serde import registry_client
+from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings
+from services.mirror.mirror import MirrorLoop, MirrorMetrics, TopicMirror
+from services.mirror.translate import SchemaTranslator
+from tests.integration.generator.support import private_registry
+from tests.integration.mirror.conftest import produce_sequence
+
+RECORDS = 200_000
+PARTITIONS = 3
+GOAL = 30_000.0
+
+
+def _settings(env: dict[str, str]) -> tuple[KafkaSettings, RemoteKafkaSettings]:
+    local = KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
+    remote = RemoteKafkaSettings(
+        bootstrap_servers=env["REMOTE_KAFKA_BOOTSTRAP_SERVERS"],
+        sasl_username=env["REMOTE_KAFKA_SASL_USERNAME"],
+        sasl_password=SecretStr(env["REMOTE_KAFKA_SASL_PASSWORD"]),
+    )
+    return local, remote
+
+
+def _mirror_rate(local: KafkaSettings, remote: RemoteKafkaSettings, registry_url: str, source: str) -> float:
+    metrics = ServiceMetrics("mirror-bench")
+    registry = registry_client(SchemaRegistrySettings(url=registry_url))
+    producer = Producer(producer_config(local, "mirror-bench"), metrics)
+    destination = f"bench-mirror-dst-{uuid.uuid4().hex[:8]}"
+    mirror = TopicMirror(
+        source_admin=AdminClient(dict(remote.client_config())),
+        destination_admin_config=local.client_config(),
+        producer=producer,
+        translator=SchemaTranslator(None, registry),
+        destination_for=lambda _: destination,
+        metrics=metrics,
+        mirror_metrics=MirrorMetrics(metrics),
+    )
+    mirror.ensure_destination(source)
+    shutdown = Shutdown()
+    loop = MirrorLoop(
+        consumer_config(remote, f"bench-{uuid.uuid4().hex[:8]}", "mirror-bench"),
+        [source],
+        mirror.handle,
+        shutdown=shutdown,
+        producer=producer,
+        metrics=metrics,
+        batch_size=5000,
+        on_poll=lambda _: None,
+    )
+    started = time.perf_counter()
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    while loop.processed < RECORDS:
+        if not thread.is_alive():
+            raise RuntimeError("mirror loop stopped early")
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    shutdown.request("bench done")
+    thread.join(60)
+    return RECORDS / elapsed
+
+
+def _raw_rate(local: KafkaSettings, remote: RemoteKafkaSettings, source: str) -> float:
+    """A bare consume -> produce loop with the same client settings and commit-after-flush batches."""
+    consumer = Consumer(consumer_config(remote, f"bench-raw-{uuid.uuid4().hex[:8]}", "raw-bench"))
+    producer = RawProducer(producer_config(local, "raw-bench"))
+    destination = f"bench-raw-dst-{uuid.uuid4().hex[:8]}"
+    ensure_topics(local.client_config(), [(destination, PARTITIONS, {})])
+    consumer.subscribe([source])
+    copied = 0
+    started = time.perf_counter()
+    while copied < RECORDS:
+        batch = consumer.consume(5000, 0.5)
+        offsets: dict[int, int] = {}
+        for message in batch:
+            if message.error() is not None:
+                continue
+            while True:
+                try:
+                    producer.produce(
+                        destination,
+                        message.value(),
+                        message.key(),
+                        headers=message.headers(),
+                        partition=message.partition() or 0,
+                        timestamp=message.timestamp()[1],
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            copied += 1
+            offsets[message.partition() or 0] = (message.offset() or 0) + 1
+        if offsets:
+            producer.flush(60)
+            consumer.commit(offsets=[TopicPartition(source, p, o) for p, o in offsets.items()], asynchronous=False)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return RECORDS / elapsed
+
+
+def run(env: dict[str, str]) -> list[dict[str, Any]]:
+    local, remote = _settings(env)
+    with ExitStack() as stack:
+        registry_url = env.get("SCHEMA_REGISTRY_URL") or stack.enter_context(private_registry(env["POSTGRES_DSN"]))
+        source = f"bench-mirror-src-{uuid.uuid4().hex[:8]}"
+        produce_sequence(remote.client_config(), registry_url, source, partitions=PARTITIONS, count=RECORDS)
+        mirror_rate = _mirror_rate(local, remote, registry_url, source)
+        raw_rate = _raw_rate(local, remote, source)
+    return [
+        {
+            "name": "mirror_records_per_s",
+            "value": round(mirror_rate, 1),
+            "unit": "records/s",
+            "baseline_name": "raw_confluent_kafka_consume_produce",
+            "baseline_value": round(raw_rate, 1),
+            "ratio": round(mirror_rate / raw_rate, 3),
+            "goal": f">= {GOAL:.0f} records/s",
+        }
+    ]
+
+
+def _stack_env() -> dict[str, str]:
+    path = Path(os.environ.get("FREIGHTLINE_STACK_ENV", ".freightline/stack.env"))
+    env = dict(os.environ)
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key.strip()] = value.strip()
+    return env
+
+
+if __name__ == "__main__":
+    json.dump(run(_stack_env()), sys.stdout, indent=2)
+    sys.stdout.write("\n")

@@ -1,0 +1,212 @@
+"""The event engine: reproducible, consistent, late within bounds, with labels that match the injections."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+import fastavro
+import pytest
+
+from schemas.catalogue import load_catalogue, load_schema
+from services.generator.anomalies import AnomalyKind
+from services.generator.engine import (
+    ALL_TOPICS,
+    ANOMALY_LABELS,
+    CLICKSTREAM,
+    INVOICES,
+    ORDERS,
+    PAYMENTS,
+    PRODUCT_VIEWS,
+    SHIPMENTS,
+    Emitted,
+    Engine,
+    GeneratorConfig,
+)
+from services.generator.world import WorldSizes
+
+SMALL = WorldSizes(products=60, customers=150, suppliers=8, devices=300)
+
+
+def config(**overrides: Any) -> GeneratorConfig:
+    return dataclasses.replace(GeneratorConfig(sizes=SMALL), **overrides)
+
+
+def run(engine: Engine, count: int) -> list[Emitted]:
+    return [engine.next() for _ in range(count)]
+
+
+def test_same_seed_gives_the_same_events() -> None:
+    first, second = Engine(config(seed=7)), Engine(config(seed=7))
+    assert [(e.topic, e.key, e.value) for e in first.reference_snapshot()] == [
+        (e.topic, e.key, e.value) for e in second.reference_snapshot()
+    ]
+    a, b = run(first, 5000), run(second, 5000)
+    assert [(e.topic, e.key, e.value, e.event_time_ms, e.produce_time_ms) for e in a] == [
+        (e.topic, e.key, e.value, e.event_time_ms, e.produce_time_ms) for e in b
+    ]
+
+
+def test_another_seed_gives_other_events() -> None:
+    a, b = run(Engine(config(seed=1)), 200), run(Engine(config(seed=2)), 200)
+    assert [e.value for e in a] != [e.value for e in b]
+
+
+def test_every_family_is_generated_and_encodes_with_its_contract() -> None:
+    engine = Engine(config(anomalies_per_minute=6.0))
+    items = engine.reference_snapshot() + run(engine, 30_000) + engine.finish()
+    catalogue = load_catalogue()
+    parsed = {topic: fastavro.parse_schema(load_schema(catalogue.topic(topic).value_schema)) for topic in ALL_TOPICS}
+    seen = {item.topic for item in items}
+    assert seen == set(ALL_TOPICS)
+    ids = set()
+    for item in items:
+        spec = catalogue.topic(item.topic)
+        assert item.key == item.value[spec.key_field], (item.topic, item.key)
+        assert fastavro.validation.validate(item.value, parsed[item.topic], raise_errors=True)
+        ids.add(item.value["metadata"]["event_id"])
+    assert len(ids) == len(items), "event ids are unique"
+
+
+def test_orders_obey_price_quantity_and_date_invariants() -> None:
+    orders = [e.value for e in run(Engine(config()), 20_000) if e.topic == ORDERS]
+    assert orders
+    for order in orders:
+        assert order["line_items"]
+        for line in order["line_items"]:
+            assert line["quantity"] >= 1
+            assert line["price"] >= 0
+            assert line["sales_amount"] == line["price"] * line["quantity"]
+        assert order["order_total"] == sum((line["sales_amount"] for line in order["line_items"]), Decimal(0))
+        if order["ship_date"] is not None:
+            assert order["order_date"] <= order["ship_date"] <= order["due_date"]
+        assert order["status"] in {"PLACED", "SHIPPED", "DELIVERED"}
+
+
+def test_entities_progress_in_order_per_key() -> None:
+    by_key: dict[tuple[str, str], list[Emitted]] = defaultdict(list)
+    for item in run(Engine(config(late_fraction=0.2)), 30_000):
+        if item.topic in (ORDERS, SHIPMENTS):
+            by_key[(item.topic, item.key)].append(item)
+    order_rank = {"PLACED": 0, "SHIPPED": 1, "DELIVERED": 2}
+    shipments = 0
+    for (topic, _), items in by_key.items():
+        times = [i.event_time_ms for i in items]
+        assert times == sorted(times), "one key's events leave in event-time order"
+        if topic == ORDERS:
+            ranks = [order_rank[i.value["status"]] for i in items]
+            assert ranks == sorted(ranks)
+            continue
+        sequence = [i.value["sequence_number"] for i in items]
+        assert sequence == list(range(1, len(items) + 1))
+        assert items[0].value["status"] == "PENDING"
+        for event in items:
+            assert (event.value["status"] == "DELAYED") == (event.value["delay_reason"] is not None)
+        if items[-1].value["status"] == "DELIVERED":
+            shipments += 1
+            last = items[-1].value
+            assert last["actual_delivery_date"] is not None
+            late = last["actual_delivery_date"] > last["estimated_delivery_date"]
+            assert late == any(i.value["status"] == "DELAYED" for i in items)
+            assert (last["delivery_penalty"] > 0) == late
+    assert shipments > 10
+
+
+def test_lateness_is_bounded_and_late_share_follows_the_setting() -> None:
+    cfg = config(late_fraction=0.1, jitter_ms=100, max_lateness_ms=20_000, step_ms=25_000)
+    items = [i for i in run(Engine(cfg), 40_000) if i.topic != ANOMALY_LABELS]
+    produce_times = [i.produce_time_ms for i in items]
+    assert produce_times == sorted(produce_times), "emission follows produce time"
+    lateness = [i.lateness_ms for i in items]
+    assert min(lateness) >= 0
+    assert max(lateness) <= cfg.max_lateness_ms
+    late_share = sum(1 for value in lateness if value > cfg.jitter_ms) / len(lateness)
+    assert 0.07 < late_share < 0.13
+    for item in items:
+        metadata = item.value["metadata"]
+        assert metadata["event_time"] == item.event_time_ms
+        assert metadata["ingest_time"] >= metadata["event_time"]
+    latest = 0
+    out_of_order = 0
+    for item in items:
+        if item.event_time_ms < latest:
+            out_of_order += 1
+        latest = max(latest, item.event_time_ms)
+    assert out_of_order > 0.05 * len(items)
+
+
+def test_no_late_events_when_disabled() -> None:
+    items = run(Engine(config(late_fraction=0.0, jitter_ms=0)), 5000)
+    assert all(i.lateness_ms == 0 for i in items if i.topic != ANOMALY_LABELS)
+
+
+def test_bursts_raise_the_rate() -> None:
+    cfg = config(burst_interval_s=30, burst_duration_s=10, burst_factor=8.0, anomalies_per_minute=0)
+    engine = Engine(cfg)
+    inside = outside = 0
+    for item in run(engine, 40_000):
+        if item.topic == PRODUCT_VIEWS:
+            if engine.in_burst(item.event_time_ms):
+                inside += 1
+            else:
+                outside += 1
+    assert inside > 0 and outside > 0
+
+
+def test_anomaly_labels_match_the_injected_events() -> None:
+    engine = Engine(config(anomalies_per_minute=12.0, max_lateness_ms=5_000, step_ms=6_000))
+    items = run(engine, 60_000)
+    by_id = {i.value["metadata"]["event_id"]: i for i in items if i.topic != ANOMALY_LABELS}
+    position = {i.value["metadata"]["event_id"]: n for n, i in enumerate(items)}
+    labels = [(n, i.value) for n, i in enumerate(items) if i.topic == ANOMALY_LABELS]
+    kinds = {label["anomaly_type"] for _, label in labels}
+    assert kinds == {"PRODUCT_VIEW_SPIKE", "SHIPMENT_DELAY_SURGE", "ERROR_RATE_SPIKE", "OTHER"}
+    assert sum(engine.anomalies_injected.values()) == len(labels)
+    for index, label in labels:
+        events = [by_id[event_id] for event_id in label["event_ids"]]
+        assert all(position[event_id] < index for event_id in label["event_ids"]), "label after its events"
+        times = [e.event_time_ms for e in events]
+        assert label["start_time"] == min(times) and label["end_time"] == max(times) + 1
+        kind = label["anomaly_type"]
+        if kind == "PRODUCT_VIEW_SPIKE":
+            assert {e.topic for e in events} == {PRODUCT_VIEWS}
+            assert {e.value["product_id"] for e in events} == {label["entity_key"]}
+            assert len({e.value["referrer_url"] for e in events}) == 1
+            assert len(events) >= 150
+        elif kind == "ERROR_RATE_SPIKE":
+            assert {e.topic for e in events} == {CLICKSTREAM}
+            assert {(e.value["event_type"], e.value["service"]) for e in events} == {("ERROR", label["entity_key"])}
+        elif kind == "SHIPMENT_DELAY_SURGE":
+            assert {e.topic for e in events} == {SHIPMENTS}
+            assert {e.value["route_id"] for e in events} == {label["entity_key"]}
+            delivered = [e.value for e in events if e.value["status"] == "DELIVERED"]
+            assert len(delivered) >= 6
+            assert all(v["actual_delivery_date"] > v["estimated_delivery_date"] for v in delivered)
+        else:
+            (payment,) = events
+            assert payment.topic == PAYMENTS and payment.key == label["entity_key"]
+            invoice = next(i.value for i in items if i.topic == INVOICES and i.key == label["entity_key"])
+            assert payment.value["amount"] >= 4 * invoice["amount"]
+
+
+def test_finish_labels_only_what_was_emitted() -> None:
+    engine = Engine(config(anomalies_per_minute=60.0, anomaly_kinds=(AnomalyKind.TRAFFIC_SPIKE,)))
+    items = run(engine, 3_000)
+    emitted = {i.value["metadata"]["event_id"] for i in items}
+    cut = engine.finish()
+    assert cut, "a spike in progress is labelled at the end"
+    for label in cut:
+        assert label.topic == ANOMALY_LABELS
+        assert set(label.value["event_ids"]) <= emitted
+    assert engine.finish() == []
+
+
+def test_invalid_configurations_are_rejected() -> None:
+    with pytest.raises(ValueError, match="step_ms"):
+        GeneratorConfig(max_lateness_ms=60_000, step_ms=30_000)
+    with pytest.raises(ValueError, match="unknown rate"):
+        GeneratorConfig(rates={"nope": 1.0})
+    with pytest.raises(ValueError, match="late_fraction"):
+        GeneratorConfig(late_fraction=2.0)
