@@ -13,18 +13,20 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 from deploy.local.context import StackContext
 from deploy.local.stack import Stack, StackError
-from services.common.settings import KafkaSettings, SchemaRegistrySettings, StackSettings
+from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings, StackSettings
 
 console = Console(stderr=True)
-out = Console()
+out = Console(width=140)
 
 
 @dataclass
@@ -58,6 +60,21 @@ class RunContext:
     report: Report
     run_id: str
     events: int
+    seed: int = 0
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def log(self, name: str) -> Path:
+        return self.stack.ctx.paths.logs / f"run-{name}.log"
+
+    def local(self) -> dict[str, str]:
+        return KafkaSettings(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"]).client_config()
+
+    def remote(self) -> dict[str, str]:
+        return RemoteKafkaSettings(
+            bootstrap_servers=self.env["REMOTE_KAFKA_BOOTSTRAP_SERVERS"],
+            sasl_username=self.env["REMOTE_KAFKA_SASL_USERNAME"],
+            sasl_password=SecretStr(self.env["REMOTE_KAFKA_SASL_PASSWORD"]),
+        ).client_config()
 
 
 Stage = Callable[[RunContext], None]
@@ -150,17 +167,175 @@ def stage_smoke(ctx: RunContext) -> None:
         ctx.report.problems.append(f"smoke pipeline: produced {producer.delivered}, consumed {len(seen)} of {n}")
 
 
+PRODUCT_VIEWS_REMOTE = "product_views"
+PRODUCT_VIEWS_LOCAL = "web.product_views.v1"
+MIRROR_GROUP = "freightline-mirror"
+
+
+def stage_generate(ctx: RunContext) -> None:
+    """The seeded world: every event family, product views to the remote cluster, the rest locally."""
+    from deploy.processes import ServiceProcess, last_json_line
+
+    _step(f"generator: {ctx.events:,} events, seed {ctx.seed}")
+    generator = ServiceProcess(
+        "services.generator",
+        ctx.env,
+        ctx.log("generator"),
+        "--events",
+        str(ctx.events),
+        "--no-pace",
+        "--seed",
+        str(ctx.seed),
+    ).start()
+    code, stdout = generator.wait(timeout=900)
+    if code != 0:
+        raise RuntimeError(f"generator exited {code}; see {ctx.log('generator')}")
+    summary = last_json_line(stdout)
+    ctx.state["produced"] = summary["topics"]
+    section = "Generator (this run)"
+    for topic, count in sorted(summary["topics"].items()):
+        ctx.report.add(section, topic, f"{count:,}")
+    rate = summary.get("records_per_s")
+    ctx.report.add(section, "records, time", f"{summary['records']:,} in {summary['elapsed_s']:.1f}s ({rate:,.0f}/s)")
+    injected = summary.get("anomalies_injected", {})
+    ctx.report.add(section, "anomalies injected", ", ".join(f"{k}={v}" for k, v in sorted(injected.items())) or "0")
+    ctx.state["anomalies_injected"] = injected
+
+
+def stage_mirror(ctx: RunContext) -> None:
+    """Remote product views into the local cluster, registry-aware, committed after the local ack."""
+    from deploy.processes import ServiceProcess, end_offsets, group_lag, wait_until
+
+    expected = int(ctx.state.get("produced", {}).get(PRODUCT_VIEWS_REMOTE, 0))
+    before = end_offsets(ctx.local(), [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
+    lag_before = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
+    _step(f"mirror: {PRODUCT_VIEWS_REMOTE} (remote, SASL) -> {PRODUCT_VIEWS_LOCAL}, {lag_before:,} records behind")
+    mirror = ServiceProcess("services.mirror", ctx.env, ctx.log("mirror"), MIRROR_GROUP_ID=MIRROR_GROUP).start()
+    started = time.monotonic()
+    try:
+        caught_up = wait_until(lambda: group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE]) == 0, 600, 1.0)
+        elapsed = time.monotonic() - started
+    finally:
+        code = mirror.stop()
+    mirrored = end_offsets(ctx.local(), [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL] - before
+    lag = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
+    ctx.state["mirrored"] = mirrored
+    section = "Mirror (remote -> local)"
+    ctx.report.add(section, "produced upstream this run", f"{expected:,}")
+    ctx.report.add(section, "mirrored this run", f"{mirrored:,} in {elapsed:.1f}s (incl. start-up)")
+    ctx.report.add(section, "mirror lag after the run", f"{lag:,} records")
+    ctx.report.add(section, "exit on SIGTERM", code)
+    if not caught_up or lag != 0:
+        ctx.report.problems.append(f"mirror did not catch up: lag {lag}")
+    if mirrored < lag_before:
+        ctx.report.problems.append(f"mirror copied {mirrored} of {lag_before} pending records")
+    if code != 0:
+        ctx.report.problems.append(f"mirror exited {code} on SIGTERM; see {ctx.log('mirror')}")
+
+
+def stage_sinks(ctx: RunContext) -> None:
+    """Raw views to MongoDB, raw clickstream to HDFS, raw finance events to GCS: counts must match."""
+    from deploy.processes import ServiceProcess, group_lag, wait_until
+    from services.common.settings import GcsSettings, HdfsSettings, MongoSettings
+    from services.sink_gcs import inspect as gcs_inspect
+    from services.sink_gcs.settings import GcsSinkSettings
+    from services.sink_hdfs import inspect as hdfs_inspect
+    from services.sink_hdfs.settings import HdfsSinkSettings
+    from services.sink_mongodb import inspect as mongo_inspect
+    from services.sink_mongodb.settings import MongoSinkSettings
+
+    env = ctx.env
+    mongo = MongoSettings(uri=env["MONGODB_URI"])
+    hdfs = HdfsSettings(webhdfs_url=env["HDFS_WEBHDFS_URL"], namenode_uri=env["HDFS_NAMENODE_URI"])
+    gcs = GcsSettings(endpoint=env["GCS_ENDPOINT"], bucket=env["GCS_BUCKET"])
+    mongo_sink, hdfs_sink, gcs_sink = MongoSinkSettings(), HdfsSinkSettings(), GcsSinkSettings(bucket=gcs.bucket)
+
+    def landed() -> dict[str, dict[str, int]]:
+        m = mongo_inspect.summary(mongo_sink, mongo)["collections"]
+        h = hdfs_inspect.summary(hdfs_sink, hdfs)["topics"]
+        g = gcs_inspect.summary(gcs_sink, gcs)["topics"]
+        return {
+            "mongodb": {
+                "records": sum(c["documents"] for c in m.values()),
+                "bytes": sum(c["bytes"] for c in m.values()),
+            },
+            "hdfs": {
+                "records": sum(t["records"] for t in h.values()),
+                "files": sum(t["files"] for t in h.values()),
+                "bytes": sum(t["bytes"] for t in h.values()),
+            },
+            "gcs": {
+                "records": sum(t["records"] for t in g.values()),
+                "files": sum(t["files"] for t in g.values()),
+                "bytes": sum(t["bytes"] for t in g.values()),
+            },
+        }
+
+    produced = ctx.state.get("produced", {})
+    expected = {
+        "mongodb": int(ctx.state.get("mirrored", 0)),
+        "hdfs": sum(int(produced.get(t, 0)) for t in hdfs_sink.topic_list()),
+        "gcs": sum(int(produced.get(t, 0)) for t in gcs_sink.topic_list()),
+    }
+    sinks = {
+        "mongodb": ("services.sink_mongodb", mongo_sink),
+        "hdfs": ("services.sink_hdfs", hdfs_sink),
+        "gcs": ("services.sink_gcs", gcs_sink),
+    }
+    before = landed()
+    _step("sinks: MongoDB (views), HDFS (clickstream), GCS (finance), exactly once")
+    processes = {
+        name: ServiceProcess(module, env, ctx.log(module.rsplit(".", 1)[-1])).start()
+        for name, (module, _) in sinks.items()
+    }
+    started = time.monotonic()
+    try:
+
+        def drained() -> bool:
+            return all(group_lag(ctx.local(), s.group_id, s.topic_list()) == 0 for _, s in sinks.values())
+
+        wait_until(drained, 900, 1.0)
+        elapsed = time.monotonic() - started
+    finally:
+        codes = {name: process.stop() for name, process in processes.items()}
+    after = landed()
+    section = "Sinks (this run)"
+    targets = {"mongodb": env["MONGODB_URI"], "hdfs": env["HDFS_WEBHDFS_URL"], "gcs": f"gs://{gcs.bucket}"}
+    for name in sinks:
+        delta = {k: after[name][k] - before[name].get(k, 0) for k in after[name]}
+        unit = "documents" if name == "mongodb" else "records"
+        files = f", {delta['files']:,} {'files' if name == 'hdfs' else 'objects'}" if "files" in delta else ""
+        ok = delta["records"] == expected[name]
+        ctx.report.add(
+            section,
+            f"{name} ({targets[name]})",
+            f"{delta['records']:,} {unit} of {expected[name]:,} expected{files}, {delta['bytes']:,} bytes"
+            f" [{'match' if ok else 'MISMATCH'}]",
+        )
+        if not ok:
+            ctx.report.problems.append(f"{name}: landed {delta['records']} of {expected[name]}")
+        if codes[name] != 0:
+            ctx.report.problems.append(f"sink {name} exited {codes[name]} on SIGTERM")
+    ctx.report.add(section, "time to drain", f"{elapsed:.1f}s (incl. start-up)")
+
+
 STAGES: list[tuple[str, Stage]] = [
     ("components", stage_components),
     ("contracts", stage_register_schemas),
     ("shared-library pipeline", stage_smoke),
+    ("generator", stage_generate),
+    ("mirror", stage_mirror),
+    ("sinks", stage_sinks),
 ]
 
 
-def execute(stack: Stack, env: dict[str, str], events: int, report: Report | None = None) -> Report:
+def execute(
+    stack: Stack, env: dict[str, str], events: int, report: Report | None = None, seed: int | None = None
+) -> Report:
     """Run every stage against a running stack; failures are recorded in the report, never raised."""
     report = report or Report()
-    ctx = RunContext(env=env, stack=stack, report=report, run_id=uuid.uuid4().hex[:8], events=events)
+    seed = seed if seed is not None else int.from_bytes(uuid.uuid4().bytes[:4], "big")
+    ctx = RunContext(env=env, stack=stack, report=report, run_id=uuid.uuid4().hex[:8], events=events, seed=seed)
     for name, stage in STAGES:
         _step(f"stage: {name}")
         try:
@@ -175,6 +350,7 @@ def execute(stack: Stack, env: dict[str, str], events: int, report: Report | Non
 def run(
     events: Annotated[int, typer.Option(help="Events per generated family.")] = 20_000,
     keep_stack: Annotated[bool, typer.Option(help="Leave the stack running afterwards.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Generator seed (default: a new one per run).")] = None,
 ) -> None:
     """Run the whole pipeline on the local stack and print a report."""
     stack = Stack(StackContext.create(StackSettings()))
@@ -184,7 +360,7 @@ def run(
     try:
         _step("starting the local stack")
         env = stack.up(progress=_step)
-        execute(stack, env, events, report)
+        execute(stack, env, events, report, seed)
     except StackError as error:
         report.problems.append(str(error))
     finally:
