@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from deploy.local.context import REPO_ROOT
 
@@ -75,6 +76,16 @@ def last_json_line(text: str) -> dict[str, Any]:
     raise ValueError(f"no JSON summary line in output: {text[-500:]!r}")
 
 
+# A fresh cluster answers NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS while it creates its offsets topic.
+_retry_kafka = retry(
+    retry=retry_if_exception_type(KafkaException),
+    wait=wait_exponential(multiplier=0.2, max=2),
+    stop=stop_after_delay(60),
+    reraise=True,
+)
+
+
+@_retry_kafka
 def end_offsets(client_config: Mapping[str, Any], topics: list[str]) -> dict[str, int]:
     """Sum of high watermarks per topic (0 for a topic that does not exist)."""
     consumer = Consumer({**client_config, "group.id": "freightline-inspector", "enable.auto.commit": False})
@@ -94,6 +105,7 @@ def end_offsets(client_config: Mapping[str, Any], topics: list[str]) -> dict[str
         consumer.close()
 
 
+@_retry_kafka
 def group_lag(client_config: Mapping[str, Any], group: str, topics: list[str]) -> int:
     """Records of ``topics`` not yet committed by consumer group ``group``."""
     admin = AdminClient(dict(client_config))

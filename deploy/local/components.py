@@ -11,6 +11,7 @@ import base64
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -211,6 +212,24 @@ class KafkaBroker(Component):
         except Exception:
             return False
         return bool(metadata.brokers)
+
+    def after_ready(self, ctx: StackContext) -> None:
+        """Wait until the group coordinator answers (a new cluster first creates its offsets topic)."""
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        consumer = Consumer({**self.client_config(ctx), "group.id": "freightline-stack-probe"})
+        try:
+            deadline = time.monotonic() + ctx.settings.start_timeout_s
+            while True:
+                try:
+                    consumer.committed([TopicPartition("freightline-stack-probe", 0)], timeout=5)
+                    return
+                except KafkaException:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        finally:
+            consumer.close()
 
     def exports(self, ctx: StackContext) -> dict[str, str]:
         config = self.client_config(ctx)
