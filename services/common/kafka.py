@@ -85,17 +85,31 @@ def consumer_config(settings: KafkaSettings, group_id: str, client_id: str, **ov
 class Producer:
     """An idempotent producer that counts delivery reports and injects trace context into headers."""
 
-    def __init__(self, config: dict[str, Any], metrics: ServiceMetrics | None = None) -> None:
+    def __init__(
+        self, config: dict[str, Any], metrics: ServiceMetrics | None = None, *, report_successes: bool = True
+    ) -> None:
+        """``report_successes=False`` asks the broker client for error reports only (no Python call per
+        acknowledged record): successes are then counted when ``flush`` confirms that nothing is pending, and
+        per-record ``on_delivery`` callbacks are refused."""
+        self.report_successes = report_successes
+        config = dict(config)
+        if not report_successes:
+            config["delivery.report.only.error"] = True
+            config["on_delivery"] = self._on_delivery
         self._producer = _RawProducer(config)
         self.metrics = metrics
-        self.in_flight = 0
         self.queued = 0
         self.delivered = 0
         self.failures: list[tuple[str, KafkaError]] = []
         self._counts: dict[tuple[str, str], int] = defaultdict(int)
+        self._unconfirmed: dict[str, int] = defaultdict(int)
+
+    @property
+    def in_flight(self) -> int:
+        """Records queued or sent and not yet acknowledged."""
+        return len(self._producer)
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        self.in_flight -= 1
         topic = message.topic() or "?"
         if error is None:
             self.delivered += 1
@@ -103,6 +117,8 @@ class Producer:
         else:
             self.failures.append((topic, error))
             self._counts[(topic, "error")] += 1
+            if not self.report_successes:
+                self._unconfirmed[topic] -= 1
 
     def produce(
         self,
@@ -125,22 +141,27 @@ class Producer:
             kwargs["partition"] = partition
         if timestamp is not None:
             kwargs["timestamp"] = timestamp
-        if on_delivery is None:
-            callback: DeliveryCallback = self._on_delivery
+        if self.report_successes:
+            if on_delivery is None:
+                kwargs["on_delivery"] = self._on_delivery
+            else:
+
+                def callback(error: KafkaError | None, message: Message) -> None:
+                    self._on_delivery(error, message)
+                    on_delivery(error, message)
+
+                kwargs["on_delivery"] = callback
+        elif on_delivery is not None:
+            raise ValueError("per-record delivery callbacks need a producer with report_successes=True")
         else:
-
-            def callback(error: KafkaError | None, message: Message) -> None:
-                self._on_delivery(error, message)
-                on_delivery(error, message)
-
+            self._unconfirmed[topic] += 1
         produce = self._producer.produce
         while True:
             try:
-                produce(topic, value, key, on_delivery=callback, **kwargs)
+                produce(topic, value, key, **kwargs)
                 break
             except BufferError:
                 self._producer.poll(0.05)
-        self.in_flight += 1
         self.queued += 1
         if self.queued % 1000 == 0:
             self._producer.poll(0)  # serve delivery reports as we go
@@ -153,6 +174,12 @@ class Producer:
     def flush(self, timeout: float = 60.0) -> None:
         """Wait until every queued record is acknowledged; raise ``DeliveryError`` for any that was not."""
         remaining = self._producer.flush(timeout)
+        if not remaining and self._unconfirmed:
+            # Error-only reports: whatever was queued and did not fail is now acknowledged.
+            for topic, count in self._unconfirmed.items():
+                self.delivered += count
+                self._counts[(topic, "ok")] += count
+            self._unconfirmed.clear()
         self._publish_counts()
         if remaining:
             raise DeliveryError(f"{remaining} records still unacknowledged after {timeout}s")

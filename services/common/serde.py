@@ -98,6 +98,7 @@ class AvroSerde:
         self.registry = registry
         self.auto_register = auto_register
         self._by_id: dict[int, Any] = {}
+        self._encoders: dict[tuple[str, str], Encoder] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -106,8 +107,11 @@ class AvroSerde:
         return fastavro.parse_schema(raw)
 
     def encoder(self, subject: str, schema: Mapping[str, Any] | str) -> Encoder:
-        """Register (or look up, when auto-registration is off) ``schema`` under ``subject``."""
+        """Register (or look up, when auto-registration is off) ``schema`` under ``subject``; cached."""
         text = schema if isinstance(schema, str) else json.dumps(schema, separators=(",", ":"))
+        cached = self._encoders.get((subject, text))
+        if cached is not None:
+            return cached
         parsed = self.parse(text)
         try:
             if self.auto_register:
@@ -117,8 +121,9 @@ class AvroSerde:
         except SchemaRegistryError as error:
             raise UnknownSchema(f"subject {subject}: {error}") from error
         with self._lock:
-            self._by_id.setdefault(schema_id, parsed)
-        return Encoder(schema_id, parsed)
+            parsed = self._by_id.setdefault(schema_id, parsed)
+            encoder = self._encoders.setdefault((subject, text), Encoder(schema_id, parsed))
+        return encoder
 
     def writer_schema(self, schema_id: int) -> Any:
         parsed = self._by_id.get(schema_id)

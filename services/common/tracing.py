@@ -51,11 +51,19 @@ def configure_tracing(service_name: str, exporter: str = "none") -> TracerProvid
     return provider
 
 
-def inject(headers: KafkaHeaders | None = None, ctx: otel_context.Context | None = None) -> KafkaHeaders:
-    """Return ``headers`` with the current (or given) trace context as ``traceparent``/``tracestate``."""
-    carrier: KafkaHeaders = list(headers or [])
+def inject(headers: KafkaHeaders | None = None, ctx: otel_context.Context | None = None) -> KafkaHeaders | None:
+    """``headers`` plus the current (or given) trace context as ``traceparent``/``tracestate``.
+
+    Returns ``headers`` untouched (possibly None) when there is no span to propagate: the common case on hot
+    paths outside any trace costs one context lookup.
+    """
+    if ctx is None:
+        ctx = otel_context.get_current()
+        if not ctx:  # an empty context holds no span
+            return headers
     if not trace.get_current_span(ctx).get_span_context().is_valid:
-        return carrier  # nothing to propagate: skip the propagator on the hot path
+        return headers
+    carrier: KafkaHeaders = list(headers or [])
     _PROPAGATOR.inject(carrier, context=ctx, setter=_HeaderSetter())
     return carrier
 

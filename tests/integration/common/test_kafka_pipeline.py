@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from services.common.kafka import ConsumerLoop, Producer, consumer_config, producer_config
+from services.common.kafka import ConsumerLoop, DeliveryError, Producer, consumer_config, producer_config
 from services.common.lifecycle import Shutdown
 from services.common.metrics import ServiceMetrics
 from services.common.serde import AvroSerde, registry_client, subject_for
@@ -278,3 +278,27 @@ def test_undecodable_record_goes_to_dead_letters_and_the_stream_goes_on(
     assert bad["service"] == "relay"
     assert by_key[b"worse"]["error_type"] == "undecodable"
     assert by_key[b"worse"]["original_value"] == b"plain text, no header"
+
+
+@pytest.mark.parametrize("report_successes", [True, False])
+def test_producer_counts_deliveries_and_failures(
+    kafka: KafkaSettings, new_topic: Callable[..., str], report_successes: bool
+) -> None:
+    topic = new_topic("counted", partitions=1)
+    small = new_topic("small", partitions=1, **{"max.message.bytes": "2048"})
+    metrics = ServiceMetrics("test")
+    producer = Producer(producer_config(kafka, "test"), metrics, report_successes=report_successes)
+    for i in range(500):
+        producer.produce(topic, b"v", str(i))
+    producer.flush()
+    assert producer.delivered == 500 and producer.in_flight == 0
+    producer.produce(small, os.urandom(8192), "big")  # the broker refuses it: a failed delivery report
+    with pytest.raises(DeliveryError, match="1 deliveries failed"):
+        producer.flush(30)
+    assert producer.delivered == 500
+    rendered = metrics.render().decode()
+    assert f'freightline_records_produced_total{{outcome="ok",service="test",topic="{topic}"}} 500.0' in rendered
+    assert f'freightline_records_produced_total{{outcome="error",service="test",topic="{small}"}} 1.0' in rendered
+    if not report_successes:
+        with pytest.raises(ValueError, match="report_successes=True"):
+            producer.produce(topic, b"v", "k", on_delivery=lambda error, message: None)

@@ -19,11 +19,17 @@ def test_trace_context_round_trips_through_kafka_headers() -> None:
     with tracer.start_as_current_span("produce") as span:
         headers = tracing.inject([("other", b"x")])
         expected = span.get_span_context()
+    assert headers is not None
     assert ("other", b"x") in headers
     parent = trace.get_current_span(tracing.extract(headers)).get_span_context()
     assert parent.trace_id == expected.trace_id
     assert parent.span_id == expected.span_id
     assert tracing.traceparent(headers) is not None
+
+
+def test_inject_outside_any_trace_leaves_headers_alone() -> None:
+    assert tracing.inject(None) is None
+    assert tracing.inject([("k", b"v")]) == [("k", b"v")]
 
 
 def test_extract_without_headers_is_empty() -> None:
