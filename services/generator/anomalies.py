@@ -49,11 +49,13 @@ class Injection:
     event_times: list[int] = field(default_factory=list)
     emitted_ids: list[str] = field(default_factory=list)
     emitted_times: list[int] = field(default_factory=list)
+    last_produce_ms: int = -1  # the latest produce time of its events: the label leaves after it
     labelled: bool = False
 
-    def add(self, event_id: str, event_time_ms: int) -> None:
+    def add(self, event_id: str, event_time_ms: int, produce_time_ms: int) -> None:
         self.event_ids.append(event_id)
         self.event_times.append(event_time_ms)
+        self.last_produce_ms = max(self.last_produce_ms, produce_time_ms)
 
     def emitted(self, event_id: str, event_time_ms: int) -> None:
         self.emitted_ids.append(event_id)

@@ -1,19 +1,20 @@
 """The event engine: a seeded, simulated clock that emits every event family of the platform.
 
 The engine is pure (no broker, no wall clock): it owns a ``random.Random`` seeded once, a world
-(:mod:`services.generator.world`) and a heap of pending items ordered by *produce time*. Each family has a
-tick whose inter-arrival times are exponential at the family's rate (times the burst factor inside burst
-windows). An event's *event time* is when it happened; its *produce time* is when it is handed to Kafka:
-``produce = event + delay`` where the delay is a small jitter for most events and up to ``max_lateness_ms``
-for the configured share of late events. Emission follows produce time, so late events arrive out of order
-in event time, with a hard bound on the lateness.
+(:mod:`services.generator.world`) and a schedule of pending items ordered by *produce time* (a heap for the
+current second of simulated time, one list per later second). Each family has a tick whose inter-arrival
+times are exponential at the family's rate (times the burst factor inside burst windows); the busiest
+families build ``SLICE_MS`` of simulated time per tick. An event's *event time* is when it happened; its
+*produce time* is when it is handed to Kafka: ``produce = event + delay`` where the delay is a small jitter
+for most events and up to ``max_lateness_ms`` for the configured share of late events. Emission follows
+produce time, so late events arrive out of order in event time, with a hard bound on the lateness.
 
 Multi-step entities (orders, shipments, invoices and their payments) are planned when they start: all their
 future events are built at once and scheduled, ``step_ms`` apart in event time, with ``step_ms`` larger than
 the maximum lateness so that the events of one key always leave in order. Business dates (order, ship, due,
 delivery and payment dates) follow a compressed calendar: one step of a shipment is one day of transit.
 
-The same configuration and seed give the same sequence of events, ids included.
+The same configuration, seed and start time give the same sequence of events, ids included.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import heapq
+import itertools
 import random
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
+from math import log as _log
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -154,12 +157,22 @@ class Emitted:
         return self.produce_time_ms - self.event_time_ms
 
 
-_TICK, _EVENT, _LABEL = 0, 1, 2
 _UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID_SET = (0x4000 << 64) | (0x8000 << 48)
+# Pending items live in a small heap for the current bucket of simulated time and in per-bucket lists beyond
+# it; a bucket is heapified when the clock reaches it (one O(n) pass instead of a heap push per item).
+BUCKET_MS = 1_000
+# The busy families (product views, clickstream) build this much simulated time per tick.
+SLICE_MS = 250
+BURST_HISTORY = 64  # burst windows remembered for in_burst()
+SECONDS = tuple(f"{second:02d}" for second in range(60))
+ZERO = Decimal("0.00")
+PENALTY_RATE = Decimal("0.05")
+MIN_PRICE = Decimal("0.50")
+WHOLE = Decimal("1")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Session:
     session_id: str
     user_id: str | None
@@ -167,6 +180,7 @@ class _Session:
     city: str | None
     device_type: str
     started_ms: int
+    geo_location: dict[str, str | None]
 
 
 class Engine:
@@ -177,73 +191,145 @@ class Engine:
         self.rng = random.Random(config.seed)
         self.world: World = build_world(self.rng, config.sizes)
         self.now_ms = config.start_time_ms
-        self._heap: list[tuple[int, int, int, Any]] = []
-        self._seq = 0
+        rng = self.rng
+        self._random = rng.random
+        # Event ids: a version 4 UUID prefix drawn once per run (seed and start time), then a counter.
+        bits = random.Random(f"{config.seed}/{config.start_time_ms}").getrandbits(128)
+        prefix = f"{(bits & _UUID_CLEAR) | _UUID_SET:032x}"
+        self._id_prefix = f"{prefix[:8]}-{prefix[8:12]}-{prefix[12:16]}-{prefix[16:20]}-{prefix[20:22]}"
+        # hex(n)[-10:] of a counter from 2**40 + 1: the last ten hex digits, zero-padded, at a fraction of the
+        # cost of format(); 2**40 ids per run.
+        self._id_counter = itertools.count((1 << 40) + 1)
+        self._heap: list[tuple[int, int, Any]] = []
+        self._buckets: dict[int, list[tuple[int, int, Any]]] = {}
+        self._horizon = (config.start_time_ms // BUCKET_MS + 1) * BUCKET_MS  # heap items are all before it
+        self._seq = itertools.count()
         self._counters: dict[str, int] = {}
-        self._zones = {store.store_id: ZoneInfo(store.spec.timezone) for store in self.world.stores}
+        world = self.world
+        self._zones = {store.store_id: ZoneInfo(store.spec.timezone) for store in world.stores}
+        self._stores = {store.store_id: store.spec for store in world.stores}
+        self._local_warehouses = {
+            store.store_id: [w for w in world.warehouses if w.country == store.store_id] for store in world.stores
+        }
+        self._devices = [(d.device_id, d.store_id, d.remote_ip) for d in world.devices]
+        self._weight_total = world.product_weights[-1]
         self._local_times: dict[str, tuple[int, str]] = {}
+        self._local_prices: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
         self._sessions: list[_Session] = []
         self._recent_orders: deque[str] = deque(maxlen=200)
         self._pending: list[Injection] = []
         self.anomalies_injected: dict[str, int] = {}
+        self._late_fraction = config.late_fraction
+        self._late_span = config.max_lateness_ms - config.jitter_ms + 1
+        self._jitter_span = config.jitter_ms + 1
         self._burst_start, self._burst_end = self._next_burst(config.start_time_ms)
-        for family in RATED_FAMILIES:
-            rate = config.rates.get(family, 0.0)
+        self._bursts: deque[tuple[int, int]] = deque([(self._burst_start, self._burst_end)], maxlen=BURST_HISTORY)
+        rates = config.rates
+        start = config.start_time_ms
+        ticks = (
+            ("product_views", self._views_tick),
+            ("clickstream", self._clicks_tick),
+            ("orders", self._orders_tick),
+            ("supplier_invoices", self._invoices_tick),
+            ("reference_updates", self._reference_tick),
+        )
+        for family, tick in ticks:
+            rate = rates.get(family, 0.0)
             if rate > 0:
-                self._schedule_tick(family, config.start_time_ms)
-        if config.anomalies_per_minute > 0 and config.anomaly_kinds:
-            self._schedule_tick("anomalies", config.start_time_ms)
+                self._push(start + self._gap(rate, start), tick)
+        self._anomaly_rate = config.anomalies_per_minute / 60.0
+        if self._anomaly_rate > 0 and config.anomaly_kinds:
+            self._push(start + self._gap(self._anomaly_rate, start, bursty=False), self._anomalies_tick)
 
     # -- ids and envelopes ---------------------------------------------------------------------------------
     def _uuid(self) -> str:
-        """A random (version 4, RFC 4122 variant) UUID drawn from the seeded generator."""
-        h = f"{(self.rng.getrandbits(128) & _UUID_CLEAR) | _UUID_SET:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        """A version 4 (RFC 4122 variant) UUID: the run's random prefix and a 40-bit counter."""
+        return self._id_prefix + hex(next(self._id_counter))[-10:]
 
-    def _next_id(self, prefix: str, width: int = 9) -> str:
-        count = self._counters.get(prefix, 0) + 1
-        self._counters[prefix] = count
-        return f"{prefix}-{count:0{width}d}"
+    def _next_id(self, prefix: str) -> str:
+        """The next business id of a kind: ``O-000000001``, ``SH-000000001``, ..."""
+        count = self._counters[prefix] = self._counters.get(prefix, 0) + 1
+        return f"{prefix}-{count:09d}"
 
     def _delay(self) -> int:
-        config = self.config
-        roll = self.rng.random()
-        if roll < config.late_fraction:
-            return config.jitter_ms + int(self.rng.random() * (config.max_lateness_ms - config.jitter_ms + 1))
-        return int(self.rng.random() * (config.jitter_ms + 1))
+        """Produce time minus event time: a jitter, or for the late share up to the maximum lateness."""
+        roll = self._random()
+        late = self._late_fraction
+        if roll < late:
+            return self.config.jitter_ms + int(roll / late * self._late_span)
+        return int((roll - late) / (1.0 - late) * self._jitter_span)
 
     def _metadata(self, event_time_ms: int, produce_time_ms: int) -> dict[str, Any]:
         return {
-            "event_id": self._uuid(),
+            "event_id": self._id_prefix + hex(next(self._id_counter))[-10:],
             "event_time": event_time_ms,
             "ingest_time": produce_time_ms,
             "producer": self.config.producer,
             "trace_context": None,
         }
 
+    def _emit(self, item: Emitted) -> None:
+        """Schedule ``item`` at its produce time (and count it for its injection)."""
+        injection = item.injection
+        if injection is not None:
+            injection.add(item.value["metadata"]["event_id"], item.event_time_ms, item.produce_time_ms)
+        self._push(item.produce_time_ms, item)
+
     def _make(
         self,
         topic: str,
         key: str,
-        body: dict[str, Any],
+        value: dict[str, Any],
         event_time_ms: int,
         injection: Injection | None = None,
-        delay: int | None = None,
-    ) -> Emitted:
-        produce = event_time_ms + (self._delay() if delay is None else delay)
-        metadata = self._metadata(event_time_ms, produce)
-        value = {"metadata": metadata, **body}
+    ) -> None:
+        """Add the envelope to ``value`` (the event's fields) and schedule it."""
+        produce = event_time_ms + self._delay()
+        event_id = self._id_prefix + hex(next(self._id_counter))[-10:]
+        value["metadata"] = {
+            "event_id": event_id,
+            "event_time": event_time_ms,
+            "ingest_time": produce,
+            "producer": self.config.producer,
+            "trace_context": None,
+        }
         if injection is not None:
-            injection.add(metadata["event_id"], event_time_ms)
-        return Emitted(topic, key, value, event_time_ms, produce, injection)
+            injection.add(event_id, event_time_ms, produce)
+        entry = (produce, next(self._seq), Emitted(topic, key, value, event_time_ms, produce, injection))
+        if produce < self._horizon:
+            heapq.heappush(self._heap, entry)
+        else:
+            pending = self._buckets.get(produce // BUCKET_MS)
+            if pending is None:
+                self._buckets[produce // BUCKET_MS] = [entry]
+            else:
+                pending.append(entry)
 
     # -- scheduling ----------------------------------------------------------------------------------------
-    def _push(self, at_ms: int, kind: int, payload: Any) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (at_ms, self._seq, kind, payload))
+    def _push(self, at_ms: int, payload: Any) -> None:
+        entry = (at_ms, next(self._seq), payload)
+        if at_ms < self._horizon:
+            heapq.heappush(self._heap, entry)
+            return
+        bucket = at_ms // BUCKET_MS
+        pending = self._buckets.get(bucket)
+        if pending is None:
+            self._buckets[bucket] = [entry]
+        else:
+            pending.append(entry)
 
-    def _emit_later(self, item: Emitted) -> None:
-        self._push(item.produce_time_ms, _EVENT, item)
+    def _advance(self) -> None:
+        """The heap is empty: make the next non-empty bucket the heap."""
+        buckets = self._buckets
+        if not buckets:
+            raise IndexError("nothing is scheduled: every rate is zero")
+        while True:
+            pending = buckets.pop(self._horizon // BUCKET_MS, None)
+            self._horizon += BUCKET_MS
+            if pending is not None:
+                heapq.heapify(pending)
+                self._heap = pending
+                return
 
     def _next_burst(self, after_ms: int) -> tuple[int, int]:
         config = self.config
@@ -253,19 +339,65 @@ class Engine:
         return start, start + int(config.burst_duration_s * 1000)
 
     def in_burst(self, at_ms: int) -> bool:
-        return self._burst_start <= at_ms < self._burst_end
+        """Whether ``at_ms`` lies in a burst window (the current one or one of the last ``BURST_HISTORY``)."""
+        return any(start <= at_ms < end for start, end in self._bursts)
 
-    def _schedule_tick(self, family: str, now_ms: int) -> None:
-        while now_ms >= self._burst_end:
-            self._burst_start, self._burst_end = self._next_burst(self._burst_end)
-        if family == "anomalies":
-            rate = self.config.anomalies_per_minute / 60.0
-        else:
-            rate = self.config.rates[family]
-            if self.in_burst(now_ms):
+    def _gap(self, rate: float, now_ms: int, bursty: bool = True) -> int:
+        """Exponential inter-arrival time (ms) at ``rate`` per second, times the burst factor inside bursts."""
+        if bursty:
+            while now_ms >= self._burst_end:
+                self._burst_start, self._burst_end = self._next_burst(self._burst_end)
+                self._bursts.append((self._burst_start, self._burst_end))
+            if now_ms >= self._burst_start:
                 rate *= self.config.burst_factor
-        gap = max(1, int(self.rng.expovariate(rate) * 1000))
-        self._push(now_ms + gap, _TICK, family)
+        return max(1, int(-_log(1.0 - self._random()) * 1000.0 / rate))
+
+    def _busy_tick(self, at: int, rate: float, build: Any, tick: Any) -> None:
+        """Build one busy family's events for the next ``SLICE_MS`` of simulated time and schedule them."""
+        end = at + SLICE_MS
+        scale = 1000.0 / rate
+        random_ = self._random
+        seq = self._seq
+        heap, horizon, buckets = self._heap, self._horizon, self._buckets
+        while at < end:
+            item = build(at)
+            produce = item.produce_time_ms
+            entry = (produce, next(seq), item)
+            if produce < horizon:
+                heapq.heappush(heap, entry)
+            else:
+                pending = buckets.get(produce // BUCKET_MS)
+                if pending is None:
+                    buckets[produce // BUCKET_MS] = [entry]
+                else:
+                    pending.append(entry)
+            if self._burst_start <= at or at >= self._burst_end:
+                at += self._gap(rate, at)
+            else:
+                at += int(-_log(1.0 - random_()) * scale) or 1
+        self._push(at, tick)
+
+    def _views_tick(self, at: int) -> None:
+        self._busy_tick(at, self.config.rates["product_views"], self._product_view, self._views_tick)
+
+    def _clicks_tick(self, at: int) -> None:
+        self._busy_tick(at, self.config.rates["clickstream"], self._click, self._clicks_tick)
+
+    def _orders_tick(self, at: int) -> None:
+        self._order(at)
+        self._push(at + self._gap(self.config.rates["orders"], at), self._orders_tick)
+
+    def _invoices_tick(self, at: int) -> None:
+        self._invoice(at)
+        self._push(at + self._gap(self.config.rates["supplier_invoices"], at), self._invoices_tick)
+
+    def _reference_tick(self, at: int) -> None:
+        self._price_change(at)
+        self._push(at + self._gap(self.config.rates["reference_updates"], at), self._reference_tick)
+
+    def _anomalies_tick(self, at: int) -> None:
+        self._inject(at)
+        self._push(at + self._gap(self._anomaly_rate, at, bursty=False), self._anomalies_tick)
 
     # -- the stream ----------------------------------------------------------------------------------------
     def reference_snapshot(self) -> list[Emitted]:
@@ -291,19 +423,52 @@ class Engine:
 
     def next(self) -> Emitted:
         """The next record in produce-time order (events, reference updates and anomaly labels)."""
+        heappop = heapq.heappop
         while True:
-            at, _, kind, payload = heapq.heappop(self._heap)
+            heap = self._heap
+            if not heap:
+                self._advance()
+                heap = self._heap
+            at, _, payload = heappop(heap)
             self.now_ms = at
-            if kind == _EVENT:
-                item: Emitted = payload
-                if item.injection is not None:
-                    item.injection.emitted(item.event_id, item.event_time_ms)
-                return item
-            if kind == _LABEL:
+            kind = type(payload)
+            if kind is Emitted:
+                injection = payload.injection
+                if injection is not None:
+                    injection.emitted(payload.event_id, payload.event_time_ms)
+                return payload  # type: ignore[no-any-return]
+            if kind is Injection:
                 return self._label(payload, at, emitted_only=False)
-            family: str = payload
-            self._schedule_tick(family, at)
-            self._tick(family, at)
+            payload(at)  # a family's tick
+
+    def take(self, count: int) -> list[Emitted]:
+        """The next ``count`` records (what ``count`` calls of ``next()`` return)."""
+        heap = self._heap
+        heappop = heapq.heappop
+        items: list[Emitted] = []
+        append = items.append
+        at = self.now_ms
+        while count > 0:
+            if not heap:
+                self._advance()
+                heap = self._heap
+            at, _, payload = heappop(heap)
+            kind = type(payload)
+            if kind is Emitted:
+                if payload.injection is not None:
+                    payload.injection.emitted(payload.event_id, payload.event_time_ms)
+                append(payload)
+                count -= 1
+                continue
+            self.now_ms = at
+            if kind is Injection:
+                append(self._label(payload, at, emitted_only=False))
+                count -= 1
+            else:
+                payload(at)  # a family's tick
+                heap = self._heap
+        self.now_ms = at
+        return items
 
     def finish(self) -> list[Emitted]:
         """Labels for injections cut short by the end of the run (only the events actually emitted)."""
@@ -321,134 +486,180 @@ class Engine:
         record = label_record(injection, metadata, emitted_only=emitted_only)
         return Emitted(ANOMALY_LABELS, injection.entity_key, record, at, at)
 
-    def _tick(self, family: str, at: int) -> None:
-        if family == "product_views":
-            self._emit_later(self._product_view(at))
-        elif family == "clickstream":
-            self._emit_later(self._click(at))
-        elif family == "orders":
-            self._order(at)
-        elif family == "supplier_invoices":
-            self._invoice(at)
-        elif family == "reference_updates":
-            self._price_change(at)
-        elif family == "anomalies":
-            self._inject(at)
-
-    # -- product views -------------------------------------------------------------------------------------
+    # -- shared draws --------------------------------------------------------------------------------------
     def _popular_product(self) -> Product:
-        weights = self.world.product_weights
-        return self.world.products[bisect.bisect(weights, self.rng.random() * weights[-1])]
+        return self.world.products[bisect.bisect(self.world.product_weights, self._random() * self._weight_total)]
+
+    def _local_price(self, product: Product, store: StoreSpec) -> Decimal:
+        """``local_price`` cached per product and store (until the product's price changes)."""
+        key = (product.product_id, store.store_id)
+        cached = self._local_prices.get(key)
+        if cached is not None and cached[0] is product.price_eur:
+            return cached[1]
+        price = local_price(product, store)
+        self._local_prices[key] = (product.price_eur, price)
+        return price
+
+    def _randint(self, low: int, high: int) -> int:
+        """A uniform integer in ``[low, high]``."""
+        return low + int(self._random() * (high - low + 1))
 
     def _local_time(self, store_id: str, at: int) -> str:
-        """Wall-clock time of ``at`` in the store's zone, ISO 8601 without offset (cached per second)."""
-        second = at // 1000
+        """Wall-clock time of ``at`` in the store's zone, ISO 8601 without offset (zone lookups once a minute:
+        every zone's offset is a whole number of minutes)."""
+        minute = at // 60_000
         cached = self._local_times.get(store_id)
-        if cached is not None and cached[0] == second:
-            return cached[1]
-        text = dt.datetime.fromtimestamp(second, self._zones[store_id]).strftime("%Y-%m-%dT%H:%M:%S")
-        self._local_times[store_id] = (second, text)
-        return text
+        if cached is None or cached[0] != minute:
+            local = dt.datetime.fromtimestamp(minute * 60, self._zones[store_id])
+            cached = (minute, local.strftime("%Y-%m-%dT%H:%M:"))
+            self._local_times[store_id] = cached
+        return cached[1] + SECONDS[at // 1000 % 60]
 
+    # -- product views -------------------------------------------------------------------------------------
     def _product_view(
         self, at: int, product: Product | None = None, referrer: str | None = None, injection: Injection | None = None
     ) -> Emitted:
-        rng = self.rng
-        devices = self.world.devices
-        device = devices[int(rng.random() * len(devices))]
-        product = product or self._popular_product()
+        random_ = self._random
+        devices = self._devices
+        device_id, store_id, remote_ip = devices[int(random_() * len(devices))]
+        if product is None:
+            product = self.world.products[bisect.bisect(self.world.product_weights, random_() * self._weight_total)]
         if injection is None:
-            referrer = REFERRERS[int(rng.random() * len(REFERRERS))]
-        body = {
-            "product_id": product.product_id,
-            "device_id": device.device_id,
-            "store_id": device.store_id,
+            referrer = REFERRERS[int(random_() * len(REFERRERS))]
+        roll = random_()
+        late = self._late_fraction
+        if roll < late:
+            produce = at + self.config.jitter_ms + int(roll / late * self._late_span)
+        else:
+            produce = at + int((roll - late) / (1.0 - late) * self._jitter_span)
+        cached = self._local_times.get(store_id)
+        if cached is not None and cached[0] == at // 60_000:
+            local_time = cached[1] + SECONDS[at // 1000 % 60]
+        else:
+            local_time = self._local_time(store_id, at)
+        product_id = product.product_id
+        value = {
+            "metadata": {
+                "event_id": self._id_prefix + hex(next(self._id_counter))[-10:],
+                "event_time": at,
+                "ingest_time": produce,
+                "producer": self.config.producer,
+                "trace_context": None,
+            },
+            "product_id": product_id,
+            "device_id": device_id,
+            "store_id": store_id,
             "referrer_url": referrer,
-            "local_time": self._local_time(device.store_id, at),
-            "remote_ip": device.remote_ip if rng.random() > 0.02 else None,
+            "local_time": local_time,
+            "remote_ip": remote_ip if random_() > 0.02 else None,
         }
-        return self._make(PRODUCT_VIEWS, product.product_id, body, at, injection)
+        return Emitted(PRODUCT_VIEWS, product_id, value, at, produce, injection)
 
     # -- clickstream ---------------------------------------------------------------------------------------
     def _session(self, at: int) -> _Session:
-        rng = self.rng
-        if self._sessions and rng.random() < 0.85:
-            session = self._sessions[rng.randrange(len(self._sessions))]
+        random_ = self._random
+        sessions = self._sessions
+        if sessions and random_() < 0.85:
+            session = sessions[int(random_() * len(sessions))]
             if at - session.started_ms < 3_600_000:
                 return session
-        customer = rng.choice(self.world.customers) if rng.random() < 0.7 else None
-        device = rng.choice(self.world.devices)
-        country = customer.country if customer else device.store_id
-        city = customer.city.name if customer else None
-        user_id = customer.customer_id if customer else None
-        session = _Session(self._uuid(), user_id, country, city, device.device_type, at)
-        if len(self._sessions) < 300:
-            self._sessions.append(session)
+        customers = self.world.customers
+        customer = customers[int(random_() * len(customers))] if random_() < 0.7 else None
+        devices = self.world.devices
+        device = devices[int(random_() * len(devices))]
+        if customer is not None:
+            country, city = customer.country, customer.city.name
+            session = _Session(self._uuid(), customer.customer_id, country, city, device.device_type, at, {})
         else:
-            self._sessions[rng.randrange(len(self._sessions))] = session
+            session = _Session(self._uuid(), None, device.store_id, None, device.device_type, at, {})
+        session.geo_location = {"country": session.country, "city": session.city}
+        if len(sessions) < 300:
+            sessions.append(session)
+        else:
+            sessions[int(random_() * len(sessions))] = session
         return session
 
     def _click(
         self, at: int, event_type: str | None = None, service: str | None = None, injection: Injection | None = None
     ) -> Emitted:
-        rng = self.rng
+        random_ = self._random
         session = self._session(at)
         if event_type is None:
-            roll = rng.random()
-            event_type = next(t for t, w in zip(CLICK_TYPES, CLICK_WEIGHTS, strict=True) if roll < w)
+            event_type = CLICK_TYPES[bisect.bisect(CLICK_WEIGHTS, random_())]
             if event_type in ("ORDER_COMPLETE", "ORDER_FAILED") and not self._recent_orders:
                 event_type = "SEARCH"
-        product = self._popular_product()
-        details: tuple[str, dict[str, Any]] | None
+        product_id: str | None = None
+        details: tuple[str, dict[str, Any]]
         level = "INFO"
         if event_type == "SEARCH":
             service = "search"
+            product_id = self._popular_product().product_id
             details = (
                 "com.freightline.web.SearchDetails",
-                {"query": rng.choice(SEARCH_TERMS), "result_count": rng.randrange(0, 400)},
+                {
+                    "query": SEARCH_TERMS[int(random_() * len(SEARCH_TERMS))],
+                    "result_count": int(random_() * 400),
+                },
             )
         elif event_type == "PURCHASE":
             service = "checkout"
-            store = self.world.store(session.country)
-            amount = (local_price(product, store) * rng.randint(1, 3)).quantize(CENT)
+            product = self._popular_product()
+            product_id = product.product_id
+            store = self._stores[session.country]
+            recent = self._recent_orders
             details = (
                 "com.freightline.web.PurchaseDetails",
                 {
-                    "order_id": self._recent_orders[-1] if self._recent_orders and rng.random() < 0.8 else None,
-                    "amount": amount,
+                    "order_id": recent[-1] if recent and random_() < 0.8 else None,
+                    "amount": self._local_price(product, store) * self._randint(1, 3),
                     "currency": store.currency,
-                    "payment_method": rng.choice(PAYMENT_METHODS),
+                    "payment_method": PAYMENT_METHODS[int(random_() * len(PAYMENT_METHODS))],
                 },
             )
         elif event_type in ("ORDER_COMPLETE", "ORDER_FAILED"):
             service = "orders"
             failed = event_type == "ORDER_FAILED"
             level = "WARNING" if failed else "INFO"
+            recent = self._recent_orders
             details = (
                 "com.freightline.web.OrderOutcomeDetails",
                 {
-                    "order_id": rng.choice(self._recent_orders),
-                    "failure_reason": rng.choice(FAILURE_REASONS) if failed else None,
+                    "order_id": recent[int(random_() * len(recent))],
+                    "failure_reason": FAILURE_REASONS[int(random_() * len(FAILURE_REASONS))] if failed else None,
                 },
             )
         else:
-            service = service or rng.choice(SHOP_SERVICES)
+            service = service or SHOP_SERVICES[int(random_() * len(SHOP_SERVICES))]
             level = "ERROR"
-            code, message = rng.choice(ERROR_CODES)
+            code, message = ERROR_CODES[int(random_() * len(ERROR_CODES))]
             details = ("com.freightline.web.ErrorDetails", {"error_code": code, "error_message": message})
-        body = {
+        roll = random_()
+        late = self._late_fraction
+        if roll < late:
+            produce = at + self.config.jitter_ms + int(roll / late * self._late_span)
+        else:
+            produce = at + int((roll - late) / (1.0 - late) * self._jitter_span)
+        session_id = session.session_id
+        value = {
+            "metadata": {
+                "event_id": self._id_prefix + hex(next(self._id_counter))[-10:],
+                "event_time": at,
+                "ingest_time": produce,
+                "producer": self.config.producer,
+                "trace_context": None,
+            },
             "event_type": event_type,
             "level": level,
             "service": service,
             "user_id": session.user_id,
-            "session_id": session.session_id,
-            "product_id": product.product_id if event_type in ("SEARCH", "PURCHASE") else None,
+            "session_id": session_id,
+            "product_id": product_id,
             "session_duration_seconds": max(0, (at - session.started_ms) // 1000),
             "device_type": session.device_type,
-            "geo_location": {"country": session.country, "city": session.city},
+            "geo_location": session.geo_location,
             "details": details,
         }
-        return self._make(CLICKSTREAM, session.session_id, body, at, injection)
+        return Emitted(CLICKSTREAM, session_id, value, at, produce, injection)
 
     # -- orders and shipments ------------------------------------------------------------------------------
     def _order(
@@ -459,47 +670,53 @@ class Engine:
         delay_days: int | None = None,
         injection: Injection | None = None,
     ) -> None:
-        rng = self.rng
+        random_ = self._random
         world = self.world
-        customer = customer or rng.choice(world.customers)
-        store = world.store(customer.country)
+        if customer is None:
+            customer = world.customers[int(random_() * len(world.customers))]
+        store = self._stores[customer.country]
         order_id = self._next_id("O")
         self._recent_orders.append(order_id)
         lines: list[dict[str, Any]] = []
         products: list[Product] = []
-        for line_number in range(1, rng.randint(1, 4) + 1):
+        total = ZERO
+        for line_number in range(1, self._randint(1, 4) + 1):
             product = self._popular_product()
             products.append(product)
-            quantity = rng.randint(1, 5)
-            price = local_price(product, store)
+            quantity = self._randint(1, 5)
+            price = self._local_price(product, store)
+            amount = price * quantity
+            total += amount
             lines.append(
                 {
                     "line_number": line_number,
                     "product_id": product.product_id,
                     "quantity": quantity,
                     "price": price,
-                    "sales_amount": price * quantity,
+                    "sales_amount": amount,
                 }
             )
-        total: Decimal = sum((line["sales_amount"] for line in lines), Decimal("0.00"))
         order_day = at // DAY_MS
-        ship_type, transit_days, priority = rng.choices(SHIPMENT_TYPES, weights=(6, 3, 1), k=1)[0]
-        ship_day = order_day + rng.randint(0, 2)
+        roll = random_() * 10  # shipment types weighted 6/3/1
+        ship_type, transit_days, priority = SHIPMENT_TYPES[0 if roll < 6 else 1 if roll < 9 else 2]
+        ship_day = order_day + self._randint(0, 2)
         due_day = ship_day + transit_days
-        base = {
+        step = self.config.step_ms
+        placed = {
             "order_id": order_id,
             "customer_id": customer.customer_id,
             "store_id": store.store_id,
+            "status": "PLACED",
             "order_date": order_day,
+            "ship_date": None,
             "due_date": due_day,
             "currency": store.currency,
             "line_items": lines,
             "order_total": total,
         }
-        step = self.config.step_ms
-        self._emit_later(self._make(ORDERS, order_id, {**base, "status": "PLACED", "ship_date": None}, at))
+        self._make(ORDERS, order_id, placed, at)
         ship_at = at + step
-        self._emit_later(self._make(ORDERS, order_id, {**base, "status": "SHIPPED", "ship_date": ship_day}, ship_at))
+        self._make(ORDERS, order_id, {**placed, "status": "SHIPPED", "ship_date": ship_day}, ship_at)
         delivered_at = self._shipment(
             ship_at,
             order_id,
@@ -514,8 +731,7 @@ class Engine:
             delay_days,
             injection,
         )
-        body = {**base, "status": "DELIVERED", "ship_date": ship_day}
-        self._emit_later(self._make(ORDERS, order_id, body, delivered_at + step))
+        self._make(ORDERS, order_id, {**placed, "status": "DELIVERED", "ship_date": ship_day}, delivered_at + step)
 
     def _shipment(
         self,
@@ -533,46 +749,56 @@ class Engine:
         injection: Injection | None,
     ) -> int:
         """Plan a shipment's status events from ``at``; returns the delivery event time."""
-        rng = self.rng
+        random_ = self._random
         world = self.world
         if warehouse is None:
-            local = [w for w in world.warehouses if w.country == customer.country]
-            warehouse = local[0] if local and rng.random() < 0.8 else rng.choice(world.warehouses)
-        if delay_days is None and rng.random() < self.config.normal_delay_share:
-            delay_days = rng.randint(1, 3)
+            local = self._local_warehouses[customer.country]
+            if local and random_() < 0.8:
+                warehouse = local[0]
+            else:
+                warehouse = world.warehouses[int(random_() * len(world.warehouses))]
+        if delay_days is None and random_() < self.config.normal_delay_share:
+            delay_days = self._randint(1, 3)
         delayed = bool(delay_days)
         shipment_id = self._next_id("SH")
         cross_border = warehouse.country != customer.country
-        distance = round(rng.uniform(400, 2500) if cross_border else rng.uniform(30, 700), 1)
+        distance = round(400 + 2100 * random_() if cross_border else 30 + 670 * random_(), 1)
         mode = "AIR" if ship_type == "OVERNIGHT" or (cross_border and customer.country == "US") else "TRUCK"
-        revenue = Decimal(str(round(rng.uniform(6, 60) * (1 + 0.6 * (ship_type != "STANDARD")), 2))).quantize(CENT)
-        cost = (revenue * Decimal(str(round(rng.uniform(0.55, 0.9), 2)))).quantize(CENT)
+        # Amounts in cents: Decimal(cents).scaleb(-2) is exact with two places, like quantize(CENT).
+        revenue = Decimal(round((6 + 54 * random_()) * (160 if ship_type != "STANDARD" else 100))).scaleb(-2)
+        cost = (revenue * Decimal(round(55 + 35 * random_())).scaleb(-2)).quantize(CENT)
         fx = store.fx_per_eur
         revenue, cost = (revenue * fx).quantize(CENT), (cost * fx).quantize(CENT)
-        route_id = f"{warehouse.country}-{warehouse.city.code}>{customer.country}-{customer.city.code}"
+        w_city, c_city = warehouse.city, customer.city
+        route_id = f"{warehouse.country}-{w_city.code}>{customer.country}-{c_city.code}"
         legs = transit_days + (delay_days or 0)
+        weight = 0.0
+        sensitive = False
+        for product in products:
+            weight += product.weight_kg
+            sensitive = sensitive or product.temperature_sensitive
         base = {
             "shipment_id": shipment_id,
             "order_id": order_id,
             "shipment_type": ship_type,
             "priority_level": priority,
-            "weight_kg": round(sum(p.weight_kg for p in products), 2),
+            "weight_kg": round(weight, 2),
             "dimensions": {
-                "length_cm": float(rng.randrange(10, 120)),
-                "width_cm": float(rng.randrange(10, 80)),
-                "height_cm": float(rng.randrange(5, 60)),
+                "length_cm": float(10 + int(random_() * 110)),
+                "width_cm": float(10 + int(random_() * 70)),
+                "height_cm": float(5 + int(random_() * 55)),
             },
             "customer_id": customer.customer_id,
             "origin": {
                 "street": None,
-                "postal_code": warehouse.city.postal_code,
-                "city": warehouse.city.name,
+                "postal_code": w_city.postal_code,
+                "city": w_city.name,
                 "country": warehouse.country,
             },
             "destination": {
                 "street": None,
-                "postal_code": customer.city.postal_code,
-                "city": customer.city.name,
+                "postal_code": c_city.postal_code,
+                "city": c_city.name,
                 "country": customer.country,
             },
             "route_id": route_id,
@@ -582,68 +808,93 @@ class Engine:
             "shipment_cost": cost,
             "revenue_generated": revenue,
             "warehouse_id": warehouse.warehouse_id,
-            "temperature_sensitive": any(p.temperature_sensitive for p in products),
+            "temperature_sensitive": sensitive,
         }
-        agent = f"A-{rng.randrange(1, 500):04d}"
-        vehicle = f"V-{'PLN' if mode == 'AIR' else 'TRK'}-{rng.randrange(1, 300):04d}"
+        agent = f"A-{1 + int(random_() * 499):04d}"
+        vehicle = f"V-{'PLN' if mode == 'AIR' else 'TRK'}-{1 + int(random_() * 299):04d}"
         step = self.config.step_ms
-        zero = Decimal("0.00")
-        sequence = 0
-
-        def status_event(status: str, when: int, leg: int, **extra: Any) -> None:
-            nonlocal sequence
-            sequence += 1
-            hub_country, hub_city = TRANSIT_HUBS[(leg + sequence) % len(TRANSIT_HUBS)]
-            location = None
-            if status == "DELIVERED":
-                location = {"country": customer.country, "city": customer.city.name}
-            elif status != "PENDING":
-                location = {"country": hub_country, "city": hub_city}
-            body = {
+        hubs = len(TRANSIT_HUBS)
+        span = max(legs, 1)
+        penalty = (revenue * PENALTY_RATE * delay_days).quantize(CENT) if delayed and delay_days else ZERO
+        # sequence_number n: PENDING (leg 0), legs 1 .. legs-1 IN_TRANSIT/DELAYED, then DELIVERED (leg legs).
+        self._make(
+            SHIPMENTS,
+            shipment_id,
+            {
                 **base,
-                "sequence_number": sequence,
-                "status": status,
-                "current_location": location,
+                "sequence_number": 1,
+                "status": "PENDING",
+                "current_location": None,
                 "actual_delivery_date": None,
-                "distance_traveled_km": round(distance * min(leg, legs) / max(legs, 1), 1),
-                "delivery_penalty": zero,
+                "distance_traveled_km": 0.0,
+                "delivery_penalty": ZERO,
                 "delay_reason": None,
-                "delivery_agent_id": agent if status != "PENDING" else None,
-                "vehicle_id": vehicle if status != "PENDING" else None,
-                **extra,
-            }
-            self._emit_later(self._make(SHIPMENTS, shipment_id, body, when, injection))
-
-        status_event("PENDING", at, 0)
+                "delivery_agent_id": None,
+                "vehicle_id": None,
+            },
+            at,
+            injection,
+        )
         when = at
         for leg in range(1, legs):
             when += step
-            if delayed and leg == transit_days:
-                penalty = (revenue * Decimal("0.05") * (delay_days or 0)).quantize(CENT)
-                reason = rng.choice(DELAY_REASONS)
-                status_event("DELAYED", when, leg, delivery_penalty=penalty, delay_reason=reason)
-            else:
-                status_event("IN_TRANSIT", when, leg)
+            hub_country, hub_city = TRANSIT_HUBS[(leg + leg + 1) % hubs]
+            held = delayed and leg == transit_days
+            self._make(
+                SHIPMENTS,
+                shipment_id,
+                {
+                    **base,
+                    "sequence_number": leg + 1,
+                    "status": "DELAYED" if held else "IN_TRANSIT",
+                    "current_location": {"country": hub_country, "city": hub_city},
+                    "actual_delivery_date": None,
+                    "distance_traveled_km": round(distance * min(leg, legs) / span, 1),
+                    "delivery_penalty": penalty if held else ZERO,
+                    "delay_reason": DELAY_REASONS[int(random_() * len(DELAY_REASONS))] if held else None,
+                    "delivery_agent_id": agent,
+                    "vehicle_id": vehicle,
+                },
+                when,
+                injection,
+            )
         when += step
-        actual = due_day + (delay_days or 0) if delayed else due_day - (1 if rng.random() < 0.2 else 0)
-        penalty = (revenue * Decimal("0.05") * (delay_days or 0)).quantize(CENT) if delayed else zero
-        status_event("DELIVERED", when, legs, actual_delivery_date=actual, delivery_penalty=penalty)
+        actual = due_day + (delay_days or 0) if delayed else due_day - (1 if random_() < 0.2 else 0)
+        self._make(
+            SHIPMENTS,
+            shipment_id,
+            {
+                **base,
+                "sequence_number": max(legs, 1) + 1,
+                "status": "DELIVERED",
+                "current_location": {"country": customer.country, "city": c_city.name},
+                "actual_delivery_date": actual,
+                "distance_traveled_km": round(distance * legs / span, 1),
+                "delivery_penalty": penalty,
+                "delay_reason": None,
+                "delivery_agent_id": agent,
+                "vehicle_id": vehicle,
+            },
+            when,
+            injection,
+        )
         return when
 
     # -- supplier invoices and payments --------------------------------------------------------------------
     def _invoice(self, at: int, fraud_factor: Decimal | None = None, injection: Injection | None = None) -> str:
         rng = self.rng
+        random_ = self._random
         world = self.world
-        supplier = rng.choice(world.suppliers)
+        supplier = world.suppliers[int(random_() * len(world.suppliers))]
         invoice_id = self._next_id("INV")
-        amount = Decimal(str(round(rng.uniform(150, 25_000), 2))).quantize(CENT)
+        amount = Decimal(round((150 + 24_850 * random_()) * 100)).scaleb(-2)
         issue_day = at // DAY_MS
         due_day = issue_day + supplier.payment_terms_days
-        warehouse = rng.choice(world.warehouses) if rng.random() < 0.8 else None
+        warehouse = world.warehouses[int(random_() * len(world.warehouses))] if random_() < 0.8 else None
         invoice = {
             "invoice_id": invoice_id,
             "supplier_id": supplier.supplier_id,
-            "purchase_order_id": self._next_id("PO") if rng.random() < 0.9 else None,
+            "purchase_order_id": self._next_id("PO") if random_() < 0.9 else None,
             "warehouse_id": warehouse.warehouse_id if warehouse else None,
             "status": "ISSUED",
             "issue_date": issue_day,
@@ -651,24 +902,24 @@ class Engine:
             "amount": amount,
             "currency": supplier.currency,
         }
-        self._emit_later(self._make(INVOICES, invoice_id, invoice, at))
+        self._make(INVOICES, invoice_id, invoice, at)
         delay_days = round(rng.gauss(1.5, 4))
         paid = amount
         if fraud_factor is not None:
-            paid = (amount * fraud_factor).quantize(Decimal("1")).quantize(CENT)
+            paid = (amount * fraud_factor).quantize(WHOLE).quantize(CENT)
         payment = {
             "payment_id": self._next_id("PAY"),
             "invoice_id": invoice_id,
             "supplier_id": supplier.supplier_id,
             "amount": paid,
             "currency": supplier.currency,
-            "payment_method": "BANK_TRANSFER" if rng.random() < 0.9 else "CARD",
+            "payment_method": "BANK_TRANSFER" if random_() < 0.9 else "CARD",
             "due_date": due_day,
             "paid_date": due_day + delay_days,
             "payment_delay_days": delay_days,
         }
-        pay_at = at + self.config.step_ms * rng.randint(1, 3)
-        self._emit_later(self._make(PAYMENTS, invoice_id, payment, pay_at, injection))
+        pay_at = at + self.config.step_ms * self._randint(1, 3)
+        self._make(PAYMENTS, invoice_id, payment, pay_at, injection)
         return invoice_id
 
     # -- reference updates ---------------------------------------------------------------------------------
@@ -676,10 +927,10 @@ class Engine:
         rng = self.rng
         product = rng.choice(self.world.products)
         factor = Decimal(str(round(1 + rng.uniform(-0.15, 0.15), 3)))
-        product.price_eur = max(Decimal("0.50"), (product.price_eur * factor).quantize(CENT))
+        product.price_eur = max(MIN_PRICE, (product.price_eur * factor).quantize(CENT))
         product.stock_quantity = max(0, product.stock_quantity + rng.randint(-50, 200))
         metadata = self._metadata(at, at)
-        self._emit_later(Emitted(REF_PRODUCTS, product.product_id, product_record(product, metadata), at, at))
+        self._emit(Emitted(REF_PRODUCTS, product.product_id, product_record(product, metadata), at, at))
 
     # -- anomaly injection ---------------------------------------------------------------------------------
     def _inject(self, at: int) -> None:
@@ -698,7 +949,7 @@ class Engine:
                 f"{count} views of {product.product_id} in {window // 1000}s from referrer {referrer}",
             )
             for _ in range(count):
-                self._emit_later(self._product_view(at + rng.randrange(window), product, referrer, injection))
+                self._emit(self._product_view(at + rng.randrange(window), product, referrer, injection))
         elif kind is AnomalyKind.ERROR_BURST:
             service = rng.choice(SHOP_SERVICES)
             count, window = rng.randint(80, 160), rng.randint(30_000, 60_000)
@@ -706,7 +957,7 @@ class Engine:
                 kind, label_id, "service", service, f"{count} ERROR events from service {service} in {window // 1000}s"
             )
             for _ in range(count):
-                self._emit_later(self._click(at + rng.randrange(window), "ERROR", service, injection))
+                self._emit(self._click(at + rng.randrange(window), "ERROR", service, injection))
         elif kind is AnomalyKind.SHIPMENT_DELAY:
             anchor = rng.choice(self.world.customers)
             customers = [c for c in self.world.customers if c.city == anchor.city] or [anchor]
@@ -724,7 +975,4 @@ class Engine:
             injection = Injection(kind, label_id, "invoice", "", f"payment of {factor}x the invoiced amount")
             injection.entity_key = self._invoice(at, factor, injection)
         self._pending.append(injection)
-        last_produce = max(
-            item.produce_time_ms for _, _, k, item in self._heap if k == _EVENT and item.injection is injection
-        )
-        self._push(last_produce + 1, _LABEL, injection)
+        self._push(injection.last_produce_ms + 1, injection)  # the label leaves after the last of its events

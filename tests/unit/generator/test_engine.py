@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -146,13 +147,20 @@ def test_bursts_raise_the_rate() -> None:
     cfg = config(burst_interval_s=30, burst_duration_s=10, burst_factor=8.0, anomalies_per_minute=0)
     engine = Engine(cfg)
     inside = outside = 0
-    for item in run(engine, 40_000):
+    items = run(engine, 40_000)
+    for item in items:
         if item.topic == PRODUCT_VIEWS:
             if engine.in_burst(item.event_time_ms):
                 inside += 1
             else:
                 outside += 1
     assert inside > 0 and outside > 0
+    # Views per unit of simulated time inside bursts against outside them (factor 8; lateness blurs the edges).
+    first, last = cfg.start_time_ms, max(item.event_time_ms for item in items)
+    samples = [engine.in_burst(at) for at in range(first, last, 100)]
+    share = sum(samples) / len(samples)
+    assert 0 < share < 1
+    assert (inside / share) > 4 * (outside / (1 - share))
 
 
 def test_anomaly_labels_match_the_injected_events() -> None:
@@ -210,3 +218,23 @@ def test_invalid_configurations_are_rejected() -> None:
         GeneratorConfig(rates={"nope": 1.0})
     with pytest.raises(ValueError, match="late_fraction"):
         GeneratorConfig(late_fraction=2.0)
+
+
+def test_take_returns_what_next_returns() -> None:
+    one_by_one, batched = Engine(config(anomalies_per_minute=12.0)), Engine(config(anomalies_per_minute=12.0))
+    a = run(one_by_one, 6_000)
+    b = batched.take(2_500) + batched.take(1) + batched.take(3_499)
+    assert [(e.topic, e.key, e.value, e.event_time_ms, e.produce_time_ms) for e in a] == [
+        (e.topic, e.key, e.value, e.event_time_ms, e.produce_time_ms) for e in b
+    ]
+    assert one_by_one.now_ms == batched.now_ms
+    assert [e.value["event_ids"] for e in one_by_one.finish()] == [e.value["event_ids"] for e in batched.finish()]
+
+
+def test_event_ids_are_version_4_uuids_of_the_run() -> None:
+    first = run(Engine(config(seed=3)), 2_000)
+    ids = [uuid.UUID(e.value["metadata"]["event_id"]) for e in first]
+    assert all(i.version == 4 and i.variant == uuid.RFC_4122 for i in ids)
+    assert len(set(ids)) == len(ids)
+    later = run(Engine(config(seed=3, start_time_ms=GeneratorConfig().start_time_ms + 60_000)), 2_000)
+    assert not {e.value["metadata"]["event_id"] for e in later} & {str(i) for i in ids}, "runs differ in ids"
