@@ -1,0 +1,48 @@
+"""Anomaly detector settings (environment prefix ``ANOMALY_DETECTOR_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VIEWS = "web.product_views.v1"
+CLICKSTREAM = "web.clickstream.v1"
+SHIPMENTS = "logistics.shipment_events.v1"
+INVOICES = "finance.supplier_invoices.v1"
+PAYMENTS = "finance.supplier_payments.v1"
+ANOMALIES = "analytics.anomalies.v1"
+LABELS = "analytics.anomaly_labels.v1"
+INPUT_TOPICS = (VIEWS, CLICKSTREAM, SHIPMENTS, INVOICES, PAYMENTS)
+ALL_TOPICS = (*INPUT_TOPICS, ANOMALIES, LABELS)
+
+
+class DetectorSettings(BaseSettings):
+    """Topics, consumer group, batching and the detection thresholds."""
+
+    model_config = SettingsConfigDict(env_prefix="ANOMALY_DETECTOR_", extra="ignore", case_sensitive=False)
+
+    group_id: str = Field(default="freightline-anomaly-detector", description="ANOMALY_DETECTOR_GROUP_ID.")
+    topic_prefix: str = Field(default="", description="ANOMALY_DETECTOR_TOPIC_PREFIX prepended to every topic.")
+    topics: dict[str, str] = Field(default_factory=dict, description="JSON map catalogue topic -> topic to use.")
+    batch_size: int = Field(default=2000, ge=1, description="ANOMALY_DETECTOR_BATCH_SIZE: records per commit.")
+    idle_flush_s: float = Field(
+        default=10.0, gt=0, description="ANOMALY_DETECTOR_IDLE_FLUSH_S: close open windows after this long idle."
+    )
+    lateness_s: float = Field(default=35.0, ge=0, description="ANOMALY_DETECTOR_LATENESS_S: allowed lateness.")
+    spike_min_views: int = Field(default=60, ge=1, description="Views of one product from one referrer per window.")
+    error_threshold: float = Field(default=5.0, gt=0, description="Robust z-score threshold of error bursts.")
+    delay_min_days: int = Field(default=4, ge=1, description="Days past the promise that count as a late delivery.")
+    delay_min_shipments: int = Field(default=2, ge=1, description="Late deliveries on one route within 15 minutes.")
+    payment_min_ratio: float = Field(default=3.0, gt=1, description="Payment / invoice ratio that is anomalous.")
+    create_topics: bool = Field(default=True, description="Create the anomalies topic and dead-letter topics.")
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - set(ALL_TOPICS)
+        if unknown:
+            raise ValueError(f"unknown topics {sorted(unknown)}; the detector uses {list(ALL_TOPICS)}")
+        return value
+
+    def topic(self, catalogue_name: str) -> str:
+        return self.topics.get(catalogue_name) or f"{self.topic_prefix}{catalogue_name}"

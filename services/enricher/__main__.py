@@ -1,0 +1,61 @@
+"""Entrypoint: ``python -m services.enricher`` (runs until SIGTERM/SIGINT, then drains, commits and exits 0)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import faust
+
+from services.common.logging import configure_logging
+from services.common.metrics import MetricsServer, ServiceMetrics
+from services.common.serde import registry_client
+from services.common.settings import KafkaSettings, SchemaRegistrySettings, ServiceSettings
+from services.common.tracing import configure_tracing
+from services.enricher.app import SERVICE, build_enricher
+from services.enricher.settings import EnricherSettings
+
+log = logging.getLogger("services.enricher")
+
+
+def main() -> int:
+    service = ServiceSettings(service_name=SERVICE)
+    configure_logging(service.service_name, service.log_level)
+    configure_tracing(service.service_name, service.otel_exporter)
+    settings = EnricherSettings()
+    kafka = KafkaSettings()
+    metrics = ServiceMetrics(service.service_name)
+    enricher = build_enricher(settings, kafka, registry_client(SchemaRegistrySettings()), metrics=metrics)
+    server = MetricsServer(
+        metrics, service.metrics_host, service.metrics_port, live=enricher.live, ready=enricher.ready
+    ).start()
+    log.info(
+        "enricher starting",
+        extra={
+            "app_id": settings.app_id,
+            "store": settings.store,
+            "metrics_port": server.port,
+            "sources": {kind: settings.source(kind) for kind in enricher.sources},
+        },
+    )
+    enricher.start_delivery_poller()
+    worker = faust.Worker(
+        enricher.app,
+        loglevel=service.log_level,
+        quiet=True,
+        override_logging=False,
+        redirect_stdouts=False,
+    )
+    code = 0
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 0
+    finally:
+        server.stop()
+    log.info("enricher stopped")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Read enriched topics back: counts, duplicates, UNKNOWN references and event-time-to-enriched latency.
+
+``summary(env, topics)`` is what the pipeline report calls after the enricher caught up; ``python -m
+services.enricher.inspect [TOPIC ...]`` prints it as JSON. The latency of a record is its ``metadata.ingest_time``
+(when the enricher built it) minus its ``metadata.event_time``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from services.common.serde import AvroSerde, SerdeError, registry_client
+from services.common.settings import KafkaSettings, SchemaRegistrySettings
+from services.enricher import join
+from services.enricher.settings import OUTPUT_TOPICS
+
+REFERENCE_FIELDS = {
+    "product": join.PRODUCT,
+    "customer": join.CUSTOMER,
+    "store": join.STORE,
+    "warehouse": join.WAREHOUSE,
+}
+
+
+def _kafka(env: Mapping[str, str]) -> KafkaSettings:
+    keys = {k[len("KAFKA_") :].lower(): v for k, v in env.items() if k.startswith("KAFKA_")}
+    return KafkaSettings.model_validate(keys)
+
+
+def _registry(env: Mapping[str, str]) -> SchemaRegistrySettings:
+    return SchemaRegistrySettings(url=env.get("SCHEMA_REGISTRY_URL", SchemaRegistrySettings().url))
+
+
+def read_topic(
+    env: Mapping[str, str], topic: str, *, timeout_s: float = 60.0
+) -> Iterator[tuple[bytes | None, bytes | None, int]]:
+    """Every record of ``topic`` up to the end offsets it has now: (key, value, timestamp ms)."""
+    consumer = Consumer(
+        {
+            **_kafka(env).client_config(),
+            "group.id": "freightline-inspect",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return
+        ends: dict[int, int] = {}
+        assignment = []
+        for partition in sorted(metadata.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                ends[partition] = high
+                assignment.append(TopicPartition(topic, partition, low))
+        if not assignment:
+            return
+        consumer.assign(assignment)
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise RuntimeError(f"reading {topic}: {error}")
+                    continue
+                partition = message.partition() or 0
+                offset = message.offset() or 0
+                if partition in ends and offset < ends[partition]:
+                    yield message.key(), message.value(), message.timestamp()[1]
+                    if offset + 1 >= ends[partition]:
+                        del ends[partition]
+    finally:
+        consumer.close()
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def topic_summary(env: Mapping[str, str], topic: str, serde: AvroSerde) -> dict[str, Any]:
+    records = 0
+    ids: Counter[str] = Counter()
+    source_ids: set[str] = set()
+    unknown: Counter[str] = Counter()
+    undecodable = 0
+    latencies: list[float] = []
+    for _key, value, _timestamp in read_topic(env, topic):
+        records += 1
+        try:
+            record = serde.decode(value)
+        except SerdeError:
+            undecodable += 1
+            continue
+        metadata = record["metadata"]
+        ids[str(metadata["event_id"])] += 1
+        source_ids.add(str(record["event"]["metadata"]["event_id"]))
+        latencies.append((join._millis(metadata["ingest_time"]) - join._millis(metadata["event_time"])) / 1000.0)
+        for field, kind in REFERENCE_FIELDS.items():
+            attributes = record.get(field)
+            if attributes is not None and attributes["status"] == join.UNKNOWN:
+                unknown[kind] += 1
+        for attributes in record.get("products") or []:
+            if attributes["status"] == join.UNKNOWN:
+                unknown[join.PRODUCT] += 1
+    return {
+        "records": records,
+        "distinct_events": len(source_ids),
+        "duplicates": records - undecodable - len(ids),
+        "undecodable": undecodable,
+        "unknown_references": dict(sorted(unknown.items())),
+        "latency_p50_s": _percentile(latencies, 0.5),
+        "latency_p99_s": _percentile(latencies, 0.99),
+        "_latencies": latencies,
+    }
+
+
+def summary(env: Mapping[str, str], topics: Sequence[str] | None = None) -> dict[str, Any]:
+    """Per enriched topic: records, distinct source events, duplicates, UNKNOWN references, latency p50/p99."""
+    serde = AvroSerde(registry_client(_registry(env)))
+    names = list(topics) if topics else list(OUTPUT_TOPICS.values())
+    per_topic = {topic: topic_summary(env, topic, serde) for topic in names}
+    unknown: Counter[str] = Counter()
+    latencies: list[float] = []
+    for item in per_topic.values():
+        unknown.update(item["unknown_references"])
+        latencies.extend(item.pop("_latencies"))
+    return {
+        "topics": per_topic,
+        "records": sum(item["records"] for item in per_topic.values()),
+        "duplicates": sum(item["duplicates"] for item in per_topic.values()),
+        "unknown_references": dict(sorted(unknown.items())),
+        "latency_p50_s": _percentile(latencies, 0.5),
+        "latency_p99_s": _percentile(latencies, 0.99),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.enricher.inspect", description=__doc__.splitlines()[0])
+    parser.add_argument("topics", nargs="*", help="enriched topics (default: the catalogue's enriched.*.v1)")
+    args = parser.parse_args(argv)
+    sys.stdout.write(json.dumps(summary(dict(os.environ), args.topics), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

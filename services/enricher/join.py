@@ -1,0 +1,298 @@
+"""Pure enrichment: reference projections, lookups with explicit UNKNOWN markers, and the enriched records.
+
+Nothing here touches a broker: the agents decode a source event, call one of the ``enrich_*`` functions with a
+:class:`Lookups` (the Faust tables in the service, plain dicts in tests) and encode the result. Reference records
+are projected to small JSON-safe dicts (:func:`project_reference`) before they are stored in a table, so a
+table holds only what enrichment needs; decimals travel as strings and are rebuilt on lookup.
+
+Every lookup yields a status: ``KNOWN`` (found), ``UNKNOWN`` (the event names an entity the reference data does
+not hold: the explicit marker, never a dropped event) or ``NOT_APPLICABLE`` (the event names none).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+KNOWN = "KNOWN"
+UNKNOWN = "UNKNOWN"
+NOT_APPLICABLE = "NOT_APPLICABLE"
+
+# Reference kinds (table names, metric labels).
+PRODUCT = "product"
+CUSTOMER = "customer"
+STORE = "store"
+WAREHOUSE = "warehouse"
+GEO = "geo"
+REFERENCE_KINDS = (PRODUCT, CUSTOMER, STORE, WAREHOUSE)
+
+# Event kinds: the source family of an enriched record.
+PRODUCT_VIEWS = "product_views"
+CLICKSTREAM = "clickstream"
+ORDERS = "orders"
+SHIPMENT_EVENTS = "shipment_events"
+EVENT_KINDS = (PRODUCT_VIEWS, CLICKSTREAM, ORDERS, SHIPMENT_EVENTS)
+
+# Namespace of the enriched records' event ids: uuid5(namespace, "<kind>:<source event id>") is stable across
+# replays, so consumers downstream deduplicate replays on metadata.event_id.
+ENRICHED_ID_NAMESPACE = uuid.UUID("6f1d2c1e-7d4b-5b8e-9a51-2f7e0c3d9b10")
+
+Reference = Mapping[str, Any]
+Lookup = Callable[[str], Reference | None]
+
+
+@dataclass
+class Lookups:
+    """One lookup function per reference kind (``None`` when the key is not in the reference data)."""
+
+    product: Lookup
+    customer: Lookup
+    store: Lookup
+    warehouse: Lookup
+
+    @classmethod
+    def from_mappings(
+        cls,
+        products: Mapping[str, Reference],
+        customers: Mapping[str, Reference],
+        stores: Mapping[str, Reference],
+        warehouses: Mapping[str, Reference],
+    ) -> Lookups:
+        return cls(products.get, customers.get, stores.get, warehouses.get)
+
+
+@dataclass
+class Enriched:
+    """An enriched record, its key, and the reference kinds that were UNKNOWN in it (one entry per miss)."""
+
+    record: dict[str, Any]
+    key: str
+    unknown: list[str] = field(default_factory=list)
+
+
+# -- reference projections ---------------------------------------------------------------------------------
+
+_REFERENCE_FIELDS: dict[str, tuple[str, ...]] = {
+    PRODUCT: ("name", "category", "subcategory", "brand", "price", "currency"),
+    CUSTOMER: ("segment", "region", "country"),
+    STORE: ("name", "country", "currency", "timezone"),
+    WAREHOUSE: ("name", "country", "city"),
+}
+_KEY_FIELDS = {PRODUCT: "product_id", CUSTOMER: "customer_id", STORE: "store_id", WAREHOUSE: "warehouse_id"}
+
+
+def reference_key(kind: str, record: Mapping[str, Any]) -> str:
+    """The entity id of a decoded reference record."""
+    return str(record[_KEY_FIELDS[kind]])
+
+
+def project_reference(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-safe attributes of a decoded reference record that enrichment needs (decimals as strings)."""
+    projected: dict[str, Any] = {}
+    for name in _REFERENCE_FIELDS[kind]:
+        value = record[name]
+        projected[name] = str(value) if isinstance(value, Decimal) else value
+    return projected
+
+
+# -- attributes --------------------------------------------------------------------------------------------
+
+
+def product_attributes(product_id: str | None, lookup: Lookup, unknown: list[str]) -> dict[str, Any]:
+    if product_id is None:
+        return {"product_id": None, "status": NOT_APPLICABLE, **dict.fromkeys(_REFERENCE_FIELDS[PRODUCT])}
+    ref = lookup(product_id)
+    if ref is None:
+        unknown.append(PRODUCT)
+        return {"product_id": product_id, "status": UNKNOWN, **dict.fromkeys(_REFERENCE_FIELDS[PRODUCT])}
+    price = ref.get("price")
+    return {
+        "product_id": product_id,
+        "status": KNOWN,
+        "name": ref.get("name"),
+        "category": ref.get("category"),
+        "subcategory": ref.get("subcategory"),
+        "brand": ref.get("brand"),
+        "price": Decimal(price) if price is not None else None,
+        "currency": ref.get("currency"),
+    }
+
+
+def _attributes(kind: str, id_field: str, entity_id: str | None, lookup: Lookup, unknown: list[str]) -> dict[str, Any]:
+    fields = _REFERENCE_FIELDS[kind]
+    if entity_id is None:
+        return {id_field: None, "status": NOT_APPLICABLE, **dict.fromkeys(fields)}
+    ref = lookup(entity_id)
+    if ref is None:
+        unknown.append(kind)
+        return {id_field: entity_id, "status": UNKNOWN, **dict.fromkeys(fields)}
+    return {id_field: entity_id, "status": KNOWN, **{name: ref.get(name) for name in fields}}
+
+
+def customer_attributes(customer_id: str | None, lookup: Lookup, unknown: list[str]) -> dict[str, Any]:
+    return _attributes(CUSTOMER, "customer_id", customer_id, lookup, unknown)
+
+
+def store_attributes(store_id: str | None, lookup: Lookup, unknown: list[str]) -> dict[str, Any]:
+    return _attributes(STORE, "store_id", store_id, lookup, unknown)
+
+
+def warehouse_attributes(warehouse_id: str | None, lookup: Lookup, unknown: list[str]) -> dict[str, Any]:
+    return _attributes(WAREHOUSE, "warehouse_id", warehouse_id, lookup, unknown)
+
+
+# -- envelopes ---------------------------------------------------------------------------------------------
+
+
+def enriched_event_id(kind: str, source_event_id: str) -> str:
+    """Stable id of the enriched record of a source event (the same on every replay)."""
+    return str(uuid.uuid5(ENRICHED_ID_NAMESPACE, f"{kind}:{source_event_id}"))
+
+
+def enriched_metadata(kind: str, source: Mapping[str, Any], now_ms: int, producer: str) -> dict[str, Any]:
+    """Envelope of an enriched record: the source's event time, a derived id, the enrichment time as ingest time."""
+    metadata = source["metadata"]
+    return {
+        "event_id": enriched_event_id(kind, str(metadata["event_id"])),
+        "event_time": metadata["event_time"],
+        "ingest_time": max(int(now_ms), _millis(metadata["event_time"])),
+        "producer": producer,
+        "trace_context": metadata.get("trace_context"),
+    }
+
+
+def _millis(value: Any) -> int:
+    """Milliseconds of a timestamp-millis value (an int, or a datetime from readers that convert it)."""
+    if isinstance(value, int):
+        return value
+    return int(value.timestamp() * 1000)
+
+
+# -- enrichment --------------------------------------------------------------------------------------------
+
+
+def enrich_product_view(event: dict[str, Any], lookups: Lookups, now_ms: int, producer: str) -> Enriched:
+    unknown: list[str] = []
+    record = {
+        "metadata": enriched_metadata(PRODUCT_VIEWS, event, now_ms, producer),
+        "event": event,
+        "product": product_attributes(event["product_id"], lookups.product, unknown),
+        "store": store_attributes(event["store_id"], lookups.store, unknown),
+    }
+    return Enriched(record, str(event["product_id"]), unknown)
+
+
+def enrich_clickstream(event: dict[str, Any], lookups: Lookups, now_ms: int, producer: str) -> Enriched:
+    unknown: list[str] = []
+    record = {
+        "metadata": enriched_metadata(CLICKSTREAM, event, now_ms, producer),
+        "event": event,
+        "product": product_attributes(event.get("product_id"), lookups.product, unknown),
+        "customer": customer_attributes(event.get("user_id"), lookups.customer, unknown),
+    }
+    return Enriched(record, str(event["session_id"]), unknown)
+
+
+def enrich_order(event: dict[str, Any], lookups: Lookups, now_ms: int, producer: str) -> Enriched:
+    unknown: list[str] = []
+    record = {
+        "metadata": enriched_metadata(ORDERS, event, now_ms, producer),
+        "event": event,
+        "customer": customer_attributes(event["customer_id"], lookups.customer, unknown),
+        "store": store_attributes(event["store_id"], lookups.store, unknown),
+        "products": [product_attributes(line["product_id"], lookups.product, unknown) for line in event["line_items"]],
+    }
+    return Enriched(record, str(event["order_id"]), unknown)
+
+
+def enrich_shipment_event(event: dict[str, Any], lookups: Lookups, now_ms: int, producer: str) -> Enriched:
+    unknown: list[str] = []
+    record = {
+        "metadata": enriched_metadata(SHIPMENT_EVENTS, event, now_ms, producer),
+        "event": event,
+        "customer": customer_attributes(event["customer_id"], lookups.customer, unknown),
+        "warehouse": warehouse_attributes(event["warehouse_id"], lookups.warehouse, unknown),
+    }
+    return Enriched(record, str(event["shipment_id"]), unknown)
+
+
+ENRICHERS: dict[str, Callable[[dict[str, Any], Lookups, int, str], Enriched]] = {
+    PRODUCT_VIEWS: enrich_product_view,
+    CLICKSTREAM: enrich_clickstream,
+    ORDERS: enrich_order,
+    SHIPMENT_EVENTS: enrich_shipment_event,
+}
+
+
+def enrich(kind: str, event: dict[str, Any], lookups: Lookups, now_ms: int, producer: str = "enricher") -> Enriched:
+    """Enrich one decoded source event of ``kind`` (one of :data:`EVENT_KINDS`)."""
+    return ENRICHERS[kind](event, lookups, now_ms, producer)
+
+
+# -- geo lookup --------------------------------------------------------------------------------------------
+
+# A small built-in prefix table (documentation and private ranges plus a few well-known blocks); the longest
+# matching prefix wins. Deployments with a real geo database replace it through ``GeoLookup(prefixes)``.
+BUILTIN_GEO_PREFIXES: dict[str, str] = {
+    "10.0.0.0/8": "ZZ",
+    "172.16.0.0/12": "ZZ",
+    "192.168.0.0/16": "ZZ",
+    "192.0.2.0/24": "ZZ",
+    "198.51.100.0/24": "ZZ",
+    "203.0.113.0/24": "ZZ",
+    "2.0.0.0/8": "FR",
+    "5.0.0.0/8": "DE",
+    "31.0.0.0/8": "NL",
+    "46.0.0.0/8": "DE",
+    "62.0.0.0/8": "GB",
+    "77.0.0.0/8": "SE",
+    "80.0.0.0/8": "ES",
+    "81.0.0.0/8": "GB",
+    "83.0.0.0/8": "PL",
+    "85.0.0.0/8": "DE",
+    "86.0.0.0/8": "GB",
+    "89.0.0.0/8": "PL",
+    "90.0.0.0/8": "FR",
+    "94.0.0.0/8": "NL",
+    "3.0.0.0/8": "US",
+    "4.0.0.0/8": "US",
+    "8.0.0.0/8": "US",
+    "23.0.0.0/8": "US",
+    "24.0.0.0/8": "US",
+    "50.0.0.0/8": "US",
+    "63.0.0.0/8": "US",
+    "64.0.0.0/8": "US",
+    "66.0.0.0/8": "US",
+    "98.0.0.0/8": "US",
+}
+
+
+class GeoLookup:
+    """Longest-prefix match of an IP address to an ISO 3166-1 alpha-2 country (``None`` when unknown)."""
+
+    def __init__(self, prefixes: Mapping[str, str] | None = None) -> None:
+        table = BUILTIN_GEO_PREFIXES if prefixes is None else prefixes
+        networks = [(ipaddress.ip_network(prefix), country) for prefix, country in table.items()]
+        # Longest prefixes first, so the first match is the most specific one.
+        self._networks = sorted(networks, key=lambda item: item[0].prefixlen, reverse=True)
+        self._cache: dict[str, str | None] = {}
+
+    def country(self, ip: str | None) -> str | None:
+        if not ip:
+            return None
+        cached = self._cache.get(ip, "")
+        if cached != "":
+            return cached
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            result = None
+        else:
+            result = next((country for network, country in self._networks if address in network), None)
+        if len(self._cache) < 100_000:
+            self._cache[ip] = result
+        return result

@@ -1,0 +1,94 @@
+"""Enricher settings (environment prefix ``ENRICHER_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.enricher import join
+
+# Catalogue topics the enricher reads and writes, by role.
+SOURCE_TOPICS: dict[str, str] = {
+    join.PRODUCT_VIEWS: "web.product_views.v1",
+    join.CLICKSTREAM: "web.clickstream.v1",
+    join.ORDERS: "commerce.orders.v1",
+    join.SHIPMENT_EVENTS: "logistics.shipment_events.v1",
+}
+OUTPUT_TOPICS: dict[str, str] = {
+    join.PRODUCT_VIEWS: "enriched.product_views.v1",
+    join.CLICKSTREAM: "enriched.clickstream.v1",
+    join.ORDERS: "enriched.orders.v1",
+    join.SHIPMENT_EVENTS: "enriched.shipment_events.v1",
+}
+REFERENCE_TOPICS: dict[str, str] = {
+    join.PRODUCT: "reference.products.v1",
+    join.CUSTOMER: "reference.customers.v1",
+    join.STORE: "reference.stores.v1",
+    join.WAREHOUSE: "reference.warehouses.v1",
+}
+ALL_TOPICS = (*SOURCE_TOPICS.values(), *OUTPUT_TOPICS.values(), *REFERENCE_TOPICS.values())
+
+
+class EnricherSettings(BaseSettings):
+    """Topics, state store, batching and commit supervision of the enricher."""
+
+    model_config = SettingsConfigDict(env_prefix="ENRICHER_", extra="ignore", case_sensitive=False)
+
+    app_id: str = Field(
+        default="freightline-enricher",
+        description="ENRICHER_APP_ID: Faust app id = consumer group and prefix of the tables' changelog topics.",
+    )
+    topic_prefix: str = Field(default="", description="ENRICHER_TOPIC_PREFIX prepended to every topic name.")
+    topics: dict[str, str] = Field(
+        default_factory=dict, description="ENRICHER_TOPICS: JSON map catalogue topic -> topic to use instead."
+    )
+    store: str = Field(
+        default="memory://", description="ENRICHER_STORE: table store, memory:// or rocksdb:// (needs rocksdict)."
+    )
+    data_dir: str = Field(default=".freightline/enricher", description="ENRICHER_DATA_DIR: Faust data directory.")
+    batch_size: int = Field(default=2000, ge=1, description="ENRICHER_BATCH_SIZE: events per batch per agent.")
+    batch_within_s: float = Field(default=0.2, gt=0, description="ENRICHER_BATCH_WITHIN_S: batch wait bound.")
+    stream_buffer_maxsize: int = Field(default=8192, ge=16, description="Faust stream buffer per partition.")
+    commit_interval_s: float = Field(default=1.0, gt=0, description="ENRICHER_COMMIT_INTERVAL_S.")
+    commit_stall_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="ENRICHER_COMMIT_STALL_S: acknowledged records left uncommitted this long = not healthy.",
+    )
+    exit_on_commit_stall: bool = Field(
+        default=True, description="ENRICHER_EXIT_ON_COMMIT_STALL: exit (to be restarted) when commits stall."
+    )
+    delivery_retries: int = Field(default=5, ge=0, description="ENRICHER_DELIVERY_RETRIES per failed output.")
+    cython_optimizations: bool = Field(
+        default=False, description="ENRICHER_CYTHON_OPTIMIZATIONS: Faust's opt-in Cython fast paths."
+    )
+    create_topics: bool = Field(default=True, description="ENRICHER_CREATE_TOPICS: create outputs and DLQs.")
+    producer_name: str = Field(default="enricher", description="metadata.producer of the enriched records.")
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - set(ALL_TOPICS)
+        if unknown:
+            raise ValueError(f"unknown topics {sorted(unknown)}; the enricher uses {list(ALL_TOPICS)}")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if not value.startswith(("memory://", "rocksdb://")):
+            raise ValueError("ENRICHER_STORE must be memory:// or rocksdb://")
+        return value
+
+    def topic(self, catalogue_name: str) -> str:
+        """The topic to use for a catalogue topic (explicit mapping, else prefix + name)."""
+        return self.topics.get(catalogue_name) or f"{self.topic_prefix}{catalogue_name}"
+
+    def source(self, kind: str) -> str:
+        return self.topic(SOURCE_TOPICS[kind])
+
+    def output(self, kind: str) -> str:
+        return self.topic(OUTPUT_TOPICS[kind])
+
+    def reference(self, kind: str) -> str:
+        return self.topic(REFERENCE_TOPICS[kind])

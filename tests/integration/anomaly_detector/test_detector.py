@@ -1,0 +1,54 @@
+"""Generator -> detector -> score on unique topics: precision and recall per anomaly type, fixed seed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from services.anomaly_detector.score import score
+from services.anomaly_detector.settings import INPUT_TOPICS
+from tests.integration.enricher import support
+
+pytestmark = pytest.mark.integration
+
+# Default event rates; anomalies denser than the default 0.5/min so that a short run holds about ten per type.
+EVENTS = 200_000
+ANOMALIES_PER_MINUTE = "3"
+SEED = 5
+
+
+def test_precision_and_recall_per_type(
+    stack_env: dict[str, str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    prefix = unique_name("det") + "-"
+    summary = support.run_generator(
+        stack_env, prefix, EVENTS, SEED, GENERATOR_ANOMALIES_PER_MINUTE=ANOMALIES_PER_MINUTE
+    )
+    assert summary["anomalies_total"] >= 20
+    group = f"{prefix}detector"
+    env = support.process_env(
+        stack_env,
+        ANOMALY_DETECTOR_TOPIC_PREFIX=prefix,
+        ANOMALY_DETECTOR_GROUP_ID=group,
+        ANOMALY_DETECTOR_IDLE_FLUSH_S="2",
+    )
+    with (tmp_path / "detector.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.anomaly_detector"], env=env, cwd=support.ROOT, stdout=log, stderr=log
+        )
+    try:
+        assert support.wait_caught_up(stack_env, group, [prefix + t for t in INPUT_TOPICS], 240, process)
+    finally:
+        code = support.stop(process)  # SIGTERM: open windows are flushed before exit
+    assert code == 0, (tmp_path / "detector.log").read_text()[-3000:]
+    result = score(stack_env, f"{prefix}analytics.anomaly_labels.v1", f"{prefix}analytics.anomalies.v1")
+    print(result)
+    per_type = result["per_type"]
+    assert set(per_type) == {"PRODUCT_VIEW_SPIKE", "SHIPMENT_DELAY_SURGE", "ERROR_RATE_SPIKE", "OTHER"}
+    for kind, item in per_type.items():
+        assert item["precision"] is not None and item["precision"] >= 0.9, (kind, item)
+        assert item["recall"] is not None and item["recall"] >= 0.9, (kind, item)
