@@ -18,6 +18,9 @@ class GcsSinkSettings(SinkSettings):
         default="finance.supplier_invoices.v1,finance.supplier_payments.v1",
         description="SINK_GCS_TOPICS: comma-separated topics.",
     )
+    batch_size: int = Field(
+        default=20_000, gt=0, description="SINK_GCS_BATCH_SIZE: records per batch (files per partition and hour)."
+    )
     group_id: str = Field(default="sink-gcs", description="SINK_GCS_GROUP_ID.")
     bucket: str = Field(default=GCS_LOCAL_BUCKET, description="SINK_GCS_BUCKET.")
     prefix: str = Field(default="raw", description="SINK_GCS_PREFIX: object prefix holding <topic>/dt=/hour=.")

@@ -14,6 +14,9 @@ class HdfsSinkSettings(SinkSettings):
     model_config = SettingsConfigDict(env_prefix="SINK_HDFS_", extra="ignore", case_sensitive=False)
 
     topics: str = Field(default="web.clickstream.v1", description="SINK_HDFS_TOPICS: comma-separated topics.")
+    batch_size: int = Field(
+        default=20_000, gt=0, description="SINK_HDFS_BATCH_SIZE: records per batch (files per partition and hour)."
+    )
     group_id: str = Field(default="sink-hdfs", description="SINK_HDFS_GROUP_ID.")
     root: str = Field(default="/freightline/raw", description="SINK_HDFS_ROOT: directory holding <topic>/dt=/hour=.")
     codec: str = Field(default="null", description="SINK_HDFS_CODEC: Avro block codec, null or deflate.")

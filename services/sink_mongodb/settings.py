@@ -15,8 +15,16 @@ class MongoSinkSettings(SinkSettings):
 
     topics: str = Field(default="web.product_views.v1", description="SINK_MONGODB_TOPICS: comma-separated topics.")
     group_id: str = Field(default="sink-mongodb", description="SINK_MONGODB_GROUP_ID.")
-    batch_size: int = Field(default=2000, gt=0, description="SINK_MONGODB_BATCH_SIZE: documents per bulk write.")
+    batch_size: int = Field(
+        default=10_000, gt=0, description="SINK_MONGODB_BATCH_SIZE: records per batch (offsets committed after it)."
+    )
     batch_timeout_s: float = Field(default=0.5, gt=0, description="SINK_MONGODB_BATCH_TIMEOUT_S.")
+    chunk_size: int = Field(
+        default=1000,
+        gt=0,
+        description="SINK_MONGODB_CHUNK_SIZE: documents per bulk write; a batch's chunks are decoded while the "
+        "previous chunk is written.",
+    )
     database: str | None = Field(default=None, description="SINK_MONGODB_DATABASE (default MONGODB_DATABASE).")
     collections: str = Field(
         default="web.product_views.v1=product_views",

@@ -1,5 +1,6 @@
 """Sinks: each sink end to end (Kafka -> decode -> target -> commit) against a raw client loop writing the same
-data to the same target in the same run (pymongo bulk upserts; WebHDFS and GCS uploads of the same files)."""
+data to the same target in the same run (pymongo bulk upserts; WebHDFS and GCS uploads of the same files).
+Each sink runs with its default settings (batch sizes included)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from services.sink_mongodb.target import target_factory as mongo_factory
 from tests.bench.bench_common import VIEW, records
 
 FILE_RECORDS = 60_000
-MONGO_RECORDS = 10_000
+MONGO_RECORDS = 30_000
 
 
 def _produce(env: dict[str, str], n: int) -> tuple[str, list[bytes], AvroSerde, list[dict[str, Any]]]:
@@ -106,7 +107,7 @@ def bench_hdfs(env: dict[str, str]) -> dict[str, Any]:
     topic, values, serde, _ = _produce(env, FILE_RECORDS)
     hdfs = HdfsSettings(webhdfs_url=env["HDFS_WEBHDFS_URL"])
     root = f"/bench/{topic}"
-    settings = HdfsSinkSettings(topics=topic, root=root, group_id=f"bench-{topic}", batch_size=20_000)
+    settings = HdfsSinkSettings(topics=topic, root=root, group_id=f"bench-{topic}")
     rate = _run_sink(env, "bench_sink_hdfs", settings, serde, hdfs_factory(settings, hdfs), FILE_RECORDS)
     store = WebHdfsStore(hdfs.webhdfs_url, hdfs.user)
     schema = serde.writer_schema(int.from_bytes(values[0][1:5], "big"))
@@ -127,7 +128,6 @@ def bench_gcs(env: dict[str, str]) -> dict[str, Any]:
         bucket=bucket,
         prefix=f"bench/{topic}",
         group_id=f"bench-{topic}",
-        batch_size=20_000,
         create_bucket=True,
     )
     rate = _run_sink(env, "bench_sink_gcs", settings, serde, gcs_factory(settings, gcs), FILE_RECORDS)
@@ -146,7 +146,7 @@ def bench_mongodb(env: dict[str, str]) -> dict[str, Any]:
     mongo = MongoSettings(uri=env["MONGODB_URI"])
     database = f"bench_{topic.replace('.', '_')}"
     settings = MongoSinkSettings(
-        topics=topic, database=database, collections=f"{topic}=views", group_id=f"bench-{topic}", batch_size=2000
+        topics=topic, database=database, collections=f"{topic}=views", group_id=f"bench-{topic}"
     )
     rate = _run_sink(env, "bench_sink_mongodb", settings, serde, mongo_factory(settings, mongo), MONGO_RECORDS)
     client = mongo_client(mongo)

@@ -16,16 +16,19 @@ from services.common.serde import HEADER
 UTC = dt.UTC
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SinkRecord:
-    """One decoded record with where it came from; ``body`` is its Avro binary body (no wire header)."""
+    """One decoded record with where it came from; ``body`` is its Avro binary body (no wire header).
+
+    Treated as immutable; not declared frozen because a frozen dataclass costs several times more to build, and
+    sinks build one per Kafka record."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     schema_id: int
-    value: dict[str, Any]
+    value: dict[str, Any] | None  # None when only the metadata prefix was read (see ``read_metadata_prefix``)
     event_id: str
     event_time: dt.datetime
     body: bytes
@@ -79,6 +82,21 @@ def hour_partition(event_time: dt.datetime) -> tuple[str, str]:
     return f"dt={utc:%Y-%m-%d}", f"hour={utc:%H}"
 
 
+class HourPartitions:
+    """``hour_partition`` memoised per UTC hour (a batch spans few hours but many records)."""
+
+    def __init__(self) -> None:
+        self._by_hour: dict[tuple[int, int, int, int], tuple[str, str]] = {}
+
+    def __call__(self, event_time: dt.datetime) -> tuple[str, str]:
+        utc = event_time if event_time.tzinfo is UTC else event_time.astimezone(UTC)
+        key = (utc.year, utc.month, utc.day, utc.hour)
+        found = self._by_hour.get(key)
+        if found is None:
+            found = self._by_hour[key] = hour_partition(utc)
+        return found
+
+
 def plain(value: Any) -> Any:
     """A decoded Avro value with UUIDs as strings and dates as ISO strings (JSON- and BSON-friendly)."""
     if isinstance(value, dict):
@@ -94,3 +112,81 @@ def plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return value
     return value
+
+
+# -- the metadata prefix ----------------------------------------------------------------------------------
+# Every event contract starts with ``metadata`` (event_id string, event_time timestamp-millis long, ...), so a
+# record's Avro body starts with a length-prefixed string and a zigzag varint. Sinks that keep the original bytes
+# (the file sinks) need only these two values: reading them is much cheaper than decoding the whole record.
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _type_name(schema: Any) -> Any:
+    return schema.get("type") if isinstance(schema, Mapping) else schema
+
+
+def starts_with_metadata(schema: Any) -> bool:
+    """True when a parsed writer schema's body starts with ``metadata.event_id`` (string) and
+    ``metadata.event_time`` (long, timestamp-millis)."""
+    if not isinstance(schema, Mapping) or schema.get("type") != "record":
+        return False
+    fields = schema.get("fields") or []
+    if not fields or fields[0].get("name") != "metadata":
+        return False
+    metadata = fields[0].get("type")
+    if not isinstance(metadata, Mapping) or metadata.get("type") != "record":
+        return False
+    inner = metadata.get("fields") or []
+    if len(inner) < 2 or inner[0].get("name") != "event_id" or inner[1].get("name") != "event_time":
+        return False
+    event_time = inner[1].get("type")
+    return (
+        _type_name(inner[0].get("type")) == "string"
+        and isinstance(event_time, Mapping)
+        and event_time.get("type") == "long"
+        and event_time.get("logicalType") == "timestamp-millis"
+    )
+
+
+class PrefixError(ValueError):
+    """The body does not start with a readable metadata prefix."""
+
+
+def read_metadata_prefix(data: bytes, pos: int = HEADER.size) -> tuple[str, int]:
+    """(event_id, event_time in epoch milliseconds) from the start of a wire-format payload whose writer schema
+    ``starts_with_metadata``; raises ``PrefixError`` when the bytes cannot be that prefix."""
+    try:
+        byte = data[pos]
+        pos += 1
+        n = byte & 0x7F
+        shift = 7
+        while byte & 0x80:
+            byte = data[pos]
+            pos += 1
+            n |= (byte & 0x7F) << shift
+            shift += 7
+        length = (n >> 1) ^ -(n & 1)
+        end = pos + length
+        if length < 0 or end > len(data):
+            raise PrefixError(f"string of {length} bytes does not fit the payload")
+        event_id = data[pos:end].decode()
+        pos = end
+        byte = data[pos]
+        pos += 1
+        n = byte & 0x7F
+        shift = 7
+        while byte & 0x80:
+            byte = data[pos]
+            pos += 1
+            n |= (byte & 0x7F) << shift
+            shift += 7
+            if shift > 70:
+                raise PrefixError("varint longer than 10 bytes")
+    except (IndexError, UnicodeDecodeError) as error:
+        raise PrefixError(str(error)) from error
+    return event_id, (n >> 1) ^ -(n & 1)
+
+
+def millis_to_datetime(millis: int) -> dt.datetime:
+    """An epoch-milliseconds timestamp as an aware UTC datetime (as Avro's timestamp-millis decodes)."""
+    return EPOCH + dt.timedelta(milliseconds=millis)

@@ -15,23 +15,28 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.common.deadletter import DeadLetterPublisher, PoisonRecord
 from services.common.kafka import ConsumerLoop, Producer, consumer_config, producer_config
 from services.common.lifecycle import Shutdown
 from services.common.metrics import LATENCY_BUCKETS, MetricsServer, ServiceMetrics
-from services.common.serde import AvroSerde, SerdeError, schema_id_of
+from services.common.serde import HEADER, AvroSerde, SerdeError, schema_id_of
 from services.common.settings import KafkaSettings, ServiceSettings
 from services.common.sinks.records import (
+    EPOCH,
+    PrefixError,
     SinkRecord,
     event_id_of,
     event_time_of,
     kafka_timestamp,
     raw_body,
+    read_metadata_prefix,
+    starts_with_metadata,
 )
 from services.common.sinks.settings import SinkSettings
 
@@ -85,6 +90,9 @@ class SinkContext:
     dead_letters: DeadLetterPublisher
     metrics: SinkMetrics
     _dead: OrderedDict[tuple[str, int, int], None] = field(default_factory=OrderedDict)
+    # per wire header (magic byte and schema id): the schema id, and whether its writer schema starts with the
+    # metadata envelope (see ``decode_batch``)
+    wire_headers: dict[bytes, tuple[int, bool]] = field(default_factory=dict)
 
     def dead_letter(self, message: Message, error: BaseException | str, error_type: str | None = None) -> None:
         """Publish a dead letter once per record and process (a replayed batch does not publish twice)."""
@@ -108,11 +116,17 @@ class SinkTarget(Protocol):
     def healthy(self) -> bool:
         """A cheap probe: True when the target answers."""
 
+    # A target may declare ``needs_values = False`` (class attribute) when it keeps the records' original bytes and
+    # needs only their event ids and times: the runner then skips full decoding where it can (``decode_batch``).
+
     def write(self, records: list[SinkRecord], batch: list[Message]) -> None:
         """Make ``records`` durable in the target (idempotently) or raise; ``batch`` is the whole Kafka batch."""
 
     def revoked(self, partitions: list[TopicPartitionKey]) -> None:
         """Forget per-partition state of partitions this instance no longer owns."""
+
+    # A target may also define ``assigned(partitions)``: called when partitions are assigned, before their first
+    # batch arrives (the file sinks recover them there, while the first fetch is in flight).
 
     def close(self) -> None: ...
 
@@ -155,24 +169,53 @@ class TargetHealth:
             return ok
 
 
-def decode_batch(batch: list[Message], ctx: SinkContext) -> list[SinkRecord]:
-    """Decode a batch; records that are not valid wire-format Avro go to the dead-letter topic."""
+def decode_batch(batch: list[Message], ctx: SinkContext, *, values: bool = True) -> list[SinkRecord]:
+    """Decode a batch; records that are not valid wire-format Avro go to the dead-letter topic.
+
+    With ``values=False`` (targets that keep the original bytes) records whose writer schema starts with the
+    ``metadata`` envelope are not decoded in full: only their event id and event time are read
+    (``read_metadata_prefix``) and ``SinkRecord.value`` is None. Other schemas, and bodies whose prefix does not
+    read, are decoded in full.
+    """
     records: list[SinkRecord] = []
+    append = records.append
+    headers = ctx.wire_headers
+    header = HEADER.size
     for message in batch:
         value = message.value()
         topic = message.topic() or ""
         partition = message.partition() or 0
         offset = message.offset() or 0
+        key = message.key()
+        if key is not None and not isinstance(key, bytes):
+            key = str(key).encode()
         try:
             if value is None:
                 raise PoisonRecord("tombstone", "record has no value")
+            known = headers.get(value[:header])
+            if known is None:
+                schema_id = schema_id_of(value)
+                fast = starts_with_metadata(ctx.serde.writer_schema(schema_id))
+                known = headers[value[:header]] = (schema_id, fast)
+            schema_id, fast = known
+            if fast and not values:
+                try:
+                    event_id, millis = read_metadata_prefix(value, header)
+                    event_time = EPOCH + timedelta(milliseconds=millis)
+                except (PrefixError, OverflowError):
+                    pass  # the full decode below tells what is wrong with it
+                else:
+                    append(
+                        SinkRecord(topic, partition, offset, key, schema_id, None, event_id, event_time, value[header:])
+                    )
+                    continue
             decoded = ctx.serde.decode(value)
             record = SinkRecord(
                 topic=topic,
                 partition=partition,
                 offset=offset,
-                key=message.key() if isinstance(message.key(), bytes | None) else str(message.key()).encode(),
-                schema_id=schema_id_of(value),
+                key=key,
+                schema_id=schema_id,
                 value=decoded,
                 event_id=event_id_of(decoded, topic, partition, offset),
                 event_time=event_time_of(decoded, kafka_timestamp(message)),
@@ -181,20 +224,56 @@ def decode_batch(batch: list[Message], ctx: SinkContext) -> list[SinkRecord]:
         except (SerdeError, PoisonRecord) as error:
             ctx.dead_letter(message, error)
             continue
-        records.append(record)
+        append(record)
     return records
 
 
 class SinkConsumerLoop(ConsumerLoop):
     """``ConsumerLoop`` that also tells the target which partitions it lost."""
 
-    def __init__(self, *args: Any, on_revoked: Callable[[list[TopicPartitionKey]], None], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        on_revoked: Callable[[list[TopicPartitionKey]], None],
+        on_assigned: Callable[[list[TopicPartitionKey]], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        super()._on_assign(consumer, partitions)
+        if self._on_assigned is not None:
+            try:  # a head start only (e.g. recovery while the first fetch is in flight): never fails the rebalance
+                self._on_assigned([(p.topic, p.partition) for p in partitions])
+            except Exception as error:
+                log.warning("preparing assigned partitions failed (retried at the first write): %s", error)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         super()._on_revoke(consumer, partitions)
         self._on_revoked([(p.topic, p.partition) for p in partitions])
+
+    def _report_lag(self) -> None:
+        """Consumer lag from the high watermarks the fetch responses carry (no broker round trip: a fresh
+        ListOffsets request queues behind the long-polling fetch and stalls the loop for up to a fetch wait)."""
+        if self.metrics is None or time.monotonic() - self._last_lag < self.lag_interval_s:
+            return
+        self._last_lag = time.monotonic()
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return
+        try:
+            for tp in self.consumer.position(assigned):
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    continue  # no fetch response yet
+                position = tp.offset if tp.offset >= 0 else 0
+                self.metrics.consumer_lag.labels(self.metrics.service, tp.topic, str(tp.partition)).set(
+                    max(high - position, 0)
+                )
+        except KafkaException as error:
+            log.debug("lag probe failed: %s", error)
 
 
 class SinkRunner:
@@ -225,10 +304,13 @@ class SinkRunner:
             metrics=self.metrics,
         )
         self.target = target_factory(self.context)
+        self.needs_values = bool(getattr(self.target, "needs_values", True))
         self.health = TargetHealth(self.target.healthy, settings.health_interval_s, self.metrics)
         self.metrics.target_up.set(1)
         self.loop = SinkConsumerLoop(
-            consumer_config(kafka, settings.group_id, name, **(consumer_overrides or {})),
+            consumer_config(
+                kafka, settings.group_id, name, **{**settings.consumer_overrides(), **(consumer_overrides or {})}
+            ),
             settings.topic_list(),
             self.handle,
             shutdown=shutdown,
@@ -240,12 +322,13 @@ class SinkRunner:
             max_retry_backoff_s=settings.max_retry_backoff_s,
             pause_while=lambda: not self.health.up,
             on_revoked=self.target.revoked,
+            on_assigned=getattr(self.target, "assigned", None),
         )
         self.server: MetricsServer | None = None
         self.opened = False
 
     def handle(self, batch: list[Message]) -> None:
-        records = decode_batch(batch, self.context)
+        records = decode_batch(batch, self.context, values=self.needs_values)
         started = time.monotonic()
         try:
             self.target.write(records, batch)

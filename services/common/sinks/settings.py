@@ -16,6 +16,22 @@ class SinkSettings(BaseSettings):
     retry_backoff_s: float = Field(default=0.5, gt=0, description="First back-off after a failed write.")
     max_retry_backoff_s: float = Field(default=10.0, gt=0, description="Longest back-off between write attempts.")
     health_interval_s: float = Field(default=1.0, gt=0, description="Seconds between probes of a target that is down.")
+    max_partition_fetch_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        gt=0,
+        description="Bytes fetched per partition and request (large batches fill in few fetch round trips).",
+    )
+    queued_max_kbytes: int = Field(
+        default=65_536, gt=0, description="Bound of the consumer's prefetch queue in KiB (memory per sink)."
+    )
+
+    def consumer_overrides(self) -> dict[str, int]:
+        """librdkafka consumer properties for batch-sized fetches."""
+        return {
+            "max.partition.fetch.bytes": self.max_partition_fetch_bytes,
+            "fetch.max.bytes": max(self.max_partition_fetch_bytes * 4, 16 * 1024 * 1024),
+            "queued.max.messages.kbytes": self.queued_max_kbytes,
+        }
 
     def topic_list(self) -> list[str]:
         return [t.strip() for t in self.topics.split(",") if t.strip()]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from google.api_core import exceptions
+from pymongo.errors import DuplicateKeyError
 
 from deploy.local.storage_components import MongoServer
 from services.common.settings import GcsSettings, MongoSettings
@@ -25,12 +26,30 @@ def test_mongodb_reports_wire_version_9_and_persists_across_restarts(tmp_path: P
         uri = target.exports()["MONGODB_URI"]
         client = mongo_client(MongoSettings(uri=uri))
         assert client.admin.command("isMaster")["maxWireVersion"] >= 9
-        client.freightline.things.insert_one({"_id": "a", "n": 1})
+        db = client.freightline
+        db.things.insert_one({"_id": "a", "n": 1})
+        db.things.insert_many([{"_id": f"k{i}", "n": i} for i in range(10)], ordered=False)
+        db.things.create_index("n")
+        db.things.update_one({"_id": "k1"}, {"$set": {"n": 100}})
+        db.things.replace_one({"_id": "k2"}, {"m": 2})
+        db.things.delete_many({"n": {"$gte": 8, "$lt": 100}})
+        db.other.insert_one({"_id": 1})
+        db.other.rename("renamed")
+        db.gone.insert_one({"_id": 1})
+        db.gone.drop()
         client.close()
         target.stop()
         target.start()
         client = mongo_client(MongoSettings(uri=uri))
-        assert client.freightline.things.find_one({"_id": "a"}) == {"_id": "a", "n": 1}
+        db = client.freightline
+        assert db.things.find_one({"_id": "a"}) == {"_id": "a", "n": 1}
+        assert db.things.count_documents({}) == 9
+        assert db.things.find_one({"_id": "k1"}) == {"_id": "k1", "n": 100}
+        assert db.things.find_one({"_id": "k2"}) == {"_id": "k2", "m": 2}
+        assert sorted(db.list_collection_names()) == ["renamed", "things"]
+        assert "n_1" in db.things.index_information()
+        with pytest.raises(DuplicateKeyError):  # the unique _id index is rebuilt on start
+            db.things.insert_one({"_id": "k3"})
         client.close()
     finally:
         target.stop()

@@ -231,3 +231,31 @@ def test_a_failed_write_is_retried_in_process_with_a_different_batch_boundary() 
     _write(target, [(0, o) for o in range(25)])  # the rewound batch comes back larger
     counts = _landed(store)
     assert len(counts) == 25 and set(counts.values()) == {1}
+
+
+def test_assigned_partitions_are_recovered_ahead_of_their_first_batch() -> None:
+    store = MemoryStore()
+    first = _target(store)
+    for batch in _batches(range(0, 10)):
+        _write(first, batch)
+    second = _target(store)
+    second.assigned([("t", 0), ("t", 1)])
+    assert second.next_offset == {("t", 0): 10, ("t", 1): 10}
+    for batch in _batches(range(5, 15)):  # a replay across the recovered position
+        _write(second, batch)
+    assert set(_landed(store).values()) == {1} and len(_landed(store)) == 30
+
+
+def test_a_failed_early_recovery_is_left_to_the_first_write() -> None:
+    store = MemoryStore()
+    for batch in _batches(range(0, 4)):
+        _write(_target(store), batch)
+    target = _target(store)
+    store.fail_after = store.ops  # every further operation fails
+    # an interrupted batch whose first file was already moved: recovery has to move the other one
+    store.files[join("raw", TEMPORARY, "t", "0", "9+10", "dt=2026-11-02", "hour=07", "t+0+9+9.avro")] = b""
+    store.files[join("raw", "t", "dt=2026-11-02", "hour=08", "t+0+10+10.avro")] = b""
+    store.files[join("raw", TEMPORARY, "t", "0", "9+10", "dt=2026-11-02", "hour=08", "t+0+10+10.avro")] = b""
+    with pytest.raises(Crash):
+        target.assigned([("t", 0)])
+    assert target.next_offset == {}

@@ -37,6 +37,14 @@ public final class FreightlineHdfs {
         conf.set("dfs.datanode.hostname", "127.0.0.1");
         conf.setBoolean("dfs.namenode.datanode.registration.ip-hostname-check", false);
         conf.setLong("dfs.namenode.safemode.extension", 0L);
+        // Closing a file waits until the DataNode has reported the last block; the DataNode's WebHDFS writer
+        // polls for that from 400 ms on, doubling. Poll from 10 ms on instead (with more attempts, so the
+        // total patience stays about 10 s): small files then close in milliseconds, not in 400 ms.
+        conf.setLong("dfs.client.block.write.locateFollowingBlock.initial.delay.ms", 10L);
+        conf.setInt("dfs.client.block.write.locateFollowingBlock.retries", 10);
+        // A file may close while its last block is committed (written, acknowledged and finalized by the
+        // DataNode) but not yet reported back to the NameNode: with one DataNode that report is a formality.
+        conf.setInt("dfs.namenode.file.close.num-committed-allowed", 1);
 
         MiniDFSCluster cluster = new MiniDFSCluster.Builder(conf)
                 .nameNodePort(rpcPort)
