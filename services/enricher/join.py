@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 KNOWN = "KNOWN"
@@ -235,47 +236,27 @@ def enrich(kind: str, event: dict[str, Any], lookups: Lookups, now_ms: int, prod
 
 # -- geo lookup --------------------------------------------------------------------------------------------
 
-# A small built-in prefix table (documentation and private ranges plus a few well-known blocks); the longest
-# matching prefix wins. Deployments with a real geo database replace it through ``GeoLookup(prefixes)``.
-BUILTIN_GEO_PREFIXES: dict[str, str] = {
-    "10.0.0.0/8": "ZZ",
-    "172.16.0.0/12": "ZZ",
-    "192.168.0.0/16": "ZZ",
-    "192.0.2.0/24": "ZZ",
-    "198.51.100.0/24": "ZZ",
-    "203.0.113.0/24": "ZZ",
-    "2.0.0.0/8": "FR",
-    "5.0.0.0/8": "DE",
-    "31.0.0.0/8": "NL",
-    "46.0.0.0/8": "DE",
-    "62.0.0.0/8": "GB",
-    "77.0.0.0/8": "SE",
-    "80.0.0.0/8": "ES",
-    "81.0.0.0/8": "GB",
-    "83.0.0.0/8": "PL",
-    "85.0.0.0/8": "DE",
-    "86.0.0.0/8": "GB",
-    "89.0.0.0/8": "PL",
-    "90.0.0.0/8": "FR",
-    "94.0.0.0/8": "NL",
-    "3.0.0.0/8": "US",
-    "4.0.0.0/8": "US",
-    "8.0.0.0/8": "US",
-    "23.0.0.0/8": "US",
-    "24.0.0.0/8": "US",
-    "50.0.0.0/8": "US",
-    "63.0.0.0/8": "US",
-    "64.0.0.0/8": "US",
-    "66.0.0.0/8": "US",
-    "98.0.0.0/8": "US",
-}
+# The packaged prefix table (a small sample: documentation and private ranges plus a few well-known blocks) is
+# data, not code: deployments with a real geo database pass their own table through ``GeoLookup(prefixes)``.
+GEO_PREFIXES_FILE = Path(__file__).with_name("geo_prefixes.csv")
+
+
+def load_geo_prefixes(path: Path = GEO_PREFIXES_FILE) -> dict[str, str]:
+    """``network -> country`` from a ``network,country`` CSV file (``#`` starts a comment line)."""
+    table: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            network, country = (part.strip() for part in line.split(",", 1))
+            table[network] = country
+    return table
 
 
 class GeoLookup:
     """Longest-prefix match of an IP address to an ISO 3166-1 alpha-2 country (``None`` when unknown)."""
 
     def __init__(self, prefixes: Mapping[str, str] | None = None) -> None:
-        table = BUILTIN_GEO_PREFIXES if prefixes is None else prefixes
+        table = load_geo_prefixes() if prefixes is None else prefixes
         networks = [(ipaddress.ip_network(prefix), country) for prefix, country in table.items()]
         # Longest prefixes first, so the first match is the most specific one.
         self._networks = sorted(networks, key=lambda item: item[0].prefixlen, reverse=True)
