@@ -258,7 +258,12 @@ class ConsumerLoop:
         lag_interval_s: float = 10.0,
         flush_timeout_s: float = 60.0,
         pause_while: Callable[[], bool] | None = None,
+        on_assigned: Callable[[list[tuple[str, int]]], None] | None = None,
+        on_revoked: Callable[[list[tuple[str, int]]], None] | None = None,
+        on_poll: Callable[[int], None] | None = None,
     ) -> None:
+        """``on_assigned``/``on_revoked`` see (topic, partition) lists at each rebalance (an exception from
+        ``on_assigned`` is logged, never fails the rebalance); ``on_poll`` sees the record count of every poll."""
         self.consumer = Consumer({**config, "on_commit": self._on_commit}, logger=log)
         self.topics = list(topics)
         self.handler = handler
@@ -272,6 +277,9 @@ class ConsumerLoop:
         self.lag_interval_s = lag_interval_s
         self.flush_timeout_s = flush_timeout_s
         self.pause_while = pause_while
+        self.on_assigned = on_assigned
+        self.on_revoked = on_revoked
+        self.on_poll = on_poll
         self.assignment: set[tuple[str, int]] = set()
         self.committed_batches = 0
         self.processed = 0
@@ -283,12 +291,19 @@ class ConsumerLoop:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assignment.update((p.topic, p.partition) for p in partitions)
         log.info("assigned %s", sorted(self.assignment))
+        if self.on_assigned is not None:
+            try:
+                self.on_assigned([(p.topic, p.partition) for p in partitions])
+            except Exception as error:
+                log.warning("preparing assigned partitions failed: %s", error)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Every batch is committed before the next poll, so nothing processed is left uncommitted here.
         for p in partitions:
             self.assignment.discard((p.topic, p.partition))
         log.info("revoked %s", [(p.topic, p.partition) for p in partitions])
+        if self.on_revoked is not None:
+            self.on_revoked([(p.topic, p.partition) for p in partitions])
 
     # -- main loop --------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -302,6 +317,8 @@ class ConsumerLoop:
                     continue
                 messages = self.consumer.consume(self.batch_size, self.batch_timeout_s)
                 batch = self._usable(messages)
+                if self.on_poll is not None:
+                    self.on_poll(len(batch))
                 if batch:
                     self.process(batch)
                 elif self.producer is not None:
@@ -437,6 +454,8 @@ class ConsumerLoop:
         self.shutdown.wait(backoff)
 
     def _report_lag(self) -> None:
+        """Consumer lag from the high watermarks the fetch responses carry (no broker round trip: a fresh
+        ListOffsets request queues behind the long-polling fetch and stalls the loop for up to a fetch wait)."""
         if self.metrics is None or time.monotonic() - self._last_lag < self.lag_interval_s:
             return
         self._last_lag = time.monotonic()
@@ -444,9 +463,10 @@ class ConsumerLoop:
         if not assigned:
             return
         try:
-            positions = self.consumer.position(assigned)
-            for tp in positions:
-                _, high = self.consumer.get_watermark_offsets(tp, timeout=1, cached=False)
+            for tp in self.consumer.position(assigned):
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    continue  # no fetch response yet
                 position = tp.offset if tp.offset >= 0 else 0
                 self.metrics.consumer_lag.labels(self.metrics.service, tp.topic, str(tp.partition)).set(
                     max(high - position, 0)

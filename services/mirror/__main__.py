@@ -10,13 +10,13 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from services.common.deadletter import DeadLetterPublisher
-from services.common.kafka import Producer, consumer_config, producer_config
+from services.common.kafka import ConsumerLoop, Producer, consumer_config, producer_config
 from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.serde import AvroSerde, registry_client
 from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings, ServiceSettings
-from services.mirror.mirror import SERVICE, MirrorLoop, MirrorMetrics, SourceHealth, TopicMirror
+from services.mirror.mirror import SERVICE, MirrorMetrics, SourceHealth, TopicMirror
 from services.mirror.settings import MirrorSettings
 from services.mirror.translate import SchemaTranslator
 
@@ -73,7 +73,7 @@ def main() -> int:
         if health.connected or records:
             mirror_metrics.heartbeat.set(time.time())
 
-    loop = MirrorLoop(
+    loop = ConsumerLoop(
         config,
         settings.source_topics(),
         mirror.handle,

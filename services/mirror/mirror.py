@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, cast
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message
@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge
 
 from schemas.catalogue import load_catalogue
 from services.common.deadletter import DeadLetterPublisher, dead_letter_topic
-from services.common.kafka import ConsumerLoop, Headers, Producer, ensure_topics, headers_of
+from services.common.kafka import Headers, Producer, ensure_topics, headers_of
 from services.common.metrics import ServiceMetrics
 from services.common.serde import SerdeError, UndecodableRecord, subject_for
 from services.mirror.translate import SchemaTranslator
@@ -125,19 +125,6 @@ class SourceHealth:
     @property
     def ready(self) -> bool:
         return self.connected and not self.auth_failed
-
-
-class MirrorLoop(ConsumerLoop):
-    """The shared consumer loop plus a heartbeat after every poll that reached the remote cluster."""
-
-    def __init__(self, *args: Any, on_poll: Callable[[int], None], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._on_poll = on_poll
-
-    def _usable(self, messages: Iterable[Message]) -> list[Message]:
-        batch = super()._usable(messages)
-        self._on_poll(len(batch))
-        return batch
 
 
 class TopicMirror:

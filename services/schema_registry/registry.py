@@ -251,23 +251,32 @@ class Registry:
 
     # -- config and mode ---------------------------------------------------------------------------------
 
-    async def compatibility(
-        self, subject: str | None, conn: AsyncConnection[Any] | None = None, *, default_to_global: bool = True
-    ) -> CompatibilityLevel | None:
-        async def lookup(c: AsyncConnection[Any]) -> CompatibilityLevel | None:
+    async def _setting(
+        self, table: str, subject: str | None, conn: AsyncConnection[Any] | None, default_to_global: bool
+    ) -> tuple[bool, str | None]:
+        """A subject's setting, else the global one: (found, value); found is False only without fallback."""
+
+        async def lookup(c: AsyncConnection[Any]) -> tuple[bool, str | None]:
             if subject is not None:
-                value = await store.get_setting(c, "config", subject)
+                value = await store.get_setting(c, table, subject)
                 if value is not None:
-                    return CompatibilityLevel(value)
+                    return True, value
                 if not default_to_global:
-                    return None
-            value = await store.get_setting(c, "config", GLOBAL_KEY)
-            return CompatibilityLevel(value) if value else self.default_compatibility
+                    return False, None
+            return True, await store.get_setting(c, table, GLOBAL_KEY)
 
         if conn is not None:
             return await lookup(conn)
         async with self._read() as own:
             return await lookup(own)
+
+    async def compatibility(
+        self, subject: str | None, conn: AsyncConnection[Any] | None = None, *, default_to_global: bool = True
+    ) -> CompatibilityLevel | None:
+        found, value = await self._setting("config", subject, conn, default_to_global)
+        if not found:
+            return None
+        return CompatibilityLevel(value) if value else self.default_compatibility
 
     async def set_compatibility(self, subject: str | None, level: CompatibilityLevel) -> None:
         async with self._write() as conn:
@@ -288,20 +297,10 @@ class Registry:
     async def mode(
         self, subject: str | None, conn: AsyncConnection[Any] | None = None, *, default_to_global: bool = True
     ) -> Mode | None:
-        async def lookup(c: AsyncConnection[Any]) -> Mode | None:
-            if subject is not None:
-                value = await store.get_setting(c, "modes", subject)
-                if value is not None:
-                    return Mode(value)
-                if not default_to_global:
-                    return None
-            value = await store.get_setting(c, "modes", GLOBAL_KEY)
-            return Mode(value) if value else Mode.READWRITE
-
-        if conn is not None:
-            return await lookup(conn)
-        async with self._read() as own:
-            return await lookup(own)
+        found, value = await self._setting("modes", subject, conn, default_to_global)
+        if not found:
+            return None
+        return Mode(value) if value else Mode.READWRITE
 
     async def set_mode(self, subject: str | None, mode: Mode, *, force: bool) -> None:
         async with self._write() as conn:

@@ -20,12 +20,12 @@ from confluent_kafka import Producer as RawProducer
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
-from services.common.kafka import Producer, consumer_config, ensure_topics, producer_config
+from services.common.kafka import ConsumerLoop, Producer, consumer_config, ensure_topics, producer_config
 from services.common.lifecycle import Shutdown
 from services.common.metrics import ServiceMetrics
 from services.common.serde import registry_client
 from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings
-from services.mirror.mirror import MirrorLoop, MirrorMetrics, TopicMirror
+from services.mirror.mirror import MirrorMetrics, TopicMirror
 from services.mirror.translate import SchemaTranslator
 from tests.integration.generator.support import private_registry
 from tests.integration.mirror.conftest import produce_sequence
@@ -61,7 +61,7 @@ def _mirror_rate(local: KafkaSettings, remote: RemoteKafkaSettings, registry_url
     )
     mirror.ensure_destination(source)
     shutdown = Shutdown()
-    loop = MirrorLoop(
+    loop = ConsumerLoop(
         consumer_config(remote, f"bench-{uuid.uuid4().hex[:8]}", "mirror-bench"),
         [source],
         mirror.handle,

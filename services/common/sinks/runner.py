@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Message
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.common.deadletter import DeadLetterPublisher, PoisonRecord
@@ -228,54 +228,6 @@ def decode_batch(batch: list[Message], ctx: SinkContext, *, values: bool = True)
     return records
 
 
-class SinkConsumerLoop(ConsumerLoop):
-    """``ConsumerLoop`` that also tells the target which partitions it lost."""
-
-    def __init__(
-        self,
-        *args: Any,
-        on_revoked: Callable[[list[TopicPartitionKey]], None],
-        on_assigned: Callable[[list[TopicPartitionKey]], None] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._on_revoked = on_revoked
-        self._on_assigned = on_assigned
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        super()._on_assign(consumer, partitions)
-        if self._on_assigned is not None:
-            try:  # a head start only (e.g. recovery while the first fetch is in flight): never fails the rebalance
-                self._on_assigned([(p.topic, p.partition) for p in partitions])
-            except Exception as error:
-                log.warning("preparing assigned partitions failed (retried at the first write): %s", error)
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        super()._on_revoke(consumer, partitions)
-        self._on_revoked([(p.topic, p.partition) for p in partitions])
-
-    def _report_lag(self) -> None:
-        """Consumer lag from the high watermarks the fetch responses carry (no broker round trip: a fresh
-        ListOffsets request queues behind the long-polling fetch and stalls the loop for up to a fetch wait)."""
-        if self.metrics is None or time.monotonic() - self._last_lag < self.lag_interval_s:
-            return
-        self._last_lag = time.monotonic()
-        assigned = self.consumer.assignment()
-        if not assigned:
-            return
-        try:
-            for tp in self.consumer.position(assigned):
-                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
-                if high < 0:
-                    continue  # no fetch response yet
-                position = tp.offset if tp.offset >= 0 else 0
-                self.metrics.consumer_lag.labels(self.metrics.service, tp.topic, str(tp.partition)).set(
-                    max(high - position, 0)
-                )
-        except KafkaException as error:
-            log.debug("lag probe failed: %s", error)
-
-
 class SinkRunner:
     """Wires a target to Kafka, the dead-letter topic, metrics and graceful shutdown."""
 
@@ -307,7 +259,7 @@ class SinkRunner:
         self.needs_values = bool(getattr(self.target, "needs_values", True))
         self.health = TargetHealth(self.target.healthy, settings.health_interval_s, self.metrics)
         self.metrics.target_up.set(1)
-        self.loop = SinkConsumerLoop(
+        self.loop = ConsumerLoop(
             consumer_config(
                 kafka, settings.group_id, name, **{**settings.consumer_overrides(), **(consumer_overrides or {})}
             ),
