@@ -13,7 +13,7 @@ from services.common.serde import registry_client
 from services.common.settings import KafkaSettings, SchemaRegistrySettings, ServiceSettings
 from services.common.tracing import configure_tracing
 from services.enricher.app import SERVICE, build_enricher
-from services.enricher.settings import EnricherSettings
+from services.enricher.settings import SOURCE_TOPICS, EnricherSettings
 
 log = logging.getLogger("services.enricher")
 
@@ -35,10 +35,9 @@ def main() -> int:
             "app_id": settings.app_id,
             "store": settings.store,
             "metrics_port": server.port,
-            "sources": {kind: settings.source(kind) for kind in enricher.sources},
+            "sources": [settings.source(kind) for kind in SOURCE_TOPICS],
         },
     )
-    enricher.start_delivery_poller()
     worker = faust.Worker(
         enricher.app,
         loglevel=service.log_level,

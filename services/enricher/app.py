@@ -1,54 +1,55 @@
-"""The Faust app of the enricher: app factory, reference tables, topics, metrics and commit watchdog.
+"""The Faust app of the enricher: app factory, reference tables, the agents' channel, topics and metrics.
 
 Nothing here runs at import time: ``build_enricher`` (called by ``__main__``) creates the Faust app from the
-settings, declares the tables and topics and registers the agents of :mod:`services.enricher.agents`.
+settings, declares the tables and the channel and registers the agent of :mod:`services.enricher.agents`.
 
 - **Reference tables** are Faust ``GlobalTable``s (memory store by default, RocksDB by ``ENRICHER_STORE``) whose
   changelog topic *is* the compacted reference topic (``reference.*.v1``), as Kafka Streams does for source
   tables: values are decoded by :class:`ReferenceCodec` (wire-format Avro, projected to the attributes
-  enrichment needs). Faust recovers every table from its changelog before any agent runs, so the reference data
-  is complete before the first event is enriched (a fresh start never races events against their references),
-  and keeps applying later records (price changes) as standby updates while running. Nothing is written to
-  these topics: the enricher only reads them, so a restart restores the tables without anyone re-producing them.
-- **Commit watchdog.** Faust commits acknowledged offsets in the background; the watchdog compares what the
-  agents acknowledged with the group's offsets on the broker and reports not healthy (and exits, to be restarted,
-  unless ``ENRICHER_EXIT_ON_COMMIT_STALL=false``) when commits stopped advancing for ``ENRICHER_COMMIT_STALL_S``.
+  enrichment needs). Faust recovers every table from its changelog before the source loop starts, so the
+  reference data is complete before the first event is enriched, and keeps applying later records (price
+  changes) as standby updates while running. Nothing is written to these topics: a restart restores the tables
+  without anyone re-producing them.
+- **Sources.** Events reach the agent in batches from the shared ``ConsumerLoop`` (see
+  :mod:`services.enricher.agents`), which commits a batch only after its outputs are acknowledged. Faust's own
+  consumer reads only the reference topics (group ``<app id>-reference``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import faust
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Message
 from faust.serializers.codecs import Codec
 from faust.tables import GlobalTable
+from faust.transport.consumer import RecordMap
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 from prometheus_client import Counter, Gauge, Histogram
 
 from schemas.catalogue import Catalogue, load_catalogue, load_schema
 from services.common.deadletter import DEAD_LETTER_SCHEMA, dead_letter_topic
-from services.common.kafka import Producer, ensure_topics, producer_config
+from services.common.kafka import ConsumerLoop, Producer, consumer_config, ensure_topics, producer_config
+from services.common.lifecycle import Shutdown
 from services.common.metrics import AGE_BUCKETS, ServiceMetrics
 from services.common.serde import AvroSerde, Encoder, RegistryLike, SerdeError, subject_for
 from services.common.settings import KafkaSettings
 from services.enricher import join
-from services.enricher.codec import AvroCodec, decoding_codec, encoding_codec
+from services.enricher.codec import AvroCodec, SplicingEncoder, decoding_codec, encoding_codec
 from services.enricher.settings import OUTPUT_TOPICS, REFERENCE_TOPICS, SOURCE_TOPICS, EnricherSettings
 
 log = logging.getLogger(__name__)
 
 SERVICE = "enricher"
-EXIT_COMMIT_STALL = 75
-EXIT_DELIVERY_FAILED = 70
-EXIT_OFFSET_GAP = 71
+EXIT_SOURCES_FAILED = 70
 
 
 class EnricherMetrics:
@@ -150,105 +151,9 @@ class ReferenceTable(GlobalTable):
         return str(super()._changelog_topic_name())
 
 
-def initialize_group_offsets(kafka: KafkaSettings, group_id: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    """Commit the log start offset for every source partition the group never committed; return all offsets.
-
-    Faust drops records fetched while it pauses partitions for table recovery, and re-reads them only from a
-    committed offset: a group that has none would silently skip the first fetched records. Starting from a
-    committed offset everywhere closes that gap; the agents' offset guard catches any other.
-    """
-    consumer = Consumer(
-        {**kafka.client_config(), "group.id": group_id, "enable.auto.commit": False, "client.id": f"{SERVICE}-init"}
-    )
-    offsets: dict[tuple[str, int], int] = {}
-    try:
-        metadata = consumer.list_topics(timeout=10)
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            if topic in metadata.topics and metadata.topics[topic].error is None
-            for p in sorted(metadata.topics[topic].partitions)
-        ]
-        if not partitions:
-            return offsets
-        fresh = []
-        for tp in consumer.committed(partitions, timeout=10):
-            if tp.offset >= 0:
-                offsets[(tp.topic, tp.partition)] = tp.offset
-            else:
-                low, _high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
-                fresh.append(TopicPartition(tp.topic, tp.partition, low))
-                offsets[(tp.topic, tp.partition)] = low
-        if fresh:
-            consumer.commit(offsets=fresh, asynchronous=False)
-            log.info("initialized the group's offsets of %d partitions at the log start", len(fresh))
-    finally:
-        consumer.close()
-    return offsets
-
-
-class CommitWatchdog:
-    """Compares the offsets the agents acknowledged with the group's committed offsets on the broker."""
-
-    def __init__(self, admin_config: dict[str, Any], group_id: str, stall_s: float) -> None:
-        self.admin_config = admin_config
-        self.group_id = group_id
-        self.stall_s = stall_s
-        self.acked: dict[tuple[str, int], int] = {}
-        self._committed: dict[tuple[str, int], int] = {}
-        self._since: dict[tuple[str, int], float] = {}
-        self.stalled = False
-        self._admin: AdminClient | None = None
-
-    def acknowledged(self, topic: str, partition: int, next_offset: int) -> None:
-        key = (topic, partition)
-        if next_offset > self.acked.get(key, -1):
-            self.acked[key] = next_offset
-
-    def _broker_offsets(self) -> dict[tuple[str, int], int]:
-        from confluent_kafka import ConsumerGroupTopicPartitions
-
-        if self._admin is None:
-            self._admin = AdminClient(self.admin_config)
-        futures = self._admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(self.group_id)])
-        result = futures[self.group_id].result(timeout=10)
-        return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or []}
-
-    def check(self, now: float | None = None) -> bool:
-        """Probe the broker once; True while commits keep up. Blocking: call it from a thread."""
-        now = time.monotonic() if now is None else now
-        try:
-            committed = self._broker_offsets()
-        except (KafkaException, TimeoutError, Exception) as error:  # a probe failure is not a stall
-            log.debug("commit probe failed: %s", error)
-            return not self.stalled
-        return self.observe(committed, now)
-
-    def observe(self, committed: dict[tuple[str, int], int], now: float) -> bool:
-        stalled = False
-        for key, acked in self.acked.items():
-            offset = committed.get(key, -1)
-            if offset != self._committed.get(key):
-                self._committed[key] = offset
-                self._since[key] = now
-            behind = acked > offset
-            if behind and now - self._since.setdefault(key, now) > self.stall_s:
-                log.error(
-                    "offset commits of %s[%d] stalled: acknowledged up to %d, committed %d for %.0fs",
-                    key[0],
-                    key[1],
-                    acked,
-                    offset,
-                    now - self._since[key],
-                )
-                stalled = True
-        self.stalled = stalled
-        return not stalled
-
-
 @dataclass
 class Enricher:
-    """The Faust app and everything its agents share."""
+    """The Faust app and everything the agent and the source loop share."""
 
     settings: EnricherSettings
     kafka: KafkaSettings
@@ -256,45 +161,120 @@ class Enricher:
     serde: AvroSerde
     metrics: ServiceMetrics
     enricher_metrics: EnricherMetrics
-    watchdog: CommitWatchdog
     decoder: AvroCodec
     tables: dict[str, Any]
     lookups: join.Lookups
-    sources: dict[str, Any]
-    output_encoders: dict[str, Encoder]
+    jobs: Any  # the agent's in-memory Faust channel
+    output_encoders: dict[str, SplicingEncoder]
     producer: Producer
     dead_letter_encoders: dict[str, Encoder]
-    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     geo: join.GeoLookup = field(default_factory=join.GeoLookup)
-    started_at: float = field(default_factory=time.monotonic)
+    loop: asyncio.AbstractEventLoop | None = None
+    shutdown: Shutdown = field(default_factory=Shutdown)
+    source_loop: ConsumerLoop | None = None
+    source_thread: threading.Thread | None = None
 
     @property
-    def source_topic_names(self) -> set[str]:
-        return {self.settings.source(kind) for kind in SOURCE_TOPICS}
+    def outputs(self) -> dict[str, str]:
+        """Output topic by event kind."""
+        return {kind: self.settings.output(kind) for kind in OUTPUT_TOPICS}
 
     def live(self) -> bool:
-        return not self.watchdog.stalled
+        return self.source_thread is None or self.source_thread.is_alive() or self.shutdown.requested
 
     def ready(self) -> bool:
-        recovery = getattr(self.app.tables, "recovery", None)
-        return recovery is not None and recovery.completed.is_set() and not self.watchdog.stalled
+        return self.source_thread is not None and self.source_thread.is_alive()
 
-    def start_delivery_poller(self) -> threading.Thread:
-        """Serve the producer's delivery reports continuously (the agents await them per batch)."""
+    def start_sources(self, loop: asyncio.AbstractEventLoop, handler: Callable[[list[Message]], None]) -> None:
+        """Start consuming the source topics in a thread; ``handler`` gets each batch (see the agents module)."""
+        self.loop = loop
+        settings = self.settings
+        config = consumer_config(self.kafka, settings.app_id, f"{SERVICE}-{settings.app_id}")
+        self.source_loop = ConsumerLoop(
+            config,
+            [settings.source(kind) for kind in SOURCE_TOPICS],
+            handler,
+            shutdown=self.shutdown,
+            producer=self.producer,
+            metrics=self.metrics,
+            batch_size=settings.batch_size,
+            batch_timeout_s=settings.batch_within_s,
+            flush_timeout_s=settings.flush_timeout_s,
+        )
 
-        def poll() -> None:
-            while True:
-                self.producer.poll(0.05)
+        def run() -> None:
+            assert self.source_loop is not None
+            try:
+                self.source_loop.run()
+            except Exception as error:  # a fatal consumer error: nothing more is committed
+                self.fatal(f"the source loop failed: {error}", EXIT_SOURCES_FAILED)
 
-        thread = threading.Thread(target=poll, name="enricher-delivery-reports", daemon=True)
-        thread.start()
-        return thread
+        self.source_thread = threading.Thread(target=run, name="enricher-sources", daemon=True)
+        self.source_thread.start()
+        log.info("reference tables recovered; consuming %s", sorted(self.source_loop.topics))
+
+    def stop_sources(self, timeout: float) -> None:
+        """Finish the batch in hand (its outputs flushed and offsets committed), then close the consumer."""
+        self.shutdown.request("stop")
+        if self.source_thread is not None:
+            self.source_thread.join(timeout)
+            if self.source_thread.is_alive():
+                log.warning("the source loop did not stop within %.0fs", timeout)
 
     def fatal(self, message: str, code: int) -> None:
-        """Stop at once without committing anything more (records not acknowledged are replayed on restart)."""
+        """Stop at once without committing anything more (records not committed are replayed on restart)."""
         log.critical("%s: exiting with status %d without committing", message, code)
         logging.shutdown()
         os._exit(code)
+
+
+class SnapshotFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, fetching for a snapshot of the active partitions, never for none.
+
+    Faust hands the fetch its live set of active partitions. When table recovery pauses the last active
+    partitions while a fetch is queued for the consumer thread, the set is empty by the time aiokafka reads it,
+    and aiokafka reads an empty set as *every* partition: it returns the records buffered for paused partitions
+    and advances their positions, and Faust then drops those records because their partitions are not active.
+    (With topic-fed agents this silently skipped the first records of stream partitions on fresh starts.)
+    Fetching nothing for an empty snapshot keeps them buffered.
+    """
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: set[TP],
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> RecordMap:
+        partitions = set(active_partitions)
+        if not partitions:
+            return {}
+        return await super()._fetch_records(consumer, partitions, timeout=timeout, max_records=max_records)
+
+
+class SnapshotFetchConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return SnapshotFetchThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class EnricherTransport(faust_aiokafka.Transport):
+    Consumer = SnapshotFetchConsumer
+
+
+class EnricherApp(faust.App):
+    """The Faust app on :class:`EnricherTransport`; on stop, the source loop drains before Faust stops."""
+
+    before_stop: Callable[[], None] | None = None
+
+    def _new_transport(self) -> Any:
+        return EnricherTransport(self.conf.broker_consumer, self)
+
+    async def on_stop(self) -> None:
+        # The agent is still running here (Faust stops its children after ``on_stop``), so the batch in hand
+        # is enriched, delivered and committed before anything else stops.
+        if self.before_stop is not None:
+            await asyncio.to_thread(self.before_stop)
+        await super().on_stop()
 
 
 def broker_url(kafka: KafkaSettings) -> str:
@@ -314,10 +294,10 @@ def _credentials(kafka: KafkaSettings) -> Any:
 
 
 def create_faust_app(settings: EnricherSettings, kafka: KafkaSettings) -> faust.App:
-    """The Faust app: at-least-once, manual batching, no web server, isolated from the process environment."""
+    """The Faust app: reference tables and the agent, no web server, isolated from the process environment."""
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    return faust.App(
-        settings.app_id,
+    return EnricherApp(
+        f"{settings.app_id}-reference",
         env={},  # configuration comes from EnricherSettings only
         broker=broker_url(kafka),
         broker_credentials=_credentials(kafka),
@@ -332,17 +312,12 @@ def create_faust_app(settings: EnricherSettings, kafka: KafkaSettings) -> faust.
         producer_linger=0.005,
         producer_max_batch_size=1_048_576,
         producer_max_request_size=4_194_304,
-        broker_commit_interval=settings.commit_interval_s,
         broker_max_poll_records=1000,
         consumer_auto_offset_reset="earliest",
-        stream_buffer_maxsize=settings.stream_buffer_maxsize,
         stream_wait_empty=True,
-        stream_ack_exceptions=False,
-        stream_ack_cancelled_tasks=False,
         table_standby_replicas=0,
         topic_replication_factor=1,
         topic_disable_leader=True,
-        cython_optimizations=settings.cython_optimizations,
     )
 
 
@@ -367,7 +342,7 @@ def build_enricher(
     metrics: ServiceMetrics | None = None,
     catalogue: Catalogue | None = None,
 ) -> Enricher:
-    """Create topics, register the output schemas and build the app with its tables and agents."""
+    """Create topics, register the output schemas and build the app with its tables, channel and agent."""
     from services.enricher import agents
 
     catalogue = catalogue or load_catalogue()
@@ -375,7 +350,6 @@ def build_enricher(
     if settings.create_topics:
         ensure_enricher_topics(settings, kafka, catalogue)
     serde = AvroSerde(registry)
-    next_offsets = initialize_group_offsets(kafka, settings.app_id, [settings.source(k) for k in SOURCE_TOPICS])
     app = create_faust_app(settings, kafka)
 
     enricher_metrics = EnricherMetrics(metrics)
@@ -412,24 +386,29 @@ def build_enricher(
         table = tables[kind]
 
         def get(key: str) -> join.Reference | None:
-            value: join.Reference | None = table.get(key)
+            # Straight from the table's store (a dict for the memory store): a global table's reads need none
+            # of the per-key bookkeeping Faust's table interface does for partitioned tables.
+            store = table.data
+            data = getattr(store, "data", None)
+            value: join.Reference | None = data.get(key) if isinstance(data, dict) else store.get(key)
             return value
 
         return get
 
     lookups = join.Lookups(lookup(join.PRODUCT), lookup(join.CUSTOMER), lookup(join.STORE), lookup(join.WAREHOUSE))
 
-    sources = {kind: app.topic(settings.source(kind), key_type=bytes, value_type=bytes) for kind in SOURCE_TOPICS}
-    output_encoders = {
-        kind: encoding_codec(serde, subject_for(settings.output(kind)), load_schema(catalogue.topic(name).value_schema))
-        for kind, name in OUTPUT_TOPICS.items()
-    }
+    output_encoders: dict[str, SplicingEncoder] = {}
+    for kind, name in OUTPUT_TOPICS.items():
+        schema = load_schema(catalogue.topic(name).value_schema)
+        codec = encoding_codec(serde, subject_for(settings.output(kind)), schema)
+        assert codec.encoder is not None
+        event_schema = load_schema(catalogue.topic(SOURCE_TOPICS[kind]).value_schema)
+        output_encoders[kind] = SplicingEncoder(serde, codec.encoder, schema, event_schema)
     dead_letter_schema = load_schema(DEAD_LETTER_SCHEMA)
     consumed = [settings.source(k) for k in SOURCE_TOPICS]
     dead_letter_encoders = {
         topic: serde.encoder(subject_for(dead_letter_topic(topic)), dead_letter_schema) for topic in consumed
     }
-    watchdog = CommitWatchdog(kafka.client_config(), settings.app_id, settings.commit_stall_s)
     producer = Producer(producer_config(kafka, f"{SERVICE}-{settings.app_id}"), metrics)
     enricher = Enricher(
         settings=settings,
@@ -438,15 +417,15 @@ def build_enricher(
         serde=serde,
         metrics=metrics,
         enricher_metrics=enricher_metrics,
-        watchdog=watchdog,
         decoder=decoding_codec(serde),
         tables=tables,
         lookups=lookups,
-        sources=sources,
-        output_encoders={kind: codec.encoder for kind, codec in output_encoders.items() if codec.encoder},
+        jobs=app.channel(maxsize=2),
+        output_encoders=output_encoders,
         producer=producer,
-        next_offsets=next_offsets,
         dead_letter_encoders=dead_letter_encoders,
     )
     agents.register(enricher)
+    if isinstance(app, EnricherApp):
+        app.before_stop = lambda: enricher.stop_sources(settings.flush_timeout_s + settings.agent_timeout_s)
     return enricher

@@ -11,6 +11,7 @@ not hold: the explicit marker, never a dropped event) or ``NOT_APPLICABLE`` (the
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import uuid
 from collections.abc import Callable, Mapping
@@ -46,14 +47,22 @@ Reference = Mapping[str, Any]
 Lookup = Callable[[str], Reference | None]
 
 
+ATTRIBUTE_CACHE_LIMIT = 200_000  # entries per reference kind (bounded memory)
+
+
 @dataclass
 class Lookups:
-    """One lookup function per reference kind (``None`` when the key is not in the reference data)."""
+    """One lookup function per reference kind (``None`` when the key is not in the reference data).
+
+    The attributes built for a known entity are cached while the lookup keeps returning the same reference
+    object (a table update replaces it, which rebuilds them); records share the cached dicts, read only.
+    """
 
     product: Lookup
     customer: Lookup
     store: Lookup
     warehouse: Lookup
+    _cache: dict[str, dict[str, tuple[Reference, dict[str, Any]]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_mappings(
@@ -64,6 +73,19 @@ class Lookups:
         warehouses: Mapping[str, Reference],
     ) -> Lookups:
         return cls(products.get, customers.get, stores.get, warehouses.get)
+
+    def cached(self, kind: str, entity_id: str, ref: Reference, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        cache = self._cache.get(kind)
+        if cache is None:
+            cache = self._cache[kind] = {}
+        hit = cache.get(entity_id)
+        if hit is not None and hit[0] is ref:
+            return hit[1]
+        attributes = build()
+        if len(cache) >= ATTRIBUTE_CACHE_LIMIT:
+            cache.clear()
+        cache[entity_id] = (ref, attributes)
+        return attributes
 
 
 @dataclass
@@ -103,13 +125,7 @@ def project_reference(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
 # -- attributes --------------------------------------------------------------------------------------------
 
 
-def product_attributes(product_id: str | None, lookup: Lookup, unknown: list[str]) -> dict[str, Any]:
-    if product_id is None:
-        return {"product_id": None, "status": NOT_APPLICABLE, **dict.fromkeys(_REFERENCE_FIELDS[PRODUCT])}
-    ref = lookup(product_id)
-    if ref is None:
-        unknown.append(PRODUCT)
-        return {"product_id": product_id, "status": UNKNOWN, **dict.fromkeys(_REFERENCE_FIELDS[PRODUCT])}
+def _known_product(product_id: str, ref: Reference) -> dict[str, Any]:
     price = ref.get("price")
     return {
         "product_id": product_id,
@@ -123,44 +139,63 @@ def product_attributes(product_id: str | None, lookup: Lookup, unknown: list[str
     }
 
 
-def _attributes(kind: str, id_field: str, entity_id: str | None, lookup: Lookup, unknown: list[str]) -> dict[str, Any]:
+def _attributes(
+    kind: str, id_field: str, entity_id: str | None, lookups: Lookups, unknown: list[str]
+) -> dict[str, Any]:
     fields = _REFERENCE_FIELDS[kind]
     if entity_id is None:
         return {id_field: None, "status": NOT_APPLICABLE, **dict.fromkeys(fields)}
-    ref = lookup(entity_id)
+    ref = getattr(lookups, kind)(entity_id)
     if ref is None:
         unknown.append(kind)
         return {id_field: entity_id, "status": UNKNOWN, **dict.fromkeys(fields)}
-    return {id_field: entity_id, "status": KNOWN, **{name: ref.get(name) for name in fields}}
+    if kind == PRODUCT:
+        return lookups.cached(kind, entity_id, ref, lambda: _known_product(entity_id, ref))
+    return lookups.cached(
+        kind, entity_id, ref, lambda: {id_field: entity_id, "status": KNOWN, **{name: ref.get(name) for name in fields}}
+    )
 
 
-def customer_attributes(customer_id: str | None, lookup: Lookup, unknown: list[str]) -> dict[str, Any]:
-    return _attributes(CUSTOMER, "customer_id", customer_id, lookup, unknown)
+def product_attributes(product_id: str | None, lookups: Lookups, unknown: list[str]) -> dict[str, Any]:
+    return _attributes(PRODUCT, "product_id", product_id, lookups, unknown)
 
 
-def store_attributes(store_id: str | None, lookup: Lookup, unknown: list[str]) -> dict[str, Any]:
-    return _attributes(STORE, "store_id", store_id, lookup, unknown)
+def customer_attributes(customer_id: str | None, lookups: Lookups, unknown: list[str]) -> dict[str, Any]:
+    return _attributes(CUSTOMER, "customer_id", customer_id, lookups, unknown)
 
 
-def warehouse_attributes(warehouse_id: str | None, lookup: Lookup, unknown: list[str]) -> dict[str, Any]:
-    return _attributes(WAREHOUSE, "warehouse_id", warehouse_id, lookup, unknown)
+def store_attributes(store_id: str | None, lookups: Lookups, unknown: list[str]) -> dict[str, Any]:
+    return _attributes(STORE, "store_id", store_id, lookups, unknown)
+
+
+def warehouse_attributes(warehouse_id: str | None, lookups: Lookups, unknown: list[str]) -> dict[str, Any]:
+    return _attributes(WAREHOUSE, "warehouse_id", warehouse_id, lookups, unknown)
 
 
 # -- envelopes ---------------------------------------------------------------------------------------------
 
 
+_NAMESPACE_BYTES = ENRICHED_ID_NAMESPACE.bytes
+
+
 def enriched_event_id(kind: str, source_event_id: str) -> str:
-    """Stable id of the enriched record of a source event (the same on every replay)."""
-    return str(uuid.uuid5(ENRICHED_ID_NAMESPACE, f"{kind}:{source_event_id}"))
+    """Stable id of the enriched record of a source event (the same on every replay):
+    ``str(uuid.uuid5(ENRICHED_ID_NAMESPACE, f"{kind}:{source_event_id}"))``, computed without the UUID object."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{kind}:{source_event_id}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def enriched_metadata(kind: str, source: Mapping[str, Any], now_ms: int, producer: str) -> dict[str, Any]:
     """Envelope of an enriched record: the source's event time, a derived id, the enrichment time as ingest time."""
     metadata = source["metadata"]
+    event_time = _millis(metadata["event_time"])
     return {
         "event_id": enriched_event_id(kind, str(metadata["event_id"])),
-        "event_time": metadata["event_time"],
-        "ingest_time": max(int(now_ms), _millis(metadata["event_time"])),
+        "event_time": event_time,
+        "ingest_time": max(int(now_ms), event_time),
         "producer": producer,
         "trace_context": metadata.get("trace_context"),
     }
@@ -181,8 +216,8 @@ def enrich_product_view(event: dict[str, Any], lookups: Lookups, now_ms: int, pr
     record = {
         "metadata": enriched_metadata(PRODUCT_VIEWS, event, now_ms, producer),
         "event": event,
-        "product": product_attributes(event["product_id"], lookups.product, unknown),
-        "store": store_attributes(event["store_id"], lookups.store, unknown),
+        "product": product_attributes(event["product_id"], lookups, unknown),
+        "store": store_attributes(event["store_id"], lookups, unknown),
     }
     return Enriched(record, str(event["product_id"]), unknown)
 
@@ -192,8 +227,8 @@ def enrich_clickstream(event: dict[str, Any], lookups: Lookups, now_ms: int, pro
     record = {
         "metadata": enriched_metadata(CLICKSTREAM, event, now_ms, producer),
         "event": event,
-        "product": product_attributes(event.get("product_id"), lookups.product, unknown),
-        "customer": customer_attributes(event.get("user_id"), lookups.customer, unknown),
+        "product": product_attributes(event.get("product_id"), lookups, unknown),
+        "customer": customer_attributes(event.get("user_id"), lookups, unknown),
     }
     return Enriched(record, str(event["session_id"]), unknown)
 
@@ -203,9 +238,9 @@ def enrich_order(event: dict[str, Any], lookups: Lookups, now_ms: int, producer:
     record = {
         "metadata": enriched_metadata(ORDERS, event, now_ms, producer),
         "event": event,
-        "customer": customer_attributes(event["customer_id"], lookups.customer, unknown),
-        "store": store_attributes(event["store_id"], lookups.store, unknown),
-        "products": [product_attributes(line["product_id"], lookups.product, unknown) for line in event["line_items"]],
+        "customer": customer_attributes(event["customer_id"], lookups, unknown),
+        "store": store_attributes(event["store_id"], lookups, unknown),
+        "products": [product_attributes(line["product_id"], lookups, unknown) for line in event["line_items"]],
     }
     return Enriched(record, str(event["order_id"]), unknown)
 
@@ -215,8 +250,8 @@ def enrich_shipment_event(event: dict[str, Any], lookups: Lookups, now_ms: int, 
     record = {
         "metadata": enriched_metadata(SHIPMENT_EVENTS, event, now_ms, producer),
         "event": event,
-        "customer": customer_attributes(event["customer_id"], lookups.customer, unknown),
-        "warehouse": warehouse_attributes(event["warehouse_id"], lookups.warehouse, unknown),
+        "customer": customer_attributes(event["customer_id"], lookups, unknown),
+        "warehouse": warehouse_attributes(event["warehouse_id"], lookups, unknown),
     }
     return Enriched(record, str(event["shipment_id"]), unknown)
 

@@ -30,13 +30,13 @@ ALL_TOPICS = (*SOURCE_TOPICS.values(), *OUTPUT_TOPICS.values(), *REFERENCE_TOPIC
 
 
 class EnricherSettings(BaseSettings):
-    """Topics, state store, batching and commit supervision of the enricher."""
+    """Topics, state store and batching of the enricher."""
 
     model_config = SettingsConfigDict(env_prefix="ENRICHER_", extra="ignore", case_sensitive=False)
 
     app_id: str = Field(
         default="freightline-enricher",
-        description="ENRICHER_APP_ID: Faust app id = consumer group and prefix of the tables' changelog topics.",
+        description="ENRICHER_APP_ID: consumer group of the sources (Faust's own group: <app id>-reference).",
     )
     topic_prefix: str = Field(default="", description="ENRICHER_TOPIC_PREFIX prepended to every topic name.")
     topics: dict[str, str] = Field(
@@ -46,21 +46,15 @@ class EnricherSettings(BaseSettings):
         default="memory://", description="ENRICHER_STORE: table store, memory:// or rocksdb:// (needs rocksdict)."
     )
     data_dir: str = Field(default=".freightline/enricher", description="ENRICHER_DATA_DIR: Faust data directory.")
-    batch_size: int = Field(default=2000, ge=1, description="ENRICHER_BATCH_SIZE: events per batch per agent.")
+    batch_size: int = Field(default=2000, ge=1, description="ENRICHER_BATCH_SIZE: events per source batch.")
     batch_within_s: float = Field(default=0.2, gt=0, description="ENRICHER_BATCH_WITHIN_S: batch wait bound.")
-    stream_buffer_maxsize: int = Field(default=8192, ge=16, description="Faust stream buffer per partition.")
-    commit_interval_s: float = Field(default=1.0, gt=0, description="ENRICHER_COMMIT_INTERVAL_S.")
-    commit_stall_s: float = Field(
-        default=120.0,
+    agent_timeout_s: float = Field(
+        default=60.0,
         gt=0,
-        description="ENRICHER_COMMIT_STALL_S: acknowledged records left uncommitted this long = not healthy.",
+        description="ENRICHER_AGENT_TIMEOUT_S: a batch the agent did not answer by then is retried.",
     )
-    exit_on_commit_stall: bool = Field(
-        default=True, description="ENRICHER_EXIT_ON_COMMIT_STALL: exit (to be restarted) when commits stall."
-    )
-    delivery_retries: int = Field(default=5, ge=0, description="ENRICHER_DELIVERY_RETRIES per failed output.")
-    cython_optimizations: bool = Field(
-        default=False, description="ENRICHER_CYTHON_OPTIMIZATIONS: Faust's opt-in Cython fast paths."
+    flush_timeout_s: float = Field(
+        default=60.0, gt=0, description="ENRICHER_FLUSH_TIMEOUT_S: bound on waiting for a batch's deliveries."
     )
     create_topics: bool = Field(default=True, description="ENRICHER_CREATE_TOPICS: create outputs and DLQs.")
     producer_name: str = Field(default="enricher", description="metadata.producer of the enriched records.")

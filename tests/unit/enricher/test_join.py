@@ -51,7 +51,7 @@ def test_product_view_known() -> None:
     assert result.unknown == [] and result.key == "P-1"
     assert record["product"] == {"product_id": "P-1", "status": "KNOWN", **PRODUCT, "price": Decimal("129.90")}
     assert record["store"] == {"store_id": "DE", "status": "KNOWN", **STORE}
-    assert record["metadata"]["event_time"] == record["event"]["metadata"]["event_time"]
+    assert record["metadata"]["event_time"] == join._millis(record["event"]["metadata"]["event_time"])
     assert record["metadata"]["producer"] == "enricher"
     _valid("com.freightline.enriched.EnrichedProductView", record)
 
@@ -113,3 +113,11 @@ def test_geo_lookup(ip: str | None, country: str | None) -> None:
 def test_geo_lookup_longest_prefix_wins() -> None:
     geo = join.GeoLookup({"10.0.0.0/8": "AA", "10.1.0.0/16": "BB"})
     assert geo.country("10.1.2.3") == "BB" and geo.country("10.2.0.1") == "AA"
+
+
+def test_enriched_event_ids_are_uuid5_of_kind_and_source_id() -> None:
+    import uuid
+
+    for kind, source_id in [("orders", "o-1"), ("product_views", str(uuid.UUID(int=7))), ("clickstream", "é-ü")]:
+        expected = str(uuid.uuid5(join.ENRICHED_ID_NAMESPACE, f"{kind}:{source_id}"))
+        assert join.enriched_event_id(kind, source_id) == expected
