@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deploy.local.context import StackContext
@@ -43,7 +44,7 @@ class Report:
             table.add_column("item")
             table.add_column("value", overflow="fold")
             for key, value in rows:
-                table.add_row(key, value)
+                table.add_row(escape(key), escape(value))
             console.print(table)
         if self.problems:
             console.print("[bold red]problems:[/bold red]")
@@ -167,6 +168,10 @@ def stage_smoke(ctx: RunContext) -> None:
         ctx.report.problems.append(f"smoke pipeline: produced {producer.delivered}, consumed {len(seen)} of {n}")
 
 
+# Anomalies per minute of event time injected by the main job's generator: denser than the generator's default
+# (0.5) so that a run of a few minutes of event time holds several of each type to score.
+ANOMALIES_PER_MINUTE = "3"
+LABELS, ANOMALIES = "analytics.anomaly_labels.v1", "analytics.anomalies.v1"
 PRODUCT_VIEWS_REMOTE = "product_views"
 PRODUCT_VIEWS_LOCAL = "web.product_views.v1"
 MIRROR_GROUP = "freightline-mirror"
@@ -175,7 +180,10 @@ MIRROR_GROUP = "freightline-mirror"
 def stage_generate(ctx: RunContext) -> None:
     """The seeded world: every event family, product views to the remote cluster, the rest locally."""
     from deploy.processes import ServiceProcess, last_json_line
+    from services.enricher.inspect import end_positions
 
+    # Where this run's labels (and the detector's anomalies) begin, for scoring this run only.
+    ctx.state["score_from"] = end_positions(ctx.env, [LABELS, ANOMALIES])
     _step(f"generator: {ctx.events:,} events, seed {ctx.seed}")
     generator = ServiceProcess(
         "services.generator",
@@ -186,6 +194,7 @@ def stage_generate(ctx: RunContext) -> None:
         "--no-pace",
         "--seed",
         str(ctx.seed),
+        GENERATOR_ANOMALIES_PER_MINUTE=ANOMALIES_PER_MINUTE,
     ).start()
     code, stdout = generator.wait(timeout=900)
     if code != 0:
@@ -231,6 +240,78 @@ def stage_mirror(ctx: RunContext) -> None:
         ctx.report.problems.append(f"mirror copied {mirrored} of {lag_before} pending records")
     if code != 0:
         ctx.report.problems.append(f"mirror exited {code} on SIGTERM; see {ctx.log('mirror')}")
+
+
+def stage_enrich_detect(ctx: RunContext) -> None:
+    """The Faust enricher and the anomaly detector side by side until both have committed everything pending."""
+    from deploy.processes import ServiceProcess, end_offsets, group_lag, wait_until
+    from services.anomaly_detector.score import score
+    from services.anomaly_detector.settings import INPUT_TOPICS, DetectorSettings
+    from services.enricher.inspect import end_positions, summary
+    from services.enricher.settings import OUTPUT_TOPICS, SOURCE_TOPICS, EnricherSettings
+
+    enricher, detector = EnricherSettings(), DetectorSettings()
+    sources, outputs = list(SOURCE_TOPICS.values()), list(OUTPUT_TOPICS.values())
+    detected_topics = list(INPUT_TOPICS)
+    pending = group_lag(ctx.local(), enricher.app_id, sources)
+    start = {**end_positions(ctx.env, outputs), **ctx.state.get("score_from", {})}
+    before = end_offsets(ctx.local(), outputs)
+    _step(f"enricher (Faust) and anomaly detector: {pending:,} events to enrich")
+    processes = {
+        "enricher": ServiceProcess("services.enricher", ctx.env, ctx.log("enricher")),
+        "anomaly detector": ServiceProcess(
+            "services.anomaly_detector", ctx.env, ctx.log("anomaly_detector"), ANOMALY_DETECTOR_IDLE_FLUSH_S="2"
+        ),
+    }
+    for process in processes.values():
+        process.start()
+    started = time.monotonic()
+    try:
+
+        def caught_up() -> bool:
+            return (
+                group_lag(ctx.local(), enricher.app_id, sources) == 0
+                and group_lag(ctx.local(), detector.group_id, detected_topics) == 0
+            )
+
+        done = wait_until(caught_up, 900, 1.0)
+        elapsed = time.monotonic() - started
+    finally:
+        codes = {name: process.stop() for name, process in processes.items()}  # the detector flushes its windows
+    after = end_offsets(ctx.local(), outputs)
+    enriched = {topic: after[topic] - before[topic] for topic in outputs}
+    found = summary(ctx.env, outputs, start)
+    section = "Enrichment (Faust, this run)"
+    for topic in outputs:
+        ctx.report.add(section, topic, f"{enriched[topic]:,}")
+    total = sum(enriched.values())
+    ok = total == pending
+    ctx.report.add(section, "enriched of pending", f"{total:,} of {pending:,} [{'match' if ok else 'MISMATCH'}]")
+    unknown = found["unknown_references"]
+    ctx.report.add(section, "unknown references", ", ".join(f"{k}={v:,}" for k, v in unknown.items()) or "0")
+    p50, p99 = found["latency_p50_s"], found["latency_p99_s"]
+    if p50 is not None and p99 is not None:
+        # An unpaced run generates minutes of event time in seconds, ending at generation time: this is the age
+        # of the backlog when enriched, not the latency of a paced stream.
+        ctx.report.add(section, "event time -> enriched, p50 / p99 (unpaced backlog)", f"{p50:.1f}s / {p99:.1f}s")
+    ctx.report.add(section, "time to catch up", f"{elapsed:.1f}s (incl. start-up and table recovery)")
+    if not done or not ok:
+        ctx.report.problems.append(f"enricher: {total} enriched of {pending} pending")
+
+    result = score(ctx.env, LABELS, ANOMALIES, start=start)
+    section = "Anomaly detection (this run)"
+    ctx.report.add(section, "injected (labels) / detected", f"{result['labels']:,} / {result['detections']:,}")
+    for kind, item in sorted(result["per_type"].items()):
+        precision = "-" if item["precision"] is None else f"{item['precision']:.2f}"
+        recall = "-" if item["recall"] is None else f"{item['recall']:.2f}"
+        ctx.report.add(
+            section,
+            kind,
+            f"injected {item['labels']}, detected {item['detections']}, precision {precision}, recall {recall}",
+        )
+    for name, code in codes.items():
+        if code != 0:
+            ctx.report.problems.append(f"{name} exited {code} on SIGTERM; see {processes[name].log}")
 
 
 def stage_sinks(ctx: RunContext) -> None:
@@ -328,6 +409,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("shared-library pipeline", stage_smoke),
     ("generator", stage_generate),
     ("mirror", stage_mirror),
+    ("enrichment and detection", stage_enrich_detect),
     ("sinks", stage_sinks),
 ]
 
@@ -351,7 +433,7 @@ def execute(
 
 
 def run(
-    events: Annotated[int, typer.Option(help="Events per generated family.")] = 20_000,
+    events: Annotated[int, typer.Option(help="Events to generate.")] = 100_000,
     keep_stack: Annotated[bool, typer.Option(help="Leave the stack running afterwards.")] = False,
     seed: Annotated[int | None, typer.Option(help="Generator seed (default: a new one per run).")] = None,
 ) -> None:

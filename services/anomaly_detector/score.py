@@ -69,9 +69,11 @@ def match(
     return result
 
 
-def _decoded(env: Mapping[str, str], topic: str, serde: AvroSerde) -> list[dict[str, Any]]:
+def _decoded(
+    env: Mapping[str, str], topic: str, serde: AvroSerde, start: Mapping[int, int] | None = None
+) -> list[dict[str, Any]]:
     records = []
-    for _key, value, _ts in read_topic(env, topic):
+    for _key, value, _ts in read_topic(env, topic, start=start):
         try:
             records.append(serde.decode(value))
         except SerdeError:
@@ -84,12 +86,14 @@ def score(
     labels_topic: str = LABELS,
     anomalies_topic: str = ANOMALIES,
     tolerance_ms: int = 60_000,
+    start: Mapping[str, Mapping[int, int]] | None = None,
 ) -> dict[str, Any]:
-    """Read both topics (up to their current ends) and score; ``env`` holds SCHEMA_REGISTRY_URL and KAFKA_*."""
+    """Read both topics (up to their current ends, from ``start`` per topic and partition when given) and score;
+    ``env`` holds SCHEMA_REGISTRY_URL and KAFKA_*."""
     registry = SchemaRegistrySettings(url=env.get("SCHEMA_REGISTRY_URL", SchemaRegistrySettings().url))
     serde = AvroSerde(registry_client(registry))
-    labels = _decoded(env, labels_topic, serde)
-    detections = _decoded(env, anomalies_topic, serde)
+    labels = _decoded(env, labels_topic, serde, (start or {}).get(labels_topic))
+    detections = _decoded(env, anomalies_topic, serde, (start or {}).get(anomalies_topic))
     per_type = match(labels, detections, tolerance_ms)
     return {
         "labels": len(labels),

@@ -41,9 +41,10 @@ def _registry(env: Mapping[str, str]) -> SchemaRegistrySettings:
 
 
 def read_topic(
-    env: Mapping[str, str], topic: str, *, timeout_s: float = 60.0
+    env: Mapping[str, str], topic: str, *, timeout_s: float = 60.0, start: Mapping[int, int] | None = None
 ) -> Iterator[tuple[bytes | None, bytes | None, int]]:
-    """Every record of ``topic`` up to the end offsets it has now: (key, value, timestamp ms)."""
+    """Every record of ``topic`` up to the end offsets it has now: (key, value, timestamp ms); ``start`` gives
+    the first offset per partition (default: the log start)."""
     consumer = Consumer(
         {
             **_kafka(env).client_config(),
@@ -60,6 +61,7 @@ def read_topic(
         assignment = []
         for partition in sorted(metadata.partitions):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low = max(low, (start or {}).get(partition, low))
             if high > low:
                 ends[partition] = high
                 assignment.append(TopicPartition(topic, partition, low))
@@ -92,14 +94,32 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[index]
 
 
-def topic_summary(env: Mapping[str, str], topic: str, serde: AvroSerde) -> dict[str, Any]:
+def end_positions(env: Mapping[str, str], topics: Sequence[str]) -> dict[str, dict[int, int]]:
+    """High watermark per partition of each topic (to read only what comes after, with ``start``)."""
+    consumer = Consumer({**_kafka(env).client_config(), "group.id": "freightline-inspect"})
+    try:
+        positions: dict[str, dict[int, int]] = {}
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            partitions = [] if metadata is None or metadata.error is not None else sorted(metadata.partitions)
+            positions[topic] = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+            }
+        return positions
+    finally:
+        consumer.close()
+
+
+def topic_summary(
+    env: Mapping[str, str], topic: str, serde: AvroSerde, start: Mapping[int, int] | None = None
+) -> dict[str, Any]:
     records = 0
     ids: Counter[str] = Counter()
     source_ids: set[str] = set()
     unknown: Counter[str] = Counter()
     undecodable = 0
     latencies: list[float] = []
-    for _key, value, _timestamp in read_topic(env, topic):
+    for _key, value, _timestamp in read_topic(env, topic, start=start):
         records += 1
         try:
             record = serde.decode(value)
@@ -129,11 +149,16 @@ def topic_summary(env: Mapping[str, str], topic: str, serde: AvroSerde) -> dict[
     }
 
 
-def summary(env: Mapping[str, str], topics: Sequence[str] | None = None) -> dict[str, Any]:
-    """Per enriched topic: records, distinct source events, duplicates, UNKNOWN references, latency p50/p99."""
+def summary(
+    env: Mapping[str, str],
+    topics: Sequence[str] | None = None,
+    start: Mapping[str, Mapping[int, int]] | None = None,
+) -> dict[str, Any]:
+    """Per enriched topic: records, distinct source events, duplicates, UNKNOWN references, latency p50/p99
+    (of the records after ``start``, per topic and partition, when given)."""
     serde = AvroSerde(registry_client(_registry(env)))
     names = list(topics) if topics else list(OUTPUT_TOPICS.values())
-    per_topic = {topic: topic_summary(env, topic, serde) for topic in names}
+    per_topic = {topic: topic_summary(env, topic, serde, (start or {}).get(topic)) for topic in names}
     unknown: Counter[str] = Counter()
     latencies: list[float] = []
     for item in per_topic.values():
