@@ -3,7 +3,7 @@
 - ``mongodb``: mongo-java-server (Maven Central), started by a small launcher (launchers/mongo) that reports
   MongoDB 4.4 / wire version 9, which current pymongo requires. It serves from the memory backend (the H2 backend
   tops out at a few thousand writes/s) and writes every change through to an H2 MVStore file as BSON, committed
-  every 200 ms and on SIGTERM, and loaded back on start.
+  before each write command is acknowledged (and on SIGTERM), and loaded back on start.
 - ``hdfs``: a NameNode and a DataNode in one JVM (Hadoop's MiniDFSCluster, launchers/hdfs), formatted on the
   first start only, WebHDFS on the NameNode's HTTP port.
 - ``gcs``: fake-gcs-server (built with ``go install``) speaking the GCS JSON API over http, filesystem backend;

@@ -28,7 +28,7 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from operator import attrgetter
@@ -223,6 +223,7 @@ class FileSinkTarget:
     """
 
     needs_values = False  # files carry the original bodies: event id and time are all the target reads
+    check_bodies = True  # ... so every body is checked against its writer schema before it lands in a file
 
     def __init__(
         self,
@@ -289,6 +290,19 @@ class FileSinkTarget:
                 raise error
         return [future.result() for future in futures]
 
+    def _submit(self, call: Callable[[], Any], calls: int) -> Future[Any]:
+        """Run ``call`` in the pool (inline when it is the only call or the pool has one slot)."""
+        if calls <= 1 or self.parallelism == 1:
+            future: Future[Any] = Future()
+            try:
+                future.set_result(call())
+            except Exception as error:
+                future.set_exception(error)
+            return future
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.parallelism, thread_name_prefix="file-store")
+        return self._pool.submit(call)
+
     def write(self, records: list[SinkRecord], batch: list[Message]) -> None:
         ranges = batch_ranges(batch)
         try:
@@ -318,14 +332,19 @@ class FileSinkTarget:
         )
         started = time.monotonic()
         sizes: dict[str, int] = {}
-        uploads: list[Callable[[], Any]] = []
-        for item in planned:
-            data = container_file(
-                self.ctx.serde.writer_schema(item.schema_id), [r.body for r in item.records], self.codec
-            )
-            uploads.append(partial(self.store.write, item.temporary, data))
-            sizes[item.final] = len(data)
-        self._all(uploads)
+        uploads: list[Future[Any]] = []
+        try:
+            for item in planned:  # each file is uploaded while the next one is built
+                data = container_file(
+                    self.ctx.serde.writer_schema(item.schema_id), [r.body for r in item.records], self.codec
+                )
+                sizes[item.final] = len(data)
+                uploads.append(self._submit(partial(self.store.write, item.temporary, data), len(planned)))
+        finally:
+            errors = [upload.exception() for upload in uploads]  # every upload completes before anything moves
+        for error in errors:
+            if error is not None:
+                raise error
         self.ctx.flush_dead_letters()
         outcomes = self._all([partial(self.store.move, item.temporary, item.final) for item in planned])
         for item, moved in zip(planned, outcomes, strict=True):

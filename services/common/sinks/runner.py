@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from confluent_kafka import Message
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.common.avro_validate import metadata_validator_for, validator_for
 from services.common.deadletter import DeadLetterPublisher, PoisonRecord
 from services.common.kafka import ConsumerLoop, Producer, consumer_config, producer_config
 from services.common.lifecycle import Shutdown
@@ -90,9 +91,9 @@ class SinkContext:
     dead_letters: DeadLetterPublisher
     metrics: SinkMetrics
     _dead: OrderedDict[tuple[str, int, int], None] = field(default_factory=OrderedDict)
-    # per wire header (magic byte and schema id): the schema id, and whether its writer schema starts with the
-    # metadata envelope (see ``decode_batch``)
-    wire_headers: dict[bytes, tuple[int, bool]] = field(default_factory=dict)
+    # per wire header (magic byte and schema id): the schema id, whether its writer schema starts with the
+    # metadata envelope, and the body check when bodies are checked (see ``decode_batch``)
+    wire_headers: dict[bytes, tuple[int, bool, Callable[..., Any] | None]] = field(default_factory=dict)
 
     def dead_letter(self, message: Message, error: BaseException | str, error_type: str | None = None) -> None:
         """Publish a dead letter once per record and process (a replayed batch does not publish twice)."""
@@ -118,6 +119,8 @@ class SinkTarget(Protocol):
 
     # A target may declare ``needs_values = False`` (class attribute) when it keeps the records' original bytes and
     # needs only their event ids and times: the runner then skips full decoding where it can (``decode_batch``).
+    # A target that copies the bodies verbatim declares ``check_bodies = True``: each body is then checked against
+    # its writer schema as a whole before the target sees it, and dead-lettered with the reason if it fails.
 
     def write(self, records: list[SinkRecord], batch: list[Message]) -> None:
         """Make ``records`` durable in the target (idempotently) or raise; ``batch`` is the whole Kafka batch."""
@@ -169,63 +172,117 @@ class TargetHealth:
             return ok
 
 
-def decode_batch(batch: list[Message], ctx: SinkContext, *, values: bool = True) -> list[SinkRecord]:
+def decode_batch(
+    batch: list[Message], ctx: SinkContext, *, values: bool = True, check_bodies: bool = False
+) -> list[SinkRecord]:
     """Decode a batch; records that are not valid wire-format Avro go to the dead-letter topic.
 
     With ``values=False`` (targets that keep the original bytes) records whose writer schema starts with the
     ``metadata`` envelope are not decoded in full: only their event id and event time are read
     (``read_metadata_prefix``) and ``SinkRecord.value`` is None. Other schemas, and bodies whose prefix does not
     read, are decoded in full.
+
+    With ``check_bodies=True`` (targets that copy the bodies verbatim, e.g. into files) every body is checked
+    against its writer schema as a whole (``services.common.avro_validate``: no values are built) and dead-lettered
+    with the reason when it is not exactly one value of it; for schemas starting with the envelope the check
+    also reads the event id and time.
     """
     records: list[SinkRecord] = []
     append = records.append
     headers = ctx.wire_headers
     header = HEADER.size
+    epoch = EPOCH
+    millis = timedelta(milliseconds=1)
+    fast_path = not values
     for message in batch:
         value = message.value()
-        topic = message.topic() or ""
-        partition = message.partition() or 0
-        offset = message.offset() or 0
-        key = message.key()
-        if key is not None and not isinstance(key, bytes):
-            key = str(key).encode()
         try:
             if value is None:
                 raise PoisonRecord("tombstone", "record has no value")
             known = headers.get(value[:header])
             if known is None:
-                schema_id = schema_id_of(value)
-                fast = starts_with_metadata(ctx.serde.writer_schema(schema_id))
-                known = headers[value[:header]] = (schema_id, fast)
-            schema_id, fast = known
-            if fast and not values:
-                try:
-                    event_id, millis = read_metadata_prefix(value, header)
-                    event_time = EPOCH + timedelta(milliseconds=millis)
-                except (PrefixError, OverflowError):
-                    pass  # the full decode below tells what is wrong with it
+                known = headers[value[:header]] = _wire_header(value, ctx, check_bodies)
+            schema_id, fast, check = known
+            if fast and fast_path:
+                if check is not None:
+                    event_id, event_ms = check(value, header)
+                    event_time = epoch + event_ms * millis
                 else:
-                    append(
-                        SinkRecord(topic, partition, offset, key, schema_id, None, event_id, event_time, value[header:])
+                    try:
+                        event_id, event_ms = read_metadata_prefix(value, header)
+                        event_time = epoch + event_ms * millis
+                    except (PrefixError, OverflowError):
+                        raise _decode_in_full from None  # the full decode tells what is wrong with it
+                key = message.key()
+                append(
+                    SinkRecord(
+                        message.topic() or "",
+                        message.partition() or 0,
+                        message.offset() or 0,
+                        key if key is None or isinstance(key, bytes) else str(key).encode(),
+                        schema_id,
+                        None,
+                        event_id,
+                        event_time,
+                        value[header:],
                     )
-                    continue
-            decoded = ctx.serde.decode(value)
-            record = SinkRecord(
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                key=key,
-                schema_id=schema_id,
-                value=decoded,
-                event_id=event_id_of(decoded, topic, partition, offset),
-                event_time=event_time_of(decoded, kafka_timestamp(message)),
-                body=raw_body(value),
-            )
+                )
+                continue
+            if check is not None:
+                check(value, header)
+            append(_decoded(message, value, schema_id, ctx))
+        except _DecodeInFull:
+            try:
+                append(_decoded(message, value or b"", schema_id, ctx))
+            except SerdeError as error:
+                ctx.dead_letter(message, error)
         except (SerdeError, PoisonRecord) as error:
             ctx.dead_letter(message, error)
-            continue
-        append(record)
     return records
+
+
+class _DecodeInFull(Exception):
+    """The metadata prefix does not read: the full decode tells why."""
+
+
+_decode_in_full = _DecodeInFull()
+
+
+def _wire_header(value: bytes, ctx: SinkContext, check_bodies: bool) -> tuple[int, bool, Callable[..., Any] | None]:
+    """(schema id, whether its writer schema starts with the metadata envelope, the body check or None) of a
+    payload's wire header; looked up once per header."""
+    schema_id = schema_id_of(value)
+    writer = ctx.serde.writer_schema(schema_id)
+    fast = starts_with_metadata(writer)
+    check: Callable[..., Any] | None = None
+    if check_bodies:
+        try:
+            check = metadata_validator_for(writer) if fast else validator_for(writer)
+        except ValueError as error:  # a schema the checker does not handle: the full decode checks it instead
+            log.warning("schema %d: bodies are decoded in full instead of checked: %s", schema_id, error)
+    return schema_id, fast, check
+
+
+def _decoded(message: Message, value: bytes, schema_id: int, ctx: SinkContext) -> SinkRecord:
+    """A record decoded in full (raises ``SerdeError`` when it does not decode)."""
+    topic = message.topic() or ""
+    partition = message.partition() or 0
+    offset = message.offset() or 0
+    key = message.key()
+    if key is not None and not isinstance(key, bytes):
+        key = str(key).encode()
+    decoded = ctx.serde.decode(value)
+    return SinkRecord(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        schema_id=schema_id,
+        value=decoded,
+        event_id=event_id_of(decoded, topic, partition, offset),
+        event_time=event_time_of(decoded, kafka_timestamp(message)),
+        body=raw_body(value),
+    )
 
 
 class SinkRunner:
@@ -257,6 +314,7 @@ class SinkRunner:
         )
         self.target = target_factory(self.context)
         self.needs_values = bool(getattr(self.target, "needs_values", True))
+        self.check_bodies = bool(getattr(self.target, "check_bodies", False))
         self.health = TargetHealth(self.target.healthy, settings.health_interval_s, self.metrics)
         self.metrics.target_up.set(1)
         self.loop = ConsumerLoop(
@@ -280,7 +338,7 @@ class SinkRunner:
         self.opened = False
 
     def handle(self, batch: list[Message]) -> None:
-        records = decode_batch(batch, self.context, values=self.needs_values)
+        records = decode_batch(batch, self.context, values=self.needs_values, check_bodies=self.check_bodies)
         started = time.monotonic()
         try:
             self.target.write(records, batch)

@@ -205,3 +205,32 @@ class PrivateTarget:
 
     def exports(self) -> dict[str, str]:
         return self.component.exports(self.ctx)
+
+
+def produce_corrupt_tails(env: dict[str, str], topic: str) -> list[tuple[bytes, str]]:
+    """ProductViews whose metadata reads fine but whose tail is corrupt, each with a fragment of the reason the
+    sink must give: a truncated body, a bad union index, a varint running past the end, trailing garbage."""
+    from schemas.catalogue import load_schema
+
+    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
+    encoder = serde.encoder(subject_for(topic), load_schema(PRODUCT_VIEW))
+    record = example_record(remote_ip=None)
+    record["metadata"]["event_id"] = str(uuid.uuid4())
+    good = encoder.encode(record)
+    assert good[-1] == 0  # the body ends with remote_ip's union index 0 (null)
+    corrupt = [
+        (good[:-3], "truncated"),
+        (good[:-1] + b"\x08", "union index 4"),
+        (good[:-1] + b"\x82", "truncated"),
+        (good + b"\x00\x01garbage", "trailing bytes"),
+    ]
+    producer = Producer(producer_config(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]), "sink-test"))
+    for payload, _reason in corrupt:
+        producer.produce(topic, payload, "corrupt")
+    producer.flush(60)
+    return corrupt
+
+
+def decode_dead_letter(env: dict[str, str], value: bytes) -> dict[str, Any]:
+    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
+    return serde.decode(value)

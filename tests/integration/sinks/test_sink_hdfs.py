@@ -18,7 +18,9 @@ from tests.integration.sinks.helpers import (
     PrivateTarget,
     avro_event_ids,
     dead_letters,
+    decode_dead_letter,
     free_port,
+    produce_corrupt_tails,
     produce_events,
     sink_process,
     wait_for,
@@ -120,3 +122,25 @@ def test_hdfs_down_for_30_s_loses_nothing(
         assert max(counts.values()) == 1
     finally:
         target.stop()
+
+
+def test_records_with_a_corrupt_tail_are_dead_lettered_once_and_files_stay_readable(
+    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic = new_topic("hdfs-corrupt", 1)
+    root = f"/tests/{unique_name('hdfs')}"
+    store = WebHdfsStore(sink_env["HDFS_WEBHDFS_URL"], "freightline")
+    ids = produce_events(sink_env, topic, 150)
+    corrupt = produce_corrupt_tails(sink_env, topic)
+    ids += produce_events(sink_env, topic, 150)
+    with sink_process("sink_hdfs", _env(sink_env, topic, root, unique_name("g")), tmp_path / "sink.log") as sink:
+        wait_for(lambda: len(_landed(store, root, topic)) >= len(ids), 120, what="good records")
+        assert sink.stop() == 0, sink.log()
+    # every file reads end to end with fastavro (``_landed`` decodes every record), each good record once
+    assert sorted(_landed(store, root, topic)) == sorted(ids)
+    letters = [decode_dead_letter(sink_env, m.value()) for m in dead_letters(sink_env, topic, len(corrupt))]
+    assert sorted(letter["original_value"] for letter in letters) == sorted(payload for payload, _ in corrupt)
+    for letter in letters:
+        reason = dict((payload, reason) for payload, reason in corrupt)[letter["original_value"]]
+        assert letter["error_type"] == "undecodable"
+        assert reason in letter["error_message"], letter["error_message"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from google.api_core import exceptions
-from pymongo.errors import DuplicateKeyError
+from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from deploy.local.storage_components import MongoServer
 from services.common.settings import GcsSettings, MongoSettings
@@ -50,6 +52,52 @@ def test_mongodb_reports_wire_version_9_and_persists_across_restarts(tmp_path: P
         assert "n_1" in db.things.index_information()
         with pytest.raises(DuplicateKeyError):  # the unique _id index is rebuilt on start
             db.things.insert_one({"_id": "k3"})
+        client.close()
+    finally:
+        target.stop()
+
+
+def test_mongodb_acknowledged_writes_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
+    target = PrivateTarget(MongoServer(), tmp_path / "home", mongodb_port=free_port())
+    target.start()
+    try:
+        uri = target.exports()["MONGODB_URI"]
+        client = mongo_client(MongoSettings(uri=uri))
+        things = client.freightline.things
+        things.insert_many([{"_id": f"k{i}", "n": i} for i in range(2000)], ordered=False)
+        try:  # an unordered bulk with duplicates: the new documents are kept, the duplicates reported
+            things.insert_many([{"_id": f"k{i}", "n": i} for i in range(1990, 2010)], ordered=False)
+        except BulkWriteError as error:
+            assert len(error.details["writeErrors"]) == 10
+        things.update_one({"_id": "k1"}, {"$set": {"n": -1}})
+        things.delete_one({"_id": "k2"})
+        things.find_one_and_update({"_id": "k3"}, {"$set": {"n": -3}})
+        things.bulk_write(
+            [
+                ReplaceOne({"_id": "k4"}, {"n": -4}, upsert=True),
+                UpdateOne({"_id": "new"}, {"$set": {"n": 0}}, upsert=True),
+                InsertOne({"_id": "last", "n": 1}),
+                DeleteOne({"_id": "k5"}),
+            ],
+            ordered=False,
+        )
+        assert target.process is not None  # killed right after the last acknowledgement
+        target.process.send_signal(signal.SIGKILL)
+        target.process.wait(30)
+        target.process = None
+        client.close()
+        target.start()
+        client = mongo_client(MongoSettings(uri=uri))
+        things = client.freightline.things
+        assert things.count_documents({}) == 2010 - 2 + 2
+        assert things.find_one({"_id": "k1"}) == {"_id": "k1", "n": -1}
+        assert things.find_one({"_id": "k2"}) is None
+        assert things.find_one({"_id": "k3"}) == {"_id": "k3", "n": -3}
+        assert things.find_one({"_id": "k4"}) == {"_id": "k4", "n": -4}
+        assert things.find_one({"_id": "k5"}) is None
+        assert things.find_one({"_id": "new"}) == {"_id": "new", "n": 0}
+        assert things.find_one({"_id": "last"}) == {"_id": "last", "n": 1}
+        assert things.find_one({"_id": "k2009"}) == {"_id": "k2009", "n": 2009}
         client.close()
     finally:
         target.stop()

@@ -1,6 +1,8 @@
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
@@ -26,6 +28,7 @@ import de.bwaldvogel.mongo.wire.bson.BsonDecoder;
 import de.bwaldvogel.mongo.wire.bson.BsonEncoder;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
 
 /**
  * The local stack's MongoDB-wire-protocol server: mongo-java-server with documents kept as BSON in an H2 MVStore
@@ -35,9 +38,11 @@ import io.netty.buffer.Unpooled;
  * MVStore map from an insertion sequence number to the document's BSON (inserts append; the store caches what it
  * reads and keeps the rest on disk), with mongo-java-server's in-memory unique indexes over it, rebuilt on start.
  * (mongo-java-server's own H2 backend stores Java-serialized documents under their ids and manages only a few
- * thousand writes per second.) The store commits every interval (a crash loses at most that much, like a
- * journal commit interval) and on SIGTERM. It reports MongoDB 4.4 (wire version 9), the oldest server current
- * drivers accept.
+ * thousand writes per second.) Every write command (insert, update, delete, findAndModify, and the commands that
+ * create, drop or rename collections, databases and indexes) commits the store before it is acknowledged, so an
+ * acknowledged write survives a crash of this server (it is in the file; the operating system writes it to disk).
+ * The store also commits every interval and on SIGTERM. It reports MongoDB 4.4 (wire version 9), the oldest server
+ * current drivers accept.
  */
 public final class FreightlineMongo {
 
@@ -57,6 +62,10 @@ public final class FreightlineMongo {
     }
 
     private static final String DOCUMENTS = "documents/";
+
+    /** Commands that change data: committed to the store before the reply (command names in lower case). */
+    private static final Set<String> WRITE_COMMANDS = Set.of("insert", "update", "delete", "findandmodify",
+            "create", "drop", "dropdatabase", "createindexes", "dropindexes", "renamecollection");
 
     private FreightlineMongo() {
     }
@@ -91,6 +100,20 @@ public final class FreightlineMongo {
                 if (name.startsWith(DOCUMENTS)) {
                     String namespace = name.substring(DOCUMENTS.length());
                     resolveDatabase(namespace.substring(0, namespace.indexOf('.')));
+                }
+            }
+        }
+
+        /** Runs the command, and commits the store after a write command, before the reply is sent (also when
+         * the command failed part way: what it did write is kept, as the reply reports). */
+        @Override
+        public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
+            boolean write = WRITE_COMMANDS.contains(command.toLowerCase(Locale.ROOT));
+            try {
+                return super.handleCommand(channel, databaseName, command, query);
+            } finally {
+                if (write) {
+                    store.commit();
                 }
             }
         }
