@@ -39,8 +39,8 @@ from services.sink_mongodb.target import mongo_client
 from services.sink_mongodb.target import target_factory as mongo_factory
 from tests.bench.bench_common import VIEW, records
 
-FILE_RECORDS = 60_000
-MONGO_RECORDS = 30_000
+FILE_RECORDS = 200_000
+MONGO_RECORDS = 100_000
 
 
 def _produce(env: dict[str, str], n: int) -> tuple[str, list[bytes], AvroSerde, list[dict[str, Any]]]:
