@@ -14,10 +14,18 @@ How the generated code stays exact:
   for strings) or is handed to fastavro's own ``write_data`` for that value and sub-schema, with the schema's
   named types.
 * Logical types reuse fastavro's ``LOGICAL_WRITERS`` prepare functions whenever the value is not already the
-  underlying primitive (naive datetimes, decimals with precision and scale checks, UUID objects).
-* ``["null", T]`` unions take a fast path when the value is ``None`` or plainly of ``T``'s type (complex ``T``
-  checked with fastavro's own validator, as fastavro's union writer does); every other union value, and every
-  other union shape, is written by fastavro's union writer.
+  underlying primitive (naive datetimes, UUID objects), except decimals in ``bytes`` positions: a ``Decimal``
+  whose plain string has exactly ``scale`` digits after the point and at most ``precision`` digits is written as
+  its unscaled integer (``int.to_bytes``, the same byte count as fastavro); every other ``Decimal`` (other
+  exponents, too many digits, NaN, infinities) goes through fastavro's prepare and its errors.
+* Unions whose branches are records and ``"null"`` take a fast path: ``None``; a ``(name, dict)`` tuple (the
+  named branch, without validation, as fastavro does); a plain dict, for which every record branch is validated
+  by generated validators that answer exactly as fastavro's ``_validate`` (or leave the decision to fastavro)
+  and the branch is chosen by fastavro's rule: among the valid record branches the one with the most of its
+  fields present in the dict, the first one on a tie. The chosen branch is written by the compiled record code.
+* ``["null", T]`` unions take a fast path when the value is ``None`` or plainly of ``T``'s type (maps and
+  arrays checked with a generated validator, as fastavro's union writer validates them); every other union
+  value, and every other union shape, is written by fastavro's union writer.
 * Records are first written assuming a plain ``dict`` with every field present; a missing field or another
   mapping type makes the record be rewritten by a second generated variant that applies defaults exactly as
   fastavro does.
@@ -40,9 +48,11 @@ import math
 import struct
 import threading
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import fastavro
+from fastavro.const import NAMED_TYPES
 from fastavro.read import LOGICAL_READERS
 from fastavro.schema import extract_logical_type, extract_record_type
 from fastavro.write import LOGICAL_WRITERS
@@ -175,6 +185,28 @@ def _missing_field(name: str) -> ValueError:
     return ValueError(f"no value and no default for {name}")
 
 
+# Validation verdicts of the generated validators: 1 fastavro's validator accepts the value, 0 it rejects it,
+# -1 not decided here (fastavro itself decides). Values of these builtin types that fail a validator's fast
+# check are certainly rejected by fastavro's validator (for arrays, bytes is a sequence: not decided here).
+_REJECTED: dict[type, int] = dict.fromkeys((type(None), bool, int, float, str, bytes, dict, list), 0)
+_REJECTED_ARRAY: dict[type, int] = {kind: 0 for kind in _REJECTED if kind is not bytes}
+# Types whose validation the generated validators inline in ``[null, T]`` positions.
+_INLINE_VALIDATED = frozenset({"boolean", "int", "long", "float", "double", "string", "bytes", "enum", "fixed"})
+
+
+def _decimal_fits(value: Decimal, scale: int, limit: int) -> bool:
+    """Whether the generated conversion of a ``Decimal`` applies: finite, exponent exactly ``-scale`` (its
+    plain string has ``scale`` digits after the point) and an unscaled value below ``limit`` (10**precision),
+    in which case fastavro's decimal prepare accepts it too."""
+    head, _, tail = str(value).partition(".")
+    return len(tail) == scale and tail.isdigit() and -limit < int(head + tail) < limit
+
+
+def _decimal_slow(value: Any, prepare: Callable[[Any, Any], Any], schema: Any) -> bytes:
+    """A ``Decimal`` the generated fast conversion does not take: fastavro's prepare converts it or raises."""
+    return bytes(prepare(value, schema))
+
+
 class _Emitter:
     """Source lines plus the namespace of constants they refer to."""
 
@@ -235,11 +267,19 @@ class _Generator(_Emitter):
                 "type": type,
                 "len": len,
                 "isinstance": isinstance,
+                "tuple": tuple,
                 "ARRAY": array.array,
+                "DEC": Decimal,
+                "DECOK": _decimal_fits,
+                "DECX": _decimal_slow,
+                "REJ": _REJECTED,
+                "REJA": _REJECTED_ARRAY,
             }
         )
         self.general = False
         self.stack: list[str] = []
+        self.validator_lines: list[str] = []  # the generated validators, module-level functions
+        self._validators: dict[int, str] = {}
 
     def resolve(self, schema: Any) -> tuple[Any, str | None]:
         """The schema a (possibly named-reference) schema stands for, and the reference's name if it is one."""
@@ -280,12 +320,46 @@ class _Generator(_Emitter):
                 fn = self.const(prepare, "P")
                 sch = self.const(resolved, "S")
                 primitive = _PASS_THROUGH.get(logical or "")
-                if primitive is not None:
+                kind = extract_record_type(resolved)
+                decimal = logical == "bytes-decimal" and self.decimal_usable(resolved)
+                if decimal:
+                    self.emit(indent, f"if type({v}) is DEC:")
+                    self.decimal(indent + 1, v, resolved, prepare)
+                    self.emit(indent, "else:")
+                    indent += 1
+                    self.emit(indent, f"if type({v}) is not bytes:")
+                    self.emit(indent + 1, f"{v} = {fn}({v}, {sch})")
+                elif primitive is int and kind in ("int", "long"):
+                    self.integer(indent, v, kind, prepare=f"{fn}({v}, {sch})")
+                    return
+                elif primitive is not None:
                     self.emit(indent, f"if type({v}) is not {primitive.__name__}:")
                     self.emit(indent + 1, f"{v} = {fn}({v}, {sch})")
                 else:
                     self.emit(indent, f"{v} = {fn}({v}, {sch})")
         self.plain(indent, v, resolved)
+
+    @staticmethod
+    def decimal_usable(schema: dict[str, Any]) -> bool:
+        scale, precision = schema.get("scale", 0), schema.get("precision")
+        return type(scale) is int and type(precision) is int and scale > 0 and precision > 0
+
+    def decimal(self, indent: int, v: str, schema: dict[str, Any], prepare: Any) -> None:
+        """Write ``v``, exactly a ``Decimal``, in a bytes/decimal position (``decimal_usable``) as fastavro does:
+        when its exponent is exactly ``-scale`` (its plain string has ``scale`` digits after the point) and it
+        has at most ``precision`` digits, the unscaled integer's big-endian two's complement in
+        ``(bit_length + 8) // 8`` bytes, like fastavro; every other ``Decimal`` (other exponents, too many
+        digits, infinities and NaNs) through fastavro's prepare, which converts it or raises."""
+        scale, limit = schema["scale"], 10 ** schema["precision"]
+        fn, sch = self.const(prepare, "P"), self.const(schema, "S")
+        head, point, tail, unscaled, body = self.var("h"), self.var("d"), self.var("t"), self.var("u"), self.var("b")
+        self.emit(indent, f"{head}, {point}, {tail} = str({v}).partition('.')")
+        fits = f"-{limit} < ({unscaled} := int({head} + {tail})) < {limit}"
+        self.emit(indent, f"if len({tail}) == {scale} and {tail}.isdigit() and {fits}:")
+        self.emit(indent + 1, f"{body} = {unscaled}.to_bytes(({unscaled}.bit_length() + 8) >> 3, 'big', signed=True)")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, f"{body} = DECX({v}, {fn}, {sch})")
+        self.length_prefixed(indent, body)
 
     def plain(self, indent: int, v: str, schema: Any) -> None:
         """Encode ``v`` per ``schema`` (already resolved, logical conversion already applied)."""
@@ -327,17 +401,36 @@ class _Generator(_Emitter):
         else:
             raise UnsupportedSchema(f"type {kind!r}")
 
-    def integer(self, indent: int, v: str, kind: str) -> None:
+    def integer(self, indent: int, v: str, kind: str, prepare: str | None = None) -> None:
+        """``prepare``: the logical type's conversion, applied first to anything but an ``int``."""
         lo, hi, coerce = (INT_MIN, INT_MAX, "CI") if kind == "int" else (LONG_MIN, LONG_MAX, "CL")
-        self.emit(indent, f"if type({v}) is not int or not {lo} <= {v} <= {hi}:")
-        self.emit(indent + 1, f"{v} = {coerce}({v})")
+        if prepare is None:
+            self.emit(indent, f"if type({v}) is not int or not {lo} <= {v} <= {hi}:")
+            self.emit(indent + 1, f"{v} = {coerce}({v})")
+        else:
+            self.emit(indent, f"if type({v}) is not int:")
+            self.emit(indent + 1, f"{v} = {prepare}")
+            self.emit(indent + 1, f"if type({v}) is not int or not {lo} <= {v} <= {hi}:")
+            self.emit(indent + 2, f"{v} = {coerce}({v})")
+            self.emit(indent, f"elif not {lo} <= {v} <= {hi}:")
+            self.emit(indent + 1, f"{v} = {coerce}({v})")
         self.zigzag(indent, f"({v} << 1) ^ ({v} >> 63)")
 
     def zigzag(self, indent: int, expression: str) -> None:
+        """Varint of a zig-zag value: one table lookup per 14 bits (two and three groups unrolled: timestamps in
+        milliseconds take three)."""
         z = self.var("z")
+        mask = _SMALL - 1
         self.emit(indent, f"{z} = {expression}")
         self.emit(indent, f"if {z} < {_SMALL}:")
         self.emit(indent + 1, f"buf += FIN[{z}]")
+        self.emit(indent, f"elif {z} < {1 << 28}:")
+        self.emit(indent + 1, f"buf += LOW[{z} & {mask}]")
+        self.emit(indent + 1, f"buf += FIN[{z} >> 14]")
+        self.emit(indent, f"elif {z} < {1 << 42}:")
+        self.emit(indent + 1, f"buf += LOW[{z} & {mask}]")
+        self.emit(indent + 1, f"buf += LOW[({z} >> 14) & {mask}]")
+        self.emit(indent + 1, f"buf += FIN[{z} >> 28]")
         self.emit(indent, "else:")
         self.emit(indent + 1, f"while {z} >= {_SMALL}:")
         self.emit(indent + 2, f"buf += LOW[{z} & {_SMALL - 1}]")
@@ -391,10 +484,11 @@ class _Generator(_Emitter):
         self.value(indent + 2, item, schema["values"])
         self.emit(indent, "buf.append(0)")
 
-    def record(self, indent: int, v: str, schema: dict[str, Any]) -> None:
+    def record(self, indent: int, v: str, schema: dict[str, Any], checked: bool = False) -> None:
+        """``checked``: ``v`` is known to be a plain dict."""
         name = schema.get("name", "")
         self.stack.append(name)
-        if not self.general:
+        if not self.general and not checked:
             self.emit(indent, f"if type({v}) is not dict:")
             self.emit(indent + 1, "raise RETRY")
         for field in schema["fields"]:
@@ -417,12 +511,96 @@ class _Generator(_Emitter):
 
     def union(self, indent: int, v: str, schema: list[Any]) -> None:
         branches = list(schema)
+        if self.record_union(indent, v, schema):
+            return
         if len(branches) == 2 and "null" in branches and branches[0] != branches[1]:
             null_index = branches.index("null")
             other_index = 1 - null_index
             if self.nullable(indent, v, schema, null_index, other_index):
                 return
         self.delegate(indent, v, schema)
+
+    def record_union(self, indent: int, v: str, union: list[Any]) -> bool:
+        """Fast path of a union of records (and ``"null"``); False when the union has another shape.
+
+        The branch is chosen exactly as fastavro's union writer chooses it: ``None`` takes ``"null"``; a
+        ``(name, dict)`` tuple takes the branch of that name without validation; for a plain dict every record
+        branch is validated (generated validators, see :meth:`validator`) and the valid branch with the most
+        fields present in the dict wins, the first one on a tie. The chosen branch is written by the compiled
+        record code. Anything else, a validation the validators leave undecided, or a dict no branch accepts
+        (fastavro raises) goes to fastavro's union writer."""
+        null_index: int | None = None
+        records: list[tuple[int, dict[str, Any]]] = []
+        for index, branch in enumerate(union):
+            resolved, ref = self.resolve(branch)
+            if resolved == "null":
+                null_index = index if null_index is None else null_index
+                continue
+            if not isinstance(resolved, dict) or resolved.get("type") != "record":
+                return False
+            if (ref is not None and ref in self.stack) or LOGICAL_WRITERS.get(extract_logical_type(resolved) or ""):
+                return False
+            records.append((index, resolved))
+        if not records or len(union) > 64:
+            return False
+        # Tuple notation: fastavro takes the first branch whose name matches (records: their full name).
+        by_name: dict[str, int] = {}
+        for index, branch in enumerate(union):
+            kind = extract_record_type(branch)
+            by_name.setdefault(branch["name"] if kind in NAMED_TYPES else kind, index)
+        record_indexes = {index for index, _ in records}
+        names = self.const({name: index for name, index in by_name.items() if index in record_indexes}, "UN")
+        validators = {index: self.validator(resolved) for index, resolved in records}
+        k, item = self.var("k"), self.var("d")
+        if null_index is not None:
+            self.emit(indent, f"if {v} is None:")
+            self.emit(indent + 1, f"buf.append({null_index << 1})")
+            self.emit(indent, "else:")
+            indent += 1
+        # k: the chosen branch; -1 none (fastavro raises), -2 undecided, -3 not a dict or a tuple: fastavro decides.
+        self.emit(indent, f"{k} = -3")
+        self.emit(indent, f"{item} = {v}")
+        self.emit(indent, f"if type({v}) is dict:")
+        inner = indent + 1
+        if len(records) == 1:
+            index = records[0][0]
+            self.emit(inner, f"{k} = {index} if {validators[index]}({v}) == 1 else -2")
+        else:
+            most, verdict, present = self.var("m"), self.var("r"), self.var("c")
+            self.emit(inner, f"{k} = -1")
+            self.emit(inner, f"{most} = -1")
+            for position, (index, resolved) in enumerate(records):
+                level = inner
+                if position:
+                    self.emit(inner, f"if {k} != -2:")
+                    level += 1
+                self.emit(level, f"{verdict} = {validators[index]}({v})")
+                self.emit(level, f"if {verdict} == 1:")
+                fields = [field["name"] for field in resolved["fields"]]
+                if not fields:
+                    count = "0"
+                elif len(fields) <= 12:
+                    count = " + ".join(f"({name!r} in {v})" for name in fields)
+                else:
+                    count = f"len({self.const(frozenset(fields), 'FS')}.intersection({v}))"
+                self.emit(level + 1, f"{present} = {count}")
+                self.emit(level + 1, f"if {present} > {most}:")
+                self.emit(level + 2, f"{k} = {index}")
+                self.emit(level + 2, f"{most} = {present}")
+                self.emit(level, f"elif {verdict} < 0:")
+                self.emit(level + 1, f"{k} = -2")
+        name = self.var("n")
+        self.emit(indent, f"elif type({v}) is tuple and len({v}) == 2:")
+        self.emit(inner, f"{name}, {item} = {v}")
+        self.emit(inner, f"if type({name}) is str and type({item}) is dict:")
+        self.emit(inner + 1, f"{k} = {names}.get({name}, -3)")
+        for position, (index, resolved) in enumerate(records):
+            self.emit(indent, f"{'if' if position == 0 else 'elif'} {k} == {index}:")
+            self.emit(inner, f"buf.append({index << 1})")
+            self.record(inner, item, resolved, checked=True)
+        self.emit(indent, "else:")
+        self.delegate(inner, v, union)
+        return True
 
     def nullable(self, indent: int, v: str, union: list[Any], null_index: int, other_index: int) -> bool:
         """Fast path of ``["null", T]``/``[T, "null"]``; False when ``T`` has no fast path (delegated)."""
@@ -453,11 +631,10 @@ class _Generator(_Emitter):
             test = f"type({{p}}) is str and {{p}} in {table}"
         elif kind == "fixed":
             test = f"type({{p}}) is bytes and len({{p}}) == {int(resolved['size'])}"
-        elif kind in ("record", "map", "array"):
-            if _fastavro_validate is None:
-                return False
+        elif kind in ("map", "array"):
+            # fastavro validates the value against T first: the generated validator decides or defers to it.
             container = "list" if kind == "array" else "dict"
-            test = f"type({{p}}) is {container} and VAL({{p}}, {self.const(branch, 'S')}, NAMED, '', False, OPTS)"
+            test = f"type({{p}}) is {container} and {self.validator(resolved)}({{p}}) == 1"
         else:
             return False
         null_byte, other_byte = null_index << 1, other_index << 1
@@ -466,10 +643,18 @@ class _Generator(_Emitter):
         self.emit(indent, "else:")
         inner = indent + 1
         if prepare is not None:
+            fn = self.const(prepare, "P")
+            if logical == "bytes-decimal" and self.decimal_usable(resolved):
+                # fastavro's validator accepts a Decimal exactly when its conversion succeeds (else it raises
+                # the conversion's error, as the conversion here does).
+                self.emit(inner, f"if type({v}) is DEC:")
+                self.emit(inner + 1, f"buf.append({other_byte})")
+                self.decimal(inner + 1, v, resolved, prepare)
+                self.emit(inner, "else:")
+                inner += 1
             p = self.var("p")
             primitive = _PASS_THROUGH[logical or ""].__name__
-            fn, sch = self.const(prepare, "P"), self.const(resolved, "S")
-            self.emit(inner, f"{p} = {v} if type({v}) is {primitive} else {fn}({v}, {sch})")
+            self.emit(inner, f"{p} = {v} if type({v}) is {primitive} else {fn}({v}, {self.const(resolved, 'S')})")
         self.emit(inner, f"if {test.format(p=p)}:")
         self.emit(inner + 1, f"buf.append({other_byte})")
         before = len(self.lines)
@@ -479,6 +664,145 @@ class _Generator(_Emitter):
         self.emit(inner, "else:")
         self.delegate(inner + 1, v, union)
         return True
+
+    # -- validators ----------------------------------------------------------------------------------------
+    # fastavro's union writer validates a value against the branches (``fastavro._validation._validate``) to
+    # choose one. The generated validators give the same answer without calling it: each returns 1 (accepted),
+    # 0 (rejected) or -1 (not decided: the caller hands the whole union to fastavro). A value is only accepted
+    # when it has exactly a Python type fastavro's validator accepts for the position (with the same range and
+    # membership checks) and only rejected when its builtin type makes fastavro's validator reject it; ``None``
+    # in a logical-type position gets the verdict fastavro gives ``None`` there, computed once at generation.
+
+    def none_verdict(self, schema: Any) -> int:
+        if _fastavro_validate is None:
+            return -1
+        try:
+            return 1 if _fastavro_validate(None, schema, self.named, "", False, FASTAVRO_OPTIONS) else 0
+        except Exception:  # fastavro raises for None here: undecided, so that fastavro raises it
+            return -1
+
+    def check(self, x: str, schema: Any) -> tuple[str, str]:
+        """``(accept, otherwise)``: an expression true when fastavro's validator surely accepts ``x`` for
+        ``schema``, and the verdict expression to use when it is false."""
+        resolved, _ = self.resolve(schema)
+        kind = extract_record_type(resolved)
+        logical = extract_logical_type(resolved) if isinstance(resolved, dict) else None
+        prepare = LOGICAL_WRITERS.get(logical) if logical else None
+        otherwise = f"REJ.get(type({x}), -1)"
+        if prepare is not None:
+            otherwise = f"({self.none_verdict(resolved)} if {x} is None else -1)"
+            if logical == "bytes-decimal":
+                scale, precision = resolved.get("scale", 0), resolved.get("precision")
+                if type(scale) is int and type(precision) is int and scale > 0 and precision > 0:
+                    return (
+                        f"type({x}) is bytes or (type({x}) is DEC and DECOK({x}, {scale}, {10**precision}))",
+                        otherwise,
+                    )
+                return f"type({x}) is bytes", otherwise
+            if logical not in _PASS_THROUGH:
+                return "False", otherwise
+        if kind == "null":
+            return f"{x} is None", "0"
+        if kind == "boolean":
+            return f"type({x}) is bool", "0"
+        if kind in ("int", "long"):
+            lo, hi = (INT_MIN, INT_MAX) if kind == "int" else (LONG_MIN, LONG_MAX)
+            return f"type({x}) is int and {lo} <= {x} <= {hi}", otherwise
+        if kind in ("float", "double"):
+            return f"type({x}) is float or type({x}) is int", otherwise
+        if kind == "string":
+            return f"type({x}) is str", otherwise
+        if kind == "bytes":
+            return f"type({x}) is bytes", otherwise
+        if kind == "fixed":
+            return f"type({x}) is bytes and len({x}) == {int(resolved['size'])}", otherwise
+        if kind == "enum":
+            table = self.const({s: None for s in resolved["symbols"]}, "ES")
+            return f"type({x}) is str and {x} in {table}", otherwise
+        if kind == "union" and len(resolved) == 2 and "null" in resolved:
+            other, _ = self.resolve(resolved[1 - resolved.index("null")])
+            plain = not isinstance(other, dict) or not LOGICAL_WRITERS.get(extract_logical_type(other) or "")
+            if other != "null" and extract_record_type(other) in _INLINE_VALIDATED and plain:
+                # None and values of the other branch: accepted whatever the order (fastavro's validator rejects
+                # None for these types without raising); the rest as that branch decides.
+                accept, otherwise = self.check(x, other)
+                return f"{x} is None or ({accept})", otherwise
+        if kind in ("record", "array", "map", "union") and logical is None:
+            return "", self.validator(resolved)
+        return "False", "-1"
+
+    def check_lines(self, indent: int, x: str, schema: Any) -> None:
+        """Statements returning the verdict from the generated function unless ``x`` is accepted."""
+        accept, otherwise = self.check(x, schema)
+        if accept:
+            self.emit(indent, f"if not ({accept}):")
+            self.emit(indent + 1, f"return {otherwise}")
+        else:
+            verdict = self.var("r")
+            self.emit(indent, f"{verdict} = {otherwise}({x})")
+            self.emit(indent, f"if {verdict} != 1:")
+            self.emit(indent + 1, f"return {verdict}")
+
+    def validator(self, schema: Any) -> str:
+        """The name of the generated validator of a record, array, map or union schema (built once)."""
+        key = id(schema)
+        name = self._validators.get(key)
+        if name is not None:
+            return name
+        name = f"V{next(self._counter)}"
+        self._validators[key] = name  # before the body: recursive types call themselves
+        saved, self.lines = self.lines, []
+        self.emit(0, f"def {name}(x):")
+        kind = extract_record_type(schema)
+        if kind == "record":
+            self.emit(1, "if type(x) is not dict:")
+            self.emit(2, "return REJ.get(type(x), -1)")
+            self.emit(1, "if '-type' in x:")  # fastavro compares it with a name that depends on the path
+            self.emit(2, "return -1")
+            for field in schema["fields"]:
+                value = self.var("f")
+                default = f", {self.const(field['default'], 'D')}" if "default" in field else ""
+                self.emit(1, f"{value} = x.get({field['name']!r}{default})")
+                self.check_lines(1, value, field["type"])
+            self.emit(1, "return 1")
+        elif kind == "array":
+            item = self.var("i")
+            self.emit(1, "if type(x) is not list:")
+            self.emit(2, "return REJA.get(type(x), -1)")
+            self.emit(1, f"for {item} in x:")
+            self.check_lines(2, item, schema["items"])
+            self.emit(1, "return 1")
+        elif kind == "map":
+            key_, item = self.var("k"), self.var("i")
+            self.emit(1, "if type(x) is not dict:")
+            self.emit(2, "return REJ.get(type(x), -1)")
+            self.emit(1, f"for {key_} in x:")
+            self.emit(2, f"if type({key_}) is not str:")
+            self.emit(3, f"return REJ.get(type({key_}), -1)")
+            self.emit(1, f"for {item} in x.values():")
+            self.check_lines(2, item, schema["values"])
+            self.emit(1, "return 1")
+        else:  # union: the first accepting branch; undecided as soon as a branch is undecided
+            self.emit(1, "if isinstance(x, tuple):")  # tuple notation: fastavro decides
+            self.emit(2, "return -1")
+            for branch in schema:
+                accept, otherwise = self.check("x", branch)
+                if accept:
+                    self.emit(1, f"if {accept}:")
+                    self.emit(2, "return 1")
+                    verdict = otherwise
+                else:
+                    verdict = f"{otherwise}(x)"
+                if verdict != "0":
+                    result = self.var("r")
+                    self.emit(1, f"{result} = {verdict}")
+                    self.emit(1, f"if {result}:")
+                    self.emit(2, f"return {result}")
+            self.emit(1, "return 0")
+        self.emit(0, "")
+        self.validator_lines.extend(self.lines)
+        self.lines = saved
+        return name
 
 
 _ENTRY = """
@@ -543,7 +867,7 @@ def _generate(parsed: Any, named: dict[str, Any]) -> CompiledWriter:
     generator = _Generator(parsed, named)
     generator.function("_fast", general=False)
     generator.function("_general", general=True)
-    source = "\n".join(generator.lines) + _ENTRY
+    source = "\n".join(generator.validator_lines + generator.lines) + _ENTRY
     namespace = dict(generator.namespace)
     namespace["STRUCT_ERROR"] = struct.error
     exec(compile(source, f"<avro writer {_schema_label(parsed)}>", "exec"), namespace)

@@ -19,11 +19,11 @@ The same configuration, seed and start time give the same sequence of events, id
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import heapq
 import itertools
 import random
+from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -51,6 +51,8 @@ from services.generator.world import (
 )
 
 DAY_MS = 86_400_000
+_heappush = heapq.heappush
+_heappop = heapq.heappop
 
 # Catalogue names of the topics the generator writes.
 PRODUCT_VIEWS = "product_views"
@@ -212,6 +214,10 @@ class Engine:
             store.store_id: [w for w in world.warehouses if w.country == store.store_id] for store in world.stores
         }
         self._devices = [(d.device_id, d.store_id, d.remote_ip) for d in world.devices]
+        self._products = world.products
+        self._product_weights = world.product_weights
+        self._producer = config.producer
+        self._jitter_ms = config.jitter_ms
         self._weight_total = world.product_weights[-1]
         self._local_times: dict[str, tuple[int, str]] = {}
         self._local_prices: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
@@ -220,6 +226,7 @@ class Engine:
         self._pending: list[Injection] = []
         self.anomalies_injected: dict[str, int] = {}
         self._late_fraction = config.late_fraction
+        self._on_time_share = 1.0 - config.late_fraction
         self._late_span = config.max_lateness_ms - config.jitter_ms + 1
         self._jitter_span = config.jitter_ms + 1
         self._burst_start, self._burst_end = self._next_burst(config.start_time_ms)
@@ -256,15 +263,15 @@ class Engine:
         roll = self._random()
         late = self._late_fraction
         if roll < late:
-            return self.config.jitter_ms + int(roll / late * self._late_span)
-        return int((roll - late) / (1.0 - late) * self._jitter_span)
+            return self._jitter_ms + int(roll / late * self._late_span)
+        return int((roll - late) / self._on_time_share * self._jitter_span)
 
     def _metadata(self, event_time_ms: int, produce_time_ms: int) -> dict[str, Any]:
         return {
             "event_id": self._id_prefix + hex(next(self._id_counter))[-10:],
             "event_time": event_time_ms,
             "ingest_time": produce_time_ms,
-            "producer": self.config.producer,
+            "producer": self._producer,
             "trace_context": None,
         }
 
@@ -284,20 +291,25 @@ class Engine:
         injection: Injection | None = None,
     ) -> None:
         """Add the envelope to ``value`` (the event's fields) and schedule it."""
-        produce = event_time_ms + self._delay()
+        roll = self._random()
+        late = self._late_fraction
+        if roll < late:
+            produce = event_time_ms + self._jitter_ms + int(roll / late * self._late_span)
+        else:
+            produce = event_time_ms + int((roll - late) / self._on_time_share * self._jitter_span)
         event_id = self._id_prefix + hex(next(self._id_counter))[-10:]
         value["metadata"] = {
             "event_id": event_id,
             "event_time": event_time_ms,
             "ingest_time": produce,
-            "producer": self.config.producer,
+            "producer": self._producer,
             "trace_context": None,
         }
         if injection is not None:
             injection.add(event_id, event_time_ms, produce)
         entry = (produce, next(self._seq), Emitted(topic, key, value, event_time_ms, produce, injection))
         if produce < self._horizon:
-            heapq.heappush(self._heap, entry)
+            _heappush(self._heap, entry)
         else:
             pending = self._buckets.get(produce // BUCKET_MS)
             if pending is None:
@@ -309,7 +321,7 @@ class Engine:
     def _push(self, at_ms: int, payload: Any) -> None:
         entry = (at_ms, next(self._seq), payload)
         if at_ms < self._horizon:
-            heapq.heappush(self._heap, entry)
+            _heappush(self._heap, entry)
             return
         bucket = at_ms // BUCKET_MS
         pending = self._buckets.get(bucket)
@@ -364,7 +376,7 @@ class Engine:
             produce = item.produce_time_ms
             entry = (produce, next(seq), item)
             if produce < horizon:
-                heapq.heappush(heap, entry)
+                _heappush(heap, entry)
             else:
                 pending = buckets.get(produce // BUCKET_MS)
                 if pending is None:
@@ -423,7 +435,7 @@ class Engine:
 
     def next(self) -> Emitted:
         """The next record in produce-time order (events, reference updates and anomaly labels)."""
-        heappop = heapq.heappop
+        heappop = _heappop
         while True:
             heap = self._heap
             if not heap:
@@ -444,7 +456,7 @@ class Engine:
     def take(self, count: int) -> list[Emitted]:
         """The next ``count`` records (what ``count`` calls of ``next()`` return)."""
         heap = self._heap
-        heappop = heapq.heappop
+        heappop = _heappop
         items: list[Emitted] = []
         append = items.append
         at = self.now_ms
@@ -488,7 +500,7 @@ class Engine:
 
     # -- shared draws --------------------------------------------------------------------------------------
     def _popular_product(self) -> Product:
-        return self.world.products[bisect.bisect(self.world.product_weights, self._random() * self._weight_total)]
+        return self._products[bisect_right(self._product_weights, self._random() * self._weight_total)]
 
     def _local_price(self, product: Product, store: StoreSpec) -> Decimal:
         """``local_price`` cached per product and store (until the product's price changes)."""
@@ -523,15 +535,15 @@ class Engine:
         devices = self._devices
         device_id, store_id, remote_ip = devices[int(random_() * len(devices))]
         if product is None:
-            product = self.world.products[bisect.bisect(self.world.product_weights, random_() * self._weight_total)]
+            product = self._products[bisect_right(self._product_weights, random_() * self._weight_total)]
         if injection is None:
             referrer = REFERRERS[int(random_() * len(REFERRERS))]
         roll = random_()
         late = self._late_fraction
         if roll < late:
-            produce = at + self.config.jitter_ms + int(roll / late * self._late_span)
+            produce = at + self._jitter_ms + int(roll / late * self._late_span)
         else:
-            produce = at + int((roll - late) / (1.0 - late) * self._jitter_span)
+            produce = at + int((roll - late) / self._on_time_share * self._jitter_span)
         cached = self._local_times.get(store_id)
         if cached is not None and cached[0] == at // 60_000:
             local_time = cached[1] + SECONDS[at // 1000 % 60]
@@ -543,7 +555,7 @@ class Engine:
                 "event_id": self._id_prefix + hex(next(self._id_counter))[-10:],
                 "event_time": at,
                 "ingest_time": produce,
-                "producer": self.config.producer,
+                "producer": self._producer,
                 "trace_context": None,
             },
             "product_id": product_id,
@@ -585,7 +597,7 @@ class Engine:
         random_ = self._random
         session = self._session(at)
         if event_type is None:
-            event_type = CLICK_TYPES[bisect.bisect(CLICK_WEIGHTS, random_())]
+            event_type = CLICK_TYPES[bisect_right(CLICK_WEIGHTS, random_())]
             if event_type in ("ORDER_COMPLETE", "ORDER_FAILED") and not self._recent_orders:
                 event_type = "SEARCH"
         product_id: str | None = None
@@ -636,16 +648,16 @@ class Engine:
         roll = random_()
         late = self._late_fraction
         if roll < late:
-            produce = at + self.config.jitter_ms + int(roll / late * self._late_span)
+            produce = at + self._jitter_ms + int(roll / late * self._late_span)
         else:
-            produce = at + int((roll - late) / (1.0 - late) * self._jitter_span)
+            produce = at + int((roll - late) / self._on_time_share * self._jitter_span)
         session_id = session.session_id
         value = {
             "metadata": {
                 "event_id": self._id_prefix + hex(next(self._id_counter))[-10:],
                 "event_time": at,
                 "ingest_time": produce,
-                "producer": self.config.producer,
+                "producer": self._producer,
                 "trace_context": None,
             },
             "event_type": event_type,

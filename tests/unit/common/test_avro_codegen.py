@@ -458,3 +458,396 @@ def test_uuid_objects_and_naive_datetimes_match() -> None:
     record["metadata"]["event_id"] = uuid.UUID(int=42)
     record["metadata"]["event_time"] = datetime.datetime(2026, 1, 2, 3, 4, 5, 678901)
     check_write(parsed, record, must_succeed=True)
+
+
+# -- unions of records, decimals, nullable records ------------------------------------------------------------
+
+AMOUNT = {"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2}
+BRANCHES: dict[str, Any] = {
+    "type": "record",
+    "name": "Branches",
+    "namespace": "test.unions",
+    "fields": [
+        {
+            "name": "place",
+            "type": [
+                "null",
+                {
+                    "type": "record",
+                    "name": "Place",
+                    "fields": [
+                        {"name": "country", "type": "string"},
+                        {"name": "city", "type": ["null", "string"], "default": None},
+                        {"name": "zip", "type": "int", "default": 0},
+                        {"name": "lat", "type": "float", "default": 0.0},
+                    ],
+                },
+            ],
+        },
+        {
+            "name": "details",
+            "type": [
+                "null",
+                {
+                    "type": "record",
+                    "name": "Search",
+                    "fields": [{"name": "query", "type": "string"}, {"name": "count", "type": "int"}],
+                },
+                {
+                    "type": "record",
+                    "name": "Purchase",
+                    "fields": [
+                        {"name": "order_id", "type": ["null", "string"], "default": None},
+                        {"name": "amount", "type": AMOUNT},
+                        {"name": "method", "type": {"type": "enum", "name": "Method", "symbols": ["CARD", "CASH"]}},
+                    ],
+                },
+                {
+                    "type": "record",
+                    "name": "Outcome",
+                    "fields": [
+                        {"name": "order_id", "type": "string"},
+                        {"name": "reason", "type": ["null", "string"], "default": None},
+                    ],
+                },
+                {
+                    "type": "record",
+                    "name": "Rich",
+                    "fields": [
+                        {"name": "order_id", "type": "string"},
+                        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+                        {"name": "day", "type": ["null", {"type": "int", "logicalType": "date"}], "default": None},
+                        {"name": "id", "type": {"type": "string", "logicalType": "uuid"}, "default": "x"},
+                        {"name": "ratio", "type": "double", "default": 1.5},
+                        {"name": "flag", "type": "boolean", "default": False},
+                        {"name": "tags", "type": {"type": "array", "items": "string"}, "default": []},
+                        {"name": "scores", "type": {"type": "map", "values": ["null", "long"]}, "default": {}},
+                        {
+                            "name": "digest",
+                            "type": ["null", {"type": "fixed", "name": "D2", "size": 2}],
+                            "default": None,
+                        },
+                        {"name": "where", "type": ["null", "Place"], "default": None},
+                    ],
+                },
+            ],
+            "default": None,
+        },
+        {"name": "records_only", "type": ["Search", "Outcome"]},
+        {"name": "null_last", "type": ["Outcome", "null"]},
+        {"name": "amount", "type": AMOUNT},
+        {"name": "opt_amount", "type": ["null", AMOUNT], "default": None},
+        {"name": "wide", "type": {"type": "bytes", "logicalType": "decimal", "precision": 40, "scale": 3}},
+        {"name": "whole", "type": {"type": "bytes", "logicalType": "decimal", "precision": 5}},
+    ],
+}
+BRANCHES_PARSED, BRANCHES_NAMED = parsed_with_names(BRANCHES)
+PLACE_UNION = BRANCHES_PARSED["fields"][0]["type"]
+FIELD_VALUES: list[Any] = [
+    None,
+    "o-1",
+    "",
+    "CARD",
+    "CASH",
+    "cheque",
+    0,
+    7,
+    -1,
+    2**31,
+    2**40,
+    True,
+    False,
+    1.5,
+    float("nan"),
+    "NaN",
+    b"ab",
+    b"abc",
+    bytearray(b"ab"),
+    Decimal("1.50"),
+    Decimal("-0.05"),
+    Decimal("1.5"),
+    Decimal("1.001"),
+    Decimal("123456.78"),
+    ["a"],
+    [1],
+    {},
+    {"a": 1},
+    {"a": None},
+    {"country": "DE"},
+    {"country": "DE", "zip": True},
+    ("test.unions.Place", {"country": "DE"}),
+    datetime.datetime(2026, 1, 2, 3, 4, 5),
+    datetime.date(2026, 1, 2),
+    "2026-01-02",
+    uuid.UUID(int=7),
+]
+FIELD_NAMES = sorted(
+    {
+        field["name"]
+        for branch in BRANCHES["fields"][1]["type"][1:]
+        for field in branch["fields"]  # type: ignore[index]
+    }
+)
+
+
+def mixed_dicts() -> st.SearchStrategy[dict[str, Any]]:
+    """Dicts with keys of any branches (so several branches may accept one), odd values, extra keys, '-type'."""
+    keys = st.sampled_from([*FIELD_NAMES, "extra", "-type"])
+    value = st.one_of(
+        st.sampled_from(FIELD_VALUES),
+        st.sampled_from(["test.unions.Search", "test.unions.Outcome", "Outcome"]),
+        st.text(max_size=3),
+        st.integers(-(2**33), 2**33),
+    )
+    return st.dictionaries(keys, value, max_size=7)
+
+
+def details_values() -> st.SearchStrategy[Any]:
+    names = st.sampled_from(
+        ["test.unions.Search", "test.unions.Purchase", "test.unions.Outcome", "test.unions.Rich", "null", "Search", "x"]
+    )
+    return st.one_of(
+        values(BRANCHES_PARSED["fields"][0]["type"], BRANCHES_NAMED),
+        mixed_dicts(),
+        st.tuples(names, st.one_of(mixed_dicts(), st.sampled_from(FIELD_VALUES))),
+        st.tuples(names, mixed_dicts(), st.none()),
+        st.sampled_from(FIELD_VALUES),
+    )
+
+
+def decimals(places: int = 2) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.decimals(min_value=-(10**6), max_value=10**6, places=places, allow_nan=False, allow_infinity=False),
+        st.decimals(allow_nan=True, allow_infinity=True),
+        st.integers(-(2**20), 2**20).map(lambda n: Decimal(n).scaleb(-places)),
+        st.integers(-(2**20), 2**20).map(lambda n: Decimal(n).scaleb(-places - 1)),
+        st.integers(-(2**20), 2**20).map(lambda n: Decimal(n).scaleb(1)),
+        st.sampled_from(
+            [
+                Decimal("0.00"),
+                Decimal("-0.00"),
+                Decimal("1.28"),
+                Decimal("-1.28"),
+                Decimal("-1.29"),
+                Decimal("327.67"),
+                Decimal("327.68"),
+                Decimal("-327.68"),
+                Decimal("-327.69"),
+                Decimal("9999.99"),
+                Decimal("-9999.99"),
+                Decimal("10000.00"),
+                Decimal("0.5"),
+                Decimal("1E+2"),
+                Decimal("1.00E+2"),
+                Decimal("1.000"),
+                Decimal("1.2E-7"),
+                Decimal("sNaN"),
+                1,
+                1.5,
+                "1.50",
+                b"\x01",
+                bytearray(b"\x01"),
+                None,
+                True,
+            ]
+        ),
+    )
+
+
+def branches_records() -> st.SearchStrategy[dict[str, Any]]:
+    valid = values(BRANCHES_PARSED, BRANCHES_NAMED)
+    return st.one_of(
+        valid,
+        st.fixed_dictionaries(
+            {
+                "details": details_values(),
+                "records_only": st.one_of(details_values(), mixed_dicts()),
+                "null_last": st.one_of(st.none(), mixed_dicts(), details_values()),
+                "place": st.one_of(st.none(), mixed_dicts(), values(PLACE_UNION, BRANCHES_NAMED)),
+                "amount": decimals(),
+                "opt_amount": decimals(),
+                "wide": decimals(3),
+                "whole": decimals(0),
+            }
+        ),
+    )
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(record=branches_records())
+def test_record_unions_decimals_and_nullable_records_match_fastavro(record: dict[str, Any]) -> None:
+    check_write(BRANCHES_PARSED, record)
+
+
+def write_field(value: Any, field: str = "details", **others: Any) -> bytes | Exception:
+    """fastavro's bytes (or error) for a Branches record with ``value`` in ``field``, after checking that the
+    compiled writer agrees."""
+    record: dict[str, Any] = {
+        "details": None,
+        "records_only": {"query": "q", "count": 1},
+        "null_last": None,
+        "place": None,
+        "amount": Decimal("1.00"),
+        "wide": Decimal("0.000"),
+        "whole": Decimal("1"),
+        **others,
+    }
+    record[field] = value
+    check_write(BRANCHES_PARSED, record)
+    return fastavro_bytes(BRANCHES_PARSED, record)
+
+
+def union_index(body: bytes | Exception) -> int:
+    """The branch index of 'details' in a Branches body whose 'place' is None."""
+    assert isinstance(body, bytes)
+    return body[1] >> 1
+
+
+@pytest.mark.parametrize(
+    ("details", "index"),
+    [
+        ({"query": "q", "count": 3}, 1),
+        ({"amount": Decimal("1.00"), "method": "CARD"}, 2),
+        ({"order_id": "o", "amount": Decimal("1.00"), "method": "CARD"}, 2),  # Outcome accepts it too, fewer fields
+        ({"order_id": "o"}, 3),  # Outcome and Rich? Rich needs 'at': only Outcome
+        ({"order_id": "o", "at": 5}, 4),  # Outcome (1 field present) and Rich (2): Rich
+        ({"order_id": "o", "at": 5, "ratio": "NaN"}, 3),  # Rich rejects "NaN" (its writer would convert it)
+        ({"order_id": "o", "reason": None, "at": 5}, 3),  # a tie (2 and 2): the first
+        ({"order_id": "o", "extra": 1}, 3),  # extra keys are ignored
+        ({"order_id": "o", "-type": "test.unions.Rich", "at": 1}, 4),  # '-type' names the branch
+        ({"order_id": "o", "-type": "test.unions.Outcome", "at": 1}, 3),
+        (("test.unions.Outcome", {"order_id": "o", "amount": Decimal("1.00"), "method": "CARD"}), 3),  # no validation
+        (("test.unions.Search", {"query": "q", "count": 1}), 1),
+        ({"query": "q", "count": 1, "order_id": "o", "amount": Decimal("1.00"), "method": "CARD"}, 2),
+    ],
+)
+def test_union_branch_is_chosen_as_fastavro_chooses_it(details: Any, index: int) -> None:
+    assert union_index(write_field(details)) == index
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"query": "q", "count": True},  # bool is no int to fastavro's validator (its writer would take it)
+        {"query": "q", "count": 2**31},
+        {"query": "q", "count": 1.0},
+        {"order_id": 5},
+        {"amount": Decimal("1.001"), "method": "CARD"},  # the decimal's conversion raises during validation
+        {"amount": Decimal("12345.67"), "method": "CARD"},  # too many digits
+        {"amount": 1.5, "method": "CARD"},
+        {"amount": Decimal("1.00"), "method": "CHEQUE"},
+        # ('reason': 5 makes Outcome reject them too)
+        {"order_id": "o", "reason": 5, "at": 1, "ratio": "NaN"},  # the writer converts "NaN", the validator not
+        {"order_id": "o", "reason": 5, "at": 1, "flag": 1},
+        {"order_id": "o", "reason": 5, "at": 1.5},
+        ("test.unions.Nope", {"query": "q", "count": 1}),
+        ("test.unions.Search", {"query": "q"}),
+        ("test.unions.Search", {"query": "q", "count": 1}, None),
+        {},
+        [],
+        "text",
+    ],
+)
+def test_union_values_fastavro_rejects_are_rejected(details: Any) -> None:
+    assert isinstance(write_field(details), Exception)
+
+
+@pytest.mark.parametrize(
+    "place",
+    [
+        {"country": "DE"},
+        {"country": "DE", "city": "Berlin", "zip": 10115, "lat": 52.5, "extra": [1]},
+        {"country": "DE", "zip": True},  # rejected: the validator refuses bool for int
+        {"country": "DE", "lat": "NaN"},  # rejected by the validator though the writer converts it
+        {"country": "DE", "lat": 1},
+        {"country": "DE", "city": b"Berlin"},
+        {"city": "Berlin"},
+        {"country": "DE", "-type": "test.unions.Place"},
+        OrderedDict(country="DE"),
+        ("test.unions.Place", {"country": "DE"}),
+        None,
+        "DE",
+    ],
+)
+def test_nullable_records_match_fastavro(place: Any) -> None:
+    write_field(place, field="place")
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        Decimal("0.00"),
+        Decimal("-0.00"),
+        Decimal("1.27"),
+        Decimal("1.28"),
+        Decimal("-1.28"),
+        Decimal("-1.29"),
+        Decimal("327.67"),
+        Decimal("-327.68"),
+        Decimal("-327.69"),
+        Decimal("9999.99"),
+        Decimal("-9999.99"),
+        Decimal("1.5"),
+        Decimal("1E+2"),
+        Decimal("1.000"),
+        Decimal("10000.00"),
+        Decimal("NaN"),
+        Decimal("-Infinity"),
+        1,
+        1.25,
+        "1.25",
+        b"\x00\x80",
+        None,
+    ],
+)
+@pytest.mark.parametrize("field", ["amount", "opt_amount"])
+def test_decimals_match_fastavro(amount: Any, field: str) -> None:
+    write_field(amount, field=field)
+
+
+def test_decimals_ignore_the_decimal_context() -> None:
+    import decimal
+
+    with decimal.localcontext() as context:
+        context.prec = 3
+        context.capitals = 0
+        for amount in (Decimal("1234.56"), Decimal("1.2E-7"), Decimal("1.00E+3")):
+            write_field(amount, field="amount")
+            write_field(amount, field="wide")
+
+
+def test_the_generator_families_take_no_fallback() -> None:
+    """The generated fast paths cover clickstream details (tuple notation), decimals and nullable records:
+    nothing goes to fastavro for the records the generator produces."""
+    from services.generator.engine import Engine, GeneratorConfig
+
+    engine = Engine(GeneratorConfig(anomalies_per_minute=30.0))
+    items = engine.reference_snapshot() + engine.take(3_000)
+    writers: dict[str, Any] = {}
+    for item in items:
+        name = {
+            "web.clickstream.v1": "com.freightline.web.ClickstreamEvent",
+            "commerce.orders.v1": "com.freightline.commerce.Order",
+            "logistics.shipment_events.v1": "com.freightline.logistics.ShipmentEvent",
+            "finance.supplier_invoices.v1": "com.freightline.finance.SupplierInvoice",
+            "finance.supplier_payments.v1": "com.freightline.finance.SupplierPayment",
+        }.get(item.topic)
+        if name is None:
+            continue
+        if name not in writers:
+            parsed = fastavro.parse_schema(load_schema(name))
+            writers[name] = (parsed, writer_for(parsed).append)
+        parsed, append = writers[name]
+        namespace = append.__globals__
+
+        def refuse(*args: Any, schema: str = name) -> None:
+            raise AssertionError(f"fastavro fallback for {schema}")
+
+        saved = {key: namespace[key] for key in ("FA", "VAL", "DECX")}
+        namespace.update(dict.fromkeys(saved, refuse))
+        try:
+            buffer = bytearray()
+            append(buffer, item.value)
+        finally:
+            namespace.update(saved)
+        assert bytes(buffer) == fastavro_bytes(parsed, item.value)
