@@ -143,7 +143,16 @@ class ReferenceCodec(Codec):
 
 
 class ReferenceTable(GlobalTable):
-    """A global table whose changelog is an existing (compacted) topic, named by ``changelog_topic``."""
+    """A global table whose changelog is an existing (compacted) topic, named by ``changelog_topic``.
+
+    ``key_codec``/``value_codec`` are what the store decodes with: the memory store keeps what the changelog
+    topic decoded, RocksDB keeps the records' bytes and decodes them on every read.
+    """
+
+    def __init__(self, app: faust.App, *, key_codec: Codec, value_codec: Codec, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.key_serializer = key_codec
+        self.value_serializer = value_codec
 
     def _changelog_topic_name(self) -> str:
         if self._changelog_topic is not None:
@@ -360,16 +369,16 @@ def build_enricher(
 
     tables: dict[str, Any] = {}
     for kind in REFERENCE_TOPICS:
+        reference_codec = ReferenceCodec(kind=kind, serde=serde, on_error=on_reference_error)
         changelog = app.topic(
-            settings.reference(kind),
-            key_serializer=Utf8Codec(),
-            value_serializer=ReferenceCodec(kind=kind, serde=serde, on_error=on_reference_error),
-            partitions=1,
+            settings.reference(kind), key_serializer=Utf8Codec(), value_serializer=reference_codec, partitions=1
         )
         tables[kind] = app.tables.add(
             ReferenceTable(
                 app,
                 name=f"{kind}s",
+                key_codec=Utf8Codec(),
+                value_codec=reference_codec,
                 default=None,
                 beacon=app.tables.beacon,
                 partitions=1,

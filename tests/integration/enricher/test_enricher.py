@@ -120,14 +120,17 @@ def _produce_views(stack_env: dict[str, str], prefix: str, serde: Any, count: in
     return ids
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_restart_restores_reference_tables_without_reproducing_them(
-    stack_env: dict[str, str], unique_name: Callable[[str], str], tmp_path: Path
+    stack_env: dict[str, str], unique_name: Callable[[str], str], tmp_path: Path, store: str
 ) -> None:
     prefix = unique_name("enr-restart") + "-"
     summary = support.run_generator(stack_env, prefix, 3_000, 22, GENERATOR_ANOMALIES_PER_MINUTE="0")
     expected = support.expected_event_count(summary, prefix)
     outputs = list(support.output_topics(prefix).values())
-    process = support.start_enricher(stack_env, prefix, tmp_path / "data", tmp_path / "enricher.log")
+    process = support.start_enricher(
+        stack_env, prefix, tmp_path / "data", tmp_path / "enricher.log", ENRICHER_STORE=store
+    )
     try:
         assert support.wait_for_size(stack_env, outputs, expected, 180, process) >= expected
     finally:
@@ -136,7 +139,9 @@ def test_restart_restores_reference_tables_without_reproducing_them(
 
     serde = support.serde_for(stack_env)
     new_ids = _produce_views(stack_env, prefix, serde, 200)
-    process = support.start_enricher(stack_env, prefix, tmp_path / "data", tmp_path / "enricher.log")
+    process = support.start_enricher(
+        stack_env, prefix, tmp_path / "data", tmp_path / "enricher.log", ENRICHER_STORE=store
+    )
     try:
         assert support.wait_for_size(stack_env, outputs, expected + len(new_ids), 180, process) >= expected + 200
     finally:
