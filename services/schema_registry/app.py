@@ -485,13 +485,21 @@ class RegistryApp:
 
     # -- /config and /mode ------------------------------------------------------------------------------------
 
-    async def _config(self, r: Request, s: list[str]) -> Response:
+    @staticmethod
+    def _scope(r: Request, s: list[str], resource: str) -> tuple[str | None, Response | None]:
+        """The optional subject of ``/{resource}[/{subject}]`` (labelling the route), or the 404 to return."""
         if len(s) > 1:
-            return _error(404, 404, "HTTP 404 Not Found")
+            return None, _error(404, 404, "HTTP 404 Not Found")
         subject = s[0] if s else None
-        r.route = "/config/{subject}" if subject is not None else "/config"
+        r.route = f"/{resource}/{{subject}}" if subject is not None else f"/{resource}"
         if subject is not None and not subject:
-            return _error(404, 404, "HTTP 404 Not Found")
+            return None, _error(404, 404, "HTTP 404 Not Found")
+        return subject, None
+
+    async def _config(self, r: Request, s: list[str]) -> Response:
+        subject, not_found = self._scope(r, s, "config")
+        if not_found is not None:
+            return not_found
         if r.method == "GET":
             if subject is not None:
                 _check_readable_subject(subject)
@@ -522,12 +530,9 @@ class RegistryApp:
         return _error(405, 405, "HTTP 405 Method Not Allowed")
 
     async def _mode(self, r: Request, s: list[str]) -> Response:
-        if len(s) > 1:
-            return _error(404, 404, "HTTP 404 Not Found")
-        subject = s[0] if s else None
-        r.route = "/mode/{subject}" if subject is not None else "/mode"
-        if subject is not None and not subject:
-            return _error(404, 404, "HTTP 404 Not Found")
+        subject, not_found = self._scope(r, s, "mode")
+        if not_found is not None:
+            return not_found
         if r.method == "GET":
             if subject is not None:
                 _check_readable_subject(subject)
