@@ -168,9 +168,6 @@ def stage_smoke(ctx: RunContext) -> None:
         ctx.report.problems.append(f"smoke pipeline: produced {producer.delivered}, consumed {len(seen)} of {n}")
 
 
-# Anomalies per minute of event time injected by the main job's generator: denser than the generator's default
-# (0.5) so that a run of a few minutes of event time holds several of each type to score.
-ANOMALIES_PER_MINUTE = "3"
 LABELS, ANOMALIES = "analytics.anomaly_labels.v1", "analytics.anomalies.v1"
 PRODUCT_VIEWS_REMOTE = "product_views"
 PRODUCT_VIEWS_LOCAL = "web.product_views.v1"
@@ -194,7 +191,6 @@ def stage_generate(ctx: RunContext) -> None:
         "--no-pace",
         "--seed",
         str(ctx.seed),
-        GENERATOR_ANOMALIES_PER_MINUTE=ANOMALIES_PER_MINUTE,
     ).start()
     code, stdout = generator.wait(timeout=900)
     if code != 0:

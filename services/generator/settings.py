@@ -35,7 +35,9 @@ class GeneratorSettings(BaseSettings):
     burst_interval_s: float = Field(default=300.0, ge=0, description="Mean time between bursts (0 = none).")
     burst_duration_s: float = Field(default=20.0, ge=0, description="Length of a burst.")
     burst_factor: float = Field(default=4.0, ge=1, description="Rate multiplier inside a burst.")
-    anomalies_per_minute: float = Field(default=0.5, ge=0, description="Injected anomalies per minute.")
+    anomalies_per_minute: float = Field(
+        default=3.0, ge=0, description="Injected anomalies per minute of event time (enough for a short run to score)."
+    )
     anomaly_kinds: str = Field(
         default=",".join(kind.value for kind in AnomalyKind),
         description="Comma-separated injections: traffic_spike, shipment_delay, error_burst, fraud_payment.",

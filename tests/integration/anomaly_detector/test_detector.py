@@ -15,9 +15,8 @@ from tests.integration.enricher import support
 
 pytestmark = pytest.mark.integration
 
-# Default event rates; anomalies denser than the default 0.5/min so that a short run holds about ten per type.
+# The generator's default rates (events and 3 anomalies per minute of event time): about ten anomalies per type.
 EVENTS = 200_000
-ANOMALIES_PER_MINUTE = "3"
 SEED = 5
 
 
@@ -25,9 +24,7 @@ def test_precision_and_recall_per_type(
     stack_env: dict[str, str], unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
     prefix = unique_name("det") + "-"
-    summary = support.run_generator(
-        stack_env, prefix, EVENTS, SEED, GENERATOR_ANOMALIES_PER_MINUTE=ANOMALIES_PER_MINUTE
-    )
+    summary = support.run_generator(stack_env, prefix, EVENTS, SEED)
     assert summary["anomalies_total"] >= 20
     group = f"{prefix}detector"
     env = support.process_env(
