@@ -177,7 +177,7 @@ MIRROR_GROUP = "freightline-mirror"
 def stage_generate(ctx: RunContext) -> None:
     """The seeded world: every event family, product views to the remote cluster, the rest locally."""
     from deploy.processes import ServiceProcess, last_json_line
-    from services.enricher.inspect import end_positions
+    from services.common.kafka import end_positions
 
     # Where this run's labels (and the detector's anomalies) begin, for scoring this run only.
     ctx.state["score_from"] = end_positions(ctx.env, [LABELS, ANOMALIES])
@@ -243,7 +243,8 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     from deploy.processes import ServiceProcess, end_offsets, group_lag, wait_until
     from services.anomaly_detector.score import score
     from services.anomaly_detector.settings import INPUT_TOPICS, DetectorSettings
-    from services.enricher.inspect import end_positions, summary
+    from services.common.kafka import end_positions
+    from services.enricher.inspect import summary
     from services.enricher.settings import OUTPUT_TOPICS, SOURCE_TOPICS, EnricherSettings
 
     enricher, detector = EnricherSettings(), DetectorSettings()

@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from services.anomaly_detector.settings import ANOMALIES, LABELS
+from services.common.kafka import read_topic
 from services.common.serde import AvroSerde, SerdeError, registry_client
 from services.common.settings import SchemaRegistrySettings
-from services.enricher.inspect import read_topic
 
 
 def _ms(value: Any) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -480,6 +480,68 @@ class ConsumerLoop:
                 self.producer.flush(self.flush_timeout_s)
         finally:
             self.consumer.close()
+
+
+def read_topic(
+    env: Mapping[str, str], topic: str, *, timeout_s: float = 60.0, start: Mapping[int, int] | None = None
+) -> Iterator[tuple[bytes | None, bytes | None, int]]:
+    """Every record of ``topic`` up to the end offsets it has now: (key, value, timestamp ms); ``start`` gives
+    the first offset per partition (default: the log start)."""
+    consumer = Consumer(
+        {
+            **KafkaSettings.from_mapping(env).client_config(),
+            "group.id": "freightline-inspect",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return
+        ends: dict[int, int] = {}
+        assignment = []
+        for partition in sorted(metadata.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low = max(low, (start or {}).get(partition, low))
+            if high > low:
+                ends[partition] = high
+                assignment.append(TopicPartition(topic, partition, low))
+        if not assignment:
+            return
+        consumer.assign(assignment)
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise RuntimeError(f"reading {topic}: {error}")
+                    continue
+                partition = message.partition() or 0
+                offset = message.offset() or 0
+                if partition in ends and offset < ends[partition]:
+                    yield message.key(), message.value(), message.timestamp()[1]
+                    if offset + 1 >= ends[partition]:
+                        del ends[partition]
+    finally:
+        consumer.close()
+
+
+def end_positions(env: Mapping[str, str], topics: Sequence[str]) -> dict[str, dict[int, int]]:
+    """High watermark per partition of each topic (to read only what comes after, with ``start``)."""
+    consumer = Consumer({**KafkaSettings.from_mapping(env).client_config(), "group.id": "freightline-inspect"})
+    try:
+        positions: dict[str, dict[int, int]] = {}
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            partitions = [] if metadata is None or metadata.error is not None else sorted(metadata.partitions)
+            positions[topic] = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+            }
+        return positions
+    finally:
+        consumer.close()
 
 
 def ensure_topics(

@@ -9,6 +9,8 @@ Nothing here reads the environment at import time: an entrypoint instantiates th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -47,6 +49,11 @@ class KafkaSettings(BaseSettings):
     sasl_mechanism: str | None = Field(default=None, description="KAFKA_SASL_MECHANISM, e.g. SCRAM-SHA-256.")
     sasl_username: str | None = Field(default=None, description="KAFKA_SASL_USERNAME.")
     sasl_password: SecretStr | None = Field(default=None, description="KAFKA_SASL_PASSWORD (secret).")
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> KafkaSettings:
+        """The settings a ``KAFKA_*`` mapping (a stack's env file, a process environment) describes."""
+        return cls.model_validate({k[len("KAFKA_") :].lower(): v for k, v in env.items() if k.startswith("KAFKA_")})
 
     @field_validator("bootstrap_servers")
     @classmethod

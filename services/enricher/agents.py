@@ -127,7 +127,7 @@ class Processor:
                 done.countries[geo.country(record.get("remote_ip")) or "unknown"] += 1
             event_time = join._millis(record["metadata"]["event_time"])
             done.event_times[kind].append(event_time)
-            headers = [(k, v) for k, v in headers_of(message) if v is not None] if message.headers() else None
+            headers = [(k, v) for k, v in headers_of(message) if v is not None] or None
             outputs.append(Output(outputs_by_kind[kind], result.key.encode(), value, headers, event_time))
         return done
 

@@ -11,15 +11,13 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
-
+from services.common.kafka import read_topic
 from services.common.serde import AvroSerde, SerdeError, registry_client
-from services.common.settings import KafkaSettings, SchemaRegistrySettings
+from services.common.settings import SchemaRegistrySettings
 from services.enricher import join
 from services.enricher.settings import OUTPUT_TOPICS
 
@@ -31,59 +29,8 @@ REFERENCE_FIELDS = {
 }
 
 
-def _kafka(env: Mapping[str, str]) -> KafkaSettings:
-    keys = {k[len("KAFKA_") :].lower(): v for k, v in env.items() if k.startswith("KAFKA_")}
-    return KafkaSettings.model_validate(keys)
-
-
 def _registry(env: Mapping[str, str]) -> SchemaRegistrySettings:
     return SchemaRegistrySettings(url=env.get("SCHEMA_REGISTRY_URL", SchemaRegistrySettings().url))
-
-
-def read_topic(
-    env: Mapping[str, str], topic: str, *, timeout_s: float = 60.0, start: Mapping[int, int] | None = None
-) -> Iterator[tuple[bytes | None, bytes | None, int]]:
-    """Every record of ``topic`` up to the end offsets it has now: (key, value, timestamp ms); ``start`` gives
-    the first offset per partition (default: the log start)."""
-    consumer = Consumer(
-        {
-            **_kafka(env).client_config(),
-            "group.id": "freightline-inspect",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            return
-        ends: dict[int, int] = {}
-        assignment = []
-        for partition in sorted(metadata.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            low = max(low, (start or {}).get(partition, low))
-            if high > low:
-                ends[partition] = high
-                assignment.append(TopicPartition(topic, partition, low))
-        if not assignment:
-            return
-        consumer.assign(assignment)
-        deadline = time.monotonic() + timeout_s
-        while ends and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.5):
-                error = message.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        raise RuntimeError(f"reading {topic}: {error}")
-                    continue
-                partition = message.partition() or 0
-                offset = message.offset() or 0
-                if partition in ends and offset < ends[partition]:
-                    yield message.key(), message.value(), message.timestamp()[1]
-                    if offset + 1 >= ends[partition]:
-                        del ends[partition]
-    finally:
-        consumer.close()
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -92,22 +39,6 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
-
-
-def end_positions(env: Mapping[str, str], topics: Sequence[str]) -> dict[str, dict[int, int]]:
-    """High watermark per partition of each topic (to read only what comes after, with ``start``)."""
-    consumer = Consumer({**_kafka(env).client_config(), "group.id": "freightline-inspect"})
-    try:
-        positions: dict[str, dict[int, int]] = {}
-        for topic in topics:
-            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-            partitions = [] if metadata is None or metadata.error is not None else sorted(metadata.partitions)
-            positions[topic] = {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
-            }
-        return positions
-    finally:
-        consumer.close()
 
 
 def topic_summary(

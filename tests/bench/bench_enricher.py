@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from schemas.catalogue import load_catalogue, load_schema
-from services.common.kafka import ensure_topics
+from services.common.kafka import ensure_topics, read_topic
 from services.enricher import join
 from services.enricher.codec import SplicingEncoder
-from services.enricher.inspect import read_topic
 from services.enricher.settings import OUTPUT_TOPICS, REFERENCE_TOPICS, SOURCE_TOPICS
 from tests.integration.enricher import support
 

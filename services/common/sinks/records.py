@@ -152,39 +152,35 @@ class PrefixError(ValueError):
     """The body does not start with a readable metadata prefix."""
 
 
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """An Avro zig-zag varint at ``pos``: (value, position after it)."""
+    byte = data[pos]
+    pos += 1
+    n = byte & 0x7F
+    shift = 7
+    while byte & 0x80:
+        byte = data[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        shift += 7
+        if shift > 70:
+            raise PrefixError("varint longer than 10 bytes")
+    return (n >> 1) ^ -(n & 1), pos
+
+
 def read_metadata_prefix(data: bytes, pos: int = HEADER.size) -> tuple[str, int]:
     """(event_id, event_time in epoch milliseconds) from the start of a wire-format payload whose writer schema
     ``starts_with_metadata``; raises ``PrefixError`` when the bytes cannot be that prefix."""
     try:
-        byte = data[pos]
-        pos += 1
-        n = byte & 0x7F
-        shift = 7
-        while byte & 0x80:
-            byte = data[pos]
-            pos += 1
-            n |= (byte & 0x7F) << shift
-            shift += 7
-        length = (n >> 1) ^ -(n & 1)
+        length, pos = _varint(data, pos)
         end = pos + length
         if length < 0 or end > len(data):
             raise PrefixError(f"string of {length} bytes does not fit the payload")
         event_id = data[pos:end].decode()
-        pos = end
-        byte = data[pos]
-        pos += 1
-        n = byte & 0x7F
-        shift = 7
-        while byte & 0x80:
-            byte = data[pos]
-            pos += 1
-            n |= (byte & 0x7F) << shift
-            shift += 7
-            if shift > 70:
-                raise PrefixError("varint longer than 10 bytes")
+        event_time, _ = _varint(data, end)
     except (IndexError, UnicodeDecodeError) as error:
         raise PrefixError(str(error)) from error
-    return event_id, (n >> 1) ^ -(n & 1)
+    return event_id, event_time
 
 
 def millis_to_datetime(millis: int) -> dt.datetime:

@@ -19,10 +19,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from services.common.kafka import read_topic
 from services.common.serde import AvroSerde, registry_client
 from services.common.settings import SchemaRegistrySettings
 from services.enricher import join
-from services.enricher.inspect import read_topic
 from services.enricher.settings import OUTPUT_TOPICS, SOURCE_TOPICS
 
 ROOT = Path(__file__).resolve().parents[3]
