@@ -69,6 +69,11 @@ def port_is_free(port: int, host: str = LOCAL_HOST) -> bool:
     return True
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, base64url without padding (what ``kafka-storage random-uuid`` prints)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
 def _java(heap: str, cp: str, log_config: Path, main: str, *args: str) -> list[str]:
     return [
         "java",
@@ -172,8 +177,13 @@ class KafkaBroker(Component):
         log_config.write_text(_LOG4J)
         if (data / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        args = ["format", "-t", cluster_id, "-c", str(props), "--ignore-formatted"]
+        self.format_storage(ctx, new_cluster_id())
+
+    def format_storage(self, ctx: StackContext, cluster_id: str) -> None:
+        """Format the KRaft log directory once (``--ignore-formatted``), with SCRAM users on the SASL broker."""
+        _, props, log_config = self._dirs(ctx)
+        # ``--cluster-id=ID`` in one argument: a base64url id may begin with "-" and would read as an option.
+        args = ["format", f"--cluster-id={cluster_id}", "-c", str(props), "--ignore-formatted"]
         if self.sasl:
             for user, password in self.credentials(ctx).items():
                 args += ["--add-scram", f"SCRAM-SHA-256=[name={user},password={password}]"]

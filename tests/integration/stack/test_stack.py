@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from deploy.local.components import KafkaBroker, Postgres
+from deploy.local.components import KafkaBroker, Postgres, new_cluster_id
 from deploy.local.context import StackContext
 from deploy.local.stack import Stack, StackError
 from services.common.settings import StackSettings
@@ -144,3 +144,16 @@ def test_unknown_component_is_a_clear_error() -> None:
     stack = Stack(StackContext.create(StackSettings(home=f"/tmp/freightline-{uuid.uuid4().hex}")))
     with pytest.raises(StackError, match="unknown component 'nope'"):
         stack.component("nope")
+
+
+@pytest.mark.parametrize("sasl", [False, True], ids=["plaintext", "sasl"])
+def test_cluster_id_beginning_with_a_dash_formats(tmp_path: Path, sasl: bool) -> None:
+    """About one random base64url id in 32 begins with "-"; the storage tool must not read it as an option."""
+    ctx = _private_stack(tmp_path).ctx
+    broker = KafkaBroker("remote_kafka" if sasl else "kafka", sasl=sasl)
+    broker.prepare(ctx)  # writes the properties and formats with a random id
+    meta = ctx.paths.data / broker.name / "meta.properties"
+    meta.unlink()
+    cluster_id = "-" + new_cluster_id()[1:]
+    broker.format_storage(ctx, cluster_id)
+    assert f"cluster.id={cluster_id}" in meta.read_text().splitlines()
