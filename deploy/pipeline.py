@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -174,6 +175,35 @@ PRODUCT_VIEWS_LOCAL = "web.product_views.v1"
 MIRROR_GROUP = "freightline-mirror"
 
 
+def _consumer_lags(ctx: RunContext) -> dict[str, Callable[[], int]]:
+    """Each consuming stage's uncommitted records, as a probe to call now or later."""
+    from deploy.processes import group_lag
+    from services.enricher.settings import SOURCE_TOPICS, EnricherSettings
+    from services.sink_gcs.settings import GcsSinkSettings
+    from services.sink_hdfs.settings import HdfsSinkSettings
+    from services.sink_mongodb.settings import MongoSinkSettings
+
+    enricher = EnricherSettings()
+    sinks = {"mongodb": MongoSinkSettings(), "hdfs": HdfsSinkSettings(), "gcs": GcsSinkSettings()}
+    probes: dict[str, Callable[[], int]] = {
+        "mirror": lambda: group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE]),
+        "enricher": lambda: group_lag(ctx.local(), enricher.app_id, list(SOURCE_TOPICS.values())),
+    }
+    for name, sink in sinks.items():
+        probes[name] = partial(group_lag, ctx.local(), sink.group_id, sink.topic_list())
+    return probes
+
+
+def _expected(ctx: RunContext, stage: str, this_run: int) -> int:
+    """This run's records for a stage plus what an earlier run left uncommitted there."""
+    return this_run + int(ctx.state.get("leftover", {}).get(stage, 0))
+
+
+def _expectation(ctx: RunContext, stage: str, this_run: int) -> str:
+    left = int(ctx.state.get("leftover", {}).get(stage, 0))
+    return f"{this_run:,} from this run" + (f" + {left:,} left by an earlier run" if left else "")
+
+
 def stage_generate(ctx: RunContext) -> None:
     """The seeded world: every event family, product views to the remote cluster, the rest locally."""
     from deploy.processes import ServiceProcess, last_json_line
@@ -181,6 +211,8 @@ def stage_generate(ctx: RunContext) -> None:
 
     # Where this run's labels (and the detector's anomalies) begin, for scoring this run only.
     ctx.state["score_from"] = end_positions(ctx.env, [LABELS, ANOMALIES])
+    # What an earlier, interrupted run left uncommitted: each stage must process it plus exactly this run's events.
+    ctx.state["leftover"] = {name: lag() for name, lag in _consumer_lags(ctx).items()}
     _step(f"generator: {ctx.events:,} events, seed {ctx.seed}")
     generator = ServiceProcess(
         "services.generator",
@@ -211,7 +243,8 @@ def stage_mirror(ctx: RunContext) -> None:
     """Remote product views into the local cluster, registry-aware, committed after the local ack."""
     from deploy.processes import ServiceProcess, end_offsets, group_lag, wait_until
 
-    expected = int(ctx.state.get("produced", {}).get(PRODUCT_VIEWS_REMOTE, 0))
+    produced = int(ctx.state.get("produced", {}).get(PRODUCT_VIEWS_REMOTE, 0))
+    expected = _expected(ctx, "mirror", produced)
     before = end_offsets(ctx.local(), [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
     lag_before = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
     _step(f"mirror: {PRODUCT_VIEWS_REMOTE} (remote, SASL) -> {PRODUCT_VIEWS_LOCAL}, {lag_before:,} records behind")
@@ -226,14 +259,20 @@ def stage_mirror(ctx: RunContext) -> None:
     lag = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
     ctx.state["mirrored"] = mirrored
     section = "Mirror (remote -> local)"
-    ctx.report.add(section, "produced upstream this run", f"{expected:,}")
-    ctx.report.add(section, "mirrored this run", f"{mirrored:,} in {elapsed:.1f}s (incl. start-up)")
+    ok = mirrored == expected
+    ctx.report.add(section, "produced upstream this run", f"{produced:,}")
+    ctx.report.add(
+        section,
+        "mirrored this run",
+        f"{mirrored:,} of {expected:,} expected ({_expectation(ctx, 'mirror', produced)}) "
+        f"[{'match' if ok else 'MISMATCH'}] in {elapsed:.1f}s (incl. start-up)",
+    )
     ctx.report.add(section, "mirror lag after the run", f"{lag:,} records")
     ctx.report.add(section, "exit on SIGTERM", code)
     if not caught_up or lag != 0:
         ctx.report.problems.append(f"mirror did not catch up: lag {lag}")
-    if mirrored < lag_before:
-        ctx.report.problems.append(f"mirror copied {mirrored} of {lag_before} pending records")
+    if not ok:
+        ctx.report.problems.append(f"mirror copied {mirrored} records, expected {expected} ({lag_before} pending)")
     if code != 0:
         ctx.report.problems.append(f"mirror exited {code} on SIGTERM; see {ctx.log('mirror')}")
 
@@ -282,8 +321,18 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     for topic in outputs:
         ctx.report.add(section, topic, f"{enriched[topic]:,}")
     total = sum(enriched.values())
-    ok = total == pending
-    ctx.report.add(section, "enriched of pending", f"{total:,} of {pending:,} [{'match' if ok else 'MISMATCH'}]")
+    produced = ctx.state.get("produced", {})
+    this_run = int(ctx.state.get("mirrored", 0)) + sum(
+        int(produced.get(topic, 0)) for topic in sources if topic != PRODUCT_VIEWS_LOCAL
+    )
+    expected = _expected(ctx, "enricher", this_run)
+    ok = total == expected == pending
+    ctx.report.add(
+        section,
+        "enriched of expected",
+        f"{total:,} of {expected:,} ({_expectation(ctx, 'enricher', this_run)}; {pending:,} were pending) "
+        f"[{'match' if ok else 'MISMATCH'}]",
+    )
     unknown = found["unknown_references"]
     ctx.report.add(section, "unknown references", ", ".join(f"{k}={v:,}" for k, v in unknown.items()) or "0")
     p50, p99 = found["latency_p50_s"], found["latency_p99_s"]
@@ -293,7 +342,7 @@ def stage_enrich_detect(ctx: RunContext) -> None:
         ctx.report.add(section, "event time -> enriched, p50 / p99 (unpaced backlog)", f"{p50:.1f}s / {p99:.1f}s")
     ctx.report.add(section, "time to catch up", f"{elapsed:.1f}s (incl. start-up and table recovery)")
     if not done or not ok:
-        ctx.report.problems.append(f"enricher: {total} enriched of {pending} pending")
+        ctx.report.problems.append(f"enricher: {total} enriched, expected {expected} ({pending} pending)")
 
     result = score(ctx.env, LABELS, ANOMALIES, start=start)
     section = "Anomaly detection (this run)"
@@ -328,25 +377,23 @@ def stage_sinks(ctx: RunContext) -> None:
     gcs = GcsSettings(endpoint=env["GCS_ENDPOINT"], bucket=env["GCS_BUCKET"])
     mongo_sink, hdfs_sink, gcs_sink = MongoSinkSettings(), HdfsSinkSettings(), GcsSinkSettings(bucket=gcs.bucket)
 
-    def landed() -> dict[str, dict[str, int]]:
+    def landed(known: dict[str, set[str]]) -> dict[str, dict[str, int]]:
+        """Documents in MongoDB; records, files and bytes of the files not in ``known`` (HDFS, GCS)."""
         m = mongo_inspect.summary(mongo_sink, mongo)["collections"]
-        h = hdfs_inspect.summary(hdfs_sink, hdfs)["topics"]
-        g = gcs_inspect.summary(gcs_sink, gcs)["topics"]
+        files = {
+            "hdfs": hdfs_inspect.summary(hdfs_sink, hdfs, known=known["hdfs"])["topics"],
+            "gcs": gcs_inspect.summary(gcs_sink, gcs, known=known["gcs"])["topics"],
+        }
+        totals = {
+            name: {key: sum(t[key] for t in topics.values()) for key in ("records", "files", "bytes")}
+            for name, topics in files.items()
+        }
         return {
             "mongodb": {
                 "records": sum(c["documents"] for c in m.values()),
                 "bytes": sum(c["bytes"] for c in m.values()),
             },
-            "hdfs": {
-                "records": sum(t["records"] for t in h.values()),
-                "files": sum(t["files"] for t in h.values()),
-                "bytes": sum(t["bytes"] for t in h.values()),
-            },
-            "gcs": {
-                "records": sum(t["records"] for t in g.values()),
-                "files": sum(t["files"] for t in g.values()),
-                "bytes": sum(t["bytes"] for t in g.values()),
-            },
+            **totals,
         }
 
     sinks = {
@@ -354,16 +401,18 @@ def stage_sinks(ctx: RunContext) -> None:
         "hdfs": ("services.sink_hdfs", hdfs_sink),
         "gcs": ("services.sink_gcs", gcs_sink),
     }
-    # What each sink has to land: every record its consumer group has not committed yet (this run's events
-    # plus anything an earlier, interrupted run left behind).
-    expected = {name: group_lag(ctx.local(), s.group_id, s.topic_list()) for name, (_, s) in sinks.items()}
+    # What each sink has to land: this run's events plus anything an earlier, interrupted run left behind; the
+    # consumer groups' lag must say the same.
+    pending = {name: group_lag(ctx.local(), s.group_id, s.topic_list()) for name, (_, s) in sinks.items()}
     produced = ctx.state.get("produced", {})
     this_run = {
         "mongodb": int(ctx.state.get("mirrored", 0)),
         "hdfs": sum(int(produced.get(t, 0)) for t in hdfs_sink.topic_list()),
         "gcs": sum(int(produced.get(t, 0)) for t in gcs_sink.topic_list()),
     }
-    before = landed()
+    expected = {name: _expected(ctx, name, count) for name, count in this_run.items()}
+    known = {"hdfs": hdfs_inspect.committed(hdfs_sink, hdfs), "gcs": gcs_inspect.committed(gcs_sink, gcs)}
+    before = landed(known)
     _step("sinks: MongoDB (views), HDFS (clickstream), GCS (finance), exactly once")
     processes = {
         name: ServiceProcess(module, env, ctx.log(module.rsplit(".", 1)[-1])).start()
@@ -379,22 +428,24 @@ def stage_sinks(ctx: RunContext) -> None:
         elapsed = time.monotonic() - started
     finally:
         codes = {name: process.stop() for name, process in processes.items()}
-    after = landed()
+    after = landed(known)
     section = "Sinks (this run)"
     targets = {"mongodb": env["MONGODB_URI"], "hdfs": env["HDFS_WEBHDFS_URL"], "gcs": f"gs://{gcs.bucket}"}
     for name in sinks:
         delta = {k: after[name][k] - before[name].get(k, 0) for k in after[name]}
         unit = "documents" if name == "mongodb" else "records"
         files = f", {delta['files']:,} {'files' if name == 'hdfs' else 'objects'}" if "files" in delta else ""
-        ok = delta["records"] == expected[name]
+        ok = delta["records"] == expected[name] == pending[name]
         ctx.report.add(
             section,
             f"{name} ({targets[name]})",
-            f"{delta['records']:,} {unit} of {expected[name]:,} pending ({this_run[name]:,} from this run){files}, "
-            f"{delta['bytes']:,} bytes [{'match' if ok else 'MISMATCH'}]",
+            f"{delta['records']:,} {unit} of {expected[name]:,} expected ({_expectation(ctx, name, this_run[name])}; "
+            f"{pending[name]:,} were pending){files}, {delta['bytes']:,} bytes [{'match' if ok else 'MISMATCH'}]",
         )
         if not ok:
-            ctx.report.problems.append(f"{name}: landed {delta['records']} of {expected[name]}")
+            ctx.report.problems.append(
+                f"{name}: landed {delta['records']}, expected {expected[name]} ({pending[name]} pending)"
+            )
         if codes[name] != 0:
             ctx.report.problems.append(f"sink {name} exited {codes[name]} on SIGTERM")
     ctx.report.add(section, "time to drain", f"{elapsed:.1f}s (incl. start-up)")

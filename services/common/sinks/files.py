@@ -28,6 +28,7 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -427,11 +428,21 @@ def committed_ends(store: FileStore, root: str, topic: str) -> dict[int, int]:
     return ends
 
 
-def summary(store: FileStore, root: str, topics: Iterable[str], *, count: bool = True) -> dict[str, Any]:
-    """What landed per topic: files, bytes, records (reading block headers), hour partitions, temporaries."""
+def committed_paths(store: FileStore, root: str, topics: Iterable[str]) -> set[str]:
+    """Every committed file of ``topics``: pass it as ``known`` to a later ``summary`` to see what came since."""
+    return {f.path for topic in topics for f in committed_files(store, root, topic)}
+
+
+def summary(
+    store: FileStore, root: str, topics: Iterable[str], *, count: bool = True, known: AbstractSet[str] = frozenset()
+) -> dict[str, Any]:
+    """What landed per topic: files, bytes, records (reading block headers), hour partitions, temporaries.
+
+    Files in ``known`` are left out, so the cost of a summary since a point is that of the new files only.
+    """
     result: dict[str, Any] = {"root": root, "topics": {}}
     for topic in topics:
-        files = committed_files(store, root, topic)
+        files = [f for f in committed_files(store, root, topic) if f.path not in known]
         records = sum(count_records(store.read(f.path)) for f in files) if count else None
         hours = sorted({"/".join(f.path.split("/")[-3:-1]) for f in files})
         result["topics"][topic] = {
