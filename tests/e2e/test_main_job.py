@@ -27,7 +27,7 @@ def test_main_job_completes_with_matching_counts(stack_env: dict[str, str]) -> N
     assert mirror["mirror lag after the run"] == "0 records"
     assert mirror["mirrored this run"].split()[0] == generated["product_views"]
     enrichment = dict(sections["Enrichment (Faust, this run)"])
-    assert "[match]" in enrichment["enriched of pending"]
+    assert "[match]" in enrichment["enriched of expected"]
     assert "injected (labels) / detected" in dict(sections["Anomaly detection (this run)"])
     sinks = dict(sections["Sinks (this run)"])
     assert all("[match]" in value for key, value in sinks.items() if key != "time to drain")
