@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy.local.context import StackContext
+from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
-from services.common.settings import StackSettings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console(stderr=True)
@@ -101,6 +101,34 @@ def logs(
     raise typer.Exit(subprocess.call(command))
 
 
+def register_schemas(
+    url: Annotated[
+        str | None, typer.Option(help="Schema Registry URL (default: SCHEMA_REGISTRY_URL settings).")
+    ] = None,
+    subject_prefix: Annotated[str, typer.Option(help="Prefix for every subject (tests, staging).")] = "",
+    topic: Annotated[list[str] | None, typer.Option(help="Register only these topics (repeatable).")] = None,
+) -> None:
+    """Register every catalogue subject and set its compatibility level (idempotent)."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    from schemas.catalogue import load_catalogue
+    from schemas.governance.register import register_all
+    from services.common.settings import SchemaRegistrySettings
+
+    settings = SchemaRegistrySettings() if url is None else SchemaRegistrySettings(url=url)
+    catalogue = load_catalogue()
+    selected = [catalogue.topic(name) for name in topic] if topic else None
+    client = SchemaRegistryClient(settings.client_config())
+    try:
+        results = register_all(client, catalogue, subject_prefix=subject_prefix, topics=selected)
+    except SchemaRegistryError as error:
+        typer.echo(f"registration failed: {error}", err=True)
+        raise typer.Exit(code=1) from error
+    for item in results:
+        typer.echo(f"{item.subject} -> id {item.schema_id}, version {item.version} ({item.compatibility})")
+
+
 def _mount_optional() -> None:
     from deploy.pipeline import run as run_pipeline
 
@@ -109,7 +137,8 @@ def _mount_optional() -> None:
         from schemas.governance.cli import app as schemas_app
     except ImportError:  # the governance package is optional for a minimal checkout
         return
-    app.add_typer(schemas_app, name="schemas", help="Check and register the Avro contracts.")
+    schemas_app.command(name="register")(register_schemas)
+    app.add_typer(schemas_app, name="schemas", help="Check, document and register the Avro contracts.")
 
 
 def main() -> None:

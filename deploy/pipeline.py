@@ -24,8 +24,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from deploy.local.context import StackContext
+from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
-from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings, StackSettings
+from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings
 
 console = Console(stderr=True)
 out = Console(width=140)

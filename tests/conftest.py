@@ -30,8 +30,8 @@ def stack_env() -> Iterator[dict[str, str]]:
         yield _read_env(Path(configured))
         return
     from deploy.local.context import StackContext
+    from deploy.local.settings import StackSettings
     from deploy.local.stack import Stack
-    from services.common.settings import StackSettings
 
     stack = Stack(StackContext.create(StackSettings()))
     was_running = stack.supervisor.running()

@@ -13,6 +13,8 @@ step "ruff"
 "$BIN/ruff" format --check .
 step "mypy"
 "$BIN/mypy" services schemas deploy tests stream_processors batch_spark
+step "import contracts (layers, no cycles)"
+"$BIN/lint-imports" --no-cache
 step "schema governance"
 "$BIN/freightline" schemas check
 step "pytest"

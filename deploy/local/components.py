@@ -368,20 +368,3 @@ class SchemaRegistry(Component):
 
     def exports(self, ctx: StackContext) -> dict[str, str]:
         return {"SCHEMA_REGISTRY_URL": self._url(ctx)}
-
-
-def default_components() -> list[Component]:
-    """The stack, in start order (a component starts after everything it depends on answers)."""
-    return [
-        KafkaBroker("kafka", sasl=False),
-        KafkaBroker("remote_kafka", sasl=True),
-        Postgres(),
-        SchemaRegistry(),
-        *_storage(),
-    ]
-
-
-def _storage() -> list[Component]:
-    from deploy.local.storage_components import storage_components  # imports this module
-
-    return storage_components()

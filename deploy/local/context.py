@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.settings import StackSettings
+from deploy.local.settings import StackSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from deploy.local import jars
-from deploy.local.components import Component, default_components, port_is_free
+from deploy.local.components import Component, KafkaBroker, Postgres, SchemaRegistry, port_is_free
 from deploy.local.context import StackContext, wipe
+from deploy.local.storage_components import storage_components
 from deploy.local.supervision import Supervisor, render_config
+
+
+def default_components() -> list[Component]:
+    """The stack, in start order (a component starts after everything it depends on answers)."""
+    return [
+        KafkaBroker("kafka", sasl=False),
+        KafkaBroker("remote_kafka", sasl=True),
+        Postgres(),
+        SchemaRegistry(),
+        *storage_components(),
+    ]
 
 
 class StackError(RuntimeError):

@@ -26,11 +26,11 @@ import yaml
 from fastavro.validation import ValidationError, validate
 
 from schemas.catalogue import Catalogue, CatalogueError, load_catalogue
+from schemas.compatibility import CompatibilityLevel, SchemaParseError, check_compatibility
 from schemas.conversion import ExampleError, from_json
 from schemas.governance import docs
 from schemas.governance.history import History, ReleasedVersion, load_history
 from schemas.loader import DirectorySource, expand, iter_named_types, to_text
-from services.common.compatibility import CompatibilityLevel, SchemaParseError, check_compatibility
 
 TOPIC_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.v[0-9]+$")
 UPSTREAM_TOPICS = frozenset({"product_views"})

@@ -1,4 +1,8 @@
-"""``python -m schemas.governance`` (mounted as ``freightline schemas``): check, register, docs."""
+"""``python -m schemas.governance`` (mounted as ``freightline schemas``): the offline checks and docs.
+
+Registering the contracts needs a registry's settings, so ``freightline schemas register`` lives with the CLI
+(``deploy/cli.py``); everything here works on the files alone.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from schemas.governance import docs as docs_module
 from schemas.governance.checks import run_checks
 from schemas.loader import DirectorySource
 
-app = typer.Typer(help="Govern the Avro contracts: check them, register them, document them.", no_args_is_help=True)
+app = typer.Typer(help="Govern the Avro contracts: check them, document them.", no_args_is_help=True)
 
 SchemasDir = Annotated[
     Path,
@@ -44,34 +48,6 @@ def check(
         return
     typer.echo(f"schemas check FAILED with {len(report.problems)} problem(s): {summary}")
     raise typer.Exit(code=1)
-
-
-@app.command()
-def register(
-    url: Annotated[
-        str | None, typer.Option(help="Schema Registry URL (default: SCHEMA_REGISTRY_URL settings).")
-    ] = None,
-    subject_prefix: Annotated[str, typer.Option(help="Prefix for every subject (tests, staging).")] = "",
-    topic: Annotated[list[str] | None, typer.Option(help="Register only these topics (repeatable).")] = None,
-) -> None:
-    """Register every catalogue subject and set its compatibility level (idempotent)."""
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-    from confluent_kafka.schema_registry.error import SchemaRegistryError
-
-    from schemas.governance.register import register_all
-    from services.common.settings import SchemaRegistrySettings
-
-    settings = SchemaRegistrySettings() if url is None else SchemaRegistrySettings(url=url)
-    catalogue = load_catalogue()
-    selected = [catalogue.topic(name) for name in topic] if topic else None
-    client = SchemaRegistryClient(settings.client_config())
-    try:
-        results = register_all(client, catalogue, subject_prefix=subject_prefix, topics=selected)
-    except SchemaRegistryError as error:
-        typer.echo(f"registration failed: {error}", err=True)
-        raise typer.Exit(code=1) from error
-    for item in results:
-        typer.echo(f"{item.subject} -> id {item.schema_id}, version {item.version} ({item.compatibility})")
 
 
 @app.command()

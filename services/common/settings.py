@@ -175,33 +175,3 @@ class ServiceSettings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return upper
-
-
-class StackSettings(BaseSettings):
-    """The embedded local stack started by ``freightline up`` (ports, state directory, credentials)."""
-
-    model_config = _settings_config("FREIGHTLINE_")
-
-    home: str = Field(default=".freightline", description="FREIGHTLINE_HOME: state, logs, jars, data.")
-    kafka_port: int = Field(default=LOCAL_KAFKA_PORT, description="FREIGHTLINE_KAFKA_PORT.")
-    kafka_controller_port: int = Field(default=LOCAL_KAFKA_CONTROLLER_PORT)
-    remote_kafka_port: int = Field(default=REMOTE_KAFKA_PORT, description="FREIGHTLINE_REMOTE_KAFKA_PORT.")
-    remote_kafka_controller_port: int = Field(default=REMOTE_KAFKA_CONTROLLER_PORT)
-    postgres_port: int = Field(default=POSTGRES_PORT, description="FREIGHTLINE_POSTGRES_PORT.")
-    schema_registry_port: int = Field(default=SCHEMA_REGISTRY_PORT)
-    kafka_heap: str = Field(default="512m", description="FREIGHTLINE_KAFKA_HEAP: -Xmx of each broker.")
-    mongodb_port: int = Field(default=MONGODB_PORT, description="FREIGHTLINE_MONGODB_PORT.")
-    mongodb_heap: str = Field(default="384m", description="FREIGHTLINE_MONGODB_HEAP: -Xmx of the MongoDB server.")
-    hdfs_namenode_port: int = Field(default=HDFS_NAMENODE_PORT, description="FREIGHTLINE_HDFS_NAMENODE_PORT.")
-    hdfs_webhdfs_port: int = Field(default=HDFS_WEBHDFS_PORT, description="FREIGHTLINE_HDFS_WEBHDFS_PORT.")
-    hdfs_heap: str = Field(default="384m", description="FREIGHTLINE_HDFS_HEAP: -Xmx of the HDFS JVM.")
-    gcs_port: int = Field(default=GCS_EMULATOR_PORT, description="FREIGHTLINE_GCS_PORT: the GCS emulator.")
-    gcs_bucket: str = Field(default=GCS_LOCAL_BUCKET, description="FREIGHTLINE_GCS_BUCKET: created on start.")
-    remote_sasl_username: str = Field(default="mirror", description="FREIGHTLINE_REMOTE_SASL_USERNAME.")
-    remote_sasl_password: SecretStr | None = Field(
-        default=None,
-        description="FREIGHTLINE_REMOTE_SASL_PASSWORD; when unset, a random one is generated on first "
-        "start and kept in the state directory (never in the repository).",
-    )
-    stop_timeout_s: int = Field(default=30, description="Seconds between SIGTERM and SIGKILL on down.")
-    start_timeout_s: int = Field(default=120, description="Seconds a component may take to answer.")

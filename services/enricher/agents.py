@@ -25,7 +25,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Message
 
@@ -33,7 +33,9 @@ from services.common.deadletter import ERROR_TYPE_HEADER, dead_letter_topic, env
 from services.common.kafka import headers_of
 from services.common.serde import SerdeError
 from services.enricher import join
-from services.enricher.app import Enricher
+
+if TYPE_CHECKING:  # annotations only: app.py builds the enricher and registers these agents on it
+    from services.enricher.app import Enricher
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import psycopg
 import psycopg_pool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-from services.common.compatibility import CompatibilityLevel
+from schemas.compatibility import CompatibilityLevel
 
 from . import errors
 from .errors import RegistryError

@@ -14,7 +14,7 @@ import orjson
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.common.compatibility import (
+from schemas.compatibility import (
     CompatibilityLevel,
     CompatibilityReport,
     SchemaParseError,

@@ -14,7 +14,7 @@ from typing import Any
 import avro.schema
 import orjson
 
-from services.common.compatibility import SchemaParseError, parse_schema
+from schemas.compatibility import SchemaParseError, parse_schema
 
 AVRO = "AVRO"
 SUPPORTED_TYPES = (AVRO,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.compatibility import CompatibilityLevel
+from schemas.compatibility import CompatibilityLevel
 from services.common.settings import LOCAL_HOST, POSTGRES_DB, POSTGRES_PORT, POSTGRES_USER, SCHEMA_REGISTRY_PORT
 
 

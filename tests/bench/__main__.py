@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy.local.context import StackContext
+from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
-from services.common.settings import StackSettings
 
 HERE = Path(__file__).resolve().parent
 

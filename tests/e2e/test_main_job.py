@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from deploy.local.context import StackContext
+from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
 from deploy.pipeline import execute
 from schemas.catalogue import load_catalogue
-from services.common.settings import StackSettings
 
 pytestmark = pytest.mark.e2e
 

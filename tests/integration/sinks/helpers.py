@@ -22,9 +22,10 @@ from confluent_kafka import Consumer
 
 from deploy.local.components import Component
 from deploy.local.context import REPO_ROOT, StackContext
+from deploy.local.settings import StackSettings
 from services.common.kafka import Producer, producer_config
 from services.common.serde import AvroSerde, registry_client, subject_for
-from services.common.settings import KafkaSettings, SchemaRegistrySettings, StackSettings
+from services.common.settings import KafkaSettings, SchemaRegistrySettings
 
 PRODUCT_VIEW = "com.freightline.web.ProductView"
 START = dt.datetime(2026, 11, 2, 7, 30, tzinfo=dt.UTC)

@@ -14,8 +14,8 @@ from confluent_kafka.admin import AdminClient
 
 from deploy.local.components import KafkaBroker, Postgres, new_cluster_id
 from deploy.local.context import StackContext
+from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
-from services.common.settings import StackSettings
 
 pytestmark = pytest.mark.integration
 

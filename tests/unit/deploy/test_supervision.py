@@ -5,9 +5,9 @@ from pathlib import Path
 
 from deploy.local.components import KafkaBroker, Postgres, Program
 from deploy.local.context import StackContext
+from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
 from deploy.local.supervision import render_config, socket_path
-from services.common.settings import StackSettings
 
 
 def _ctx(tmp_path: Path) -> StackContext:

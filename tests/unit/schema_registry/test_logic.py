@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from services.common.compatibility import CompatibilityLevel
+from schemas.compatibility import CompatibilityLevel
 from services.schema_registry.app import V1, _negotiate
 from services.schema_registry.errors import RegistryError
 from services.schema_registry.registry import parse_register_body, parse_version, valid_subject

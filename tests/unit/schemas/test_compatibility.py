@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.common.compatibility import (
+from schemas.compatibility import (
     CompatibilityLevel,
     SchemaParseError,
     check_compatibility,
