@@ -224,7 +224,7 @@ def stage_generate(ctx: RunContext) -> None:
         "--no-pace",
         "--seed",
         str(ctx.seed),
-    ).start()
+    ).start(capture_stdout=True)
     code, stdout = generator.wait(timeout=900)
     if code != 0:
         raise RuntimeError(f"generator exited {code}; see {ctx.log('generator')}")

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from deploy.local.context import REPO_ROOT
@@ -29,14 +29,15 @@ class ServiceProcess:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ServiceProcess:
+    def start(self, *, capture_stdout: bool = False) -> ServiceProcess:
+        """Start the process; standard output goes to the log unless a bounded run's ``wait`` will read it."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as handle:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args],
                 env=self.env,
                 cwd=REPO_ROOT,
-                stdout=subprocess.PIPE,
+                stdout=subprocess.PIPE if capture_stdout else handle,
                 stderr=handle,
             )
         return self
@@ -48,7 +49,7 @@ class ServiceProcess:
         """Wait for a bounded run to finish; returns its exit code and standard output."""
         assert self.process is not None
         stdout, _ = self.process.communicate(timeout=timeout)
-        return self.process.returncode, stdout.decode(errors="replace")
+        return self.process.returncode, (stdout or b"").decode(errors="replace")
 
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM (drain, flush, commit), then SIGKILL after ``timeout``."""
@@ -84,50 +85,69 @@ _retry_kafka = retry(
     reraise=True,
 )
 
+_TIMEOUT_S = 15.0
 
-@_retry_kafka
+
+class ClusterProbe:
+    """End offsets and consumer-group lag of one cluster, through one admin client kept for the whole job."""
+
+    def __init__(self, client_config: Mapping[str, Any]) -> None:
+        self.admin = AdminClient(dict(client_config))
+
+    def _partitions(self, topics: list[str]) -> list[TopicPartition]:
+        metadata = self.admin.list_topics(timeout=_TIMEOUT_S)
+        return [
+            TopicPartition(topic, p)
+            for topic in topics
+            if topic in metadata.topics and metadata.topics[topic].error is None
+            for p in metadata.topics[topic].partitions
+        ]
+
+    def _ends(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
+        if not partitions:
+            return {}
+        futures = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions}, request_timeout=_TIMEOUT_S)
+        return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+
+    @_retry_kafka
+    def end_offsets(self, topics: list[str]) -> dict[str, int]:
+        """Sum of high watermarks per topic (0 for a topic that does not exist)."""
+        totals = dict.fromkeys(topics, 0)
+        for (topic, _), end in self._ends(self._partitions(topics)).items():
+            totals[topic] += end
+        return totals
+
+    @_retry_kafka
+    def group_lag(self, group: str, topics: list[str]) -> int:
+        """Records of ``topics`` not yet committed by consumer group ``group``."""
+        partitions = self._partitions(topics)
+        if not partitions:
+            return 0
+        request = [ConsumerGroupTopicPartitions(group, partitions)]
+        committed = self.admin.list_consumer_group_offsets(request, request_timeout=_TIMEOUT_S)[group].result()
+        positions = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed.topic_partitions}
+        return sum(end - positions.get(key, 0) for key, end in self._ends(partitions).items())
+
+
+_probes: dict[tuple[tuple[str, str], ...], ClusterProbe] = {}
+
+
+def probe(client_config: Mapping[str, Any]) -> ClusterProbe:
+    """The job's one probe per cluster (keyed by its client configuration)."""
+    key = tuple(sorted((str(k), str(v)) for k, v in client_config.items()))
+    if key not in _probes:
+        _probes[key] = ClusterProbe(client_config)
+    return _probes[key]
+
+
 def end_offsets(client_config: Mapping[str, Any], topics: list[str]) -> dict[str, int]:
     """Sum of high watermarks per topic (0 for a topic that does not exist)."""
-    consumer = Consumer({**client_config, "group.id": "freightline-inspector", "enable.auto.commit": False})
-    try:
-        metadata = consumer.list_topics(timeout=15)
-        totals: dict[str, int] = {}
-        for topic in topics:
-            described = metadata.topics.get(topic)
-            if described is None or described.error is not None:
-                totals[topic] = 0
-                continue
-            totals[topic] = sum(
-                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1] for p in described.partitions
-            )
-        return totals
-    finally:
-        consumer.close()
+    return probe(client_config).end_offsets(topics)
 
 
-@_retry_kafka
 def group_lag(client_config: Mapping[str, Any], group: str, topics: list[str]) -> int:
     """Records of ``topics`` not yet committed by consumer group ``group``."""
-    admin = AdminClient(dict(client_config))
-    metadata = admin.list_topics(timeout=15)
-    partitions = [
-        TopicPartition(topic, p)
-        for topic in topics
-        if topic in metadata.topics and metadata.topics[topic].error is None
-        for p in metadata.topics[topic].partitions
-    ]
-    if not partitions:
-        return 0
-    consumer = Consumer({**client_config, "group.id": group, "enable.auto.commit": False})
-    try:
-        committed = consumer.committed(partitions, timeout=15)
-        lag = 0
-        for tp in committed:
-            _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=15)
-            lag += high - max(tp.offset, 0)
-        return lag
-    finally:
-        consumer.close()
+    return probe(client_config).group_lag(group, topics)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
