@@ -7,6 +7,7 @@ stack is started when it is not running and stopped at the end when the job star
 from __future__ import annotations
 
 import copy
+import importlib
 import statistics
 import threading
 import time
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import SecretStr
@@ -27,6 +28,10 @@ from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
 from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings
+from services.common.sinks.inspect import SinkInspector
+
+if TYPE_CHECKING:
+    from services.common.sinks.inspect import SinkInspector
 
 console = Console(stderr=True)
 out = Console(width=140)
@@ -180,19 +185,24 @@ def _consumer_lags(ctx: RunContext) -> dict[str, Callable[[], int]]:
     """Each consuming stage's uncommitted records, as a probe to call now or later."""
     from deploy.processes import group_lag
     from services.enricher.settings import SOURCE_TOPICS, EnricherSettings
-    from services.sink_gcs.settings import GcsSinkSettings
-    from services.sink_hdfs.settings import HdfsSinkSettings
-    from services.sink_mongodb.settings import MongoSinkSettings
 
     enricher = EnricherSettings()
-    sinks = {"mongodb": MongoSinkSettings(), "hdfs": HdfsSinkSettings(), "gcs": GcsSinkSettings()}
     probes: dict[str, Callable[[], int]] = {
         "mirror": lambda: group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE]),
         "enricher": lambda: group_lag(ctx.local(), enricher.app_id, list(SOURCE_TOPICS.values())),
     }
-    for name, sink in sinks.items():
-        probes[name] = partial(group_lag, ctx.local(), sink.group_id, sink.topic_list())
+    for name, inspector in _inspectors(ctx).items():
+        probes[name] = partial(group_lag, ctx.local(), inspector.settings.group_id, inspector.settings.topic_list())
     return probes
+
+
+def _produced_this_run(ctx: RunContext, topics: list[str]) -> int:
+    """This run's records on local ``topics``: the generator's counts, and the mirror's for mirrored views."""
+    produced = ctx.state.get("produced", {})
+    return sum(
+        int(ctx.state.get("mirrored", 0)) if topic == PRODUCT_VIEWS_LOCAL else int(produced.get(topic, 0))
+        for topic in topics
+    )
 
 
 def _expected(ctx: RunContext, stage: str, this_run: int) -> int:
@@ -322,10 +332,7 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     for topic in outputs:
         ctx.report.add(section, topic, f"{enriched[topic]:,}")
     total = sum(enriched.values())
-    produced = ctx.state.get("produced", {})
-    this_run = int(ctx.state.get("mirrored", 0)) + sum(
-        int(produced.get(topic, 0)) for topic in sources if topic != PRODUCT_VIEWS_LOCAL
-    )
+    this_run = _produced_this_run(ctx, sources)
     expected = _expected(ctx, "enricher", this_run)
     ok = total == expected == pending
     ctx.report.add(
@@ -361,91 +368,62 @@ def stage_enrich_detect(ctx: RunContext) -> None:
             ctx.report.problems.append(f"{name} exited {code} on SIGTERM; see {processes[name].log}")
 
 
+# The sinks the main job runs: adding a sink to the pipeline is one line here (its package provides
+# ``inspect.inspector(env)``, see services/common/sinks/inspect.py).
+SINKS: tuple[tuple[str, str], ...] = (
+    ("mongodb", "services.sink_mongodb"),
+    ("hdfs", "services.sink_hdfs"),
+    ("gcs", "services.sink_gcs"),
+)
+
+
+def _inspectors(ctx: RunContext) -> dict[str, SinkInspector]:
+    return {name: importlib.import_module(f"{module}.inspect").inspector(ctx.env) for name, module in SINKS}
+
+
 def stage_sinks(ctx: RunContext) -> None:
     """Raw views to MongoDB, raw clickstream to HDFS, raw finance events to GCS: counts must match."""
     from deploy.processes import ServiceProcess, group_lag, wait_until
-    from services.common.settings import GcsSettings, HdfsSettings, MongoSettings
-    from services.sink_gcs import inspect as gcs_inspect
-    from services.sink_gcs.settings import GcsSinkSettings
-    from services.sink_hdfs import inspect as hdfs_inspect
-    from services.sink_hdfs.settings import HdfsSinkSettings
-    from services.sink_mongodb import inspect as mongo_inspect
-    from services.sink_mongodb.settings import MongoSinkSettings
 
-    env = ctx.env
-    mongo = MongoSettings(uri=env["MONGODB_URI"])
-    hdfs = HdfsSettings(webhdfs_url=env["HDFS_WEBHDFS_URL"], namenode_uri=env["HDFS_NAMENODE_URI"])
-    gcs = GcsSettings(endpoint=env["GCS_ENDPOINT"], bucket=env["GCS_BUCKET"])
-    mongo_sink, hdfs_sink, gcs_sink = MongoSinkSettings(), HdfsSinkSettings(), GcsSinkSettings(bucket=gcs.bucket)
+    inspectors = _inspectors(ctx)
+    modules = dict(SINKS)
 
-    def landed(known: dict[str, set[str]]) -> dict[str, dict[str, int]]:
-        """Documents in MongoDB; records, files and bytes of the files not in ``known`` (HDFS, GCS)."""
-        m = mongo_inspect.summary(mongo_sink, mongo)["collections"]
-        files = {
-            "hdfs": hdfs_inspect.summary(hdfs_sink, hdfs, known=known["hdfs"])["topics"],
-            "gcs": gcs_inspect.summary(gcs_sink, gcs, known=known["gcs"])["topics"],
-        }
-        totals = {
-            name: {key: sum(t[key] for t in topics.values()) for key in ("records", "files", "bytes")}
-            for name, topics in files.items()
-        }
-        return {
-            "mongodb": {
-                "records": sum(c["documents"] for c in m.values()),
-                "bytes": sum(c["bytes"] for c in m.values()),
-            },
-            **totals,
-        }
+    def lag(name: str) -> int:
+        settings = inspectors[name].settings
+        return group_lag(ctx.local(), settings.group_id, settings.topic_list())
 
-    sinks = {
-        "mongodb": ("services.sink_mongodb", mongo_sink),
-        "hdfs": ("services.sink_hdfs", hdfs_sink),
-        "gcs": ("services.sink_gcs", gcs_sink),
-    }
     # What each sink has to land: this run's events plus anything an earlier, interrupted run left behind; the
     # consumer groups' lag must say the same.
-    pending = {name: group_lag(ctx.local(), s.group_id, s.topic_list()) for name, (_, s) in sinks.items()}
-    produced = ctx.state.get("produced", {})
-    this_run = {
-        "mongodb": int(ctx.state.get("mirrored", 0)),
-        "hdfs": sum(int(produced.get(t, 0)) for t in hdfs_sink.topic_list()),
-        "gcs": sum(int(produced.get(t, 0)) for t in gcs_sink.topic_list()),
-    }
+    pending = {name: lag(name) for name in inspectors}
+    this_run = {name: _produced_this_run(ctx, i.settings.topic_list()) for name, i in inspectors.items()}
     expected = {name: _expected(ctx, name, count) for name, count in this_run.items()}
-    known = {"hdfs": hdfs_inspect.committed(hdfs_sink, hdfs), "gcs": gcs_inspect.committed(gcs_sink, gcs)}
-    before = landed(known)
+    marks = {name: inspector.mark() for name, inspector in inspectors.items()}
     _step("sinks: MongoDB (views), HDFS (clickstream), GCS (finance), exactly once")
     processes = {
-        name: ServiceProcess(module, env, ctx.log(module.rsplit(".", 1)[-1])).start()
-        for name, (module, _) in sinks.items()
+        name: ServiceProcess(module, ctx.env, ctx.log(module.rsplit(".", 1)[-1])).start()
+        for name, module in modules.items()
     }
     started = time.monotonic()
     try:
-
-        def drained() -> bool:
-            return all(group_lag(ctx.local(), s.group_id, s.topic_list()) == 0 for _, s in sinks.values())
-
-        wait_until(drained, 900, 1.0)
+        wait_until(lambda: all(lag(name) == 0 for name in inspectors), 900, 1.0)
         elapsed = time.monotonic() - started
     finally:
         codes = {name: process.stop() for name, process in processes.items()}
-    after = landed(known)
     section = "Sinks (this run)"
-    targets = {"mongodb": env["MONGODB_URI"], "hdfs": env["HDFS_WEBHDFS_URL"], "gcs": f"gs://{gcs.bucket}"}
-    for name in sinks:
-        delta = {k: after[name][k] - before[name].get(k, 0) for k in after[name]}
-        unit = "documents" if name == "mongodb" else "records"
-        files = f", {delta['files']:,} {'files' if name == 'hdfs' else 'objects'}" if "files" in delta else ""
-        ok = delta["records"] == expected[name] == pending[name]
+    for name, inspector in inspectors.items():
+        landed = inspector.landed_since(marks[name])
+        files = f", {landed.files:,} {inspector.file_unit}" if landed.files is not None else ""
+        ok = landed.records == expected[name] == pending[name]
         ctx.report.add(
             section,
-            f"{name} ({targets[name]})",
-            f"{delta['records']:,} {unit} of {expected[name]:,} expected ({_expectation(ctx, name, this_run[name])}; "
-            f"{pending[name]:,} were pending){files}, {delta['bytes']:,} bytes [{'match' if ok else 'MISMATCH'}]",
+            f"{name} ({inspector.target})",
+            f"{landed.records:,} {inspector.unit} of {expected[name]:,} expected "
+            f"({_expectation(ctx, name, this_run[name])}; {pending[name]:,} were pending){files}, "
+            f"{landed.bytes:,} bytes [{'match' if ok else 'MISMATCH'}]",
         )
         if not ok:
             ctx.report.problems.append(
-                f"{name}: landed {delta['records']}, expected {expected[name]} ({pending[name]} pending)"
+                f"{name}: landed {landed.records}, expected {expected[name]} ({pending[name]} pending)"
             )
         if codes[name] != 0:
             ctx.report.problems.append(f"sink {name} exited {codes[name]} on SIGTERM")

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping
 from typing import Any
 
 from services.common.settings import HdfsSettings
-from services.common.sinks.files import committed_paths as files_committed
 from services.common.sinks.files import summary as files_summary
+from services.common.sinks.inspect import FileSinkInspector
 from services.sink_hdfs.settings import HdfsSinkSettings
 from services.sink_hdfs.target import store_for
 
 
-def summary(
-    settings: HdfsSinkSettings | None = None, hdfs: HdfsSettings | None = None, known: AbstractSet[str] = frozenset()
-) -> dict[str, Any]:
-    """Files, bytes and records per topic; files in ``known`` (see ``committed``) are left out."""
+def summary(settings: HdfsSinkSettings | None = None, hdfs: HdfsSettings | None = None) -> dict[str, Any]:
     settings = settings or HdfsSinkSettings()
     hdfs = hdfs or HdfsSettings()
-    result = files_summary(store_for(hdfs), settings.root, settings.topic_list(), known=known)
+    result = files_summary(store_for(hdfs), settings.root, settings.topic_list())
     result["target"] = hdfs.webhdfs_url
     return result
 
 
-def committed(settings: HdfsSinkSettings | None = None, hdfs: HdfsSettings | None = None) -> set[str]:
-    """Paths of every committed file, to summarise later only what landed since."""
-    settings = settings or HdfsSinkSettings()
-    hdfs = hdfs or HdfsSettings()
-    return files_committed(store_for(hdfs), settings.root, settings.topic_list())
+def inspector(env: Mapping[str, str]) -> FileSinkInspector:
+    """The HDFS sink's landed files on the stack ``env`` describes."""
+    hdfs = HdfsSettings(webhdfs_url=env["HDFS_WEBHDFS_URL"], namenode_uri=env["HDFS_NAMENODE_URI"])
+    settings = HdfsSinkSettings()
+    return FileSinkInspector(store_for(hdfs), settings.root, settings, hdfs.webhdfs_url, file_unit="files")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from services.common.settings import MongoSettings
+from services.common.sinks.inspect import Landed
 from services.sink_mongodb.settings import MongoSinkSettings
 from services.sink_mongodb.target import mongo_client
 
@@ -27,3 +30,33 @@ def summary(settings: MongoSinkSettings | None = None, mongo: MongoSettings | No
         return {"target": mongo.uri, "database": db.name, "collections": collections}
     finally:
         client.close()
+
+
+@dataclass
+class MongoSinkInspector:
+    """The MongoDB sink's documents: the mark is the count of documents and bytes before the run."""
+
+    settings: MongoSinkSettings
+    mongo: MongoSettings
+    unit: str = "documents"
+    file_unit: str | None = None
+
+    @property
+    def target(self) -> str:
+        return self.mongo.uri
+
+    def _now(self) -> Landed:
+        collections = summary(self.settings, self.mongo)["collections"].values()
+        return Landed(records=sum(c["documents"] for c in collections), bytes=sum(c["bytes"] for c in collections))
+
+    def mark(self) -> Landed:
+        return self._now()
+
+    def landed_since(self, mark: Any) -> Landed:
+        now = self._now()
+        return Landed(records=now.records - mark.records, bytes=now.bytes - mark.bytes)
+
+
+def inspector(env: Mapping[str, str]) -> MongoSinkInspector:
+    """The MongoDB sink's documents on the stack ``env`` describes."""
+    return MongoSinkInspector(MongoSinkSettings(), MongoSettings(uri=env["MONGODB_URI"]))
