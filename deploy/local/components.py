@@ -304,35 +304,47 @@ class Postgres(Component):
                 "max_connections=200",
                 "-c",
                 "shared_buffers=128MB",
+                "-c",  # acknowledged commits are on disk (the defaults, stated: FerretDB's durability rests on them)
+                "fsync=on",
+                "-c",
+                "synchronous_commit=on",
             ],
             user=POSTGRES_OS_USER,
             stop_signal="INT",  # fast shutdown: SIGTERM would wait for every client to leave
             directory=data,
         )
 
-    def _dsn(self, ctx: StackContext, db: str) -> str:
+    def dsn(self, ctx: StackContext, db: str) -> str:
         return f"postgresql://{POSTGRES_USER}@{LOCAL_HOST}:{ctx.settings.postgres_port}/{db}"
 
     def ready(self, ctx: StackContext) -> bool:
         import psycopg
 
         try:
-            with psycopg.connect(self._dsn(ctx, "postgres"), connect_timeout=2) as conn:
+            with psycopg.connect(self.dsn(ctx, "postgres"), connect_timeout=2) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error:
             return False
         return True
 
     def after_ready(self, ctx: StackContext) -> None:
-        import psycopg
+        self.ensure_database(ctx, POSTGRES_DB)
 
-        with psycopg.connect(self._dsn(ctx, "postgres"), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (POSTGRES_DB,)).fetchone()
+    def ensure_database(self, ctx: StackContext, name: str, setup_sql: str = "") -> None:
+        """Create database ``name`` unless it exists, then run ``setup_sql`` (idempotent statements) in it."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.dsn(ctx, "postgres"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if not exists:
-                conn.execute(f'CREATE DATABASE "{POSTGRES_DB}"')
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        if setup_sql:
+            with psycopg.connect(self.dsn(ctx, name), autocommit=True) as conn:
+                conn.execute(setup_sql.encode())
 
     def exports(self, ctx: StackContext) -> dict[str, str]:
-        return {"POSTGRES_DSN": self._dsn(ctx, POSTGRES_DB)}
+        return {"POSTGRES_DSN": self.dsn(ctx, POSTGRES_DB)}
 
 
 class SchemaRegistry(Component):
@@ -353,7 +365,7 @@ class SchemaRegistry(Component):
             environment={
                 "SCHEMA_REGISTRY_SERVER_HOST": LOCAL_HOST,
                 "SCHEMA_REGISTRY_SERVER_PORT": str(ctx.settings.schema_registry_port),
-                "SCHEMA_REGISTRY_SERVER_DATABASE_DSN": Postgres()._dsn(ctx, POSTGRES_DB),
+                "SCHEMA_REGISTRY_SERVER_DATABASE_DSN": Postgres().dsn(ctx, POSTGRES_DB),
                 "SERVICE_NAME": "schema-registry",
             },
         )

@@ -39,7 +39,14 @@ class StackSettings(BaseSettings):
     schema_registry_port: int = Field(default=SCHEMA_REGISTRY_PORT)
     kafka_heap: str = Field(default="512m", description="FREIGHTLINE_KAFKA_HEAP: -Xmx of each broker.")
     mongodb_port: int = Field(default=MONGODB_PORT, description="FREIGHTLINE_MONGODB_PORT.")
-    mongodb_heap: str = Field(default="384m", description="FREIGHTLINE_MONGODB_HEAP: -Xmx of the MongoDB server.")
+    mongodb_database: str = Field(
+        default="ferretdb",
+        description="FREIGHTLINE_MONGODB_DATABASE: the PostgreSQL database (on the stack's PostgreSQL) that holds "
+        "the MongoDB server's documents.",
+    )
+    mongodb_memory_limit: str = Field(
+        default="384MiB", description="FREIGHTLINE_MONGODB_MEMORY_LIMIT: GOMEMLIMIT of the MongoDB server (FerretDB)."
+    )
     hdfs_namenode_port: int = Field(default=HDFS_NAMENODE_PORT, description="FREIGHTLINE_HDFS_NAMENODE_PORT.")
     hdfs_webhdfs_port: int = Field(default=HDFS_WEBHDFS_PORT, description="FREIGHTLINE_HDFS_WEBHDFS_PORT.")
     hdfs_heap: str = Field(default="384m", description="FREIGHTLINE_HDFS_HEAP: -Xmx of the HDFS JVM.")

@@ -84,6 +84,8 @@ class Stack:
                 component.prepare(self.ctx)
         config = render_config(self.ctx, [(c, c.program(self.ctx)) for c in self.components])
         self.supervisor.start_daemon(config)
+        # a running component whose program changed was stopped by the reload: start it again below
+        running = {name for name, info in self.supervisor.info().items() if info["statename"] == "RUNNING"}
 
         started: set[str] = set()
         pending = list(self.components)

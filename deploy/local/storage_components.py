@@ -1,17 +1,20 @@
 """The stack's storage targets: a MongoDB-wire-protocol server, HDFS with WebHDFS, and a GCS emulator.
 
-- ``mongodb``: mongo-java-server (Maven Central), started by a small launcher (launchers/mongo) that reports
-  MongoDB 4.4 / wire version 9, which current pymongo requires. It serves from the memory backend (the H2 backend
-  tops out at a few thousand writes/s) and writes every change through to an H2 MVStore file as BSON, committed
-  before each write command is acknowledged (and on SIGTERM), and loaded back on start.
+- ``mongodb``: FerretDB v1 (the Go module, embedded in a small ``main`` of ours: launchers/ferretdb, go.sum
+  committed), reporting MongoDB 7.0. It stores each collection as a table of jsonb documents in its own database
+  (``FREIGHTLINE_MONGODB_DATABASE``, default ``ferretdb``) on the stack's PostgreSQL, so memory stays bounded
+  whatever the document count and an acknowledged write is a committed PostgreSQL transaction (fsync and
+  synchronous_commit on). ``after_ready`` creates the database and an event trigger that gives each single-field
+  index FerretDB builds a GIN companion, so ``_id`` lookups and indexed equality queries are index scans.
 - ``hdfs``: a NameNode and a DataNode in one JVM (Hadoop's MiniDFSCluster, launchers/hdfs), formatted on the
   first start only, WebHDFS on the NameNode's HTTP port.
 - ``gcs``: fake-gcs-server (built with ``go install``) speaking the GCS JSON API over http, filesystem backend;
   it honours generation preconditions.
 
-Every component keeps its data under the state directory's ``data/<name>``, so data persists between runs.
-``setup`` (run by ``freightline setup`` and ``up``) compiles the launchers and builds the emulator once; it is
-idempotent (stamps of the sources' hashes).
+HDFS and the GCS emulator keep their data under the state directory's ``data/<name>``, MongoDB in PostgreSQL
+(itself under ``data/postgres``), so data persists between runs and ``freightline up --fresh`` wipes it all.
+``setup`` (run by ``freightline setup`` and ``up``) compiles the launchers and builds FerretDB and the emulator
+once; it is idempotent (stamps of the sources' hashes).
 """
 
 from __future__ import annotations
@@ -21,15 +24,17 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from deploy.local.components import Component, Program
+from deploy.local.components import Component, Postgres, Program
 from deploy.local.context import StackContext
 from deploy.local.jars import classpath
 from services.common.settings import LOCAL_HOST
 
 LAUNCHERS = Path(__file__).resolve().parent / "launchers"
+FERRETDB_SOURCE = LAUNCHERS / "ferretdb"
 FAKE_GCS_MODULE = "github.com/fsouza/fake-gcs-server"
 FAKE_GCS_VERSION = "v1.56.1"
 
@@ -56,6 +61,12 @@ def _port_answers(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def _go_version() -> str:
+    if shutil.which("go") is None:
+        raise RuntimeError("go is required to build the stack's Go programs (FerretDB, fake-gcs-server)")
+    return subprocess.run(["go", "version"], capture_output=True, text=True, check=True).stdout
 
 
 def _digest(*paths: Path, extra: str = "") -> str:
@@ -91,46 +102,59 @@ def compile_launcher(ctx: StackContext, name: str, runtime: str) -> Path:
 
 
 class MongoServer(Component):
-    """mongo-java-server's memory backend persisted to an H2 MVStore file, reporting MongoDB 4.4 (wire version 9)."""
+    """FerretDB (built from launchers/ferretdb) speaking the MongoDB wire protocol over the stack's PostgreSQL."""
 
     name = "mongodb"
-    main_class = "FreightlineMongo"
+    depends_on = ("postgres",)
 
     def ports(self, ctx: StackContext) -> dict[str, int]:
         return {"mongo": ctx.settings.mongodb_port}
 
+    def binary(self, ctx: StackContext) -> Path:
+        return ctx.paths.home / "bin" / "freightline-ferretdb"
+
     def setup(self, ctx: StackContext, progress: Progress) -> None:
-        progress("compiling the mongodb launcher")
-        compile_launcher(ctx, "mongo", "mongo")
+        binary = self.binary(ctx)
+        stamp = binary.with_name(".freightline-ferretdb.stamp")
+        digest = _digest(*(FERRETDB_SOURCE / name for name in ("main.go", "go.mod", "go.sum")), extra=_go_version())
+        if binary.exists() and stamp.exists() and stamp.read_text() == digest:
+            return
+        progress("building FerretDB (launchers/ferretdb) with go build")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            ["go", "build", "-tags", "ferretdb_no_sqlite", "-trimpath", "-o", str(binary), "."],
+            cwd=FERRETDB_SOURCE,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"building FerretDB failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
+        stamp.write_text(digest)
 
     def prepare(self, ctx: StackContext) -> None:
-        compile_launcher(ctx, "mongo", "mongo")
-        (ctx.paths.data / self.name).mkdir(parents=True, exist_ok=True)
+        if not self.binary(ctx).exists():
+            self.setup(ctx, lambda _: None)
 
     def program(self, ctx: StackContext) -> Program:
-        classes = ctx.paths.home / "launchers" / "mongo"
-        store = ctx.paths.data / self.name / "collections.mv.db"  # BSON per document (not the H2 backend's file)
         return Program(
             command=[
-                "java",
-                f"-Xmx{ctx.settings.mongodb_heap}",
-                "-XX:+UseSerialGC",
-                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-                "-cp",
-                f"{classes}:{classpath(ctx.paths, 'mongo')}",
-                self.main_class,
-                LOCAL_HOST,
-                str(ctx.settings.mongodb_port),
-                str(store),
-            ]
+                str(self.binary(ctx)),
+                "-listen",
+                f"{LOCAL_HOST}:{ctx.settings.mongodb_port}",
+                "-postgresql-url",
+                f"{Postgres().dsn(ctx, ctx.settings.mongodb_database)}?sslmode=disable",
+                "-log-level",
+                "error",
+            ],
+            environment={"GOMEMLIMIT": ctx.settings.mongodb_memory_limit},
         )
 
     def uri(self, ctx: StackContext) -> str:
         return f"mongodb://{LOCAL_HOST}:{ctx.settings.mongodb_port}"
 
-    def ready(self, ctx: StackContext) -> bool:
-        if not _port_answers(ctx.settings.mongodb_port):
-            return False
+    def _answers(self, ctx: StackContext, command: str) -> bool:
         import pymongo
         from pymongo.errors import PyMongoError
 
@@ -138,12 +162,26 @@ class MongoServer(Component):
             self.uri(ctx), serverSelectionTimeoutMS=2000, connectTimeoutMS=2000
         )
         try:
-            client.admin.command("ping")
+            client.admin.command(command)
         except PyMongoError:
             return False
         finally:
             client.close()
         return True
+
+    def ready(self, ctx: StackContext) -> bool:
+        """The wire protocol answers (``ping`` also needs the database, which ``after_ready`` creates)."""
+        return _port_answers(ctx.settings.mongodb_port) and self._answers(ctx, "hello")
+
+    def after_ready(self, ctx: StackContext) -> None:
+        """Create FerretDB's database with its companion-index triggers (idempotent), then wait for ``ping``."""
+        setup_sql = (FERRETDB_SOURCE / "containment_indexes.sql").read_text()
+        Postgres().ensure_database(ctx, ctx.settings.mongodb_database, setup_sql)
+        deadline = time.monotonic() + ctx.settings.start_timeout_s
+        while not self._answers(ctx, "ping"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mongodb: FerretDB does not answer ping; see {ctx.paths.log(self.name)}")
+            time.sleep(0.5)
 
     def exports(self, ctx: StackContext) -> dict[str, str]:
         return {"MONGODB_URI": self.uri(ctx)}

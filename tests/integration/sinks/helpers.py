@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import fastavro
 from confluent_kafka import Consumer
@@ -167,14 +168,14 @@ def sink_process(module: str, env: dict[str, str], log_path: Path) -> Iterator[S
 class PrivateTarget:
     """One storage component of the stack run privately (own ports and data) from the stack's built runtimes."""
 
-    def __init__(self, component: Component, home: Path, **ports: int) -> None:
+    def __init__(self, component: Component, home: Path, **settings: int | str) -> None:
         main = StackContext.create(StackSettings())
         home.mkdir(parents=True, exist_ok=True)
         for shared in ("jars", "launchers", "bin"):
             link = home / shared
             if not link.exists():
                 link.symlink_to(main.paths.home / shared)
-        self.ctx = StackContext.create(StackSettings.model_validate({"home": str(home), **ports}))
+        self.ctx = StackContext.create(StackSettings.model_validate({"home": str(home), **settings}))
         self.ctx.paths.ensure()
         self.component = component
         self.process: subprocess.Popen[bytes] | None = None
@@ -206,6 +207,40 @@ class PrivateTarget:
 
     def exports(self) -> dict[str, str]:
         return self.component.exports(self.ctx)
+
+
+@contextmanager
+def private_mongodb(env: dict[str, str], home: Path) -> Iterator[PrivateTarget]:
+    """A MongoDB server of its own (FerretDB on its own port, over its own database on the stack's PostgreSQL),
+    not started; stopped and its database dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    from deploy.local.storage_components import MongoServer
+
+    dsn = urlsplit(env["POSTGRES_DSN"])
+    database = f"ferretdb_test_{uuid.uuid4().hex[:10]}"
+    target = PrivateTarget(
+        MongoServer(), home, mongodb_port=free_port(), postgres_port=dsn.port or 0, mongodb_database=database
+    )
+    try:
+        yield target
+    finally:
+        target.stop()
+        with psycopg.connect(dsn._replace(path="/postgres").geturl(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
+def produce_views(env: dict[str, str], topic: str, records: list[dict[str, Any]]) -> None:
+    """Produce ProductViews as given, keyed by event id (deliveries of one event stay in order)."""
+    from schemas.catalogue import load_schema
+
+    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
+    encoder = serde.encoder(subject_for(topic), load_schema(PRODUCT_VIEW))
+    producer = Producer(producer_config(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]), "sink-test"))
+    for record in records:
+        producer.produce(topic, encoder.encode(record), str(record["metadata"]["event_id"]))
+    producer.flush(60)
 
 
 def produce_corrupt_tails(env: dict[str, str], topic: str) -> list[tuple[bytes, str]]:

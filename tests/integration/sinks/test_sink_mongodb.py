@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deploy.local.storage_components import MongoServer
 from services.common.settings import MongoSettings
 from services.sink_mongodb.inspect import summary
 from services.sink_mongodb.settings import MongoSinkSettings
 from services.sink_mongodb.target import mongo_client
 from tests.integration.sinks.helpers import (
-    PrivateTarget,
     dead_letters,
-    free_port,
+    example_record,
+    private_mongodb,
     produce_events,
+    produce_views,
     sink_process,
     wait_for,
 )
@@ -85,9 +87,8 @@ def test_poison_records_go_to_the_dead_letter_topic_once(
 def test_mongodb_down_for_30_s_loses_nothing(
     sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
-    target = PrivateTarget(MongoServer(), tmp_path / "home", mongodb_port=free_port())
-    target.start()
-    try:
+    with private_mongodb(sink_env, tmp_path / "home") as target:
+        target.start()
         uri = target.exports()["MONGODB_URI"]
         topic = new_topic("mongo-outage", 3)
         env = _env({**sink_env, "MONGODB_URI": uri}, topic, "freightline", unique_name("g"))
@@ -103,5 +104,38 @@ def test_mongodb_down_for_30_s_loses_nothing(
             assert sink.stop() == 0
         landed = _ids(uri, "freightline")
         assert len(landed) == len(set(landed)) == len(first) + len(second)
+
+
+def test_redelivered_events_leave_one_document_with_the_latest_content(
+    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic = new_topic("mongo-upsert", 3)
+    database = unique_name("db").replace("-", "_")
+    uri = sink_env["MONGODB_URI"]
+    ids = [str(uuid.uuid4()) for _ in range(50)]
+
+    def deliveries(version: str) -> list[dict[str, Any]]:
+        records = []
+        for event_id in ids:
+            record = example_record(product_id=f"{version}-{event_id[:8]}")
+            record["metadata"]["event_id"] = event_id
+            records.append(record)
+        return records
+
+    produce_views(sink_env, topic, deliveries("first") + deliveries("second"))  # replays within one batch
+    env = _env(sink_env, topic, database, unique_name("g"))
+    client = mongo_client(MongoSettings(uri=uri))
+    try:
+        views = client[database]["views"]
+        with sink_process("sink_mongodb", env, tmp_path / "sink.log") as sink:
+            wait_for(lambda: views.count_documents({"product_id": {"$regex": "^second"}}) == len(ids), 120)
+            produce_views(sink_env, topic, deliveries("third"))  # replays in a later batch
+            wait_for(lambda: views.count_documents({"product_id": {"$regex": "^third"}}) == len(ids), 120)
+            assert sink.stop() == 0, sink.log()
+        landed = list(views.find({}))
+        assert sorted(doc["_id"] for doc in landed) == sorted(ids)
+        assert all(doc["product_id"] == f"third-{doc['_id'][:8]}" for doc in landed)
+        assert all(doc["metadata"]["event_id"] == doc["_id"] for doc in landed)
+        client.drop_database(database)
     finally:
-        target.stop()
+        client.close()

@@ -5,29 +5,30 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 from google.api_core import exceptions
 from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateOne
+from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from deploy.local.storage_components import MongoServer
 from services.common.settings import GcsSettings, MongoSettings
 from services.sink_gcs.store import GcsStore, gcs_client
 from services.sink_hdfs.store import WebHdfsStore
 from services.sink_mongodb.target import mongo_client
-from tests.integration.sinks.helpers import PrivateTarget, free_port
+from tests.integration.sinks.helpers import private_mongodb
 
 pytestmark = pytest.mark.integration
 
 
-def test_mongodb_reports_wire_version_9_and_persists_across_restarts(tmp_path: Path) -> None:
-    target = PrivateTarget(MongoServer(), tmp_path / "home", mongodb_port=free_port())
-    target.start()
-    try:
+def test_mongodb_reports_mongodb_7_and_persists_across_restarts(stack_env: dict[str, str], tmp_path: Path) -> None:
+    with private_mongodb(stack_env, tmp_path / "home") as target:
+        target.start()
         uri = target.exports()["MONGODB_URI"]
         client = mongo_client(MongoSettings(uri=uri))
-        assert client.admin.command("isMaster")["maxWireVersion"] >= 9
+        assert client.server_info()["version"].startswith("7.")
         db = client.freightline
         db.things.insert_one({"_id": "a", "n": 1})
         db.things.insert_many([{"_id": f"k{i}", "n": i} for i in range(10)], ordered=False)
@@ -50,17 +51,14 @@ def test_mongodb_reports_wire_version_9_and_persists_across_restarts(tmp_path: P
         assert db.things.find_one({"_id": "k2"}) == {"_id": "k2", "m": 2}
         assert sorted(db.list_collection_names()) == ["renamed", "things"]
         assert "n_1" in db.things.index_information()
-        with pytest.raises(DuplicateKeyError):  # the unique _id index is rebuilt on start
+        with pytest.raises(DuplicateKeyError):
             db.things.insert_one({"_id": "k3"})
         client.close()
-    finally:
-        target.stop()
 
 
-def test_mongodb_acknowledged_writes_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
-    target = PrivateTarget(MongoServer(), tmp_path / "home", mongodb_port=free_port())
-    target.start()
-    try:
+def test_mongodb_acknowledged_writes_survive_a_sigkill_of_the_server(stack_env: dict[str, str], tmp_path: Path) -> None:
+    with private_mongodb(stack_env, tmp_path / "home") as target:
+        target.start()
         uri = target.exports()["MONGODB_URI"]
         client = mongo_client(MongoSettings(uri=uri))
         things = client.freightline.things
@@ -81,7 +79,8 @@ def test_mongodb_acknowledged_writes_survive_a_sigkill_of_the_server(tmp_path: P
             ],
             ordered=False,
         )
-        assert target.process is not None  # killed right after the last acknowledgement
+        assert target.process is not None  # the FerretDB process, killed right after the last acknowledgement
+        assert Path(psutil.Process(target.process.pid).exe()).name == "freightline-ferretdb"
         target.process.send_signal(signal.SIGKILL)
         target.process.wait(30)
         target.process = None
@@ -99,8 +98,43 @@ def test_mongodb_acknowledged_writes_survive_a_sigkill_of_the_server(tmp_path: P
         assert things.find_one({"_id": "last"}) == {"_id": "last", "n": 1}
         assert things.find_one({"_id": "k2009"}) == {"_id": "k2009", "n": 2009}
         client.close()
+
+
+def _plan_indexes(db: Database[dict[str, Any]], collection: str, query: dict[str, Any]) -> list[str]:
+    """The PostgreSQL indexes in FerretDB's plan for ``find(query)`` (its explain carries PostgreSQL's plan)."""
+    explained = db.command("explain", {"find": collection, "filter": query})
+    assert explained["filterPushdown"] is True
+
+    def names(node: dict[str, Any]) -> list[str]:
+        own = [str(node["Index Name"])] if "Index Name" in node else []
+        return own + [name for child in node.get("Plans", []) for name in names(child)]
+
+    return names(explained["queryPlanner"]["Plan"])
+
+
+def test_mongodb_builds_the_indexes_it_is_asked_for_and_queries_use_them(
+    stack_env: dict[str, str], unique_name: Callable[[str], str]
+) -> None:
+    client = mongo_client(MongoSettings(uri=stack_env["MONGODB_URI"]))
+    db = client[unique_name("db").replace("-", "_")]
+    try:
+        views = db.views
+        views.insert_many(
+            [{"_id": f"e{i}", "product_id": f"P-{i % 50}", "metadata": {"event_time": i}} for i in range(5000)]
+        )
+        views.create_index("product_id")
+        views.create_index("metadata.event_time")
+        assert {"_id_", "product_id_1", "metadata.event_time_1"} <= set(views.index_information())
+        assert any(name.endswith("_contains") for name in _plan_indexes(db, "views", {"_id": "e42"}))
+        assert any("product_id" in name for name in _plan_indexes(db, "views", {"product_id": "P-7"}))
+        assert views.find_one({"_id": "e42"}) == {"_id": "e42", "product_id": "P-42", "metadata": {"event_time": 42}}
+        assert views.count_documents({"product_id": "P-7"}) == 100
+        assert _plan_indexes(db, "views", {"store_id": "DE"}) == []  # no index: a sequential scan
+        views.drop_index("product_id_1")
+        assert _plan_indexes(db, "views", {"product_id": "P-7"}) == []  # the companion went with its index
     finally:
-        target.stop()
+        client.drop_database(db.name)
+        client.close()
 
 
 def test_hdfs_renames_are_atomic_and_never_overwrite(
