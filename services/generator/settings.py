@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.generator.anomalies import AnomalyKind
-from services.generator.engine import ALL_TOPICS, GeneratorConfig
+from services.generator.engine import ALL_TOPICS, GeneratorConfig, seed_origin_ms
 from services.generator.world import WorldSizes
 
 
@@ -20,8 +20,8 @@ class GeneratorSettings(BaseSettings):
     seed: int = Field(default=42, description="GENERATOR_SEED: same seed, same events.")
     start_time: dt.datetime | None = Field(
         default=None,
-        description="GENERATOR_START_TIME: ISO 8601 start of simulated time (default: now; unpaced bounded runs "
-        "start early enough to end near now).",
+        description="GENERATOR_START_TIME: ISO 8601 start of simulated time (default: derived from the seed, "
+        "2026-01-01T00:00Z plus whole hours drawn from it; never the wall clock).",
     )
     rate_product_views: float = Field(default=120.0, ge=0, description="Product views per second.")
     rate_clickstream: float = Field(default=60.0, ge=0, description="Clickstream events per second.")
@@ -73,10 +73,17 @@ class GeneratorSettings(BaseSettings):
         """The topic to write for a catalogue topic (explicit mapping, else prefix + name)."""
         return self.topics.get(catalogue_name) or f"{self.topic_prefix}{catalogue_name}"
 
-    def engine_config(self, start_time_ms: int) -> GeneratorConfig:
+    def start_ms(self) -> int:
+        """The origin of simulated time: ``start_time`` when set (naive times are UTC), else the seed's origin."""
+        if self.start_time is None:
+            return seed_origin_ms(self.seed)
+        start = self.start_time if self.start_time.tzinfo else self.start_time.replace(tzinfo=dt.UTC)
+        return int(start.timestamp() * 1000)
+
+    def engine_config(self, start_time_ms: int | None = None) -> GeneratorConfig:
         return GeneratorConfig(
             seed=self.seed,
-            start_time_ms=start_time_ms,
+            start_time_ms=self.start_ms() if start_time_ms is None else start_time_ms,
             rates={
                 "product_views": self.rate_product_views,
                 "clickstream": self.rate_clickstream,
@@ -97,6 +104,12 @@ class GeneratorSettings(BaseSettings):
             ),
             sizes=WorldSizes(self.products, self.customers, self.suppliers, self.devices),
         )
+
+    def backlog_start(self, events: int, now_ms: int) -> dt.datetime:
+        """A start (whole minutes) for an unpaced run of ``events`` whose simulated time ends near ``now_ms``: what
+        callers pass as ``--start`` when the records must be recent (topic retention is by record timestamp)."""
+        span_ms = int(events / max(self.events_per_second(), 1e-9) * 1000)
+        return dt.datetime.fromtimestamp((now_ms - span_ms) // 60_000 * 60, dt.UTC)
 
     def events_per_second(self) -> float:
         """Approximate total event rate (orders emit about 8 records each, invoices two)."""
