@@ -345,7 +345,7 @@ class ShipmentDelayDetector:
     min_shipments: int = 2
     window_ms: int = 15 * MINUTE_MS
     late: dict[str, deque[tuple[int, int, str]]] = field(default_factory=lambda: defaultdict(deque))
-    alerted_until: dict[str, int] = field(default_factory=dict)
+    incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     NAME = "route_delivery_delay_surge/1"
 
@@ -364,6 +364,9 @@ class ShipmentDelayDetector:
         return None
 
     def observe(self, event: dict[str, Any], partition: Any = None) -> list[dict[str, Any]]:
+        """A late shipment: opens the route's incident once ``min_shipments`` fall within ``window_ms``, and
+        extends an open one (while late shipments keep coming within ``window_ms`` of the last); every change
+        is emitted as an update of the same ``anomaly_id`` (the latest record of an id is the incident)."""
         delay = self.delay_days(event)
         if delay is None or delay < self.min_delay_days:
             return []
@@ -371,27 +374,40 @@ class ShipmentDelayDetector:
         t = _ms(event["metadata"]["event_time"])
         recent = self.late[route]
         shipment = str(event["shipment_id"])
-        if any(s == shipment for _, _, s in recent):
-            return []  # a replayed delivery event
+        incident = self.incidents.get(route)
+        if incident is not None and t > incident["last"] + self.window_ms:
+            del self.incidents[route]
+            incident = None
+        if any(s == shipment for _, _, s in recent) or (incident is not None and shipment in incident["shipments"]):
+            return []  # another event of a shipment already counted, or a replay
         recent.append((t, delay, shipment))
         while recent and recent[0][0] < t - self.window_ms:
             recent.popleft()
-        if len(recent) < self.min_shipments or t < self.alerted_until.get(route, -1):
-            return []
-        first = min(when for when, _, _ in recent)
-        self.alerted_until[route] = first + self.window_ms
-        delays = [d for _, d, _ in recent]
+        if incident is None:
+            if len(recent) < self.min_shipments:
+                return []
+            incident = self.incidents[route] = {
+                "first": min(when for when, _, _ in recent),
+                "last": t,
+                "delays": [d for _, d, _ in recent],
+                "shipments": {s for _, _, s in recent},
+            }
+        else:
+            incident["last"] = max(incident["last"], t)
+            incident["delays"].append(delay)
+            incident["shipments"].add(shipment)
+        delays = incident["delays"]
         return [
             detection(
                 "SHIPMENT_DELAY_SURGE",
                 "route",
                 route,
-                float(len(recent)),
+                float(len(delays)),
                 float(self.min_shipments),
-                first,
-                max(when for when, _, _ in recent) + 1,
+                incident["first"],
+                incident["last"] + 1,
                 [
-                    evidence("late_deliveries", len(recent), None, f"delivered >= {self.min_delay_days} days late"),
+                    evidence("late_deliveries", len(delays), None, f"delivered >= {self.min_delay_days} days late"),
                     evidence("mean_delay_days", sum(delays) / len(delays), None, None),
                 ],
                 self.NAME,

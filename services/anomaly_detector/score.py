@@ -4,7 +4,8 @@ A detection (one incident of the detector) matches a label when both have the sa
 and their event-time windows overlap (within ``tolerance_ms``, default one minute, for window alignment).
 Precision per type = matching detections / detections; recall = labels matched by some detection / labels;
 detections per matched incident = matching detections / labels matched (1.0 when every incident is reported
-once). Detections are deduplicated on ``anomaly_id`` first (replays re-emit the same id). Records that cannot
+once). Detections are deduplicated on ``anomaly_id`` first (replays re-emit the same id; an incident's updates
+share its id, the widest window counts). Records that cannot
 be decoded are counted per topic in ``undecodable``.
 
 ``python -m services.anomaly_detector.score [--labels TOPIC] [--anomalies TOPIC]`` prints the result as JSON.
@@ -38,8 +39,11 @@ def match(
 ) -> dict[str, dict[str, Any]]:
     """Precision and recall per anomaly type (pure: records as decoded dicts)."""
     unique: dict[str, Mapping[str, Any]] = {}
-    for detection in detections:
-        unique.setdefault(str(detection["anomaly_id"]), detection)
+    for detection in detections:  # an incident's updates share its id and only grow: keep the widest
+        key = str(detection["anomaly_id"])
+        seen = unique.get(key)
+        if seen is None or _ms(detection["window_end"]) > _ms(seen["window_end"]):
+            unique[key] = detection
     label_list = list(labels)
     by_key: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for label in label_list:

@@ -125,7 +125,7 @@ class GeneratorConfig:
     burst_interval_s: float = 300.0
     burst_duration_s: float = 20.0
     burst_factor: float = 4.0
-    anomalies_per_minute: float = 0.5
+    anomalies_per_minute: float = 3.0  # per minute of event time: enough for a 100,000-event run to score
     anomaly_kinds: tuple[AnomalyKind, ...] = tuple(AnomalyKind)
     normal_delay_share: float = 0.06
     producer: str = "generator"
@@ -932,7 +932,7 @@ class Engine:
             "amount": amount,
             "currency": supplier.currency,
         }
-        self._make(INVOICES, invoice_id, invoice, at)
+        self._make(INVOICES, invoice_id, invoice, at, injection)  # a fraud's invoice belongs to it
         delay_days = round(rng.gauss(1.5, 4))
         paid = amount
         if fraud_factor is not None:

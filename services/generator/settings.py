@@ -11,41 +11,61 @@ from services.generator.anomalies import AnomalyKind
 from services.generator.engine import ALL_TOPICS, GeneratorConfig, seed_origin_ms
 from services.generator.world import WorldSizes
 
+# One set of defaults: the engine's configuration; the settings only name them for the environment.
+_DEFAULTS = GeneratorConfig()
+_RATES = _DEFAULTS.rates
+
 
 class GeneratorSettings(BaseSettings):
     """Shape of the generated stream, topic naming and pacing."""
 
     model_config = SettingsConfigDict(env_prefix="GENERATOR_", extra="ignore", case_sensitive=False)
 
-    seed: int = Field(default=42, description="GENERATOR_SEED: same seed, same events.")
+    seed: int = Field(default=_DEFAULTS.seed, description="GENERATOR_SEED: same seed, same events.")
     start_time: dt.datetime | None = Field(
         default=None,
         description="GENERATOR_START_TIME: ISO 8601 start of simulated time (default: derived from the seed, "
         "2026-01-01T00:00Z plus whole hours drawn from it; never the wall clock).",
     )
-    rate_product_views: float = Field(default=120.0, ge=0, description="Product views per second.")
-    rate_clickstream: float = Field(default=60.0, ge=0, description="Clickstream events per second.")
-    rate_orders: float = Field(default=8.0, ge=0, description="New orders per second (each has 3 order events).")
-    rate_supplier_invoices: float = Field(default=2.0, ge=0, description="New invoices per second (+1 payment).")
-    rate_reference_updates: float = Field(default=0.2, ge=0, description="Product price changes per second.")
-    jitter_ms: int = Field(default=200, ge=0, description="Delay bound of on-time events (event to produce time).")
-    late_fraction: float = Field(default=0.02, ge=0, le=1, description="Share of late events.")
-    max_lateness_s: float = Field(default=30.0, ge=0, description="Upper bound of produce time minus event time.")
-    step_s: float = Field(default=45.0, gt=0, description="Event time between steps of an order or shipment.")
-    burst_interval_s: float = Field(default=300.0, ge=0, description="Mean time between bursts (0 = none).")
-    burst_duration_s: float = Field(default=20.0, ge=0, description="Length of a burst.")
-    burst_factor: float = Field(default=4.0, ge=1, description="Rate multiplier inside a burst.")
+    rate_product_views: float = Field(default=_RATES["product_views"], ge=0, description="Product views per second.")
+    rate_clickstream: float = Field(default=_RATES["clickstream"], ge=0, description="Clickstream events per second.")
+    rate_orders: float = Field(
+        default=_RATES["orders"], ge=0, description="New orders per second (each has 3 order events)."
+    )
+    rate_supplier_invoices: float = Field(
+        default=_RATES["supplier_invoices"], ge=0, description="New invoices per second (+1 payment)."
+    )
+    rate_reference_updates: float = Field(
+        default=_RATES["reference_updates"], ge=0, description="Product price changes per second."
+    )
+    jitter_ms: int = Field(
+        default=_DEFAULTS.jitter_ms, ge=0, description="Delay bound of on-time events (event to produce time)."
+    )
+    late_fraction: float = Field(default=_DEFAULTS.late_fraction, ge=0, le=1, description="Share of late events.")
+    max_lateness_s: float = Field(
+        default=_DEFAULTS.max_lateness_ms / 1000, ge=0, description="Upper bound of produce time minus event time."
+    )
+    step_s: float = Field(
+        default=_DEFAULTS.step_ms / 1000, gt=0, description="Event time between steps of an order or shipment."
+    )
+    burst_interval_s: float = Field(
+        default=_DEFAULTS.burst_interval_s, ge=0, description="Mean time between bursts (0 = none)."
+    )
+    burst_duration_s: float = Field(default=_DEFAULTS.burst_duration_s, ge=0, description="Length of a burst.")
+    burst_factor: float = Field(default=_DEFAULTS.burst_factor, ge=1, description="Rate multiplier inside a burst.")
     anomalies_per_minute: float = Field(
-        default=3.0, ge=0, description="Injected anomalies per minute of event time (enough for a short run to score)."
+        default=_DEFAULTS.anomalies_per_minute,
+        ge=0,
+        description="Injected anomalies per minute of event time (enough for a short run to score).",
     )
     anomaly_kinds: str = Field(
         default=",".join(kind.value for kind in AnomalyKind),
         description="Comma-separated injections: traffic_spike, shipment_delay, error_burst, fraud_payment.",
     )
-    products: int = Field(default=500, ge=1)
-    customers: int = Field(default=2000, ge=1)
-    suppliers: int = Field(default=40, ge=1)
-    devices: int = Field(default=5000, ge=1)
+    products: int = Field(default=_DEFAULTS.sizes.products, ge=1)
+    customers: int = Field(default=_DEFAULTS.sizes.customers, ge=1)
+    suppliers: int = Field(default=_DEFAULTS.sizes.suppliers, ge=1)
+    devices: int = Field(default=_DEFAULTS.sizes.devices, ge=1)
     topic_prefix: str = Field(default="", description="GENERATOR_TOPIC_PREFIX prepended to every topic name.")
     topics: dict[str, str] = Field(
         default_factory=dict, description="GENERATOR_TOPICS: JSON map catalogue topic -> topic to write instead."

@@ -100,8 +100,23 @@ def test_shipment_delay_surge_from_delayed_and_delivered_events() -> None:
     found += detector.observe(shipment(T0, "DE-HAM>FR-PAR", "X1", "DELAYED", 5))
     found += detector.observe(shipment(T0 + 60_000, "DE-HAM>FR-PAR", "X2", "DELIVERED", 4))
     found += detector.observe(shipment(T0 + 70_000, "DE-HAM>FR-PAR", "X3", "DELIVERED", 6))
-    assert [f["entity_key"] for f in found] == ["DE-HAM>FR-PAR"]
+    assert {f["entity_key"] for f in found} == {"DE-HAM>FR-PAR"}
+    assert {f["anomaly_id"] for f in found} == {found[0]["anomaly_id"]}, "one incident, opened then updated"
     assert found[0]["anomaly_type"] == "SHIPMENT_DELAY_SURGE"
+    assert found[-1]["score"] == 3.0 and found[-1]["window_end"] == T0 + 70_001
+
+
+def test_late_shipments_keep_extending_the_routes_incident() -> None:
+    detector = detectors.ShipmentDelayDetector()
+    found = []
+    for i in range(12):  # one late shipment every 10 minutes: each within the window of the last
+        found += detector.observe(shipment(T0 + i * 600_000, "DE-HAM>FR-PAR", f"X{i}", "DELIVERED", 5))
+    found += detector.observe(shipment(T0 + 11 * 600_000 + 16 * 60_000, "DE-HAM>FR-PAR", "Y0", "DELIVERED", 5))
+    found += detector.observe(shipment(T0 + 11 * 600_000 + 17 * 60_000, "DE-HAM>FR-PAR", "Y1", "DELIVERED", 5))
+    ids = list(dict.fromkeys(f["anomaly_id"] for f in found))
+    assert len(ids) == 2, "a gap longer than the window closes the incident"
+    first = [f for f in found if f["anomaly_id"] == ids[0]][-1]
+    assert first["window_start"] == T0 and first["window_end"] == T0 + 11 * 600_000 + 1
 
 
 def test_payment_far_above_invoice_in_either_arrival_order() -> None:

@@ -192,10 +192,10 @@ def test_anomaly_labels_match_the_injected_events() -> None:
             assert len(delivered) >= 6
             assert all(v["actual_delivery_date"] > v["estimated_delivery_date"] for v in delivered)
         else:
-            (payment,) = events
-            assert payment.topic == PAYMENTS and payment.key == label["entity_key"]
-            invoice = next(i.value for i in items if i.topic == INVOICES and i.key == label["entity_key"])
-            assert payment.value["amount"] >= 4 * invoice["amount"]
+            invoice, payment = events
+            assert invoice.topic == INVOICES and payment.topic == PAYMENTS
+            assert invoice.key == payment.key == label["entity_key"]
+            assert payment.value["amount"] >= 4 * invoice.value["amount"]
 
 
 def test_finish_completes_the_anomalies_in_progress() -> None:
