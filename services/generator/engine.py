@@ -108,7 +108,7 @@ class GeneratorConfig:
     """Everything that shapes the generated stream (pure values; the settings class builds it)."""
 
     seed: int = 42
-    start_time_ms: int = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    start_time_ms: int = -1  # the origin of simulated time; negative = the seed's (seed_origin_ms)
     rates: dict[str, float] = field(
         default_factory=lambda: {
             "product_views": 120.0,
@@ -132,6 +132,8 @@ class GeneratorConfig:
     sizes: WorldSizes = field(default_factory=WorldSizes)
 
     def __post_init__(self) -> None:
+        if self.start_time_ms < 0:
+            object.__setattr__(self, "start_time_ms", seed_origin_ms(self.seed))
         unknown = set(self.rates) - set(RATED_FAMILIES)
         if unknown:
             raise ValueError(f"unknown rate families {sorted(unknown)}; known: {list(RATED_FAMILIES)}")
