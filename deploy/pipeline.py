@@ -219,12 +219,16 @@ def stage_generate(ctx: RunContext) -> None:
     """The seeded world: every event family, product views to the remote cluster, the rest locally."""
     from deploy.processes import ServiceProcess, last_json_line
     from services.common.kafka import end_positions
+    from services.generator.settings import GeneratorSettings
 
     # Where this run's labels (and the detector's anomalies) begin, for scoring this run only.
     ctx.state["score_from"] = end_positions(ctx.env, [LABELS, ANOMALIES])
     # What an earlier, interrupted run left uncommitted: each stage must process it plus exactly this run's events.
     ctx.state["leftover"] = {name: lag() for name, lag in _consumer_lags(ctx).items()}
-    _step(f"generator: {ctx.events:,} events, seed {ctx.seed}")
+    # Simulated time ends about now (topic retention goes by record timestamp); seed and start reproduce the run.
+    start = GeneratorSettings().backlog_start(ctx.events, int(time.time() * 1000)).isoformat()
+    ctx.state["seed_start"] = f"--seed {ctx.seed} --start {start}"
+    _step(f"generator: {ctx.events:,} events, --seed {ctx.seed} --start {start}")
     generator = ServiceProcess(
         "services.generator",
         ctx.env,
@@ -234,6 +238,8 @@ def stage_generate(ctx: RunContext) -> None:
         "--no-pace",
         "--seed",
         str(ctx.seed),
+        "--start",
+        start,
     ).start(capture_stdout=True)
     code, stdout = generator.wait(timeout=900)
     if code != 0:
@@ -354,15 +360,23 @@ def stage_enrich_detect(ctx: RunContext) -> None:
 
     result = score(ctx.env, LABELS, ANOMALIES, start=start)
     section = "Anomaly detection (this run)"
+    ctx.report.add(section, "reproduce with", ctx.state.get("seed_start", f"--seed {ctx.seed}"))
     ctx.report.add(section, "injected (labels) / detected", f"{result['labels']:,} / {result['detections']:,}")
+
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
     for kind, item in sorted(result["per_type"].items()):
-        precision = "-" if item["precision"] is None else f"{item['precision']:.2f}"
-        recall = "-" if item["recall"] is None else f"{item['recall']:.2f}"
         ctx.report.add(
             section,
             kind,
-            f"injected {item['labels']}, detected {item['detections']}, precision {precision}, recall {recall}",
+            f"injected {item['labels']}, detected {item['detections']}, precision {ratio(item['precision'])}, "
+            f"recall {ratio(item['recall'])}, detections per matched incident {ratio(item['detections_per_incident'])}",
         )
+    undecodable = sum(result["undecodable"].values())
+    ctx.report.add(section, "undecodable records", f"{undecodable:,}")
+    if undecodable:
+        ctx.report.problems.append(f"scorer: {result['undecodable']} records could not be decoded")
     for name, code in codes.items():
         if code != 0:
             ctx.report.problems.append(f"{name} exited {code} on SIGTERM; see {processes[name].log}")

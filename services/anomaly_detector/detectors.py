@@ -20,9 +20,10 @@ window (end of a bounded run, shutdown).
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -97,19 +98,72 @@ class Watermark:
     """Event-time watermark of one detector: the slowest partition's highest event time minus the lateness.
 
     Partitions are consumed at different speeds (a backlog is fetched partition by partition), so a watermark
-    over all records would run ahead of a lagging partition and drop its events as late.
+    over all records would run ahead of a lagging partition and drop its events as late. A partition that gave
+    no record for ``idle_timeout_s`` (of ``clock``, processing time) is left out of the minimum, and so is one
+    never heard from once that long has passed since the first record: an idle partition does not hold every
+    window open. Its records, when they come back, count again (those for windows already closed are late).
     """
 
     lateness_ms: int
     partitions: int = 1
+    idle_timeout_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
     highest: dict[Any, int] = field(default_factory=dict)
+    heard: dict[Any, float] = field(default_factory=dict)
+    started: float | None = None
 
     def advance(self, t: int, partition: Any = None) -> int:
+        now = self.clock()
+        if self.started is None:
+            self.started = now
         if t > self.highest.get(partition, -1):
             self.highest[partition] = t
-        if len(self.highest) < self.partitions:
+        self.heard[partition] = now
+        idle = self.idle_timeout_s
+        if len(self.highest) < self.partitions and now - self.started < idle:
             return -(1 << 62)  # not every partition was heard from yet: close nothing
-        return min(self.highest.values()) - self.lateness_ms
+        active = [high for part, high in self.highest.items() if now - self.heard[part] < idle]
+        return min(active) - self.lateness_ms
+
+
+@dataclass
+class Incidents:
+    """Folds the window detections of one (type, entity) into incidents: a detection whose window starts at or
+    before the open incident's end extends it (window end, peak score and its evidence, window count). An
+    incident is emitted once, when the watermark passes its end by ``close_after_ms`` (no later window can
+    overlap it then) or on flush; its id is that of its first window, so replays give the same id."""
+
+    close_after_ms: int
+    open: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    ready: list[dict[str, Any]] = field(default_factory=list)
+
+    def fold(self, found: list[dict[str, Any]], mark: int) -> list[dict[str, Any]]:
+        for item in found:
+            key = (item["anomaly_type"], item["entity_key"])
+            current = self.open.get(key)
+            if current is not None and item["window_start"] > current["window_end"]:
+                self.ready.append(self.open.pop(key))
+                current = None
+            if current is None:
+                self.open[key] = {**item, "windows": 1}
+                continue
+            current["window_end"] = max(current["window_end"], item["window_end"])
+            current["windows"] += 1
+            if item["score"] > current["score"]:
+                current.update(score=item["score"], evidence=item["evidence"])
+        for key in [k for k, v in self.open.items() if v["window_end"] + self.close_after_ms <= mark]:
+            self.ready.append(self.open.pop(key))
+        ready, self.ready = sorted(self.ready, key=lambda x: (x["window_start"], x["entity_key"])), []
+        return [self._record(incident) for incident in ready]
+
+    def flush(self) -> list[dict[str, Any]]:
+        return self.fold([], 1 << 62)
+
+    @staticmethod
+    def _record(incident: dict[str, Any]) -> dict[str, Any]:
+        windows = incident.pop("windows")
+        proof = evidence("windows", windows, None, "consecutive anomalous windows folded into the incident")
+        return {**incident, "evidence": [*incident["evidence"], proof]}
 
 
 # -- traffic spikes --------------------------------------------------------------------------------------------
@@ -127,6 +181,8 @@ class ReferrerSpikeDetector:
     threshold: float = 4.0
     alpha: float = 0.2
     partitions: int = 1
+    idle_timeout_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
     windows: dict[int, dict[tuple[str, str], int]] = field(default_factory=dict)
     product_totals: dict[int, dict[str, int]] = field(default_factory=dict)
     baseline: dict[str, float] = field(default_factory=dict)
@@ -136,7 +192,8 @@ class ReferrerSpikeDetector:
 
     def __post_init__(self) -> None:
         self._hopping = HoppingWindows(self.size_ms, self.hop_ms)
-        self.watermark = Watermark(self.lateness_ms, self.partitions)
+        self.watermark = Watermark(self.lateness_ms, self.partitions, self.idle_timeout_s, self.clock)
+        self.incidents = Incidents(self.size_ms)
 
     def observe(self, view: dict[str, Any], partition: Any = None) -> list[dict[str, Any]]:
         t = _ms(view["metadata"]["event_time"])
@@ -160,7 +217,7 @@ class ReferrerSpikeDetector:
         found: list[dict[str, Any]] = []
         for start in sorted(s for s in self.product_totals if s + self.size_ms <= mark):
             found.extend(self._evaluate(start))
-        return found
+        return self.incidents.fold(found, mark)
 
     def _evaluate(self, start: int) -> list[dict[str, Any]]:
         counts = self.windows.pop(start, {})
@@ -217,6 +274,8 @@ class ErrorBurstDetector:
     min_excess: int = 30
     min_ratio: float = 1.3
     partitions: int = 1
+    idle_timeout_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
     services: set[str] = field(default_factory=set)
     windows: dict[int, dict[str, int]] = field(default_factory=dict)
 
@@ -224,7 +283,8 @@ class ErrorBurstDetector:
 
     def __post_init__(self) -> None:
         self._hopping = HoppingWindows(self.size_ms, self.hop_ms)
-        self.watermark = Watermark(self.lateness_ms, self.partitions)
+        self.watermark = Watermark(self.lateness_ms, self.partitions, self.idle_timeout_s, self.clock)
+        self.incidents = Incidents(self.size_ms)
 
     def observe(self, click: dict[str, Any], partition: Any = None) -> list[dict[str, Any]]:
         t = _ms(click["metadata"]["event_time"])
@@ -244,14 +304,15 @@ class ErrorBurstDetector:
         found: list[dict[str, Any]] = []
         for start in sorted(s for s in self.windows if s + self.size_ms <= mark):
             found.extend(self._evaluate(start, self.windows.pop(start)))
-        return found
+        return self.incidents.fold(found, mark)
 
     def _evaluate(self, start: int, counts: dict[str, int]) -> list[dict[str, Any]]:
         if len(self.services) < 3:
             return []  # no robust reference yet
+        # The reference is the lower quartile of the services' counts: shop-wide bursts raise it like every
+        # service, and it stays put while up to three quarters of the services burst at once (a median does not).
         values = sorted(counts.get(service, 0) for service in self.services)
-        middle = len(values) // 2
-        median = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+        median = float(values[(len(values) - 1) // 4])
         found = []
         for service, count in counts.items():
             excess = count - median
@@ -284,7 +345,7 @@ class ShipmentDelayDetector:
     min_shipments: int = 2
     window_ms: int = 15 * MINUTE_MS
     late: dict[str, deque[tuple[int, int, str]]] = field(default_factory=lambda: defaultdict(deque))
-    alerted_until: dict[str, int] = field(default_factory=dict)
+    incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     NAME = "route_delivery_delay_surge/1"
 
@@ -303,6 +364,9 @@ class ShipmentDelayDetector:
         return None
 
     def observe(self, event: dict[str, Any], partition: Any = None) -> list[dict[str, Any]]:
+        """A late shipment: opens the route's incident once ``min_shipments`` fall within ``window_ms``, and
+        extends an open one (while late shipments keep coming within ``window_ms`` of the last); every change
+        is emitted as an update of the same ``anomaly_id`` (the latest record of an id is the incident)."""
         delay = self.delay_days(event)
         if delay is None or delay < self.min_delay_days:
             return []
@@ -310,27 +374,40 @@ class ShipmentDelayDetector:
         t = _ms(event["metadata"]["event_time"])
         recent = self.late[route]
         shipment = str(event["shipment_id"])
-        if any(s == shipment for _, _, s in recent):
-            return []  # a replayed delivery event
+        incident = self.incidents.get(route)
+        if incident is not None and t > incident["last"] + self.window_ms:
+            del self.incidents[route]
+            incident = None
+        if any(s == shipment for _, _, s in recent) or (incident is not None and shipment in incident["shipments"]):
+            return []  # another event of a shipment already counted, or a replay
         recent.append((t, delay, shipment))
         while recent and recent[0][0] < t - self.window_ms:
             recent.popleft()
-        if len(recent) < self.min_shipments or t < self.alerted_until.get(route, -1):
-            return []
-        first = min(when for when, _, _ in recent)
-        self.alerted_until[route] = first + self.window_ms
-        delays = [d for _, d, _ in recent]
+        if incident is None:
+            if len(recent) < self.min_shipments:
+                return []
+            incident = self.incidents[route] = {
+                "first": min(when for when, _, _ in recent),
+                "last": t,
+                "delays": [d for _, d, _ in recent],
+                "shipments": {s for _, _, s in recent},
+            }
+        else:
+            incident["last"] = max(incident["last"], t)
+            incident["delays"].append(delay)
+            incident["shipments"].add(shipment)
+        delays = incident["delays"]
         return [
             detection(
                 "SHIPMENT_DELAY_SURGE",
                 "route",
                 route,
-                float(len(recent)),
+                float(len(delays)),
                 float(self.min_shipments),
-                first,
-                max(when for when, _, _ in recent) + 1,
+                incident["first"],
+                incident["last"] + 1,
                 [
-                    evidence("late_deliveries", len(recent), None, f"delivered >= {self.min_delay_days} days late"),
+                    evidence("late_deliveries", len(delays), None, f"delivered >= {self.min_delay_days} days late"),
                     evidence("mean_delay_days", sum(delays) / len(delays), None, None),
                 ],
                 self.NAME,

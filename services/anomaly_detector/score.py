@@ -1,9 +1,12 @@
 """Score detections against the generator's ground truth: precision and recall per anomaly type.
 
-A detection matches a label when both have the same anomaly type and entity key and their event-time windows
-overlap (within ``tolerance_ms``, default one minute, for window alignment). Precision per type = matching
-detections / detections; recall = labels matched by some detection / labels. Detections are deduplicated on
-``anomaly_id`` first (replays re-emit the same id).
+A detection (one incident of the detector) matches a label when both have the same anomaly type and entity key
+and their event-time windows overlap (within ``tolerance_ms``, default one minute, for window alignment).
+Precision per type = matching detections / detections; recall = labels matched by some detection / labels;
+detections per matched incident = matching detections / labels matched (1.0 when every incident is reported
+once). Detections are deduplicated on ``anomaly_id`` first (replays re-emit the same id; an incident's updates
+share its id, the widest window counts). Records that cannot
+be decoded are counted per topic in ``undecodable``.
 
 ``python -m services.anomaly_detector.score [--labels TOPIC] [--anomalies TOPIC]`` prints the result as JSON.
 """
@@ -36,8 +39,11 @@ def match(
 ) -> dict[str, dict[str, Any]]:
     """Precision and recall per anomaly type (pure: records as decoded dicts)."""
     unique: dict[str, Mapping[str, Any]] = {}
-    for detection in detections:
-        unique.setdefault(str(detection["anomaly_id"]), detection)
+    for detection in detections:  # an incident's updates share its id and only grow: keep the widest
+        key = str(detection["anomaly_id"])
+        seen = unique.get(key)
+        if seen is None or _ms(detection["window_end"]) > _ms(seen["window_end"]):
+            unique[key] = detection
     label_list = list(labels)
     by_key: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for label in label_list:
@@ -66,19 +72,22 @@ def match(
     for item in result.values():
         item["precision"] = item["true_detections"] / item["detections"] if item["detections"] else None
         item["recall"] = item["labels_found"] / item["labels"] if item["labels"] else None
+        found = item["labels_found"]
+        item["detections_per_incident"] = item["true_detections"] / found if found else None
     return result
 
 
 def _decoded(
     env: Mapping[str, str], topic: str, serde: AvroSerde, start: Mapping[int, int] | None = None
-) -> list[dict[str, Any]]:
-    records = []
+) -> tuple[list[dict[str, Any]], int]:
+    """The decoded records of ``topic`` and how many could not be decoded (reported, not hidden)."""
+    records, undecodable = [], 0
     for _key, value, _ts in read_topic(env, topic, start=start):
         try:
             records.append(serde.decode(value))
         except SerdeError:
-            continue
-    return records
+            undecodable += 1
+    return records, undecodable
 
 
 def score(
@@ -92,12 +101,13 @@ def score(
     ``env`` holds SCHEMA_REGISTRY_URL and KAFKA_*."""
     registry = SchemaRegistrySettings(url=env.get("SCHEMA_REGISTRY_URL", SchemaRegistrySettings().url))
     serde = AvroSerde(registry_client(registry))
-    labels = _decoded(env, labels_topic, serde, (start or {}).get(labels_topic))
-    detections = _decoded(env, anomalies_topic, serde, (start or {}).get(anomalies_topic))
+    labels, bad_labels = _decoded(env, labels_topic, serde, (start or {}).get(labels_topic))
+    detections, bad_detections = _decoded(env, anomalies_topic, serde, (start or {}).get(anomalies_topic))
     per_type = match(labels, detections, tolerance_ms)
     return {
         "labels": len(labels),
         "detections": len({str(d["anomaly_id"]) for d in detections}),
+        "undecodable": {labels_topic: bad_labels, anomalies_topic: bad_detections},
         "per_type": per_type,
     }
 

@@ -63,11 +63,18 @@ class Detection:
     ) -> None:
         catalogue = catalogue or load_catalogue()
         lateness = int(settings.lateness_s * 1000)
+        idle = settings.idle_timeout_s
         self.spikes = detectors.ReferrerSpikeDetector(
-            lateness_ms=lateness, min_views=settings.spike_min_views, partitions=catalogue.topic(VIEWS).partitions
+            lateness_ms=lateness,
+            min_views=settings.spike_min_views,
+            partitions=catalogue.topic(VIEWS).partitions,
+            idle_timeout_s=idle,
         )
         self.errors = detectors.ErrorBurstDetector(
-            lateness_ms=lateness, threshold=settings.error_threshold, partitions=catalogue.topic(CLICKSTREAM).partitions
+            lateness_ms=lateness,
+            threshold=settings.error_threshold,
+            partitions=catalogue.topic(CLICKSTREAM).partitions,
+            idle_timeout_s=idle,
         )
         self.delays = detectors.ShipmentDelayDetector(
             min_delay_days=settings.delay_min_days, min_shipments=settings.delay_min_shipments

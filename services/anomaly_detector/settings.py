@@ -28,6 +28,12 @@ class DetectorSettings(BaseSettings):
     idle_flush_s: float = Field(
         default=10.0, gt=0, description="ANOMALY_DETECTOR_IDLE_FLUSH_S: close open windows after this long idle."
     )
+    idle_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="ANOMALY_DETECTOR_IDLE_TIMEOUT_S: a partition without records this long (processing time) is "
+        "left out of the event-time watermark, so windows still close.",
+    )
     lateness_s: float = Field(default=35.0, ge=0, description="ANOMALY_DETECTOR_LATENESS_S: allowed lateness.")
     spike_min_views: int = Field(default=60, ge=1, description="Views of one product from one referrer per window.")
     error_threshold: float = Field(default=5.0, gt=0, description="Robust z-score threshold of error bursts.")

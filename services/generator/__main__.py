@@ -1,7 +1,7 @@
-"""Entrypoint: ``python -m services.generator [--events N | --duration S] [--seed N] [--no-pace]``.
+"""Entrypoint: ``python -m services.generator [--events N | --duration S] [--seed N] [--start ISO] [--no-pace]``.
 
-Prints one JSON summary line on stdout at the end (per-topic counts, anomalies injected) and exits 0; SIGTERM
-stops the run early, after flushing everything queued.
+Prints one JSON summary line on stdout at the end (seed, start, per-topic counts, anomalies injected) and exits
+0; SIGTERM stops the run early, after flushing everything queued.
 """
 
 from __future__ import annotations
@@ -30,7 +30,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bound.add_argument("--events", type=int, help="stop after N events (reference snapshot and labels extra)")
     bound.add_argument("--duration", type=float, help="stop after S seconds of wall-clock time")
     parser.add_argument("--seed", type=int, help="random seed (default GENERATOR_SEED)")
-    parser.add_argument("--start-time", type=dt.datetime.fromisoformat, help="ISO 8601 start of simulated time")
+    parser.add_argument(
+        "--start",
+        "--start-time",
+        dest="start_time",
+        type=dt.datetime.fromisoformat,
+        help="ISO 8601 start of simulated time, UTC unless an offset is given (default: derived from the seed)",
+    )
     parser.add_argument("--topic-prefix", help="prefix for every topic name (default GENERATOR_TOPIC_PREFIX)")
     pacing = parser.add_mutually_exclusive_group()
     pacing.add_argument("--no-pace", dest="pace", action="store_false", default=None, help="produce at full speed")

@@ -51,6 +51,10 @@ from services.generator.world import (
 )
 
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+# The default origin of simulated time: this epoch plus a whole number of hours (up to a year) drawn from the seed.
+SEED_EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+SEED_ORIGIN_SPAN_H = 365 * 24
 _heappush = heapq.heappush
 _heappop = heapq.heappop
 
@@ -93,12 +97,18 @@ PAYMENT_METHODS = ("CARD", "PAYPAL", "BANK_TRANSFER", "GIFT_CARD")
 TRANSIT_HUBS = (("BE", "Liege"), ("DE", "Cologne"), ("FR", "Lille"), ("NL", "Venlo"), ("PL", "Lodz"))
 
 
+def seed_origin_ms(seed: int) -> int:
+    """The default start of simulated time for ``seed``: ``SEED_EPOCH_MS`` plus whole hours drawn from the seed
+    (the same seed always starts at the same instant; never the wall clock)."""
+    return SEED_EPOCH_MS + random.Random(f"origin/{seed}").randrange(SEED_ORIGIN_SPAN_H) * HOUR_MS
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Everything that shapes the generated stream (pure values; the settings class builds it)."""
 
     seed: int = 42
-    start_time_ms: int = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    start_time_ms: int = -1  # the origin of simulated time; negative = the seed's (seed_origin_ms)
     rates: dict[str, float] = field(
         default_factory=lambda: {
             "product_views": 120.0,
@@ -115,13 +125,15 @@ class GeneratorConfig:
     burst_interval_s: float = 300.0
     burst_duration_s: float = 20.0
     burst_factor: float = 4.0
-    anomalies_per_minute: float = 0.5
+    anomalies_per_minute: float = 3.0  # per minute of event time: enough for a 100,000-event run to score
     anomaly_kinds: tuple[AnomalyKind, ...] = tuple(AnomalyKind)
     normal_delay_share: float = 0.06
     producer: str = "generator"
     sizes: WorldSizes = field(default_factory=WorldSizes)
 
     def __post_init__(self) -> None:
+        if self.start_time_ms < 0:
+            object.__setattr__(self, "start_time_ms", seed_origin_ms(self.seed))
         unknown = set(self.rates) - set(RATED_FAMILIES)
         if unknown:
             raise ValueError(f"unknown rate families {sorted(unknown)}; known: {list(RATED_FAMILIES)}")
@@ -483,13 +495,21 @@ class Engine:
         return items
 
     def finish(self) -> list[Emitted]:
-        """Labels for injections cut short by the end of the run (only the events actually emitted)."""
-        labels = []
-        for injection in self._pending:
-            if not injection.labelled and injection.emitted_ids:
-                labels.append(self._label(injection, self.now_ms, emitted_only=True))
+        """Complete the anomalies in progress at the end of a bounded run: the rest of their events (in produce
+        order, nothing else that was scheduled) and their labels, so that every label describes a whole anomaly.
+        The engine is spent afterwards."""
+        pending = sorted([*self._heap, *(entry for bucket in self._buckets.values() for entry in bucket)])
+        self._heap, self._buckets = [], {}
+        items: list[Emitted] = []
+        for at, _, payload in pending:
+            if type(payload) is Emitted and payload.injection is not None:
+                payload.injection.emitted(payload.event_id, payload.event_time_ms)
+                items.append(payload)
+            elif type(payload) is Injection and not payload.labelled:
+                items.append(self._label(payload, at, emitted_only=False))
+                self.now_ms = at
         self._pending = [i for i in self._pending if not i.labelled]
-        return labels
+        return items
 
     def _label(self, injection: Injection, at: int, *, emitted_only: bool) -> Emitted:
         injection.labelled = True
@@ -914,7 +934,7 @@ class Engine:
             "amount": amount,
             "currency": supplier.currency,
         }
-        self._make(INVOICES, invoice_id, invoice, at)
+        self._make(INVOICES, invoice_id, invoice, at, injection)  # a fraud's invoice belongs to it
         delay_days = round(rng.gauss(1.5, 4))
         paid = amount
         if fraud_factor is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import logging
 import time
@@ -78,9 +79,13 @@ class Summary:
     anomalies_injected: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     stopped_by: str = "limit"
+    seed: int = 0
+    start_time_ms: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "seed": self.seed,
+            "start": dt.datetime.fromtimestamp(self.start_time_ms / 1000, dt.UTC).isoformat(),
             "events": self.events,
             "records": self.records,
             "topics": dict(sorted(self.topics.items())),
@@ -137,7 +142,10 @@ class GeneratorRunner:
             self._producers[cluster] = Producer(
                 producer_config(self._cluster_settings(cluster), f"{SERVICE}-{cluster}"),
                 self.metrics,
-                report_successes=False,  # error reports only: no Python call per acknowledged record
+                # Paced runs count each delivery as it is acknowledged (progress on the metrics while running);
+                # full-speed runs ask for error reports only (no Python call per acknowledged record) and count
+                # the deliveries when a flush confirms them.
+                report_successes=self.settings.pace,
             )
         for name, spec in self.specs.items():
             topic = self.names[name]
@@ -146,23 +154,14 @@ class GeneratorRunner:
         log.info("generator topics: %s", self.names)
 
     # -- run -------------------------------------------------------------------------------------------------
-    def default_start_ms(self, events: int | None) -> int:
-        now = int(time.time() * 1000)
-        if self.settings.start_time is not None:
-            return int(self.settings.start_time.timestamp() * 1000)
-        if not self.settings.pace and events:
-            # Full speed over a bounded run: start early enough that simulated time ends near now.
-            return now - int(events / max(self.settings.events_per_second(), 1e-9) * 1000)
-        return now
-
     def run(self, events: int | None = None, duration_s: float | None = None) -> Summary:
         """Generate until ``events`` events were produced, ``duration_s`` passed or shutdown was requested."""
         if not self._routes:
             self.setup()
-        start_ms = self.default_start_ms(events)
+        start_ms = self.settings.start_ms()
         engine = Engine(self.settings.engine_config(start_ms))
         self._published, self._anomalies_published = Counter(), {}
-        summary = Summary()
+        summary = Summary(seed=self.settings.seed, start_time_ms=start_ms)
         counts: Counter[str] = Counter(dict.fromkeys(self._routes, 0))
         started = time.monotonic()
         deadline = started + duration_s if duration_s is not None else None

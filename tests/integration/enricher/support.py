@@ -24,6 +24,7 @@ from services.common.serde import AvroSerde, registry_client
 from services.common.settings import SchemaRegistrySettings
 from services.enricher import join
 from services.enricher.settings import OUTPUT_TOPICS, SOURCE_TOPICS
+from services.generator.settings import GeneratorSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,7 +39,8 @@ def process_env(stack_env: Mapping[str, str], **overrides: str) -> dict[str, str
 def run_generator(
     stack_env: Mapping[str, str], prefix: str, events: int, seed: int, **generator_env: str
 ) -> dict[str, Any]:
-    """Run the generator once (all topics local, prefixed); returns its JSON summary."""
+    """Run the generator once (all topics local, prefixed), its simulated time ending about now (topic retention
+    goes by record timestamp); returns its JSON summary."""
     env = process_env(
         stack_env,
         REMOTE_KAFKA_BOOTSTRAP_SERVERS=stack_env["KAFKA_BOOTSTRAP_SERVERS"],
@@ -47,7 +49,8 @@ def run_generator(
         **generator_env,
     )
     args = [sys.executable, "-m", "services.generator", "--events", str(events), "--no-pace", "--seed", str(seed)]
-    args += ["--topic-prefix", prefix]
+    start = GeneratorSettings().backlog_start(events, int(time.time() * 1000))
+    args += ["--topic-prefix", prefix, "--start", start.isoformat()]
     done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"generator failed ({done.returncode}): {done.stderr[-3000:]}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -25,6 +28,20 @@ def _produced(metrics: ServiceMetrics, topic: str, outcome: str) -> float:
     return value or 0.0
 
 
+def _local_runner(
+    stack_env: dict[str, str], registry_url: str, settings: GeneratorSettings, metrics: ServiceMetrics
+) -> GeneratorRunner:
+    """Every family on the local broker: the remote one needs SASL credentials these tests do not handle."""
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    return GeneratorRunner(
+        settings,
+        KafkaSettings(bootstrap_servers=bootstrap),
+        RemoteKafkaSettings(bootstrap_servers=bootstrap, security_protocol="PLAINTEXT"),
+        registry_client(SchemaRegistrySettings(url=registry_url)),
+        metrics=metrics,
+    )
+
+
 def test_unpaced_run_counts_every_acknowledged_record_per_topic(
     stack_env: dict[str, str], generator_registry_url: str, unique_name: Callable[[str], str]
 ) -> None:
@@ -42,16 +59,7 @@ def test_unpaced_run_counts_every_acknowledged_record_per_topic(
         step_s=3.0,
     )
     metrics = ServiceMetrics("generator")
-    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
-    # Every family on the local broker: the remote one needs SASL credentials this test does not handle.
-    remote = RemoteKafkaSettings(bootstrap_servers=bootstrap, security_protocol="PLAINTEXT")
-    runner = GeneratorRunner(
-        settings,
-        KafkaSettings(bootstrap_servers=bootstrap),
-        remote,
-        registry_client(SchemaRegistrySettings(url=generator_registry_url)),
-        metrics=metrics,
-    )
+    runner = _local_runner(stack_env, generator_registry_url, settings, metrics)
     summary = runner.run(events=5_000)
     assert summary.events == 5_000 and summary.stopped_by == "events"
     assert summary.records == sum(summary.topics.values())
@@ -64,6 +72,31 @@ def test_unpaced_run_counts_every_acknowledged_record_per_topic(
         assert _produced(metrics, topic, "error") == 0, topic
         events = metrics.registry.get_sample_value("freightline_generator_events_total", {"topic": name})
         assert (events or 0) == count, name
+
+
+def test_a_paced_run_counts_deliveries_while_it_runs(
+    stack_env: dict[str, str], generator_registry_url: str, unique_name: Callable[[str], str]
+) -> None:
+    prefix = unique_name("genpace") + "."
+    settings = GeneratorSettings(
+        topic_prefix=prefix, pace=True, products=60, customers=150, suppliers=8, devices=300, reference_snapshot=False
+    )
+    metrics = ServiceMetrics("generator")
+    runner = _local_runner(stack_env, generator_registry_url, settings, metrics)
+    runner.setup()
+    topic = prefix + "web.clickstream.v1"
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(runner.run(duration_s=20.0)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while _produced(metrics, topic, "ok") == 0 and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert thread.is_alive() and _produced(metrics, topic, "ok") > 0, "deliveries counted before the end"
+    finally:
+        thread.join(60)
+    (summary,) = result
+    assert _produced(metrics, topic, "ok") == summary.topics[topic]
 
 
 def test_undelivered_records_fail_the_flush_and_count_as_errors() -> None:

@@ -100,8 +100,23 @@ def test_shipment_delay_surge_from_delayed_and_delivered_events() -> None:
     found += detector.observe(shipment(T0, "DE-HAM>FR-PAR", "X1", "DELAYED", 5))
     found += detector.observe(shipment(T0 + 60_000, "DE-HAM>FR-PAR", "X2", "DELIVERED", 4))
     found += detector.observe(shipment(T0 + 70_000, "DE-HAM>FR-PAR", "X3", "DELIVERED", 6))
-    assert [f["entity_key"] for f in found] == ["DE-HAM>FR-PAR"]
+    assert {f["entity_key"] for f in found} == {"DE-HAM>FR-PAR"}
+    assert {f["anomaly_id"] for f in found} == {found[0]["anomaly_id"]}, "one incident, opened then updated"
     assert found[0]["anomaly_type"] == "SHIPMENT_DELAY_SURGE"
+    assert found[-1]["score"] == 3.0 and found[-1]["window_end"] == T0 + 70_001
+
+
+def test_late_shipments_keep_extending_the_routes_incident() -> None:
+    detector = detectors.ShipmentDelayDetector()
+    found = []
+    for i in range(12):  # one late shipment every 10 minutes: each within the window of the last
+        found += detector.observe(shipment(T0 + i * 600_000, "DE-HAM>FR-PAR", f"X{i}", "DELIVERED", 5))
+    found += detector.observe(shipment(T0 + 11 * 600_000 + 16 * 60_000, "DE-HAM>FR-PAR", "Y0", "DELIVERED", 5))
+    found += detector.observe(shipment(T0 + 11 * 600_000 + 17 * 60_000, "DE-HAM>FR-PAR", "Y1", "DELIVERED", 5))
+    ids = list(dict.fromkeys(f["anomaly_id"] for f in found))
+    assert len(ids) == 2, "a gap longer than the window closes the incident"
+    first = [f for f in found if f["anomaly_id"] == ids[0]][-1]
+    assert first["window_start"] == T0 and first["window_end"] == T0 + 11 * 600_000 + 1
 
 
 def test_payment_far_above_invoice_in_either_arrival_order() -> None:
@@ -145,3 +160,62 @@ def test_score_matches_type_entity_and_overlapping_window() -> None:
     result = match(labels, detections, tolerance_ms=60_000)["OTHER"]
     assert result["detections"] == 3 and result["true_detections"] == 1
     assert result["precision"] == 1 / 3 and result["recall"] == 0.5
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_idle_partition_is_left_out_of_the_watermark_after_the_timeout() -> None:
+    clock = FakeClock()
+    mark = detectors.Watermark(lateness_ms=0, partitions=2, idle_timeout_s=30.0, clock=clock)
+    assert mark.advance(T0, partition=0) < T0 - 10**12, "waits for every partition"
+    mark.advance(T0, partition=1)  # partition 1 then goes quiet
+    for second in range(1, 20):
+        clock.now = float(second)
+        assert mark.advance(T0 + second * 60_000, partition=0) == T0, "held back by partition 1 within the timeout"
+    clock.now = 31.0
+    assert mark.advance(T0 + 20 * 60_000, partition=0) == T0 + 20 * 60_000, "idle partition left out"
+    assert mark.advance(T0 + 60_000, partition=1) == T0 + 60_000, "back in once it delivers again"
+
+
+def test_a_partition_never_heard_from_stops_holding_windows_after_the_timeout() -> None:
+    clock = FakeClock()
+    detector = detectors.ReferrerSpikeDetector(min_views=5, partitions=3, idle_timeout_s=30.0, clock=clock)
+    found = []
+    for second in range(400):
+        clock.now = float(second)
+        found += detector.observe(view(T0 + second * 1000, "P-1", f"https://r{second % 7}.example/"), partition=0)
+        if 100 <= second < 110:
+            found += detector.observe(view(T0 + second * 1000, "P-2", "https://promo.example/"), partition=0)
+    assert any(f["entity_key"] == "P-2" for f in found), "windows closed although partitions 1 and 2 stayed empty"
+
+
+def test_repeated_window_detections_fold_into_one_incident() -> None:
+    detector = detectors.ReferrerSpikeDetector(min_views=5)
+    found = []
+    for second in range(900):
+        t = T0 + second * 1000
+        for i in range(10):
+            found += detector.observe(view(t + i, f"P-{i}", f"https://r{i % 5}.example/"))
+        if 200 <= second < 400:  # a spike over several windows
+            found += detector.observe(view(t, "P-999", "https://promo.example/deal"))
+    found += detector.flush()
+    (incident,) = [f for f in found if f["entity_key"] == "P-999"]
+    assert incident["window_start"] <= T0 + 200_000 and incident["window_end"] >= T0 + 400_000
+    windows = [e for e in incident["evidence"] if e["metric"] == "windows"]
+    assert windows and windows[0]["observed"] >= 3
+
+
+def test_score_reports_detections_per_matched_incident() -> None:
+    labels = [{"anomaly_type": "OTHER", "entity_key": "INV-1", "start_time": T0, "end_time": T0 + 1}]
+    detections = [
+        {"anomaly_id": n, "anomaly_type": "OTHER", "entity_key": "INV-1", "window_start": T0, "window_end": T0 + 1}
+        for n in ("a", "b", "c")
+    ]
+    item = match(labels, detections)["OTHER"]
+    assert item["precision"] == 1.0 and item["recall"] == 1.0 and item["detections_per_incident"] == 3.0

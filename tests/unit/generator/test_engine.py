@@ -12,7 +12,6 @@ import fastavro
 import pytest
 
 from schemas.catalogue import load_catalogue, load_schema
-from services.generator.anomalies import AnomalyKind
 from services.generator.engine import (
     ALL_TOPICS,
     ANOMALY_LABELS,
@@ -193,21 +192,24 @@ def test_anomaly_labels_match_the_injected_events() -> None:
             assert len(delivered) >= 6
             assert all(v["actual_delivery_date"] > v["estimated_delivery_date"] for v in delivered)
         else:
-            (payment,) = events
-            assert payment.topic == PAYMENTS and payment.key == label["entity_key"]
-            invoice = next(i.value for i in items if i.topic == INVOICES and i.key == label["entity_key"])
-            assert payment.value["amount"] >= 4 * invoice["amount"]
+            invoice, payment = events
+            assert invoice.topic == INVOICES and payment.topic == PAYMENTS
+            assert invoice.key == payment.key == label["entity_key"]
+            assert payment.value["amount"] >= 4 * invoice.value["amount"]
 
 
-def test_finish_labels_only_what_was_emitted() -> None:
-    engine = Engine(config(anomalies_per_minute=60.0, anomaly_kinds=(AnomalyKind.TRAFFIC_SPIKE,)))
+def test_finish_completes_the_anomalies_in_progress() -> None:
+    engine = Engine(config(anomalies_per_minute=60.0))
     items = run(engine, 3_000)
     emitted = {i.value["metadata"]["event_id"] for i in items}
-    cut = engine.finish()
-    assert cut, "a spike in progress is labelled at the end"
-    for label in cut:
-        assert label.topic == ANOMALY_LABELS
-        assert set(label.value["event_ids"]) <= emitted
+    rest = engine.finish()
+    labels = [i.value for i in rest if i.topic == ANOMALY_LABELS]
+    assert labels, "anomalies in progress are completed and labelled at the end"
+    tail = [i for i in rest if i.topic != ANOMALY_LABELS]
+    assert tail and all(i.injection is not None for i in tail), "only the anomalies' own events"
+    assert not {i.value["metadata"]["event_id"] for i in tail} & emitted
+    for label in labels:
+        assert set(label["event_ids"]) <= emitted | {i.value["metadata"]["event_id"] for i in tail}
     assert engine.finish() == []
 
 
@@ -228,7 +230,7 @@ def test_take_returns_what_next_returns() -> None:
         (e.topic, e.key, e.value, e.event_time_ms, e.produce_time_ms) for e in b
     ]
     assert one_by_one.now_ms == batched.now_ms
-    assert [e.value["event_ids"] for e in one_by_one.finish()] == [e.value["event_ids"] for e in batched.finish()]
+    assert [(e.key, e.value) for e in one_by_one.finish()] == [(e.key, e.value) for e in batched.finish()]
 
 
 def test_event_ids_are_version_4_uuids_of_the_run() -> None:

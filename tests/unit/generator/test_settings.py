@@ -33,3 +33,15 @@ def test_engine_config_keeps_steps_longer_than_lateness(monkeypatch: pytest.Monk
     assert config.max_lateness_ms == 90_000
     assert config.step_ms > config.max_lateness_ms
     assert config.anomaly_kinds == (AnomalyKind.ERROR_BURST,)
+
+
+def test_the_settings_defaults_are_the_engines(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+    import os
+
+    from services.generator.engine import GeneratorConfig
+
+    for name in [n for n in os.environ if n.startswith("GENERATOR_")]:
+        monkeypatch.delenv(name)
+    built = GeneratorSettings().engine_config()
+    assert built == dataclasses.replace(GeneratorConfig(), start_time_ms=built.start_time_ms)
