@@ -3,7 +3,8 @@
 The raw loop has the mirror's commit discipline: batches of the same size and timeout from a consumer with the
 same settings, every record produced with its key, headers, partition and timestamp, the producer flushed (every
 record delivered) before the batch's offsets are committed asynchronously, as ``ConsumerLoop`` commits. Both
-sides are timed from their partition assignment to the last record. Goal: >= 0.8x the raw loop.
+sides are timed from their partition assignment to the last record, alternately, twice each. Goal: >= 0.8x the
+raw loop.
 
 ``python -m tests.bench.bench_mirror`` (stack env from FREIGHTLINE_STACK_ENV, default .freightline/stack.env).
 """
@@ -23,12 +24,12 @@ from confluent_kafka import Producer as RawProducer
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
-from services.common.kafka import ConsumerLoop, Producer, consumer_config, ensure_topics, producer_config
+from services.common.kafka import ConsumerLoop, consumer_config, ensure_topics, producer_config
 from services.common.lifecycle import Shutdown
 from services.common.metrics import ServiceMetrics
 from services.common.serde import registry_client
 from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings
-from services.mirror.mirror import MirrorMetrics, TopicMirror
+from services.mirror.mirror import MirrorMetrics, TopicMirror, destination_producer
 from services.mirror.translate import SchemaTranslator
 from tests.bench.rows import row, stack_env
 from tests.integration.generator.support import private_registry
@@ -54,7 +55,7 @@ def _settings(env: dict[str, str]) -> tuple[KafkaSettings, RemoteKafkaSettings]:
 def _mirror_rate(local: KafkaSettings, remote: RemoteKafkaSettings, registry_url: str, source: str) -> float:
     metrics = ServiceMetrics("mirror-bench")
     registry = registry_client(SchemaRegistrySettings(url=registry_url))
-    producer = Producer(producer_config(local, "mirror-bench"), metrics)
+    producer = destination_producer(local, metrics)
     destination = f"bench-mirror-dst-{uuid.uuid4().hex[:8]}"
     mirror = TopicMirror(
         source_admin=AdminClient(dict(remote.client_config())),
@@ -140,8 +141,12 @@ def run(env: dict[str, str]) -> list[dict[str, Any]]:
         registry_url = env.get("SCHEMA_REGISTRY_URL") or stack.enter_context(private_registry(env["POSTGRES_DSN"]))
         source = f"bench-mirror-src-{uuid.uuid4().hex[:8]}"
         produce_sequence(remote.client_config(), registry_url, source, partitions=PARTITIONS, count=RECORDS)
-        mirror_rate = _mirror_rate(local, remote, registry_url, source)
+        # Alternated, the best of two each: the first pass over the source warms the brokers' caches, and the
+        # machine's load drifts.
         raw_rate = _raw_rate(local, remote, source)
+        mirror_rate = _mirror_rate(local, remote, registry_url, source)
+        raw_rate = max(raw_rate, _raw_rate(local, remote, source))
+        mirror_rate = max(mirror_rate, _mirror_rate(local, remote, registry_url, source))
     return [
         row(
             "mirror_records_per_s",
