@@ -1,7 +1,8 @@
 """Generator throughput to the local broker, against a raw producer loop of pre-encoded bytes.
 
-Three rows: records per second of wall-clock time (goal: >= 0.25x the raw loop; the raw loop runs under the
-generator's own GC settings, ``collector_tuned``); records per second of the producing thread's
+Three rows: records per second of wall-clock time (goal: >= 0.25x the raw loop; the raw loop runs with the
+generator's producer settings and under its GC settings, ``collector_tuned``; the two alternate, best of two
+each); records per second of the producing thread's
 CPU time, which co-tenants on a shared machine disturb much less (the client's I/O threads are not counted); and
 the CPU time of encoding the generator's record mix with the compiled writers against fastavro's schemaless
 writer on the same records.
@@ -106,10 +107,12 @@ def run(env: dict[str, str]) -> list[dict[str, object]]:
         runner = GeneratorRunner(settings, local, remote, registry_client(SchemaRegistrySettings(url=registry_url)))
         runner.setup()
         runner.run(events=2_000)  # warm-up: connections, schema registrations, topic metadata
-        started, cpu = time.perf_counter(), time.thread_time()
-        summary = runner.run(events=EVENTS)
-        elapsed, cpu_s = time.perf_counter() - started, time.thread_time() - cpu
-        generator_rate, generator_cpu_rate = summary.records / elapsed, summary.records / cpu_s
+
+        def generate() -> tuple[int, float, float]:
+            started, cpu = time.perf_counter(), time.thread_time()
+            summary = runner.run(events=EVENTS)
+            elapsed, cpu_s = time.perf_counter() - started, time.thread_time() - cpu
+            return summary.records, summary.records / elapsed, summary.records / cpu_s
 
         # The baseline sends the same mix of value sizes, pre-encoded.
         from services.generator.engine import Engine
@@ -123,11 +126,26 @@ def run(env: dict[str, str]) -> list[dict[str, object]]:
             item = engine.next()
             payloads.append((item.key.encode(), encoders[item.topic].encode(item.value)))
             records.append((writer_for(parsed[item.topic]).append, parsed[item.topic], item.value))
-        raw_rate, raw_cpu_rate = _raw_loop(bootstrap, payloads, summary.records)
+        # Alternated, the best of two each: the machine's load drifts during a run.
+        sent, generator_rate, generator_cpu_rate = generate()
+        raw_rate, raw_cpu_rate = _raw_loop(bootstrap, payloads, sent)
+        _, rate, cpu_rate = generate()
+        generator_rate, generator_cpu_rate = max(generator_rate, rate), max(generator_cpu_rate, cpu_rate)
+        rate, cpu_rate = _raw_loop(bootstrap, payloads, sent)
+        raw_rate, raw_cpu_rate = max(raw_rate, rate), max(raw_cpu_rate, cpu_rate)
         encode_us, fastavro_us = _encoding_cpu(records)
     raw = "raw_confluent_kafka_producer_preencoded"
     return [
-        row("generator_events_per_s", generator_rate, "events/s", raw, raw_rate, GOAL_RATIO),
+        row(
+            "generator_events_per_s",
+            generator_rate,
+            "events/s",
+            raw,
+            raw_rate,
+            GOAL_RATIO,
+            bound="Bound by building and encoding records in Python: about 6.6 us (engine) + 3.9 us (encoding) + 2 us "
+            "(send, loop) of CPU per event against about 1 us for the raw loop; see tests/bench/README.md.",
+        ),
         row(
             "generator_events_per_thread_cpu_s",
             generator_cpu_rate,

@@ -17,10 +17,12 @@ def row(
     *,
     goal_op: str = ">=",
     note: str = "",
+    bound: str = "",
 ) -> dict[str, Any]:
     """A result row: ``value`` against ``baseline_value`` measured in the same run, ``ratio = value /
     baseline_value`` and the goal ``ratio {goal_op} goal_ratio`` (``None``: informational, no goal).
-    ``met`` is computed here, never written by hand."""
+    ``met`` is computed here, never written by hand. ``bound`` (where the time goes, from a profile) becomes the
+    row's note when the goal is not met."""
     if goal_op not in (">=", "<="):
         raise ValueError(f"goal_op must be '>=' or '<=', not {goal_op!r}")
     ratio = value / baseline_value if baseline_value else float("inf")
@@ -36,6 +38,8 @@ def row(
         "goal_op": goal_op,
         "met": met(ratio, goal_ratio, goal_op),
     }
+    if bound and result["met"] is False:
+        note = f"{note} {bound}".strip()
     if note:
         result["note"] = note
     return result
