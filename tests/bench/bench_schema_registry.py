@@ -128,7 +128,7 @@ def run(env: dict[str, str]) -> list[dict[str, object]]:
             "schema_registry.get_schema_by_id",
             by_id,
             "req/s",
-            "same server's trivial endpoint GET /",
+            "same server's trivial endpoint (GET /)",
             trivial,
             GOAL_RATIO,
         )
