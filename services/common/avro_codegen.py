@@ -11,8 +11,8 @@ How the generated code stays exact:
 * Fast paths only handle the exact Python types a record normally carries (``str``, ``int``, ``float``,
   ``bytes``, ``dict``, ``list``, ``None``); anything else in a position goes through the same conversions
   fastavro applies (``float()`` for ``float``/``double`` record fields, ``__int__`` for integers, ``.encode()``
-  for strings) or is handed to fastavro's own ``write_data`` for that value and sub-schema, with the schema's
-  named types.
+  for strings) or is handed to fastavro's public ``schemaless_writer`` for that value and sub-schema (as the only
+  field of a wrapper record, with the schema's named types).
 * Logical types reuse fastavro's ``LOGICAL_WRITERS`` prepare functions whenever the value is not already the
   underlying primitive (naive datetimes, UUID objects), except decimals in ``bytes`` positions: a ``Decimal``
   whose plain string has exactly ``scale`` digits after the point and at most ``precision`` digits is written as
@@ -20,7 +20,7 @@ How the generated code stays exact:
   exponents, too many digits, NaN, infinities) goes through fastavro's prepare and its errors.
 * Unions whose branches are records and ``"null"`` take a fast path: ``None``; a ``(name, dict)`` tuple (the
   named branch, without validation, as fastavro does); a plain dict, for which every record branch is validated
-  by generated validators that answer exactly as fastavro's ``_validate`` (or leave the decision to fastavro)
+  by generated validators that answer exactly as fastavro's validator (or leave the decision to fastavro)
   and the branch is chosen by fastavro's rule: among the valid record branches the one with the most of its
   fields present in the dict, the first one on a tie. The chosen branch is written by the compiled record code.
 * ``["null", T]`` unions take a fast path when the value is ``None`` or plainly of ``T``'s type (maps and
@@ -30,20 +30,26 @@ How the generated code stays exact:
   mapping type makes the record be rewritten by a second generated variant that applies defaults exactly as
   fastavro does.
 * Recursive named types are written by fastavro from the point of recursion; a schema the generator does not
-  handle at all yields a writer that simply calls ``fastavro.schemaless_writer``.
+  handle at all yields a writer that calls ``fastavro.schemaless_writer``, with a warning naming the schema.
+
+Only fastavro's public API is used (``parse_schema``, ``schemaless_writer``/``schemaless_reader``,
+``validation.validate``, the logical-type tables of ``fastavro.read``/``fastavro.write``); no private module.
 
 ``compile_reader(parsed)`` decodes a body to the values ``fastavro.schemaless_reader`` returns without a reader
 schema (logical types converted by fastavro's ``LOGICAL_READERS``). It rejects every body fastavro rejects, and a
 few fastavro silently accepts: negative union or enum indexes, varints beyond 64 bits. Schemas with recursive
-named types have no compiled reader.
+named types have no compiled reader (a warning names the schema; fastavro reads it).
+
+Kept because ``make bench`` (``tests/bench/bench_common.py``: ``codegen.*`` and ``producer.*`` rows) shows the
+producer's Avro goal met with it and missed with fastavro's schemaless writer in the same run.
 """
 
 from __future__ import annotations
 
 import array
-import importlib
 import io
 import itertools
+import logging
 import math
 import struct
 import threading
@@ -52,23 +58,59 @@ from decimal import Decimal
 from typing import Any
 
 import fastavro
+import fastavro.validation
 from fastavro.const import NAMED_TYPES
 from fastavro.read import LOGICAL_READERS
 from fastavro.schema import extract_logical_type, extract_record_type
 from fastavro.write import LOGICAL_WRITERS
 
+log = logging.getLogger(__name__)
 
-def _fastavro_internals() -> tuple[Any, Any]:
-    """fastavro's compiled ``write_data`` and ``_validate``: the generated code hands unusual values to them."""
-    try:
-        write_module = importlib.import_module("fastavro._write")
-        validation_module = importlib.import_module("fastavro._validation")
-        return write_module.write_data, validation_module._validate
-    except (ImportError, AttributeError):  # pragma: no cover - fastavro without its C extensions
-        return None, None
+_WRAPPER_FIELD = "v"
 
 
-_fastavro_write_data, _fastavro_validate = _fastavro_internals()
+def _by_reference(schema: Any, named: Mapping[str, Any]) -> Any:
+    """``schema`` with every named type defined in ``named`` replaced by its name (so that it can be parsed
+    again with ``named`` as the known types)."""
+    if isinstance(schema, list):
+        return [_by_reference(branch, named) for branch in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    if kind in NAMED_TYPES and schema.get("name") in named:
+        return schema["name"]
+    plain = {k: v for k, v in schema.items() if not k.startswith("__")}
+    if kind == "array":
+        plain["items"] = _by_reference(schema["items"], named)
+    elif kind == "map":
+        plain["values"] = _by_reference(schema["values"], named)
+    elif kind in NAMED_TYPES:
+        plain["fields"] = [{**f, "type": _by_reference(f["type"], named)} for f in schema.get("fields", [])]
+    return plain
+
+
+class _ValueWriter:
+    """Writes one value of a sub-schema with fastavro's public schemaless writer: the generated code hands the
+    values it does not handle itself (unusual Python types, recursion) to it. The value is written as the only
+    field of a wrapper record, whose encoding is exactly the field's."""
+
+    def __init__(self, schema: Any, named: Mapping[str, Any]) -> None:
+        wrapper = {
+            "type": "record",
+            "name": "freightline_codegen_value",
+            "fields": [{"name": _WRAPPER_FIELD, "type": _by_reference(schema, named)}],
+        }
+        self.parsed = fastavro.parse_schema(wrapper, dict(named))
+
+    def __call__(self, buf: bytearray, value: Any) -> None:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, self.parsed, {_WRAPPER_FIELD: value})
+        buf += out.getvalue()
+
+    def accepts(self, value: Any) -> bool:
+        """fastavro's (public) validator's verdict on ``value`` for the sub-schema."""
+        return bool(fastavro.validation.validate({_WRAPPER_FIELD: value}, self.parsed, raise_errors=False))
+
 
 __all__ = [
     "CompiledReader",
@@ -85,8 +127,6 @@ Record = Mapping[str, Any]
 INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
 LONG_MIN, LONG_MAX = -(1 << 63), (1 << 63) - 1
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
-# fastavro's writer options as schemaless_writer passes them by default.
-FASTAVRO_OPTIONS: dict[str, bool] = {"strict": False, "strict_allow_default": False, "disable_tuple_notation": False}
 # Logical types whose prepare function returns a value of the underlying Python type unchanged.
 _PASS_THROUGH: dict[str, type] = {
     "long-timestamp-millis": int,
@@ -253,10 +293,7 @@ class _Generator(_Emitter):
                 "FIXERR": _fixed_size_error,
                 "MISSING": _missing_field,
                 "RETRY": _Retry,
-                "FA": _fastavro_write_data,
-                "VAL": _fastavro_validate,
                 "NAMED": named,
-                "OPTS": FASTAVRO_OPTIONS,
                 "float": float,
                 "int": int,
                 "str": str,
@@ -280,6 +317,13 @@ class _Generator(_Emitter):
         self.stack: list[str] = []
         self.validator_lines: list[str] = []  # the generated validators, module-level functions
         self._validators: dict[int, str] = {}
+        self._value_writers: dict[int, _ValueWriter] = {}
+
+    def value_writer(self, schema: Any) -> _ValueWriter:
+        found = self._value_writers.get(id(schema))
+        if found is None:
+            found = self._value_writers[id(schema)] = _ValueWriter(schema, self.named)
+        return found
 
     def resolve(self, schema: Any) -> tuple[Any, str | None]:
         """The schema a (possibly named-reference) schema stands for, and the reference's name if it is one."""
@@ -290,7 +334,7 @@ class _Generator(_Emitter):
         return schema, None
 
     def delegate(self, indent: int, value: str, schema: Any) -> None:
-        self.emit(indent, f"FA(buf, {value}, {self.const(schema, 'S')}, NAMED, '', OPTS)")
+        self.emit(indent, f"{self.const(self.value_writer(schema), 'FA')}(buf, {value})")
 
     # -- top level -----------------------------------------------------------------------------------------
     def function(self, name: str, general: bool) -> None:
@@ -666,7 +710,7 @@ class _Generator(_Emitter):
         return True
 
     # -- validators ----------------------------------------------------------------------------------------
-    # fastavro's union writer validates a value against the branches (``fastavro._validation._validate``) to
+    # fastavro's union writer validates a value against the branches (as ``fastavro.validation.validate``) to
     # choose one. The generated validators give the same answer without calling it: each returns 1 (accepted),
     # 0 (rejected) or -1 (not decided: the caller hands the whole union to fastavro). A value is only accepted
     # when it has exactly a Python type fastavro's validator accepts for the position (with the same range and
@@ -674,10 +718,8 @@ class _Generator(_Emitter):
     # in a logical-type position gets the verdict fastavro gives ``None`` there, computed once at generation.
 
     def none_verdict(self, schema: Any) -> int:
-        if _fastavro_validate is None:
-            return -1
         try:
-            return 1 if _fastavro_validate(None, schema, self.named, "", False, FASTAVRO_OPTIONS) else 0
+            return 1 if self.value_writer(schema).accepts(None) else 0
         except Exception:  # fastavro raises for None here: undecided, so that fastavro raises it
             return -1
 
@@ -1083,7 +1125,10 @@ def reader_for(parsed_writer_schema: Any) -> CompiledReader | None:
         namespace = dict(generator.namespace)
         exec(compile(source, f"<avro reader {_schema_label(parsed)}>", "exec"), namespace)
         built = CompiledReader(namespace["read"], source)
-    except Exception:  # anything the generator cannot express stays with fastavro
+    except Exception as error:  # anything the generator cannot express is read by fastavro, loudly
+        log.warning(
+            "schema %s: no generated reader (%s); fastavro's schemaless reader reads it", _schema_label(parsed), error
+        )
         built = None
     with _cache_lock:
         _reader_cache[key] = (parsed_writer_schema, built)
@@ -1120,13 +1165,13 @@ def writer_for(parsed_schema: Any) -> CompiledWriter:
     if entry is not None and entry[0] is parsed_schema:
         return entry[1]
     parsed, named = _parse(parsed_schema)
-    if _fastavro_write_data is None:
+    try:
+        built = _generate(parsed, named)
+    except Exception as error:  # anything the generator cannot express is written by fastavro, loudly
+        log.warning(
+            "schema %s: no generated writer (%s); fastavro's schemaless writer writes it", _schema_label(parsed), error
+        )
         built = _fallback(parsed)
-    else:
-        try:
-            built = _generate(parsed, named)
-        except Exception:  # anything the generator cannot express stays with fastavro
-            built = _fallback(parsed)
     with _cache_lock:
         _cache[key] = (parsed_schema, built)  # the strong reference keeps the id from being reused
     return built

@@ -82,6 +82,44 @@ def consumer_config(settings: KafkaSettings, group_id: str, client_id: str, **ov
     return config
 
 
+class RecordCopier:
+    """A pre-bound fast path for copying consumed records as they are (key, headers, partition, timestamp kept,
+    no trace context injected): ``copier(topic, value, key, headers, partition, timestamp_ms)``; a timestamp of
+    0 lets the client stamp the record. Deliveries are counted exactly as ``Producer.produce`` counts them."""
+
+    __slots__ = ("_callback", "_poll", "_produce", "_unconfirmed")
+
+    def __init__(self, producer: Producer) -> None:
+        self._produce = producer._producer.produce
+        self._poll = producer._producer.poll
+        self._callback = producer._on_delivery if producer.report_successes else None
+        self._unconfirmed = None if producer.report_successes else producer._unconfirmed
+
+    def __call__(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: Any, partition: int, timestamp: int
+    ) -> None:
+        """Queue one record; blocks (serving delivery reports) while the local buffer is full."""
+        while True:
+            try:
+                if self._callback is None:
+                    self._produce(topic, value, key, partition=partition, timestamp=timestamp, headers=headers)
+                else:
+                    self._produce(
+                        topic,
+                        value,
+                        key,
+                        partition=partition,
+                        timestamp=timestamp,
+                        headers=headers,
+                        on_delivery=self._callback,
+                    )
+                break
+            except BufferError:
+                self._poll(0.05)
+        if self._unconfirmed is not None:
+            self._unconfirmed[topic] += 1
+
+
 class TopicSender:
     """A pre-bound fast path to one topic: ``sender(value, key, timestamp_ms)``.
 
@@ -200,6 +238,10 @@ class Producer:
     def sender(self, topic: str) -> TopicSender:
         """The fast path to ``topic`` for records without trace context (see ``TopicSender``)."""
         return TopicSender(self, topic)
+
+    def copier(self) -> RecordCopier:
+        """The fast path for copying consumed records as they are (see ``RecordCopier``)."""
+        return RecordCopier(self)
 
     def poll(self, timeout: float = 0) -> int:
         served = int(self._producer.poll(timeout))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -140,3 +142,23 @@ class MetricsServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def observe_many(histogram: Any, values: Iterable[float]) -> None:
+    """Observe every value in one labelled histogram (a ``Histogram(...).labels(...)`` child): the same bucket
+    counts and sum as one ``observe`` per value, with one increment per bucket touched instead of a locked
+    increment and a walk over the buckets per value. prometheus_client has no bulk observe, so this uses the
+    child's ``_upper_bounds``, ``_buckets`` and ``_sum`` (``tests/unit/common/test_metrics.py`` checks it against
+    ``observe``)."""
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    total = 0.0
+    for value in values:
+        total += value
+        counts[bisect_left(bounds, value)] += 1  # the first bound >= value, as observe's ``amount <= bound``
+    if not any(counts):
+        return
+    histogram._sum.inc(total)
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)

@@ -31,6 +31,7 @@ from confluent_kafka import Message
 
 from services.common.deadletter import ERROR_TYPE_HEADER, dead_letter_topic, envelope
 from services.common.kafka import headers_of
+from services.common.metrics import observe_many
 from services.common.serde import SerdeError
 from services.enricher import join
 
@@ -159,12 +160,9 @@ class Processor:
             source, output = self.settings.source(kind), self.settings.output(kind)
             self.base.record_in(source, "ok", len(event_times))
             metrics.enriched.labels(output).inc(len(event_times))
-            latency = metrics.latency.labels(output)
-            age = self.base.event_age.labels(self.base.service, source)
-            for event_time in event_times:
-                seconds = max(delivered_ms - event_time, 0.0) / 1000.0
-                latency.observe(seconds)
-                age.observe(seconds)
+            ages = [max(delivered_ms - event_time, 0.0) / 1000.0 for event_time in event_times]
+            observe_many(metrics.latency.labels(output), ages)
+            observe_many(self.base.event_age.labels(self.base.service, source), ages)
         for ref_kind, count in enrichment.unknown.items():
             metrics.unknown.labels(ref_kind).inc(count)
         for country, count in enrichment.countries.items():

@@ -10,13 +10,13 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from services.common.deadletter import DeadLetterPublisher
-from services.common.kafka import ConsumerLoop, Producer, consumer_config, producer_config
+from services.common.kafka import ConsumerLoop, consumer_config
 from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.serde import AvroSerde, registry_client
 from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings, ServiceSettings
-from services.mirror.mirror import SERVICE, MirrorMetrics, SourceHealth, TopicMirror
+from services.mirror.mirror import SERVICE, MirrorMetrics, SourceHealth, TopicMirror, destination_producer
 from services.mirror.settings import MirrorSettings
 from services.mirror.translate import SchemaTranslator
 
@@ -48,7 +48,7 @@ def main() -> int:
         destination_registry,
         register_destination_subjects=settings.register_destination_subjects,
     )
-    producer = Producer(producer_config(local, f"{SERVICE}-producer"), metrics)
+    producer = destination_producer(local, metrics)
     mirror = TopicMirror(
         source_admin=AdminClient(admin_config),
         destination_admin_config=local.client_config(),

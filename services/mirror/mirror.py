@@ -11,27 +11,32 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions
-from opentelemetry import context as otel_context
 from prometheus_client import Counter, Gauge
 
 from schemas.catalogue import load_catalogue
 from services.common.deadletter import DeadLetterPublisher, dead_letter_topic
-from services.common.kafka import Headers, Producer, ensure_topics, headers_of
+from services.common.kafka import Producer, ensure_topics, producer_config
 from services.common.metrics import ServiceMetrics
 from services.common.serde import SerdeError, UndecodableRecord, subject_for
+from services.common.settings import KafkaSettings
 from services.mirror.translate import SchemaTranslator
 
 log = logging.getLogger(__name__)
 
 SERVICE = "mirror"
 COPIED_CONFIGS = ("cleanup.policy", "retention.ms")
-_NO_TRACE = otel_context.Context()  # produce with the record's own headers: inject no trace context
 _AUTH_ERRORS = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
 _DOWN_ERRORS = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
+
+
+def destination_producer(local: KafkaSettings, metrics: ServiceMetrics | None = None) -> Producer:
+    """The local cluster's producer: delivery reports for failures only (no Python call per record); the loop's
+    flush before each commit confirms the rest."""
+    return Producer(producer_config(local, f"{SERVICE}-producer"), metrics, report_successes=False)
 
 
 class MirrorMetrics:
@@ -154,6 +159,8 @@ class TopicMirror:
         self.dead_letters = dead_letters
         self.create_topics = create_topics
         self._ready: dict[str, str] = {}
+        self._subjects: dict[str, str] = {}  # destination topic -> its value subject
+        self._copy = producer.copier()
         self._record_counters: dict[str, Any] = {}
         self._dlq_ready: set[str] = set()
         self._registrations_seen = 0
@@ -186,6 +193,7 @@ class TopicMirror:
                 for future in futures.values():
                     future.result(timeout=30)
             log.info("mirroring %s -> %s (%d partitions, %s)", source_topic, destination, partitions, configs)
+        self._subjects[destination] = subject_for(destination)
         self._ready[source_topic] = destination
         self._record_counters[source_topic] = self.mirror_metrics.records.labels(source_topic, destination)
         return destination
@@ -207,37 +215,40 @@ class TopicMirror:
     # -- copying -------------------------------------------------------------------------------------------
     def handle(self, batch: list[Message]) -> None:
         """Queue every record of ``batch`` on the destination (the loop flushes before committing)."""
-        produce = self.producer.produce
+        copy = self._copy
         translate = self.translator.translate
+        ready = self._ready
+        subjects = self._subjects
         copied: dict[str, int] = {}
         size = 0
         for message in batch:
             source_topic = message.topic() or ""
-            destination = self._ready.get(source_topic) or self.ensure_destination(source_topic)
+            destination = ready.get(source_topic) or self.ensure_destination(source_topic)
             value = message.value()
             key = message.key()
             if value is not None:
                 try:
-                    value = translate(subject_for(destination), value)
+                    value = translate(subjects[destination], value)
                 except UndecodableRecord:
                     self.mirror_metrics.untranslated.labels(source_topic).inc()
                 except SerdeError as error:
                     self._dead_letter(message, error)
                     continue
+                size += len(value)
             else:
                 self.mirror_metrics.untranslated.labels(source_topic).inc()
             timestamp_type, timestamp = message.timestamp()
-            produce(
+            copy(
                 destination,
                 value,
                 key,
-                headers=cast(Headers, headers_of(message)),
-                partition=message.partition(),
-                timestamp=timestamp if timestamp_type != TIMESTAMP_NOT_AVAILABLE else None,
-                context=_NO_TRACE,
+                message.headers(),
+                message.partition() or 0,
+                timestamp if timestamp_type != TIMESTAMP_NOT_AVAILABLE else 0,
             )
             copied[source_topic] = copied.get(source_topic, 0) + 1
-            size += len(value or b"") + len(key or b"")
+            if key is not None:
+                size += len(key)
         for source_topic, count in copied.items():
             self._record_counters[source_topic].inc(count)
             self.metrics.record_in(source_topic, "ok", count)

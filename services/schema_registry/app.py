@@ -180,6 +180,8 @@ class RegistryApp:
         self._id_cache: dict[int, bytes] = {}
         self._count_ok = self.metrics.requests.labels("/schemas/ids/{id}", "GET", "200")
         self._latency_ids = self.metrics.latency.labels("/schemas/ids/{id}", "GET")
+        self._count_root = self.metrics.requests.labels("/", "GET", "200")
+        self._latency_root = self.metrics.latency.labels("/", "GET")
 
     # -- ASGI entry -----------------------------------------------------------------------------------------
 
@@ -216,6 +218,15 @@ class RegistryApp:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         raw = raw_path.split(b"?", 1)[0].decode("latin-1")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+        # Trivial endpoint: constant bytes, no database, no routing (the baseline of the lookup benchmark).
+        if method == "GET" and raw == "/" and (not self.users or self._authorized(headers)):
+            content_type = _negotiate(headers.get("accept"))
+            if content_type is not None:
+                await self._send(send, 200, b"{}", content_type)
+                self._count_root.inc()
+                self._latency_root.observe(time.perf_counter() - started)
+                return
 
         # Hot path: a cached schema by id, no body, nothing else to look at.
         if method == "GET" and raw.startswith("/schemas/ids/") and (not self.users or self._authorized(headers)):

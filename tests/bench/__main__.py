@@ -1,8 +1,18 @@
 """``make bench``: every ``tests/bench/bench_*.py`` against its baseline in the same run.
 
-Each bench module exposes ``run(env) -> list[dict]`` (name, value, unit, baseline_name, baseline_value, ratio,
-goal). Results are printed and written to ``<state>/bench/results.json`` and ``results.md``. Pass bench names
-(``common``, ``schema_registry``, ...) to run only those.
+Each bench module exposes ``run(env) -> list[dict]``, one dict per row, built with ``tests.bench.rows.row``:
+
+* ``name``, ``value``, ``unit``: what is measured;
+* ``baseline_name``, ``baseline_value``: the baseline doing the same work in the same run (same unit);
+* ``ratio``: ``value / baseline_value``; every goal is a ratio, since absolute rates depend on the machine;
+* ``goal_ratio`` (a number, or ``None`` for an informational row), ``goal_op`` (``">="``, or ``"<="`` where
+  lower is better, e.g. a latency) and ``goal``, its text (``">= 0.6x"``, ``"-"`` without a goal);
+* ``met``: ``ratio goal_op goal_ratio`` (``None`` without a goal), recomputed here for every row;
+* optionally ``note``: where the time goes when a goal is not met.
+
+Results are printed and written to ``<state>/bench/results.json`` and ``results.md``. Pass bench names
+(``common``, ``schema_registry``, ...) to run only those. The exit status is 1 when a bench fails to run; a goal
+not met is reported in the table, not as a failure.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from rich.table import Table
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
+from tests.bench.rows import met
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,6 +43,10 @@ def available() -> list[str]:
 
 def _fmt(value: Any) -> str:
     return f"{value:,.1f}" if isinstance(value, int | float) else str(value)
+
+
+def _met(row: dict[str, Any]) -> str:
+    return {True: "yes", False: "NO", None: "-"}[row.get("met")]
 
 
 def main(argv: list[str]) -> int:
@@ -59,13 +74,14 @@ def main(argv: list[str]) -> int:
                 continue
             for row in rows:
                 row["bench"] = name
+                row["met"] = met(row["ratio"], row.get("goal_ratio"), row.get("goal_op", ">="))
             results += rows
             console.print(f"  done in {time.monotonic() - started:.0f}s")
     finally:
         if not was_running:
             stack.down()
     table = Table(title="Freightline benchmarks (same run, same machine)")
-    for column in ("benchmark", "value", "baseline", "baseline value", "ratio", "goal"):
+    for column in ("benchmark", "value", "baseline", "baseline value", "ratio", "goal", "met"):
         table.add_column(column)
     for row in results:
         table.add_row(
@@ -75,6 +91,7 @@ def main(argv: list[str]) -> int:
             f"{_fmt(row['baseline_value'])} {row['unit']}",
             f"{row['ratio']:.2f}x",
             row["goal"],
+            _met(row),
         )
     console.print(table)
     out = stack.ctx.paths.home / "bench"
@@ -84,14 +101,17 @@ def main(argv: list[str]) -> int:
     lines = [
         f"# Freightline benchmarks ({meta['time']}, {meta['machine']})",
         "",
-        "| benchmark | value | baseline | baseline value | ratio | goal |",
-        "|---|---|---|---|---|---|",
+        "| benchmark | value | baseline | baseline value | ratio | goal | met |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['name']} | {_fmt(r['value'])} {r['unit']} | {r['baseline_name']} | {_fmt(r['baseline_value'])} "
-        f"{r['unit']} | {r['ratio']:.2f}x | {r['goal']} |"
+        f"{r['unit']} | {r['ratio']:.2f}x | {r['goal']} | {_met(r)} |"
         for r in results
     ]
+    notes = [f"- **{r['name']}**: {r['note']}" for r in results if r.get("note")]
+    if notes:
+        lines += ["", "Notes:", "", *notes]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     console.print(f"results written to {out / 'results.md'} and {out / 'results.json'}")
     return 1 if failures else 0

@@ -3,13 +3,14 @@
 Baselines, measured in the same run over the same input: the same enrichment written with Quix Streams
 (``tests/bench/quix_enricher.py`` in its own environment, ``deploy/bootstrap/envs/quix``), and the same
 enrichment (decode, join, encode) in a plain loop without Kafka, the ceiling of the per-event work itself.
+Goals: >= 2x Quix Streams (at its default commit interval: the enricher commits per batch, so the two do not share
+an interval) and >= 0.5x the per-event work alone. Both applications run with default interpreter and GC settings.
 ``python -m tests.bench.bench_enricher`` (stack env from FREIGHTLINE_STACK_ENV, default .freightline/stack.env).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,10 +24,18 @@ from services.common.kafka import ensure_topics, read_topic
 from services.enricher import join
 from services.enricher.codec import SplicingEncoder
 from services.enricher.settings import OUTPUT_TOPICS, REFERENCE_TOPICS, SOURCE_TOPICS
+from tests.bench.rows import row, stack_env
 from tests.integration.enricher import support
 
 EVENTS = 60_000
-GOAL = 10_000.0
+QUIX_GOAL = 2.0
+BOUND = (
+    "py-spy on the enricher process: the per-event work (the agent's decode, join, encode) takes about as many "
+    "samples as delivering its outputs (produce ~35%, two prometheus histogram observations per event ~65%); "
+    "the source thread waits for the agent and the agent for the next batch, and every batch waits for its "
+    "flush; see tests/bench/README.md."
+)
+WORK_GOAL = 0.5
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,38 +136,34 @@ def run(env: dict[str, str]) -> list[dict[str, Any]]:
     prefix = f"bench-enr-{uuid.uuid4().hex[:8]}-"
     summary = support.run_generator(env, prefix, EVENTS, 31, GENERATOR_ANOMALIES_PER_MINUTE="0")
     expected = support.expected_event_count(summary, prefix)
+    # The per-event work is timed before and after the two applications and the better of the two kept: the
+    # machine's load drifts between phases, and the higher ceiling is the stricter baseline.
+    ceiling = _baseline_rate(env, prefix)
     with tempfile.TemporaryDirectory() as tmp:
         rate = _enricher_rate(env, prefix, expected, Path(tmp))
         quix = _quix_rate(env, prefix, expected, Path(tmp))
-    ceiling = _baseline_rate(env, prefix)
+    ceiling = max(ceiling, _baseline_rate(env, prefix))
     return [
-        {
-            "name": "enricher events/s (one Faust process)",
-            "value": round(rate, 1),
-            "unit": "events/s",
-            "baseline_name": "same enrichment with Quix Streams 3.28.1 (one process)",
-            "baseline_value": round(quix, 1),
-            "ratio": round(rate / quix, 3),
-            "goal": f">= {GOAL:,.0f} events/s",
-        },
-        {
-            "name": "enricher events/s against the per-event work alone",
-            "value": round(rate, 1),
-            "unit": "events/s",
-            "baseline_name": "same decode, join and encode in a plain loop, no Kafka",
-            "baseline_value": round(ceiling, 1),
-            "ratio": round(rate / ceiling, 3),
-            "goal": "-",
-        },
+        row(
+            "enricher events/s (one Faust process)",
+            rate,
+            "events/s",
+            "same enrichment with Quix Streams 3.28.1 (one process, default commit interval)",
+            quix,
+            QUIX_GOAL,
+            bound=BOUND,
+        ),
+        row(
+            "enricher events/s against the per-event work alone",
+            rate,
+            "events/s",
+            "same decode, join and encode in a plain loop, no Kafka",
+            ceiling,
+            WORK_GOAL,
+            bound=BOUND,
+        ),
     ]
 
 
-def _env() -> dict[str, str]:
-    from tests.conftest import _read_env
-
-    path = Path(os.environ.get("FREIGHTLINE_STACK_ENV", ".freightline/stack.env"))
-    return _read_env(path)
-
-
 if __name__ == "__main__":
-    sys.stdout.write(json.dumps(run(_env()), indent=2) + "\n")
+    sys.stdout.write(json.dumps(run(stack_env()), indent=2) + "\n")

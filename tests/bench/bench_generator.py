@@ -1,6 +1,8 @@
 """Generator throughput to the local broker, against a raw producer loop of pre-encoded bytes.
 
-Three rows: records per second of wall-clock time (the goal); records per second of the producing thread's
+Three rows: records per second of wall-clock time (goal: >= 0.25x the raw loop; the raw loop runs with the
+generator's producer settings and under its GC settings, ``collector_tuned``; the two alternate, best of two
+each); records per second of the producing thread's
 CPU time, which co-tenants on a shared machine disturb much less (the client's I/O threads are not counted); and
 the CPU time of encoding the generator's record mix with the compiled writers against fastavro's schemaless
 writer on the same records.
@@ -12,12 +14,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 import time
 import uuid
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -28,12 +28,13 @@ from services.common.kafka import producer_config
 from services.common.serde import registry_client
 from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings
 from services.generator.engine import ALL_TOPICS
-from services.generator.runner import GeneratorRunner
+from services.generator.runner import GeneratorRunner, collector_tuned
 from services.generator.settings import GeneratorSettings
+from tests.bench.rows import row, stack_env
 from tests.integration.generator.support import private_registry
 
 EVENTS = 150_000
-GOAL = 50_000.0
+GOAL_RATIO = 0.25
 ENCODED = 20_000  # records of the mix encoded for the baseline loop and the encoding row
 
 
@@ -41,9 +42,26 @@ def _raw_loop(bootstrap: str, payloads: list[tuple[bytes, bytes]], count: int) -
     """Records/s of a bare confluent_kafka producer sending pre-encoded values with the same settings (wall
     clock, and CPU time of the producing thread)."""
     topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
-    producer = RawProducer(producer_config(KafkaSettings(bootstrap_servers=bootstrap), "bench-raw"))
+    # The generator's producer settings: error reports only (no Python call per acknowledged record).
+    failed: list[Any] = []
+    config = {
+        **producer_config(KafkaSettings(bootstrap_servers=bootstrap), "bench-raw"),
+        "delivery.report.only.error": True,
+        "on_delivery": lambda error, _message: failed.append(error),
+    }
+    producer = RawProducer(config)
     producer.produce(topic, b"warm-up")
     producer.flush(60)
+    with collector_tuned():  # the generator's GC settings during a run
+        rates = _raw_send(producer, topic, payloads, count)
+    if failed:
+        raise RuntimeError(f"raw producer: {len(failed)} deliveries failed, first: {failed[0]}")
+    return rates
+
+
+def _raw_send(
+    producer: RawProducer, topic: str, payloads: list[tuple[bytes, bytes]], count: int
+) -> tuple[float, float]:
     started, cpu = time.perf_counter(), time.thread_time()
     size = len(payloads)
     for n in range(count):
@@ -89,10 +107,12 @@ def run(env: dict[str, str]) -> list[dict[str, object]]:
         runner = GeneratorRunner(settings, local, remote, registry_client(SchemaRegistrySettings(url=registry_url)))
         runner.setup()
         runner.run(events=2_000)  # warm-up: connections, schema registrations, topic metadata
-        started, cpu = time.perf_counter(), time.thread_time()
-        summary = runner.run(events=EVENTS)
-        elapsed, cpu_s = time.perf_counter() - started, time.thread_time() - cpu
-        generator_rate, generator_cpu_rate = summary.records / elapsed, summary.records / cpu_s
+
+        def generate() -> tuple[int, float, float]:
+            started, cpu = time.perf_counter(), time.thread_time()
+            summary = runner.run(events=EVENTS)
+            elapsed, cpu_s = time.perf_counter() - started, time.thread_time() - cpu
+            return summary.records, summary.records / elapsed, summary.records / cpu_s
 
         # The baseline sends the same mix of value sizes, pre-encoded.
         from services.generator.engine import Engine
@@ -106,49 +126,47 @@ def run(env: dict[str, str]) -> list[dict[str, object]]:
             item = engine.next()
             payloads.append((item.key.encode(), encoders[item.topic].encode(item.value)))
             records.append((writer_for(parsed[item.topic]).append, parsed[item.topic], item.value))
-        raw_rate, raw_cpu_rate = _raw_loop(bootstrap, payloads, summary.records)
+        # Alternated, the best of two each: the machine's load drifts during a run.
+        sent, generator_rate, generator_cpu_rate = generate()
+        raw_rate, raw_cpu_rate = _raw_loop(bootstrap, payloads, sent)
+        _, rate, cpu_rate = generate()
+        generator_rate, generator_cpu_rate = max(generator_rate, rate), max(generator_cpu_rate, cpu_rate)
+        rate, cpu_rate = _raw_loop(bootstrap, payloads, sent)
+        raw_rate, raw_cpu_rate = max(raw_rate, rate), max(raw_cpu_rate, cpu_rate)
         encode_us, fastavro_us = _encoding_cpu(records)
+    raw = "raw_confluent_kafka_producer_preencoded"
     return [
-        {
-            "name": "generator_events_per_s",
-            "value": round(generator_rate, 1),
-            "unit": "events/s",
-            "baseline_name": "raw_confluent_kafka_producer_preencoded",
-            "baseline_value": round(raw_rate, 1),
-            "ratio": round(generator_rate / raw_rate, 3),
-            "goal": f">= {GOAL:.0f} events/s",
-        },
-        {
-            "name": "generator_events_per_thread_cpu_s",
-            "value": round(generator_cpu_rate, 1),
-            "unit": "events/s of producing-thread CPU",
-            "baseline_name": "raw_confluent_kafka_producer_preencoded",
-            "baseline_value": round(raw_cpu_rate, 1),
-            "ratio": round(generator_cpu_rate / raw_cpu_rate, 3),
-            "goal": "informational: the wall-clock rate with a core of its own",
-        },
-        {
-            "name": "generator_encode_cpu_us_per_record",
-            "value": round(encode_us, 2),
-            "unit": "us of process CPU per record (the generated record mix)",
-            "baseline_name": "fastavro_schemaless_writer",
-            "baseline_value": round(fastavro_us, 2),
-            "ratio": round(encode_us / fastavro_us, 3),
-            "goal": "informational: lower is better",
-        },
+        row(
+            "generator_events_per_s",
+            generator_rate,
+            "events/s",
+            raw,
+            raw_rate,
+            GOAL_RATIO,
+            bound="Bound by building and encoding records in Python: about 6.6 us (engine) + 3.9 us (encoding) + 2 us "
+            "(send, loop) of CPU per event against about 1 us for the raw loop; see tests/bench/README.md.",
+        ),
+        row(
+            "generator_events_per_thread_cpu_s",
+            generator_cpu_rate,
+            "events/s of producing-thread CPU",
+            raw,
+            raw_cpu_rate,
+            None,
+            note="informational: the wall-clock rate with a core of its own",
+        ),
+        row(
+            "generator_encode_cpu_us_per_record",
+            encode_us,
+            "us of process CPU per record (the generated record mix)",
+            "fastavro_schemaless_writer",
+            fastavro_us,
+            None,
+            note="informational, lower is better: generated writers against fastavro's public schemaless writer",
+        ),
     ]
 
 
-def _stack_env() -> dict[str, str]:
-    path = Path(os.environ.get("FREIGHTLINE_STACK_ENV", ".freightline/stack.env"))
-    env = dict(os.environ)
-    for line in path.read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            env[key.strip()] = value.strip()
-    return env
-
-
 if __name__ == "__main__":
-    json.dump(run(_stack_env()), sys.stdout, indent=2)
+    json.dump(run(stack_env()), sys.stdout, indent=2)
     sys.stdout.write("\n")

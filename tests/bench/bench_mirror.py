@@ -1,18 +1,22 @@
 """Mirror throughput (remote SASL cluster -> local), against a raw consume-produce loop over the same data.
 
+The raw loop has the mirror's commit discipline: batches of the same size and timeout from a consumer with the
+same settings, every record produced with its key, headers, partition and timestamp, the producer flushed (every
+record delivered) before the batch's offsets are committed asynchronously, as ``ConsumerLoop`` commits. Both
+sides are timed from their partition assignment to the last record, alternately, twice each. Goal: >= 0.8x the
+raw loop.
+
 ``python -m tests.bench.bench_mirror`` (stack env from FREIGHTLINE_STACK_ENV, default .freightline/stack.env).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
 import uuid
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -20,19 +24,22 @@ from confluent_kafka import Producer as RawProducer
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
-from services.common.kafka import ConsumerLoop, Producer, consumer_config, ensure_topics, producer_config
+from services.common.kafka import ConsumerLoop, consumer_config, ensure_topics, producer_config
 from services.common.lifecycle import Shutdown
 from services.common.metrics import ServiceMetrics
 from services.common.serde import registry_client
 from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings
-from services.mirror.mirror import MirrorMetrics, TopicMirror
+from services.mirror.mirror import MirrorMetrics, TopicMirror, destination_producer
 from services.mirror.translate import SchemaTranslator
+from tests.bench.rows import row, stack_env
 from tests.integration.generator.support import private_registry
 from tests.integration.mirror.conftest import produce_sequence
 
 RECORDS = 200_000
 PARTITIONS = 3
-GOAL = 30_000.0
+GOAL_RATIO = 0.8
+BATCH = 5000
+BATCH_TIMEOUT_S = 0.5
 
 
 def _settings(env: dict[str, str]) -> tuple[KafkaSettings, RemoteKafkaSettings]:
@@ -48,7 +55,7 @@ def _settings(env: dict[str, str]) -> tuple[KafkaSettings, RemoteKafkaSettings]:
 def _mirror_rate(local: KafkaSettings, remote: RemoteKafkaSettings, registry_url: str, source: str) -> float:
     metrics = ServiceMetrics("mirror-bench")
     registry = registry_client(SchemaRegistrySettings(url=registry_url))
-    producer = Producer(producer_config(local, "mirror-bench"), metrics)
+    producer = destination_producer(local, metrics)
     destination = f"bench-mirror-dst-{uuid.uuid4().hex[:8]}"
     mirror = TopicMirror(
         source_admin=AdminClient(dict(remote.client_config())),
@@ -68,12 +75,15 @@ def _mirror_rate(local: KafkaSettings, remote: RemoteKafkaSettings, registry_url
         shutdown=shutdown,
         producer=producer,
         metrics=metrics,
-        batch_size=5000,
+        batch_size=BATCH,
+        batch_timeout_s=BATCH_TIMEOUT_S,
         on_poll=lambda _: None,
     )
-    started = time.perf_counter()
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
+    while not loop.assignment and thread.is_alive():  # group join is not throughput
+        time.sleep(0.005)
+    started = time.perf_counter()
     while loop.processed < RECORDS:
         if not thread.is_alive():
             raise RuntimeError("mirror loop stopped early")
@@ -85,16 +95,19 @@ def _mirror_rate(local: KafkaSettings, remote: RemoteKafkaSettings, registry_url
 
 
 def _raw_rate(local: KafkaSettings, remote: RemoteKafkaSettings, source: str) -> float:
-    """A bare consume -> produce loop with the same client settings and commit-after-flush batches."""
+    """A bare consume -> produce loop with the same client settings, flush (delivery) then asynchronous commit."""
     consumer = Consumer(consumer_config(remote, f"bench-raw-{uuid.uuid4().hex[:8]}", "raw-bench"))
     producer = RawProducer(producer_config(local, "raw-bench"))
     destination = f"bench-raw-dst-{uuid.uuid4().hex[:8]}"
     ensure_topics(local.client_config(), [(destination, PARTITIONS, {})])
-    consumer.subscribe([source])
+    assigned = threading.Event()
+    consumer.subscribe([source], on_assign=lambda _c, _p: assigned.set())
     copied = 0
-    started = time.perf_counter()
+    started: float | None = None
     while copied < RECORDS:
-        batch = consumer.consume(5000, 0.5)
+        batch = consumer.consume(BATCH, BATCH_TIMEOUT_S)
+        if started is None and assigned.is_set():
+            started = time.perf_counter()
         offsets: dict[int, int] = {}
         for message in batch:
             if message.error() is not None:
@@ -116,8 +129,8 @@ def _raw_rate(local: KafkaSettings, remote: RemoteKafkaSettings, source: str) ->
             offsets[message.partition() or 0] = (message.offset() or 0) + 1
         if offsets:
             producer.flush(60)
-            consumer.commit(offsets=[TopicPartition(source, p, o) for p, o in offsets.items()], asynchronous=False)
-    elapsed = time.perf_counter() - started
+            consumer.commit(offsets=[TopicPartition(source, p, o) for p, o in offsets.items()], asynchronous=True)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
     consumer.close()
     return RECORDS / elapsed
 
@@ -128,31 +141,24 @@ def run(env: dict[str, str]) -> list[dict[str, Any]]:
         registry_url = env.get("SCHEMA_REGISTRY_URL") or stack.enter_context(private_registry(env["POSTGRES_DSN"]))
         source = f"bench-mirror-src-{uuid.uuid4().hex[:8]}"
         produce_sequence(remote.client_config(), registry_url, source, partitions=PARTITIONS, count=RECORDS)
-        mirror_rate = _mirror_rate(local, remote, registry_url, source)
+        # Alternated, the best of two each: the first pass over the source warms the brokers' caches, and the
+        # machine's load drifts.
         raw_rate = _raw_rate(local, remote, source)
+        mirror_rate = _mirror_rate(local, remote, registry_url, source)
+        raw_rate = max(raw_rate, _raw_rate(local, remote, source))
+        mirror_rate = max(mirror_rate, _mirror_rate(local, remote, registry_url, source))
     return [
-        {
-            "name": "mirror_records_per_s",
-            "value": round(mirror_rate, 1),
-            "unit": "records/s",
-            "baseline_name": "raw_confluent_kafka_consume_produce",
-            "baseline_value": round(raw_rate, 1),
-            "ratio": round(mirror_rate / raw_rate, 3),
-            "goal": f">= {GOAL:.0f} records/s",
-        }
+        row(
+            "mirror_records_per_s",
+            mirror_rate,
+            "records/s",
+            "raw confluent_kafka consume-produce, flush then async commit per batch",
+            raw_rate,
+            GOAL_RATIO,
+        )
     ]
 
 
-def _stack_env() -> dict[str, str]:
-    path = Path(os.environ.get("FREIGHTLINE_STACK_ENV", ".freightline/stack.env"))
-    env = dict(os.environ)
-    for line in path.read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            env[key.strip()] = value.strip()
-    return env
-
-
 if __name__ == "__main__":
-    json.dump(run(_stack_env()), sys.stdout, indent=2)
+    json.dump(run(stack_env()), sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -5,7 +5,7 @@ with the repository on ``PYTHONPATH``: ``python tests/bench/quix_enricher.py CON
 Faust service does, the way a Quix Streams application is written: reference topics read into lookup dicts
 first, then one ``StreamingDataFrame`` per source topic with Quix's registry-backed Avro deserializer, the same
 pure enrichment (:mod:`services.enricher.join`, standard library only) and Quix's registry-backed Avro
-serializer for the enriched topic, at least once. Runs until SIGTERM.
+serializer for the enriched topic, at least once, at Quix's default commit interval. Runs until SIGTERM.
 
 CONFIG: ``{"bootstrap", "registry_url", "group", "state_dir", "references": {kind: topic},
 "topics": {kind: [source, output]}, "schemas": {kind: enriched schema}}``.
@@ -80,7 +80,6 @@ def main(path: str) -> None:
         consumer_group=config["group"],
         auto_offset_reset="earliest",
         processing_guarantee="at-least-once",
-        commit_interval=1.0,
         state_dir=config["state_dir"],
         loglevel="WARNING",
     )

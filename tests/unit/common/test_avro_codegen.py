@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import re
 import struct
 import uuid
 from collections import OrderedDict
@@ -449,7 +450,7 @@ def test_generated_source_is_specialised() -> None:
     parsed = fastavro.parse_schema(load_schema("com.freightline.web.ProductView"))
     source = generated_source(parsed)
     assert source is not None
-    assert "'product_id'" in source and "FA(" in source  # fields inlined; unusual values go to fastavro
+    assert "'product_id'" in source and re.search(r"FA\d+\(buf, ", source)  # unusual values go to fastavro
 
 
 def test_uuid_objects_and_naive_datetimes_match() -> None:
@@ -843,7 +844,7 @@ def test_the_generator_families_take_no_fallback() -> None:
         def refuse(*args: Any, schema: str = name) -> None:
             raise AssertionError(f"fastavro fallback for {schema}")
 
-        saved = {key: namespace[key] for key in ("FA", "VAL", "DECX")}
+        saved = {key: namespace[key] for key in namespace if re.fullmatch(r"FA\d+|DECX", key)}
         namespace.update(dict.fromkeys(saved, refuse))
         try:
             buffer = bytearray()
