@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.event_age = Histogram(
+        self.event_age = BatchHistogram(
             "freightline_event_age_seconds",
             "Event time to processing time (end-to-end freshness).",
             ["service", "topic"],
@@ -144,21 +145,80 @@ class MetricsServer:
         self._httpd.server_close()
 
 
-def observe_many(histogram: Any, values: Iterable[float]) -> None:
-    """Observe every value in one labelled histogram (a ``Histogram(...).labels(...)`` child): the same bucket
-    counts and sum as one ``observe`` per value, with one increment per bucket touched instead of a locked
-    increment and a walk over the buckets per value. prometheus_client has no bulk observe, so this uses the
-    child's ``_upper_bounds``, ``_buckets`` and ``_sum`` (``tests/unit/common/test_metrics.py`` checks it against
-    ``observe``)."""
-    bounds = histogram._upper_bounds
-    counts = [0] * len(bounds)
-    total = 0.0
-    for value in values:
-        total += value
-        counts[bisect_left(bounds, value)] += 1  # the first bound >= value, as observe's ``amount <= bound``
-    if not any(counts):
-        return
-    histogram._sum.inc(total)
-    for bucket, count in zip(histogram._buckets, counts, strict=True):
-        if count:
-            bucket.inc(count)
+class BatchHistogram:
+    """A labelled histogram that also takes a whole batch of values at once (``observe_many``).
+
+    prometheus_client's ``Histogram`` takes one value per call (a lock and a walk over the buckets each time),
+    which costs more than the per-event work on a hot path. This keeps its own bucket counts and exposes them
+    through the client's public custom-collector API (``HistogramMetricFamily``), in the same text format, so a
+    batch of n values costs n bisections and one locked update.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
+        self.bounds = [*sorted(float(b) for b in buckets if b != float("inf")), float("inf")]
+        self._lock = threading.Lock()
+        self._children: dict[tuple[str, ...], BatchHistogramChild] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> BatchHistogramChild:
+        key = tuple(str(v) for v in values)
+        if len(key) != len(self.labelnames):
+            raise ValueError(f"{self.name} takes labels {self.labelnames}, got {key}")
+        with self._lock:
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = BatchHistogramChild(self.bounds)
+            return child
+
+    def describe(self) -> list[HistogramMetricFamily]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        with self._lock:
+            children = list(self._children.items())
+        for key, child in children:
+            counts, total = child.snapshot()
+            cumulative, running = [], 0
+            for bound, count in zip(self.bounds, counts, strict=True):
+                running += count
+                cumulative.append((floatToGoString(bound), running))
+            family.add_metric(list(key), cumulative, total)
+        yield family
+
+
+class BatchHistogramChild:
+    """One label set of a ``BatchHistogram``: per-bucket (not cumulative) counts and the sum."""
+
+    def __init__(self, bounds: list[float]) -> None:
+        self._bounds = bounds
+        self._counts = [0] * len(bounds)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, value: float) -> None:
+        self.observe_many((value,))
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        """The same bucket counts and sum as one ``observe`` per value (a value equal to a bound is in it)."""
+        bounds = self._bounds
+        counts = [0] * len(bounds)
+        total = 0.0
+        for value in values:
+            total += value
+            counts[bisect_left(bounds, value)] += 1
+        with self._lock:
+            self._sum += total
+            self._counts = [a + b for a, b in zip(self._counts, counts, strict=True)]
+
+    def snapshot(self) -> tuple[list[int], float]:
+        with self._lock:
+            return list(self._counts), self._sum

@@ -31,7 +31,6 @@ from confluent_kafka import Message
 
 from services.common.deadletter import ERROR_TYPE_HEADER, dead_letter_topic, envelope
 from services.common.kafka import headers_of
-from services.common.metrics import observe_many
 from services.common.serde import SerdeError
 from services.enricher import join
 
@@ -161,8 +160,8 @@ class Processor:
             self.base.record_in(source, "ok", len(event_times))
             metrics.enriched.labels(output).inc(len(event_times))
             ages = [max(delivered_ms - event_time, 0.0) / 1000.0 for event_time in event_times]
-            observe_many(metrics.latency.labels(output), ages)
-            observe_many(self.base.event_age.labels(self.base.service, source), ages)
+            metrics.latency.labels(output).observe_many(ages)
+            self.base.event_age.labels(self.base.service, source).observe_many(ages)
         for ref_kind, count in enrichment.unknown.items():
             metrics.unknown.labels(ref_kind).inc(count)
         for country, count in enrichment.countries.items():

@@ -39,7 +39,7 @@ from schemas.catalogue import Catalogue, load_catalogue, load_schema
 from services.common.deadletter import DEAD_LETTER_SCHEMA, dead_letter_topic
 from services.common.kafka import ConsumerLoop, Producer, consumer_config, ensure_topics, producer_config
 from services.common.lifecycle import Shutdown
-from services.common.metrics import AGE_BUCKETS, ServiceMetrics
+from services.common.metrics import AGE_BUCKETS, BatchHistogram, ServiceMetrics
 from services.common.serde import AvroSerde, Encoder, RegistryLike, SerdeError, subject_for
 from services.common.settings import KafkaSettings
 from services.enricher import join
@@ -70,7 +70,7 @@ class EnricherMetrics:
             ["kind"],
             registry=registry,
         )
-        self.latency = Histogram(
+        self.latency = BatchHistogram(
             "freightline_enricher_event_to_enriched_seconds",
             "Event time to the enriched record's delivery.",
             ["topic"],

@@ -353,8 +353,8 @@ class SinkRunner:
         for topic, items in by_topic.items():
             self.metrics.base.record_in(topic, "ok", len(items))
             age = self.metrics.base.event_age.labels(self.metrics.service, topic)
-            for record in items[:: max(len(items) // 100, 1)]:  # a sample of each batch keeps the cost flat
-                age.observe(max(now - record.event_time.timestamp(), 0.0))
+            sample = items[:: max(len(items) // 100, 1)]  # a sample of each batch keeps the cost flat
+            age.observe_many(max(now - record.event_time.timestamp(), 0.0) for record in sample)
 
     def open_target(self) -> bool:
         """Open the target, retrying with back-off until it answers or shutdown is requested."""
