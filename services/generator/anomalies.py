@@ -1,9 +1,9 @@
-"""Labelled anomalies: what the generator injects on purpose and the ground truth it publishes about it.
+"""Labelled anomalies: the kinds the generator injects on purpose and the ground truth it publishes about them.
 
 Each injection is a burst of events that a detector should flag: a traffic spike on one product from one
 referrer, shipments on one route running past their promised dates, an error burst in one shop service, or
 a fraud-like supplier payment. The injection remembers the ids and event times of every event it produced;
-once all of them are emitted the engine publishes one ``AnomalyLabel`` (topic ``analytics.anomaly_labels.v1``,
+after the last of them one ``AnomalyLabel`` is published (topic ``analytics.anomaly_labels.v1``,
 keyed by the entity) so that detectors can be scored against it.
 """
 

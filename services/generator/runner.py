@@ -22,7 +22,8 @@ from services.common.lifecycle import Shutdown
 from services.common.metrics import ServiceMetrics
 from services.common.serde import HEADER, MAGIC_BYTE, AvroSerde, Encoder, InvalidRecord, RegistryLike, subject_for
 from services.common.settings import KafkaSettings, RemoteKafkaSettings
-from services.generator.engine import ALL_TOPICS, ANOMALY_LABELS, Emitted, Engine
+from services.generator.engine import Engine
+from services.generator.records import ALL_TOPICS, ANOMALY_LABELS, Emitted
 from services.generator.settings import GeneratorSettings
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.generator.anomalies import AnomalyKind
-from services.generator.engine import ALL_TOPICS, GeneratorConfig, seed_origin_ms
+from services.generator.config import GeneratorConfig, seed_origin_ms
+from services.generator.records import ALL_TOPICS
 from services.generator.world import WorldSizes
 
 # One set of defaults: the engine's configuration; the settings only name them for the environment.

@@ -27,7 +27,7 @@ from services.common.avro_codegen import writer_for
 from services.common.kafka import producer_config
 from services.common.serde import registry_client
 from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings
-from services.generator.engine import ALL_TOPICS
+from services.generator.records import ALL_TOPICS
 from services.generator.runner import GeneratorRunner, collector_tuned
 from services.generator.settings import GeneratorSettings
 from tests.bench.rows import row, stack_env

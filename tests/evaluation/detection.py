@@ -23,7 +23,8 @@ from schemas.catalogue import Catalogue, load_catalogue
 from services.anomaly_detector.score import match
 from services.anomaly_detector.service import Detection
 from services.anomaly_detector.settings import INPUT_TOPICS, VIEWS, DetectorSettings
-from services.generator.engine import ANOMALY_LABELS, PRODUCT_VIEWS, Engine
+from services.generator.engine import Engine
+from services.generator.records import ANOMALY_LABELS, PRODUCT_VIEWS
 from services.generator.settings import GeneratorSettings
 
 GOAL = 0.9

@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from schemas.catalogue import load_catalogue
 from services.common.serde import AvroSerde, registry_client, schema_id_of
 from services.common.settings import SchemaRegistrySettings
-from services.generator.engine import ALL_TOPICS, ANOMALY_LABELS, PRODUCT_VIEWS
+from services.generator.records import ALL_TOPICS, ANOMALY_LABELS, PRODUCT_VIEWS
 from tests.integration.generator.support import read_topic, topic_size, wait_for
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from services.common.kafka import DeliveryError, Producer, producer_config
 from services.common.metrics import ServiceMetrics
 from services.common.serde import registry_client
 from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings
-from services.generator.engine import ALL_TOPICS, ANOMALY_LABELS
+from services.generator.records import ALL_TOPICS, ANOMALY_LABELS
 from services.generator.runner import GeneratorRunner
 from services.generator.settings import GeneratorSettings
 from tests.integration.generator.support import free_port

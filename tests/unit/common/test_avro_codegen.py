@@ -820,7 +820,8 @@ def test_decimals_ignore_the_decimal_context() -> None:
 def test_the_generator_families_take_no_fallback() -> None:
     """The generated fast paths cover clickstream details (tuple notation), decimals and nullable records:
     nothing goes to fastavro for the records the generator produces."""
-    from services.generator.engine import Engine, GeneratorConfig
+    from services.generator.config import GeneratorConfig
+    from services.generator.engine import Engine
 
     engine = Engine(GeneratorConfig(anomalies_per_minute=30.0))
     items = engine.reference_snapshot() + engine.take(3_000)

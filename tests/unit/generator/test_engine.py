@@ -12,7 +12,9 @@ import fastavro
 import pytest
 
 from schemas.catalogue import load_catalogue, load_schema
-from services.generator.engine import (
+from services.generator.config import GeneratorConfig
+from services.generator.engine import Engine
+from services.generator.records import (
     ALL_TOPICS,
     ANOMALY_LABELS,
     CLICKSTREAM,
@@ -22,8 +24,6 @@ from services.generator.engine import (
     PRODUCT_VIEWS,
     SHIPMENTS,
     Emitted,
-    Engine,
-    GeneratorConfig,
 )
 from services.generator.world import WorldSizes
 

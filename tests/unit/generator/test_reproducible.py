@@ -9,7 +9,9 @@ import fastavro
 import pytest
 
 from schemas.catalogue import load_catalogue, load_schema
-from services.generator.engine import ALL_TOPICS, ANOMALY_LABELS, Engine, seed_origin_ms
+from services.generator.config import seed_origin_ms
+from services.generator.engine import Engine
+from services.generator.records import ALL_TOPICS, ANOMALY_LABELS
 from services.generator.settings import GeneratorSettings
 
 EVENTS = 20_000

@@ -39,7 +39,7 @@ def test_the_settings_defaults_are_the_engines(monkeypatch: pytest.MonkeyPatch) 
     import dataclasses
     import os
 
-    from services.generator.engine import GeneratorConfig
+    from services.generator.config import GeneratorConfig
 
     for name in [n for n in os.environ if n.startswith("GENERATOR_")]:
         monkeypatch.delenv(name)
