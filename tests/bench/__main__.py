@@ -1,7 +1,8 @@
 """``make bench``: every ``tests/bench/bench_*.py`` against its baseline in the same run.
 
 Each bench module exposes ``run(env) -> list[dict]`` (name, value, unit, baseline_name, baseline_value, ratio,
-goal). Results are printed and written to ``<state>/bench/results.json`` and ``results.md``. Pass bench names
+goal, and ``met``: True/False against the goal, None where a row has no goal of its own; rows without it are
+shown as "-"). Results are printed and written to ``<state>/bench/results.json`` and ``results.md``. Pass bench names
 (``common``, ``schema_registry``, ...) to run only those.
 """
 
@@ -32,6 +33,14 @@ def available() -> list[str]:
 
 def _fmt(value: Any) -> str:
     return f"{value:,.1f}" if isinstance(value, int | float) else str(value)
+
+
+def _ratio(value: Any) -> str:
+    return f"{value:.2f}x" if isinstance(value, int | float) else "-"
+
+
+def _met(value: Any) -> str:
+    return "-" if value is None else ("yes" if value else "no")
 
 
 def main(argv: list[str]) -> int:
@@ -65,7 +74,7 @@ def main(argv: list[str]) -> int:
         if not was_running:
             stack.down()
     table = Table(title="Freightline benchmarks (same run, same machine)")
-    for column in ("benchmark", "value", "baseline", "baseline value", "ratio", "goal"):
+    for column in ("benchmark", "value", "baseline", "baseline value", "ratio", "goal", "met"):
         table.add_column(column)
     for row in results:
         table.add_row(
@@ -73,8 +82,9 @@ def main(argv: list[str]) -> int:
             f"{_fmt(row['value'])} {row['unit']}",
             row["baseline_name"],
             f"{_fmt(row['baseline_value'])} {row['unit']}",
-            f"{row['ratio']:.2f}x",
+            _ratio(row["ratio"]),
             row["goal"],
+            _met(row.get("met")),
         )
     console.print(table)
     out = stack.ctx.paths.home / "bench"
@@ -84,12 +94,12 @@ def main(argv: list[str]) -> int:
     lines = [
         f"# Freightline benchmarks ({meta['time']}, {meta['machine']})",
         "",
-        "| benchmark | value | baseline | baseline value | ratio | goal |",
-        "|---|---|---|---|---|---|",
+        "| benchmark | value | baseline | baseline value | ratio | goal | met |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['name']} | {_fmt(r['value'])} {r['unit']} | {r['baseline_name']} | {_fmt(r['baseline_value'])} "
-        f"{r['unit']} | {r['ratio']:.2f}x | {r['goal']} |"
+        f"{r['unit']} | {_ratio(r['ratio'])} | {r['goal']} | {_met(r.get('met'))} |"
         for r in results
     ]
     (out / "results.md").write_text("\n".join(lines) + "\n")
