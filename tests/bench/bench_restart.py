@@ -130,8 +130,9 @@ def _prepare(env: Mapping[str, str], services: list[Service], prefix: str) -> di
     return probes
 
 
-def _working(probes: dict[str, Probe]) -> bool:
-    return all(probe.committed() > 0 for probe in probes.values())
+def _working(probes: dict[str, Probe], start: dict[str, int]) -> bool:
+    """Every service committed past where its group started, and is a member (the kill leaves a session)."""
+    return all(probe.committed() > start[name] and probe.members()[1] for name, probe in probes.items())
 
 
 @dataclass
@@ -176,9 +177,10 @@ def _phase(
     services = _services(run_id, logs)
     probes = _prepare(env, services, label)
     try:
+        start = {name: probe.committed() for name, probe in probes.items()}  # the ends committed beforehand
         for service in services:
             service.start(env, logs / label, instance_id)
-        if not wait_until(lambda: _working(probes), 240, 1.0):
+        if not wait_until(lambda: _working(probes, start), 240, 1.0):
             raise RuntimeError(f"services did not commit before the crash; logs in {logs / label}")
         if one_at_a_time:
             results: dict[str, Restart] = {}
