@@ -343,15 +343,17 @@ def run(env: dict[str, str]) -> list[dict[str, Any]]:
             deadline_s -= 0.5
     finally:
         stop_floor.set()
-        generator.stop(10)
-        for poller in pollers:
-            if poller.thread.is_alive():
-                poller.close()
-        observer.close()
-        for service in services:
-            service.stop()
-        mongo.drop_database(database)
-        mongo.close()
+        try:
+            generator.stop(10)
+            for poller in pollers:
+                if poller.thread.is_alive():
+                    poller.close()
+            observer.close()
+        finally:  # whatever failed above, no service process is left behind
+            for service in services:
+                service.stop()
+            mongo.drop_database(database)
+            mongo.close()
     seen = observer.seen
     floor = [now - message.timestamp()[1] for now, message in seen[floor_topic] if now >= measured_from]
     mirrored_at: dict[str, float] = {}
