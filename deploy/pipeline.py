@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import SecretStr
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -27,8 +26,7 @@ from rich.table import Table
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
-from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings
-from services.common.sinks.inspect import SinkInspector
+from services.common.settings import KafkaSettings, SchemaRegistrySettings
 
 if TYPE_CHECKING:
     from services.common.sinks.inspect import SinkInspector
@@ -75,14 +73,14 @@ class RunContext:
         return self.stack.ctx.paths.logs / f"run-{name}.log"
 
     def local(self) -> dict[str, str]:
-        return KafkaSettings(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"]).client_config()
+        from deploy.processes import local_client_config
+
+        return local_client_config(self.env)
 
     def remote(self) -> dict[str, str]:
-        return RemoteKafkaSettings(
-            bootstrap_servers=self.env["REMOTE_KAFKA_BOOTSTRAP_SERVERS"],
-            sasl_username=self.env["REMOTE_KAFKA_SASL_USERNAME"],
-            sasl_password=SecretStr(self.env["REMOTE_KAFKA_SASL_PASSWORD"]),
-        ).client_config()
+        from deploy.processes import remote_client_config
+
+        return remote_client_config(self.env)
 
 
 Stage = Callable[[RunContext], None]

@@ -12,11 +12,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
+from pydantic import SecretStr
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from deploy.local.context import REPO_ROOT
+from services.common.settings import KafkaSettings, RemoteKafkaSettings
 
 
 class ServiceProcess:
@@ -65,6 +67,31 @@ class ServiceProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         return int(self.process.returncode)
+
+
+def local_client_config(env: Mapping[str, str]) -> dict[str, str]:
+    """Client properties of the stack's local cluster (``env``: the stack's endpoints)."""
+    return KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]).client_config()
+
+
+def remote_client_config(env: Mapping[str, str]) -> dict[str, str]:
+    """Client properties of the stack's remote (SASL) cluster."""
+    return RemoteKafkaSettings(
+        bootstrap_servers=env["REMOTE_KAFKA_BOOTSTRAP_SERVERS"],
+        sasl_username=env["REMOTE_KAFKA_SASL_USERNAME"],
+        sasl_password=SecretStr(env["REMOTE_KAFKA_SASL_PASSWORD"]),
+    ).client_config()
+
+
+def ensure_catalogue_topics(env: Mapping[str, str]) -> None:
+    """Every catalogue topic on its cluster, with the catalogue's partitions and configs (as the generator does)."""
+    from schemas.catalogue import load_catalogue
+    from services.common.kafka import ensure_topics
+
+    configs = {"local": local_client_config(env), "remote": remote_client_config(env)}
+    for cluster, config in configs.items():
+        specs = load_catalogue().on_cluster(cluster)
+        ensure_topics(config, [(spec.name, spec.partitions, spec.topic_config()) for spec in specs])
 
 
 def last_json_line(text: str) -> dict[str, Any]:
@@ -117,16 +144,24 @@ class ClusterProbe:
             totals[topic] += end
         return totals
 
+    def _committed(self, group: str, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
+        if not partitions:
+            return {}
+        request = [ConsumerGroupTopicPartitions(group, partitions)]
+        committed = self.admin.list_consumer_group_offsets(request, request_timeout=_TIMEOUT_S)[group].result()
+        return {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions}
+
+    @_retry_kafka
+    def committed(self, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
+        """The offsets ``group`` committed on ``topics`` (negative where it committed none)."""
+        return self._committed(group, self._partitions(topics))
+
     @_retry_kafka
     def group_lag(self, group: str, topics: list[str]) -> int:
         """Records of ``topics`` not yet committed by consumer group ``group``."""
         partitions = self._partitions(topics)
-        if not partitions:
-            return 0
-        request = [ConsumerGroupTopicPartitions(group, partitions)]
-        committed = self.admin.list_consumer_group_offsets(request, request_timeout=_TIMEOUT_S)[group].result()
-        positions = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed.topic_partitions}
-        return sum(end - positions.get(key, 0) for key, end in self._ends(partitions).items())
+        positions = self._committed(group, partitions)
+        return sum(end - max(positions.get(key, 0), 0) for key, end in self._ends(partitions).items())
 
 
 _probes: dict[tuple[tuple[str, str], ...], ClusterProbe] = {}
@@ -157,3 +192,37 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return predicate()
+
+
+@_retry_kafka
+def commit_end_offsets(client_config: Mapping[str, Any], group: str, topics: list[str]) -> None:
+    """Commit the current end of ``topics`` for ``group`` (a new group then starts at the end, not the history)."""
+    consumer = Consumer({**client_config, "group.id": group, "enable.auto.commit": False})
+    try:
+        metadata = consumer.list_topics(timeout=15)
+        offsets = []
+        for topic in topics:
+            described = metadata.topics.get(topic)
+            if described is None or described.error is not None:
+                continue
+            for p in described.partitions:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)
+                offsets.append(TopicPartition(topic, p, high))
+        if offsets:
+            consumer.commit(offsets=offsets, asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def committed_offsets(client_config: Mapping[str, Any], group: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """The offsets ``group`` committed on ``topics`` (negative where it committed none)."""
+    return probe(client_config).committed(group, topics)
+
+
+@_retry_kafka
+def group_members(client_config: Mapping[str, Any], group: str) -> tuple[str, list[tuple[str, str | None]]]:
+    """A group's state name and its members as (member id, group instance id)."""
+    admin = AdminClient(dict(client_config))
+    described = admin.describe_consumer_groups([group])[group].result(timeout=15)
+    members = [(m.member_id, m.group_instance_id) for m in described.members]
+    return described.state.name, members

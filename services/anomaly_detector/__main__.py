@@ -7,7 +7,7 @@ import sys
 
 from services.anomaly_detector.service import SERVICE, DetectorService, build_loop
 from services.anomaly_detector.settings import DetectorSettings
-from services.common.kafka import Producer, consumer_config, producer_config
+from services.common.kafka import Producer, consumer_config, group_instance_id, producer_config
 from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
@@ -31,8 +31,19 @@ def main() -> int:
         service.ensure_topics(kafka.client_config())
     shutdown = Shutdown().install()
     server = MetricsServer(metrics, service_settings.metrics_host, service_settings.metrics_port).start()
+    config = consumer_config(
+        kafka,
+        settings.group_id,
+        f"{SERVICE}-consumer",
+        instance_id=group_instance_id(SERVICE, settings.instance_id),
+    )
     loop = build_loop(
-        service, consumer_config(kafka, settings.group_id, f"{SERVICE}-consumer"), shutdown, settings.batch_size
+        service,
+        config,
+        shutdown,
+        settings.batch_size,
+        batch_timeout_s=settings.batch_timeout_s,
+        batch_idle_s=settings.batch_idle_s,
     )
     log.info("anomaly detector consuming %s", service.input_topics)
     try:

@@ -199,7 +199,13 @@ class DetectorService:
 
 
 def build_loop(
-    service: DetectorService, consumer_config: dict[str, Any], shutdown: Any, batch_size: int
+    service: DetectorService,
+    consumer_config: dict[str, Any],
+    shutdown: Any,
+    batch_size: int,
+    *,
+    batch_timeout_s: float = 0.1,
+    batch_idle_s: float | None = 0.002,
 ) -> ConsumerLoop:
     return ConsumerLoop(
         consumer_config,
@@ -209,5 +215,7 @@ def build_loop(
         producer=service.producer,
         metrics=service.metrics,
         batch_size=batch_size,
+        batch_timeout_s=batch_timeout_s,
+        batch_idle_s=batch_idle_s,
         pause_while=service.tick,
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ConsumerGroupSettings
 
 VIEWS = "web.product_views.v1"
 CLICKSTREAM = "web.clickstream.v1"
@@ -16,7 +18,7 @@ INPUT_TOPICS = (VIEWS, CLICKSTREAM, SHIPMENTS, INVOICES, PAYMENTS)
 ALL_TOPICS = (*INPUT_TOPICS, ANOMALIES, LABELS)
 
 
-class DetectorSettings(BaseSettings):
+class DetectorSettings(ConsumerGroupSettings):
     """Topics, consumer group, batching and the detection thresholds."""
 
     model_config = SettingsConfigDict(env_prefix="ANOMALY_DETECTOR_", extra="ignore", case_sensitive=False)
@@ -25,6 +27,9 @@ class DetectorSettings(BaseSettings):
     topic_prefix: str = Field(default="", description="ANOMALY_DETECTOR_TOPIC_PREFIX prepended to every topic.")
     topics: dict[str, str] = Field(default_factory=dict, description="JSON map catalogue topic -> topic to use.")
     batch_size: int = Field(default=2000, ge=1, description="ANOMALY_DETECTOR_BATCH_SIZE: records per commit.")
+    batch_timeout_s: float = Field(
+        default=0.1, gt=0, description="ANOMALY_DETECTOR_BATCH_TIMEOUT_S: longest a batch gathers records."
+    )
     idle_flush_s: float = Field(
         default=10.0, gt=0, description="ANOMALY_DETECTOR_IDLE_FLUSH_S: close open windows after this long idle."
     )

@@ -9,6 +9,7 @@ back-off: nothing is committed that was not processed, and a crash replays at mo
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -51,7 +52,9 @@ def producer_config(settings: KafkaSettings, client_id: str, **overrides: Any) -
         "enable.idempotence": True,
         "acks": "all",
         "compression.type": "lz4",
-        "linger.ms": 20,
+        # Records leave within 5 ms when nobody waits for them; a consumer loop's flush sends at once anyway
+        # (librdkafka ignores linger.ms while flushing), so batches still fill under load.
+        "linger.ms": 5,
         "batch.size": 1_000_000,
         "batch.num.messages": 10_000,
         "queue.buffering.max.kbytes": 65_536,  # bounded memory: produce() blocks (polls) when full
@@ -62,8 +65,16 @@ def producer_config(settings: KafkaSettings, client_id: str, **overrides: Any) -
     return config
 
 
-def consumer_config(settings: KafkaSettings, group_id: str, client_id: str, **overrides: Any) -> dict[str, Any]:
-    """Manual commits only, from the earliest offset, with a bounded fetch queue."""
+def consumer_config(
+    settings: KafkaSettings, group_id: str, client_id: str, *, instance_id: str | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """Manual commits only, from the earliest offset, with a bounded fetch queue.
+
+    ``instance_id`` makes the consumer a static member of its group (``group.instance.id``, KIP-345): a
+    restarted process with the same id takes its partitions back at once instead of waiting out the dead
+    member's session (see ``group_instance_id``). A static member does not leave the group on close, so its
+    partitions wait for it (up to ``session.timeout.ms``) rather than moving to another member.
+    """
     config: dict[str, Any] = {
         **settings.client_config(),
         "group.id": group_id,
@@ -78,8 +89,19 @@ def consumer_config(settings: KafkaSettings, group_id: str, client_id: str, **ov
         "session.timeout.ms": 30_000,
         "max.poll.interval.ms": 300_000,
     }
+    if instance_id:
+        config["group.instance.id"] = instance_id
     config.update(overrides)
     return config
+
+
+def group_instance_id(service: str, configured: str | None) -> str | None:
+    """The static group member id of this process: ``configured`` when set (an empty value turns static
+    membership off), else ``<service>-<host name>``, stable across restarts of one deployment's instance (a pod
+    name, a host). Two instances of one service sharing a host must each be given their own id."""
+    if configured is not None:
+        return configured.strip() or None
+    return f"{service}-{socket.gethostname()}"
 
 
 class RecordCopier:
@@ -294,7 +316,9 @@ class ConsumerLoop:
         producer: Producer | None = None,
         metrics: ServiceMetrics | None = None,
         batch_size: int = 500,
-        batch_timeout_s: float = 0.5,
+        batch_timeout_s: float = 0.1,
+        batch_idle_s: float | None = 0.002,
+        poll_timeout_s: float = 0.5,
         retry_backoff_s: float = 1.0,
         max_retry_backoff_s: float = 30.0,
         lag_interval_s: float = 10.0,
@@ -304,7 +328,13 @@ class ConsumerLoop:
         on_revoked: Callable[[list[tuple[str, int]]], None] | None = None,
         on_poll: Callable[[int], None] | None = None,
     ) -> None:
-        """``on_assigned``/``on_revoked`` see (topic, partition) lists at each rebalance (an exception from
+        """Batching: a batch starts with the first record that arrives (waiting up to ``poll_timeout_s`` per
+        poll) and is handed off as soon as it holds ``batch_size`` records, or nothing more arrived for
+        ``batch_idle_s`` (records already fetched are taken at once: under load batches fill up, a paced stream
+        is handed off within milliseconds), or it is ``batch_timeout_s`` old. ``batch_idle_s=None`` gathers
+        until the size or the age is reached (file sinks: the age is their rotation interval).
+
+        ``on_assigned``/``on_revoked`` see (topic, partition) lists at each rebalance (an exception from
         ``on_assigned`` is logged, never fails the rebalance); ``on_poll`` sees the record count of every poll."""
         self.consumer = Consumer({**config, "on_commit": self._on_commit}, logger=log)
         self.topics = list(topics)
@@ -314,6 +344,8 @@ class ConsumerLoop:
         self.metrics = metrics
         self.batch_size = batch_size
         self.batch_timeout_s = batch_timeout_s
+        self.batch_idle_s = batch_idle_s
+        self.poll_timeout_s = poll_timeout_s
         self.retry_backoff_s = retry_backoff_s
         self.max_retry_backoff_s = max_retry_backoff_s
         self.lag_interval_s = lag_interval_s
@@ -357,8 +389,7 @@ class ConsumerLoop:
                 if self.pause_while is not None and self.pause_while():
                     self._paused_wait()
                     continue
-                messages = self.consumer.consume(self.batch_size, self.batch_timeout_s)
-                batch = self._usable(messages)
+                batch = self._usable(self._gather())
                 if self.on_poll is not None:
                     self.on_poll(len(batch))
                 if batch:
@@ -368,6 +399,30 @@ class ConsumerLoop:
                 self._report_lag()
         finally:
             self.close()
+
+    def _gather(self) -> list[Message]:
+        """The next batch (see ``__init__``): empty when nothing arrived within ``poll_timeout_s``."""
+        consumer = self.consumer
+        first = consumer.poll(self.poll_timeout_s)
+        if first is None:
+            return []
+        messages = [first]
+        size, idle = self.batch_size, self.batch_idle_s
+        deadline = time.monotonic() + self.batch_timeout_s
+        while len(messages) < size and not self.shutdown.requested:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if idle is None:
+                messages += consumer.consume(size - len(messages), min(remaining, self.poll_timeout_s))
+                continue
+            more = consumer.consume(size - len(messages), 0)
+            if not more and idle > 0:
+                more = consumer.consume(size - len(messages), min(idle, remaining))
+            if not more:
+                break
+            messages += more
+        return messages
 
     def _paused_wait(self) -> None:
         """Backpressure: keep the group membership alive without fetching while the target is down."""

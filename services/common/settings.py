@@ -175,3 +175,20 @@ class ServiceSettings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return upper
+
+
+class ConsumerGroupSettings(BaseSettings):
+    """Hand-off and group membership of a service's consumer loop; a service's settings class inherits them and
+    reads them under its own environment prefix (``MIRROR_BATCH_IDLE_S``, ``SINK_HDFS_INSTANCE_ID``, ...)."""
+
+    batch_idle_s: float | None = Field(
+        default=0.002,
+        ge=0,
+        description="<PREFIX>BATCH_IDLE_S: a batch is handed off once no record arrived for this long (or it is "
+        "full, or BATCH_TIMEOUT_S old); unset: only by size or age.",
+    )
+    instance_id: str | None = Field(
+        default=None,
+        description="<PREFIX>INSTANCE_ID: static group member id (group.instance.id, KIP-345; default "
+        "<service>-<host name>, empty for dynamic membership): a restart takes its partitions back at once.",
+    )

@@ -7,6 +7,7 @@ import sys
 
 import faust
 
+from services.common.kafka import group_instance_id
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.serde import registry_client
@@ -23,6 +24,7 @@ def main() -> int:
     configure_logging(service.service_name, service.log_level)
     configure_tracing(service.service_name, service.otel_exporter)
     settings = EnricherSettings()
+    settings = settings.model_copy(update={"instance_id": group_instance_id(SERVICE, settings.instance_id)})
     kafka = KafkaSettings()
     metrics = ServiceMetrics(service.service_name)
     enricher = build_enricher(settings, kafka, registry_client(SchemaRegistrySettings()), metrics=metrics)

@@ -198,7 +198,9 @@ class Enricher:
         """Start consuming the source topics in a thread; ``handler`` gets each batch (see the agents module)."""
         self.loop = loop
         settings = self.settings
-        config = consumer_config(self.kafka, settings.app_id, f"{SERVICE}-{settings.app_id}")
+        config = consumer_config(
+            self.kafka, settings.app_id, f"{SERVICE}-{settings.app_id}", instance_id=settings.instance_id
+        )
         self.source_loop = ConsumerLoop(
             config,
             [settings.source(kind) for kind in SOURCE_TOPICS],
@@ -208,6 +210,7 @@ class Enricher:
             metrics=self.metrics,
             batch_size=settings.batch_size,
             batch_timeout_s=settings.batch_within_s,
+            batch_idle_s=settings.batch_idle_s,
             flush_timeout_s=settings.flush_timeout_s,
         )
 
@@ -325,6 +328,9 @@ def create_faust_app(settings: EnricherSettings, kafka: KafkaSettings) -> faust.
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=True,
         table_standby_replicas=0,
+        # Static membership of the reference group too: a restarted instance rejoins at once instead of
+        # waiting out the dead member's session before the tables can recover (None: dynamic membership).
+        consumer_group_instance_id=settings.instance_id,
         topic_replication_factor=1,
         topic_disable_leader=True,
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from services.common.settings import ConsumerGroupSettings
 from services.enricher import join
 
 # Catalogue topics the enricher reads and writes, by role.
@@ -29,7 +30,7 @@ REFERENCE_TOPICS: dict[str, str] = {
 ALL_TOPICS = (*SOURCE_TOPICS.values(), *OUTPUT_TOPICS.values(), *REFERENCE_TOPICS.values())
 
 
-class EnricherSettings(BaseSettings):
+class EnricherSettings(ConsumerGroupSettings):
     """Topics, state store and batching of the enricher."""
 
     model_config = SettingsConfigDict(env_prefix="ENRICHER_", extra="ignore", case_sensitive=False)
@@ -47,7 +48,9 @@ class EnricherSettings(BaseSettings):
     )
     data_dir: str = Field(default=".freightline/enricher", description="ENRICHER_DATA_DIR: Faust data directory.")
     batch_size: int = Field(default=2000, ge=1, description="ENRICHER_BATCH_SIZE: events per source batch.")
-    batch_within_s: float = Field(default=0.2, gt=0, description="ENRICHER_BATCH_WITHIN_S: batch wait bound.")
+    batch_within_s: float = Field(
+        default=0.1, gt=0, description="ENRICHER_BATCH_WITHIN_S: longest a batch gathers events (latency bound)."
+    )
     agent_timeout_s: float = Field(
         default=60.0,
         gt=0,

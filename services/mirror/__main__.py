@@ -10,7 +10,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from services.common.deadletter import DeadLetterPublisher
-from services.common.kafka import ConsumerLoop, consumer_config
+from services.common.kafka import ConsumerLoop, consumer_config, group_instance_id
 from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
@@ -64,6 +64,7 @@ def main() -> int:
         remote,
         settings.group_id,
         f"{SERVICE}-consumer",
+        instance_id=group_instance_id(SERVICE, settings.instance_id),
         error_cb=health.on_error,
         stats_cb=health.on_stats,
         **{"statistics.interval.ms": settings.stats_interval_ms, "topic.metadata.refresh.interval.ms": 10_000},
@@ -82,6 +83,7 @@ def main() -> int:
         metrics=metrics,
         batch_size=settings.batch_size,
         batch_timeout_s=settings.batch_timeout_s,
+        batch_idle_s=settings.batch_idle_s,
         lag_interval_s=settings.lag_interval_s,
         on_poll=heartbeat,
     )

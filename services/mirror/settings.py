@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import SchemaRegistrySettings
+from services.common.settings import ConsumerGroupSettings, SchemaRegistrySettings
 
 
-class MirrorSettings(BaseSettings):
+class MirrorSettings(ConsumerGroupSettings):
     """What to copy from the remote cluster, under which names, and how."""
 
     model_config = SettingsConfigDict(env_prefix="MIRROR_", extra="ignore", case_sensitive=False)
@@ -28,7 +28,9 @@ class MirrorSettings(BaseSettings):
     )
     group_id: str = Field(default="freightline-mirror", description="MIRROR_GROUP_ID on the remote cluster.")
     batch_size: int = Field(default=5000, ge=1, description="MIRROR_BATCH_SIZE: records per commit.")
-    batch_timeout_s: float = Field(default=0.5, gt=0, description="MIRROR_BATCH_TIMEOUT_S.")
+    batch_timeout_s: float = Field(
+        default=0.1, gt=0, description="MIRROR_BATCH_TIMEOUT_S: longest a batch gathers records (latency bound)."
+    )
     create_topics: bool = Field(default=True, description="Create destination topics like their sources.")
     source_schema_registry_url: str | None = Field(
         default=None,

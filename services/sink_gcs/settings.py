@@ -6,12 +6,12 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import GCS_LOCAL_BUCKET
-from services.common.sinks.settings import SinkSettings
+from services.common.sinks.settings import FileSinkSettings
 
 SERVICE = "sink_gcs"
 
 
-class GcsSinkSettings(SinkSettings):
+class GcsSinkSettings(FileSinkSettings):
     model_config = SettingsConfigDict(env_prefix="SINK_GCS_", extra="ignore", case_sensitive=False)
 
     topics: str = Field(

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.sinks.settings import SinkSettings
+from services.common.sinks.settings import FileSinkSettings
 
 SERVICE = "sink_hdfs"
 
 
-class HdfsSinkSettings(SinkSettings):
+class HdfsSinkSettings(FileSinkSettings):
     model_config = SettingsConfigDict(env_prefix="SINK_HDFS_", extra="ignore", case_sensitive=False)
 
     topics: str = Field(default="web.clickstream.v1", description="SINK_HDFS_TOPICS: comma-separated topics.")

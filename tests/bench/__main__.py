@@ -7,7 +7,9 @@ Each bench module exposes ``run(env) -> list[dict]``, one dict per row, built wi
 * ``ratio``: ``value / baseline_value``; every goal is a ratio, since absolute rates depend on the machine;
 * ``goal_ratio`` (a number, or ``None`` for an informational row), ``goal_op`` (``">="``, or ``"<="`` where
   lower is better, e.g. a latency) and ``goal``, its text (``">= 0.6x"``, ``"-"`` without a goal);
-* ``met``: ``ratio goal_op goal_ratio`` (``None`` without a goal), recomputed here for every row;
+* ``met``: ``ratio goal_op goal_ratio`` (``None`` without a goal), recomputed here for every row with a
+  ``goal_ratio``; the few goals the issue states in absolute terms (latency per hop in ms, restart time in s)
+  come with their own ``goal`` text and ``met``, and the same-run floor or baseline beside them;
 * optionally ``note``: where the time goes when a goal is not met.
 
 Results are printed and written to ``<state>/bench/results.json`` and ``results.md``. Pass bench names
@@ -45,6 +47,10 @@ def _fmt(value: Any) -> str:
     return f"{value:,.1f}" if isinstance(value, int | float) else str(value)
 
 
+def _ratio(value: Any) -> str:
+    return f"{value:.2f}x" if isinstance(value, int | float) else "-"
+
+
 def _met(row: dict[str, Any]) -> str:
     return {True: "yes", False: "NO", None: "-"}[row.get("met")]
 
@@ -74,7 +80,8 @@ def main(argv: list[str]) -> int:
                 continue
             for row in rows:
                 row["bench"] = name
-                row["met"] = met(row["ratio"], row.get("goal_ratio"), row.get("goal_op", ">="))
+                if "goal_ratio" in row:  # a ratio goal; absolute goals (latency, restart time) carry their own met
+                    row["met"] = met(row["ratio"], row["goal_ratio"], row.get("goal_op", ">="))
             results += rows
             console.print(f"  done in {time.monotonic() - started:.0f}s")
     finally:
@@ -89,7 +96,7 @@ def main(argv: list[str]) -> int:
             f"{_fmt(row['value'])} {row['unit']}",
             row["baseline_name"],
             f"{_fmt(row['baseline_value'])} {row['unit']}",
-            f"{row['ratio']:.2f}x",
+            _ratio(row["ratio"]),
             row["goal"],
             _met(row),
         )
@@ -106,7 +113,7 @@ def main(argv: list[str]) -> int:
     ]
     lines += [
         f"| {r['name']} | {_fmt(r['value'])} {r['unit']} | {r['baseline_name']} | {_fmt(r['baseline_value'])} "
-        f"{r['unit']} | {r['ratio']:.2f}x | {r['goal']} | {_met(r)} |"
+        f"{r['unit']} | {_ratio(r['ratio'])} | {r['goal']} | {_met(r)} |"
         for r in results
     ]
     notes = [f"- **{r['name']}**: {r['note']}" for r in results if r.get("note")]

@@ -141,7 +141,10 @@ def _raw_file_loop(
     gc.freeze()
     kafka = KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
     consumer = RawConsumer(
-        consumer_config(kafka, f"bench-raw-{uuid.uuid4().hex[:8]}", "bench-raw-files", **settings.consumer_overrides())
+        {
+            **consumer_config(kafka, f"bench-raw-{uuid.uuid4().hex[:8]}", "bench-raw-files"),
+            **settings.consumer_overrides(),
+        }
     )
     assigned = threading.Event()
     consumer.subscribe([topic], on_assign=lambda _c, _p: assigned.set())

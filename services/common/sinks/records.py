@@ -183,6 +183,26 @@ def read_metadata_prefix(data: bytes, pos: int = HEADER.size) -> tuple[str, int]
     return event_id, event_time
 
 
+def read_metadata_times(data: bytes, pos: int = HEADER.size) -> tuple[str, int, int]:
+    """(event_id, event_time, ingest_time in epoch milliseconds) from the start of a wire-format payload whose
+    writer schema ``starts_with_metadata``; raises ``PrefixError`` when the bytes cannot be that prefix."""
+    event_id, event_time = read_metadata_prefix(data, pos)
+    try:
+        pos = _skip_string_and_long(data, pos)
+        ingest_time, _ = _varint(data, pos)
+    except IndexError as error:
+        raise PrefixError(str(error)) from error
+    return event_id, event_time, ingest_time
+
+
+def _skip_string_and_long(data: bytes, pos: int) -> int:
+    length, pos = _varint(data, pos)
+    pos += length
+    while data[pos] & 0x80:
+        pos += 1
+    return pos + 1
+
+
 def millis_to_datetime(millis: int) -> dt.datetime:
     """An epoch-milliseconds timestamp as an aware UTC datetime (as Avro's timestamp-millis decodes)."""
     return EPOCH + dt.timedelta(milliseconds=millis)

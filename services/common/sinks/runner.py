@@ -23,7 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from services.common.avro_validate import metadata_validator_for, validator_for
 from services.common.deadletter import DeadLetterPublisher, PoisonRecord
-from services.common.kafka import ConsumerLoop, Producer, consumer_config, producer_config
+from services.common.kafka import ConsumerLoop, Producer, consumer_config, group_instance_id, producer_config
 from services.common.lifecycle import Shutdown
 from services.common.metrics import LATENCY_BUCKETS, MetricsServer, ServiceMetrics
 from services.common.serde import HEADER, AvroSerde, SerdeError, schema_id_of
@@ -298,7 +298,10 @@ class SinkRunner:
         *,
         shutdown: Shutdown,
         consumer_overrides: dict[str, Any] | None = None,
+        instance_id: str | None = None,
     ) -> None:
+        """``instance_id``: static group membership (``group.instance.id``) for the sink's consumer; None for
+        dynamic membership (the entrypoint, ``run_sink``, passes one)."""
         self.service = service
         self.settings = settings
         self.shutdown = shutdown
@@ -319,7 +322,11 @@ class SinkRunner:
         self.metrics.target_up.set(1)
         self.loop = ConsumerLoop(
             consumer_config(
-                kafka, settings.group_id, name, **{**settings.consumer_overrides(), **(consumer_overrides or {})}
+                kafka,
+                settings.group_id,
+                name,
+                instance_id=instance_id,
+                **{**settings.consumer_overrides(), **(consumer_overrides or {})},
             ),
             settings.topic_list(),
             self.handle,
@@ -328,6 +335,7 @@ class SinkRunner:
             metrics=self.metrics.base,
             batch_size=settings.batch_size,
             batch_timeout_s=settings.batch_timeout_s,
+            batch_idle_s=settings.batch_idle_s,
             retry_backoff_s=settings.retry_backoff_s,
             max_retry_backoff_s=settings.max_retry_backoff_s,
             pause_while=lambda: not self.health.up,
@@ -410,6 +418,14 @@ def run_sink(
     configure_tracing(service.service_name, service.otel_exporter)
     shutdown = Shutdown().install()
     serde = AvroSerde(registry_client(SchemaRegistrySettings()))
-    runner = SinkRunner(service, settings, KafkaSettings(), serde, target_factory, shutdown=shutdown)
+    runner = SinkRunner(
+        service,
+        settings,
+        KafkaSettings(),
+        serde,
+        target_factory,
+        shutdown=shutdown,
+        instance_id=group_instance_id(service.service_name, settings.instance_id),
+    )
     runner.run()
     return 0

@@ -1,7 +1,8 @@
 """A minimal service built only from the shared library: decode, re-encode, forward, dead-letter.
 
 Run as ``python -m tests.integration.common.relay_app`` with RELAY_INPUT, RELAY_OUTPUT, RELAY_GROUP and the
-standard KAFKA_* / SCHEMA_REGISTRY_* settings. RELAY_BATCH_DELAY_S slows it down so tests can kill it mid-stream.
+standard KAFKA_* / SCHEMA_REGISTRY_* settings. RELAY_BATCH_DELAY_S slows it down so tests can kill it mid-stream;
+RELAY_INSTANCE_ID makes it a static group member.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common import tracing
 from services.common.deadletter import DeadLetterPublisher
-from services.common.kafka import ConsumerLoop, Producer, consumer_config, headers_of, producer_config
+from services.common.kafka import (
+    ConsumerLoop,
+    Producer,
+    consumer_config,
+    group_instance_id,
+    headers_of,
+    producer_config,
+)
 from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
@@ -33,6 +41,8 @@ class RelaySettings(BaseSettings):
     group: str
     batch_size: int = 200
     batch_delay_s: float = Field(default=0.0, ge=0)
+    instance_id: str = ""  # static group membership (group.instance.id) when set
+    session_timeout_ms: int = 30_000
 
 
 def main() -> None:
@@ -72,7 +82,13 @@ def main() -> None:
             time.sleep(settings.batch_delay_s)
 
     loop = ConsumerLoop(
-        consumer_config(kafka, settings.group, "relay"),
+        consumer_config(
+            kafka,
+            settings.group,
+            "relay",
+            instance_id=group_instance_id("relay", settings.instance_id),
+            **{"session.timeout.ms": settings.session_timeout_ms},
+        ),
         [settings.input],
         handle,
         shutdown=shutdown,
