@@ -296,7 +296,7 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     """The Faust enricher and the anomaly detector side by side until both have committed everything pending."""
     from deploy.processes import ServiceProcess, end_offsets, group_lag, wait_until
     from services.anomaly_detector.score import score
-    from services.anomaly_detector.settings import INPUT_TOPICS, DetectorSettings
+    from services.anomaly_detector.settings import DETECTOR_INPUT, INPUT_TOPICS, DetectorSettings
     from services.common.kafka import end_positions
     from services.enricher.inspect import summary
     from services.enricher.settings import OUTPUT_TOPICS, SOURCE_TOPICS, EnricherSettings
@@ -320,9 +320,12 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     try:
 
         def caught_up() -> bool:
+            # The detector's stage 1 first: once it committed the raw topics, its re-keyed records are durable and
+            # stage 2's lag on the repartition topic counts them all.
             return (
                 group_lag(ctx.local(), enricher.app_id, sources) == 0
-                and group_lag(ctx.local(), detector.group_id, detected_topics) == 0
+                and group_lag(ctx.local(), detector.repartition_group_id, detected_topics) == 0
+                and group_lag(ctx.local(), detector.group_id, [detector.topic(DETECTOR_INPUT)]) == 0
             )
 
         done = wait_until(caught_up, 900, 1.0)

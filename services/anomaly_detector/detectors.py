@@ -19,6 +19,8 @@ window (end of a bounded run, shutdown).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import time
 import uuid
@@ -124,6 +126,42 @@ class Watermark:
             return -(1 << 62)  # not every partition was heard from yet: close nothing
         active = [high for part, high in self.highest.items() if now - self.heard[part] < idle]
         return min(active) - self.lateness_ms
+
+
+@dataclass
+class EventTimeOrder:
+    """Hands events on in event-time order once the :class:`Watermark` (per source partition) passed them.
+
+    The events of one key come from several source partitions, interleaved in whatever order the instances that
+    re-keyed them produced: a detector whose outcome depends on the order of its events gets them sorted by (event
+    time, source partition, order within the partition), the same order however the input was interleaved. An
+    event the watermark already passed (only after an idle partition was left out of it) is handed on at once.
+    """
+
+    lateness_ms: int
+    partitions: int = 1
+    idle_timeout_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    heap: list[tuple[int, int, int, dict[str, Any]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.watermark = Watermark(self.lateness_ms, self.partitions, self.idle_timeout_s, self.clock)
+        self._arrival = itertools.count()
+
+    def push(self, event: dict[str, Any], partition: Any = None) -> list[dict[str, Any]]:
+        t = _ms(event["metadata"]["event_time"])
+        mark = self.watermark.advance(t, partition)
+        order = partition if isinstance(partition, int) else -1
+        heapq.heappush(self.heap, (t, order, next(self._arrival), event))
+        released = []
+        while self.heap and self.heap[0][0] <= mark:
+            released.append(heapq.heappop(self.heap)[3])
+        return released
+
+    def drain(self) -> list[dict[str, Any]]:
+        released = [item[3] for item in sorted(self.heap)]
+        self.heap.clear()
+        return released
 
 
 @dataclass

@@ -1,34 +1,30 @@
-"""Kafka glue of the detector: the shared ConsumerLoop feeds decoded events to the detectors, and the anomalies
-they find are produced as ``com.freightline.analytics.Anomaly`` through the loop's producer (so they are durable
-before the batch's offsets are committed). Undecodable records go to ``<topic>.dlq``.
+"""Kafka glue of the detector's two stages, each a shared ``ConsumerLoop`` with its own producer (outputs are
+durable before the batch's offsets are committed); undecodable or invalid records go to ``<topic>.dlq``.
+
+- :class:`RepartitionService` (stage 1, group ``<GROUP_ID>-repartition``): raw topics -> ``DetectorInput``
+  records on the repartition topic, keyed by the detector's entity. Stateless.
+- :class:`DetectorService` (stage 2, group ``GROUP_ID``): repartition topic -> one detection task per partition
+  (:class:`~services.anomaly_detector.topology.Tasks`) -> ``com.freightline.analytics.Anomaly``.
 
 Window state lives in memory: a restart replays only the uncommitted batch, so windows open at a crash start
 empty again (an anomaly straddling a crash can be missed; none is emitted twice with another id, since anomaly
-ids are derived from type, entity and window).
+ids are derived from type, entity and window). A partition revoked in a rebalance has its open windows
+evaluated on what they hold and its task dropped; its new owner starts it afresh.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from confluent_kafka import Message
 from prometheus_client import Counter
 
 from schemas.catalogue import Catalogue, load_catalogue, load_schema
-from services.anomaly_detector import detectors
-from services.anomaly_detector.settings import (
-    ANOMALIES,
-    CLICKSTREAM,
-    INPUT_TOPICS,
-    INVOICES,
-    PAYMENTS,
-    SHIPMENTS,
-    VIEWS,
-    DetectorSettings,
-)
+from services.anomaly_detector.settings import ANOMALIES, DETECTOR_INPUT, INPUT_TOPICS, DetectorSettings
+from services.anomaly_detector.topology import SERVICE, Tasks, detector_input
 from services.common.deadletter import DeadLetterPublisher, dead_letter_topic
 from services.common.kafka import ConsumerLoop, Producer, ensure_topics
 from services.common.metrics import ServiceMetrics
@@ -36,7 +32,7 @@ from services.common.serde import AvroSerde, Encoder, SerdeError, subject_for
 
 log = logging.getLogger(__name__)
 
-SERVICE = "anomaly_detector"
+INVALID = (KeyError, TypeError, ValueError, ArithmeticError)
 
 
 class DetectorMetrics:
@@ -49,71 +45,30 @@ class DetectorMetrics:
         )
         self.events = Counter(
             "freightline_anomaly_detector_events_total",
-            "Events fed to the detectors, by topic.",
+            "Events fed to the detectors, by raw topic.",
             ["topic"],
             registry=base.registry,
         )
 
 
-class Detection:
-    """Routes events to the detectors and turns their findings into Anomaly records."""
-
-    def __init__(
-        self, settings: DetectorSettings, clock: Callable[[], float] = time.time, catalogue: Catalogue | None = None
-    ) -> None:
-        catalogue = catalogue or load_catalogue()
-        lateness = int(settings.lateness_s * 1000)
-        idle = settings.idle_timeout_s
-        self.spikes = detectors.ReferrerSpikeDetector(
-            lateness_ms=lateness,
-            min_views=settings.spike_min_views,
-            partitions=catalogue.topic(VIEWS).partitions,
-            idle_timeout_s=idle,
-        )
-        self.errors = detectors.ErrorBurstDetector(
-            lateness_ms=lateness,
-            threshold=settings.error_threshold,
-            partitions=catalogue.topic(CLICKSTREAM).partitions,
-            idle_timeout_s=idle,
-        )
-        self.delays = detectors.ShipmentDelayDetector(
-            min_delay_days=settings.delay_min_days, min_shipments=settings.delay_min_shipments
-        )
-        self.payments = detectors.PaymentAmountDetector(min_ratio=settings.payment_min_ratio)
-        self.clock = clock
-        names = {name: settings.topic(name) for name in INPUT_TOPICS}
-        self.routes: dict[str, Callable[[dict[str, Any], int], list[dict[str, Any]]]] = {
-            names[VIEWS]: self.spikes.observe,
-            names[CLICKSTREAM]: self.errors.observe,
-            names[SHIPMENTS]: self.delays.observe,
-            names[INVOICES]: self.payments.observe_invoice,
-            names[PAYMENTS]: self.payments.observe_payment,
-        }
-
-    def observe(self, topic: str, event: dict[str, Any], partition: int = 0) -> list[dict[str, Any]]:
-        return [self.envelope(found) for found in self.routes[topic](event, partition)]
-
-    def flush(self) -> list[dict[str, Any]]:
-        found = detectors.flush_all([self.spikes, self.errors, self.delays, self.payments])
-        return [self.envelope(item) for item in found]
-
-    def envelope(self, found: dict[str, Any]) -> dict[str, Any]:
-        now = int(self.clock() * 1000)
-        return {
-            "metadata": {
-                "event_id": found["anomaly_id"],
-                "event_time": found["window_end"] - 1,
-                "ingest_time": now,
-                "producer": SERVICE,
-                "trace_context": None,
-            },
-            **found,
-            "detected_at": now,
-        }
+def decoded(
+    batch: list[Message], serde: AvroSerde, dead_letters: DeadLetterPublisher
+) -> Iterator[tuple[Message, dict[str, Any]]]:
+    """The batch's records that decode, with their values; the others go to their dead-letter topic."""
+    for message in batch:
+        try:
+            value = serde.decode(message.value())
+        except SerdeError as error:
+            dead_letters.publish(message, error)
+            continue
+        yield message, value
 
 
-class DetectorService:
-    """The batch handler and idle flushing around :class:`Detection`."""
+class _Stage:
+    """What both stages hold: settings, producer, serde, metrics, dead letters and the encoder of their output
+    (catalogue topic ``output``)."""
+
+    OUTPUT = ANOMALIES
 
     def __init__(
         self,
@@ -123,32 +78,75 @@ class DetectorService:
         metrics: ServiceMetrics,
         catalogue: Catalogue | None = None,
     ) -> None:
-        catalogue = catalogue or load_catalogue()
+        self.catalogue = catalogue or load_catalogue()
         self.settings = settings
         self.producer = producer
-        self.metrics = metrics
-        self.detector_metrics = DetectorMetrics(metrics)
-        self.detection = Detection(settings, catalogue=catalogue)
-        self.output = settings.topic(ANOMALIES)
-        self.encoder: Encoder = serde.encoder(
-            subject_for(self.output), load_schema(catalogue.topic(ANOMALIES).value_schema)
-        )
         self.serde = serde
+        self.metrics = metrics
+        self.output = settings.topic(self.OUTPUT)
+        self.encoder: Encoder = serde.encoder(
+            subject_for(self.output), load_schema(self.catalogue.topic(self.OUTPUT).value_schema)
+        )
         self.dead_letters = DeadLetterPublisher(producer, serde, service=SERVICE, metrics=metrics)
+        self.prepare()
+
+    def prepare(self) -> None:
+        """The stage's own state (called at the end of ``__init__``)."""
+
+
+class RepartitionService(_Stage):
+    """Stage 1: re-keys the raw events the detectors use onto the repartition topic."""
+
+    OUTPUT = DETECTOR_INPUT
+
+    def prepare(self) -> None:
+        self.sources = {self.settings.topic(name): name for name in INPUT_TOPICS}
+        self.forwarded = 0
+
+    @property
+    def input_topics(self) -> list[str]:
+        return list(self.sources)
+
+    def handle(self, batch: list[Message]) -> None:
+        for message, event in decoded(batch, self.serde, self.dead_letters):
+            topic = message.topic() or ""
+            try:
+                record = detector_input(self.sources[topic], event, message.partition() or 0, message.offset() or 0)
+                if record is not None:
+                    self.producer.produce(self.output, self.encoder.encode(record), record["entity_key"])
+                    self.forwarded += 1
+            except (*INVALID, SerdeError) as error:
+                self.dead_letters.publish(message, error, "invalid_record")
+                continue
+            self.metrics.record_in(topic)
+
+
+class DetectorService(_Stage):
+    """Stage 2: the batch handler, the per-partition tasks and idle flushing."""
+
+    OUTPUT = ANOMALIES
+
+    def prepare(self) -> None:
+        self.detector_metrics = DetectorMetrics(self.metrics)
+        self.tasks = Tasks(self.settings, catalogue=self.catalogue)
         self.last_record = time.monotonic()
         self.pending_flush = False
         self.emitted = 0
 
     @property
     def input_topics(self) -> list[str]:
-        return [self.settings.topic(name) for name in INPUT_TOPICS]
+        return [self.settings.topic(DETECTOR_INPUT)]
 
     def ensure_topics(self, admin_config: dict[str, Any], catalogue: Catalogue | None = None) -> None:
+        """The repartition topic, the anomalies topic and the dead-letter topics of every topic consumed."""
         catalogue = catalogue or load_catalogue()
-        spec = catalogue.topic(ANOMALIES)
         dlq = catalogue.topic(dead_letter_topic(ANOMALIES))
-        wanted = [(self.output, spec.partitions, spec.topic_config())]
-        wanted += [(dead_letter_topic(t), dlq.partitions, dlq.topic_config()) for t in self.input_topics]
+        wanted = []
+        for name in (DETECTOR_INPUT, ANOMALIES):
+            spec = catalogue.topic(name)
+            wanted.append((self.settings.topic(name), spec.partitions, spec.topic_config()))
+        consumed = [self.settings.topic(name) for name in (*INPUT_TOPICS, DETECTOR_INPUT)]
+        wanted += [(dead_letter_topic(t), dlq.partitions, dlq.topic_config()) for t in consumed]
         ensure_topics(admin_config, wanted)
 
     def emit(self, anomalies: list[dict[str, Any]]) -> None:
@@ -166,19 +164,14 @@ class DetectorService:
 
     def handle(self, batch: list[Message]) -> None:
         found: list[dict[str, Any]] = []
-        for message in batch:
+        for message, record in decoded(batch, self.serde, self.dead_letters):
             topic = message.topic() or ""
             try:
-                event = self.serde.decode(message.value())
-            except SerdeError as error:
-                self.dead_letters.publish(message, error)
-                continue
-            try:
-                found.extend(self.detection.observe(topic, event, message.partition() or 0))
-            except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+                found.extend(self.tasks.observe(message.partition() or 0, record))
+            except INVALID as error:
                 self.dead_letters.publish(message, error, "invalid_record")
                 continue
-            self.detector_metrics.events.labels(topic).inc()
+            self.detector_metrics.events.labels(record["source_topic"]).inc()
             self.metrics.record_in(topic)
         self.emit(found)
         self.last_record = time.monotonic()
@@ -190,12 +183,42 @@ class DetectorService:
             self.flush()
         return False
 
+    def revoked(self, partitions: list[tuple[str, int]]) -> None:
+        """A rebalance took ``partitions``: evaluate their open windows and drop their tasks."""
+        self._emit_durably(self.tasks.flush((p for t, p in partitions if t in self.input_topics), drop=True))
+
     def flush(self) -> None:
         self.pending_flush = False
-        anomalies = self.detection.flush()
-        if anomalies:
-            self.emit(anomalies)
+        self._emit_durably(self.tasks.flush())
+
+    def _emit_durably(self, anomalies: Iterable[dict[str, Any]]) -> None:
+        found = list(anomalies)
+        if found:
+            self.emit(found)
             self.producer.flush(60.0)
+
+
+def repartition_loop(
+    stage: RepartitionService,
+    consumer_config: dict[str, Any],
+    shutdown: Any,
+    batch_size: int,
+    *,
+    batch_timeout_s: float = 0.1,
+    batch_idle_s: float | None = 0.002,
+) -> ConsumerLoop:
+    """Stage 1's loop (stateless: nothing to do between batches or at a rebalance)."""
+    return _loop(
+        stage.input_topics,
+        stage.handle,
+        stage.producer,
+        stage.metrics,
+        consumer_config,
+        shutdown,
+        batch_size,
+        batch_timeout_s=batch_timeout_s,
+        batch_idle_s=batch_idle_s,
+    )
 
 
 def build_loop(
@@ -207,15 +230,39 @@ def build_loop(
     batch_timeout_s: float = 0.1,
     batch_idle_s: float | None = 0.002,
 ) -> ConsumerLoop:
-    return ConsumerLoop(
-        consumer_config,
+    """Stage 2's loop: idle flushing between batches, revoked partitions' windows evaluated."""
+    return _loop(
         service.input_topics,
         service.handle,
-        shutdown=shutdown,
-        producer=service.producer,
-        metrics=service.metrics,
-        batch_size=batch_size,
+        service.producer,
+        service.metrics,
+        consumer_config,
+        shutdown,
+        batch_size,
         batch_timeout_s=batch_timeout_s,
         batch_idle_s=batch_idle_s,
         pause_while=service.tick,
+        on_revoked=service.revoked,
+    )
+
+
+def _loop(
+    topics: list[str],
+    handler: Callable[[list[Message]], None],
+    producer: Producer,
+    metrics: ServiceMetrics,
+    consumer_config: dict[str, Any],
+    shutdown: Any,
+    batch_size: int,
+    **hooks: Any,
+) -> ConsumerLoop:
+    return ConsumerLoop(
+        consumer_config,
+        topics,
+        handler,
+        shutdown=shutdown,
+        producer=producer,
+        metrics=metrics,
+        batch_size=batch_size,
+        **hooks,
     )

@@ -14,8 +14,9 @@ INVOICES = "finance.supplier_invoices.v1"
 PAYMENTS = "finance.supplier_payments.v1"
 ANOMALIES = "analytics.anomalies.v1"
 LABELS = "analytics.anomaly_labels.v1"
+DETECTOR_INPUT = "analytics.detector_input.v1"  # the repartition topic between the two stages
 INPUT_TOPICS = (VIEWS, CLICKSTREAM, SHIPMENTS, INVOICES, PAYMENTS)
-ALL_TOPICS = (*INPUT_TOPICS, ANOMALIES, LABELS)
+ALL_TOPICS = (*INPUT_TOPICS, DETECTOR_INPUT, ANOMALIES, LABELS)
 
 
 class DetectorSettings(ConsumerGroupSettings):
@@ -23,7 +24,11 @@ class DetectorSettings(ConsumerGroupSettings):
 
     model_config = SettingsConfigDict(env_prefix="ANOMALY_DETECTOR_", extra="ignore", case_sensitive=False)
 
-    group_id: str = Field(default="freightline-anomaly-detector", description="ANOMALY_DETECTOR_GROUP_ID.")
+    group_id: str = Field(
+        default="freightline-anomaly-detector",
+        description="ANOMALY_DETECTOR_GROUP_ID: consumer group of the detection stage (the repartition topic); the "
+        "repartition stage (the raw topics) uses the group '<GROUP_ID>-repartition'.",
+    )
     topic_prefix: str = Field(default="", description="ANOMALY_DETECTOR_TOPIC_PREFIX prepended to every topic.")
     topics: dict[str, str] = Field(default_factory=dict, description="JSON map catalogue topic -> topic to use.")
     batch_size: int = Field(default=2000, ge=1, description="ANOMALY_DETECTOR_BATCH_SIZE: records per commit.")
@@ -45,7 +50,7 @@ class DetectorSettings(ConsumerGroupSettings):
     delay_min_days: int = Field(default=4, ge=1, description="Days past the promise that count as a late delivery.")
     delay_min_shipments: int = Field(default=2, ge=1, description="Late deliveries on one route within 15 minutes.")
     payment_min_ratio: float = Field(default=3.0, gt=1, description="Payment / invoice ratio that is anomalous.")
-    create_topics: bool = Field(default=True, description="Create the anomalies topic and dead-letter topics.")
+    create_topics: bool = Field(default=True, description="Create the repartition, anomalies and dead-letter topics.")
 
     @field_validator("topics")
     @classmethod
@@ -54,6 +59,11 @@ class DetectorSettings(ConsumerGroupSettings):
         if unknown:
             raise ValueError(f"unknown topics {sorted(unknown)}; the detector uses {list(ALL_TOPICS)}")
         return value
+
+    @property
+    def repartition_group_id(self) -> str:
+        """Consumer group of stage 1 (raw topics -> repartition topic)."""
+        return f"{self.group_id}-repartition"
 
     def topic(self, catalogue_name: str) -> str:
         return self.topics.get(catalogue_name) or f"{self.topic_prefix}{catalogue_name}"

@@ -5,9 +5,10 @@ detection logic and scored against the generator's labels. No broker, no registr
 (labels, detections, incidents matched, precision, recall, detections per matched incident) and exits 1 when a
 type misses the goal (precision and recall >= 0.9) on some seed.
 
-Records reach the detector in produce-time order, each on the partition its key hashes to (CRC32 of the key
-modulo the catalogue's partitions, like the producer's default partitioner); product views are scored under
-their mirrored topic name.
+Records go through the service's two stages (``services.anomaly_detector.topology``) in produce-time order:
+each raw record on the partition its key hashes to (CRC32 of the key modulo the catalogue's partitions, like the
+producer's default partitioner), re-keyed by stage 1 onto the repartition topic's partition of its entity key and
+fed to that partition's detection task; product views are scored under their mirrored topic name.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from __future__ import annotations
 import argparse
 import sys
 import zlib
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.catalogue import Catalogue, load_catalogue
 from services.anomaly_detector.score import match
-from services.anomaly_detector.service import Detection
-from services.anomaly_detector.settings import INPUT_TOPICS, VIEWS, DetectorSettings
+from services.anomaly_detector.settings import DETECTOR_INPUT, INPUT_TOPICS, VIEWS, DetectorSettings
+from services.anomaly_detector.topology import Tasks, detector_input
 from services.generator.engine import Engine
 from services.generator.records import ANOMALY_LABELS, PRODUCT_VIEWS
 from services.generator.settings import GeneratorSettings
@@ -72,32 +74,43 @@ def detect(
     generator = (generator or GeneratorSettings()).model_copy(update={"seed": seed})
     detector = detector or DetectorSettings()
     engine = Engine(generator.engine_config())
-    detection = Detection(detector, clock=lambda: 0.0, catalogue=catalogue)
-    inputs = set(INPUT_TOPICS)
-    partitions = {name: catalogue.topic(name).partitions for name in inputs}
+    feed = _Feed(Tasks(detector, clock=lambda: 0.0, catalogue=catalogue), catalogue)
     outcome = Outcome(seed, engine.config.start_time_ms, events)
     produced = 0
     while produced < events:
         items = engine.take(min(CHUNK, events - produced))
         produced += sum(1 for item in items if item.topic != ANOMALY_LABELS)
-        _feed(items, detection, inputs, partitions, outcome)
-    _feed(engine.finish(), detection, inputs, partitions, outcome)
-    outcome.detections.extend(detection.flush())
+        feed(items, outcome)
+    feed(engine.finish(), outcome)
+    outcome.detections.extend(feed.tasks.flush())
     outcome.per_type = match(outcome.labels, outcome.detections)
     return outcome
 
 
-def _feed(
-    items: Iterable[Any], detection: Detection, inputs: set[str], partitions: dict[str, int], outcome: Outcome
-) -> None:
-    for item in items:
-        if item.topic == ANOMALY_LABELS:
-            outcome.labels.append(item.value)
-            continue
-        topic = VIEWS if item.topic == PRODUCT_VIEWS else item.topic
-        if topic in inputs:
-            part = partition_of(item.key, partitions[topic])
-            outcome.detections.extend(detection.observe(topic, item.value, part))
+class _Feed:
+    """Raw records -> stage 1 -> the repartition topic's partitions -> their detection tasks."""
+
+    def __init__(self, tasks: Tasks, catalogue: Catalogue) -> None:
+        self.tasks = tasks
+        self.partitions = {name: catalogue.topic(name).partitions for name in INPUT_TOPICS}
+        self.repartitions = catalogue.topic(DETECTOR_INPUT).partitions
+        self.offsets: dict[tuple[str, int], int] = defaultdict(int)
+
+    def __call__(self, items: Iterable[Any], outcome: Outcome) -> None:
+        for item in items:
+            if item.topic == ANOMALY_LABELS:
+                outcome.labels.append(item.value)
+                continue
+            topic = VIEWS if item.topic == PRODUCT_VIEWS else item.topic
+            if topic not in self.partitions:
+                continue
+            part = partition_of(item.key, self.partitions[topic])
+            offset = self.offsets[(topic, part)]
+            self.offsets[(topic, part)] += 1
+            record = detector_input(topic, item.value, part, offset)
+            if record is not None:
+                task = partition_of(record["entity_key"], self.repartitions)
+                outcome.detections.extend(self.tasks.observe(task, record))
 
 
 def seeds_arg(text: str) -> list[int]:

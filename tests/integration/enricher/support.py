@@ -186,3 +186,23 @@ def wait_caught_up(
             pass
         time.sleep(1.0)
     return False
+
+
+def wait_assigned(stack_env: Mapping[str, str], group: str, members: int, partitions: int, timeout: float) -> bool:
+    """Wait until ``group`` is stable with ``members`` members that hold ``partitions`` partitions in all."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": stack_env["KAFKA_BOOTSTRAP_SERVERS"]})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        except KafkaException:
+            found = None
+        if found is not None and found.state == ConsumerGroupState.STABLE and len(found.members) == members:
+            held = sum(len(m.assignment.topic_partitions) for m in found.members if m.assignment is not None)
+            if held == partitions:
+                return True
+        time.sleep(1.0)
+    return False
