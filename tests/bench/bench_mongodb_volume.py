@@ -18,10 +18,11 @@ from typing import Any
 
 import psutil
 import psycopg
+from pymongo import MongoClient
 from pymongo.collection import Collection
+from pymongo.errors import AutoReconnect, BulkWriteError
 
 from services.common.settings import MongoSettings, StackSettings
-from services.sink_mongodb.target import mongo_client
 
 DEFAULT_DOCUMENTS = 5_000_000
 CHUNK = 1000
@@ -107,7 +108,17 @@ def _load(collection: Collection[dict[str, Any]], total: int, progress: Callable
 
     def write(span: tuple[int, int]) -> int:
         docs = documents(*span)
-        collection.insert_many(docs, ordered=False)
+        for attempt in range(3):
+            try:
+                collection.insert_many(docs, ordered=False)
+                break
+            except AutoReconnect:  # a write lost on the way: write it again (the documents already in are kept)
+                if attempt == 2:
+                    raise
+            except BulkWriteError as error:
+                if any(item["code"] != 11000 for item in error.details["writeErrors"]):
+                    raise
+                break
         return len(docs)
 
     started = time.perf_counter()
@@ -155,7 +166,7 @@ def run(env: dict[str, str], progress: Callable[[str], None] = print) -> list[di
     total = int(os.environ.get("FREIGHTLINE_BENCH_MONGODB_DOCUMENTS", DEFAULT_DOCUMENTS))
     mongo = MongoSettings(uri=env["MONGODB_URI"])
     database = f"bench_volume_{uuid.uuid4().hex[:8]}"
-    client = mongo_client(mongo, timeout_ms=30_000)
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo.uri, socketTimeoutMS=1_800_000, tz_aware=True)
     pg_port = int(env["POSTGRES_DSN"].rsplit(":", 1)[1].split("/", 1)[0])
     ferretdb = _listener(int(mongo.uri.rsplit(":", 1)[1]))
     postgres = _listener(pg_port)
