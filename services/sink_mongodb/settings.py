@@ -25,6 +25,13 @@ class MongoSinkSettings(SinkSettings):
         description="SINK_MONGODB_CHUNK_SIZE: documents per bulk write; a batch's chunks are decoded while the "
         "previous chunk is written.",
     )
+    replace_chunk_size: int = Field(
+        default=16,
+        gt=0,
+        description="SINK_MONGODB_REPLACE_CHUNK_SIZE: replacements (of replayed documents) per update command. "
+        "FerretDB v1 holds a PostgreSQL connection for each update of a command until the command ends, so a large "
+        "update command exhausts its connection pool and stalls the server.",
+    )
     database: str | None = Field(default=None, description="SINK_MONGODB_DATABASE (default MONGODB_DATABASE).")
     collections: str = Field(
         default="web.product_views.v1=product_views",

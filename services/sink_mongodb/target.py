@@ -1,5 +1,6 @@
 """The MongoDB sink's target: ``_id`` = the event id; each chunk of a batch is one unordered bulk insert, and the
-documents already there (replays) are replaced in a second unordered bulk: an upsert per document.
+documents already there (replays) are replaced in unordered bulks of at most ``replace_chunk_size``: an upsert per
+document.
 
 Re-writing a record replaces its document with the same content, so replays after a crash or a failed write
 leave exactly one document per event. Documents the server refuses for what they are (not for an outage) are
@@ -213,12 +214,14 @@ class MongoTarget:
             return []
         existing = [item["index"] for item in failed if item.get("code") in DUPLICATE_KEY]
         refused = [item for item in failed if item.get("code") not in DUPLICATE_KEY]
-        if existing:
-            replacements = [ReplaceOne({"_id": docs[i]["_id"]}, docs[i], upsert=True) for i in existing]
+        step = self.settings.replace_chunk_size
+        for start in range(0, len(existing), step):  # bounded update commands (see the setting)
+            chunk = existing[start : start + step]
+            replacements = [ReplaceOne({"_id": docs[i]["_id"]}, docs[i], upsert=True) for i in chunk]
             try:
                 collection.bulk_write(replacements, ordered=False)
             except BulkWriteError as error:
-                refused.extend({**item, "index": existing[item["index"]]} for item in self._refused(error))
+                refused.extend({**item, "index": chunk[item["index"]]} for item in self._refused(error))
         return [(records[item["index"]], str(item.get("errmsg"))) for item in refused]
 
     @staticmethod

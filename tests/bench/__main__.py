@@ -12,9 +12,10 @@ Each bench module exposes ``run(env) -> list[dict]``, one dict per row, built wi
   come with their own ``goal`` text and ``met``, and the same-run floor or baseline beside them;
 * optionally ``note``: where the time goes when a goal is not met.
 
-Results are printed and written to ``<state>/bench/results.json`` and ``results.md``. Pass bench names
-(``common``, ``schema_registry``, ...) to run only those. The exit status is 1 when a bench fails to run; a goal
-not met is reported in the table, not as a failure.
+Results are printed and written to ``<state>/bench/results.json`` and ``results.md``. Benches that declare
+``RUN_ALONE = True`` (the 5-million-document MongoDB volume) run only when named. Pass bench names (``common``,
+``schema_registry``, ...) to run only those. The exit status is 1 when a bench fails to run; a goal not met is
+reported in the table, not as a failure.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def available() -> list[str]:
     return sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
 
 
+def by_default() -> list[str]:
+    """Every bench but those that declare ``RUN_ALONE = True`` (tens of minutes: run them by name)."""
+    return [name for name in available() if "RUN_ALONE = True" not in (HERE / f"bench_{name}.py").read_text()]
+
+
 def _fmt(value: Any) -> str:
     return f"{value:,.1f}" if isinstance(value, int | float) else str(value)
 
@@ -56,7 +62,7 @@ def _met(row: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    names = argv or available()
+    names = argv or by_default()
     unknown = set(names) - set(available())
     if unknown:
         print(f"unknown benches {sorted(unknown)}; available: {available()}", file=sys.stderr)

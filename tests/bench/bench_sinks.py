@@ -278,7 +278,11 @@ def bench_gcs(env: dict[str, str]) -> dict[str, Any]:
 
 
 def bench_mongodb(env: dict[str, str]) -> dict[str, Any]:
-    topic, _values, serde, rows = _produce(env, MONGO_RECORDS)
+    """The sink (insert first, replace the replays) against raw pymongo bulk upserts (``ReplaceOne(upsert=True)``)
+    of exactly the documents it wrote, read back from its collection: the baseline starts from decoded documents,
+    so it does less work than the sink. Same chunks (the sink's ``chunk_size`` per batch of calls, update commands
+    of ``replace_chunk_size``: FerretDB v1 stalls on larger ones), same server, default write concern on both."""
+    topic, _values, serde, _rows = _produce(env, MONGO_RECORDS)
     mongo = MongoSettings(uri=env["MONGODB_URI"])
     database = f"bench_{topic.replace('.', '_')}"
     settings = MongoSinkSettings(
@@ -287,17 +291,30 @@ def bench_mongodb(env: dict[str, str]) -> dict[str, Any]:
     rate = _run_sink(env, "bench_sink_mongodb", settings, serde, mongo_factory(settings, mongo), MONGO_RECORDS)
     client = mongo_client(mongo)
     try:
+        docs = list(client[database]["views"].find({}))
+        if len(docs) != MONGO_RECORDS:
+            raise RuntimeError(f"the sink wrote {len(docs)} of {MONGO_RECORDS} documents")
         collection = client[database]["raw_views"]
-        docs = [{**r, "_id": r["metadata"]["event_id"]} for r in rows]
+        for name in settings.index_fields():
+            collection.create_index(name)
+        step = settings.replace_chunk_size
         started = time.perf_counter()
-        for i in range(0, len(docs), 2000):
-            collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs[i : i + 2000]])
+        for i in range(0, len(docs), settings.chunk_size):
+            chunk = docs[i : i + settings.chunk_size]
+            for j in range(0, len(chunk), step):
+                collection.bulk_write(
+                    [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk[j : j + step]], ordered=False
+                )
         baseline = len(docs) / (time.perf_counter() - started)
         client.drop_database(database)
     finally:
         client.close()
     return _row(
-        "sink_mongodb documents/s", rate, "raw pymongo bulk upserts of the same documents", baseline, ">= 20000"
+        "sink_mongodb documents/s",
+        rate,
+        "raw pymongo bulk upserts of the same documents",
+        baseline,
+        f"MongoDB sink >= 1.0x raw bulk upserts: {'met' if rate >= baseline else 'not met'}",
     )
 
 

@@ -92,11 +92,15 @@ def _msgs(offsets: Iterable[int]) -> Any:
     return [Msg(offset) for offset in offsets]
 
 
-def _target(collection: FakeCollection, chunk_size: int = 3) -> tuple[MongoTarget, FakeContext]:
+def _target(
+    collection: FakeCollection, chunk_size: int = 3, replace_chunk_size: int = 16
+) -> tuple[MongoTarget, FakeContext]:
     target = MongoTarget.__new__(MongoTarget)
     ctx = FakeContext()
     target.ctx = ctx  # type: ignore[assignment]
-    target.settings = MongoSinkSettings(topics="t", collections="t=views", chunk_size=chunk_size)
+    target.settings = MongoSinkSettings(
+        topics="t", collections="t=views", chunk_size=chunk_size, replace_chunk_size=replace_chunk_size
+    )
     target.db = {"views": collection}  # type: ignore[assignment]
     target.chunk_size = chunk_size
     target._readers = {}
@@ -132,6 +136,17 @@ def test_a_replay_replaces_what_is_there_and_dead_letters_refused_documents() ->
     assert len(collection.docs) == 6
     assert collection.docs["e2"]["n"] == 20 and collection.docs["e5"]["n"] == 50
     assert ctx.dead == [(6, "invalid_document")]
+
+
+def test_replays_are_replaced_in_bounded_update_commands() -> None:
+    collection = FakeCollection()
+    target, ctx = _target(collection, chunk_size=10, replace_chunk_size=3)
+    target.write([_record(i) for i in range(8)], _msgs(range(8)))
+    replay = [_record(i, n=-i) for i in range(8)] + [_record(8, bad=True)]
+    target.write(replay, _msgs(range(9)))
+    assert collection.calls == ["insert 8", "insert 9", "replace 3", "replace 3", "replace 2"]
+    assert all(collection.docs[f"e{i}"]["n"] == -i for i in range(8))
+    assert ctx.dead == [(8, "invalid_document")]
 
 
 def test_an_outage_raises_so_the_batch_is_retried() -> None:
