@@ -7,6 +7,7 @@ import sys
 
 from services.anomaly_detector.service import SERVICE, DetectorService, build_loop
 from services.anomaly_detector.settings import DetectorSettings
+from services.common.entrypoint import run_entrypoint
 from services.common.kafka import Producer, consumer_config, producer_config
 from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
@@ -45,4 +46,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_entrypoint(main))

@@ -7,6 +7,7 @@ import sys
 
 import faust
 
+from services.common.entrypoint import run_entrypoint
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.serde import registry_client
@@ -57,4 +58,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_entrypoint(main))
