@@ -15,6 +15,7 @@ from services.anomaly_detector.service import (
 )
 from services.anomaly_detector.settings import DetectorSettings
 from services.anomaly_detector.topology import SERVICE
+from services.common.entrypoint import run_entrypoint
 from services.common.kafka import ConsumerLoop, Producer, consumer_config, group_instance_id, producer_config
 from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
@@ -93,4 +94,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_entrypoint(main))

@@ -13,15 +13,23 @@ import io
 import json
 import struct
 import threading
+import warnings
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 import fastavro
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from services.common.avro_codegen import reader_for, writer_for
 from services.common.settings import SchemaRegistrySettings
+
+with warnings.catch_warnings(record=True) as _import_warnings:
+    # the registry client imports authlib's httpx integration, which warns that it is deprecated on every start
+    # (authlib turns its own warnings always on, so a filter does not hold): that one is dropped, others shown
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+for _warning in _import_warnings:
+    if "The httpx module is deprecated" not in str(_warning.message):
+        warnings.warn_explicit(_warning.message, _warning.category, _warning.filename, _warning.lineno)
 
 MAGIC_BYTE = 0
 HEADER = struct.Struct(">bI")

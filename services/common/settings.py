@@ -69,10 +69,13 @@ class KafkaSettings(BaseSettings):
             "security.protocol": self.security_protocol,
         }
         if self.security_protocol.upper().startswith("SASL"):
-            if not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
-                raise ValueError(
-                    f"security protocol {self.security_protocol} needs a SASL mechanism, username and password"
-                )
+            missing = [
+                f"{self.model_config.get('env_prefix', '')}{name}".upper()
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if not getattr(self, name)
+            ]
+            if missing or not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+                raise ValueError(f"security protocol {self.security_protocol} needs {', '.join(missing)}")
             config["sasl.mechanism"] = self.sasl_mechanism
             config["sasl.username"] = self.sasl_username
             config["sasl.password"] = self.sasl_password.get_secret_value()

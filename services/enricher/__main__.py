@@ -7,6 +7,7 @@ import sys
 
 import faust
 
+from services.common.entrypoint import run_entrypoint
 from services.common.kafka import group_instance_id
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
@@ -59,4 +60,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_entrypoint(main))

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 
+from services.common.entrypoint import run_entrypoint
 from services.common.kafka import DeliveryError
 from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
@@ -90,4 +91,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_entrypoint(main))

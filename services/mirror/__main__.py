@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from services.common.deadletter import DeadLetterPublisher
+from services.common.entrypoint import run_entrypoint
 from services.common.kafka import ConsumerLoop, consumer_config, group_instance_id
 from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
@@ -111,4 +112,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_entrypoint(main))

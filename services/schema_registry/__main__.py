@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import uvicorn
 from psycopg_pool import AsyncConnectionPool
 
+from services.common.entrypoint import run_entrypoint
 from services.common.logging import configure_logging
 
 from .app import RegistryApp
@@ -67,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_entrypoint(main))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from services.common.entrypoint import run_entrypoint
 from services.common.settings import MongoSettings
 from services.common.sinks.runner import run_sink
 from services.sink_mongodb.settings import SERVICE, MongoSinkSettings
@@ -16,4 +17,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_entrypoint(main))

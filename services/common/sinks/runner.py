@@ -212,7 +212,9 @@ def decode_batch(
                         event_id, event_ms = read_metadata_prefix(value, header)
                         event_time = epoch + event_ms * millis
                     except (PrefixError, OverflowError):
-                        raise _decode_in_full from None  # the full decode tells what is wrong with it
+                        # a fresh exception each time: one shared object would chain every raise's traceback
+                        # onto itself and keep each batch alive (and make every dead letter's traceback longer)
+                        raise _DecodeInFull from None  # the full decode tells what is wrong with it
                 key = message.key()
                 append(
                     SinkRecord(
@@ -243,9 +245,6 @@ def decode_batch(
 
 class _DecodeInFull(Exception):
     """The metadata prefix does not read: the full decode tells why."""
-
-
-_decode_in_full = _DecodeInFull()
 
 
 def _wire_header(value: bytes, ctx: SinkContext, check_bodies: bool) -> tuple[int, bool, Callable[..., Any] | None]:

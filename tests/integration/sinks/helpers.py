@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import fastavro
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 
 from deploy.local.components import Component
 from deploy.local.context import REPO_ROOT, StackContext
@@ -76,6 +76,29 @@ def produce_events(
             producer.produce(topic, b"\x00\x00\x00\x00\x01not avro at all", f"poison-{i}")
     producer.flush(60)
     return ids
+
+
+def consumer_lag(env: dict[str, str], group: str, topic: str) -> int:
+    """Records of ``topic`` the consumer group has not committed yet (committed offsets against end offsets),
+    read without joining the group."""
+    consumer = Consumer({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"], "group.id": group})
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
+        lag = 0
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(tp, timeout=30)
+            lag += high - (tp.offset if tp.offset >= 0 else low)
+        return lag
+    finally:
+        consumer.close()
+
+
+def kill_in_flight(process: SinkProcess, env: dict[str, str], group: str, topic: str) -> int:
+    """SIGKILL ``process`` and return the group's lag at that moment; the crash tests assert it is above zero,
+    so the kill is known to have hit work in flight (uncommitted records), not a drained consumer."""
+    process.kill()
+    return consumer_lag(env, group, topic)
 
 
 def example_record(**changes: Any) -> dict[str, Any]:

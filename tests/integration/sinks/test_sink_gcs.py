@@ -20,6 +20,7 @@ from tests.integration.sinks.helpers import (
     avro_event_ids,
     dead_letters,
     free_port,
+    kill_in_flight,
     produce_events,
     sink_process,
     wait_for,
@@ -62,11 +63,12 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     bucket = unique_name("bucket")
     store = _store(sink_env["GCS_ENDPOINT"], bucket)
     ids = produce_events(sink_env, topic, 6000)
-    env = _env(sink_env, topic, bucket, unique_name("g"))
+    group = unique_name("g")
+    env = _env(sink_env, topic, bucket, group)
     log = tmp_path / "sink.log"
     with sink_process("sink_gcs", env, log) as sink:
         wait_for(lambda: len(committed_files(store, "raw", topic)) >= 3, 120, what="first objects")
-        sink.kill()
+        assert kill_in_flight(sink, sink_env, group, topic) > 0, "the kill hit a drained consumer"
     more = produce_events(sink_env, topic, 1500)
     with sink_process("sink_gcs", env, log) as sink:
         wait_for(lambda: len(_landed(store, "raw", topic)) >= len(ids) + len(more), 180, what="all records")

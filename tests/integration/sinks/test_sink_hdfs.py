@@ -20,6 +20,7 @@ from tests.integration.sinks.helpers import (
     dead_letters,
     decode_dead_letter,
     free_port,
+    kill_in_flight,
     produce_corrupt_tails,
     produce_events,
     sink_process,
@@ -57,11 +58,15 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     hdfs = HdfsSettings(webhdfs_url=sink_env["HDFS_WEBHDFS_URL"])
     store = WebHdfsStore(hdfs.webhdfs_url, hdfs.user)
     ids = produce_events(sink_env, topic, 6000)
-    env = _env(sink_env, topic, root, unique_name("g"))
+    group = unique_name("g")
+    env = _env(sink_env, topic, root, group)
     log = tmp_path / "sink.log"
+    temporary = join(root.strip("/"), TEMPORARY, topic)
     with sink_process("sink_hdfs", env, log) as sink:
         wait_for(lambda: len(committed_files(store, root, topic)) >= 3, 120, what="first files")
-        sink.kill()
+        assert kill_in_flight(sink, sink_env, group, topic) > 0, "the kill hit a drained consumer"
+    # the kill left a file being written: the restart must finish or discard it without losing or doubling
+    assert store.list_files(temporary) != [], "no temporary file at the kill"
     landed_at_kill = len(_landed(store, root, topic))
     more = produce_events(sink_env, topic, 1500)
     with sink_process("sink_hdfs", env, log) as sink:

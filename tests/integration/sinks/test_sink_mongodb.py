@@ -17,6 +17,7 @@ from services.sink_mongodb.target import mongo_client
 from tests.integration.sinks.helpers import (
     dead_letters,
     example_record,
+    kill_in_flight,
     private_mongodb,
     produce_events,
     produce_views,
@@ -53,11 +54,12 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     database = unique_name("db").replace("-", "_")
     uri = sink_env["MONGODB_URI"]
     ids = produce_events(sink_env, topic, 3000)
-    env = _env(sink_env, topic, database, unique_name("g"))
+    group = unique_name("g")
+    env = _env(sink_env, topic, database, group)
     log = tmp_path / "sink.log"
     with sink_process("sink_mongodb", env, log) as sink:
         wait_for(lambda: len(_ids(uri, database)) >= 300, 120, what="first documents")
-        sink.kill()
+        assert kill_in_flight(sink, sink_env, group, topic) > 0, "the kill hit a drained consumer"
     more = produce_events(sink_env, topic, 600)
     with sink_process("sink_mongodb", env, log) as sink:
         wait_for(lambda: len(_ids(uri, database)) >= len(ids) + len(more), 240, what="all documents")

@@ -1,0 +1,44 @@
+"""What every service's ``__main__`` runs its ``main`` through: bad configuration ends the process with one
+clear line naming the setting (its environment variable) and exit status 2, instead of a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+CONFIGURATION_ERROR = 2
+
+
+def _settings_classes(base: type[BaseSettings] = BaseSettings) -> list[type[BaseSettings]]:
+    found = []
+    for cls in base.__subclasses__():
+        found.append(cls)
+        found.extend(_settings_classes(cls))
+    return found
+
+
+def _variable(model: str, location: tuple[int | str, ...]) -> str:
+    """The environment variable of a settings field (``KAFKA_BOOTSTRAP_SERVERS``), else the field's name."""
+    field = ".".join(str(part) for part in location)
+    for cls in _settings_classes():
+        if cls.__name__ == model:
+            return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+    return field
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each invalid setting and what is wrong with it (never the value: it may be a secret)."""
+    problems = [f"{_variable(error.title, tuple(e['loc']))}: {e['msg']}" for e in error.errors()]
+    return "configuration error: " + "; ".join(problems)
+
+
+def run_entrypoint(main: Callable[[], int | None]) -> int:
+    """``main()``'s exit status; a configuration error prints one line on stderr and returns 2."""
+    try:
+        return main() or 0
+    except ValidationError as error:
+        print(describe(error), file=sys.stderr)
+        return CONFIGURATION_ERROR
