@@ -125,7 +125,7 @@ def stage_smoke(ctx: RunContext) -> None:
     kafka = KafkaSettings(bootstrap_servers=ctx.env["KAFKA_BOOTSTRAP_SERVERS"])
     serde = AvroSerde(registry_client(SchemaRegistrySettings(url=ctx.env["SCHEMA_REGISTRY_URL"])))
     topic = f"smoke.product_views.{ctx.run_id}"
-    ensure_topics(kafka.client_config(), [(topic, 3, {"retention.ms": "3600000"})])
+    ensure_topics(kafka, [(topic, 3, {"retention.ms": "3600000"})])
     n = ctx.events
     _step(f"shared-library pipeline: {n:,} product views through {topic}")
     encoder = serde.encoder(subject_for(topic), load_schema("com.freightline.web.ProductView"))
