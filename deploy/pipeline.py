@@ -26,6 +26,7 @@ from rich.table import Table
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
+from schemas import topics
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
 
 if TYPE_CHECKING:
@@ -173,9 +174,9 @@ def stage_smoke(ctx: RunContext) -> None:
         ctx.report.problems.append(f"smoke pipeline: produced {producer.delivered}, consumed {len(seen)} of {n}")
 
 
-LABELS, ANOMALIES = "analytics.anomaly_labels.v1", "analytics.anomalies.v1"
-PRODUCT_VIEWS_REMOTE = "product_views"
-PRODUCT_VIEWS_LOCAL = "web.product_views.v1"
+LABELS, ANOMALIES = topics.ANOMALY_LABELS, topics.ANOMALIES
+PRODUCT_VIEWS_REMOTE = topics.UPSTREAM_PRODUCT_VIEWS
+PRODUCT_VIEWS_LOCAL = topics.PRODUCT_VIEWS
 MIRROR_GROUP = "freightline-mirror"
 
 
