@@ -129,21 +129,28 @@ def register_schemas(
         typer.echo(f"{item.subject} -> id {item.schema_id}, version {item.version} ({item.compatibility})")
 
 
-def _mount_optional() -> None:
+_mounted: list[bool] = []
+
+
+def build() -> typer.Typer:
+    """The whole ``freightline`` command: the stack commands plus ``run`` and ``schemas`` (mounted once)."""
+    if _mounted:
+        return app
+    _mounted.append(True)
     from deploy.pipeline import run as run_pipeline
 
     app.command(name="run")(run_pipeline)
     try:
         from schemas.governance.cli import app as schemas_app
     except ImportError:  # the governance package is optional for a minimal checkout
-        return
+        return app
     schemas_app.command(name="register")(register_schemas)
     app.add_typer(schemas_app, name="schemas", help="Check, document and register the Avro contracts.")
+    return app
 
 
 def main() -> None:
-    _mount_optional()
     try:
-        app()
+        build()()
     except KeyboardInterrupt:
         sys.exit(130)

@@ -26,6 +26,7 @@ from rich.table import Table
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
+from schemas import topics
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def stage_smoke(ctx: RunContext) -> None:
     kafka = KafkaSettings(bootstrap_servers=ctx.env["KAFKA_BOOTSTRAP_SERVERS"])
     serde = AvroSerde(registry_client(SchemaRegistrySettings(url=ctx.env["SCHEMA_REGISTRY_URL"])))
     topic = f"smoke.product_views.{ctx.run_id}"
-    ensure_topics(kafka.client_config(), [(topic, 3, {"retention.ms": "3600000"})])
+    ensure_topics(kafka, [(topic, 3, {"retention.ms": "3600000"})])
     n = ctx.events
     _step(f"shared-library pipeline: {n:,} product views through {topic}")
     encoder = serde.encoder(subject_for(topic), load_schema("com.freightline.web.ProductView"))
@@ -173,9 +174,9 @@ def stage_smoke(ctx: RunContext) -> None:
         ctx.report.problems.append(f"smoke pipeline: produced {producer.delivered}, consumed {len(seen)} of {n}")
 
 
-LABELS, ANOMALIES = "analytics.anomaly_labels.v1", "analytics.anomalies.v1"
-PRODUCT_VIEWS_REMOTE = "product_views"
-PRODUCT_VIEWS_LOCAL = "web.product_views.v1"
+LABELS, ANOMALIES = topics.ANOMALY_LABELS, topics.ANOMALIES
+PRODUCT_VIEWS_REMOTE = topics.UPSTREAM_PRODUCT_VIEWS
+PRODUCT_VIEWS_LOCAL = topics.PRODUCT_VIEWS
 MIRROR_GROUP = "freightline-mirror"
 
 

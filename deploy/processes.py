@@ -88,10 +88,11 @@ def ensure_catalogue_topics(env: Mapping[str, str]) -> None:
     from schemas.catalogue import load_catalogue
     from services.common.kafka import ensure_topics
 
-    configs = {"local": local_client_config(env), "remote": remote_client_config(env)}
-    for cluster, config in configs.items():
+    clusters = {"local": local_client_config(env), "remote": remote_client_config(env)}
+    for cluster, config in clusters.items():
         specs = load_catalogue().on_cluster(cluster)
-        ensure_topics(config, [(spec.name, spec.partitions, spec.topic_config()) for spec in specs])
+        topics = [(spec.name, spec.partitions, spec.topic_config()) for spec in specs]
+        ensure_topics(KafkaSettings.from_client_config(config), topics)
 
 
 def last_json_line(text: str) -> dict[str, Any]:

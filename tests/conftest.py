@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from services.common.settings import KafkaSettings
+
 
 def _read_env(path: Path) -> dict[str, str]:
     env = {}
@@ -78,7 +80,7 @@ def new_topic(kafka_bootstrap: str, unique_name: Callable[[str], str]) -> Callab
 
     def make(prefix: str = "t", partitions: int = 3, **configs: str) -> str:
         name = unique_name(prefix)
-        ensure_topics({"bootstrap.servers": kafka_bootstrap}, [(name, partitions, configs)])
+        ensure_topics(KafkaSettings(bootstrap_servers=kafka_bootstrap), [(name, partitions, configs)])
         return name
 
     return make

@@ -33,6 +33,17 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
   if command -v pg_ctlcluster >/dev/null; then pg_ctlcluster 15 main stop >/dev/null 2>&1 || true; fi
 fi
 
+# --- Go: the stack builds two of its servers (GCS emulator, MongoDB-wire server) from the Go module proxy ----
+if ! command -v go >/dev/null; then
+  echo "setup: the Go toolchain (1.24 or newer) is required to build the local stack's GCS and MongoDB servers" >&2
+  exit 1
+fi
+go_version="$(go env GOVERSION | sed 's/^go//')"
+if [ "$(printf '%s\n' "1.24" "$go_version" | sort -V | head -n 1)" != "1.24" ]; then
+  echo "setup: Go $go_version found; 1.24 or newer is required (deploy/local/launchers/ferretdb/go.mod)" >&2
+  exit 1
+fi
+
 # --- Python: uv in a private bootstrap environment, then the locked project environment ----------------
 mkdir -p "$STATE"
 if [ ! -x "$BOOTSTRAP/bin/uv" ] || [ "$("$BOOTSTRAP/bin/uv" --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then

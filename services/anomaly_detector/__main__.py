@@ -50,7 +50,7 @@ def main() -> int:
     producer = Producer(producer_config(kafka, f"{SERVICE}-producer"), metrics)
     service = DetectorService(settings, producer, serde, metrics)
     if settings.create_topics:
-        service.ensure_topics(kafka.client_config())
+        service.ensure_topics(kafka)
     shutdown = Shutdown().install()
     server = MetricsServer(metrics, service_settings.metrics_host, service_settings.metrics_port).start()
     # Static membership in both groups (one id per group: the same process id is a member of each).

@@ -29,6 +29,7 @@ from services.common.deadletter import DeadLetterPublisher, dead_letter_topic
 from services.common.kafka import ConsumerLoop, Producer, ensure_topics
 from services.common.metrics import ServiceMetrics
 from services.common.serde import AvroSerde, Encoder, SerdeError, subject_for
+from services.common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class DetectorService(_Stage):
     def input_topics(self) -> list[str]:
         return [self.settings.topic(DETECTOR_INPUT)]
 
-    def ensure_topics(self, admin_config: dict[str, Any], catalogue: Catalogue | None = None) -> None:
+    def ensure_topics(self, kafka: KafkaSettings, catalogue: Catalogue | None = None) -> None:
         """The repartition topic, the anomalies topic and the dead-letter topics of every topic consumed."""
         catalogue = catalogue or load_catalogue()
         dlq = catalogue.topic(dead_letter_topic(ANOMALIES))
@@ -147,7 +148,7 @@ class DetectorService(_Stage):
             wanted.append((self.settings.topic(name), spec.partitions, spec.topic_config()))
         consumed = [self.settings.topic(name) for name in (*INPUT_TOPICS, DETECTOR_INPUT)]
         wanted += [(dead_letter_topic(t), dlq.partitions, dlq.topic_config()) for t in consumed]
-        ensure_topics(admin_config, wanted)
+        ensure_topics(kafka, wanted)
 
     def emit(self, anomalies: list[dict[str, Any]]) -> None:
         for anomaly in anomalies:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from schemas import topics
 from services.common.settings import ConsumerGroupSettings
 
-VIEWS = "web.product_views.v1"
-CLICKSTREAM = "web.clickstream.v1"
-SHIPMENTS = "logistics.shipment_events.v1"
-INVOICES = "finance.supplier_invoices.v1"
-PAYMENTS = "finance.supplier_payments.v1"
-ANOMALIES = "analytics.anomalies.v1"
-LABELS = "analytics.anomaly_labels.v1"
-DETECTOR_INPUT = "analytics.detector_input.v1"  # the repartition topic between the two stages
+VIEWS = topics.PRODUCT_VIEWS
+CLICKSTREAM = topics.CLICKSTREAM
+SHIPMENTS = topics.SHIPMENT_EVENTS
+INVOICES = topics.SUPPLIER_INVOICES
+PAYMENTS = topics.SUPPLIER_PAYMENTS
+ANOMALIES = topics.ANOMALIES
+LABELS = topics.ANOMALY_LABELS
+DETECTOR_INPUT = topics.DETECTOR_INPUT  # the repartition topic between the two stages
 INPUT_TOPICS = (VIEWS, CLICKSTREAM, SHIPMENTS, INVOICES, PAYMENTS)
 ALL_TOPICS = (*INPUT_TOPICS, DETECTOR_INPUT, ANOMALIES, LABELS)
 

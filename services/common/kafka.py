@@ -642,17 +642,26 @@ def end_positions(env: Mapping[str, str], topics: Sequence[str]) -> dict[str, di
 
 
 def ensure_topics(
-    admin_config: dict[str, Any],
+    settings: KafkaSettings,
     topics: Iterable[tuple[str, int, dict[str, str]]],
     timeout: float = 30.0,
-    replication_factor: int = 1,
 ) -> None:
-    """Create topics (name, partitions, configs) that do not exist yet; existing ones are left alone."""
-    admin = AdminClient(admin_config)
+    """Create topics (name, partitions, configs) that do not exist yet; existing ones are left alone.
+
+    Replication factor and ``min.insync.replicas`` come from the cluster's settings (``replication``), so a
+    production cluster differs only in settings; a topic's own ``min.insync.replicas`` (catalogue) wins.
+    """
+    admin = AdminClient(dict(settings.client_config()))
+    replicas, min_insync = settings.replication()
     wanted = list(topics)
     existing = set(admin.list_topics(timeout=timeout).topics)
     new = [
-        NewTopic(name, num_partitions=partitions, replication_factor=replication_factor, config=configs)
+        NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=replicas,
+            config={"min.insync.replicas": str(min_insync), **configs},
+        )
         for name, partitions, configs in wanted
         if name not in existing
     ]

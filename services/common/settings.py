@@ -10,6 +10,7 @@ Nothing here reads the environment at import time: an entrypoint instantiates th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,11 +50,36 @@ class KafkaSettings(BaseSettings):
     sasl_mechanism: str | None = Field(default=None, description="KAFKA_SASL_MECHANISM, e.g. SCRAM-SHA-256.")
     sasl_username: str | None = Field(default=None, description="KAFKA_SASL_USERNAME.")
     sasl_password: SecretStr | None = Field(default=None, description="KAFKA_SASL_PASSWORD (secret).")
+    topic_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description="KAFKA_TOPIC_REPLICATION_FACTOR: replicas of every topic a service creates (1 on the local "
+        "single-node stack; 3 in production).",
+    )
+    topic_min_insync_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="KAFKA_TOPIC_MIN_INSYNC_REPLICAS: min.insync.replicas of the topics a service creates (acks=all "
+        "then waits for this many replicas; 2 in production with 3 replicas). A catalogue topic's own "
+        "`min.insync.replicas` wins.",
+    )
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> KafkaSettings:
         """The settings a ``KAFKA_*`` mapping (a stack's env file, a process environment) describes."""
         return cls.model_validate({k[len("KAFKA_") :].lower(): v for k, v in env.items() if k.startswith("KAFKA_")})
+
+    @classmethod
+    def from_client_config(cls, config: Mapping[str, Any]) -> KafkaSettings:
+        """The settings a librdkafka property map (``client_config``'s output) describes."""
+        password = config.get("sasl.password")
+        return cls(
+            bootstrap_servers=str(config["bootstrap.servers"]),
+            security_protocol=str(config.get("security.protocol", "PLAINTEXT")),
+            sasl_mechanism=config.get("sasl.mechanism"),
+            sasl_username=config.get("sasl.username"),
+            sasl_password=SecretStr(str(password)) if password else None,
+        )
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -80,6 +106,15 @@ class KafkaSettings(BaseSettings):
             config["sasl.username"] = self.sasl_username
             config["sasl.password"] = self.sasl_password.get_secret_value()
         return config
+
+    def replication(self) -> tuple[int, int]:
+        """(replication factor, min.insync.replicas) for the topics created on this cluster."""
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"{self.model_config.get('env_prefix', '')}TOPIC_MIN_INSYNC_REPLICAS "
+                f"({self.topic_min_insync_replicas}) exceeds the replication factor ({self.topic_replication_factor})"
+            )
+        return self.topic_replication_factor, self.topic_min_insync_replicas
 
     def masked(self) -> dict[str, str]:
         return {k: ("***" if "password" in k else v) for k, v in self.client_config().items()}

@@ -346,7 +346,7 @@ def ensure_enricher_topics(settings: EnricherSettings, kafka: KafkaSettings, cat
     dlq = catalogue.topic(dead_letter_topic(SOURCE_TOPICS[join.PRODUCT_VIEWS]))
     for topic in consumed:
         wanted.append((dead_letter_topic(topic), dlq.partitions, dlq.topic_config()))
-    ensure_topics(kafka.client_config(), wanted)
+    ensure_topics(kafka, wanted)
 
 
 def build_enricher(

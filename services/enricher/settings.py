@@ -5,27 +5,28 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from schemas import topics
 from services.common.settings import ConsumerGroupSettings
 from services.enricher import join
 
 # Catalogue topics the enricher reads and writes, by role.
 SOURCE_TOPICS: dict[str, str] = {
-    join.PRODUCT_VIEWS: "web.product_views.v1",
-    join.CLICKSTREAM: "web.clickstream.v1",
-    join.ORDERS: "commerce.orders.v1",
-    join.SHIPMENT_EVENTS: "logistics.shipment_events.v1",
+    join.PRODUCT_VIEWS: topics.PRODUCT_VIEWS,
+    join.CLICKSTREAM: topics.CLICKSTREAM,
+    join.ORDERS: topics.ORDERS,
+    join.SHIPMENT_EVENTS: topics.SHIPMENT_EVENTS,
 }
 OUTPUT_TOPICS: dict[str, str] = {
-    join.PRODUCT_VIEWS: "enriched.product_views.v1",
-    join.CLICKSTREAM: "enriched.clickstream.v1",
-    join.ORDERS: "enriched.orders.v1",
-    join.SHIPMENT_EVENTS: "enriched.shipment_events.v1",
+    join.PRODUCT_VIEWS: topics.ENRICHED_PRODUCT_VIEWS,
+    join.CLICKSTREAM: topics.ENRICHED_CLICKSTREAM,
+    join.ORDERS: topics.ENRICHED_ORDERS,
+    join.SHIPMENT_EVENTS: topics.ENRICHED_SHIPMENT_EVENTS,
 }
 REFERENCE_TOPICS: dict[str, str] = {
-    join.PRODUCT: "reference.products.v1",
-    join.CUSTOMER: "reference.customers.v1",
-    join.STORE: "reference.stores.v1",
-    join.WAREHOUSE: "reference.warehouses.v1",
+    join.PRODUCT: topics.REFERENCE_PRODUCTS,
+    join.CUSTOMER: topics.REFERENCE_CUSTOMERS,
+    join.STORE: topics.REFERENCE_STORES,
+    join.WAREHOUSE: topics.REFERENCE_WAREHOUSES,
 }
 ALL_TOPICS = (*SOURCE_TOPICS.values(), *OUTPUT_TOPICS.values(), *REFERENCE_TOPICS.values())
 

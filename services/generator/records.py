@@ -5,21 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from schemas import topics
 from services.generator.anomalies import Injection
 
 # Catalogue names of the topics the generator writes.
-PRODUCT_VIEWS = "product_views"
-CLICKSTREAM = "web.clickstream.v1"
-ORDERS = "commerce.orders.v1"
-SHIPMENTS = "logistics.shipment_events.v1"
-INVOICES = "finance.supplier_invoices.v1"
-PAYMENTS = "finance.supplier_payments.v1"
-ANOMALY_LABELS = "analytics.anomaly_labels.v1"
-REF_PRODUCTS = "reference.products.v1"
-REF_CUSTOMERS = "reference.customers.v1"
-REF_STORES = "reference.stores.v1"
-REF_SUPPLIERS = "reference.suppliers.v1"
-REF_WAREHOUSES = "reference.warehouses.v1"
+PRODUCT_VIEWS = topics.UPSTREAM_PRODUCT_VIEWS
+CLICKSTREAM = topics.CLICKSTREAM
+ORDERS = topics.ORDERS
+SHIPMENTS = topics.SHIPMENT_EVENTS
+INVOICES = topics.SUPPLIER_INVOICES
+PAYMENTS = topics.SUPPLIER_PAYMENTS
+ANOMALY_LABELS = topics.ANOMALY_LABELS
+REF_PRODUCTS = topics.REFERENCE_PRODUCTS
+REF_CUSTOMERS = topics.REFERENCE_CUSTOMERS
+REF_STORES = topics.REFERENCE_STORES
+REF_SUPPLIERS = topics.REFERENCE_SUPPLIERS
+REF_WAREHOUSES = topics.REFERENCE_WAREHOUSES
 
 EVENT_TOPICS = (PRODUCT_VIEWS, CLICKSTREAM, ORDERS, SHIPMENTS, INVOICES, PAYMENTS)
 REFERENCE_TOPICS = (REF_STORES, REF_WAREHOUSES, REF_SUPPLIERS, REF_PRODUCTS, REF_CUSTOMERS)

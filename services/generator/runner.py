@@ -137,9 +137,8 @@ class GeneratorRunner:
         for name, spec in self.specs.items():
             by_cluster.setdefault(spec.cluster, []).append((self.names[name], spec.partitions, spec.topic_config()))
         for cluster, topics in by_cluster.items():
-            config = self._cluster_settings(cluster).client_config()
             if self.settings.create_topics:
-                ensure_topics(config, topics)
+                ensure_topics(self._cluster_settings(cluster), topics)
             self._producers[cluster] = Producer(
                 producer_config(self._cluster_settings(cluster), f"{SERVICE}-{cluster}"),
                 self.metrics,

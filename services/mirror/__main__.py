@@ -52,7 +52,7 @@ def main() -> int:
     producer = destination_producer(local, metrics)
     mirror = TopicMirror(
         source_admin=AdminClient(admin_config),
-        destination_admin_config=local.client_config(),
+        destination_kafka=local,
         producer=producer,
         translator=translator,
         destination_for=settings.destination,

@@ -139,7 +139,7 @@ class TopicMirror:
         self,
         *,
         source_admin: AdminClient,
-        destination_admin_config: dict[str, Any],
+        destination_kafka: KafkaSettings,
         producer: Producer,
         translator: SchemaTranslator,
         destination_for: Callable[[str], str],
@@ -149,8 +149,8 @@ class TopicMirror:
         create_topics: bool = True,
     ) -> None:
         self.source_admin = source_admin
-        self.destination_admin_config = destination_admin_config
-        self.destination_admin = AdminClient(destination_admin_config)
+        self.destination_kafka = destination_kafka
+        self.destination_admin = AdminClient(dict(destination_kafka.client_config()))
         self.producer = producer
         self.translator = translator
         self.destination_for = destination_for
@@ -185,7 +185,7 @@ class TopicMirror:
         destination = self.destination_for(source_topic)
         if self.create_topics:
             partitions, configs = self.source_layout(source_topic)
-            ensure_topics(self.destination_admin_config, [(destination, partitions, configs)])
+            ensure_topics(self.destination_kafka, [(destination, partitions, configs)])
             existing = self.destination_admin.list_topics(destination, timeout=30).topics[destination]
             if len(existing.partitions) < partitions:
                 log.warning("%s has %d partitions, growing to %d", destination, len(existing.partitions), partitions)
@@ -204,10 +204,10 @@ class TopicMirror:
             return
         try:
             spec = load_catalogue().topic(topic)
-            ensure_topics(self.destination_admin_config, [(topic, spec.partitions, spec.topic_config())])
+            ensure_topics(self.destination_kafka, [(topic, spec.partitions, spec.topic_config())])
         except Exception:  # not a catalogue topic: one partition, two weeks
             ensure_topics(
-                self.destination_admin_config,
+                self.destination_kafka,
                 [(topic, 1, {"cleanup.policy": "delete", "retention.ms": "1209600000"})],
             )
         self._dlq_ready.add(topic)

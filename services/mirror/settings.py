@@ -7,6 +7,7 @@ import re
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from schemas import topics as topic_names
 from services.common.settings import ConsumerGroupSettings, SchemaRegistrySettings
 
 
@@ -15,12 +16,14 @@ class MirrorSettings(ConsumerGroupSettings):
 
     model_config = SettingsConfigDict(env_prefix="MIRROR_", extra="ignore", case_sensitive=False)
 
-    topics: str = Field(default="product_views", description="MIRROR_TOPICS: comma-separated source topics.")
+    topics: str = Field(
+        default=topic_names.UPSTREAM_PRODUCT_VIEWS, description="MIRROR_TOPICS: comma-separated source topics."
+    )
     topic_regex: str | None = Field(
         default=None, description="MIRROR_TOPIC_REGEX: mirror every source topic matching it (overrides TOPICS)."
     )
     rename: dict[str, str] = Field(
-        default_factory=lambda: {"product_views": "web.product_views.v1"},
+        default_factory=lambda: {topic_names.UPSTREAM_PRODUCT_VIEWS: topic_names.PRODUCT_VIEWS},
         description="MIRROR_RENAME: JSON map source topic -> destination topic.",
     )
     destination_prefix: str = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from schemas import topics as topic_names
 from services.common.settings import GCS_LOCAL_BUCKET
 from services.common.sinks.settings import FileSinkSettings
 
@@ -15,7 +16,7 @@ class GcsSinkSettings(FileSinkSettings):
     model_config = SettingsConfigDict(env_prefix="SINK_GCS_", extra="ignore", case_sensitive=False)
 
     topics: str = Field(
-        default="finance.supplier_invoices.v1,finance.supplier_payments.v1",
+        default=f"{topic_names.SUPPLIER_INVOICES},{topic_names.SUPPLIER_PAYMENTS}",
         description="SINK_GCS_TOPICS: comma-separated topics.",
     )
     batch_size: int = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from schemas import topics as topic_names
 from services.common.sinks.settings import FileSinkSettings
 
 SERVICE = "sink_hdfs"
@@ -13,7 +14,7 @@ SERVICE = "sink_hdfs"
 class HdfsSinkSettings(FileSinkSettings):
     model_config = SettingsConfigDict(env_prefix="SINK_HDFS_", extra="ignore", case_sensitive=False)
 
-    topics: str = Field(default="web.clickstream.v1", description="SINK_HDFS_TOPICS: comma-separated topics.")
+    topics: str = Field(default=topic_names.CLICKSTREAM, description="SINK_HDFS_TOPICS: comma-separated topics.")
     batch_size: int = Field(
         default=20_000, gt=0, description="SINK_HDFS_BATCH_SIZE: records per batch (files per partition and hour)."
     )

@@ -11,11 +11,15 @@ from services.common.sinks.inspect import Landed
 from services.sink_mongodb.settings import MongoSinkSettings
 from services.sink_mongodb.target import mongo_client
 
+# Counting is exact but linear in the collection on the local server (FerretDB v1 streams every document through
+# its count): 449 s at 5 million documents on a busy 2-core machine. Hence the long socket timeout here.
+COUNT_TIMEOUT_MS = 30 * 60 * 1000
+
 
 def summary(settings: MongoSinkSettings | None = None, mongo: MongoSettings | None = None) -> dict[str, Any]:
     settings = settings or MongoSinkSettings()
     mongo = mongo or MongoSettings()
-    client = mongo_client(mongo)
+    client = mongo_client(mongo, socket_timeout_ms=COUNT_TIMEOUT_MS)
     try:
         db = client[settings.database or mongo.database]
         collections: dict[str, Any] = {}

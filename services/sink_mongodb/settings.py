@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from schemas import topics as topic_names
 from services.common.sinks.settings import SinkSettings
 
 SERVICE = "sink_mongodb"
@@ -13,7 +14,7 @@ SERVICE = "sink_mongodb"
 class MongoSinkSettings(SinkSettings):
     model_config = SettingsConfigDict(env_prefix="SINK_MONGODB_", extra="ignore", case_sensitive=False)
 
-    topics: str = Field(default="web.product_views.v1", description="SINK_MONGODB_TOPICS: comma-separated topics.")
+    topics: str = Field(default=topic_names.PRODUCT_VIEWS, description="SINK_MONGODB_TOPICS: comma-separated topics.")
     group_id: str = Field(default="sink-mongodb", description="SINK_MONGODB_GROUP_ID.")
     batch_size: int = Field(
         default=10_000, gt=0, description="SINK_MONGODB_BATCH_SIZE: records per batch (offsets committed after it)."
@@ -34,7 +35,7 @@ class MongoSinkSettings(SinkSettings):
     )
     database: str | None = Field(default=None, description="SINK_MONGODB_DATABASE (default MONGODB_DATABASE).")
     collections: str = Field(
-        default="web.product_views.v1=product_views",
+        default=f"{topic_names.PRODUCT_VIEWS}=product_views",
         description="SINK_MONGODB_COLLECTIONS: topic=collection pairs, comma-separated; other topics use the "
         "topic name with dots replaced by underscores.",
     )

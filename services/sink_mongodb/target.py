@@ -73,11 +73,13 @@ def to_bson(value: Any) -> Any:
     return value
 
 
-def mongo_client(mongo: MongoSettings, timeout_ms: int = 5000) -> pymongo.MongoClient[Document]:
+def mongo_client(
+    mongo: MongoSettings, timeout_ms: int = 5000, socket_timeout_ms: int = 60_000
+) -> pymongo.MongoClient[Document]:
     kwargs: dict[str, Any] = {
         "serverSelectionTimeoutMS": timeout_ms,
         "connectTimeoutMS": timeout_ms,
-        "socketTimeoutMS": 60_000,
+        "socketTimeoutMS": socket_timeout_ms,
         "tz_aware": True,
     }
     if mongo.username:

@@ -230,7 +230,7 @@ def producer_rows(env: dict[str, str], full_name: str, n: int = 200_000) -> list
     registry = SchemaRegistryClient({"url": env["SCHEMA_REGISTRY_URL"]})
     suffix = uuid.uuid4().hex[:8]
     ours_topic, raw_topic = f"bench.producer.{suffix}", f"bench.raw.{suffix}"
-    ensure_topics(kafka.client_config(), [(ours_topic, 3, {}), (raw_topic, 3, {})])
+    ensure_topics(kafka, [(ours_topic, 3, {}), (raw_topic, 3, {})])
     schema = load_schema(full_name)
     data = records(full_name, n)
     serde = AvroSerde(registry)

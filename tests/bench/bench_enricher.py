@@ -21,6 +21,7 @@ from typing import Any
 
 from schemas.catalogue import load_catalogue, load_schema
 from services.common.kafka import ensure_topics, read_topic
+from services.common.settings import KafkaSettings
 from services.enricher import join
 from services.enricher.codec import SplicingEncoder
 from services.enricher.settings import OUTPUT_TOPICS, REFERENCE_TOPICS, SOURCE_TOPICS
@@ -86,7 +87,7 @@ def _quix_rate(env: dict[str, str], prefix: str, expected: int, work: Path) -> f
     path = work / "quix.json"
     path.write_text(json.dumps(config))
     ensure_topics(
-        {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]},
+        KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]),
         [(topic, catalogue.topic(OUTPUT_TOPICS[kind]).partitions, {}) for kind, topic in outputs.items()],
     )
     with (work / "quix.log").open("ab") as log:

@@ -247,7 +247,7 @@ def run(env: dict[str, str]) -> list[dict[str, Any]]:
     hdfs_topics, gcs_topics = hdfs_sink.topic_list(), gcs_sink.topic_list()
     floor_topic = f"bench-latency-floor-{run_id}"
     ensure_catalogue_topics(env)  # subscriptions find their topics at once
-    ensure_topics(local, [(floor_topic, 3, {"retention.ms": "3600000"})])
+    ensure_topics(KafkaSettings.from_client_config(local), [(floor_topic, 3, {"retention.ms": "3600000"})])
     groups = {
         "mirror": f"bench-latency-mirror-{run_id}",
         "enricher": f"bench-latency-enricher-{run_id}",

@@ -59,7 +59,7 @@ def _mirror_rate(local: KafkaSettings, remote: RemoteKafkaSettings, registry_url
     destination = f"bench-mirror-dst-{uuid.uuid4().hex[:8]}"
     mirror = TopicMirror(
         source_admin=AdminClient(dict(remote.client_config())),
-        destination_admin_config=local.client_config(),
+        destination_kafka=local,
         producer=producer,
         translator=SchemaTranslator(None, registry),
         destination_for=lambda _: destination,
@@ -99,7 +99,7 @@ def _raw_rate(local: KafkaSettings, remote: RemoteKafkaSettings, source: str) ->
     consumer = Consumer(consumer_config(remote, f"bench-raw-{uuid.uuid4().hex[:8]}", "raw-bench"))
     producer = RawProducer(producer_config(local, "raw-bench"))
     destination = f"bench-raw-dst-{uuid.uuid4().hex[:8]}"
-    ensure_topics(local.client_config(), [(destination, PARTITIONS, {})])
+    ensure_topics(local, [(destination, PARTITIONS, {})])
     assigned = threading.Event()
     consumer.subscribe([source], on_assign=lambda _c, _p: assigned.set())
     copied = 0

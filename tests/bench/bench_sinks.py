@@ -61,7 +61,7 @@ MONGO_RECORDS = 100_000
 def _produce(env: dict[str, str], n: int) -> tuple[str, list[bytes], AvroSerde, list[dict[str, Any]]]:
     kafka = KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
     topic = f"bench.sinks.{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka.client_config(), [(topic, 3, {})])
+    ensure_topics(kafka, [(topic, 3, {})])
     serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
     encoder = serde.encoder(subject_for(topic), load_schema(VIEW))
     rows = records(VIEW, n)

@@ -17,6 +17,7 @@ from schemas.catalogue import load_catalogue
 from services.anomaly_detector.score import score
 from services.anomaly_detector.settings import ANOMALIES, DETECTOR_INPUT, INPUT_TOPICS, DetectorSettings
 from services.common.kafka import ensure_topics
+from services.common.settings import KafkaSettings
 from tests.integration.enricher import support
 
 pytestmark = pytest.mark.integration
@@ -97,7 +98,7 @@ def test_three_instances_detect_what_one_instance_does(
     prefix = unique_name("scale") + "-"
     catalogue = load_catalogue()
     raw = [(prefix + t, catalogue.topic(t).partitions, catalogue.topic(t).topic_config()) for t in INPUT_TOPICS]
-    ensure_topics({"bootstrap.servers": stack_env["KAFKA_BOOTSTRAP_SERVERS"]}, raw)
+    ensure_topics(KafkaSettings(bootstrap_servers=stack_env["KAFKA_BOOTSTRAP_SERVERS"]), raw)
     repartitions = catalogue.topic(DETECTOR_INPUT).partitions
     deployments: dict[int, tuple[DetectorSettings, list[subprocess.Popen[bytes]]]] = {}
     try:

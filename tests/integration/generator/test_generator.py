@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from schemas.catalogue import load_catalogue
 from services.common.serde import AvroSerde, registry_client, schema_id_of
 from services.common.settings import SchemaRegistrySettings
 from services.generator.records import ALL_TOPICS, ANOMALY_LABELS, PRODUCT_VIEWS
+from services.generator.settings import GeneratorSettings
 from tests.integration.generator.support import read_topic, topic_size, wait_for
 
 pytestmark = pytest.mark.integration
@@ -69,8 +71,10 @@ def test_bounded_run_writes_every_topic_and_reads_back_decoded(
         GENERATOR_MAX_LATENESS_S="2",
         GENERATOR_STEP_S="3",
     )
+    # Record timestamps are event times and retention goes by them: a recent start keeps the records.
+    start = GeneratorSettings().backlog_start(6000, int(time.time() * 1000)).isoformat()
     result = subprocess.run(
-        [sys.executable, "-m", "services.generator", "--events", "6000", "--no-pace", "--seed", "11"],
+        [sys.executable, "-m", "services.generator", "--events", "6000", "--no-pace", "--seed", "11", "--start", start],
         env=env,
         capture_output=True,
         text=True,

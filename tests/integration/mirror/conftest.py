@@ -17,7 +17,7 @@ from confluent_kafka import Producer as RawProducer
 
 from services.common.kafka import ensure_topics
 from services.common.serde import AvroSerde, registry_client, subject_for
-from services.common.settings import SchemaRegistrySettings
+from services.common.settings import KafkaSettings, SchemaRegistrySettings
 from tests.integration.generator.support import free_port, private_registry
 
 SEQUENCE_SCHEMA = {
@@ -62,7 +62,7 @@ def produce_sequence(
     topic_configs: dict[str, str] | None = None,
 ) -> None:
     """``count`` Avro records per round-robin partition, keyed, with headers and explicit timestamps."""
-    ensure_topics(config, [(topic, partitions, topic_configs or {})])
+    ensure_topics(KafkaSettings.from_client_config(config), [(topic, partitions, topic_configs or {})])
     encoder = AvroSerde(registry_client(SchemaRegistrySettings(url=registry_url))).encoder(
         subject_for(topic), SEQUENCE_SCHEMA
     )

@@ -1,4 +1,4 @@
-"""``schemas.governance register`` against the real Schema Registry of the local stack."""
+"""``freightline schemas register`` against the real Schema Registry of the local stack."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from typer.testing import CliRunner
 
+from deploy.cli import build
 from schemas.catalogue import load_catalogue, schema_text
-from schemas.governance.cli import app
 from schemas.governance.register import register_all
 
 pytestmark = pytest.mark.integration
@@ -63,8 +63,8 @@ def test_registered_level_rejects_an_incompatible_version(
 def test_cli_register_prints_subject_id_and_version(registry_url: str, unique_name: Callable[[str], str]) -> None:
     prefix = unique_name("contracts") + "."
     result = CliRunner().invoke(
-        app,
-        ["register", "--url", registry_url, "--subject-prefix", prefix, "--topic", "commerce.orders.v1"],
+        build(),
+        ["schemas", "register", "--url", registry_url, "--subject-prefix", prefix, "--topic", "commerce.orders.v1"],
     )
     assert result.exit_code == 0, result.output
     assert f"{prefix}commerce.orders.v1-value -> id " in result.output

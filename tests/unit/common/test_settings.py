@@ -50,3 +50,10 @@ def test_registry_basic_auth_is_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = SchemaRegistrySettings()
     assert settings.client_config()["basic.auth.user.info"] == "u:p"
     assert "u:p" not in repr(settings)
+
+
+def test_min_insync_above_replication_factor_names_the_variable() -> None:
+    settings = KafkaSettings(topic_replication_factor=1, topic_min_insync_replicas=2)
+    with pytest.raises(ValueError, match="KAFKA_TOPIC_MIN_INSYNC_REPLICAS"):
+        settings.replication()
+    assert KafkaSettings(topic_replication_factor=3, topic_min_insync_replicas=2).replication() == (3, 2)
