@@ -106,20 +106,24 @@ def interrupt_in_flight(
     """Start the service, wait for ``ready`` (default: some output while records are still uncommitted), send
     ``sig`` and wait for the exit; the lag at the signal tells whether it hit work in flight."""
     process = case.start()
+    lag = 0
     try:
 
         def in_flight() -> bool:
+            nonlocal lag
             if not process.alive():
                 raise AssertionError(f"{case.module} exited early:\n{process.log()}")
-            if ready is not None:
-                return ready()
+            if not (ready() if ready is not None else len(case.landed()) > 0):
+                return False
             done, total = group_progress(case.env, case.group, case.topic)
-            return total > done and len(case.landed()) > 0
+            lag = total - done
+            if ready is None and lag == 0:
+                raise AssertionError(f"{case.module} drained its input before the signal: give it more records")
+            return True
 
-        wait_for(in_flight, 180, interval=0.2, what=what)
-        done, total = group_progress(case.env, case.group, case.topic)
+        wait_for(in_flight, 180, interval=0.1, what=what)
         assert process.process is not None
-        process.process.send_signal(sig)
+        process.process.send_signal(sig)  # at once: the lag just read is the lag at the signal
         returncode = process.process.wait(HANG_GUARD_S)
     finally:
         if process.alive():
@@ -127,7 +131,7 @@ def interrupt_in_flight(
             process.process.kill()
             process.process.wait(30)
     committed, _total = group_progress(case.env, case.group, case.topic)
-    return Interruption(total - done, returncode, committed, case.landed())
+    return Interruption(lag, returncode, committed, case.landed())
 
 
 def run_to_end(case: ServiceCase, expected: int) -> list[str]:

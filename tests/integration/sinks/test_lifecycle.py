@@ -34,13 +34,14 @@ def _file_ids(store: WebHdfsStore | GcsStore, root: str, topic: str) -> list[str
 
 
 def _case(module: str, env: dict[str, str], topic: str, name: str, log: Path) -> ServiceCase:
-    """``module`` reading ``topic`` in batches of 100 into a target of its own named after ``name``."""
+    """``module`` reading ``topic`` in batches of 50 into a target of its own named after ``name``."""
     prefix = module.upper() + "_"
-    settings = {"TOPICS": topic, "GROUP_ID": name, "BATCH_SIZE": "100", "BATCH_TIMEOUT_S": "0.5"}
+    settings = {"TOPICS": topic, "GROUP_ID": name, "BATCH_SIZE": "50", "BATCH_TIMEOUT_S": "0.5"}
     landed: Callable[[], list[str]]
     if module == "sink_mongodb":
         database = name.replace("-", "_")
-        settings |= {"DATABASE": database, "COLLECTIONS": f"{topic}=views"}
+        # bulk writes of 10 documents: the server takes a whole batch of 50 faster than a test can look
+        settings |= {"DATABASE": database, "COLLECTIONS": f"{topic}=views", "BATCH_SIZE": "10"}
         uri = env["MONGODB_URI"]
 
         def landed() -> list[str]:
@@ -83,7 +84,7 @@ def test_sigterm_mid_batch_drains_commits_exits_0_and_the_restart_lands_each_rec
 ) -> None:
     case = make_case(module, "term", 2)
     topic = case.topic
-    ids = produce_events(sink_env, topic, 1500)
+    ids = produce_events(sink_env, topic, 3000)
     stopped = interrupt_in_flight(case, signal.SIGTERM)
     assert stopped.lag_at_signal > 0, "the SIGTERM hit a drained consumer"
     assert stopped.returncode == 0, case.log.read_text()[-3000:]
