@@ -293,3 +293,15 @@ def produce_corrupt_tails(env: dict[str, str], topic: str) -> list[tuple[bytes, 
 def decode_dead_letter(env: dict[str, str], value: bytes) -> dict[str, Any]:
     serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
     return serde.decode(value)
+
+
+def mongo_event_ids(uri: str, database: str, collection: str = "views") -> list[str]:
+    """The event ids of the documents in ``database.collection``."""
+    from services.common.settings import MongoSettings
+    from services.sink_mongodb.target import mongo_client
+
+    client = mongo_client(MongoSettings(uri=uri))
+    try:
+        return [doc["metadata"]["event_id"] for doc in client[database][collection].find({}, {"metadata.event_id": 1})]
+    finally:
+        client.close()

@@ -18,6 +18,7 @@ from tests.integration.sinks.helpers import (
     dead_letters,
     example_record,
     kill_in_flight,
+    mongo_event_ids,
     private_mongodb,
     produce_events,
     produce_views,
@@ -39,12 +40,7 @@ def _env(base: dict[str, str], topic: str, database: str, group: str) -> dict[st
     }
 
 
-def _ids(uri: str, database: str) -> list[str]:
-    client = mongo_client(MongoSettings(uri=uri))
-    try:
-        return [doc["metadata"]["event_id"] for doc in client[database]["views"].find({}, {"metadata.event_id": 1})]
-    finally:
-        client.close()
+_ids = mongo_event_ids
 
 
 def test_sigkill_mid_stream_then_restart_lands_every_record_once(
