@@ -68,7 +68,7 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     topic = new_topic("mongo-crash", 3)
     database = unique_name("db").replace("-", "_")
     uri = sink_env["MONGODB_URI"]
-    ids = produce_events(sink_env, topic, 3000)
+    ids = produce_events(sink_env, topic, 10000)
     group = unique_name("g")
     env = _env(sink_env, topic, database, group)
     log = tmp_path / "sink.log"
