@@ -37,9 +37,33 @@ out = Console(width=140)
 
 
 @dataclass
+class Figures:
+    """What the stages counted, as data: the report renders them for people, tests read them from here.
+
+    Topic-keyed counts use the catalogue's topic names; ``generated`` keys the generator's summary (remote product
+    views under their remote name). Each count covers this run's offset range (or, for sinks, what landed since
+    the stage's mark) only.
+    """
+
+    smoke_consumed: int = 0  # distinct event ids the shared-library pipeline consumed
+    generated: dict[str, int] = field(default_factory=dict)  # records per topic, from the generator's summary
+    injected: dict[str, int] = field(default_factory=dict)  # anomalies injected per type
+    leftover: dict[str, int] = field(default_factory=dict)  # per stage: what an earlier run left uncommitted
+    mirrored: int = 0  # records the mirror appended to the local product views
+    mirrored_distinct: int = 0  # distinct event ids among them
+    enriched: dict[str, int] = field(default_factory=dict)  # records per enriched topic
+    enriched_distinct: dict[str, int] = field(default_factory=dict)  # distinct source events per enriched topic
+    enriched_duplicates: dict[str, int] = field(default_factory=dict)  # repeated enriched event ids per topic
+    landed: dict[str, int] = field(default_factory=dict)  # records (documents) landed per sink
+    sink_topics: dict[str, list[str]] = field(default_factory=dict)  # what each sink consumes
+    detection: dict[str, dict[str, Any]] = field(default_factory=dict)  # the scorer's per-type result
+
+
+@dataclass
 class Report:
     sections: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    figures: Figures = field(default_factory=Figures)
 
     def add(self, section: str, key: str, value: Any) -> None:
         self.sections.setdefault(section, []).append((key, str(value)))
@@ -170,6 +194,7 @@ def stage_smoke(ctx: RunContext) -> None:
     if latencies:
         q = statistics.quantiles(latencies, n=100)
         ctx.report.add(section, "latency event time -> consumed", f"p50 {q[49]:.0f} ms, p99 {q[98]:.0f} ms")
+    ctx.report.figures.smoke_consumed = len(seen)
     if len(seen) != n or producer.delivered != n:
         ctx.report.problems.append(f"smoke pipeline: produced {producer.delivered}, consumed {len(seen)} of {n}")
 
@@ -224,6 +249,7 @@ def stage_generate(ctx: RunContext) -> None:
     ctx.state["score_from"] = end_positions(ctx.env, [LABELS, ANOMALIES])
     # What an earlier, interrupted run left uncommitted: each stage must process it plus exactly this run's events.
     ctx.state["leftover"] = {name: lag() for name, lag in _consumer_lags(ctx).items()}
+    ctx.report.figures.leftover = dict(ctx.state["leftover"])
     # Simulated time ends about now (topic retention goes by record timestamp); seed and start reproduce the run.
     start = GeneratorSettings().backlog_start(ctx.events, int(time.time() * 1000)).isoformat()
     ctx.state["seed_start"] = f"--seed {ctx.seed} --start {start}"
@@ -245,6 +271,7 @@ def stage_generate(ctx: RunContext) -> None:
         raise RuntimeError(f"generator exited {code}; see {ctx.log('generator')}")
     summary = last_json_line(stdout)
     ctx.state["produced"] = summary["topics"]
+    ctx.report.figures.generated = {topic: int(count) for topic, count in summary["topics"].items()}
     section = "Generator (this run)"
     for topic, count in sorted(summary["topics"].items()):
         ctx.report.add(section, topic, f"{count:,}")
@@ -253,15 +280,31 @@ def stage_generate(ctx: RunContext) -> None:
     injected = summary.get("anomalies_injected", {})
     ctx.report.add(section, "anomalies injected", ", ".join(f"{k}={v}" for k, v in sorted(injected.items())) or "0")
     ctx.state["anomalies_injected"] = injected
+    ctx.report.figures.injected = {kind: int(count) for kind, count in injected.items()}
+
+
+def _event_ids(ctx: RunContext, topic: str, start: dict[int, int]) -> set[str]:
+    """The distinct event ids on ``topic`` from ``start`` (per partition) to its current end."""
+    from services.common.kafka import read_topic
+    from services.common.serde import AvroSerde, registry_client
+
+    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=ctx.env["SCHEMA_REGISTRY_URL"])))
+    return {
+        str(serde.decode(value)["metadata"]["event_id"])
+        for _key, value, _ts in read_topic(ctx.env, topic, start=start)
+        if value is not None
+    }
 
 
 def stage_mirror(ctx: RunContext) -> None:
     """Remote product views into the local cluster, registry-aware, committed after the local ack."""
     from deploy.processes import ServiceProcess, end_offsets, group_lag, wait_until
+    from services.common.kafka import end_positions
 
     produced = int(ctx.state.get("produced", {}).get(PRODUCT_VIEWS_REMOTE, 0))
     expected = _expected(ctx, "mirror", produced)
     before = end_offsets(ctx.local(), [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
+    first = end_positions(ctx.env, [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
     lag_before = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
     _step(f"mirror: {PRODUCT_VIEWS_REMOTE} (remote, SASL) -> {PRODUCT_VIEWS_LOCAL}, {lag_before:,} records behind")
     mirror = ServiceProcess("services.mirror", ctx.env, ctx.log("mirror"), MIRROR_GROUP_ID=MIRROR_GROUP).start()
@@ -274,6 +317,8 @@ def stage_mirror(ctx: RunContext) -> None:
     mirrored = end_offsets(ctx.local(), [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL] - before
     lag = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
     ctx.state["mirrored"] = mirrored
+    ctx.report.figures.mirrored = mirrored
+    ctx.report.figures.mirrored_distinct = len(_event_ids(ctx, PRODUCT_VIEWS_LOCAL, first))
     section = "Mirror (remote -> local)"
     ok = mirrored == expected
     ctx.report.add(section, "produced upstream this run", f"{produced:,}")
@@ -336,6 +381,10 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     after = end_offsets(ctx.local(), outputs)
     enriched = {topic: after[topic] - before[topic] for topic in outputs}
     found = summary(ctx.env, outputs, start)
+    figures = ctx.report.figures
+    figures.enriched = dict(enriched)
+    figures.enriched_distinct = {topic: int(found["topics"][topic]["distinct_events"]) for topic in outputs}
+    figures.enriched_duplicates = {topic: int(found["topics"][topic]["duplicates"]) for topic in outputs}
     section = "Enrichment (Faust, this run)"
     for topic in outputs:
         ctx.report.add(section, topic, f"{enriched[topic]:,}")
@@ -361,6 +410,7 @@ def stage_enrich_detect(ctx: RunContext) -> None:
         ctx.report.problems.append(f"enricher: {total} enriched, expected {expected} ({pending} pending)")
 
     result = score(ctx.env, LABELS, ANOMALIES, start=start)
+    figures.detection = copy.deepcopy(result["per_type"])
     section = "Anomaly detection (this run)"
     ctx.report.add(section, "reproduce with", ctx.state.get("seed_start", f"--seed {ctx.seed}"))
     ctx.report.add(section, "injected (labels) / detected", f"{result['labels']:,} / {result['detections']:,}")
@@ -428,6 +478,8 @@ def stage_sinks(ctx: RunContext) -> None:
     section = "Sinks (this run)"
     for name, inspector in inspectors.items():
         landed = inspector.landed_since(marks[name])
+        ctx.report.figures.landed[name] = landed.records
+        ctx.report.figures.sink_topics[name] = list(inspector.settings.topic_list())
         files = f", {landed.files:,} {inspector.file_unit}" if landed.files is not None else ""
         ok = landed.records == expected[name] == pending[name]
         ctx.report.add(

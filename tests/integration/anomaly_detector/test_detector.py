@@ -5,9 +5,10 @@ the same detections from three instances in one group as from one instance."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ import pytest
 from schemas.catalogue import load_catalogue
 from services.anomaly_detector.score import score
 from services.anomaly_detector.settings import ANOMALIES, DETECTOR_INPUT, INPUT_TOPICS, DetectorSettings
+from services.anomaly_detector.topology import detector_input
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings
+from tests.integration.crash import kill_in_flight, tally
 from tests.integration.enricher import support
 
 pytestmark = pytest.mark.integration
@@ -142,3 +145,86 @@ def test_three_instances_detect_what_one_instance_does(
     result = score(stack_env, f"{prefix}analytics.anomaly_labels.v1", deployments[3][0].topic(ANOMALIES))
     print(summary["seed"], summary["start"], result)
     check_score(result)
+
+
+def test_sigkill_mid_stream_then_restart_forwards_every_event_and_scores(
+    stack_env: dict[str, str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    """SIGKILL while stage 1 holds uncommitted raw events: after the restart every raw event is on the repartition
+    topic (by its source topic, partition and offset), each repeat counted and no more than were in flight, and
+    each anomaly id is emitted for one incident only."""
+    prefix = unique_name("det-kill") + "-"
+    support.run_generator(stack_env, prefix, EVENTS, 3)
+    settings = DetectorSettings(topic_prefix=prefix, group_id=f"{prefix}detector")
+    raw = [settings.topic(t) for t in INPUT_TOPICS]
+    repartition = settings.topic(DETECTOR_INPUT)
+    kafka = {"bootstrap.servers": stack_env["KAFKA_BOOTSTRAP_SERVERS"]}
+    total = support.topic_size(stack_env, raw)
+    env = {"TOPIC_PREFIX": prefix, "GROUP_ID": settings.group_id, "IDLE_FLUSH_S": "2", "BATCH_SIZE": "500"}
+    log = tmp_path / "detector.log"
+    process = start_detector(stack_env, log, **env)
+    try:
+        support.wait_for_size(stack_env, [repartition], total // 4, 180, process)
+    finally:
+        lag = kill_in_flight(lambda: support.stop(process, signal.SIGKILL), kafka, settings.repartition_group_id, raw)
+    assert 0 < lag < total, f"the kill hit no work in flight (lag {lag})"
+    process = start_detector(stack_env, log, **env)
+    try:
+        wait_drained(stack_env, settings, [process])
+    finally:
+        assert support.stop(process) == 0, log.read_text()[-3000:]
+    serde = support.serde_for(stack_env)
+    # The raw events stage 1 forwards (those its detectors use), by source topic, partition and offset.
+    inputs = [
+        _identity(record)
+        for name in INPUT_TOPICS
+        for partition, offset, event in _raw(stack_env, settings.topic(name), serde)
+        if (record := detector_input(name, event, partition, offset)) is not None
+    ]
+    forwarded = [_identity(r) for r in support.decoded(stack_env, repartition, serde)]
+    ids = tally(inputs, forwarded)
+    print(f"detector sigkill: {ids}, {lag} in flight at the kill")
+    assert ids.inputs > total // 2 and (ids.missing, ids.unexpected) == (0, 0), ids
+    assert ids.outputs == ids.inputs + ids.duplicates and ids.duplicates <= lag, ids
+    anomalies = support.decoded(stack_env, settings.topic(ANOMALIES), serde)
+    incidents: dict[str, set[tuple[str, str, int]]] = {}
+    for record in anomalies:
+        incidents.setdefault(str(record["anomaly_id"]), set()).add(
+            (record["anomaly_type"], record["entity_key"], _ms(record["window_start"]))
+        )
+    assert anomalies and all(len(found) == 1 for found in incidents.values()), incidents
+
+
+def _identity(record: Mapping[str, Any]) -> str:
+    return f"{record['source_topic']}/{record['source_partition']}/{record['source_offset']}"
+
+
+def _raw(stack_env: Mapping[str, str], topic: str, serde: Any) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(partition, offset, decoded event) of every record of ``topic``."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack_env["KAFKA_BOOTSTRAP_SERVERS"],
+            "group.id": "raw-reader",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in partitions}
+        open_ = {p for p, (low, high) in ends.items() if high > low}
+        consumer.assign([TopicPartition(topic, p, ends[p][0]) for p in open_])
+        while open_:
+            message = consumer.poll(10)
+            assert message is not None, f"{topic}: no record within 10s"
+            if message.error() is not None:
+                open_.discard(message.partition() or 0)
+                continue
+            partition, offset = message.partition() or 0, message.offset() or 0
+            yield partition, offset, serde.decode(message.value())
+            if offset + 1 >= ends[partition][1]:
+                open_.discard(partition)
+    finally:
+        consumer.close()

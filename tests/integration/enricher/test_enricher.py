@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from services.common.kafka import Producer, producer_config
 from services.common.serde import subject_for
 from services.common.settings import KafkaSettings
 from services.enricher import join
+from tests.integration.crash import kill_in_flight, tally
 from tests.integration.enricher import support
 
 pytestmark = pytest.mark.integration
@@ -162,26 +162,33 @@ def test_sigkill_mid_stream_loses_no_event(
     expected = support.expected_event_count(summary, prefix)
     outputs = list(support.output_topics(prefix).values())
     log = tmp_path / "enricher.log"
+    sources = list(support.source_topics(prefix).values())
+    kafka = {"bootstrap.servers": stack_env["KAFKA_BOOTSTRAP_SERVERS"]}
     process = support.start_enricher(stack_env, prefix, tmp_path / "data", log, ENRICHER_BATCH_SIZE="500")
     try:
         support.wait_for_size(stack_env, outputs, expected // 3, 180, process)
     finally:
-        support.stop(process, signal.SIGKILL)
+        lag_at_kill = kill_in_flight(lambda: support.stop(process, signal.SIGKILL), kafka, f"{prefix}enricher", sources)
+    assert 0 < lag_at_kill < expected, f"the kill hit no work in flight (lag {lag_at_kill})"
     assert support.topic_size(stack_env, outputs) < expected, "the kill came too late to test anything"
     process = support.start_enricher(stack_env, prefix, tmp_path / "data", log)
     try:
-        assert support.wait_caught_up(
-            stack_env, f"{prefix}enricher", list(support.source_topics(prefix).values()), 240, process
-        )
+        assert support.wait_caught_up(stack_env, f"{prefix}enricher", sources, 240, process)
     finally:
         assert support.stop(process) == 0
     serde = support.serde_for(stack_env)
-    seen: Counter[str] = Counter()
-    for records in _outputs(stack_env, prefix, serde).values():
-        seen.update(str(r["metadata"]["event_id"]) for r in records)
-    duplicates = sum(seen.values()) - len(seen)
-    print(f"sigkill: {len(seen)} distinct enriched events of {expected}, {duplicates} duplicates (replayed)")
-    assert len(seen) == expected
+    enriched = _outputs(stack_env, prefix, serde)
+    duplicates = 0
+    for kind, source in support.source_topics(prefix).items():
+        inputs = [str(r["metadata"]["event_id"]) for r in support.decoded(stack_env, source, serde)]
+        ids = tally(inputs, (str(r["event"]["metadata"]["event_id"]) for r in enriched[kind]))
+        # Every source event enriched, nothing else; each repeat counted (only uncommitted work is replayed).
+        assert (ids.missing, ids.unexpected, ids.outputs) == (0, 0, ids.inputs + ids.duplicates), (kind, ids)
+        assert len({str(r["metadata"]["event_id"]) for r in enriched[kind]}) == ids.inputs, kind
+        duplicates += ids.duplicates
+    print(f"sigkill: {expected} events enriched, {duplicates} duplicates (replayed), {lag_at_kill} in flight")
+    assert sum(len(records) for records in enriched.values()) == expected + duplicates
+    assert duplicates <= lag_at_kill
 
 
 def test_poison_records_are_dead_lettered_once_and_unknown_references_marked(

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import fastavro
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from deploy.local.components import Component
 from deploy.local.context import REPO_ROOT, StackContext
@@ -27,6 +27,8 @@ from deploy.local.settings import StackSettings
 from services.common.kafka import Producer, producer_config
 from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
+from tests.integration.crash import group_lag
+from tests.integration.crash import kill_in_flight as crash_kill
 
 PRODUCT_VIEW = "com.freightline.web.ProductView"
 START = dt.datetime(2026, 11, 2, 7, 30, tzinfo=dt.UTC)
@@ -79,26 +81,13 @@ def produce_events(
 
 
 def consumer_lag(env: dict[str, str], group: str, topic: str) -> int:
-    """Records of ``topic`` the consumer group has not committed yet (committed offsets against end offsets),
-    read without joining the group."""
-    consumer = Consumer({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"], "group.id": group})
-    try:
-        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
-        lag = 0
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(tp, timeout=30)
-            lag += high - (tp.offset if tp.offset >= 0 else low)
-        return lag
-    finally:
-        consumer.close()
+    """Records of ``topic`` the consumer group has not committed yet, read without joining the group."""
+    return group_lag({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}, group, [topic])
 
 
 def kill_in_flight(process: SinkProcess, env: dict[str, str], group: str, topic: str) -> int:
-    """SIGKILL ``process`` and return the group's lag at that moment; the crash tests assert it is above zero,
-    so the kill is known to have hit work in flight (uncommitted records), not a drained consumer."""
-    process.kill()
-    return consumer_lag(env, group, topic)
+    """SIGKILL ``process`` and return the group's lag at that moment (see ``tests.integration.crash``)."""
+    return crash_kill(process.kill, {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}, group, [topic])
 
 
 def example_record(**changes: Any) -> dict[str, Any]:
