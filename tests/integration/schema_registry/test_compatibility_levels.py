@@ -16,6 +16,8 @@ import httpx
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
+from schemas.compatibility import CompatibilityLevel
+
 from .conftest import RegistryProcess
 
 pytestmark = pytest.mark.integration
@@ -69,15 +71,7 @@ IDS = [
 
 
 def test_every_level_is_covered() -> None:
-    assert {level for level, _, _ in CASES} == {
-        "NONE",
-        "BACKWARD",
-        "BACKWARD_TRANSITIVE",
-        "FORWARD",
-        "FORWARD_TRANSITIVE",
-        "FULL",
-        "FULL_TRANSITIVE",
-    }
+    assert {level for level, _, _ in CASES} == {level.value for level in CompatibilityLevel}
     for level in {level for level, _, _ in CASES} - {"NONE"}:
         assert {accepted for lvl, _, accepted in CASES if lvl == level} == {True, False}, level
 
