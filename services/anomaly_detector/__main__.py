@@ -11,7 +11,6 @@ from services.anomaly_detector.service import (
     DetectorService,
     RepartitionService,
     build_loop,
-    repartition_loop,
 )
 from services.anomaly_detector.settings import DetectorSettings
 from services.anomaly_detector.topology import SERVICE
@@ -56,7 +55,7 @@ def main() -> int:
     # Static membership in both groups (one id per group: the same process id is a member of each).
     instance_id = group_instance_id(SERVICE, settings.instance_id)
     loops = {
-        "repartition": repartition_loop(
+        "repartition": build_loop(
             stage1,
             consumer_config(
                 kafka, settings.repartition_group_id, f"{SERVICE}-repartition-consumer", instance_id=instance_id

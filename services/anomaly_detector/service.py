@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from confluent_kafka import Message
@@ -199,31 +199,8 @@ class DetectorService(_Stage):
             self.producer.flush(60.0)
 
 
-def repartition_loop(
-    stage: RepartitionService,
-    consumer_config: dict[str, Any],
-    shutdown: Any,
-    batch_size: int,
-    *,
-    batch_timeout_s: float = 0.1,
-    batch_idle_s: float | None = 0.002,
-) -> ConsumerLoop:
-    """Stage 1's loop (stateless: nothing to do between batches or at a rebalance)."""
-    return _loop(
-        stage.input_topics,
-        stage.handle,
-        stage.producer,
-        stage.metrics,
-        consumer_config,
-        shutdown,
-        batch_size,
-        batch_timeout_s=batch_timeout_s,
-        batch_idle_s=batch_idle_s,
-    )
-
-
 def build_loop(
-    service: DetectorService,
+    stage: RepartitionService | DetectorService,
     consumer_config: dict[str, Any],
     shutdown: Any,
     batch_size: int,
@@ -231,39 +208,20 @@ def build_loop(
     batch_timeout_s: float = 0.1,
     batch_idle_s: float | None = 0.002,
 ) -> ConsumerLoop:
-    """Stage 2's loop: idle flushing between batches, revoked partitions' windows evaluated."""
-    return _loop(
-        service.input_topics,
-        service.handle,
-        service.producer,
-        service.metrics,
-        consumer_config,
-        shutdown,
-        batch_size,
-        batch_timeout_s=batch_timeout_s,
-        batch_idle_s=batch_idle_s,
-        pause_while=service.tick,
-        on_revoked=service.revoked,
-    )
-
-
-def _loop(
-    topics: list[str],
-    handler: Callable[[list[Message]], None],
-    producer: Producer,
-    metrics: ServiceMetrics,
-    consumer_config: dict[str, Any],
-    shutdown: Any,
-    batch_size: int,
-    **hooks: Any,
-) -> ConsumerLoop:
+    """A stage's consumer loop; the detection stage adds its hooks (idle flushing between batches, revoked
+    partitions' windows evaluated), the stateless repartition stage needs none."""
+    hooks: dict[str, Any] = {}
+    if isinstance(stage, DetectorService):
+        hooks = {"pause_while": stage.tick, "on_revoked": stage.revoked}
     return ConsumerLoop(
         consumer_config,
-        topics,
-        handler,
+        stage.input_topics,
+        stage.handle,
         shutdown=shutdown,
-        producer=producer,
-        metrics=metrics,
+        producer=stage.producer,
+        metrics=stage.metrics,
         batch_size=batch_size,
+        batch_timeout_s=batch_timeout_s,
+        batch_idle_s=batch_idle_s,
         **hooks,
     )
