@@ -26,10 +26,10 @@ from services.common.tracing import configure_tracing
 log = logging.getLogger("services.anomaly_detector")
 
 
-def run_stage(loop: ConsumerLoop, shutdown: Shutdown, failures: list[BaseException]) -> None:
+def run_stage(loop: ConsumerLoop, shutdown: Shutdown, failures: list[Exception]) -> None:
     try:
         loop.run()
-    except BaseException as error:
+    except Exception as error:
         log.exception("detector stage failed")
         failures.append(error)
         shutdown.request("a detector stage failed")
@@ -50,7 +50,7 @@ def main() -> int:
     service = DetectorService(settings, producer, serde, metrics)
     if settings.create_topics:
         service.ensure_topics(kafka)
-    shutdown = Shutdown().install()
+    shutdown = Shutdown().enforce(service_settings.shutdown_timeout_s).install()
     server = MetricsServer(metrics, service_settings.metrics_host, service_settings.metrics_port).start()
     # Static membership in both groups (one id per group: the same process id is a member of each).
     instance_id = group_instance_id(SERVICE, settings.instance_id)
@@ -74,7 +74,7 @@ def main() -> int:
             batch_idle_s=settings.batch_idle_s,
         ),
     }
-    failures: list[BaseException] = []
+    failures: list[Exception] = []
     threads = [
         threading.Thread(target=run_stage, args=(loop, shutdown, failures), name=name) for name, loop in loops.items()
     ]

@@ -29,6 +29,7 @@ def main() -> int:
     kafka = KafkaSettings()
     metrics = ServiceMetrics(service.service_name)
     enricher = build_enricher(settings, kafka, registry_client(SchemaRegistrySettings()), metrics=metrics)
+    enricher.shutdown.enforce(service.shutdown_timeout_s)
     server = MetricsServer(
         metrics, service.metrics_host, service.metrics_port, live=enricher.live, ready=enricher.ready
     ).start()

@@ -80,7 +80,7 @@ class Processor:
         self.kinds = {enricher.settings.source(kind): kind for kind in join.EVENT_KINDS}
 
     # -- on the event loop (the agent) -----------------------------------------------------------------------
-    def dead_letter(self, message: Message, error: BaseException, error_type: str | None = None) -> Output:
+    def dead_letter(self, message: Message, error: Exception, error_type: str | None = None) -> Output:
         topic_name = message.topic() or ""
         record = envelope(message, error, service=self.settings.producer_name, error_type=error_type)
         value = self.enricher.dead_letter_encoders[topic_name].encode(record)
@@ -179,7 +179,11 @@ def register(enricher: Enricher) -> Processor:
                 continue
             try:
                 job.result.set_result(processor.enrich(job.messages))
-            except BaseException as error:  # handed to the source loop, which rewinds the batch
+            except asyncio.CancelledError:
+                # The agent is being stopped mid-batch: the source loop rewinds the batch, then the stop goes on.
+                job.result.set_exception(RuntimeError("the enrich agent was stopped mid-batch"))
+                raise
+            except Exception as error:  # handed to the source loop, which rewinds the batch
                 job.result.set_exception(error)
 
     app.agent(enricher.jobs, name="enrich", concurrency=1)(enrich)

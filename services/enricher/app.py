@@ -122,7 +122,7 @@ class ReferenceCodec(Codec):
         *,
         kind: str,
         serde: AvroSerde,
-        on_error: Callable[[str, BaseException], None] | None = None,
+        on_error: Callable[[str, Exception], None] | None = None,
     ) -> None:
         super().__init__(children, kind=kind, serde=serde, on_error=on_error)
         self.kind = kind
@@ -155,6 +155,8 @@ class ReferenceTable(GlobalTable):
         self.value_serializer = value_codec
 
     def _changelog_topic_name(self) -> str:
+        # Faust's partition assignor finds a global table's changelog partitions by this name, ignoring the
+        # public ``changelog_topic=`` option (faust-streaming 0.15.3): without it the assignment fails.
         if self._changelog_topic is not None:
             return str(self._changelog_topic.get_topic_name())
         return str(super()._changelog_topic_name())
@@ -369,7 +371,7 @@ def build_enricher(
 
     enricher_metrics = EnricherMetrics(metrics)
 
-    def on_reference_error(kind: str, error: BaseException) -> None:
+    def on_reference_error(kind: str, error: Exception) -> None:
         log.warning("undecodable %s reference record (the entity stays UNKNOWN): %s", kind, error)
         enricher_metrics.undecodable_references.labels(kind).inc()
 

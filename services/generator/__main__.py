@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None
     }
     settings = GeneratorSettings(**overrides)
-    shutdown = Shutdown().install()
+    shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     metrics = ServiceMetrics(service.service_name)
     server = MetricsServer(metrics, service.metrics_host, service.metrics_port).start()
     runner = GeneratorRunner(

@@ -37,7 +37,7 @@ def main() -> int:
         log.error("remote cluster settings are incomplete: %s", error)
         return 2
 
-    shutdown = Shutdown().install()
+    shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     metrics = ServiceMetrics(service.service_name)
     mirror_metrics = MirrorMetrics(metrics)
     health = SourceHealth(mirror_metrics, remote.sasl_username)

@@ -415,7 +415,7 @@ def run_sink(
     service = ServiceSettings(service_name=service_name)
     configure_logging(service.service_name, service.log_level)
     configure_tracing(service.service_name, service.otel_exporter)
-    shutdown = Shutdown().install()
+    shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     serde = AvroSerde(registry_client(SchemaRegistrySettings()))
     runner = SinkRunner(
         service,
