@@ -25,15 +25,13 @@ from prometheus_client import Counter
 from schemas.catalogue import Catalogue, load_catalogue, load_schema
 from services.anomaly_detector.settings import ANOMALIES, DETECTOR_INPUT, INPUT_TOPICS, DetectorSettings
 from services.anomaly_detector.topology import SERVICE, Tasks, detector_input
-from services.common.deadletter import DeadLetterPublisher, dead_letter_topic
+from services.common.deadletter import INVALID_RECORD, UNPROCESSABLE, DeadLetterPublisher, dead_letter_topic
 from services.common.kafka import ConsumerLoop, Producer, ensure_topics
 from services.common.metrics import ServiceMetrics
 from services.common.serde import AvroSerde, Encoder, SerdeError, subject_for
 from services.common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
-
-INVALID = (KeyError, TypeError, ValueError, ArithmeticError)
 
 
 class DetectorMetrics:
@@ -116,7 +114,7 @@ class RepartitionService(_Stage):
                 if record is not None:
                     self.producer.produce(self.output, self.encoder.encode(record), record["entity_key"])
                     self.forwarded += 1
-            except (*INVALID, SerdeError) as error:
+            except UNPROCESSABLE as error:
                 self.dead_letters.publish(message, error, "invalid_record")
                 continue
             self.metrics.record_in(topic)
@@ -169,8 +167,8 @@ class DetectorService(_Stage):
             topic = message.topic() or ""
             try:
                 found.extend(self.tasks.observe(message.partition() or 0, record))
-            except INVALID as error:
-                self.dead_letters.publish(message, error, "invalid_record")
+            except INVALID_RECORD as error:
+                self.dead_letters.publish(message, error)
                 continue
             self.detector_metrics.events.labels(record["source_topic"]).inc()
             self.metrics.record_in(topic)

@@ -18,7 +18,7 @@ from confluent_kafka import Message
 
 from services.common.kafka import Producer, headers_of
 from services.common.metrics import ServiceMetrics
-from services.common.serde import AvroSerde, Encoder, subject_for
+from services.common.serde import AvroSerde, Encoder, SerdeError, subject_for
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,26 @@ class PoisonRecord(Exception):
         self.message = message
 
 
+# What pure record-handling code raises for a record that is well formed Avro but cannot be processed (a
+# missing field, a wrong type, an impossible value): every service dead-letters these as ``invalid_record``.
+INVALID_RECORD: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError)
+# Everything a service dead-letters instead of failing: records that do not decode, poison records, invalid ones.
+UNPROCESSABLE: tuple[type[Exception], ...] = (SerdeError, PoisonRecord, *INVALID_RECORD)
+
+
+def error_kind(error: BaseException | str, error_type: str | None = None) -> str:
+    """The dead letter's ``error_type``: the one given, else the error's own ``kind`` (serde errors) or
+    ``error_type`` (poison records), else ``invalid_record`` for ``INVALID_RECORD`` errors, else the class name."""
+    if error_type:
+        return error_type
+    if isinstance(error, str):
+        return "error"
+    kind = getattr(error, "kind", None) or getattr(error, "error_type", None)
+    if kind:
+        return str(kind)
+    return "invalid_record" if isinstance(error, INVALID_RECORD) else type(error).__name__
+
+
 def envelope(
     message: Message,
     error: BaseException | str,
@@ -50,13 +70,12 @@ def envelope(
     """The DeadLetter record for ``message`` (pure: no I/O)."""
     key = message.key()
     timestamp_type, timestamp = message.timestamp()
+    kind = error_kind(error, error_type)
     if isinstance(error, BaseException):
-        kind = error_type or getattr(error, "kind", None) or getattr(error, "error_type", None)
-        kind = kind or type(error).__name__
         text = str(error)
         stack = "".join(traceback.format_exception(error)) if error.__traceback__ else None
     else:
-        kind, text, stack = error_type or "error", error, None
+        text, stack = error, None
     return {
         "original_key": key.encode() if isinstance(key, str) else key,
         "original_value": message.value(),
@@ -65,7 +84,7 @@ def envelope(
         "source_partition": int(message.partition() or 0),
         "source_offset": int(message.offset() or 0),
         "source_timestamp": timestamp if timestamp_type != 0 and timestamp >= 0 else None,
-        "error_type": str(kind),
+        "error_type": kind,
         "error_message": text[:10_000],
         "error_stack": stack[:20_000] if stack else None,
         "service": service,

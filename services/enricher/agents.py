@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Message
 
-from services.common.deadletter import ERROR_TYPE_HEADER, dead_letter_topic, envelope
+from services.common.deadletter import ERROR_TYPE_HEADER, UNPROCESSABLE, dead_letter_topic, envelope
 from services.common.kafka import headers_of
-from services.common.serde import SerdeError
 from services.enricher import join
 
 if TYPE_CHECKING:  # annotations only: app.py builds the enricher and registers these agents on it
@@ -117,11 +116,8 @@ class Processor:
                 record = decode(payload)
                 result = join.enrich(kind, record, lookups, now_ms, producer_name)
                 value = encoders[kind].encode(result.record, payload)
-            except SerdeError as error:
-                outputs.append(self.dead_letter(message, error, error.kind))
-                continue
-            except (KeyError, TypeError, ValueError, AttributeError) as error:
-                outputs.append(self.dead_letter(message, error, "invalid_record"))
+            except UNPROCESSABLE as error:
+                outputs.append(self.dead_letter(message, error))
                 continue
             if result.unknown:
                 done.unknown.update(result.unknown)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.deadletter import PoisonRecord, dead_letter_topic, envelope
+from services.common.deadletter import PoisonRecord, dead_letter_topic, envelope, error_kind
 from services.common.serde import UndecodableRecord
 
 
@@ -82,3 +82,15 @@ def test_envelope_matches_the_dead_letter_contract() -> None:
 
 def test_dead_letter_topic_naming() -> None:
     assert dead_letter_topic("web.clickstream.v1") == "web.clickstream.v1.dlq"
+
+
+def test_error_kinds_are_mapped_in_one_place() -> None:
+    assert error_kind(UndecodableRecord("bad header")) == "undecodable"
+    assert error_kind(PoisonRecord("invalid_value", "quantity < 0")) == "invalid_value"
+    for invalid in (KeyError("sku"), TypeError("str"), ValueError("nan"), AttributeError("x"), ZeroDivisionError()):
+        assert error_kind(invalid) == "invalid_record"
+    assert error_kind(RuntimeError("boom")) == "RuntimeError"
+    assert error_kind("target refused it") == "error"
+    assert error_kind(KeyError("sku"), "rejected") == "rejected"
+    message = FakeMessage(key="k", value=b"v", timestamp=(0, -1))
+    assert envelope(message, KeyError("sku"), service="s")["error_type"] == "invalid_record"  # type: ignore[arg-type]
