@@ -33,12 +33,11 @@ class Shutdown:
     ``SHUTDOWN_OVERRUN`` when the drain takes longer than the deadline.
     """
 
-    def __init__(self, deadline_s: float | None = None, exit: Callable[[int], None] = _exit_now) -> None:
+    def __init__(self, exit: Callable[[int], None] = _exit_now) -> None:
         self._event = threading.Event()
         self._exit = exit
-        self.deadline_s = deadline_s
+        self.deadline_s: float | None = None
         self.reason: str | None = None
-        self._watchdog: threading.Thread | None = None
 
     def install(self) -> Shutdown:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -64,8 +63,7 @@ class Shutdown:
         self.reason = reason
         self._event.set()
         if self.deadline_s is not None:
-            self._watchdog = threading.Thread(target=self._watch, name="shutdown-deadline", daemon=True)
-            self._watchdog.start()
+            threading.Thread(target=self._watch, name="shutdown-deadline", daemon=True).start()
 
     def _watch(self) -> None:
         assert self.deadline_s is not None
