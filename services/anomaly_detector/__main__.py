@@ -14,6 +14,7 @@ from services.anomaly_detector.service import (
 )
 from services.anomaly_detector.settings import DetectorSettings
 from services.anomaly_detector.topology import SERVICE
+from services.common.endpoints import kafka_endpoint, registry_endpoint, require_reachable
 from services.common.entrypoint import run_entrypoint
 from services.common.kafka import ConsumerLoop, Producer, consumer_config, group_instance_id, producer_config
 from services.common.lifecycle import Shutdown
@@ -37,12 +38,13 @@ def run_stage(loop: ConsumerLoop, shutdown: Shutdown, failures: list[Exception])
 
 def main() -> int:
     service_settings = ServiceSettings(service_name=SERVICE)
+    settings = DetectorSettings()
+    kafka, registry = KafkaSettings(), SchemaRegistrySettings()
+    require_reachable([kafka_endpoint(kafka), registry_endpoint(registry)], service_settings.startup_timeout_s)
     configure_logging(service_settings.service_name, service_settings.log_level)
     configure_tracing(service_settings.service_name, service_settings.otel_exporter)
-    settings = DetectorSettings()
-    kafka = KafkaSettings()
     metrics = ServiceMetrics(service_settings.service_name)
-    serde = AvroSerde(registry_client(SchemaRegistrySettings()))
+    serde = AvroSerde(registry_client(registry))
     stage1 = RepartitionService(
         settings, Producer(producer_config(kafka, f"{SERVICE}-repartition-producer"), metrics), serde, metrics
     )

@@ -1,5 +1,6 @@
 """What every service's ``__main__`` runs its ``main`` through: bad configuration ends the process with one
-clear line naming the setting (its environment variable) and exit status 2, instead of a traceback."""
+clear line naming the setting (its environment variable) and exit status 2, an endpoint unreachable at start-up
+with one line naming its setting and exit status 4, instead of a traceback."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from collections.abc import Callable
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
+from services.common.endpoints import UnreachableEndpoint
+
 CONFIGURATION_ERROR = 2
+UNREACHABLE_ENDPOINT = 4
 
 
 def _settings_classes(base: type[BaseSettings] = BaseSettings) -> list[type[BaseSettings]]:
@@ -36,9 +40,13 @@ def describe(error: ValidationError) -> str:
 
 
 def run_entrypoint(main: Callable[[], int | None]) -> int:
-    """``main()``'s exit status; a configuration error prints one line on stderr and returns 2."""
+    """``main()``'s exit status; a configuration error prints one line on stderr and returns 2, an endpoint that did
+    not answer at start-up one line naming its setting and returns 4."""
     try:
         return main() or 0
     except ValidationError as error:
         print(describe(error), file=sys.stderr)
         return CONFIGURATION_ERROR
+    except UnreachableEndpoint as error:
+        print(error, file=sys.stderr)
+        return UNREACHABLE_ENDPOINT

@@ -205,6 +205,12 @@ class ServiceSettings(BaseSettings):
         default="none", description="OTEL_EXPORTER: none | console | otlp (otlp needs the OTLP env vars)."
     )
     shutdown_timeout_s: float = Field(default=30.0, gt=0, description="SHUTDOWN_TIMEOUT_S: drain deadline.")
+    startup_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="STARTUP_TIMEOUT_S: how long each endpoint the service depends on may take to answer at start-up "
+        "before the service exits naming it.",
+    )
 
     @field_validator("log_level")
     @classmethod

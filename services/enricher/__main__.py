@@ -7,6 +7,7 @@ import sys
 
 import faust
 
+from services.common.endpoints import kafka_endpoint, registry_endpoint, require_reachable
 from services.common.entrypoint import run_entrypoint
 from services.common.kafka import group_instance_id
 from services.common.logging import configure_logging
@@ -22,13 +23,14 @@ log = logging.getLogger("services.enricher")
 
 def main() -> int:
     service = ServiceSettings(service_name=SERVICE)
-    configure_logging(service.service_name, service.log_level)
-    configure_tracing(service.service_name, service.otel_exporter)
     settings = EnricherSettings()
     settings = settings.model_copy(update={"instance_id": group_instance_id(SERVICE, settings.instance_id)})
-    kafka = KafkaSettings()
+    kafka, registry = KafkaSettings(), SchemaRegistrySettings()
+    require_reachable([kafka_endpoint(kafka), registry_endpoint(registry)], service.startup_timeout_s)
+    configure_logging(service.service_name, service.log_level)
+    configure_tracing(service.service_name, service.otel_exporter)
     metrics = ServiceMetrics(service.service_name)
-    enricher = build_enricher(settings, kafka, registry_client(SchemaRegistrySettings()), metrics=metrics)
+    enricher = build_enricher(settings, kafka, registry_client(registry), metrics=metrics)
     enricher.shutdown.enforce(service.shutdown_timeout_s)
     server = MetricsServer(
         metrics, service.metrics_host, service.metrics_port, live=enricher.live, ready=enricher.ready

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 
+from services.common.endpoints import kafka_endpoint, registry_endpoint, require_reachable
 from services.common.entrypoint import run_entrypoint
 from services.common.kafka import DeliveryError
 from services.common.lifecycle import Shutdown
@@ -53,7 +54,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     service = ServiceSettings(service_name=SERVICE)
-    configure_logging(service.service_name, service.log_level)
     overrides = {
         key: value
         for key, value in {
@@ -65,14 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None
     }
     settings = GeneratorSettings(**overrides)
+    local, remote, registry = KafkaSettings(), RemoteKafkaSettings(), SchemaRegistrySettings()
+    require_reachable(
+        [kafka_endpoint(local), kafka_endpoint(remote), registry_endpoint(registry)], service.startup_timeout_s
+    )
+    configure_logging(service.service_name, service.log_level)
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     metrics = ServiceMetrics(service.service_name)
     server = MetricsServer(metrics, service.metrics_host, service.metrics_port).start()
     runner = GeneratorRunner(
         settings,
-        KafkaSettings(),
-        RemoteKafkaSettings(),
-        registry_client(SchemaRegistrySettings()),
+        local,
+        remote,
+        registry_client(registry),
         shutdown=shutdown,
         metrics=metrics,
     )

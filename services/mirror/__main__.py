@@ -10,7 +10,8 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from services.common.deadletter import DeadLetterPublisher
-from services.common.entrypoint import run_entrypoint
+from services.common.endpoints import http_endpoint, kafka_endpoint, registry_endpoint, require_reachable
+from services.common.entrypoint import CONFIGURATION_ERROR, run_entrypoint
 from services.common.kafka import ConsumerLoop, consumer_config, group_instance_id
 from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
@@ -26,7 +27,6 @@ log = logging.getLogger("services.mirror")
 
 def main() -> int:
     service = ServiceSettings(service_name=SERVICE)
-    configure_logging(service.service_name, service.log_level)
     settings = MirrorSettings()
     remote = RemoteKafkaSettings()
     local = KafkaSettings()
@@ -34,8 +34,14 @@ def main() -> int:
     try:
         remote_config = remote.client_config()
     except ValueError as error:
-        log.error("remote cluster settings are incomplete: %s", error)
-        return 2
+        print(f"configuration error: remote cluster settings are incomplete: {error}", file=sys.stderr)
+        return CONFIGURATION_ERROR
+    source_registry_settings = settings.source_registry(registry_settings)
+    endpoints = [kafka_endpoint(remote), kafka_endpoint(local), registry_endpoint(registry_settings)]
+    if source_registry_settings is not None:
+        endpoints.append(http_endpoint("MIRROR_SOURCE_SCHEMA_REGISTRY_URL", source_registry_settings.url))
+    require_reachable(endpoints, service.startup_timeout_s)
+    configure_logging(service.service_name, service.log_level)
 
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     metrics = ServiceMetrics(service.service_name)
@@ -43,7 +49,6 @@ def main() -> int:
     health = SourceHealth(mirror_metrics, remote.sasl_username)
     admin_config: dict[str, Any] = {**remote_config, "error_cb": health.on_error}
     destination_registry = registry_client(registry_settings)
-    source_registry_settings = settings.source_registry(registry_settings)
     translator = SchemaTranslator(
         registry_client(source_registry_settings) if source_registry_settings else None,
         destination_registry,

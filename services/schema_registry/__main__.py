@@ -9,6 +9,7 @@ from typing import Any
 import uvicorn
 from psycopg_pool import AsyncConnectionPool
 
+from services.common.endpoints import postgres_endpoint, require_reachable
 from services.common.entrypoint import run_entrypoint
 from services.common.logging import configure_logging
 
@@ -41,8 +42,11 @@ def app_factory() -> RegistryApp:
 
 def main() -> None:
     settings = RegistryServerSettings()
-    configure_logging("schema-registry", settings.log_level)
     settings.users()  # fail fast on a malformed user list
+    require_reachable(
+        [postgres_endpoint("SCHEMA_REGISTRY_SERVER_DATABASE_DSN", settings.database_dsn)], settings.startup_timeout_s
+    )
+    configure_logging("schema-registry", settings.log_level)
     log.info(
         "starting schema registry on %s:%d (workers=%d, default compatibility %s, auth %s)",
         settings.host,

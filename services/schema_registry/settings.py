@@ -39,6 +39,11 @@ class RegistryServerSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="SCHEMA_REGISTRY_SERVER_MAX_BODY_BYTES: request limit."
     )
+    startup_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="SCHEMA_REGISTRY_SERVER_STARTUP_TIMEOUT_S: how long the database may take to answer at start-up.",
+    )
 
     @field_validator("default_compatibility", mode="before")
     @classmethod

@@ -8,12 +8,12 @@ from services.common.entrypoint import run_entrypoint
 from services.common.settings import GcsSettings
 from services.common.sinks.runner import run_sink
 from services.sink_gcs.settings import SERVICE, GcsSinkSettings
-from services.sink_gcs.target import target_factory
+from services.sink_gcs.target import gcs_endpoint, target_factory
 
 
 def main() -> int:
-    settings = GcsSinkSettings()
-    return run_sink(SERVICE, settings, target_factory(settings, GcsSettings()))
+    settings, gcs = GcsSinkSettings(), GcsSettings()
+    return run_sink(SERVICE, settings, target_factory(settings, gcs), gcs_endpoint(gcs))
 
 
 if __name__ == "__main__":

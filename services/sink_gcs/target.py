@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from services.common.endpoints import Endpoint, http_endpoint
 from services.common.settings import GcsSettings
 from services.common.sinks.files import FileSinkTarget
 from services.common.sinks.runner import SinkContext
@@ -32,6 +33,15 @@ class GcsTarget(FileSinkTarget):
         if self.create_bucket:
             self.gcs_store.ensure_bucket()
         super().open()
+
+
+# Where the client goes when GCS_ENDPOINT is unset.
+PUBLIC_GCS = "https://storage.googleapis.com"
+
+
+def gcs_endpoint(gcs: GcsSettings) -> Endpoint:
+    """The GCS JSON API (the emulator when ``GCS_ENDPOINT`` is set): reachable once it answers."""
+    return http_endpoint("GCS_ENDPOINT", gcs.endpoint or PUBLIC_GCS, "/storage/v1/b?project=" + gcs.project)
 
 
 def target_factory(settings: GcsSinkSettings, gcs: GcsSettings) -> Callable[[SinkContext], FileSinkTarget]:

@@ -8,12 +8,12 @@ from services.common.entrypoint import run_entrypoint
 from services.common.settings import HdfsSettings
 from services.common.sinks.runner import run_sink
 from services.sink_hdfs.settings import SERVICE, HdfsSinkSettings
-from services.sink_hdfs.target import target_factory
+from services.sink_hdfs.target import hdfs_endpoint, target_factory
 
 
 def main() -> int:
-    settings = HdfsSinkSettings()
-    return run_sink(SERVICE, settings, target_factory(settings, HdfsSettings()))
+    settings, hdfs = HdfsSinkSettings(), HdfsSettings()
+    return run_sink(SERVICE, settings, target_factory(settings, hdfs), hdfs_endpoint(hdfs))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from services.common.endpoints import Endpoint, http_endpoint
 from services.common.settings import HdfsSettings
 from services.common.sinks.files import FileSinkTarget
 from services.common.sinks.runner import SinkContext
@@ -13,6 +14,11 @@ from services.sink_hdfs.store import WebHdfsStore
 
 def store_for(hdfs: HdfsSettings) -> WebHdfsStore:
     return WebHdfsStore(hdfs.webhdfs_url, hdfs.user)
+
+
+def hdfs_endpoint(hdfs: HdfsSettings) -> Endpoint:
+    """The NameNode's WebHDFS API: reachable once it answers a status request for the root."""
+    return http_endpoint("HDFS_WEBHDFS_URL", hdfs.webhdfs_url, f"/webhdfs/v1/?op=GETFILESTATUS&user.name={hdfs.user}")
 
 
 def target_factory(settings: HdfsSinkSettings, hdfs: HdfsSettings) -> Callable[[SinkContext], FileSinkTarget]:

@@ -8,12 +8,12 @@ from services.common.entrypoint import run_entrypoint
 from services.common.settings import MongoSettings
 from services.common.sinks.runner import run_sink
 from services.sink_mongodb.settings import SERVICE, MongoSinkSettings
-from services.sink_mongodb.target import target_factory
+from services.sink_mongodb.target import mongodb_endpoint, target_factory
 
 
 def main() -> int:
-    settings = MongoSinkSettings()
-    return run_sink(SERVICE, settings, target_factory(settings, MongoSettings()))
+    settings, mongo = MongoSinkSettings(), MongoSettings()
+    return run_sink(SERVICE, settings, target_factory(settings, mongo), mongodb_endpoint(mongo))
 
 
 if __name__ == "__main__":

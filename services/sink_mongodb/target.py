@@ -24,6 +24,7 @@ from pymongo import ReplaceOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from services.common.avro_codegen import compile_reader
+from services.common.endpoints import Endpoint, redact
 from services.common.serde import HEADER, MAGIC_BYTE, SerdeError, UndecodableRecord
 from services.common.settings import MongoSettings
 from services.common.sinks.records import SinkRecord, event_id_of
@@ -87,6 +88,17 @@ def mongo_client(
     if mongo.password is not None:
         kwargs["password"] = mongo.password.get_secret_value()
     return pymongo.MongoClient(mongo.uri, **kwargs)
+
+
+def mongodb_endpoint(mongo: MongoSettings) -> Endpoint:
+    """The MongoDB server: reachable once it answers ``ping`` (after authenticating, with credentials)."""
+
+    def probe(timeout_s: float) -> None:
+        timeout_ms = max(1000, int(timeout_s * 1000))
+        with mongo_client(mongo, timeout_ms=timeout_ms, socket_timeout_ms=timeout_ms) as client:
+            client.admin.command("ping")
+
+    return Endpoint("MONGODB_URI", redact(mongo.uri), probe)
 
 
 class MongoTarget:

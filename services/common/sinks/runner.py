@@ -23,6 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from services.common.avro_validate import metadata_validator_for, validator_for
 from services.common.deadletter import DeadLetterPublisher, PoisonRecord
+from services.common.endpoints import Endpoint, kafka_endpoint, registry_endpoint, require_reachable
 from services.common.kafka import ConsumerLoop, Producer, consumer_config, group_instance_id, producer_config
 from services.common.lifecycle import Shutdown
 from services.common.metrics import LATENCY_BUCKETS, MetricsServer, ServiceMetrics
@@ -405,22 +406,26 @@ def run_sink(
     service_name: str,
     settings: SinkSettings,
     target_factory: Callable[[SinkContext], SinkTarget],
+    target_endpoint: Endpoint,
 ) -> int:
-    """Entrypoint body shared by the sinks: read the environment, run until SIGTERM, exit 0."""
+    """Entrypoint body shared by the sinks: read the environment, check that Kafka, the registry and the target
+    answer, run until SIGTERM, exit 0."""
     from services.common.logging import configure_logging
     from services.common.serde import registry_client
     from services.common.settings import SchemaRegistrySettings
     from services.common.tracing import configure_tracing
 
     service = ServiceSettings(service_name=service_name)
+    kafka, registry = KafkaSettings(), SchemaRegistrySettings()
+    require_reachable([kafka_endpoint(kafka), registry_endpoint(registry), target_endpoint], service.startup_timeout_s)
     configure_logging(service.service_name, service.log_level)
     configure_tracing(service.service_name, service.otel_exporter)
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
-    serde = AvroSerde(registry_client(SchemaRegistrySettings()))
+    serde = AvroSerde(registry_client(registry))
     runner = SinkRunner(
         service,
         settings,
-        KafkaSettings(),
+        kafka,
         serde,
         target_factory,
         shutdown=shutdown,

@@ -9,6 +9,8 @@ import sys
 import pytest
 
 from deploy.local.context import REPO_ROOT
+from services.common.entrypoint import UNREACHABLE_ENDPOINT
+from tests.integration.sinks.helpers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -51,14 +53,7 @@ def test_a_malformed_setting_is_named_in_one_line(
     _assert_one_line_naming(_run(service, stack_env, **{variable: value}), variable)
 
 
-# the generator starts its metrics server (and logs it) before it reads the Kafka settings
-GENERATOR_LOGS_FIRST = pytest.mark.xfail(strict=True, reason="the generator logs a line before reading KAFKA_*")
-
-
-@pytest.mark.parametrize(
-    "service",
-    [pytest.param(s, marks=GENERATOR_LOGS_FIRST) if s == "generator" else s for s in SERVICES[1:]],
-)
+@pytest.mark.parametrize("service", SERVICES[1:])
 def test_an_empty_kafka_bootstrap_setting_is_named_in_one_line(stack_env: dict[str, str], service: str) -> None:
     _assert_one_line_naming(_run(service, stack_env, KAFKA_BOOTSTRAP_SERVERS=" "), "KAFKA_BOOTSTRAP_SERVERS")
 
@@ -66,3 +61,40 @@ def test_an_empty_kafka_bootstrap_setting_is_named_in_one_line(stack_env: dict[s
 def test_the_mirror_without_the_remote_password_names_it_in_one_line(stack_env: dict[str, str]) -> None:
     env = {k: v for k, v in stack_env.items() if k != "REMOTE_KAFKA_SASL_PASSWORD"}
     _assert_one_line_naming(_run("mirror", env, REMOTE_KAFKA_SASL_PASSWORD=""), "REMOTE_KAFKA_SASL_PASSWORD")
+
+
+# (service, the setting that points at an endpoint it depends on): each is pointed at a port nobody listens on
+KAFKA_CLIENTS = ["generator", "mirror", "enricher", "anomaly_detector", "sink_mongodb", "sink_hdfs", "sink_gcs"]
+UNREACHABLE = [
+    ("schema_registry", "SCHEMA_REGISTRY_SERVER_DATABASE_DSN"),
+    *[(service, "KAFKA_BOOTSTRAP_SERVERS") for service in KAFKA_CLIENTS],
+    *[(service, "SCHEMA_REGISTRY_URL") for service in KAFKA_CLIENTS],
+    ("generator", "REMOTE_KAFKA_BOOTSTRAP_SERVERS"),
+    ("mirror", "REMOTE_KAFKA_BOOTSTRAP_SERVERS"),
+    ("sink_mongodb", "MONGODB_URI"),
+    ("sink_hdfs", "HDFS_WEBHDFS_URL"),
+    ("sink_gcs", "GCS_ENDPOINT"),
+]
+
+
+def _nowhere(variable: str, address: str) -> str:
+    """A value of ``variable`` in its own form that points at ``address``."""
+    if variable.endswith("BOOTSTRAP_SERVERS"):
+        return address
+    if variable == "MONGODB_URI":
+        return f"mongodb://{address}"
+    if variable.endswith("_DSN"):
+        return f"postgresql://freightline@{address}/freightline"
+    return f"http://{address}"
+
+
+@pytest.mark.parametrize(("service", "variable"), UNREACHABLE, ids=[f"{s}-{v}" for s, v in UNREACHABLE])
+def test_an_unreachable_endpoint_is_named_in_one_line(stack_env: dict[str, str], service: str, variable: str) -> None:
+    """Every other endpoint answers: the one line names exactly the setting whose endpoint does not, and its
+    address (the process logs nothing before it)."""
+    address = f"127.0.0.1:{free_port()}"  # a loopback port with nothing behind it
+    timeouts = {"STARTUP_TIMEOUT_S": "3", "SCHEMA_REGISTRY_SERVER_STARTUP_TIMEOUT_S": "3"}
+    result = _run(service, stack_env, **{variable: _nowhere(variable, address)}, **timeouts)
+    _assert_one_line_naming(result, variable)
+    assert address in result.stderr, result.stderr
+    assert result.returncode == UNREACHABLE_ENDPOINT, result.stderr
