@@ -92,7 +92,17 @@ class RunContext:
     run_id: str
     events: int
     seed: int = 0
-    state: dict[str, Any] = field(default_factory=dict)
+    start: str = ""  # the generator's --start (ISO time): with the seed, it reproduces the run's events
+    score_from: dict[str, dict[int, int]] = field(default_factory=dict)  # labels/anomalies offsets before the run
+
+    @property
+    def figures(self) -> Figures:
+        """What the stages counted so far (the later stages' expectations come from the earlier ones')."""
+        return self.report.figures
+
+    @property
+    def seed_start(self) -> str:
+        return f"--seed {self.seed}" + (f" --start {self.start}" if self.start else "")
 
     def log(self, name: str) -> Path:
         return self.stack.ctx.paths.logs / f"run-{name}.log"
@@ -222,20 +232,17 @@ def _consumer_lags(ctx: RunContext) -> dict[str, Callable[[], int]]:
 
 def _produced_this_run(ctx: RunContext, topics: list[str]) -> int:
     """This run's records on local ``topics``: the generator's counts, and the mirror's for mirrored views."""
-    produced = ctx.state.get("produced", {})
-    return sum(
-        int(ctx.state.get("mirrored", 0)) if topic == PRODUCT_VIEWS_LOCAL else int(produced.get(topic, 0))
-        for topic in topics
-    )
+    generated = ctx.figures.generated
+    return sum(ctx.figures.mirrored if topic == PRODUCT_VIEWS_LOCAL else generated.get(topic, 0) for topic in topics)
 
 
 def _expected(ctx: RunContext, stage: str, this_run: int) -> int:
     """This run's records for a stage plus what an earlier run left uncommitted there."""
-    return this_run + int(ctx.state.get("leftover", {}).get(stage, 0))
+    return this_run + ctx.figures.leftover.get(stage, 0)
 
 
 def _expectation(ctx: RunContext, stage: str, this_run: int) -> str:
-    left = int(ctx.state.get("leftover", {}).get(stage, 0))
+    left = ctx.figures.leftover.get(stage, 0)
     return f"{this_run:,} from this run" + (f" + {left:,} left by an earlier run" if left else "")
 
 
@@ -246,14 +253,12 @@ def stage_generate(ctx: RunContext) -> None:
     from services.generator.settings import GeneratorSettings
 
     # Where this run's labels (and the detector's anomalies) begin, for scoring this run only.
-    ctx.state["score_from"] = end_positions(ctx.env, [LABELS, ANOMALIES])
+    ctx.score_from = end_positions(ctx.env, [LABELS, ANOMALIES])
     # What an earlier, interrupted run left uncommitted: each stage must process it plus exactly this run's events.
-    ctx.state["leftover"] = {name: lag() for name, lag in _consumer_lags(ctx).items()}
-    ctx.report.figures.leftover = dict(ctx.state["leftover"])
+    ctx.figures.leftover = {name: lag() for name, lag in _consumer_lags(ctx).items()}
     # Simulated time ends about now (topic retention goes by record timestamp); seed and start reproduce the run.
-    start = GeneratorSettings().backlog_start(ctx.events, int(time.time() * 1000)).isoformat()
-    ctx.state["seed_start"] = f"--seed {ctx.seed} --start {start}"
-    _step(f"generator: {ctx.events:,} events, --seed {ctx.seed} --start {start}")
+    ctx.start = start = GeneratorSettings().backlog_start(ctx.events, int(time.time() * 1000)).isoformat()
+    _step(f"generator: {ctx.events:,} events, {ctx.seed_start}")
     generator = ServiceProcess(
         "services.generator",
         ctx.env,
@@ -270,8 +275,7 @@ def stage_generate(ctx: RunContext) -> None:
     if code != 0:
         raise RuntimeError(f"generator exited {code}; see {ctx.log('generator')}")
     summary = last_json_line(stdout)
-    ctx.state["produced"] = summary["topics"]
-    ctx.report.figures.generated = {topic: int(count) for topic, count in summary["topics"].items()}
+    ctx.figures.generated = {topic: int(count) for topic, count in summary["topics"].items()}
     section = "Generator (this run)"
     for topic, count in sorted(summary["topics"].items()):
         ctx.report.add(section, topic, f"{count:,}")
@@ -279,8 +283,7 @@ def stage_generate(ctx: RunContext) -> None:
     ctx.report.add(section, "records, time", f"{summary['records']:,} in {summary['elapsed_s']:.1f}s ({rate:,.0f}/s)")
     injected = summary.get("anomalies_injected", {})
     ctx.report.add(section, "anomalies injected", ", ".join(f"{k}={v}" for k, v in sorted(injected.items())) or "0")
-    ctx.state["anomalies_injected"] = injected
-    ctx.report.figures.injected = {kind: int(count) for kind, count in injected.items()}
+    ctx.figures.injected = {kind: int(count) for kind, count in injected.items()}
 
 
 def _event_ids(ctx: RunContext, topic: str, start: dict[int, int]) -> set[str]:
@@ -301,7 +304,7 @@ def stage_mirror(ctx: RunContext) -> None:
     from deploy.processes import ServiceProcess, end_offsets, group_lag, wait_until
     from services.common.kafka import end_positions
 
-    produced = int(ctx.state.get("produced", {}).get(PRODUCT_VIEWS_REMOTE, 0))
+    produced = ctx.figures.generated.get(PRODUCT_VIEWS_REMOTE, 0)
     expected = _expected(ctx, "mirror", produced)
     before = end_offsets(ctx.local(), [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
     first = end_positions(ctx.env, [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
@@ -316,8 +319,7 @@ def stage_mirror(ctx: RunContext) -> None:
         code = mirror.stop()
     mirrored = end_offsets(ctx.local(), [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL] - before
     lag = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
-    ctx.state["mirrored"] = mirrored
-    ctx.report.figures.mirrored = mirrored
+    ctx.figures.mirrored = mirrored
     ctx.report.figures.mirrored_distinct = len(_event_ids(ctx, PRODUCT_VIEWS_LOCAL, first))
     section = "Mirror (remote -> local)"
     ok = mirrored == expected
@@ -351,7 +353,7 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     sources, outputs = list(SOURCE_TOPICS.values()), list(OUTPUT_TOPICS.values())
     detected_topics = list(INPUT_TOPICS)
     pending = group_lag(ctx.local(), enricher.app_id, sources)
-    start = {**end_positions(ctx.env, outputs), **ctx.state.get("score_from", {})}
+    start = {**end_positions(ctx.env, outputs), **ctx.score_from}
     before = end_offsets(ctx.local(), outputs)
     _step(f"enricher (Faust) and anomaly detector: {pending:,} events to enrich")
     processes = {
@@ -412,7 +414,7 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     result = score(ctx.env, LABELS, ANOMALIES, start=start)
     figures.detection = copy.deepcopy(result["per_type"])
     section = "Anomaly detection (this run)"
-    ctx.report.add(section, "reproduce with", ctx.state.get("seed_start", f"--seed {ctx.seed}"))
+    ctx.report.add(section, "reproduce with", ctx.seed_start)
     ctx.report.add(section, "injected (labels) / detected", f"{result['labels']:,} / {result['detections']:,}")
 
     def ratio(value: float | None) -> str:
