@@ -251,6 +251,12 @@ class SnapshotFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
     and advances their positions, and Faust then drops those records because their partitions are not active.
     (With topic-fed agents this silently skipped the first records of stream partitions on fresh starts.)
     Fetching nothing for an empty snapshot keeps them buffered.
+
+    The events no longer go through Faust's consumer, but the reference changelogs still do, and they meet the same
+    window: when recovery ends, Faust pauses every changelog partition (in its own bookkeeping, not in aiokafka)
+    before resuming them as standbys, so a fetch queued in between would return, and Faust drop, the reference
+    updates (price changes) that arrived meanwhile. This and ``ReferenceTable._changelog_topic_name`` (a method Faust
+    declares on its ``TableT`` interface) are the only places the enricher reaches below Faust's public API.
     """
 
     async def _fetch_records(
