@@ -42,15 +42,22 @@ SERVICES: tuple[MetricsTarget, ...] = (
 
 
 def scrape_configs(
-    targets: Sequence[MetricsTarget], *, targets_dir: Path, static_addresses: dict[str, str]
+    targets: Sequence[MetricsTarget],
+    *,
+    targets_dir: Path,
+    static_addresses: dict[str, str],
+    refresh_interval: str = "30s",
 ) -> list[dict[str, Any]]:
-    """One scrape job per service: file-based discovery in ``targets_dir`` for the services that announce
-    themselves, a static target from ``static_addresses`` (name -> ``host:port``) for the others."""
+    """One scrape job per service: file-based discovery in ``targets_dir/<name>`` for the services that announce
+    themselves (Prometheus watches the folders, which must exist, and re-reads them every ``refresh_interval``
+    as well), a static target from ``static_addresses`` (name -> ``host:port``) for the others."""
     jobs: list[dict[str, Any]] = []
     for target in targets:
         job: dict[str, Any] = {"job_name": target.name, "metrics_path": "/metrics"}
         if target.discovered:
-            job["file_sd_configs"] = [{"files": [str(targets_dir / target.name / "*.json")]}]
+            job["file_sd_configs"] = [
+                {"files": [str(targets_dir / target.name / "*.json")], "refresh_interval": refresh_interval}
+            ]
         else:
             if target.name not in static_addresses:
                 raise ValueError(f"no address for the static scrape target {target.name}")

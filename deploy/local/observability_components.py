@@ -142,7 +142,9 @@ class Prometheus(_PrometheusProjectServer):
 
     def prepare(self, ctx: StackContext) -> None:
         super().prepare(ctx)
-        metrics_targets_dir(ctx).mkdir(parents=True, exist_ok=True)
+        for target in SERVICES:  # Prometheus watches these folders only if they exist when it starts
+            if target.discovered:
+                (metrics_targets_dir(ctx) / target.name).mkdir(parents=True, exist_ok=True)
 
     def flags(self, ctx: StackContext) -> list[str]:
         return [

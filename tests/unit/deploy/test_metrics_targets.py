@@ -43,7 +43,9 @@ def test_scrape_jobs_discover_services_from_files_and_the_registry_statically(tm
     }
     assert set(jobs) == {t.name for t in SERVICES}
     assert jobs["schema_registry"]["static_configs"] == [{"targets": ["127.0.0.1:18081"]}]
-    assert jobs["mirror"]["file_sd_configs"] == [{"files": [str(tmp_path / "mirror" / "*.json")]}]
+    assert jobs["mirror"]["file_sd_configs"] == [
+        {"files": [str(tmp_path / "mirror" / "*.json")], "refresh_interval": "30s"}
+    ]
     with pytest.raises(ValueError, match="schema_registry"):
         scrape_configs(
             [MetricsTarget("schema_registry", "services.schema_registry", 1, discovered=False)],
@@ -60,3 +62,6 @@ def test_stack_prometheus_scrapes_the_stack_registry_and_the_exported_targets_di
     assert jobs["enricher"]["file_sd_configs"][0]["files"] == [str(metrics_targets_dir(ctx) / "enricher" / "*.json")]
     assert Prometheus().exports(ctx)["METRICS_TARGETS_DIR"] == str(metrics_targets_dir(ctx))
     assert config["alerting"]["alertmanagers"][0]["static_configs"] == [{"targets": ["127.0.0.1:29095"]}]
+    ctx.paths.ensure()
+    Prometheus().prepare(ctx)  # the watched folders exist before Prometheus starts
+    assert all((metrics_targets_dir(ctx) / t.name).is_dir() for t in SERVICES if t.discovered)
