@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.integration.sinks.helpers import SinkProcess, produce_events, sink_process, wait_for
+from tests.unit.observability.catalogue import CATALOGUE, catalogue
 
 pytestmark = pytest.mark.integration
 
@@ -59,6 +60,18 @@ def _announced(env: dict[str, str], sink: SinkProcess) -> tuple[Path, str]:
     return path, targets[0]
 
 
+def _scraped_families(env: dict[str, str], address: str) -> set[tuple[str, str]]:
+    """Metric names and types Prometheus read from the target at ``address``, without prometheus_client's
+    ``_created`` timestamps (one per counter and histogram, documented in METRICS.md)."""
+    response = httpx.get(
+        f"{env['PROMETHEUS_URL']}/api/v1/targets/metadata",
+        params={"match_target": f'{{instance="{address}"}}'},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return {(m["metric"], m["type"]) for m in response.json()["data"] if not m["metric"].endswith("_created")}
+
+
 def test_prometheus_scrapes_the_registry_and_a_service_it_discovered(
     stack_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -73,8 +86,11 @@ def test_prometheus_scrapes_the_registry_and_a_service_it_discovered(
             60,
             what="the sink's own metrics in Prometheus",
         )
+        scraped = _scraped_families(stack_env, address)
         assert sink.stop() == 0
     assert not target_file.exists()  # removed on a clean stop
+    listed = {(f.name, f.type) for f, services in catalogue(CATALOGUE.read_text()).items() if "sink_gcs" in services}
+    assert scraped == listed, "what Prometheus scraped from the sink differs from observability/METRICS.md"
 
 
 class _Webhook:
