@@ -73,20 +73,20 @@ def _scraped_families(env: dict[str, str], address: str) -> set[tuple[str, str]]
 
 
 def test_prometheus_scrapes_the_registry_and_a_service_it_discovered(
-    stack_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+    monitored_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
-    wait_for(lambda: _value(stack_env, 'up{job="schema_registry"}') == 1, 60, what="the registry scraped")
+    wait_for(lambda: _value(monitored_env, 'up{job="schema_registry"}') == 1, 60, what="the registry scraped")
     topic = new_topic("prom-scrape", 1)
-    with sink_process("sink_gcs", _sink_env(stack_env, topic, unique_name), tmp_path / "sink.log") as sink:
-        target_file, address = _announced(stack_env, sink)
+    with sink_process("sink_gcs", _sink_env(monitored_env, topic, unique_name), tmp_path / "sink.log") as sink:
+        target_file, address = _announced(monitored_env, sink)
         instance = f'job="sink_gcs", instance="{address}"'
-        wait_for(lambda: _value(stack_env, f"up{{{instance}}}") == 1, 60, what=f"{address} scraped")
+        wait_for(lambda: _value(monitored_env, f"up{{{instance}}}") == 1, 60, what=f"{address} scraped")
         wait_for(
-            lambda: _value(stack_env, f"freightline_sink_gcs_target_up{{{instance}}}") == 1,
+            lambda: _value(monitored_env, f"freightline_sink_gcs_target_up{{{instance}}}") == 1,
             60,
             what="the sink's own metrics in Prometheus",
         )
-        scraped = _scraped_families(stack_env, address)
+        scraped = _scraped_families(monitored_env, address)
         assert sink.stop() == 0
     assert not target_file.exists()  # removed on a clean stop
     listed = {(f.name, f.type) for f, services in catalogue(CATALOGUE.read_text()).items() if "sink_gcs" in services}
@@ -139,15 +139,15 @@ def _webhook(url: str) -> Iterator[_Webhook]:
 
 
 def test_a_dead_letter_fires_an_alert_into_the_webhook(
-    stack_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+    monitored_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
     topic = new_topic("prom-alert", 1)
     with (
-        _webhook(stack_env["ALERTMANAGER_WEBHOOK_URL"]) as webhook,
-        sink_process("sink_gcs", _sink_env(stack_env, topic, unique_name), tmp_path / "sink.log") as sink,
+        _webhook(monitored_env["ALERTMANAGER_WEBHOOK_URL"]) as webhook,
+        sink_process("sink_gcs", _sink_env(monitored_env, topic, unique_name), tmp_path / "sink.log") as sink,
     ):
-        _announced(stack_env, sink)
-        produce_events(stack_env, topic, 10, poison=1)
+        _announced(monitored_env, sink)
+        produce_events(monitored_env, topic, 10, poison=1)
         payload, alert = webhook.alert(120, alertname="FreightlineDeadLetters", service="sink_gcs", topic=topic)
         assert sink.stop() == 0
     assert payload["receiver"] == "tickets"
