@@ -166,7 +166,11 @@ class MetricsServer:
         host = str(self._httpd.server_address[0])
         log.info("metrics on http://%s:%d/metrics", host, self.port)
         if self.target_file is not None:
-            self.target_file.write(LOCAL_HOST if host in ("0.0.0.0", "::", "") else host, self.port)
+            try:
+                self.target_file.write(LOCAL_HOST if host in ("0.0.0.0", "::", "") else host, self.port)
+            except OSError as error:  # monitoring must not stop the service: it runs, unannounced
+                log.warning("METRICS_TARGETS_DIR: cannot announce this process to Prometheus: %s", error)
+                self.target_file = None
         return self
 
     def stop(self) -> None:

@@ -97,3 +97,17 @@ def test_metrics_server_without_a_targets_dir_writes_nothing(tmp_path: Path, mon
     server = MetricsServer.for_service(ServiceMetrics("svc"), ServiceSettings(service_name="svc")).start()
     server.stop()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_targets_dir_leaves_the_service_running_unannounced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    service = ServiceSettings(service_name="svc", metrics_targets_dir=str(blocker))
+    server = MetricsServer.for_service(ServiceMetrics("svc"), service).start()
+    try:
+        assert httpx.get(f"http://127.0.0.1:{server.port}/healthz").status_code == 200
+        assert "METRICS_TARGETS_DIR" in caplog.text
+    finally:
+        server.stop()
