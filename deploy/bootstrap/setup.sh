@@ -19,6 +19,8 @@ command -v java >/dev/null || apt_packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || apt_packages+=(maven)
 command -v wrk >/dev/null || apt_packages+=(wrk)
 command -v git >/dev/null || apt_packages+=(git)
+command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_packages+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || apt_packages+=(prometheus-alertmanager)
 id -u postgres >/dev/null 2>&1 || apt_packages+=(postgresql-common)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -31,6 +33,11 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
   # Debian starts a system cluster on install; the stack runs its own private one.
   if command -v pg_ctlcluster >/dev/null; then pg_ctlcluster 15 main stop >/dev/null 2>&1 || true; fi
+  # Likewise Prometheus and Alertmanager: the stack runs the binaries itself, on its own ports and data.
+  for service in prometheus prometheus-alertmanager; do
+    if [ -d /run/systemd/system ]; then systemctl disable --now "$service" >/dev/null 2>&1 || true
+    elif [ -x "/etc/init.d/$service" ]; then invoke-rc.d "$service" stop >/dev/null 2>&1 || true; fi
+  done
 fi
 
 # --- Go: the stack builds two of its servers (GCS emulator, MongoDB-wire server) from the Go module proxy ----

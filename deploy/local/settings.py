@@ -15,6 +15,7 @@ from services.common.settings import (
     GCS_LOCAL_BUCKET,
     HDFS_NAMENODE_PORT,
     HDFS_WEBHDFS_PORT,
+    LOCAL_HOST,
     LOCAL_KAFKA_CONTROLLER_PORT,
     LOCAL_KAFKA_PORT,
     MONGODB_PORT,
@@ -23,6 +24,11 @@ from services.common.settings import (
     REMOTE_KAFKA_PORT,
     SCHEMA_REGISTRY_PORT,
 )
+
+# Loopback ports of the stack's monitoring servers (nothing but the stack and its tests talks to them).
+PROMETHEUS_PORT = 19090
+ALERTMANAGER_PORT = 19095
+ALERT_WEBHOOK_PORT = 19096
 
 
 class StackSettings(BaseSettings):
@@ -57,6 +63,19 @@ class StackSettings(BaseSettings):
         default=None,
         description="FREIGHTLINE_REMOTE_SASL_PASSWORD; when unset, a random one is generated on first "
         "start and kept in the state directory (never in the repository).",
+    )
+    prometheus_port: int = Field(default=PROMETHEUS_PORT, description="FREIGHTLINE_PROMETHEUS_PORT.")
+    prometheus_scrape_interval_s: int = Field(
+        default=5, ge=1, description="FREIGHTLINE_PROMETHEUS_SCRAPE_INTERVAL_S: scrape and rule evaluation interval."
+    )
+    prometheus_retention: str = Field(
+        default="2d", description="FREIGHTLINE_PROMETHEUS_RETENTION: how long the local Prometheus keeps samples."
+    )
+    alertmanager_port: int = Field(default=ALERTMANAGER_PORT, description="FREIGHTLINE_ALERTMANAGER_PORT.")
+    alert_webhook_url: str = Field(
+        default=f"http://{LOCAL_HOST}:{ALERT_WEBHOOK_PORT}/alerts",
+        description="FREIGHTLINE_ALERT_WEBHOOK_URL: where the local Alertmanager posts every notification (the "
+        "receivers of observability/alertmanager/alertmanager.yml); nothing listens there unless you do.",
     )
     stop_timeout_s: int = Field(default=30, description="Seconds between SIGTERM and SIGKILL on down.")
     start_timeout_s: int = Field(default=120, description="Seconds a component may take to answer.")

@@ -53,7 +53,7 @@ def main() -> int:
     if settings.create_topics:
         service.ensure_topics(kafka)
     shutdown = Shutdown().enforce(service_settings.shutdown_timeout_s).install()
-    server = MetricsServer(metrics, service_settings.metrics_host, service_settings.metrics_port).start()
+    server = MetricsServer.for_service(metrics, service_settings).start()
     # Static membership in both groups (one id per group: the same process id is a member of each).
     instance_id = group_instance_id(SERVICE, settings.instance_id)
     loops = {

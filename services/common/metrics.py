@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
+
+from services.common.settings import LOCAL_HOST, ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +90,11 @@ Check = Callable[[], bool]
 
 
 class MetricsServer:
-    """``/metrics`` (Prometheus text format), ``/healthz`` (alive) and ``/readyz`` (ready for traffic)."""
+    """``/metrics`` (Prometheus text format), ``/healthz`` (alive) and ``/readyz`` (ready for traffic).
+
+    With ``targets_dir`` the server also announces itself to Prometheus's file-based service discovery: while it
+    runs, ``<targets_dir>/<service>/<pid>.json`` names its address (see ``TargetFile``).
+    """
 
     def __init__(
         self,
@@ -95,8 +104,10 @@ class MetricsServer:
         *,
         live: Check | None = None,
         ready: Check | None = None,
+        targets_dir: str | None = None,
     ) -> None:
         self.metrics = metrics
+        self.target_file = TargetFile(Path(targets_dir), metrics.service) if targets_dir else None
         self.live = live or (lambda: True)
         self.ready = ready or (lambda: True)
         server = self
@@ -131,18 +142,81 @@ class MetricsServer:
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="metrics-http", daemon=True)
 
+    @classmethod
+    def for_service(
+        cls, metrics: ServiceMetrics, service: ServiceSettings, *, live: Check | None = None, ready: Check | None = None
+    ) -> MetricsServer:
+        """The server a service runs: address from ``METRICS_HOST``/``METRICS_PORT``, announced in
+        ``METRICS_TARGETS_DIR`` when that is set."""
+        return cls(
+            metrics,
+            service.metrics_host,
+            service.metrics_port,
+            live=live,
+            ready=ready,
+            targets_dir=service.metrics_targets_dir,
+        )
+
     @property
     def port(self) -> int:
         return int(self._httpd.server_address[1])
 
     def start(self) -> MetricsServer:
         self._thread.start()
-        log.info("metrics on http://%s:%d/metrics", self._httpd.server_address[0], self.port)
+        host = str(self._httpd.server_address[0])
+        log.info("metrics on http://%s:%d/metrics", host, self.port)
+        if self.target_file is not None:
+            try:
+                self.target_file.write(LOCAL_HOST if host in ("0.0.0.0", "::", "") else host, self.port)
+            except OSError as error:  # monitoring must not stop the service: it runs, unannounced
+                log.warning("METRICS_TARGETS_DIR: cannot announce this process to Prometheus: %s", error)
+                self.target_file = None
         return self
 
     def stop(self) -> None:
+        if self.target_file is not None:
+            self.target_file.remove()
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class TargetFile:
+    """One process's entry for Prometheus's file-based service discovery (``file_sd_configs``).
+
+    ``<directory>/<service>/<pid>.json`` holds ``[{"targets": ["host:port"]}]``; Prometheus scrapes every file of
+    the folder under the job ``<service>`` (``deploy/metrics_targets.py``). The file is written atomically (a
+    temporary name Prometheus does not read, then a rename) and removed on stop; files left by processes that no
+    longer run (a SIGKILL) are removed when the next process of the same service starts.
+    """
+
+    def __init__(self, directory: Path, service: str) -> None:
+        self.folder = directory / service
+        self.path = self.folder / f"{os.getpid()}.json"
+
+    def write(self, host: str, port: int) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._prune()
+        temporary = self.folder / f".{self.path.name}.tmp"
+        temporary.write_text(json.dumps([{"targets": [f"{host}:{port}"]}]))
+        temporary.replace(self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def _prune(self) -> None:
+        for entry in self.folder.glob("*.json"):
+            if entry.stem.isdigit() and not _alive(int(entry.stem)):
+                entry.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class BatchHistogram:

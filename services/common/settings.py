@@ -201,6 +201,11 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field(default="INFO", description="LOG_LEVEL.")
     metrics_host: str = Field(default=LOCAL_HOST, description="METRICS_HOST.")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="METRICS_PORT (0 = any free port).")
+    metrics_targets_dir: str | None = Field(
+        default=None,
+        description="METRICS_TARGETS_DIR: when set, the service announces its /metrics address to Prometheus's "
+        "file-based service discovery in <dir>/<service>/<pid>.json while it runs (the local stack exports it).",
+    )
     otel_exporter: str = Field(
         default="none", description="OTEL_EXPORTER: none | console | otlp (otlp needs the OTLP env vars)."
     )

@@ -32,9 +32,7 @@ def main() -> int:
     metrics = ServiceMetrics(service.service_name)
     enricher = build_enricher(settings, kafka, registry_client(registry), metrics=metrics)
     enricher.shutdown.enforce(service.shutdown_timeout_s)
-    server = MetricsServer(
-        metrics, service.metrics_host, service.metrics_port, live=enricher.live, ready=enricher.ready
-    ).start()
+    server = MetricsServer.for_service(metrics, service, live=enricher.live, ready=enricher.ready).start()
     log.info(
         "enricher starting",
         extra={

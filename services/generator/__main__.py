@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(service.service_name, service.log_level)
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     metrics = ServiceMetrics(service.service_name)
-    server = MetricsServer(metrics, service.metrics_host, service.metrics_port).start()
+    server = MetricsServer.for_service(metrics, service).start()
     runner = GeneratorRunner(
         settings,
         local,

@@ -93,9 +93,7 @@ def main() -> int:
         lag_interval_s=settings.lag_interval_s,
         on_poll=heartbeat,
     )
-    server = MetricsServer(
-        metrics, service.metrics_host, service.metrics_port, ready=lambda: health.ready and not shutdown.requested
-    ).start()
+    server = MetricsServer.for_service(metrics, service, ready=lambda: health.ready and not shutdown.requested).start()
     log.info(
         "mirroring %s from %s to %s (schema ids %s)",
         settings.source_topics(),

@@ -387,9 +387,7 @@ class SinkRunner:
         return self.opened and self.health.up and not self.shutdown.requested
 
     def run(self) -> None:
-        self.server = MetricsServer(
-            self.metrics.base, self.service.metrics_host, self.service.metrics_port, ready=self.ready
-        ).start()
+        self.server = MetricsServer.for_service(self.metrics.base, self.service, ready=self.ready).start()
         try:
             if self.open_target():
                 log.info("sink %s consuming %s", self.service.service_name, self.settings.topic_list())

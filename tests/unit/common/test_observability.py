@@ -3,14 +3,18 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+from pathlib import Path
 
 import httpx
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.common import tracing
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
+from services.common.settings import ServiceSettings
 
 
 def test_trace_context_round_trips_through_kafka_headers() -> None:
@@ -67,5 +71,43 @@ def test_metrics_server_endpoints() -> None:
         ready["value"] = True
         assert httpx.get(f"{base}/readyz").status_code == 200
         assert httpx.get(f"{base}/nope").status_code == 404
+    finally:
+        server.stop()
+
+
+def test_metrics_server_announces_itself_for_file_discovery_while_it_runs(tmp_path: Path) -> None:
+    service = ServiceSettings(service_name="svc", metrics_port=0, metrics_targets_dir=str(tmp_path))
+    stale = tmp_path / "svc" / "999999999.json"  # a process that no longer runs (no pid is this high)
+    stale.parent.mkdir()
+    stale.write_text("[]")
+    server = MetricsServer.for_service(ServiceMetrics("svc"), service).start()
+    announced = tmp_path / "svc" / f"{os.getpid()}.json"
+    try:
+        assert json.loads(announced.read_text()) == [{"targets": [f"127.0.0.1:{server.port}"]}]
+        assert not stale.exists()
+        assert sorted(p.name for p in (tmp_path / "svc").iterdir()) == [announced.name]
+    finally:
+        server.stop()
+    assert not announced.exists()
+
+
+def test_metrics_server_without_a_targets_dir_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("METRICS_TARGETS_DIR", raising=False)
+    server = MetricsServer.for_service(ServiceMetrics("svc"), ServiceSettings(service_name="svc")).start()
+    server.stop()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_targets_dir_leaves_the_service_running_unannounced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    service = ServiceSettings(service_name="svc", metrics_targets_dir=str(blocker))
+    server = MetricsServer.for_service(ServiceMetrics("svc"), service).start()
+    try:
+        assert httpx.get(f"http://127.0.0.1:{server.port}/healthz").status_code == 200
+        assert "METRICS_TARGETS_DIR" in caplog.text
     finally:
         server.stop()
