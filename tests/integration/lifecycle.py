@@ -2,8 +2,10 @@
 restart it, and read back where its consumer group committed and what reached its output.
 
 A ``ServiceCase`` describes one service on private topics: the module to run, its env, its consumer group and
-input topic, and how to list the ids of what it wrote. The lifecycle tests run every service through the same
-functions here, so each promise (graceful drain, dead letters after a crash) is checked once for all of them.
+input topics (on the local or the remote cluster), the groups of a further stage, and how to list the ids of what
+it wrote. The lifecycle tests of the sinks, the mirror, the enricher and the detector run through the same
+functions here, so each promise (graceful drain, dead letters after a crash) is checked the same way for all of
+them; what a restarted process consumed comes from its own ``freightline_records_consumed_total``.
 """
 
 from __future__ import annotations
@@ -278,15 +280,14 @@ def check_envelope(report: DeadLetterReport, poison: Poison, service: str) -> No
     time within the run; all of them are the poison (a duplicate is the same record again)."""
     assert report.envelopes, "no dead letter"
     for envelope, key in zip(report.envelopes, report.keys, strict=True):
-        assert key == poison.key
-        assert envelope["original_key"] == poison.key
-        assert envelope["original_value"] == poison.value
+        assert key == poison.key, key
+        assert (envelope["original_key"], envelope["original_value"]) == (poison.key, poison.value), envelope
         source = (envelope["source_topic"], envelope["source_partition"], envelope["source_offset"])
-        assert source == (poison.topic, poison.partition, poison.offset)
-        assert envelope["error_type"] and envelope["error_message"]
-        assert envelope["service"] == service
+        assert source == (poison.topic, poison.partition, poison.offset), source
+        assert envelope["error_type"] and envelope["error_message"], envelope
+        assert envelope["service"] == service, envelope["service"]
         failed_at = envelope["failed_at"]  # timestamp-millis: decoded as an aware datetime
-        assert report.started_ms <= failed_at.timestamp() * 1000 <= time.time() * 1000
+        assert report.started_ms <= failed_at.timestamp() * 1000 <= time.time() * 1000, failed_at
 
 
 def check_dead_letters(report: DeadLetterReport, poison: Poison, service: str) -> None:
@@ -295,6 +296,8 @@ def check_dead_letters(report: DeadLetterReport, poison: Poison, service: str) -
     process, so only the replay of the poison's batch, not committed at the kill, can repeat it."""
     counts = f"{len(report.envelopes)} dead letter(s), {report.duplicates} duplicate(s)"
     if report.duplicates:
-        warnings.warn(f"{service}: {counts} after the replay of an uncommitted batch", stacklevel=2)
+        warnings.warn(
+            f"{service}: {counts} (a batch replayed after the kill publishes its dead letters again)", stacklevel=2
+        )
     check_envelope(report, poison, service)
     assert report.duplicates <= (0 if report.committed_past_poison_at_kill else 1), counts

@@ -33,7 +33,7 @@ UNKNOWN_SCHEMA_ID = 2**31 - 1
 
 
 def _case(env: dict[str, str], registry_url: str, name: Callable[[str], str], log: Path) -> ServiceCase:
-    """The mirror from a remote topic of its own to a local one, in batches of 20 records."""
+    """The mirror from a remote topic of its own to a local one, in batches of 5,000 records."""
     source, destination, group = name("src"), name("dst"), name("grp")
     local = {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
     settings = {
@@ -42,7 +42,7 @@ def _case(env: dict[str, str], registry_url: str, name: Callable[[str], str], lo
         "MIRROR_TOPICS": source,
         "MIRROR_RENAME": json.dumps({source: destination}),
         "MIRROR_GROUP_ID": group,
-        "MIRROR_BATCH_SIZE": "20",
+        "MIRROR_BATCH_SIZE": "5000",
         "MIRROR_STATS_INTERVAL_MS": "200",  # /readyz follows the remote connection: ready soon after the start
     }
 
@@ -67,7 +67,7 @@ def test_sigterm_mid_batch_copies_commits_exits_0_and_the_restart_copies_each_re
 ) -> None:
     case = _case(stack_env, mirror_registry_url, unique_name, tmp_path / "mirror.log")
     (source,) = case.topics
-    total = 40_000
+    total = 100_000
     produce_sequence(case.source_config, mirror_registry_url, source, partitions=3, count=total)
     stopped = interrupt_in_flight(case, signal.SIGTERM)
     assert stopped.lag_at_signal > 0, "the SIGTERM hit a drained consumer"
