@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,11 +15,7 @@ import httpx
 import psycopg
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.integration.processes import free_port
 
 
 def _with_database(dsn: str, database: str) -> str:
