@@ -105,7 +105,7 @@ def test_poison_then_sigkill_leaves_the_dead_letter_and_the_stream_goes_on(
     support.run_generator(stack_env, prefix, 20_000, 38)
     inputs = [i.identity for i in forwardable(stack_env, settings, serde)]
     later = set(inputs) - before
-    case = _case(stack_env, settings, tmp_path / "detector.log", 100)
+    case = _case(stack_env, settings, tmp_path / "detector.log", 20)
     report = crash_after_poison(case, poison, len(inputs))
     print(f"\ndetector poison: {len(report.envelopes)} dead letter(s), {report.lag_at_kill} uncommitted at the kill")
     check_dead_letters(report, poison, SERVICE)

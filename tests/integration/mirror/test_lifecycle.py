@@ -32,8 +32,10 @@ pytestmark = pytest.mark.integration
 UNKNOWN_SCHEMA_ID = 2**31 - 1
 
 
-def _case(env: dict[str, str], registry_url: str, name: Callable[[str], str], log: Path) -> ServiceCase:
-    """The mirror from a remote topic of its own to a local one, in batches of 5,000 records."""
+def _case(
+    env: dict[str, str], registry_url: str, name: Callable[[str], str], log: Path, batch_size: int
+) -> ServiceCase:
+    """The mirror from a remote topic of its own to a local one, in batches of ``batch_size`` records."""
     source, destination, group = name("src"), name("dst"), name("grp")
     local = {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
     settings = {
@@ -42,7 +44,7 @@ def _case(env: dict[str, str], registry_url: str, name: Callable[[str], str], lo
         "MIRROR_TOPICS": source,
         "MIRROR_RENAME": json.dumps({source: destination}),
         "MIRROR_GROUP_ID": group,
-        "MIRROR_BATCH_SIZE": "5000",
+        "MIRROR_BATCH_SIZE": str(batch_size),
         "MIRROR_STATS_INTERVAL_MS": "200",  # /readyz follows the remote connection: ready soon after the start
     }
 
@@ -65,7 +67,8 @@ def _case(env: dict[str, str], registry_url: str, name: Callable[[str], str], lo
 def test_sigterm_mid_batch_copies_commits_exits_0_and_the_restart_copies_each_record_once(
     stack_env: dict[str, str], mirror_registry_url: str, unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
-    case = _case(stack_env, mirror_registry_url, unique_name, tmp_path / "mirror.log")
+    # large batches: the mirror spends its time copying and flushing them, so the signal lands mid-batch
+    case = _case(stack_env, mirror_registry_url, unique_name, tmp_path / "mirror.log", 5000)
     (source,) = case.topics
     total = 100_000
     produce_sequence(case.source_config, mirror_registry_url, source, partitions=3, count=total)
@@ -85,7 +88,8 @@ def test_sigterm_mid_batch_copies_commits_exits_0_and_the_restart_copies_each_re
 def test_poison_then_sigkill_leaves_the_dead_letter_and_the_stream_goes_on(
     stack_env: dict[str, str], mirror_registry_url: str, unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
-    case = _case(stack_env, mirror_registry_url, unique_name, tmp_path / "mirror.log")
+    # small batches: the records after the poison are still being copied when its dead letter appears
+    case = _case(stack_env, mirror_registry_url, unique_name, tmp_path / "mirror.log", 20)
     (source,) = case.topics
     remote = case.source_config
     produce_sequence(remote, mirror_registry_url, source, partitions=1, count=300)
