@@ -26,8 +26,14 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka import Producer as RawProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.generator.support import topic_size
-from tests.integration.processes import ServiceProcess, dead_letters, decode_dead_letter, free_port, wait_for
+from tests.integration.processes import (
+    ServiceProcess,
+    dead_letters,
+    decode_dead_letter,
+    free_port,
+    topic_size,
+    wait_for,
+)
 
 SHUTDOWN_TIMEOUT_S = 20
 HANG_GUARD_S = SHUTDOWN_TIMEOUT_S + 40  # the wait for an exit is a guard against a hang, not a timed assertion

@@ -26,9 +26,8 @@ from services.common.serde import AvroSerde, registry_client
 from services.common.settings import SchemaRegistrySettings
 from services.generator.records import ALL_TOPICS, CLICKSTREAM
 from services.generator.settings import GeneratorSettings
-from tests.integration.generator.support import read_topic, topic_size
 from tests.integration.lifecycle import HANG_GUARD_S, SHUTDOWN_TIMEOUT_S
-from tests.integration.processes import wait_for
+from tests.integration.processes import read_topic, topic_size, wait_for
 
 pytestmark = pytest.mark.integration
 

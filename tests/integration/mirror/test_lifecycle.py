@@ -16,7 +16,6 @@ import pytest
 from services.common.serde import HEADER, MAGIC_BYTE
 from services.mirror.mirror import SERVICE
 from tests.integration.crash import tally
-from tests.integration.generator.support import read_topic, topic_size
 from tests.integration.lifecycle import (
     ServiceCase,
     check_dead_letters,
@@ -26,6 +25,7 @@ from tests.integration.lifecycle import (
     run_to_end,
 )
 from tests.integration.mirror.conftest import produce_sequence, remote_config, sequence_id
+from tests.integration.processes import read_topic, topic_size
 
 pytestmark = pytest.mark.integration
 
