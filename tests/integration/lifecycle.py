@@ -33,6 +33,7 @@ from tests.integration.processes import (
     free_port,
     topic_size,
     wait_for,
+    watermarks,
 )
 
 SHUTDOWN_TIMEOUT_S = 20
@@ -128,7 +129,7 @@ def group_progress(config: Mapping[str, Any], group: str, topics: Sequence[str])
             partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
             committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
             for tp in committed:
-                low, high = consumer.get_watermark_offsets(tp, timeout=30)
+                low, high = watermarks(consumer, tp)
                 done += (tp.offset if tp.offset >= 0 else low) - low
                 total += high - low
         return done, total

@@ -128,6 +128,20 @@ def read_topic(config: dict[str, Any], topic: str, timeout: float = 60.0) -> lis
         consumer.close()
 
 
+def watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
+    """(low, high) watermark of ``partition``, waiting out a partition just created that has no leader yet."""
+    attempts = 20
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(partition, timeout=10)
+            return int(low), int(high)
+        except KafkaException:
+            attempts -= 1
+            if attempts == 0:
+                raise
+            time.sleep(0.25)
+
+
 def topic_size(config: dict[str, Any], topic: str) -> int:
     """Records currently in ``topic`` (sum of high minus low watermarks); 0 when it does not exist."""
     consumer = Consumer({**config, "group.id": f"size-{uuid.uuid4().hex}"})
@@ -137,14 +151,7 @@ def topic_size(config: dict[str, Any], topic: str) -> int:
             return 0
         total = 0
         for partition in metadata.partitions:
-            for attempt in range(20):
-                try:
-                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                    break
-                except KafkaException:  # a new partition without a leader yet
-                    if attempt == 19:
-                        raise
-                    time.sleep(0.25)
+            low, high = watermarks(consumer, TopicPartition(topic, partition))
             total += high - low
         return total
     finally:
