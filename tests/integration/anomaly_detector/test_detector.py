@@ -8,7 +8,7 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ import pytest
 from schemas.catalogue import load_catalogue
 from services.anomaly_detector.score import score
 from services.anomaly_detector.settings import ANOMALIES, DETECTOR_INPUT, INPUT_TOPICS, DetectorSettings
-from services.anomaly_detector.topology import detector_input
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings
+from tests.integration.anomaly_detector import support as detector_support
 from tests.integration.crash import kill_in_flight, tally
 from tests.integration.enricher import support
 
@@ -175,13 +175,8 @@ def test_sigkill_mid_stream_then_restart_forwards_every_event_and_scores(
         assert support.stop(process) == 0, log.read_text()[-3000:]
     serde = support.serde_for(stack_env)
     # The raw events stage 1 forwards (those its detectors use), by source topic, partition and offset.
-    inputs = [
-        _identity(record)
-        for name in INPUT_TOPICS
-        for partition, offset, event in _raw(stack_env, settings.topic(name), serde)
-        if (record := detector_input(name, event, partition, offset)) is not None
-    ]
-    forwarded = [_identity(r) for r in support.decoded(stack_env, repartition, serde)]
+    inputs = [item.identity for item in detector_support.forwardable(stack_env, settings, serde)]
+    forwarded = detector_support.forwarded(stack_env, settings, serde)
     ids = tally(inputs, forwarded)
     print(f"detector sigkill: {ids}, {lag} in flight at the kill")
     assert ids.inputs > total // 2 and (ids.missing, ids.unexpected) == (0, 0), ids
@@ -193,38 +188,3 @@ def test_sigkill_mid_stream_then_restart_forwards_every_event_and_scores(
             (record["anomaly_type"], record["entity_key"], _ms(record["window_start"]))
         )
     assert anomalies and all(len(found) == 1 for found in incidents.values()), incidents
-
-
-def _identity(record: Mapping[str, Any]) -> str:
-    return f"{record['source_topic']}/{record['source_partition']}/{record['source_offset']}"
-
-
-def _raw(stack_env: Mapping[str, str], topic: str, serde: Any) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    """(partition, offset, decoded event) of every record of ``topic``."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": stack_env["KAFKA_BOOTSTRAP_SERVERS"],
-            "group.id": "raw-reader",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in partitions}
-        open_ = {p for p, (low, high) in ends.items() if high > low}
-        consumer.assign([TopicPartition(topic, p, ends[p][0]) for p in open_])
-        while open_:
-            message = consumer.poll(10)
-            assert message is not None, f"{topic}: no record within 10s"
-            if message.error() is not None:
-                open_.discard(message.partition() or 0)
-                continue
-            partition, offset = message.partition() or 0, message.offset() or 0
-            yield partition, offset, serde.decode(message.value())
-            if offset + 1 >= ends[partition][1]:
-                open_.discard(partition)
-    finally:
-        consumer.close()

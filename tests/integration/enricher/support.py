@@ -20,7 +20,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from services.common.kafka import read_topic
-from services.common.serde import AvroSerde, registry_client
+from services.common.serde import AvroSerde, SerdeError, registry_client
 from services.common.settings import SchemaRegistrySettings
 from services.enricher import join
 from services.enricher.settings import OUTPUT_TOPICS, SOURCE_TOPICS
@@ -125,6 +125,35 @@ def serde_for(stack_env: Mapping[str, str]) -> AvroSerde:
 
 def decoded(stack_env: Mapping[str, str], topic: str, serde: AvroSerde) -> list[dict[str, Any]]:
     return [serde.decode(value) for _key, value, _ts in read_topic(stack_env, topic)]
+
+
+def decodable(stack_env: Mapping[str, str], topic: str, serde: AvroSerde) -> list[dict[str, Any]]:
+    """Every record of ``topic`` that decodes (undecodable ones are the dead letters' business)."""
+    records = []
+    for _key, value, _ts in read_topic(stack_env, topic):
+        try:
+            records.append(serde.decode(value))
+        except SerdeError:
+            continue
+    return records
+
+
+def source_event_ids(stack_env: Mapping[str, str], prefix: str, serde: AvroSerde) -> list[str]:
+    """The event id of every source record that decodes."""
+    return [
+        str(record["metadata"]["event_id"])
+        for topic in source_topics(prefix).values()
+        for record in decodable(stack_env, topic, serde)
+    ]
+
+
+def enriched_event_ids(stack_env: Mapping[str, str], prefix: str, serde: AvroSerde) -> list[str]:
+    """The source event id of every enriched record, over every output topic (one entry per record)."""
+    return [
+        str(record["event"]["metadata"]["event_id"])
+        for topic in output_topics(prefix).values()
+        for record in decoded(stack_env, topic, serde)
+    ]
 
 
 def source_topics(prefix: str) -> dict[str, str]:

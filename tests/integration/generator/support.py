@@ -1,9 +1,8 @@
-"""Test support for the generator and mirror integration tests: private registries, reading topics back."""
+"""Test support for the generator and mirror integration tests: private registries, waiting for a condition."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,8 @@ from typing import Any
 
 import httpx
 import psycopg
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.integration.processes import free_port
 
 
 def _with_database(dsn: str, database: str) -> str:
@@ -66,66 +60,6 @@ def private_registry(postgres_dsn: str, log_path: str | None = None) -> Iterator
         log.close()
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-
-
-def read_topic(config: dict[str, Any], topic: str, timeout: float = 60.0) -> list[Message]:
-    """Every record of ``topic`` up to its current end, partition by partition in offset order."""
-    consumer = Consumer(
-        {
-            **config,
-            "group.id": f"reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
-        ends: dict[int, int] = {}
-        assignment = []
-        for partition in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
-            if high > low:
-                ends[partition] = high
-                assignment.append(TopicPartition(topic, partition, low))
-        consumer.assign(assignment)
-        messages: list[Message] = []
-        positions = {tp.partition: tp.offset for tp in assignment}
-        deadline = time.monotonic() + timeout
-        while any(positions[p] < ends[p] for p in ends):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic}: at {positions}, want {ends}")
-            for message in consumer.consume(10_000, 1.0):
-                if message.error() is not None:
-                    continue
-                messages.append(message)
-                positions[message.partition() or 0] = (message.offset() or 0) + 1
-        messages.sort(key=lambda m: (m.partition(), m.offset()))
-        return messages
-    finally:
-        consumer.close()
-
-
-def topic_size(config: dict[str, Any], topic: str) -> int:
-    """Records currently in ``topic`` (sum of high minus low watermarks); 0 when it does not exist."""
-    consumer = Consumer({**config, "group.id": f"size-{uuid.uuid4().hex}"})
-    try:
-        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            return 0
-        total = 0
-        for partition in metadata.partitions:
-            for attempt in range(20):
-                try:
-                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                    break
-                except KafkaException:  # a new partition without a leader yet
-                    if attempt == 19:
-                        raise
-                    time.sleep(0.25)
-            total += high - low
-        return total
-    finally:
-        consumer.close()
 
 
 def wait_for(condition: Any, timeout: float, message: str, interval: float = 0.5) -> None:

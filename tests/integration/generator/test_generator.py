@@ -20,7 +20,8 @@ from services.common.serde import AvroSerde, registry_client, schema_id_of
 from services.common.settings import SchemaRegistrySettings
 from services.generator.records import ALL_TOPICS, ANOMALY_LABELS, PRODUCT_VIEWS
 from services.generator.settings import GeneratorSettings
-from tests.integration.generator.support import read_topic, topic_size, wait_for
+from tests.integration.generator.support import wait_for
+from tests.integration.processes import read_topic, topic_size
 
 pytestmark = pytest.mark.integration
 

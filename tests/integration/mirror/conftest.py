@@ -83,6 +83,11 @@ def produce_sequence(
     assert producer.flush(120) == 0
 
 
+def sequence_id(message: Any) -> str:
+    """A mirrored record's identity: its ``seq`` header (unique per produced record)."""
+    return str(dict(message.headers() or [])["seq"].decode())
+
+
 @dataclass
 class CopyReport:
     source: int

@@ -14,8 +14,9 @@ from confluent_kafka.schema_registry import Schema
 from services.common.serde import AvroSerde, registry_client, schema_id_of, subject_for
 from services.common.settings import SchemaRegistrySettings
 from tests.integration.crash import group_lag, kill_in_flight, tally
-from tests.integration.generator.support import private_registry, read_topic, topic_size, wait_for
-from tests.integration.mirror.conftest import MirrorProcess, compare, produce_sequence, remote_config
+from tests.integration.generator.support import private_registry, wait_for
+from tests.integration.mirror.conftest import MirrorProcess, compare, produce_sequence, remote_config, sequence_id
+from tests.integration.processes import read_topic, topic_size
 
 pytestmark = pytest.mark.integration
 
@@ -82,11 +83,6 @@ def test_copies_key_headers_timestamp_partition_and_topic_configs(
     assert latest.schema_id == registry.get_latest_version(subject_for(source)).schema_id
 
 
-def _sequence_id(message: Any) -> str:
-    """A mirrored record's identity: its ``seq`` header (unique per produced record)."""
-    return dict(message.headers() or [])["seq"].decode()
-
-
 def test_sigkill_mid_stream_then_restart_loses_nothing(
     stack_env: dict[str, str],
     mirror_registry_url: str,
@@ -114,7 +110,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(
 
     inputs, outputs = read_topic(remote, source), read_topic(local, destination)
     report = compare(inputs, outputs)
-    ids = tally([_sequence_id(m) for m in inputs], [_sequence_id(m) for m in outputs])
+    ids = tally([sequence_id(m) for m in inputs], [sequence_id(m) for m in outputs])
     print(
         f"\nmirror crash test: source={report.source} destination={report.destination} "
         f"lost={report.lost} duplicates={report.duplicates} in_order={report.in_order} "

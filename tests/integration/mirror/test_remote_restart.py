@@ -13,8 +13,9 @@ from deploy.local.components import KafkaBroker
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
-from tests.integration.generator.support import free_port, read_topic, topic_size, wait_for
+from tests.integration.generator.support import free_port, wait_for
 from tests.integration.mirror.conftest import MirrorProcess, compare, produce_sequence, remote_config
+from tests.integration.processes import read_topic, topic_size
 
 pytestmark = pytest.mark.integration
 

@@ -7,45 +7,28 @@ import datetime as dt
 import io
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import fastavro
-from confluent_kafka import Consumer
 
 from deploy.local.components import Component
-from deploy.local.context import REPO_ROOT, StackContext
+from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from services.common.kafka import Producer, producer_config
 from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
 from tests.integration.crash import group_lag
 from tests.integration.crash import kill_in_flight as crash_kill
+from tests.integration.processes import ServiceProcess, free_port, wait_for
 
 PRODUCT_VIEW = "com.freightline.web.ProductView"
 START = dt.datetime(2026, 11, 2, 7, 30, tzinfo=dt.UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 120.0, interval: float = 0.5, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def produce_events(
@@ -85,7 +68,7 @@ def consumer_lag(env: dict[str, str], group: str, topic: str) -> int:
     return group_lag({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}, group, [topic])
 
 
-def kill_in_flight(process: SinkProcess, env: dict[str, str], group: str, topic: str) -> int:
+def kill_in_flight(process: ServiceProcess, env: dict[str, str], group: str, topic: str) -> int:
     """SIGKILL ``process`` and return the group's lag at that moment (see ``tests.integration.crash``)."""
     return crash_kill(process.kill, {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}, group, [topic])
 
@@ -98,83 +81,8 @@ def example_record(**changes: Any) -> dict[str, Any]:
     return record
 
 
-def dead_letters(env: dict[str, str], topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
-    """Everything on ``<topic>.dlq`` (reads until ``expected`` arrived and then a quiet second)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"],
-            "group.id": f"dlq-reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([f"{topic}.dlq"])
-    found: list[Any] = []
-    deadline = time.monotonic() + timeout
-    quiet_until = None
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                found.append(message)
-                continue
-            if len(found) >= expected:
-                quiet_until = quiet_until or time.monotonic() + 2
-                if time.monotonic() > quiet_until:
-                    break
-    finally:
-        consumer.close()
-    return found
-
-
 def avro_event_ids(data: bytes) -> list[str]:
     return [str(r["metadata"]["event_id"]) for r in fastavro.reader(io.BytesIO(data))]  # type: ignore[call-overload,index]
-
-
-class SinkProcess:
-    """``python -m services.<module>`` with the stack's env plus overrides; output kept in a log file."""
-
-    def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
-        self.module = module
-        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> SinkProcess:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.module}"], env=self.env, cwd=REPO_ROOT, stdout=log, stderr=log
-        )
-        return self
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self, timeout: float = 60.0) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-
-@contextmanager
-def sink_process(module: str, env: dict[str, str], log_path: Path) -> Iterator[SinkProcess]:
-    process = SinkProcess(module, env, log_path).start()
-    try:
-        yield process
-    finally:
-        if process.alive():
-            assert process.process is not None
-            process.process.kill()
-            process.process.wait(30)
 
 
 class PrivateTarget:
@@ -277,11 +185,6 @@ def produce_corrupt_tails(env: dict[str, str], topic: str) -> list[tuple[bytes, 
         producer.produce(topic, payload, "corrupt")
     producer.flush(60)
     return corrupt
-
-
-def decode_dead_letter(env: dict[str, str], value: bytes) -> dict[str, Any]:
-    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
-    return serde.decode(value)
 
 
 def mongo_event_ids(uri: str, database: str, collection: str = "views") -> list[str]:

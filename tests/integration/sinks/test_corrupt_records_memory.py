@@ -22,7 +22,8 @@ from services.common.kafka import Producer, producer_config
 from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
 from services.common.sinks.runner import SinkContext, SinkMetrics, decode_batch
-from tests.integration.sinks.helpers import PRODUCT_VIEW, dead_letters, decode_dead_letter, example_record
+from tests.integration.processes import dead_letters, decode_dead_letter
+from tests.integration.sinks.helpers import PRODUCT_VIEW, example_record
 
 pytestmark = pytest.mark.integration
 

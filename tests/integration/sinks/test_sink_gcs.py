@@ -16,16 +16,8 @@ from services.sink_gcs.inspect import summary
 from services.sink_gcs.settings import GcsSinkSettings
 from services.sink_gcs.store import GcsStore, gcs_client
 from tests.integration.crash import tally
-from tests.integration.sinks.helpers import (
-    PrivateTarget,
-    avro_event_ids,
-    dead_letters,
-    free_port,
-    kill_in_flight,
-    produce_events,
-    sink_process,
-    wait_for,
-)
+from tests.integration.processes import dead_letters, free_port, service_process, wait_for
+from tests.integration.sinks.helpers import PrivateTarget, avro_event_ids, kill_in_flight, produce_events
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +64,7 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     # short, so a kill that missed it is followed by a restart and another try: each is a crash to recover from.
     caught: list[int] = []
     for _attempt in range(8):
-        with sink_process("sink_gcs", env, log) as sink:
+        with service_process("sink_gcs", env, log) as sink:
             wait_for(lambda: len(committed_files(store, "raw", topic)) >= 1, 120, what="objects committed")
             wait_for(lambda: store.list_files(temporary) != [], 120, 0.005, what="a batch in flight")
             lag = kill_in_flight(sink, sink_env, group, topic)
@@ -83,7 +75,7 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     assert caught, "no kill left an unflushed batch (temporary object) behind"
     landed_at_kill = len(_landed(store, "raw", topic))
     more = produce_events(sink_env, topic, 1500)
-    with sink_process("sink_gcs", env, log) as sink:
+    with service_process("sink_gcs", env, log) as sink:
         wait_for(lambda: len(_landed(store, "raw", topic)) >= len(ids) + len(more), 180, what="all records")
         assert sink.stop() == 0, sink.log()
     landed = tally(ids + more, _landed(store, "raw", topic))
@@ -102,7 +94,7 @@ def test_poison_records_go_to_the_dead_letter_topic_once(
     bucket = unique_name("bucket")
     store = _store(sink_env["GCS_ENDPOINT"], bucket)
     ids = produce_events(sink_env, topic, 400, poison=3)
-    with sink_process("sink_gcs", _env(sink_env, topic, bucket, unique_name("g")), tmp_path / "sink.log") as sink:
+    with service_process("sink_gcs", _env(sink_env, topic, bucket, unique_name("g")), tmp_path / "sink.log") as sink:
         wait_for(lambda: len(_landed(store, "raw", topic)) >= len(ids), 120, what="good records")
         assert sink.stop() == 0
     assert sorted(_landed(store, "raw", topic)) == sorted(ids)
@@ -123,7 +115,7 @@ def test_gcs_down_for_30_s_loses_nothing(
             {**sink_env, "GCS_ENDPOINT": endpoint, "STORAGE_EMULATOR_HOST": endpoint}, topic, bucket, unique_name("g")
         )
         first = produce_events(sink_env, topic, 900)
-        with sink_process("sink_gcs", env, tmp_path / "sink.log") as sink:
+        with service_process("sink_gcs", env, tmp_path / "sink.log") as sink:
             wait_for(lambda: len(_landed(store, "raw", topic)) >= len(first), 120, what="first wave")
             target.stop()
             second = produce_events(sink_env, topic, 900)

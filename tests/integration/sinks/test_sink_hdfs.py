@@ -14,17 +14,13 @@ from services.common.sinks.files import TEMPORARY, committed_files, join
 from services.sink_hdfs.inspect import summary
 from services.sink_hdfs.settings import HdfsSinkSettings
 from services.sink_hdfs.store import WebHdfsStore
+from tests.integration.processes import dead_letters, decode_dead_letter, free_port, service_process, wait_for
 from tests.integration.sinks.helpers import (
     PrivateTarget,
     avro_event_ids,
-    dead_letters,
-    decode_dead_letter,
-    free_port,
     kill_in_flight,
     produce_corrupt_tails,
     produce_events,
-    sink_process,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -62,14 +58,14 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     env = _env(sink_env, topic, root, group)
     log = tmp_path / "sink.log"
     temporary = join(root.strip("/"), TEMPORARY, topic)
-    with sink_process("sink_hdfs", env, log) as sink:
+    with service_process("sink_hdfs", env, log) as sink:
         wait_for(lambda: len(committed_files(store, root, topic)) >= 3, 120, what="first files")
         assert kill_in_flight(sink, sink_env, group, topic) > 0, "the kill hit a drained consumer"
     # the kill left a file being written: the restart must finish or discard it without losing or doubling
     assert store.list_files(temporary) != [], "no temporary file at the kill"
     landed_at_kill = len(_landed(store, root, topic))
     more = produce_events(sink_env, topic, 1500)
-    with sink_process("sink_hdfs", env, log) as sink:
+    with service_process("sink_hdfs", env, log) as sink:
         wait_for(lambda: len(_landed(store, root, topic)) >= len(ids) + len(more), 180, what="all records")
         assert sink.stop() == 0, sink.log()
     landed = _landed(store, root, topic)
@@ -91,7 +87,7 @@ def test_poison_records_go_to_the_dead_letter_topic_once(
     root = f"/tests/{unique_name('hdfs')}"
     store = WebHdfsStore(sink_env["HDFS_WEBHDFS_URL"], "freightline")
     ids = produce_events(sink_env, topic, 400, poison=3)
-    with sink_process("sink_hdfs", _env(sink_env, topic, root, unique_name("g")), tmp_path / "sink.log") as sink:
+    with service_process("sink_hdfs", _env(sink_env, topic, root, unique_name("g")), tmp_path / "sink.log") as sink:
         wait_for(lambda: len(_landed(store, root, topic)) >= len(ids), 120, what="good records")
         assert sink.stop() == 0
     assert sorted(_landed(store, root, topic)) == sorted(ids)
@@ -111,7 +107,7 @@ def test_hdfs_down_for_30_s_loses_nothing(
         root = "/raw"
         env = _env({**sink_env, "HDFS_WEBHDFS_URL": url}, topic, root, unique_name("g"))
         first = produce_events(sink_env, topic, 900)
-        with sink_process("sink_hdfs", env, tmp_path / "sink.log") as sink:
+        with service_process("sink_hdfs", env, tmp_path / "sink.log") as sink:
             wait_for(lambda: len(_landed(store, root, topic)) >= len(first), 120, what="first wave")
             target.stop()
             second = produce_events(sink_env, topic, 900)
@@ -138,7 +134,7 @@ def test_records_with_a_corrupt_tail_are_dead_lettered_once_and_files_stay_reada
     ids = produce_events(sink_env, topic, 150)
     corrupt = produce_corrupt_tails(sink_env, topic)
     ids += produce_events(sink_env, topic, 150)
-    with sink_process("sink_hdfs", _env(sink_env, topic, root, unique_name("g")), tmp_path / "sink.log") as sink:
+    with service_process("sink_hdfs", _env(sink_env, topic, root, unique_name("g")), tmp_path / "sink.log") as sink:
         wait_for(lambda: len(_landed(store, root, topic)) >= len(ids), 120, what="good records")
         assert sink.stop() == 0, sink.log()
     # every file reads end to end with fastavro (``_landed`` decodes every record), each good record once

@@ -16,18 +16,15 @@ from services.sink_mongodb.inspect import summary
 from services.sink_mongodb.settings import MongoSinkSettings
 from services.sink_mongodb.target import mongo_client
 from tests.integration.crash import tally
+from tests.integration.processes import dead_letters, free_port, service_process, wait_for
 from tests.integration.sinks.helpers import (
     consumer_lag,
-    dead_letters,
     example_record,
-    free_port,
     kill_in_flight,
     mongo_event_ids,
     private_mongodb,
     produce_events,
     produce_views,
-    sink_process,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -68,14 +65,14 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     group = unique_name("g")
     env = _env(sink_env, topic, database, group)
     log = tmp_path / "sink.log"
-    with sink_process("sink_mongodb", env, log) as sink:
+    with service_process("sink_mongodb", env, log) as sink:
         wait_for(lambda: len(_ids(uri, database)) >= 300, 120, what="first documents")
         lag_at_kill = kill_in_flight(sink, sink_env, group, topic)
         assert lag_at_kill > 0, "the kill hit a drained consumer"
     landed_at_kill = set(_ids(uri, database))
     more = produce_events(sink_env, topic, 600)
     port = free_port()
-    with sink_process("sink_mongodb", {**env, "METRICS_PORT": str(port)}, log) as sink:
+    with service_process("sink_mongodb", {**env, "METRICS_PORT": str(port)}, log) as sink:
         wait_for(lambda: len(_ids(uri, database)) >= len(ids) + len(more), 240, what="all documents")
         wait_for(lambda: group_caught_up(sink_env, group, topic), 60, what="offsets committed")
         written = _written(port, topic)
@@ -100,7 +97,7 @@ def test_poison_records_go_to_the_dead_letter_topic_once(
     topic = new_topic("mongo-poison", 1)
     database = unique_name("db").replace("-", "_")
     ids = produce_events(sink_env, topic, 300, poison=3)
-    with sink_process("sink_mongodb", _env(sink_env, topic, database, unique_name("g")), tmp_path / "s.log") as sink:
+    with service_process("sink_mongodb", _env(sink_env, topic, database, unique_name("g")), tmp_path / "s.log") as sink:
         wait_for(lambda: len(_ids(sink_env["MONGODB_URI"], database)) >= len(ids), 120, what="good records")
         assert sink.stop() == 0
     assert sorted(_ids(sink_env["MONGODB_URI"], database)) == sorted(ids)
@@ -116,7 +113,7 @@ def test_mongodb_down_for_30_s_loses_nothing(
         topic = new_topic("mongo-outage", 3)
         env = _env({**sink_env, "MONGODB_URI": uri}, topic, "freightline", unique_name("g"))
         first = produce_events(sink_env, topic, 600)
-        with sink_process("sink_mongodb", env, tmp_path / "sink.log") as sink:
+        with service_process("sink_mongodb", env, tmp_path / "sink.log") as sink:
             wait_for(lambda: len(_ids(uri, "freightline")) >= len(first), 120, what="first wave")
             target.stop()
             second = produce_events(sink_env, topic, 600)
@@ -150,7 +147,7 @@ def test_redelivered_events_leave_one_document_with_the_latest_content(
     client = mongo_client(MongoSettings(uri=uri))
     try:
         views = client[database]["views"]
-        with sink_process("sink_mongodb", env, tmp_path / "sink.log") as sink:
+        with service_process("sink_mongodb", env, tmp_path / "sink.log") as sink:
             wait_for(lambda: views.count_documents({"product_id": {"$regex": "^second"}}) == len(ids), 120)
             produce_views(sink_env, topic, deliveries("third"))  # replays in a later batch
             wait_for(lambda: views.count_documents({"product_id": {"$regex": "^third"}}) == len(ids), 120)
