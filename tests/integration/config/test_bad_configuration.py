@@ -10,7 +10,7 @@ import pytest
 
 from deploy.local.context import REPO_ROOT
 from services.common.entrypoint import UNREACHABLE_ENDPOINT
-from tests.integration.sinks.helpers import free_port
+from tests.integration.processes import free_port
 
 pytestmark = pytest.mark.integration
 

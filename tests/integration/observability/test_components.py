@@ -14,7 +14,7 @@ from deploy.local.observability_components import observability_components
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
 from deploy.metrics_targets import SERVICES
-from tests.integration.sinks.helpers import wait_for
+from tests.integration.processes import wait_for
 
 pytestmark = pytest.mark.integration
 

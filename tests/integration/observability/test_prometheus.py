@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.integration.sinks.helpers import SinkProcess, produce_events, sink_process, wait_for
+from tests.integration.processes import ServiceProcess, service_process, wait_for
+from tests.integration.sinks.helpers import produce_events
 from tests.unit.observability.catalogue import CATALOGUE, catalogue
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,7 @@ def _sink_env(env: dict[str, str], topic: str, unique_name: Callable[[str], str]
     }
 
 
-def _announced(env: dict[str, str], sink: SinkProcess) -> tuple[Path, str]:
+def _announced(env: dict[str, str], sink: ServiceProcess) -> tuple[Path, str]:
     """The target file the sink process keeps for file-based discovery (waits for it) and the address in it."""
     assert sink.process is not None
     path = Path(env["METRICS_TARGETS_DIR"]) / "sink_gcs" / f"{sink.process.pid}.json"
@@ -77,7 +78,7 @@ def test_prometheus_scrapes_the_registry_and_a_service_it_discovered(
 ) -> None:
     wait_for(lambda: _value(monitored_env, 'up{job="schema_registry"}') == 1, 60, what="the registry scraped")
     topic = new_topic("prom-scrape", 1)
-    with sink_process("sink_gcs", _sink_env(monitored_env, topic, unique_name), tmp_path / "sink.log") as sink:
+    with service_process("sink_gcs", _sink_env(monitored_env, topic, unique_name), tmp_path / "sink.log") as sink:
         target_file, address = _announced(monitored_env, sink)
         instance = f'job="sink_gcs", instance="{address}"'
         wait_for(lambda: _value(monitored_env, f"up{{{instance}}}") == 1, 60, what=f"{address} scraped")
@@ -144,7 +145,7 @@ def test_a_dead_letter_fires_an_alert_into_the_webhook(
     topic = new_topic("prom-alert", 1)
     with (
         _webhook(monitored_env["ALERTMANAGER_WEBHOOK_URL"]) as webhook,
-        sink_process("sink_gcs", _sink_env(monitored_env, topic, unique_name), tmp_path / "sink.log") as sink,
+        service_process("sink_gcs", _sink_env(monitored_env, topic, unique_name), tmp_path / "sink.log") as sink,
     ):
         _announced(monitored_env, sink)
         produce_events(monitored_env, topic, 10, poison=1)
