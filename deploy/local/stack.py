@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from deploy.local import jars
 from deploy.local.components import Component, KafkaBroker, Postgres, SchemaRegistry, port_is_free
 from deploy.local.context import StackContext, wipe
+from deploy.local.flink import flink_components
 from deploy.local.storage_components import storage_components
 from deploy.local.supervision import Supervisor, render_config
 
@@ -21,6 +22,7 @@ def default_components() -> list[Component]:
         Postgres(),
         SchemaRegistry(),
         *storage_components(),
+        *flink_components(),
     ]
 
 

@@ -1,0 +1,137 @@
+"""Running the PyFlink jobs (``stream_processors/``) on a Flink session cluster: submit, list, cancel, savepoint.
+
+Submission goes through Flink's own CLI (``flink run -d -py``, from the PyFlink environment, with the local
+stack's ``FLINK_LIB_DIR`` so the client plans with the same connectors as the cluster); everything else is a call
+to the cluster's REST API (``FLINK_REST_URL``). A job's PostgreSQL table is created (idempotent DDL) before the
+job is submitted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from deploy.local.context import REPO_ROOT, StackContext
+from deploy.local.flink import client_environment, flink_home, flink_python
+from stream_processors import product_views
+
+
+@dataclass(frozen=True)
+class FlinkJob:
+    name: str
+    script: str
+    settings_prefix: str
+    postgres_ddl: Any
+    settings: Any
+
+
+JOBS = {
+    "product_views": FlinkJob(
+        name="product_views",
+        script="stream_processors/product_views.py",
+        settings_prefix="PRODUCT_VIEWS_JOB_",
+        postgres_ddl=product_views.postgres_ddl,
+        settings=product_views.ProductViewsJobSettings,
+    ),
+}
+
+_SUBMITTED = re.compile(r"JobID ([0-9a-f]{32})")
+
+
+class FlinkError(RuntimeError):
+    """A job could not be submitted or controlled."""
+
+
+def job(name: str) -> FlinkJob:
+    if name not in JOBS:
+        raise FlinkError(f"unknown job {name!r}; known: {sorted(JOBS)}")
+    return JOBS[name]
+
+
+def ensure_postgres_table(spec: FlinkJob, env: Mapping[str, str]) -> None:
+    import psycopg
+
+    from services.common.settings import PostgresSettings
+
+    settings = spec.settings.model_validate(
+        {k[len(spec.settings_prefix) :].lower(): v for k, v in env.items() if k.startswith(spec.settings_prefix)}
+    )
+    dsn = env.get("POSTGRES_DSN") or PostgresSettings().dsn
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(spec.postgres_ddl(settings.postgres_table).encode())
+
+
+def submit(ctx: StackContext, name: str, rest_url: str, env: Mapping[str, str] | None = None) -> str:
+    """Submit job ``name`` detached; returns its job id. ``env`` adds settings (topics, endpoints) to the job's."""
+    spec = job(name)
+    job_env = {**os.environ, **(env or {})}
+    ensure_postgres_table(spec, job_env)
+    address = urlsplit(rest_url)
+    python = str(flink_python())
+    command = [
+        str(flink_home() / "bin" / "flink"),
+        "run",
+        "--detached",
+        "-py",
+        str(REPO_ROOT / spec.script),
+        "-pyclientexec",
+        python,
+        "-pyexec",
+        python,
+        f"-Drest.address={address.hostname}",
+        f"-Drest.port={address.port or 80}",
+    ]
+    process_env = {**job_env, **client_environment(ctx), "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(command, env=process_env, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
+    output = result.stdout + result.stderr
+    found = _SUBMITTED.search(output)
+    if result.returncode != 0 or not found:
+        raise FlinkError(f"submitting {name} failed (exit {result.returncode}):\n{output[-20000:]}")
+    return found.group(1)
+
+
+def jobs(rest_url: str) -> list[dict[str, Any]]:
+    """Every job the cluster knows: id, name, state, start time (``/jobs/overview``)."""
+    response = httpx.get(f"{rest_url}/jobs/overview", timeout=10)
+    response.raise_for_status()
+    return list(response.json()["jobs"])
+
+
+def job_details(rest_url: str, job_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{rest_url}/jobs/{job_id}", timeout=10)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def cancel(rest_url: str, job_id: str) -> None:
+    response = httpx.patch(f"{rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=10)
+    if response.status_code not in (200, 202):
+        raise FlinkError(f"cancelling {job_id} failed: {response.status_code} {response.text}")
+
+
+def savepoint(rest_url: str, job_id: str, *, stop: bool = False, timeout_s: float = 300) -> str:
+    """Take a savepoint (``stop``: and stop the job with it); returns the savepoint's location."""
+    path = "stop" if stop else "savepoints"
+    body: dict[str, Any] = {"drain": False} if stop else {"cancel-job": False}
+    response = httpx.post(f"{rest_url}/jobs/{job_id}/{path}", json=body, timeout=10)
+    if response.status_code != 202:
+        raise FlinkError(f"savepoint of {job_id} refused: {response.status_code} {response.text}")
+    trigger = response.json()["request-id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{rest_url}/jobs/{job_id}/savepoints/{trigger}", timeout=10).json()
+        if status["status"]["id"] == "COMPLETED":
+            operation = status["operation"]
+            if "failure-cause" in operation:
+                raise FlinkError(f"savepoint of {job_id} failed: {operation['failure-cause']}")
+            return str(operation["location"])
+        time.sleep(0.5)
+    raise FlinkError(f"savepoint of {job_id} did not complete within {timeout_s} s")

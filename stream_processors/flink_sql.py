@@ -1,0 +1,255 @@
+"""What every PyFlink job shares: its settings, table definitions derived from the Avro contracts, and the runner.
+
+A job is a list of Flink SQL statements built by pure functions (unit-tested without Flink), then executed in one
+statement set by ``run`` on the cluster the job was submitted to (``freightline flink submit``). Kafka tables use
+Flink's ``avro-confluent`` format against the Schema Registry with the catalogue's own schema text, so the physical
+columns are derived from the contract here (``columns``): Flink requires them to match the schema exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from services.common.settings import KafkaSettings, SchemaRegistrySettings
+
+# the generator's maximum lateness (services/generator/config.py): the default bound of out-of-orderness
+DEFAULT_MAX_OUT_OF_ORDERNESS_MS = 30_000
+
+
+class WindowJobSettings(BaseSettings):
+    """Settings every windowed job has; each job subclasses it with its own prefix and topics."""
+
+    source_topic: str
+    sink_topic: str
+    postgres_table: str
+    group_id: str
+    max_out_of_orderness_ms: int = Field(
+        default=DEFAULT_MAX_OUT_OF_ORDERNESS_MS,
+        ge=0,
+        description="Bounded out-of-orderness of the event-time watermark (default: the generator's maximum lateness).",
+    )
+    idle_timeout_ms: int = Field(
+        default=10_000, ge=0, description="A source partition quiet this long no longer holds the watermark back."
+    )
+    checkpoint_interval_ms: int = Field(
+        default=10_000, gt=0, description="Checkpoint interval; committed Kafka output appears at checkpoints."
+    )
+    transaction_timeout_ms: int = Field(
+        default=600_000,
+        gt=0,
+        description="Kafka transaction timeout of the exactly-once sink; must not exceed the broker's "
+        "transaction.max.timeout.ms (15 minutes by default).",
+    )
+    transactional_id_prefix: str = Field(default="", description="Default: the consumer group id.")
+    parallelism: int = Field(default=1, ge=1)
+    startup_mode: str = Field(
+        default="group-offsets", description="group-offsets (earliest when the group has none) or earliest-offset."
+    )
+
+
+def quote(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def interval(milliseconds: int) -> str:
+    """A SQL day-to-second interval literal of ``milliseconds``."""
+    seconds, millis = divmod(milliseconds, 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}' DAY TO SECOND(3)"
+
+
+def _flink_type(schema: Any, names: dict[str, Any]) -> tuple[str, bool]:
+    """(Flink SQL type, nullable) of an Avro schema, as Flink's own Avro converter maps it."""
+    if isinstance(schema, list):
+        branches = [branch for branch in schema if branch != "null"]
+        if len(branches) != 1:
+            raise ValueError(f"unions other than [null, T] have no Flink SQL type: {schema}")
+        return _flink_type(branches[0], names)[0], "null" in schema
+    if isinstance(schema, str):
+        if schema in names:
+            return _flink_type(names[schema], names)
+        primitive = {
+            "string": "STRING",
+            "long": "BIGINT",
+            "int": "INT",
+            "boolean": "BOOLEAN",
+            "double": "DOUBLE",
+            "float": "FLOAT",
+            "bytes": "BYTES",
+        }
+        return primitive[schema], schema == "null"
+    kind = schema["type"]
+    logical = schema.get("logicalType")
+    if kind == "record":
+        names[schema.get("namespace", "") + "." + schema["name"]] = schema
+        names[schema["name"]] = schema
+        return f"ROW<{', '.join(_field(f, names) for f in schema['fields'])}>", False
+    if kind == "enum":
+        names[schema.get("namespace", "") + "." + schema["name"]] = schema
+        names[schema["name"]] = schema
+        return "STRING", False
+    if logical in {"timestamp-millis", "local-timestamp-millis"}:
+        return "TIMESTAMP(3)", False
+    if logical == "date":
+        return "DATE", False
+    if logical == "decimal":
+        return f"DECIMAL({schema['precision']}, {schema.get('scale', 0)})", False
+    if kind == "array":
+        item, nullable = _flink_type(schema["items"], names)
+        return f"ARRAY<{item}{'' if nullable else ' NOT NULL'}>", False
+    if kind == "map":
+        value, nullable = _flink_type(schema["values"], names)
+        return f"MAP<STRING NOT NULL, {value}{'' if nullable else ' NOT NULL'}>", False
+    return _flink_type(kind, names)
+
+
+def _field(field: Mapping[str, Any], names: dict[str, Any]) -> str:
+    sql_type, nullable = _flink_type(field["type"], names)
+    return f"`{field['name']}` {sql_type}{'' if nullable else ' NOT NULL'}"
+
+
+def columns(schema_text: str) -> list[str]:
+    """The physical columns of a table whose rows are records of ``schema_text`` (a fully expanded schema)."""
+    schema = json.loads(schema_text)
+    names: dict[str, Any] = {}
+    return [_field(field, names) for field in schema["fields"]]
+
+
+def jdbc_url(dsn: str) -> tuple[str, str, str]:
+    """(JDBC url, user, password) of a libpq URL ``postgresql://user[:password]@host:port/db``."""
+    parts = urlsplit(dsn)
+    if parts.scheme not in {"postgresql", "postgres"} or not parts.hostname:
+        raise ValueError(f"POSTGRES_DSN must be a postgresql:// URL, got {dsn!r}")
+    port = f":{parts.port}" if parts.port else ""
+    return f"jdbc:postgresql://{parts.hostname}{port}{parts.path}", parts.username or "", parts.password or ""
+
+
+def kafka_source(
+    name: str,
+    settings: WindowJobSettings,
+    kafka: KafkaSettings,
+    registry: SchemaRegistrySettings,
+    schema_text: str,
+    event_time: str,
+) -> str:
+    """A Kafka source table of Avro records with an event-time column ``event_time`` and its watermark."""
+    options = {
+        "connector": "kafka",
+        "topic": settings.source_topic,
+        "properties.bootstrap.servers": kafka.bootstrap_servers,
+        "properties.group.id": settings.group_id,
+        "properties.isolation.level": "read_committed",
+        "scan.startup.mode": settings.startup_mode,
+        "properties.auto.offset.reset": "earliest",
+        "value.format": "avro-confluent",
+        "value.avro-confluent.url": registry.url,
+        "value.avro-confluent.schema": schema_text,
+        **_kafka_security(kafka),
+    }
+    body = [
+        *columns(schema_text),
+        f"`event_time` AS {event_time}",
+        f"WATERMARK FOR `event_time` AS `event_time` - {interval(settings.max_out_of_orderness_ms)}",
+    ]
+    return _create(name, body, options)
+
+
+def kafka_sink(
+    name: str,
+    settings: WindowJobSettings,
+    kafka: KafkaSettings,
+    registry: SchemaRegistrySettings,
+    schema_text: str,
+    key_field: str,
+) -> str:
+    """An exactly-once (transactional) Kafka sink of Avro records keyed by ``key_field`` (raw UTF-8 key)."""
+    options = {
+        "connector": "kafka",
+        "topic": settings.sink_topic,
+        "properties.bootstrap.servers": kafka.bootstrap_servers,
+        "key.format": "raw",
+        "key.fields": key_field,
+        "value.format": "avro-confluent",
+        "value.avro-confluent.url": registry.url,
+        "value.avro-confluent.schema": schema_text,
+        "value.avro-confluent.subject": f"{settings.sink_topic}-value",
+        "sink.delivery-guarantee": "exactly-once",
+        "sink.transactional-id-prefix": settings.transactional_id_prefix or settings.group_id,
+        "properties.transaction.timeout.ms": str(settings.transaction_timeout_ms),
+        **_kafka_security(kafka),
+    }
+    return _create(name, columns(schema_text), options)
+
+
+def jdbc_upsert_sink(name: str, table: str, columns_sql: Sequence[str], key: Sequence[str], dsn: str) -> str:
+    """An idempotent upsert into a PostgreSQL table (INSERT ... ON CONFLICT on ``key``)."""
+    url, user, password = jdbc_url(dsn)
+    options = {"connector": "jdbc", "url": url, "table-name": table}
+    if password:  # Flink takes both or neither; without a password the user goes into the URL
+        options.update({"username": user, "password": password})
+    elif user:
+        options["url"] = f"{url}?user={user}"
+    options.update({"sink.buffer-flush.interval": "1s", "sink.max-retries": "5"})
+    keys = ", ".join(f"`{column}`" for column in key)
+    return _create(name, [*columns_sql, f"PRIMARY KEY ({keys}) NOT ENFORCED"], options)
+
+
+def _kafka_security(kafka: KafkaSettings) -> dict[str, str]:
+    options = {"properties.security.protocol": kafka.security_protocol}
+    if kafka.sasl_mechanism and kafka.sasl_username and kafka.sasl_password:
+        module = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        if kafka.sasl_mechanism == "PLAIN":
+            module = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        password = kafka.sasl_password.get_secret_value().replace('"', '\\"')
+        options["properties.sasl.mechanism"] = kafka.sasl_mechanism
+        options["properties.sasl.jaas.config"] = (
+            f'{module} required username="{kafka.sasl_username}" password="{password}";'
+        )
+    return options
+
+
+def _create(name: str, body: Sequence[str], options: Mapping[str, str]) -> str:
+    columns_sql = ",\n  ".join(body)
+    with_sql = ",\n  ".join(f"{quote(key)} = {quote(value)}" for key, value in options.items())
+    return f"CREATE TEMPORARY TABLE `{name}` (\n  {columns_sql}\n) WITH (\n  {with_sql}\n)"
+
+
+def job_config(settings: WindowJobSettings, job_name: str) -> dict[str, str]:
+    """Table configuration of a windowed job: exactly-once checkpoints, UTC, idle sources, its name."""
+    return {
+        "pipeline.name": job_name,
+        "parallelism.default": str(settings.parallelism),
+        "execution.checkpointing.interval": f"{settings.checkpoint_interval_ms} ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "table.local-time-zone": "UTC",
+        "table.exec.source.idle-timeout": f"{settings.idle_timeout_ms} ms",
+    }
+
+
+def run(config: Mapping[str, str], statements: Sequence[str], inserts: Sequence[str]) -> str:
+    """Create the tables and submit every INSERT as one job on the cluster; returns the job id.
+
+    Runs in the PyFlink environment only (``flink run -py``): pyflink is imported here, never at module import.
+    """
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    table_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    for key, value in config.items():
+        table_env.get_config().set(key, value)
+    for statement in statements:
+        table_env.execute_sql(statement)
+    statement_set = table_env.create_statement_set()
+    for insert in inserts:
+        statement_set.add_insert_sql(insert)
+    result = statement_set.execute()
+    client = result.get_job_client()
+    return str(client.get_job_id()) if client is not None else ""
