@@ -129,6 +129,78 @@ def register_schemas(
         typer.echo(f"{item.subject} -> id {item.schema_id}, version {item.version} ({item.compatibility})")
 
 
+flink_app = typer.Typer(no_args_is_help=True, help="Run the PyFlink jobs (stream_processors/) on the Flink cluster.")
+app.add_typer(flink_app, name="flink")
+RestUrl = Annotated[str | None, typer.Option(help="Flink REST API (default: FLINK_REST_URL settings).")]
+
+
+def _rest_url(url: str | None) -> str:
+    from services.common.settings import FlinkSettings
+
+    return url or FlinkSettings().rest_url
+
+
+@flink_app.command("submit")
+def flink_submit(
+    job: Annotated[str, typer.Argument(help="Job name: product_views.")],
+    setting: Annotated[
+        list[str] | None, typer.Option("--set", help="KEY=VALUE added to the job's environment (repeatable).")
+    ] = None,
+    from_savepoint: Annotated[str | None, typer.Option(help="Resume from this savepoint or checkpoint.")] = None,
+    rest_url: RestUrl = None,
+) -> None:
+    """Submit a job (detached) with Flink's CLI; prints its job id."""
+    from deploy import flink_jobs
+
+    extra = dict(item.split("=", 1) for item in setting or [])
+    try:
+        job_id = flink_jobs.submit(_stack().ctx, job, _rest_url(rest_url), extra, from_savepoint=from_savepoint)
+    except (flink_jobs.FlinkError, RuntimeError) as error:
+        _fail(error)
+        return
+    out.print(job_id)
+
+
+@flink_app.command("list")
+def flink_list(rest_url: RestUrl = None) -> None:
+    """Every job on the cluster: id, name, state, start time."""
+    from deploy import flink_jobs
+
+    table = Table(title="Flink jobs")
+    for column in ("job id", "name", "state", "started"):
+        table.add_column(column, no_wrap=True)
+    for item in flink_jobs.jobs(_rest_url(rest_url)):
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["start-time"] / 1000))
+        table.add_row(item["jid"], item["name"], item["state"], started)
+    out.print(table)
+
+
+@flink_app.command("cancel")
+def flink_cancel(job_id: str, rest_url: RestUrl = None) -> None:
+    """Cancel a job (its last retained checkpoint stays for a restart)."""
+    from deploy import flink_jobs
+
+    try:
+        flink_jobs.cancel(_rest_url(rest_url), job_id)
+    except flink_jobs.FlinkError as error:
+        _fail(error)
+
+
+@flink_app.command("savepoint")
+def flink_savepoint(
+    job_id: str,
+    stop: Annotated[bool, typer.Option(help="Stop the job with the savepoint (upgrade path).")] = False,
+    rest_url: RestUrl = None,
+) -> None:
+    """Take a savepoint of a job (``--stop``: and stop it); prints the savepoint's location."""
+    from deploy import flink_jobs
+
+    try:
+        out.print(flink_jobs.savepoint(_rest_url(rest_url), job_id, stop=stop))
+    except flink_jobs.FlinkError as error:
+        _fail(error)
+
+
 _mounted: list[bool] = []
 
 

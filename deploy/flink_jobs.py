@@ -69,8 +69,16 @@ def ensure_postgres_table(spec: FlinkJob, env: Mapping[str, str]) -> None:
         conn.execute(spec.postgres_ddl(settings.postgres_table).encode())
 
 
-def submit(ctx: StackContext, name: str, rest_url: str, env: Mapping[str, str] | None = None) -> str:
-    """Submit job ``name`` detached; returns its job id. ``env`` adds settings (topics, endpoints) to the job's."""
+def submit(
+    ctx: StackContext,
+    name: str,
+    rest_url: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    from_savepoint: str | None = None,
+) -> str:
+    """Submit job ``name`` detached; returns its job id. ``env`` adds settings (topics, endpoints) to the job's;
+    ``from_savepoint`` resumes the job's state (and its sources' offsets) from a savepoint or retained checkpoint."""
     spec = job(name)
     job_env = {**os.environ, **(env or {})}
     ensure_postgres_table(spec, job_env)
@@ -80,6 +88,7 @@ def submit(ctx: StackContext, name: str, rest_url: str, env: Mapping[str, str] |
         str(flink_home() / "bin" / "flink"),
         "run",
         "--detached",
+        *(["--fromSavepoint", from_savepoint] if from_savepoint else []),
         "-py",
         str(REPO_ROOT / spec.script),
         "-pyclientexec",

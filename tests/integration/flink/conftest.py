@@ -19,13 +19,13 @@ def flink_rest_url(stack_env: dict[str, str]) -> str:
 
 
 @pytest.fixture
-def submit_job(stack_env: dict[str, str], flink_rest_url: str) -> Iterator[Callable[[str, dict[str, str]], str]]:
+def submit_job(stack_env: dict[str, str], flink_rest_url: str) -> Iterator[Callable[..., str]]:
     """Submit a job with extra settings; every job the test submitted is cancelled at the end (jobs run serially)."""
     ctx = StackContext.create(StackSettings())
     submitted: list[str] = []
 
-    def submit(name: str, settings: dict[str, str]) -> str:
-        job_id = flink_jobs.submit(ctx, name, flink_rest_url, {**stack_env, **settings})
+    def submit(name: str, settings: dict[str, str], from_savepoint: str | None = None) -> str:
+        job_id = flink_jobs.submit(ctx, name, flink_rest_url, {**stack_env, **settings}, from_savepoint=from_savepoint)
         submitted.append(job_id)
         return job_id
 
