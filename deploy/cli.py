@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy.local.context import StackContext
+from deploy.local.flink import rest_url as flink_rest_url
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
 
@@ -76,10 +77,26 @@ def status() -> None:
     table = Table(title="Local stack")
     for column in ("component", "state", "pid", "ports", "ready"):
         table.add_column(column)
-    for row in _stack().status():
+    stack = _stack()
+    rows = stack.status()
+    for row in rows:
         ports = ", ".join(f"{role}={port}" for role, port in row.ports.items())
         table.add_row(row.name, row.state, str(row.pid or "-"), ports, "yes" if row.ready else "no")
     out.print(table)
+    if any(row.name == "flink_jobmanager" and row.ready for row in rows):
+        out.print(_flink_jobs_table(flink_rest_url(stack.ctx)))
+
+
+def _flink_jobs_table(url: str) -> Table:
+    from deploy import flink_jobs
+
+    table = Table(title="Flink jobs")
+    for column in ("job id", "name", "state", "last checkpoint"):
+        table.add_column(column, no_wrap=True)
+    for job in flink_jobs.summaries(url):
+        age = "-" if job.checkpoint_age_s is None else f"{job.checkpoint_age_s:.0f} s ago"
+        table.add_row(job.job_id, job.name, job.state, age)
+    return table
 
 
 @app.command()
@@ -163,16 +180,8 @@ def flink_submit(
 
 @flink_app.command("list")
 def flink_list(rest_url: RestUrl = None) -> None:
-    """Every job on the cluster: id, name, state, start time."""
-    from deploy import flink_jobs
-
-    table = Table(title="Flink jobs")
-    for column in ("job id", "name", "state", "started"):
-        table.add_column(column, no_wrap=True)
-    for item in flink_jobs.jobs(_rest_url(rest_url)):
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["start-time"] / 1000))
-        table.add_row(item["jid"], item["name"], item["state"], started)
-    out.print(table)
+    """Every job on the cluster: id, name, state, age of its last completed checkpoint."""
+    out.print(_flink_jobs_table(_rest_url(rest_url)))
 
 
 @flink_app.command("cancel")

@@ -144,3 +144,25 @@ def savepoint(rest_url: str, job_id: str, *, stop: bool = False, timeout_s: floa
             return str(operation["location"])
         time.sleep(0.5)
     raise FlinkError(f"savepoint of {job_id} did not complete within {timeout_s} s")
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    job_id: str
+    name: str
+    state: str
+    checkpoint_age_s: float | None  # since the last completed checkpoint; None before the first
+
+
+def summaries(rest_url: str) -> list[JobSummary]:
+    """Each job's state and the age of its last completed checkpoint (``freightline status``)."""
+    rows = []
+    for item in jobs(rest_url):
+        age = None
+        if item["state"] == "RUNNING":
+            response = httpx.get(f"{rest_url}/jobs/{item['jid']}/checkpoints", timeout=10)
+            completed = (response.json().get("latest") or {}).get("completed") if response.status_code == 200 else None
+            if completed:
+                age = max(time.time() - completed["latest_ack_timestamp"] / 1000, 0.0)
+        rows.append(JobSummary(item["jid"], item["name"], item["state"], age))
+    return rows

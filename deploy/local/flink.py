@@ -125,6 +125,9 @@ def cluster_config(ctx: StackContext, java_opts: str) -> dict[str, object]:
         "metrics.reporter.prom.factory.class": PROMETHEUS_REPORTER,
         "metrics.reporter.prom.host": LOCAL_HOST,
         "pekko.ask.timeout": "30 s",
+        # a lost TaskManager is noticed within seconds (loopback: no network hiccups to ride out)
+        "heartbeat.interval": 2000,
+        "heartbeat.timeout": 20000,
     }
 
 
