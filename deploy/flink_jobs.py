@@ -21,25 +21,30 @@ import httpx
 
 from deploy.local.context import REPO_ROOT, StackContext
 from deploy.local.flink import client_environment, flink_home, flink_python
-from stream_processors import product_views
+from stream_processors import product_views, store_order_revenue
+from stream_processors.flink_sql import WindowJob, WindowJobSettings
 
 
 @dataclass(frozen=True)
 class FlinkJob:
-    name: str
-    script: str
+    script: str  # the module flink run -py starts (its main builds and submits the job)
     settings_prefix: str
-    postgres_ddl: Any
-    settings: Any
+    job: WindowJob
+    settings: type[WindowJobSettings]
 
 
 JOBS = {
     "product_views": FlinkJob(
-        name="product_views",
-        script="stream_processors/product_views.py",
-        settings_prefix="PRODUCT_VIEWS_JOB_",
-        postgres_ddl=product_views.postgres_ddl,
-        settings=product_views.ProductViewsJobSettings,
+        "stream_processors/product_views.py",
+        "PRODUCT_VIEWS_JOB_",
+        product_views.JOB,
+        product_views.ProductViewsJobSettings,
+    ),
+    "store_order_revenue": FlinkJob(
+        "stream_processors/store_order_revenue.py",
+        "STORE_ORDER_REVENUE_JOB_",
+        store_order_revenue.JOB,
+        store_order_revenue.StoreOrderRevenueJobSettings,
     ),
 }
 
@@ -66,7 +71,7 @@ def ensure_postgres_table(spec: FlinkJob, env: Mapping[str, str]) -> None:
     )
     dsn = env.get("POSTGRES_DSN") or PostgresSettings().dsn
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(spec.postgres_ddl(settings.postgres_table).encode())
+        conn.execute(spec.job.postgres_ddl(settings.postgres_table).encode())
 
 
 def submit(

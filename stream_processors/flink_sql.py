@@ -8,15 +8,19 @@ columns are derived from the contract here (``columns``): Flink requires them to
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from services.common.settings import KafkaSettings, SchemaRegistrySettings
+from schemas.catalogue import load_catalogue, schema_text
+from services.common.settings import KafkaSettings, PostgresSettings, SchemaRegistrySettings
 
 # the generator's maximum lateness (services/generator/config.py): the default bound of out-of-orderness
 DEFAULT_MAX_OUT_OF_ORDERNESS_MS = 30_000
@@ -221,6 +225,111 @@ def _create(name: str, body: Sequence[str], options: Mapping[str, str]) -> str:
     columns_sql = ",\n  ".join(body)
     with_sql = ",\n  ".join(f"{quote(key)} = {quote(value)}" for key, value in options.items())
     return f"CREATE TEMPORARY TABLE `{name}` (\n  {columns_sql}\n) WITH (\n  {with_sql}\n)"
+
+
+def window_event_id(key: Sequence[str], window_start: datetime) -> str:
+    """An aggregate's event id, as ``aggregate_insert`` computes it: MD5 of ``<key parts>|<window start>`` shaped as
+    a version-3 (name-based, MD5) UUID, so a window emitted again keeps its id."""
+    name = "|".join([*key, f"{window_start:%Y-%m-%d %H:%M:%S.%f}"[:-3]])
+    digest = hashlib.md5(name.encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-3{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
+
+
+def aggregate_insert(sink: str, windows: str, key: Sequence[str], producer: str, fields: Sequence[str]) -> str:
+    """INSERT of a window view into an aggregate topic: the event envelope (id from the key and window start, event
+    time = window end, ingest time = emission time, the job as producer), then ``fields`` in contract order."""
+    # CAST(window_start AS STRING) is 'YYYY-MM-DD HH:MM:SS.mmm', as window_event_id formats it
+    parts = ", ".join([*(f"`{column}`" for column in key), "CAST(`window_start` AS STRING)"])
+    event_id = (
+        "CONCAT(SUBSTRING(h, 1, 8), '-', SUBSTRING(h, 9, 4), '-3', SUBSTRING(h, 14, 3), '-8', "
+        "SUBSTRING(h, 18, 3), '-', SUBSTRING(h, 21, 12))"
+    )
+    emitted = "CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))"
+    metadata = f"ROW({event_id}, `window_end`, {emitted}, {quote(producer)}, CAST(NULL AS STRING))"
+    columns_sql = ", ".join(f"`{field}`" for field in fields)
+    return (
+        f"INSERT INTO `{sink}`\nSELECT\n  {metadata},\n  {columns_sql}\n"
+        f"FROM (SELECT *, MD5(CONCAT_WS('|', {parts})) AS h FROM `{windows}`)"
+    )
+
+
+@dataclass(frozen=True)
+class WarehouseColumn:
+    name: str
+    flink_type: str
+    postgres_type: str
+
+
+# the first columns of every warehouse table: the window, UTC
+WINDOW_COLUMNS = (
+    WarehouseColumn("window_start", "TIMESTAMP(3)", "timestamp(3)"),
+    WarehouseColumn("window_end", "TIMESTAMP(3)", "timestamp(3)"),
+)
+
+
+@dataclass(frozen=True)
+class WindowJob:
+    """One windowed job: its contracts, the window query and the shape of its two outputs.
+
+    ``windows`` is a SELECT over the source table ``source`` (columns of the source contract plus ``event_time``,
+    the event-time attribute), or over the ``views`` (name, SELECT) defined before it, giving ``window_start``,
+    ``window_end`` and every field of the aggregate. ``key``
+    is the aggregate's key (its first column keys the Kafka records); the warehouse table's primary key is the
+    window plus ``key``.
+    """
+
+    name: str
+    producer: str
+    source_contract: str
+    sink_contract: str
+    key: tuple[str, ...]
+    windows: str
+    fields: tuple[str, ...]
+    warehouse: tuple[WarehouseColumn, ...]
+    views: tuple[tuple[str, str], ...] = ()
+
+    def postgres_ddl(self, table: str) -> str:
+        """The upsert target (idempotent DDL); timestamps are UTC."""
+        schema = table.split(".")[0] if "." in table else "public"
+        body = [f"  {column.name} {column.postgres_type} NOT NULL" for column in self.warehouse]
+        body.append(f"  PRIMARY KEY ({', '.join(['window_start', 'window_end', *self.key])})")
+        return (
+            f"CREATE SCHEMA IF NOT EXISTS {schema};\nCREATE TABLE IF NOT EXISTS {table} (\n" + ",\n".join(body) + "\n);"
+        )
+
+    def statements(
+        self,
+        settings: WindowJobSettings,
+        kafka: KafkaSettings,
+        registry: SchemaRegistrySettings,
+        postgres: PostgresSettings,
+    ) -> tuple[list[str], list[str]]:
+        """(table and view definitions, inserts) of the job."""
+        catalogue = load_catalogue()
+        source_schema = schema_text(catalogue.topic(self.source_contract).value_schema)
+        sink_schema = schema_text(catalogue.topic(self.sink_contract).value_schema)
+        warehouse = [f"`{column.name}` {column.flink_type} NOT NULL" for column in self.warehouse]
+        definitions = [
+            kafka_source("source", settings, kafka, registry, source_schema, "`metadata`.`event_time`"),
+            kafka_sink("aggregates", settings, kafka, registry, sink_schema, self.key[0]),
+            jdbc_upsert_sink(
+                "warehouse", settings.postgres_table, warehouse, ["window_start", "window_end", *self.key], postgres.dsn
+            ),
+            *(f"CREATE TEMPORARY VIEW `{name}` AS\n{select}" for name, select in self.views),
+            f"CREATE TEMPORARY VIEW `windows` AS\n{self.windows}",
+        ]
+        columns_sql = ", ".join(f"`{column.name}`" for column in self.warehouse)
+        inserts = [
+            aggregate_insert("aggregates", "windows", self.key, self.producer, self.fields),
+            f"INSERT INTO `warehouse` SELECT {columns_sql} FROM `windows`",
+        ]
+        return definitions, inserts
+
+    def submit(self, settings: WindowJobSettings) -> None:
+        """Entrypoint on the cluster's client (``flink run -py``): build the job and submit it."""
+        definitions, inserts = self.statements(settings, KafkaSettings(), SchemaRegistrySettings(), PostgresSettings())
+        job_id = run(job_config(settings, self.name), definitions, inserts)
+        print(f"submitted {self.name} as job {job_id}", flush=True)
 
 
 def job_config(settings: WindowJobSettings, job_name: str) -> dict[str, str]:

@@ -1,6 +1,6 @@
-"""Plain-Python oracles of the windowed jobs: the windows a job must emit for a list of events, under the job's own
-watermark rule (bounded out-of-orderness: a window closes once the largest event time seen, minus the bound, reaches
-its end), and a reader of a job's committed Kafka output."""
+"""Plain-Python oracles of the windowed jobs: events out of order within a bound, and the windows a job must emit for
+them under the job's own watermark rule (bounded out-of-orderness: a window closes once the largest event time seen,
+minus the bound, reaches its end), every field of every window."""
 
 from __future__ import annotations
 
@@ -8,121 +8,157 @@ import datetime as dt
 import random
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from stream_processors import product_views, store_order_revenue
+from stream_processors.flink_sql import WindowJob, window_event_id
 
-from services.common.serde import AvroSerde, registry_client
-from services.common.settings import SchemaRegistrySettings
-from stream_processors.product_views import PRODUCER, window_event_id
-
-MINUTE = dt.timedelta(minutes=1)
-
-
-@dataclass(frozen=True)
-class View:
-    event_time: dt.datetime
-    product_id: str
-    device_id: str
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+E = TypeVar("E", bound=dict[str, Any])
 
 
-def views_within_bound(seed: int, count: int, start: dt.datetime, bound: dt.timedelta) -> list[View]:
-    """``count`` views in produce order over about ten minutes of event time, out of order by up to ``bound``:
-    each view's event time lies in [clock - bound, clock] while the clock only advances, so no view is ever later
-    than the watermark (which trails the largest event time seen by ``bound``)."""
-    rng = random.Random(seed)
-    views = []
+def event_times(
+    rng: random.Random, count: int, start: dt.datetime, bound: dt.timedelta, max_step_ms: int = 400
+) -> list[dt.datetime]:
+    """``count`` event times in produce order over minutes of event time, out of order by up to ``bound``: each lies
+    in [clock - bound, clock] while the clock only advances, so no event is ever later than the watermark (which
+    trails the largest event time seen by ``bound``)."""
+    times = []
     clock = start
     for _ in range(count):
-        clock += dt.timedelta(milliseconds=rng.randint(0, 400))
-        late_by = dt.timedelta(milliseconds=rng.randint(0, int(bound.total_seconds() * 1000)))
-        views.append(View(clock - late_by, f"P-{rng.randint(1, 12)}", f"D-{rng.randint(1, 40)}"))
-    return views
+        clock += dt.timedelta(milliseconds=rng.randint(0, max_step_ms))
+        times.append(clock - dt.timedelta(milliseconds=rng.randint(0, int(bound.total_seconds() * 1000))))
+    return times
 
 
-def view_record(view: View) -> dict[str, Any]:
+def metadata(event_time: dt.datetime) -> dict[str, Any]:
     return {
-        "metadata": {
-            "event_id": str(uuid.uuid4()),
-            "event_time": view.event_time,
-            "ingest_time": view.event_time,
-            "producer": "flink-oracle-test",
-            "trace_context": None,
-        },
-        "product_id": view.product_id,
-        "device_id": view.device_id,
-        "store_id": "DE",
-        "referrer_url": None,
-        "local_time": view.event_time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "remote_ip": None,
+        "event_id": str(uuid.uuid4()),
+        "event_time": event_time,
+        "ingest_time": event_time,
+        "producer": "flink-oracle-test",
+        "trace_context": None,
     }
 
 
-def window_of(time: dt.datetime, size: dt.timedelta) -> dt.datetime:
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return epoch + ((time - epoch) // size) * size
+def product_views_events(seed: int, count: int, start: dt.datetime, bound: dt.timedelta) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        {
+            "metadata": metadata(time),
+            "product_id": f"P-{rng.randint(1, 12)}",
+            "device_id": f"D-{rng.randint(1, 40)}",
+            "store_id": "DE",
+            "referrer_url": None,
+            "local_time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "remote_ip": None,
+        }
+        for time in event_times(rng, count, start, bound)
+    ]
 
 
-def product_view_windows(views: list[View], bound: dt.timedelta) -> dict[tuple[str, dt.datetime], dict[str, Any]]:
-    """Every product-view window the job emits, keyed by (product, window start): only windows the final
-    watermark closes (end <= largest event time - bound), each with every field of the aggregate."""
-    watermark = max(v.event_time for v in views) - bound
-    grouped: dict[tuple[str, dt.datetime], list[View]] = defaultdict(list)
-    for view in views:
-        grouped[(view.product_id, window_of(view.event_time, MINUTE))].append(view)
-    windows = {}
-    for (product, start), members in grouped.items():
-        end = start + MINUTE
+def orders_events(seed: int, count: int, start: dt.datetime, bound: dt.timedelta) -> list[dict[str, Any]]:
+    """Orders of a few stores in two currencies, each placed and some later shipped (only placements count)."""
+    rng = random.Random(seed)
+    events = []
+    for i, time in enumerate(event_times(rng, count, start, bound, max_step_ms=1000)):
+        store, currency = rng.choice([("DE", "EUR"), ("FR", "EUR"), ("GB", "GBP"), ("CH", "CHF"), ("CH", "EUR")])
+        lines: list[dict[str, Any]] = []
+        for number in range(1, rng.randint(1, 4) + 1):
+            quantity, price = rng.randint(1, 5), Decimal(rng.randint(1, 99_999)) / 100
+            lines.append(
+                {
+                    "line_number": number,
+                    "product_id": f"P-{rng.randint(1, 50)}",
+                    "quantity": quantity,
+                    "price": price,
+                    "sales_amount": price * quantity,
+                }
+            )
+        day = time.date()
+        events.append(
+            {
+                "metadata": metadata(time),
+                "order_id": f"O-{seed}-{i}",
+                "customer_id": f"C-{rng.randint(1, 100)}",
+                "store_id": store,
+                "status": "SHIPPED" if rng.random() < 0.2 else "PLACED",
+                "order_date": day,
+                "ship_date": None,
+                "due_date": day + dt.timedelta(days=3),
+                "currency": currency,
+                "line_items": lines,
+                "order_total": sum((Decimal(line["sales_amount"]) for line in lines), Decimal("0.00")),
+            }
+        )
+    return events
+
+
+def windows(
+    job: WindowJob,
+    events: Iterable[E],
+    watermark: dt.datetime,
+    size: dt.timedelta,
+    key: Callable[[E], tuple[str, ...]],
+    aggregate: Callable[[list[E]], dict[str, Any]],
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Every window the job emits, keyed by (key..., window start): only windows the final ``watermark`` closes
+    (end <= watermark), each with its envelope and every field of the aggregate."""
+    grouped: dict[tuple[Any, ...], list[E]] = defaultdict(list)
+    for event in events:
+        time = event["metadata"]["event_time"]
+        grouped[(*key(event), EPOCH + ((time - EPOCH) // size) * size)].append(event)
+    result = {}
+    for (*parts, start), members in grouped.items():
+        end = start + size
         if end > watermark:
             continue
-        windows[(product, start)] = {
-            "metadata": {
-                "event_id": uuid.UUID(window_event_id(product, start.replace(tzinfo=None))),
-                "event_time": end,
-                "producer": PRODUCER,
-                "trace_context": None,
-            },
-            "product_id": product,
-            "window_start": start,
-            "window_end": end,
+        envelope = {
+            "event_id": uuid.UUID(window_event_id(parts, start.replace(tzinfo=None))),
+            "event_time": end,
+            "producer": job.producer,
+            "trace_context": None,
+        }
+        fields = {**dict(zip(job.key, parts, strict=True)), "window_start": start, "window_end": end}
+        result[(*parts, start)] = {"metadata": envelope, **fields, **aggregate(members)}
+    return result
+
+
+def final_watermark(events: list[dict[str, Any]], bound: dt.timedelta) -> dt.datetime:
+    """Where the watermark ends once every event is read: the largest event time minus the bound."""
+    return max(e["metadata"]["event_time"] for e in events) - bound
+
+
+def product_views_windows(events: list[dict[str, Any]], bound: dt.timedelta) -> dict[tuple[Any, ...], dict[str, Any]]:
+    return windows(
+        product_views.JOB,
+        events,
+        final_watermark(events, bound),
+        dt.timedelta(minutes=1),
+        lambda e: (e["product_id"],),
+        lambda members: {
             "view_count": len(members),
-            "unique_visitors": len({v.device_id for v in members}),
-            "last_view_time": max(v.event_time for v in members),
-        }
-    return windows
-
-
-def read_committed(bootstrap: str, registry_url: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every committed record of ``topic`` (isolation.level=read_committed, up to the last stable offset), as
-    (key, decoded value)."""
-    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=registry_url)))
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"oracle-{uuid.uuid4().hex[:8]}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
+            "unique_visitors": len({e["device_id"] for e in members}),
+            "last_view_time": max(e["metadata"]["event_time"] for e in members),
+        },
     )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        remaining = set(partitions)
-        records = []
-        while remaining:
-            message = consumer.poll(10)
-            if message is None:
-                raise AssertionError(f"no end of partitions {sorted(remaining)} of {topic} within 10 s")
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    remaining.discard(message.partition())
-                    continue
-                raise AssertionError(f"consuming {topic}: {error}")
-            key = message.key()
-            records.append((key.decode() if key else "", serde.decode(message.value())))
-        return records
-    finally:
-        consumer.close()
+
+
+def store_order_revenue_windows(
+    events: list[dict[str, Any]], bound: dt.timedelta
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Placed orders only; all events (placed or not) move the watermark."""
+    return windows(
+        store_order_revenue.JOB,
+        [e for e in events if e["status"] == "PLACED"],
+        final_watermark(events, bound),
+        dt.timedelta(minutes=5),
+        lambda e: (e["store_id"], e["currency"]),
+        lambda members: {
+            "order_count": len({e["order_id"] for e in members}),
+            "item_count": sum(line["quantity"] for e in members for line in e["line_items"]),
+            "revenue": sum((e["order_total"] for e in members), Decimal("0.00")),
+        },
+    )

@@ -15,9 +15,11 @@ import pytest
 
 from deploy import flink_jobs
 from deploy.local.flink import FlinkJobManager, FlinkTaskManager
+from stream_processors.product_views import JOB
 from tests.integration.crash import kill_in_flight
-from tests.integration.flink.oracle import product_view_windows
-from tests.integration.flink.test_product_views import BOUND, ProductViewsRun, _views
+from tests.integration.flink.oracle import product_views_windows
+from tests.integration.flink.support import JobRun
+from tests.integration.flink.test_product_views import BOUND, last_end, views
 from tests.integration.sinks.helpers import PrivateTarget, free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -69,28 +71,29 @@ def test_taskmanager_sigkill_restarts_from_checkpoint_exactly_once(
     new_topic: Callable[..., str],
     unique_name: Callable[[str], str],
 ) -> None:
-    run = ProductViewsRun(stack_env, private_flink.rest_url, new_topic, unique_name)
+    run = JobRun(JOB, "PRODUCT_VIEWS_JOB_", stack_env, private_flink.rest_url, new_topic, unique_name, BOUND)
     run.settings["PRODUCT_VIEWS_JOB_CHECKPOINT_INTERVAL_MS"] = "20000"  # a checkpoint rarely falls on the kill
-    views = _views(seed=15)
-    first, second = len(views) // 3, 2 * len(views) // 3
-    expected = product_view_windows(views, BOUND)
-    run.produce(views[:first])
+    events = views(seed=15)
+    first, second = len(events) // 3, 2 * len(events) // 3
+    expected = product_views_windows(events, BOUND)
+    run.produce(events[:first])
     job_id = flink_jobs.submit(
         private_flink.jobmanager.ctx, "product_views", private_flink.rest_url, {**stack_env, **run.settings}
     )
-    run.wait_for_window_end(max(window["window_end"] for window in product_view_windows(views[:first], BOUND).values()))
+    run.wait_for_window_end(
+        max(window["window_end"] for window in product_views_windows(events[:first], BOUND).values())
+    )
     wait_for(lambda: _checkpoints(private_flink.rest_url, job_id)["completed"] >= 1, 120, what="a checkpoint")
 
-    run.produce(views[first:second])
+    run.produce(events[first:second])
     client = {"bootstrap.servers": stack_env["KAFKA_BOOTSTRAP_SERVERS"]}
-    group = run.settings["PRODUCT_VIEWS_JOB_GROUP_ID"]
-    lag = kill_in_flight(private_flink.kill_taskmanager, client, group, [run.source])
+    lag = kill_in_flight(private_flink.kill_taskmanager, client, run.group, [run.source])
     assert lag > 0, "the kill found every input committed: it hit no work in flight"
 
-    run.produce(views[second:])  # arrives while the job has no TaskManager
+    run.produce(events[second:])  # arrives while the job has no TaskManager
     private_flink.taskmanager = private_flink.new_taskmanager()
     private_flink.taskmanager.start()
-    run.wait_for_window_end(max(window["window_end"] for window in expected.values()))
+    run.wait_for_window_end(last_end(expected))
     assert _checkpoints(private_flink.rest_url, job_id)["restored"] >= 1, "the job did not restart from a checkpoint"
     flink_jobs.savepoint(private_flink.rest_url, job_id, stop=True)
     run.check(expected)

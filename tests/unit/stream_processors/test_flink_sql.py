@@ -10,8 +10,8 @@ import pytest
 from schemas import topics
 from schemas.catalogue import load_catalogue, schema_text
 from services.common.settings import KafkaSettings, PostgresSettings, SchemaRegistrySettings
-from stream_processors.flink_sql import columns, interval, jdbc_url, job_config
-from stream_processors.product_views import ProductViewsJobSettings, statements, window_event_id
+from stream_processors.flink_sql import columns, interval, jdbc_url, job_config, window_event_id
+from stream_processors.product_views import JOB, ProductViewsJobSettings
 
 
 def _columns(topic: str) -> list[str]:
@@ -65,16 +65,16 @@ def test_jdbc_url_from_a_libpq_url() -> None:
 
 def test_window_event_id_is_a_stable_name_based_uuid() -> None:
     start = dt.datetime(2026, 12, 5, 14, 47)
-    first = uuid.UUID(window_event_id("P-1", start))
+    first = uuid.UUID(window_event_id(["P-1"], start))
     assert first.version == 3 and first.variant == uuid.RFC_4122
-    assert window_event_id("P-1", start) == str(first)
-    assert window_event_id("P-2", start) != str(first)
-    assert window_event_id("P-1", start + dt.timedelta(minutes=1)) != str(first)
+    assert window_event_id(["P-1"], start) == str(first)
+    assert window_event_id(["P-2"], start) != str(first)
+    assert window_event_id(["P-1"], start + dt.timedelta(minutes=1)) != str(first)
 
 
 def test_job_statements_use_the_configured_topics_bound_and_exactly_once_sink() -> None:
     settings = ProductViewsJobSettings(source_topic="in", sink_topic="out", max_out_of_orderness_ms=30_000)
-    definitions, inserts = statements(
+    definitions, inserts = JOB.statements(
         settings,
         KafkaSettings(bootstrap_servers="k:1"),
         SchemaRegistrySettings(url="http://r:2"),
@@ -89,3 +89,17 @@ def test_job_statements_use_the_configured_topics_bound_and_exactly_once_sink() 
     config = job_config(settings, "j")
     assert config["execution.checkpointing.mode"] == "EXACTLY_ONCE"
     assert config["table.local-time-zone"] == "UTC"
+
+
+def test_store_order_revenue_keys_by_store_and_currency_with_exact_money() -> None:
+    from stream_processors.store_order_revenue import JOB as REVENUE
+    from stream_processors.store_order_revenue import StoreOrderRevenueJobSettings
+
+    ddl = REVENUE.postgres_ddl("streaming.r")
+    assert "PRIMARY KEY (window_start, window_end, store_id, currency)" in ddl
+    assert "revenue numeric(18, 2) NOT NULL" in ddl
+    definitions, inserts = REVENUE.statements(
+        StoreOrderRevenueJobSettings(), KafkaSettings(), SchemaRegistrySettings(), PostgresSettings()
+    )
+    assert any("CROSS JOIN UNNEST" in statement for statement in definitions)
+    assert "MD5(CONCAT_WS('|', `store_id`, `currency`, CAST(`window_start` AS STRING)))" in inserts[0]
