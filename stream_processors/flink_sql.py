@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
+from schemas import topics
 from schemas.catalogue import load_catalogue, schema_text
 from services.common.settings import KafkaSettings, PostgresSettings, SchemaRegistrySettings
 
@@ -51,6 +52,7 @@ class WindowJobSettings(BaseSettings):
         "transaction.max.timeout.ms (15 minutes by default).",
     )
     transactional_id_prefix: str = Field(default="", description="Default: the consumer group id.")
+    late_topic: str = Field(default=topics.LATE_EVENTS, description="Where events later than their window go.")
     parallelism: int = Field(default=1, ge=1)
     startup_mode: str = Field(
         default="group-offsets", description="group-offsets (earliest when the group has none) or earliest-offset."
@@ -169,25 +171,28 @@ def kafka_source(
 
 def kafka_sink(
     name: str,
+    topic: str,
     settings: WindowJobSettings,
     kafka: KafkaSettings,
     registry: SchemaRegistrySettings,
     schema_text: str,
     key_field: str,
 ) -> str:
-    """An exactly-once (transactional) Kafka sink of Avro records keyed by ``key_field`` (raw UTF-8 key)."""
+    """An exactly-once (transactional) Kafka sink of Avro records keyed by ``key_field`` (raw UTF-8 key); each sink
+    of a job has its own transactional id prefix (``<prefix>-<sink name>``), or their transactions would fence."""
+    prefix = settings.transactional_id_prefix or settings.group_id
     options = {
         "connector": "kafka",
-        "topic": settings.sink_topic,
+        "topic": topic,
         "properties.bootstrap.servers": kafka.bootstrap_servers,
         "key.format": "raw",
         "key.fields": key_field,
         "value.format": "avro-confluent",
         "value.avro-confluent.url": registry.url,
         "value.avro-confluent.schema": schema_text,
-        "value.avro-confluent.subject": f"{settings.sink_topic}-value",
+        "value.avro-confluent.subject": f"{topic}-value",
         "sink.delivery-guarantee": "exactly-once",
-        "sink.transactional-id-prefix": settings.transactional_id_prefix or settings.group_id,
+        "sink.transactional-id-prefix": f"{prefix}-{name}",
         "properties.transaction.timeout.ms": str(settings.transaction_timeout_ms),
         **_kafka_security(kafka),
     }
@@ -286,7 +291,32 @@ class WindowJob:
     windows: str
     fields: tuple[str, ...]
     warehouse: tuple[WarehouseColumn, ...]
+    window_minutes: int
     views: tuple[tuple[str, str], ...] = ()
+    late_filter: str = "TRUE"  # which source events the windows count (late ones are reported only if so)
+
+    def late_insert(self, source_topic: str) -> str:
+        """INSERT of the source events whose window had closed when they arrived (window end <= the watermark +
+        1 ms: the window operator's own test) into the late-events topic, with that window and the watermark."""
+        if 60 % self.window_minutes:
+            raise ValueError(f"{self.name}: late events need a window size dividing an hour, not {self.window_minutes}")
+        start = (
+            f"TIMESTAMPADD(MINUTE, -MOD(EXTRACT(MINUTE FROM `event_time`), {self.window_minutes}), "
+            "FLOOR(`event_time` TO MINUTE))"
+        )
+        emitted = "CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))"
+        envelope = f"ROW(`metadata`.`event_id`, `event_time`, {emitted}, {quote(self.producer)}, CAST(NULL AS STRING))"
+        key = f"CONCAT_WS('|', {', '.join(f'`{column}`' for column in self.key)})"
+        return f"""INSERT INTO `late_events`
+SELECT {envelope}, {quote(self.name)}, {quote(source_topic)}, `window_key`, `window_start`,
+  TIMESTAMPADD(MINUTE, {self.window_minutes}, `window_start`), `watermark`
+FROM (
+  SELECT `metadata`, `event_time`, {key} AS `window_key`, {start} AS `window_start`,
+    CURRENT_WATERMARK(`event_time`) AS `watermark`
+  FROM `source` WHERE {self.late_filter}
+)
+WHERE `watermark` IS NOT NULL
+  AND TIMESTAMPADD(MINUTE, {self.window_minutes}, `window_start`) <= `watermark` + INTERVAL '0.001' SECOND"""
 
     def postgres_ddl(self, table: str) -> str:
         """The upsert target (idempotent DDL); timestamps are UTC."""
@@ -308,10 +338,12 @@ class WindowJob:
         catalogue = load_catalogue()
         source_schema = schema_text(catalogue.topic(self.source_contract).value_schema)
         sink_schema = schema_text(catalogue.topic(self.sink_contract).value_schema)
+        late_schema = schema_text(catalogue.topic(topics.LATE_EVENTS).value_schema)
         warehouse = [f"`{column.name}` {column.flink_type} NOT NULL" for column in self.warehouse]
         definitions = [
             kafka_source("source", settings, kafka, registry, source_schema, "`metadata`.`event_time`"),
-            kafka_sink("aggregates", settings, kafka, registry, sink_schema, self.key[0]),
+            kafka_sink("aggregates", settings.sink_topic, settings, kafka, registry, sink_schema, self.key[0]),
+            kafka_sink("late_events", settings.late_topic, settings, kafka, registry, late_schema, "job"),
             jdbc_upsert_sink(
                 "warehouse", settings.postgres_table, warehouse, ["window_start", "window_end", *self.key], postgres.dsn
             ),
@@ -322,6 +354,7 @@ class WindowJob:
         inserts = [
             aggregate_insert("aggregates", "windows", self.key, self.producer, self.fields),
             f"INSERT INTO `warehouse` SELECT {columns_sql} FROM `windows`",
+            self.late_insert(settings.source_topic),
         ]
         return definitions, inserts
 

@@ -4,8 +4,8 @@
 ``streaming.product_views_1m`` in PostgreSQL (idempotent upserts, primary key window + product). Per window: the
 number of views, the unique visitors (distinct devices) and the event time of the latest view. Event time is
 ``metadata.event_time``; the watermark trails the largest event time by ``max_out_of_orderness_ms``; a window is
-emitted once the watermark passes its end, and a view arriving after that is dropped (the late-events output is
-not written yet).
+emitted once the watermark passes its end; a view arriving after that is written to ``aggregates.late_events.v1``
+instead.
 
 Run on the session cluster with ``freightline flink submit product_views``; settings ``PRODUCT_VIEWS_JOB_*``.
 """
@@ -42,6 +42,7 @@ JOB = WindowJob(
 FROM TABLE(TUMBLE(TABLE `source`, DESCRIPTOR(`event_time`), INTERVAL '1' MINUTE))
 GROUP BY `product_id`, `window_start`, `window_end`""",
     fields=("product_id", "window_start", "window_end", "view_count", "unique_visitors", "last_view_time"),
+    window_minutes=1,
     warehouse=(
         *WINDOW_COLUMNS,
         WarehouseColumn("product_id", "STRING", "text"),

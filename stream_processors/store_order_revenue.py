@@ -59,6 +59,8 @@ WHERE o.`status` = 'PLACED'""",
 FROM TABLE(TUMBLE(TABLE `placed_lines`, DESCRIPTOR(`event_time`), INTERVAL '5' MINUTE))
 GROUP BY `store_id`, `currency`, `window_start`, `window_end`""",
     fields=("store_id", "window_start", "window_end", "order_count", "item_count", "revenue", "currency"),
+    window_minutes=5,
+    late_filter="`status` = 'PLACED'",
     warehouse=(
         *WINDOW_COLUMNS,
         WarehouseColumn("store_id", "STRING", "text"),

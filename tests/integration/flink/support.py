@@ -19,6 +19,7 @@ from services.common.kafka import Producer, producer_config
 from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
 from stream_processors.flink_sql import WindowJob
+from tests.integration.crash import group_lag
 from tests.integration.sinks.helpers import wait_for
 
 Windows = dict[tuple[Any, ...], dict[str, Any]]
@@ -47,10 +48,12 @@ class JobRun:
     ) -> None:
         self.job, self.env, self.rest_url = job, stack_env, rest_url
         self.source, self.sink = new_topic(f"{job.name}-src", partitions=1), new_topic(f"{job.name}-agg")
+        self.late = new_topic(f"{job.name}-late")
         self.table = f"streaming.{unique_name('w').replace('-', '_')}"
         self.settings = {
             f"{prefix}SOURCE_TOPIC": self.source,
             f"{prefix}SINK_TOPIC": self.sink,
+            f"{prefix}LATE_TOPIC": self.late,
             f"{prefix}POSTGRES_TABLE": self.table,
             f"{prefix}GROUP_ID": unique_name(job.name),
             f"{prefix}MAX_OUT_OF_ORDERNESS_MS": str(int(bound.total_seconds() * 1000)),
@@ -89,6 +92,20 @@ class JobRun:
             timeout=300,
             what=f"a window ending at {end} in PostgreSQL",
         )
+
+    def wait_until_read(self) -> None:
+        """Until the job has read every source record and committed a checkpoint after it (so its outputs of them
+        are committed too): the group's offsets, which Flink commits at checkpoints, reach the end."""
+        client = {"bootstrap.servers": self.env["KAFKA_BOOTSTRAP_SERVERS"]}
+        wait_for(lambda: group_lag(client, self.group, [self.source]) == 0, timeout=300, what="the job's group lag 0")
+
+    def late_events(self) -> list[dict[str, Any]]:
+        """The committed late-event records, checked for key and ingest time, without the ingest time."""
+        records = read_committed(self.env["KAFKA_BOOTSTRAP_SERVERS"], self.env["SCHEMA_REGISTRY_URL"], self.late)
+        for key, value in records:
+            assert key == value["job"] == self.job.name
+            assert value["metadata"].pop("ingest_time") >= value["watermark"]
+        return [value for _, value in records]
 
     def check(self, expected: Windows) -> None:
         """The committed Kafka output and the table equal ``expected`` (keyed by the job's key and window start)."""

@@ -8,6 +8,7 @@ may find the watermark already past its events, and which events that drops depe
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from deploy import flink_jobs
 from schemas import topics
 from schemas.catalogue import load_catalogue, schema_text
 from stream_processors.product_views import JOB
-from tests.integration.flink.oracle import product_views_events, product_views_windows
+from tests.integration.flink.oracle import final_watermark, product_views_events, product_views_windows
 from tests.integration.flink.support import JobRun, parsed_schema
 
 pytestmark = pytest.mark.integration
@@ -28,6 +29,25 @@ BOUND = dt.timedelta(seconds=5)
 def views(seed: int) -> list[dict[str, Any]]:
     start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).replace(second=0, microsecond=0)
     return product_views_events(seed=seed, count=3000, start=start, bound=BOUND)
+
+
+def late_event(event: dict[str, Any], source: str) -> dict[str, Any]:
+    """The late-event record the job writes for a product view whose window had closed."""
+    time = event["metadata"]["event_time"]
+    start = time.replace(second=0, microsecond=0)
+    return {
+        "metadata": {
+            "event_id": uuid.UUID(event["metadata"]["event_id"]),
+            "event_time": time,
+            "producer": JOB.producer,
+            "trace_context": None,
+        },
+        "job": JOB.name,
+        "source_topic": source,
+        "window_key": event["product_id"],
+        "window_start": start,
+        "window_end": start + dt.timedelta(minutes=1),
+    }
 
 
 def last_end(windows: dict[tuple[Any, ...], dict[str, Any]]) -> dt.datetime:
@@ -49,9 +69,22 @@ def test_product_views_windows_equal_the_oracle(run: JobRun, submit_job: Callabl
 
     job_id = submit_job("product_views", run.settings)
     run.wait_for_window_end(last_end(expected))
+    # views of windows already emitted: reported as late, counted nowhere
+    late = [
+        {**event, "product_id": "P-late", "metadata": {**event["metadata"], "event_id": str(uuid.uuid4())}}
+        for event in events[:5]
+    ]
+    run.produce(late)
+    run.wait_until_read()
     # stopping with a savepoint commits the last transaction: the topic then holds everything the job wrote
     flink_jobs.savepoint(run.rest_url, job_id, stop=True)
     run.check(expected)
+
+    watermark = final_watermark(events, BOUND)
+    reported = run.late_events()
+    for record in reported:
+        assert record["window_end"] <= record.pop("watermark") <= watermark
+    assert reported == [late_event(event, run.source) for event in late]
     contract = schema_text(load_catalogue().topic(topics.AGGREGATES_PRODUCT_VIEWS).value_schema)
     assert run.registered_schema() == parsed_schema(contract)
 

@@ -80,12 +80,16 @@ def test_job_statements_use_the_configured_topics_bound_and_exactly_once_sink() 
         SchemaRegistrySettings(url="http://r:2"),
         PostgresSettings(dsn="postgresql://u@h:3/d"),
     )
-    source, sink, warehouse = definitions[:3]
+    source, sink, late, warehouse = definitions[:4]
     assert "'topic' = 'in'" in source and "INTERVAL '0 00:00:30.000' DAY TO SECOND(3)" in source
     assert "'sink.delivery-guarantee' = 'exactly-once'" in sink and "'topic' = 'out'" in sink
     assert "'url' = 'jdbc:postgresql://h:3/d?user=u'" in warehouse
     assert "PRIMARY KEY (`window_start`, `window_end`, `product_id`) NOT ENFORCED" in warehouse
-    assert len(inserts) == 2
+    assert "'topic' = 'aggregates.late_events.v1'" in late
+    assert "'sink.transactional-id-prefix' = 'flink-product-views-late_events'" in late
+    assert "'sink.transactional-id-prefix' = 'flink-product-views-aggregates'" in sink
+    assert len(inserts) == 3
+    assert "CURRENT_WATERMARK(`event_time`)" in inserts[2] and "'product_views_1m', 'in'" in inserts[2]
     config = job_config(settings, "j")
     assert config["execution.checkpointing.mode"] == "EXACTLY_ONCE"
     assert config["table.local-time-zone"] == "UTC"
