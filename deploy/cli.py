@@ -91,8 +91,9 @@ def _flink_jobs_table(url: str) -> Table:
     from deploy import flink_jobs
 
     table = Table(title="Flink jobs")
-    for column in ("job id", "name", "state", "last checkpoint"):
-        table.add_column(column, no_wrap=True)
+    table.add_column("job id", no_wrap=True, min_width=32)  # whole: it is what cancel and savepoint take
+    for column in ("name", "state", "last checkpoint"):
+        table.add_column(column, overflow="fold")
     for job in flink_jobs.summaries(url):
         age = "-" if job.checkpoint_age_s is None else f"{job.checkpoint_age_s:.0f} s ago"
         table.add_row(job.job_id, job.name, job.state, age)
@@ -175,7 +176,7 @@ def flink_submit(
     except (flink_jobs.FlinkError, RuntimeError) as error:
         _fail(error)
         return
-    out.print(job_id)
+    typer.echo(job_id)
 
 
 @flink_app.command("list")
@@ -205,7 +206,7 @@ def flink_savepoint(
     from deploy import flink_jobs
 
     try:
-        out.print(flink_jobs.savepoint(_rest_url(rest_url), job_id, stop=stop))
+        typer.echo(flink_jobs.savepoint(_rest_url(rest_url), job_id, stop=stop))
     except flink_jobs.FlinkError as error:
         _fail(error)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,18 +18,31 @@ def flink_rest_url(stack_env: dict[str, str]) -> str:
     return stack_env["FLINK_REST_URL"]
 
 
-@pytest.fixture
-def submit_job(stack_env: dict[str, str], flink_rest_url: str) -> Iterator[Callable[..., str]]:
-    """Submit a job with extra settings; every job the test submitted is cancelled at the end (jobs run serially)."""
-    ctx = StackContext.create(StackSettings())
-    submitted: list[str] = []
+class Jobs:
+    """Jobs a test runs on the cluster; whatever is still running at the end is cancelled (jobs run serially)."""
 
-    def submit(name: str, settings: dict[str, str], from_savepoint: str | None = None) -> str:
-        job_id = flink_jobs.submit(ctx, name, flink_rest_url, {**stack_env, **settings}, from_savepoint=from_savepoint)
-        submitted.append(job_id)
+    def __init__(self, ctx: StackContext, stack_env: dict[str, str], rest_url: str) -> None:
+        self.ctx, self.env, self.rest_url = ctx, stack_env, rest_url
+        self.submitted: list[str] = []
+
+    def submit(self, name: str, settings: dict[str, str], from_savepoint: str | None = None) -> str:
+        job_id = flink_jobs.submit(
+            self.ctx, name, self.rest_url, {**self.env, **settings}, from_savepoint=from_savepoint
+        )
+        return self.track(job_id)
+
+    def track(self, job_id: str) -> str:
+        self.submitted.append(job_id)
         return job_id
 
-    yield submit
-    for job_id in submitted:
-        if flink_jobs.job_details(flink_rest_url, job_id)["state"] in {"RUNNING", "CREATED", "RESTARTING"}:
-            flink_jobs.cancel(flink_rest_url, job_id)
+    def cancel_running(self) -> None:
+        for job_id in self.submitted:
+            if flink_jobs.job_details(self.rest_url, job_id)["state"] in {"RUNNING", "CREATED", "RESTARTING"}:
+                flink_jobs.cancel(self.rest_url, job_id)
+
+
+@pytest.fixture
+def jobs(stack_env: dict[str, str], flink_rest_url: str) -> Iterator[Jobs]:
+    running = Jobs(StackContext.create(StackSettings()), stack_env, flink_rest_url)
+    yield running
+    running.cancel_running()

@@ -13,11 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from deploy import flink_jobs
+from deploy.cli import build
 from schemas import topics
 from schemas.catalogue import load_catalogue, schema_text
 from stream_processors.product_views import JOB
+from tests.integration.flink.conftest import Jobs
 from tests.integration.flink.oracle import final_watermark, product_views_events, product_views_windows
 from tests.integration.flink.support import JobRun, parsed_schema
 
@@ -61,13 +64,13 @@ def run(
     return JobRun(JOB, "PRODUCT_VIEWS_JOB_", stack_env, flink_rest_url, new_topic, unique_name, BOUND)
 
 
-def test_product_views_windows_equal_the_oracle(run: JobRun, submit_job: Callable[..., str]) -> None:
+def test_product_views_windows_equal_the_oracle(run: JobRun, jobs: Jobs) -> None:
     events = views(seed=13)
     run.produce(events)
     expected = product_views_windows(events, BOUND)
     assert len(expected) > 50
 
-    job_id = submit_job("product_views", run.settings)
+    job_id = jobs.submit("product_views", run.settings)
     run.wait_for_window_end(last_end(expected))
     # views of windows already emitted: reported as late, counted nowhere
     late = [
@@ -89,19 +92,29 @@ def test_product_views_windows_equal_the_oracle(run: JobRun, submit_job: Callabl
     assert run.registered_schema() == parsed_schema(contract)
 
 
-def test_product_views_resume_from_a_savepoint_without_loss_or_duplicates(
-    run: JobRun, submit_job: Callable[..., str]
-) -> None:
+def test_product_views_resume_from_a_savepoint_without_loss_or_duplicates(run: JobRun, jobs: Jobs) -> None:
     events = views(seed=14)
     half = len(events) // 2
     run.produce(events[:half])
-    first = submit_job("product_views", run.settings)
+    first = jobs.submit("product_views", run.settings)
     run.wait_for_window_end(last_end(product_views_windows(events[:half], BOUND)))
-    savepoint = flink_jobs.savepoint(run.rest_url, first, stop=True)
+    # the upgrade path, through the CLI: stop with a savepoint, then submit again from it
+    cli = build()
+    stopped = CliRunner().invoke(cli, ["flink", "savepoint", first, "--stop", "--rest-url", run.rest_url])
+    assert stopped.exit_code == 0, stopped.output
+    savepoint = stopped.output.strip()
 
     run.produce(events[half:])
     expected = product_views_windows(events, BOUND)
-    second = submit_job("product_views", run.settings, from_savepoint=savepoint)
+    settings = [arg for key, value in {**run.env, **run.settings}.items() for arg in ("--set", f"{key}={value}")]
+    resumed = CliRunner().invoke(
+        cli,
+        ["flink", "submit", "product_views", *settings, "--from-savepoint", savepoint, "--rest-url", run.rest_url],
+    )
+    assert resumed.exit_code == 0, resumed.output
+    second = jobs.track(resumed.output.strip())
+    listed = CliRunner().invoke(cli, ["flink", "list", "--rest-url", run.rest_url])
+    assert second in listed.output
     run.wait_for_window_end(last_end(expected))
     flink_jobs.savepoint(run.rest_url, second, stop=True)
     run.check(expected)

@@ -11,6 +11,7 @@ import pytest
 
 from deploy import flink_jobs
 from stream_processors.store_order_revenue import JOB
+from tests.integration.flink.conftest import Jobs
 from tests.integration.flink.oracle import orders_events, store_order_revenue_windows
 from tests.integration.flink.support import JobRun
 
@@ -24,7 +25,7 @@ def test_store_order_revenue_windows_equal_the_oracle(
     flink_rest_url: str,
     new_topic: Callable[..., str],
     unique_name: Callable[[str], str],
-    submit_job: Callable[..., str],
+    jobs: Jobs,
 ) -> None:
     run = JobRun(JOB, "STORE_ORDER_REVENUE_JOB_", stack_env, flink_rest_url, new_topic, unique_name, BOUND)
     start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
@@ -34,7 +35,7 @@ def test_store_order_revenue_windows_equal_the_oracle(
     assert len(expected) > 10
     assert any(window["revenue"] % 1 != 0 for window in expected.values())  # cents, not whole units
 
-    job_id = submit_job("store_order_revenue", run.settings)
+    job_id = jobs.submit("store_order_revenue", run.settings)
     run.wait_for_window_end(max(window["window_end"] for window in expected.values()))
     flink_jobs.savepoint(run.rest_url, job_id, stop=True)
     run.check(expected)
