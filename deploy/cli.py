@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy.local.context import StackContext
+from deploy.local.flink import rest_url as flink_rest_url
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
 
@@ -76,10 +77,27 @@ def status() -> None:
     table = Table(title="Local stack")
     for column in ("component", "state", "pid", "ports", "ready"):
         table.add_column(column)
-    for row in _stack().status():
+    stack = _stack()
+    rows = stack.status()
+    for row in rows:
         ports = ", ".join(f"{role}={port}" for role, port in row.ports.items())
         table.add_row(row.name, row.state, str(row.pid or "-"), ports, "yes" if row.ready else "no")
     out.print(table)
+    if any(row.name == "flink_jobmanager" and row.ready for row in rows):
+        out.print(_flink_jobs_table(flink_rest_url(stack.ctx)))
+
+
+def _flink_jobs_table(url: str) -> Table:
+    from deploy import flink_jobs
+
+    table = Table(title="Flink jobs")
+    table.add_column("job id", no_wrap=True, min_width=32)  # whole: it is what cancel and savepoint take
+    for column in ("name", "state", "last checkpoint"):
+        table.add_column(column, overflow="fold")
+    for job in flink_jobs.summaries(url):
+        age = "-" if job.checkpoint_age_s is None else f"{job.checkpoint_age_s:.0f} s ago"
+        table.add_row(job.job_id, job.name, job.state, age)
+    return table
 
 
 @app.command()
@@ -127,6 +145,70 @@ def register_schemas(
         raise typer.Exit(code=1) from error
     for item in results:
         typer.echo(f"{item.subject} -> id {item.schema_id}, version {item.version} ({item.compatibility})")
+
+
+flink_app = typer.Typer(no_args_is_help=True, help="Run the PyFlink jobs (stream_processors/) on the Flink cluster.")
+app.add_typer(flink_app, name="flink")
+RestUrl = Annotated[str | None, typer.Option(help="Flink REST API (default: FLINK_REST_URL settings).")]
+
+
+def _rest_url(url: str | None) -> str:
+    from services.common.settings import FlinkSettings
+
+    return url or FlinkSettings().rest_url
+
+
+@flink_app.command("submit")
+def flink_submit(
+    job: Annotated[str, typer.Argument(help="Job name: product_views.")],
+    setting: Annotated[
+        list[str] | None, typer.Option("--set", help="KEY=VALUE added to the job's environment (repeatable).")
+    ] = None,
+    from_savepoint: Annotated[str | None, typer.Option(help="Resume from this savepoint or checkpoint.")] = None,
+    rest_url: RestUrl = None,
+) -> None:
+    """Submit a job (detached) with Flink's CLI; prints its job id."""
+    from deploy import flink_jobs
+
+    extra = dict(item.split("=", 1) for item in setting or [])
+    try:
+        job_id = flink_jobs.submit(_stack().ctx, job, _rest_url(rest_url), extra, from_savepoint=from_savepoint)
+    except (flink_jobs.FlinkError, RuntimeError) as error:
+        _fail(error)
+        return
+    typer.echo(job_id)
+
+
+@flink_app.command("list")
+def flink_list(rest_url: RestUrl = None) -> None:
+    """Every job on the cluster: id, name, state, age of its last completed checkpoint."""
+    out.print(_flink_jobs_table(_rest_url(rest_url)))
+
+
+@flink_app.command("cancel")
+def flink_cancel(job_id: str, rest_url: RestUrl = None) -> None:
+    """Cancel a job (its last retained checkpoint stays for a restart)."""
+    from deploy import flink_jobs
+
+    try:
+        flink_jobs.cancel(_rest_url(rest_url), job_id)
+    except flink_jobs.FlinkError as error:
+        _fail(error)
+
+
+@flink_app.command("savepoint")
+def flink_savepoint(
+    job_id: str,
+    stop: Annotated[bool, typer.Option(help="Stop the job with the savepoint (upgrade path).")] = False,
+    rest_url: RestUrl = None,
+) -> None:
+    """Take a savepoint of a job (``--stop``: and stop it); prints the savepoint's location."""
+    from deploy import flink_jobs
+
+    try:
+        typer.echo(flink_jobs.savepoint(_rest_url(rest_url), job_id, stop=stop))
+    except flink_jobs.FlinkError as error:
+        _fail(error)
 
 
 _mounted: list[bool] = []

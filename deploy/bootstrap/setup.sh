@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One idempotent setup step for a fresh machine: OS packages (apt), the Python environments (uv, from the
-# committed lock) and the stack's jars (Maven Central). Both README commands run it first.
+# committed locks: the project's and PyFlink's) and the stack's jars (Maven Central, Flink's connectors
+# included). Both README commands run it first.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -61,6 +62,9 @@ fi
 export UV_CACHE_DIR="${UV_CACHE_DIR:-$HOME/.cache/uv}"
 say "syncing the Python environment from uv.lock"
 "$BOOTSTRAP/bin/uv" sync --frozen --quiet
+# the PyFlink environment (apache-flink pins packages the project environment cannot hold): the local Flink
+# cluster and the jobs' Python drivers run from it
+UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/flink/setup.sh"
 
 # --- Java runtimes of the local stack (Maven Central) -------------------------------------------------
 "$ROOT/.venv/bin/freightline" setup

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.settings import (
+    FLINK_REST_PORT,
     GCS_EMULATOR_PORT,
     GCS_LOCAL_BUCKET,
     HDFS_NAMENODE_PORT,
@@ -77,5 +78,20 @@ class StackSettings(BaseSettings):
         description="FREIGHTLINE_ALERT_WEBHOOK_URL: where the local Alertmanager posts every notification (the "
         "receivers of observability/alertmanager/alertmanager.yml); nothing listens there unless you do.",
     )
+    flink_port: int = Field(default=FLINK_REST_PORT, description="FREIGHTLINE_FLINK_PORT: REST API and web UI.")
+    flink_rpc_port: int = Field(default=16123, description="FREIGHTLINE_FLINK_RPC_PORT: the JobManager's RPC.")
+    flink_jobmanager_metrics_port: int = Field(
+        default=19249, description="FREIGHTLINE_FLINK_JOBMANAGER_METRICS_PORT: the JobManager's Prometheus reporter."
+    )
+    flink_taskmanager_metrics_port: int = Field(
+        default=19250, description="FREIGHTLINE_FLINK_TASKMANAGER_METRICS_PORT: the TaskManager's Prometheus reporter."
+    )
+    flink_jobmanager_memory: str = Field(
+        default="768m", description="FREIGHTLINE_FLINK_JOBMANAGER_MEMORY: the JobManager's total process memory."
+    )
+    flink_taskmanager_memory: str = Field(
+        default="1536m", description="FREIGHTLINE_FLINK_TASKMANAGER_MEMORY: the TaskManager's total process memory."
+    )
+    flink_taskmanager_slots: int = Field(default=2, description="FREIGHTLINE_FLINK_TASKMANAGER_SLOTS.")
     stop_timeout_s: int = Field(default=30, description="Seconds between SIGTERM and SIGKILL on down.")
     start_timeout_s: int = Field(default=120, description="Seconds a component may take to answer.")

@@ -10,6 +10,7 @@ from deploy.local import jars
 from deploy.local.components import Component, KafkaBroker, Postgres, SchemaRegistry, port_is_free
 from deploy.local.context import StackContext, wipe
 from deploy.local.observability_components import observability_components
+from deploy.local.flink import flink_components
 from deploy.local.storage_components import storage_components
 from deploy.local.supervision import Supervisor, render_config
 
@@ -23,6 +24,7 @@ def default_components() -> list[Component]:
         SchemaRegistry(),
         *storage_components(),
         *observability_components(),
+        *flink_components(),
     ]
 
 

@@ -31,6 +31,7 @@ HDFS_NAMENODE_PORT = 18020
 HDFS_WEBHDFS_PORT = 18870
 GCS_EMULATOR_PORT = 14443
 GCS_LOCAL_BUCKET = "freightline-raw"
+FLINK_REST_PORT = 18088
 
 
 def _settings_config(prefix: str) -> SettingsConfigDict:
@@ -157,6 +158,14 @@ class PostgresSettings(BaseSettings):
         default=f"postgresql://{POSTGRES_USER}@{LOCAL_HOST}:{POSTGRES_PORT}/{POSTGRES_DB}",
         description="POSTGRES_DSN: libpq connection string.",
     )
+
+
+class FlinkSettings(BaseSettings):
+    """How clients reach a Flink session cluster's REST API (job submission, listing, savepoints)."""
+
+    model_config = _settings_config("FLINK_")
+
+    rest_url: str = Field(default=f"http://{LOCAL_HOST}:{FLINK_REST_PORT}", description="FLINK_REST_URL.")
 
 
 class MongoSettings(BaseSettings):

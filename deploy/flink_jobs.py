@@ -1,0 +1,173 @@
+"""Running the PyFlink jobs (``stream_processors/``) on a Flink session cluster: submit, list, cancel, savepoint.
+
+Submission goes through Flink's own CLI (``flink run -d -py``, from the PyFlink environment, with the local
+stack's ``FLINK_LIB_DIR`` so the client plans with the same connectors as the cluster); everything else is a call
+to the cluster's REST API (``FLINK_REST_URL``). A job's PostgreSQL table is created (idempotent DDL) before the
+job is submitted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from deploy.local.context import REPO_ROOT, StackContext
+from deploy.local.flink import client_environment, flink_home, flink_python
+from stream_processors import product_views, store_order_revenue
+from stream_processors.flink_sql import WindowJob, WindowJobSettings
+
+
+@dataclass(frozen=True)
+class FlinkJob:
+    script: str  # the module flink run -py starts (its main builds and submits the job)
+    settings_prefix: str
+    job: WindowJob
+    settings: type[WindowJobSettings]
+
+
+JOBS = {
+    "product_views": FlinkJob(
+        "stream_processors/product_views.py",
+        "PRODUCT_VIEWS_JOB_",
+        product_views.JOB,
+        product_views.ProductViewsJobSettings,
+    ),
+    "store_order_revenue": FlinkJob(
+        "stream_processors/store_order_revenue.py",
+        "STORE_ORDER_REVENUE_JOB_",
+        store_order_revenue.JOB,
+        store_order_revenue.StoreOrderRevenueJobSettings,
+    ),
+}
+
+_SUBMITTED = re.compile(r"JobID ([0-9a-f]{32})")
+
+
+class FlinkError(RuntimeError):
+    """A job could not be submitted or controlled."""
+
+
+def job(name: str) -> FlinkJob:
+    if name not in JOBS:
+        raise FlinkError(f"unknown job {name!r}; known: {sorted(JOBS)}")
+    return JOBS[name]
+
+
+def ensure_postgres_table(spec: FlinkJob, env: Mapping[str, str]) -> None:
+    import psycopg
+
+    from services.common.settings import PostgresSettings
+
+    settings = spec.settings.model_validate(
+        {k[len(spec.settings_prefix) :].lower(): v for k, v in env.items() if k.startswith(spec.settings_prefix)}
+    )
+    dsn = env.get("POSTGRES_DSN") or PostgresSettings().dsn
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(spec.job.postgres_ddl(settings.postgres_table).encode())
+
+
+def submit(
+    ctx: StackContext,
+    name: str,
+    rest_url: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    from_savepoint: str | None = None,
+) -> str:
+    """Submit job ``name`` detached; returns its job id. ``env`` adds settings (topics, endpoints) to the job's;
+    ``from_savepoint`` resumes the job's state (and its sources' offsets) from a savepoint or retained checkpoint."""
+    spec = job(name)
+    job_env = {**os.environ, **(env or {})}
+    ensure_postgres_table(spec, job_env)
+    address = urlsplit(rest_url)
+    python = str(flink_python())
+    command = [
+        str(flink_home() / "bin" / "flink"),
+        "run",
+        "--detached",
+        *(["--fromSavepoint", from_savepoint] if from_savepoint else []),
+        "-py",
+        str(REPO_ROOT / spec.script),
+        "-pyclientexec",
+        python,
+        "-pyexec",
+        python,
+        f"-Drest.address={address.hostname}",
+        f"-Drest.port={address.port or 80}",
+    ]
+    process_env = {**job_env, **client_environment(ctx), "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(command, env=process_env, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
+    output = result.stdout + result.stderr
+    found = _SUBMITTED.search(output)
+    if result.returncode != 0 or not found:
+        raise FlinkError(f"submitting {name} failed (exit {result.returncode}):\n{output[-20000:]}")
+    return found.group(1)
+
+
+def jobs(rest_url: str) -> list[dict[str, Any]]:
+    """Every job the cluster knows: id, name, state, start time (``/jobs/overview``)."""
+    response = httpx.get(f"{rest_url}/jobs/overview", timeout=10)
+    response.raise_for_status()
+    return list(response.json()["jobs"])
+
+
+def job_details(rest_url: str, job_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{rest_url}/jobs/{job_id}", timeout=10)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def cancel(rest_url: str, job_id: str) -> None:
+    response = httpx.patch(f"{rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=10)
+    if response.status_code not in (200, 202):
+        raise FlinkError(f"cancelling {job_id} failed: {response.status_code} {response.text}")
+
+
+def savepoint(rest_url: str, job_id: str, *, stop: bool = False, timeout_s: float = 300) -> str:
+    """Take a savepoint (``stop``: and stop the job with it); returns the savepoint's location."""
+    path = "stop" if stop else "savepoints"
+    body: dict[str, Any] = {"drain": False} if stop else {"cancel-job": False}
+    response = httpx.post(f"{rest_url}/jobs/{job_id}/{path}", json=body, timeout=10)
+    if response.status_code != 202:
+        raise FlinkError(f"savepoint of {job_id} refused: {response.status_code} {response.text}")
+    trigger = response.json()["request-id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{rest_url}/jobs/{job_id}/savepoints/{trigger}", timeout=10).json()
+        if status["status"]["id"] == "COMPLETED":
+            operation = status["operation"]
+            if "failure-cause" in operation:
+                raise FlinkError(f"savepoint of {job_id} failed: {operation['failure-cause']}")
+            return str(operation["location"])
+        time.sleep(0.5)
+    raise FlinkError(f"savepoint of {job_id} did not complete within {timeout_s} s")
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    job_id: str
+    name: str
+    state: str
+    checkpoint_age_s: float | None  # since the last completed checkpoint; None before the first
+
+
+def summaries(rest_url: str) -> list[JobSummary]:
+    """Each job's state and the age of its last completed checkpoint (``freightline status``)."""
+    rows = []
+    for item in jobs(rest_url):
+        age = None
+        if item["state"] == "RUNNING":
+            response = httpx.get(f"{rest_url}/jobs/{item['jid']}/checkpoints", timeout=10)
+            completed = (response.json().get("latest") or {}).get("completed") if response.status_code == 200 else None
+            if completed:
+                age = max(time.time() - completed["latest_ack_timestamp"] / 1000, 0.0)
+        rows.append(JobSummary(item["jid"], item["name"], item["state"], age))
+    return rows

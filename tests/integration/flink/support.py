@@ -1,0 +1,166 @@
+"""Running a windowed job for one test: its own topics, table and settings, events in, and the checks of both
+outputs (committed Kafka records, PostgreSQL rows) against an oracle's windows, every field of every window."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import fastavro
+import httpx
+import psycopg
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from schemas.catalogue import load_catalogue, schema_text
+from services.common.kafka import Producer, producer_config
+from services.common.serde import AvroSerde, registry_client, subject_for
+from services.common.settings import KafkaSettings, SchemaRegistrySettings
+from stream_processors.flink_sql import WindowJob
+from tests.integration.crash import group_lag
+from tests.integration.sinks.helpers import wait_for
+
+Windows = dict[tuple[Any, ...], dict[str, Any]]
+
+
+def parsed_schema(text: str) -> Any:
+    return fastavro.parse_schema(json.loads(text))
+
+
+def _utc(value: Any) -> Any:
+    return value.replace(tzinfo=dt.UTC) if isinstance(value, dt.datetime) else value
+
+
+class JobRun:
+    """One job's topics (a one-partition source: see ``test_product_views``), table and settings."""
+
+    def __init__(
+        self,
+        job: WindowJob,
+        prefix: str,
+        stack_env: dict[str, str],
+        rest_url: str,
+        new_topic: Callable[..., str],
+        unique_name: Callable[[str], str],
+        bound: dt.timedelta,
+    ) -> None:
+        self.job, self.env, self.rest_url = job, stack_env, rest_url
+        self.source, self.sink = new_topic(f"{job.name}-src", partitions=1), new_topic(f"{job.name}-agg")
+        self.late = new_topic(f"{job.name}-late")
+        self.table = f"streaming.{unique_name('w').replace('-', '_')}"
+        self.settings = {
+            f"{prefix}SOURCE_TOPIC": self.source,
+            f"{prefix}SINK_TOPIC": self.sink,
+            f"{prefix}LATE_TOPIC": self.late,
+            f"{prefix}POSTGRES_TABLE": self.table,
+            f"{prefix}GROUP_ID": unique_name(job.name),
+            f"{prefix}MAX_OUT_OF_ORDERNESS_MS": str(int(bound.total_seconds() * 1000)),
+            f"{prefix}CHECKPOINT_INTERVAL_MS": "1000",
+            f"{prefix}IDLE_TIMEOUT_MS": "1000",
+        }
+        self.group = self.settings[f"{prefix}GROUP_ID"]
+
+    def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Produce source records in order, keyed by their event id, with the source contract's schema."""
+        serde = AvroSerde(registry_client(SchemaRegistrySettings(url=self.env["SCHEMA_REGISTRY_URL"])))
+        contract = schema_text(load_catalogue().topic(self.job.source_contract).value_schema)
+        encoder = serde.encoder(subject_for(self.source), contract)
+        producer = Producer(
+            producer_config(KafkaSettings(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"]), "flink-test")
+        )
+        for record in records:
+            producer.produce(self.source, encoder.encode(record), str(record["metadata"]["event_id"]))
+        producer.flush(60)
+
+    def postgres_rows(self) -> Windows:
+        key = [*self.job.key, "window_start"]
+        columns = [column.name for column in self.job.warehouse]
+        with psycopg.connect(self.env["POSTGRES_DSN"]) as conn:
+            rows = conn.execute(f"SELECT {', '.join(columns)} FROM {self.table}").fetchall()
+        result: Windows = {}
+        for row in rows:
+            values = {name: _utc(value) for name, value in zip(columns, row, strict=True)}
+            result[tuple(values[name] for name in key)] = values
+        return result
+
+    def wait_for_window_end(self, end: dt.datetime) -> None:
+        """Windows fire in event-time order: once one ending at ``end`` is written, every earlier one has fired."""
+        wait_for(
+            lambda: any(row["window_end"] == end for row in self.postgres_rows().values()),
+            timeout=300,
+            what=f"a window ending at {end} in PostgreSQL",
+        )
+
+    def wait_until_read(self) -> None:
+        """Until the job has read every source record and committed a checkpoint after it (so its outputs of them
+        are committed too): the group's offsets, which Flink commits at checkpoints, reach the end."""
+        client = {"bootstrap.servers": self.env["KAFKA_BOOTSTRAP_SERVERS"]}
+        wait_for(lambda: group_lag(client, self.group, [self.source]) == 0, timeout=300, what="the job's group lag 0")
+
+    def late_events(self) -> list[dict[str, Any]]:
+        """The committed late-event records, checked for key and ingest time, without the ingest time."""
+        records = read_committed(self.env["KAFKA_BOOTSTRAP_SERVERS"], self.env["SCHEMA_REGISTRY_URL"], self.late)
+        for key, value in records:
+            assert key == value["job"] == self.job.name
+            assert value["metadata"].pop("ingest_time") >= value["watermark"]
+        return [value for _, value in records]
+
+    def check(self, expected: Windows) -> None:
+        """The committed Kafka output and the table equal ``expected`` (keyed by the job's key and window start)."""
+        emitted: Windows = {}
+        for key, value in read_committed(
+            self.env["KAFKA_BOOTSTRAP_SERVERS"], self.env["SCHEMA_REGISTRY_URL"], self.sink
+        ):
+            window = (*(value[name] for name in self.job.key), value["window_start"])
+            assert window not in emitted, f"window {window} emitted twice"
+            assert key == value[self.job.key[0]]
+            assert value["metadata"].pop("ingest_time") >= value["window_end"]
+            emitted[window] = value
+        assert emitted == expected
+
+        columns = [column.name for column in self.job.warehouse]
+        assert self.postgres_rows() == {
+            window: {name: value[name] for name in columns} for window, value in expected.items()
+        }
+
+    def registered_schema(self) -> Any:
+        """The schema Flink's registry client registered for the output topic."""
+        url = f"{self.env['SCHEMA_REGISTRY_URL']}/subjects/{self.sink}-value/versions/latest"
+        return parsed_schema(httpx.get(url, timeout=10).json()["schema"])
+
+
+def read_committed(bootstrap: str, registry_url: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every committed record of ``topic`` (isolation.level=read_committed, up to the last stable offset), as
+    (key, decoded value)."""
+    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=registry_url)))
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"oracle-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        remaining = set(partitions)
+        records = []
+        while remaining:
+            message = consumer.poll(10)
+            if message is None:
+                raise AssertionError(f"no end of partitions {sorted(remaining)} of {topic} within 10 s")
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    remaining.discard(message.partition())
+                    continue
+                raise AssertionError(f"consuming {topic}: {error}")
+            key = message.key()
+            records.append((key.decode() if key else "", serde.decode(message.value())))
+        return records
+    finally:
+        consumer.close()

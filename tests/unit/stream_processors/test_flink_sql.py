@@ -1,0 +1,109 @@
+"""Flink SQL built from the contracts and settings (pure: no Flink needed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from schemas import topics
+from schemas.catalogue import load_catalogue, schema_text
+from services.common.settings import KafkaSettings, PostgresSettings, SchemaRegistrySettings
+from stream_processors.flink_sql import columns, interval, jdbc_url, job_config, window_event_id
+from stream_processors.product_views import JOB, ProductViewsJobSettings
+
+
+def _columns(topic: str) -> list[str]:
+    return columns(schema_text(load_catalogue().topic(topic).value_schema))
+
+
+def test_columns_follow_the_contract_with_flink_nullability() -> None:
+    metadata = (
+        "`metadata` ROW<`event_id` STRING NOT NULL, `event_time` TIMESTAMP(3) NOT NULL, "
+        "`ingest_time` TIMESTAMP(3) NOT NULL, `producer` STRING NOT NULL, `trace_context` STRING> NOT NULL"
+    )
+    assert _columns(topics.PRODUCT_VIEWS) == [
+        metadata,
+        "`product_id` STRING NOT NULL",
+        "`device_id` STRING NOT NULL",
+        "`store_id` STRING NOT NULL",
+        "`referrer_url` STRING",
+        "`local_time` STRING NOT NULL",
+        "`remote_ip` STRING",
+    ]
+    assert _columns(topics.AGGREGATES_PRODUCT_VIEWS)[1:] == [
+        "`product_id` STRING NOT NULL",
+        "`window_start` TIMESTAMP(3) NOT NULL",
+        "`window_end` TIMESTAMP(3) NOT NULL",
+        "`view_count` BIGINT NOT NULL",
+        "`unique_visitors` BIGINT NOT NULL",
+        "`last_view_time` TIMESTAMP(3) NOT NULL",
+    ]
+
+
+def test_columns_cover_decimals_enums_and_arrays_of_records() -> None:
+    order = " ".join(_columns(topics.ORDERS))
+    assert "DECIMAL(" in order and "ARRAY<ROW<" in order
+
+
+def test_interval_is_a_day_to_second_literal() -> None:
+    assert interval(5_000) == "INTERVAL '0 00:00:05.000' DAY TO SECOND(3)"
+    assert interval(90_061_001) == "INTERVAL '1 01:01:01.001' DAY TO SECOND(3)"
+
+
+def test_jdbc_url_from_a_libpq_url() -> None:
+    assert jdbc_url("postgresql://freightline@127.0.0.1:15432/freightline") == (
+        "jdbc:postgresql://127.0.0.1:15432/freightline",
+        "freightline",
+        "",
+    )
+    assert jdbc_url("postgresql://u:p@db/warehouse")[1:] == ("u", "p")
+    with pytest.raises(ValueError, match="POSTGRES_DSN"):
+        jdbc_url("mysql://db/x")
+
+
+def test_window_event_id_is_a_stable_name_based_uuid() -> None:
+    start = dt.datetime(2026, 12, 5, 14, 47)
+    first = uuid.UUID(window_event_id(["P-1"], start))
+    assert first.version == 3 and first.variant == uuid.RFC_4122
+    assert window_event_id(["P-1"], start) == str(first)
+    assert window_event_id(["P-2"], start) != str(first)
+    assert window_event_id(["P-1"], start + dt.timedelta(minutes=1)) != str(first)
+
+
+def test_job_statements_use_the_configured_topics_bound_and_exactly_once_sink() -> None:
+    settings = ProductViewsJobSettings(source_topic="in", sink_topic="out", max_out_of_orderness_ms=30_000)
+    definitions, inserts = JOB.statements(
+        settings,
+        KafkaSettings(bootstrap_servers="k:1"),
+        SchemaRegistrySettings(url="http://r:2"),
+        PostgresSettings(dsn="postgresql://u@h:3/d"),
+    )
+    source, sink, late, warehouse = definitions[:4]
+    assert "'topic' = 'in'" in source and "INTERVAL '0 00:00:30.000' DAY TO SECOND(3)" in source
+    assert "'sink.delivery-guarantee' = 'exactly-once'" in sink and "'topic' = 'out'" in sink
+    assert "'url' = 'jdbc:postgresql://h:3/d?user=u'" in warehouse
+    assert "PRIMARY KEY (`window_start`, `window_end`, `product_id`) NOT ENFORCED" in warehouse
+    assert "'topic' = 'aggregates.late_events.v1'" in late
+    assert "'sink.transactional-id-prefix' = 'flink-product-views-late_events'" in late
+    assert "'sink.transactional-id-prefix' = 'flink-product-views-aggregates'" in sink
+    assert len(inserts) == 3
+    assert "CURRENT_WATERMARK(`event_time`)" in inserts[2] and "'product_views_1m', 'in'" in inserts[2]
+    config = job_config(settings, "j")
+    assert config["execution.checkpointing.mode"] == "EXACTLY_ONCE"
+    assert config["table.local-time-zone"] == "UTC"
+
+
+def test_store_order_revenue_keys_by_store_and_currency_with_exact_money() -> None:
+    from stream_processors.store_order_revenue import JOB as REVENUE
+    from stream_processors.store_order_revenue import StoreOrderRevenueJobSettings
+
+    ddl = REVENUE.postgres_ddl("streaming.r")
+    assert "PRIMARY KEY (window_start, window_end, store_id, currency)" in ddl
+    assert "revenue numeric(18, 2) NOT NULL" in ddl
+    definitions, inserts = REVENUE.statements(
+        StoreOrderRevenueJobSettings(), KafkaSettings(), SchemaRegistrySettings(), PostgresSettings()
+    )
+    assert any("CROSS JOIN UNNEST" in statement for statement in definitions)
+    assert "MD5(CONCAT_WS('|', `store_id`, `currency`, CAST(`window_start` AS STRING)))" in inserts[0]
