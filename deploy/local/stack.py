@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from deploy.local import jars
 from deploy.local.components import Component, KafkaBroker, Postgres, SchemaRegistry, port_is_free
 from deploy.local.context import StackContext, wipe
-from deploy.local.observability_components import observability_components
 from deploy.local.flink import flink_components
+from deploy.local.observability_components import observability_components
 from deploy.local.storage_components import storage_components
 from deploy.local.supervision import Supervisor, render_config
 
