@@ -14,8 +14,9 @@ from confluent_kafka.schema_registry import Schema
 from services.common.serde import AvroSerde, registry_client, schema_id_of, subject_for
 from services.common.settings import SchemaRegistrySettings
 from tests.integration.crash import group_lag, kill_in_flight, tally
-from tests.integration.generator.support import private_registry, read_topic, topic_size, wait_for
+from tests.integration.generator.support import read_topic, topic_size, wait_for
 from tests.integration.mirror.conftest import MirrorProcess, compare, produce_sequence, remote_config
+from tests.integration.registry import private_registry
 
 pytestmark = pytest.mark.integration
 
