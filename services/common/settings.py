@@ -33,6 +33,17 @@ GCS_EMULATOR_PORT = 14443
 GCS_LOCAL_BUCKET = "freightline-raw"
 
 
+LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+
+
+def log_level(value: str) -> str:
+    """A log level setting's value, upper-cased; raises ``ValueError`` for an unknown one."""
+    upper = value.upper()
+    if upper not in LOG_LEVELS:
+        raise ValueError(f"unknown log level {value!r}")
+    return upper
+
+
 def _settings_config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=prefix, extra="ignore", case_sensitive=False)
 
@@ -215,10 +226,7 @@ class ServiceSettings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
-        upper = value.upper()
-        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(f"unknown log level {value!r}")
-        return upper
+        return log_level(value)
 
 
 class TopicNamingSettings(BaseSettings):
