@@ -6,11 +6,10 @@ Each ``poms/<name>.xml`` lists one runtime's artifacts; ``fetch`` copies its dep
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-import subprocess
 from pathlib import Path
 
+from deploy.local.builds import digest, is_current, require_tool, run_step
 from deploy.local.context import StackPaths
 
 POMS = Path(__file__).resolve().parent / "poms"
@@ -34,31 +33,15 @@ def classpath(paths: StackPaths, name: str) -> str:
 def fetch(paths: StackPaths, name: str) -> bool:
     """Resolve one runtime; returns False when it was already up to date."""
     pom = POMS / f"{name}.xml"
-    digest = hashlib.sha256(pom.read_bytes()).hexdigest()
+    built_from = digest(pom)
     target = jar_dir(paths, name)
     stamp = target / ".stamp"
-    if stamp.exists() and stamp.read_text() == digest:
+    if is_current(stamp, built_from):
         return False
-    if shutil.which("mvn") is None:
-        raise RuntimeError("mvn (Maven) is required to resolve the stack's jars from Maven Central")
+    require_tool("mvn", "mvn (Maven) is required to resolve the stack's jars from Maven Central")
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    result = subprocess.run(
-        [
-            "mvn",
-            "-q",
-            "-B",
-            "-f",
-            str(pom),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={target}",
-            "-DincludeScope=runtime",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"resolving {name} jars failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
-    stamp.write_text(digest)
+    command = ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={target}"]
+    run_step([*command, "-DincludeScope=runtime"], f"resolving {name} jars")
+    stamp.write_text(built_from)
     return True

@@ -19,7 +19,6 @@ once; it is idempotent (stamps of the sources' hashes).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import socket
@@ -28,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from deploy.local.builds import digest, is_current, require_tool, run_step
 from deploy.local.components import Component, Postgres, Program
 from deploy.local.context import StackContext
 from deploy.local.jars import classpath
@@ -64,16 +64,8 @@ def _port_answers(port: int) -> bool:
 
 
 def _go_version() -> str:
-    if shutil.which("go") is None:
-        raise RuntimeError("go is required to build the stack's Go programs (FerretDB, fake-gcs-server)")
+    require_tool("go", "go is required to build the stack's Go programs (FerretDB, fake-gcs-server)")
     return subprocess.run(["go", "version"], capture_output=True, text=True, check=True).stdout
-
-
-def _digest(*paths: Path, extra: str = "") -> str:
-    digest = hashlib.sha256(extra.encode())
-    for path in paths:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def compile_launcher(ctx: StackContext, name: str, runtime: str) -> Path:
@@ -82,22 +74,14 @@ def compile_launcher(ctx: StackContext, name: str, runtime: str) -> Path:
     target = ctx.paths.home / "launchers" / name
     stamp = target / ".stamp"
     cp = classpath(ctx.paths, runtime)
-    digest = _digest(*sources, extra=cp)
-    if stamp.exists() and stamp.read_text() == digest:
+    built_from = digest(*sources, extra=cp)
+    if is_current(stamp, built_from):
         return target
-    if shutil.which("javac") is None:
-        raise RuntimeError("javac (a JDK 17) is required to compile the stack's launchers")
+    require_tool("javac", "javac (a JDK 17) is required to compile the stack's launchers")
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    result = subprocess.run(
-        ["javac", "-nowarn", "-d", str(target), "-cp", cp, *map(str, sources)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"compiling the {name} launcher failed:\n{result.stdout}{result.stderr}")
-    stamp.write_text(digest)
+    run_step(["javac", "-nowarn", "-d", str(target), "-cp", cp, *map(str, sources)], f"compiling the {name} launcher")
+    stamp.write_text(built_from)
     return target
 
 
@@ -116,22 +100,18 @@ class MongoServer(Component):
     def setup(self, ctx: StackContext, progress: Progress) -> None:
         binary = self.binary(ctx)
         stamp = binary.with_name(".freightline-ferretdb.stamp")
-        digest = _digest(*(FERRETDB_SOURCE / name for name in ("main.go", "go.mod", "go.sum")), extra=_go_version())
-        if binary.exists() and stamp.exists() and stamp.read_text() == digest:
+        built_from = digest(*(FERRETDB_SOURCE / name for name in ("main.go", "go.mod", "go.sum")), extra=_go_version())
+        if binary.exists() and is_current(stamp, built_from):
             return
         progress("building FerretDB (launchers/ferretdb) with go build")
         binary.parent.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(
+        run_step(
             ["go", "build", "-tags", "ferretdb_no_sqlite", "-trimpath", "-o", str(binary), "."],
+            "building FerretDB",
             cwd=FERRETDB_SOURCE,
-            capture_output=True,
-            text=True,
-            check=False,
             env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
         )
-        if result.returncode != 0:
-            raise RuntimeError(f"building FerretDB failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
-        stamp.write_text(digest)
+        stamp.write_text(built_from)
 
     def prepare(self, ctx: StackContext) -> None:
         if not self.binary(ctx).exists():
@@ -273,22 +253,13 @@ class GcsEmulator(Component):
     def setup(self, ctx: StackContext, progress: Progress) -> None:
         binary = self.binary(ctx)
         stamp = binary.with_name(".fake-gcs-server.version")
-        if binary.exists() and stamp.exists() and stamp.read_text() == FAKE_GCS_VERSION:
+        if binary.exists() and is_current(stamp, FAKE_GCS_VERSION):
             return
-        if shutil.which("go") is None:
-            raise RuntimeError("go is required to build the GCS emulator (fake-gcs-server)")
+        require_tool("go", "go is required to build the GCS emulator (fake-gcs-server)")
         progress(f"building fake-gcs-server {FAKE_GCS_VERSION} with go install")
         binary.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "GOBIN": str(binary.parent), "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
-        result = subprocess.run(
-            ["go", "install", f"{FAKE_GCS_MODULE}@{FAKE_GCS_VERSION}"],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=env,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"building fake-gcs-server failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
+        run_step(["go", "install", f"{FAKE_GCS_MODULE}@{FAKE_GCS_VERSION}"], "building fake-gcs-server", env=env)
         stamp.write_text(FAKE_GCS_VERSION)
 
     def prepare(self, ctx: StackContext) -> None:

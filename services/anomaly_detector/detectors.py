@@ -24,6 +24,7 @@ import itertools
 import math
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -204,34 +205,57 @@ class Incidents:
         return {**incident, "evidence": [*incident["evidence"], proof]}
 
 
-# -- traffic spikes --------------------------------------------------------------------------------------------
-
-
 @dataclass
-class ReferrerSpikeDetector:
-    """Views of one product from one referrer that reaches (almost) no other product."""
+class WindowedDetector(ABC):
+    """What the hopping-window detectors share: windows of ``size_ms`` every ``hop_ms`` closed by an event-time
+    :class:`Watermark`, the detections of a closed window (``_evaluate``) folded into :class:`Incidents`.
+    ``_open_windows`` holds the state of every open window, by window start."""
 
     size_ms: int = 2 * MINUTE_MS
     hop_ms: int = MINUTE_MS
     lateness_ms: int = 35_000
-    min_views: int = 60
-    max_referrer_products: int = 2
-    threshold: float = 4.0
-    alpha: float = 0.2
     partitions: int = 1
     idle_timeout_s: float = 30.0
     clock: Callable[[], float] = time.monotonic
-    windows: dict[int, dict[tuple[str, str], int]] = field(default_factory=dict)
-    product_totals: dict[int, dict[str, int]] = field(default_factory=dict)
-    baseline: dict[str, float] = field(default_factory=dict)
-    watermark: Watermark = field(default_factory=lambda: Watermark(35_000))
-
-    NAME = "referrer_view_spike/1"
 
     def __post_init__(self) -> None:
         self._hopping = HoppingWindows(self.size_ms, self.hop_ms)
         self.watermark = Watermark(self.lateness_ms, self.partitions, self.idle_timeout_s, self.clock)
         self.incidents = Incidents(self.size_ms)
+
+    def flush(self) -> list[dict[str, Any]]:
+        return self._close(1 << 62)
+
+    @abstractmethod
+    def _open_windows(self) -> dict[int, Any]: ...
+
+    @abstractmethod
+    def _evaluate(self, start: int) -> list[dict[str, Any]]:
+        """The detections of the window starting at ``start``, whose state it takes out of the open windows."""
+
+    def _close(self, mark: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for start in sorted(s for s in self._open_windows() if s + self.size_ms <= mark):
+            found.extend(self._evaluate(start))
+        return self.incidents.fold(found, mark)
+
+
+# -- traffic spikes --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReferrerSpikeDetector(WindowedDetector):
+    """Views of one product from one referrer that reaches (almost) no other product."""
+
+    min_views: int = 60
+    max_referrer_products: int = 2
+    threshold: float = 4.0
+    alpha: float = 0.2
+    windows: dict[int, dict[tuple[str, str], int]] = field(default_factory=dict)
+    product_totals: dict[int, dict[str, int]] = field(default_factory=dict)
+    baseline: dict[str, float] = field(default_factory=dict)
+
+    NAME = "referrer_view_spike/1"
 
     def observe(self, view: dict[str, Any], partition: Any = None) -> list[dict[str, Any]]:
         t = _ms(view["metadata"]["event_time"])
@@ -248,14 +272,8 @@ class ReferrerSpikeDetector:
                 counts[(product, referrer)] += 1
         return self._close(mark)
 
-    def flush(self) -> list[dict[str, Any]]:
-        return self._close(1 << 62)
-
-    def _close(self, mark: int) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for start in sorted(s for s in self.product_totals if s + self.size_ms <= mark):
-            found.extend(self._evaluate(start))
-        return self.incidents.fold(found, mark)
+    def _open_windows(self) -> dict[int, Any]:
+        return self.product_totals  # every view counts there; only views with a referrer in ``windows``
 
     def _evaluate(self, start: int) -> list[dict[str, Any]]:
         counts = self.windows.pop(start, {})
@@ -302,27 +320,16 @@ class ReferrerSpikeDetector:
 
 
 @dataclass
-class ErrorBurstDetector:
+class ErrorBurstDetector(WindowedDetector):
     """ERROR events of one service far above the other services' median in the same window."""
 
-    size_ms: int = 2 * MINUTE_MS
-    hop_ms: int = MINUTE_MS
-    lateness_ms: int = 35_000
     threshold: float = 5.0
     min_excess: int = 30
     min_ratio: float = 1.3
-    partitions: int = 1
-    idle_timeout_s: float = 30.0
-    clock: Callable[[], float] = time.monotonic
     services: set[str] = field(default_factory=set)
     windows: dict[int, dict[str, int]] = field(default_factory=dict)
 
     NAME = "service_error_burst_robust_z/1"
-
-    def __post_init__(self) -> None:
-        self._hopping = HoppingWindows(self.size_ms, self.hop_ms)
-        self.watermark = Watermark(self.lateness_ms, self.partitions, self.idle_timeout_s, self.clock)
-        self.incidents = Incidents(self.size_ms)
 
     def observe(self, click: dict[str, Any], partition: Any = None) -> list[dict[str, Any]]:
         t = _ms(click["metadata"]["event_time"])
@@ -335,16 +342,11 @@ class ErrorBurstDetector:
                     self.windows.setdefault(start, defaultdict(int))[service] += 1
         return self._close(mark)
 
-    def flush(self) -> list[dict[str, Any]]:
-        return self._close(1 << 62)
+    def _open_windows(self) -> dict[int, Any]:
+        return self.windows
 
-    def _close(self, mark: int) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for start in sorted(s for s in self.windows if s + self.size_ms <= mark):
-            found.extend(self._evaluate(start, self.windows.pop(start)))
-        return self.incidents.fold(found, mark)
-
-    def _evaluate(self, start: int, counts: dict[str, int]) -> list[dict[str, Any]]:
+    def _evaluate(self, start: int) -> list[dict[str, Any]]:
+        counts = self.windows.pop(start)
         if len(self.services) < 3:
             return []  # no robust reference yet
         # The reference is the lower quartile of the services' counts: shop-wide bursts raise it like every

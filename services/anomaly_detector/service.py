@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import Message
@@ -25,10 +25,16 @@ from prometheus_client import Counter
 from schemas.catalogue import Catalogue, load_catalogue, load_schema
 from services.anomaly_detector.settings import ANOMALIES, DETECTOR_INPUT, INPUT_TOPICS, DetectorSettings
 from services.anomaly_detector.topology import SERVICE, Tasks, detector_input
-from services.common.deadletter import INVALID_RECORD, UNPROCESSABLE, DeadLetterPublisher, dead_letter_topic
+from services.common.deadletter import (
+    INVALID_RECORD,
+    UNPROCESSABLE,
+    DeadLetterPublisher,
+    dead_letter_topic,
+    decoded,
+)
 from services.common.kafka import ConsumerLoop, Producer, ensure_topics
 from services.common.metrics import ServiceMetrics
-from services.common.serde import AvroSerde, Encoder, SerdeError, subject_for
+from services.common.serde import AvroSerde, Encoder, subject_for
 from services.common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -48,19 +54,6 @@ class DetectorMetrics:
             ["topic"],
             registry=base.registry,
         )
-
-
-def decoded(
-    batch: list[Message], serde: AvroSerde, dead_letters: DeadLetterPublisher
-) -> Iterator[tuple[Message, dict[str, Any]]]:
-    """The batch's records that decode, with their values; the others go to their dead-letter topic."""
-    for message in batch:
-        try:
-            value = serde.decode(message.value())
-        except SerdeError as error:
-            dead_letters.publish(message, error)
-            continue
-        yield message, value
 
 
 class _Stage:

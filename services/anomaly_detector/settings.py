@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from schemas import topics
-from services.common.settings import ConsumerGroupSettings
+from services.common.settings import ConsumerGroupSettings, TopicNamingSettings
 
 VIEWS = topics.PRODUCT_VIEWS
 CLICKSTREAM = topics.CLICKSTREAM
@@ -20,8 +20,11 @@ INPUT_TOPICS = (VIEWS, CLICKSTREAM, SHIPMENTS, INVOICES, PAYMENTS)
 ALL_TOPICS = (*INPUT_TOPICS, DETECTOR_INPUT, ANOMALIES, LABELS)
 
 
-class DetectorSettings(ConsumerGroupSettings):
+class DetectorSettings(ConsumerGroupSettings, TopicNamingSettings):
     """Topics, consumer group, batching and the detection thresholds."""
+
+    CATALOGUE_TOPICS = ALL_TOPICS
+    TOPICS_USE = "the detector uses"
 
     model_config = SettingsConfigDict(env_prefix="ANOMALY_DETECTOR_", extra="ignore", case_sensitive=False)
 
@@ -30,8 +33,6 @@ class DetectorSettings(ConsumerGroupSettings):
         description="ANOMALY_DETECTOR_GROUP_ID: consumer group of the detection stage (the repartition topic); the "
         "repartition stage (the raw topics) uses the group '<GROUP_ID>-repartition'.",
     )
-    topic_prefix: str = Field(default="", description="ANOMALY_DETECTOR_TOPIC_PREFIX prepended to every topic.")
-    topics: dict[str, str] = Field(default_factory=dict, description="JSON map catalogue topic -> topic to use.")
     batch_size: int = Field(default=2000, ge=1, description="ANOMALY_DETECTOR_BATCH_SIZE: records per commit.")
     batch_timeout_s: float = Field(
         default=0.1, gt=0, description="ANOMALY_DETECTOR_BATCH_TIMEOUT_S: longest a batch gathers records."
@@ -53,18 +54,7 @@ class DetectorSettings(ConsumerGroupSettings):
     payment_min_ratio: float = Field(default=3.0, gt=1, description="Payment / invoice ratio that is anomalous.")
     create_topics: bool = Field(default=True, description="Create the repartition, anomalies and dead-letter topics.")
 
-    @field_validator("topics")
-    @classmethod
-    def _topics(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = set(value) - set(ALL_TOPICS)
-        if unknown:
-            raise ValueError(f"unknown topics {sorted(unknown)}; the detector uses {list(ALL_TOPICS)}")
-        return value
-
     @property
     def repartition_group_id(self) -> str:
         """Consumer group of stage 1 (raw topics -> repartition topic)."""
         return f"{self.group_id}-repartition"
-
-    def topic(self, catalogue_name: str) -> str:
-        return self.topics.get(catalogue_name) or f"{self.topic_prefix}{catalogue_name}"

@@ -115,6 +115,7 @@ class _ValueWriter:
 __all__ = [
     "CompiledReader",
     "CompiledWriter",
+    "SourceEmitter",
     "compile_reader",
     "compile_writer",
     "generated_source",
@@ -247,11 +248,12 @@ def _decimal_slow(value: Any, prepare: Callable[[Any, Any], Any], schema: Any) -
     return bytes(prepare(value, schema))
 
 
-class _Emitter:
-    """Source lines plus the namespace of constants they refer to."""
+class SourceEmitter:
+    """Source lines plus the namespace of constants they refer to: the base of every code generator here and in
+    ``avro_validate``. ``namespace``: the names the generated code uses besides its constants."""
 
-    def __init__(self) -> None:
-        self.namespace: dict[str, Any] = {}
+    def __init__(self, namespace: Mapping[str, Any] | None = None) -> None:
+        self.namespace: dict[str, Any] = dict(namespace or {})
         self._constants: dict[int, str] = {}
         self._counter = itertools.count()
         self.lines: list[str] = []
@@ -273,14 +275,24 @@ class _Emitter:
         self.lines.append("    " * indent + line)
 
 
-class _Generator(_Emitter):
+class _SchemaGenerator(SourceEmitter):
+    """A generator of code for one parsed schema and its named types (``stack``: the named types being expanded,
+    where a reference to one of them recurses)."""
+
+    def __init__(self, parsed: Any, named: dict[str, Any], namespace: Mapping[str, Any]) -> None:
+        super().__init__(namespace)
+        self.parsed = parsed
+        self.named = named
+        self.stack: list[str] = []
+
+
+class _Generator(_SchemaGenerator):
     """Emits the source of two functions (fast and general variant) appending one value to ``buf``."""
 
     def __init__(self, parsed: Any, named: dict[str, Any]) -> None:
-        super().__init__()
-        self.parsed = parsed
-        self.named = named
-        self.namespace.update(
+        super().__init__(
+            parsed,
+            named,
             {
                 "FIN": _Tables.final,
                 "LOW": _Tables.low,
@@ -311,10 +323,9 @@ class _Generator(_Emitter):
                 "DECX": _decimal_slow,
                 "REJ": _REJECTED,
                 "REJA": _REJECTED_ARRAY,
-            }
+            },
         )
         self.general = False
-        self.stack: list[str] = []
         self.validator_lines: list[str] = []  # the generated validators, module-level functions
         self._validators: dict[int, str] = {}
         self._value_writers: dict[int, _ValueWriter] = {}
@@ -960,14 +971,13 @@ def _bad_index(index: int, what: str) -> ValueError:
     return ValueError(f"{what} index {index} out of range")
 
 
-class _ReaderGenerator(_Emitter):
+class _ReaderGenerator(_SchemaGenerator):
     """Emits ``read(data, pos) -> (value, end)`` decoding one value of a writer schema."""
 
     def __init__(self, parsed: Any, named: dict[str, Any]) -> None:
-        super().__init__()
-        self.parsed = parsed
-        self.named = named
-        self.namespace.update(
+        super().__init__(
+            parsed,
+            named,
             {
                 "RL": _read_long,
                 "UD": _UNPACK_DOUBLE,
@@ -976,9 +986,8 @@ class _ReaderGenerator(_Emitter):
                 "BADIDX": _bad_index,
                 "len": len,
                 "range": range,
-            }
+            },
         )
-        self.stack: list[str] = []
 
     def source(self) -> str:
         self.emit(0, "def read(data, pos):")

@@ -16,7 +16,6 @@ generated function per recursive type.
 
 from __future__ import annotations
 
-import itertools
 import re
 import threading
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import fastavro
 from fastavro.read import LOGICAL_READERS
 from fastavro.schema import extract_logical_type, extract_record_type
 
+from services.common.avro_codegen import SourceEmitter
 from services.common.serde import UndecodableRecord
 
 __all__ = ["InvalidBody", "Validator", "generated_source", "metadata_validator_for", "validator_for"]
@@ -160,13 +160,6 @@ def _span(data: bytes, pos: int, size: int, what: str) -> tuple[int, int]:
     return start, end
 
 
-def _check_utf8(data: bytes, start: int, end: int) -> None:
-    try:
-        data[start:end].decode()
-    except UnicodeDecodeError as error:
-        raise InvalidBody(f"string at offset {start} is not UTF-8: {error.reason}") from error
-
-
 def _string(data: bytes, start: int, end: int) -> str:
     try:
         return data[start:end].decode()
@@ -206,50 +199,36 @@ def _safe_bytes(logical: str) -> int:
     return length
 
 
-class _Generator:
+class _Generator(SourceEmitter):
     """Emits ``check_value(data, pos, size) -> pos`` walking one value of a writer schema (``pos`` always points
     at the next byte to read)."""
 
     def __init__(self, named: dict[str, Any], capture: tuple[tuple[str, ...], ...] = ()) -> None:
+        super().__init__(
+            {
+                "InvalidBody": InvalidBody,
+                "TRUNC": _truncated,
+                "BAD": _bad,
+                "VAR": _varint,
+                "LONG": _long,
+                "END": _varint_end,
+                "IDX": _index,
+                "SPAN": _span,
+                "UTF8": _string,  # the decoded string is dropped: only its UTF-8 check counts
+                "STR": _string,
+                "UUID": _check_uuid,
+                "LOGICAL": _check_logical,
+                "LOGICAL_AT": _check_logical_at,
+                "range": range,
+            }
+        )
         self.named = named
         # field paths (from the top record) whose values the walk returns, each in a local ``cap<i>``
         self.capture = {path: f"cap{i}" for i, path in enumerate(capture)}
         self.path: list[str] = []
-        self.namespace: dict[str, Any] = {
-            "InvalidBody": InvalidBody,
-            "TRUNC": _truncated,
-            "BAD": _bad,
-            "VAR": _varint,
-            "LONG": _long,
-            "END": _varint_end,
-            "IDX": _index,
-            "SPAN": _span,
-            "UTF8": _check_utf8,
-            "STR": _string,
-            "UUID": _check_uuid,
-            "LOGICAL": _check_logical,
-            "LOGICAL_AT": _check_logical_at,
-            "range": range,
-        }
-        self._counter = itertools.count()
-        self._constants: dict[int, str] = {}
-        self.lines: list[str] = []
         self.stack: list[str] = []  # named types being inlined (a reference to one of them recurses)
         self.functions: dict[str, str] = {}  # named type -> function checking it (recursive types only)
         self.pending: list[str] = []
-
-    def const(self, value: Any) -> str:
-        name = self._constants.get(id(value))
-        if name is None:
-            name = self._constants[id(value)] = f"K{next(self._counter)}"
-            self.namespace[name] = value
-        return name
-
-    def var(self, prefix: str) -> str:
-        return f"{prefix}{next(self._counter)}"
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
 
     # -- entry points -------------------------------------------------------------------------------------
     def function(self, fname: str, schema: Any, top: bool = False) -> None:
@@ -464,11 +443,12 @@ def _zero_width(schema: Any, named: dict[str, Any], seen: frozenset[str] = froze
 
 METADATA_PREFIX: tuple[tuple[str, ...], ...] = (("metadata", "event_id"), ("metadata", "event_time"))
 
+# ``check``: ``check_value`` from ``pos`` to the end of the body; with captured fields, returns their values.
 _ENTRY = """
 def check(data, pos=0):
     size = len(data)
     try:
-        end = check_value(data, pos, size)
+        {walked} = check_value(data, pos, size)
     except IndexError:
         raise InvalidBody("truncated body: it ends inside a value") from None
     except RecursionError:
@@ -477,30 +457,20 @@ def check(data, pos=0):
         if end > size:
             raise InvalidBody("truncated body: it ends inside a value")
         raise InvalidBody(str(size - end) + " trailing bytes after the value")
-"""
+{returned}"""
 
-_ENTRY_CAPTURE = """
-def check(data, pos=0):
-    size = len(data)
-    try:
-        end, *captured = check_value(data, pos, size)
-    except IndexError:
-        raise InvalidBody("truncated body: it ends inside a value") from None
-    except RecursionError:
-        raise InvalidBody("body nests deeper than the checker follows") from None
-    if end != size:
-        if end > size:
-            raise InvalidBody("truncated body: it ends inside a value")
-        raise InvalidBody(str(size - end) + " trailing bytes after the value")
-    return captured
-"""
+
+def _entry_source(capture: bool) -> str:
+    if capture:
+        return _ENTRY.format(walked="end, *captured", returned="    return captured\n")
+    return _ENTRY.format(walked="end", returned="")
 
 
 def _generate(parsed_writer_schema: Any, capture: tuple[tuple[str, ...], ...]) -> tuple[Callable[..., Any], str]:
     named: dict[str, Any] = {}
     parsed = fastavro.parse_schema(parsed_writer_schema, named)
     generator = _Generator(named, capture)
-    source = generator.source(parsed) + (_ENTRY_CAPTURE if capture else _ENTRY)
+    source = generator.source(parsed) + _entry_source(bool(capture))
     namespace = dict(generator.namespace)
     exec(compile(source, "<avro validator>", "exec"), namespace)
     return namespace["check"], source

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from confluent_kafka import Message
@@ -144,3 +144,16 @@ class DeadLetterPublisher:
         if self.metrics is not None:
             self.metrics.dead_letters.labels(self.service, record["source_topic"], record["error_type"]).inc()
             self.metrics.record_in(record["source_topic"], "dead_lettered")
+
+
+def decoded(
+    batch: Iterable[Message], serde: AvroSerde, dead_letters: DeadLetterPublisher
+) -> Iterator[tuple[Message, dict[str, Any]]]:
+    """The batch's records that decode, with their values; the others go to their dead-letter topic."""
+    for message in batch:
+        try:
+            value = serde.decode(message.value())
+        except SerdeError as error:
+            dead_letters.publish(message, error)
+            continue
+        yield message, value

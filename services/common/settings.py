@@ -10,7 +10,7 @@ Nothing here reads the environment at import time: an entrypoint instantiates th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +32,17 @@ HDFS_WEBHDFS_PORT = 18870
 GCS_EMULATOR_PORT = 14443
 GCS_LOCAL_BUCKET = "freightline-raw"
 FLINK_REST_PORT = 18088
+
+
+LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+
+
+def log_level(value: str) -> str:
+    """A log level setting's value, upper-cased; raises ``ValueError`` for an unknown one."""
+    upper = value.upper()
+    if upper not in LOG_LEVELS:
+        raise ValueError(f"unknown log level {value!r}")
+    return upper
 
 
 def _settings_config(prefix: str) -> SettingsConfigDict:
@@ -229,10 +240,34 @@ class ServiceSettings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
-        upper = value.upper()
-        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(f"unknown log level {value!r}")
-        return upper
+        return log_level(value)
+
+
+class TopicNamingSettings(BaseSettings):
+    """The name a service gives each catalogue topic it uses: ``<PREFIX>TOPICS`` (a JSON map catalogue topic ->
+    topic to use instead) when it names the topic, else ``<PREFIX>TOPIC_PREFIX`` + the catalogue name. A service's
+    settings class inherits them, and sets ``CATALOGUE_TOPICS`` (the only keys the map takes) and ``TOPICS_USE``
+    (how the error about another key says what the service does with them)."""
+
+    CATALOGUE_TOPICS: ClassVar[tuple[str, ...]] = ()
+    TOPICS_USE: ClassVar[str] = "the service uses"
+
+    topic_prefix: str = Field(default="", description="<PREFIX>TOPIC_PREFIX prepended to every topic name.")
+    topics: dict[str, str] = Field(
+        default_factory=dict, description="<PREFIX>TOPICS: JSON map catalogue topic -> topic to use instead."
+    )
+
+    @field_validator("topics")
+    @classmethod
+    def _known_topics(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - set(cls.CATALOGUE_TOPICS)
+        if unknown:
+            raise ValueError(f"unknown topics {sorted(unknown)}; {cls.TOPICS_USE} {list(cls.CATALOGUE_TOPICS)}")
+        return value
+
+    def topic(self, catalogue_name: str) -> str:
+        """The topic to use for a catalogue topic (explicit mapping, else prefix + name)."""
+        return self.topics.get(catalogue_name) or f"{self.topic_prefix}{catalogue_name}"
 
 
 class ConsumerGroupSettings(BaseSettings):

@@ -1,7 +1,8 @@
 """Pure enrichment: reference projections, lookups with explicit UNKNOWN markers, and the enriched records.
 
-Nothing here touches a broker: the agents decode a source event, call one of the ``enrich_*`` functions with a
-:class:`Lookups` (the Faust tables in the service, plain dicts in tests) and encode the result. Reference records
+Nothing here touches a broker: the agents decode a source event, call ``enrich`` (the references joined into
+each event kind: ``EVENT_JOINS``) with a :class:`Lookups` (the Faust tables in the service, plain dicts in tests)
+and encode the result. Reference records
 are projected to small JSON-safe dicts (:func:`project_reference`) before they are stored in a table, so a
 table holds only what enrichment needs; decimals travel as strings and are rebuilt on lookup.
 
@@ -211,62 +212,57 @@ def _millis(value: Any) -> int:
 # -- enrichment --------------------------------------------------------------------------------------------
 
 
-def enrich_product_view(event: dict[str, Any], lookups: Lookups, now_ms: int, producer: str) -> Enriched:
-    unknown: list[str] = []
-    record = {
-        "metadata": enriched_metadata(PRODUCT_VIEWS, event, now_ms, producer),
-        "event": event,
-        "product": product_attributes(event["product_id"], lookups, unknown),
-        "store": store_attributes(event["store_id"], lookups, unknown),
-    }
-    return Enriched(record, str(event["product_id"]), unknown)
+Attributes = Callable[[str | None, Lookups, list[str]], dict[str, Any]]
 
 
-def enrich_clickstream(event: dict[str, Any], lookups: Lookups, now_ms: int, producer: str) -> Enriched:
-    unknown: list[str] = []
-    record = {
-        "metadata": enriched_metadata(CLICKSTREAM, event, now_ms, producer),
-        "event": event,
-        "product": product_attributes(event.get("product_id"), lookups, unknown),
-        "customer": customer_attributes(event.get("user_id"), lookups, unknown),
-    }
-    return Enriched(record, str(event["session_id"]), unknown)
+@dataclass(frozen=True)
+class Join:
+    """One reference joined into an enriched record: its attributes function and the event field naming the
+    entity; with ``items``, the event's list whose every item names one (the record field holds a list)."""
+
+    attributes: Attributes
+    id_field: str
+    items: str | None = None
 
 
-def enrich_order(event: dict[str, Any], lookups: Lookups, now_ms: int, producer: str) -> Enriched:
-    unknown: list[str] = []
-    record = {
-        "metadata": enriched_metadata(ORDERS, event, now_ms, producer),
-        "event": event,
-        "customer": customer_attributes(event["customer_id"], lookups, unknown),
-        "store": store_attributes(event["store_id"], lookups, unknown),
-        "products": [product_attributes(line["product_id"], lookups, unknown) for line in event["line_items"]],
-    }
-    return Enriched(record, str(event["order_id"]), unknown)
-
-
-def enrich_shipment_event(event: dict[str, Any], lookups: Lookups, now_ms: int, producer: str) -> Enriched:
-    unknown: list[str] = []
-    record = {
-        "metadata": enriched_metadata(SHIPMENT_EVENTS, event, now_ms, producer),
-        "event": event,
-        "customer": customer_attributes(event["customer_id"], lookups, unknown),
-        "warehouse": warehouse_attributes(event["warehouse_id"], lookups, unknown),
-    }
-    return Enriched(record, str(event["shipment_id"]), unknown)
-
-
-ENRICHERS: dict[str, Callable[[dict[str, Any], Lookups, int, str], Enriched]] = {
-    PRODUCT_VIEWS: enrich_product_view,
-    CLICKSTREAM: enrich_clickstream,
-    ORDERS: enrich_order,
-    SHIPMENT_EVENTS: enrich_shipment_event,
+# Per event kind: the event field keying the enriched record, and the references joined into it by record field
+# (in this order: the order of ``Enriched.unknown``).
+EVENT_JOINS: dict[str, tuple[str, dict[str, Join]]] = {
+    PRODUCT_VIEWS: (
+        "product_id",
+        {"product": Join(product_attributes, "product_id"), "store": Join(store_attributes, "store_id")},
+    ),
+    CLICKSTREAM: (
+        "session_id",
+        {"product": Join(product_attributes, "product_id"), "customer": Join(customer_attributes, "user_id")},
+    ),
+    ORDERS: (
+        "order_id",
+        {
+            "customer": Join(customer_attributes, "customer_id"),
+            "store": Join(store_attributes, "store_id"),
+            "products": Join(product_attributes, "product_id", items="line_items"),
+        },
+    ),
+    SHIPMENT_EVENTS: (
+        "shipment_id",
+        {"customer": Join(customer_attributes, "customer_id"), "warehouse": Join(warehouse_attributes, "warehouse_id")},
+    ),
 }
 
 
 def enrich(kind: str, event: dict[str, Any], lookups: Lookups, now_ms: int, producer: str = "enricher") -> Enriched:
-    """Enrich one decoded source event of ``kind`` (one of :data:`EVENT_KINDS`)."""
-    return ENRICHERS[kind](event, lookups, now_ms, producer)
+    """Enrich one decoded source event of ``kind`` (one of :data:`EVENT_KINDS`): its envelope, the event, and the
+    attributes of every reference :data:`EVENT_JOINS` names for it (an id that is null: ``NOT_APPLICABLE``)."""
+    key_field, joins = EVENT_JOINS[kind]
+    unknown: list[str] = []
+    record: dict[str, Any] = {"metadata": enriched_metadata(kind, event, now_ms, producer), "event": event}
+    for name, join in joins.items():
+        if join.items is None:
+            record[name] = join.attributes(event.get(join.id_field), lookups, unknown)
+        else:
+            record[name] = [join.attributes(item.get(join.id_field), lookups, unknown) for item in event[join.items]]
+    return Enriched(record, str(event[key_field]), unknown)
 
 
 # -- geo lookup --------------------------------------------------------------------------------------------

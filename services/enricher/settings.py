@@ -6,7 +6,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from schemas import topics
-from services.common.settings import ConsumerGroupSettings
+from services.common.settings import ConsumerGroupSettings, TopicNamingSettings
 from services.enricher import join
 
 # Catalogue topics the enricher reads and writes, by role.
@@ -31,18 +31,17 @@ REFERENCE_TOPICS: dict[str, str] = {
 ALL_TOPICS = (*SOURCE_TOPICS.values(), *OUTPUT_TOPICS.values(), *REFERENCE_TOPICS.values())
 
 
-class EnricherSettings(ConsumerGroupSettings):
+class EnricherSettings(ConsumerGroupSettings, TopicNamingSettings):
     """Topics, state store and batching of the enricher."""
+
+    CATALOGUE_TOPICS = ALL_TOPICS
+    TOPICS_USE = "the enricher uses"
 
     model_config = SettingsConfigDict(env_prefix="ENRICHER_", extra="ignore", case_sensitive=False)
 
     app_id: str = Field(
         default="freightline-enricher",
         description="ENRICHER_APP_ID: consumer group of the sources (Faust's own group: <app id>-reference).",
-    )
-    topic_prefix: str = Field(default="", description="ENRICHER_TOPIC_PREFIX prepended to every topic name.")
-    topics: dict[str, str] = Field(
-        default_factory=dict, description="ENRICHER_TOPICS: JSON map catalogue topic -> topic to use instead."
     )
     store: str = Field(
         default="memory://", description="ENRICHER_STORE: table store, memory:// or rocksdb:// (needs rocksdict)."
@@ -63,24 +62,12 @@ class EnricherSettings(ConsumerGroupSettings):
     create_topics: bool = Field(default=True, description="ENRICHER_CREATE_TOPICS: create outputs and DLQs.")
     producer_name: str = Field(default="enricher", description="metadata.producer of the enriched records.")
 
-    @field_validator("topics")
-    @classmethod
-    def _topics(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = set(value) - set(ALL_TOPICS)
-        if unknown:
-            raise ValueError(f"unknown topics {sorted(unknown)}; the enricher uses {list(ALL_TOPICS)}")
-        return value
-
     @field_validator("store")
     @classmethod
     def _store(cls, value: str) -> str:
         if not value.startswith(("memory://", "rocksdb://")):
             raise ValueError("ENRICHER_STORE must be memory:// or rocksdb://")
         return value
-
-    def topic(self, catalogue_name: str) -> str:
-        """The topic to use for a catalogue topic (explicit mapping, else prefix + name)."""
-        return self.topics.get(catalogue_name) or f"{self.topic_prefix}{catalogue_name}"
 
     def source(self, kind: str) -> str:
         return self.topic(SOURCE_TOPICS[kind])

@@ -187,12 +187,19 @@ class GeneratorRunner:
         self._publish_metrics(counts, engine)
         return summary
 
-    def _stop_reason(self, deadline: float | None) -> str | None:
-        if deadline is not None and time.monotonic() >= deadline:
-            return "duration"
-        if self.shutdown.requested:
-            return self.shutdown.reason or "shutdown"
-        return None
+    def _stopped(self, summary: Summary, deadline: float | None, produced: int = 0, events: int | None = None) -> bool:
+        """Whether the run ends now (``events`` produced, the deadline passed, a stop requested); the summary
+        records why."""
+        if events is not None and produced >= events:
+            reason = "events"
+        elif deadline is not None and time.monotonic() >= deadline:
+            reason = "duration"
+        elif self.shutdown.requested:
+            reason = self.shutdown.reason or "shutdown"
+        else:
+            return False
+        summary.stopped_by = reason
+        return True
 
     def _run_unpaced(
         self, engine: Engine, counts: Counter[str], summary: Summary, events: int | None, deadline: float | None
@@ -215,12 +222,7 @@ class GeneratorRunner:
         produced = 0
         since_metrics = 0
         while True:
-            if events is not None and produced >= events:
-                summary.stopped_by = "events"
-                return produced
-            reason = self._stop_reason(deadline)
-            if reason is not None:
-                summary.stopped_by = reason
+            if self._stopped(summary, deadline, produced, events):
                 return produced
             chunk = CHECK_EVERY if events is None else min(CHECK_EVERY, events - produced)
             items = engine.take(chunk)
@@ -262,12 +264,7 @@ class GeneratorRunner:
         since_metrics = 0
         shutdown = self.shutdown
         while True:
-            if events is not None and produced >= events:
-                summary.stopped_by = "events"
-                return produced
-            reason = self._stop_reason(deadline)
-            if reason is not None:
-                summary.stopped_by = reason
+            if self._stopped(summary, deadline, produced, events):
                 return produced
             item = engine.next()
             while (ahead := (item.produce_time_ms - start_ms) / 1000 - (time.monotonic() - started)) > 0.005:
@@ -275,9 +272,7 @@ class GeneratorRunner:
                 for producer in self._producers.values():
                     producer.poll(0)
                 shutdown.wait(min(ahead, 0.5))
-                reason = self._stop_reason(deadline)
-                if reason is not None:
-                    summary.stopped_by = reason
+                if self._stopped(summary, deadline):
                     return produced
             self._send(item)
             counts[item.topic] += 1

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from services.common.settings import TopicNamingSettings
 from services.generator.anomalies import AnomalyKind
 from services.generator.config import GeneratorConfig, seed_origin_ms
 from services.generator.records import ALL_TOPICS
@@ -17,8 +18,11 @@ _DEFAULTS = GeneratorConfig()
 _RATES = _DEFAULTS.rates
 
 
-class GeneratorSettings(BaseSettings):
+class GeneratorSettings(TopicNamingSettings):
     """Shape of the generated stream, topic naming and pacing."""
+
+    CATALOGUE_TOPICS = ALL_TOPICS
+    TOPICS_USE = "the generator writes"
 
     model_config = SettingsConfigDict(env_prefix="GENERATOR_", extra="ignore", case_sensitive=False)
 
@@ -67,10 +71,6 @@ class GeneratorSettings(BaseSettings):
     customers: int = Field(default=_DEFAULTS.sizes.customers, ge=1)
     suppliers: int = Field(default=_DEFAULTS.sizes.suppliers, ge=1)
     devices: int = Field(default=_DEFAULTS.sizes.devices, ge=1)
-    topic_prefix: str = Field(default="", description="GENERATOR_TOPIC_PREFIX prepended to every topic name.")
-    topics: dict[str, str] = Field(
-        default_factory=dict, description="GENERATOR_TOPICS: JSON map catalogue topic -> topic to write instead."
-    )
     pace: bool = Field(default=True, description="GENERATOR_PACE: follow the wall clock (false = full speed).")
     reference_snapshot: bool = Field(default=True, description="Publish every reference record at start.")
     create_topics: bool = Field(default=True, description="Create missing topics with the catalogue's config.")
@@ -81,18 +81,6 @@ class GeneratorSettings(BaseSettings):
         for name in filter(None, (part.strip() for part in value.split(","))):
             AnomalyKind(name)
         return value
-
-    @field_validator("topics")
-    @classmethod
-    def _topics(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = set(value) - set(ALL_TOPICS)
-        if unknown:
-            raise ValueError(f"unknown topics {sorted(unknown)}; the generator writes {list(ALL_TOPICS)}")
-        return value
-
-    def topic(self, catalogue_name: str) -> str:
-        """The topic to write for a catalogue topic (explicit mapping, else prefix + name)."""
-        return self.topics.get(catalogue_name) or f"{self.topic_prefix}{catalogue_name}"
 
     def start_ms(self) -> int:
         """The origin of simulated time: ``start_time`` when set (naive times are UTC), else the seed's origin."""

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -512,16 +513,11 @@ class RegistryApp:
         if not_found is not None:
             return not_found
         if r.method == "GET":
-            if subject is not None:
-                _check_readable_subject(subject)
-            level = await self.registry.compatibility(subject, default_to_global=r.flag("defaultToGlobal"))
-            if level is None:
-                raise errors.compatibility_not_configured(subject or "")
-            return _json({"compatibilityLevel": level.value})
+            return await _read_setting(
+                r, subject, self.registry.compatibility, errors.compatibility_not_configured, "compatibilityLevel"
+            )
         if r.method == "PUT":
-            body = r.json()
-            if not isinstance(body, dict):
-                raise errors.unprocessable("Request body must be a JSON object")
+            body = _object_body(r)
             raw = body.get("compatibility", body.get("compatibilityLevel"))
             if not isinstance(raw, str):
                 raise errors.invalid_compatibility_level()
@@ -545,17 +541,9 @@ class RegistryApp:
         if not_found is not None:
             return not_found
         if r.method == "GET":
-            if subject is not None:
-                _check_readable_subject(subject)
-            mode = await self.registry.mode(subject, default_to_global=r.flag("defaultToGlobal"))
-            if mode is None:
-                raise errors.mode_not_configured(subject or "")
-            return _json({"mode": mode.value})
+            return await _read_setting(r, subject, self.registry.mode, errors.mode_not_configured, "mode")
         if r.method == "PUT":
-            body = r.json()
-            if not isinstance(body, dict):
-                raise errors.unprocessable("Request body must be a JSON object")
-            raw = body.get("mode")
+            raw = _object_body(r).get("mode")
             try:
                 mode = Mode(raw.strip().upper()) if isinstance(raw, str) else None
             except ValueError:
@@ -570,6 +558,29 @@ class RegistryApp:
             _check_readable_subject(subject)
             return _json({"mode": (await self.registry.delete_mode(subject)).value})
         return _error(405, 405, "HTTP 405 Method Not Allowed")
+
+
+async def _read_setting(
+    r: Request,
+    subject: str | None,
+    read: Callable[..., Awaitable[Enum | None]],
+    not_configured: Callable[[str], RegistryError],
+    key: str,
+) -> Response:
+    """GET of a subject's (or the global) compatibility level or mode: ``{key: value}``."""
+    if subject is not None:
+        _check_readable_subject(subject)
+    value = await read(subject, default_to_global=r.flag("defaultToGlobal"))
+    if value is None:
+        raise not_configured(subject or "")
+    return _json({key: value.value})
+
+
+def _object_body(r: Request) -> dict[str, Any]:
+    body = r.json()
+    if not isinstance(body, dict):
+        raise errors.unprocessable("Request body must be a JSON object")
+    return body
 
 
 def _check_readable_subject(subject: str) -> None:

@@ -287,9 +287,7 @@ class Registry:
             key = subject or GLOBAL_KEY
             value = await store.get_setting(conn, "config", key)
             if subject is not None and value is None:
-                rows = await store.versions(conn, subject)
-                if not rows:
-                    raise errors.subject_not_found(subject)
+                await self._stored_versions(conn, subject)
                 raise errors.compatibility_not_configured(subject)
             await store.delete_setting(conn, "config", key)
         return CompatibilityLevel(value) if value else self.default_compatibility
@@ -316,8 +314,7 @@ class Registry:
         async with self._write() as conn:
             value = await store.get_setting(conn, "modes", subject)
             if value is None:
-                if not await store.versions(conn, subject):
-                    raise errors.subject_not_found(subject)
+                await self._stored_versions(conn, subject)
                 raise errors.mode_not_configured(subject)
             await store.delete_setting(conn, "modes", subject)
         return Mode(value)
@@ -383,13 +380,26 @@ class Registry:
 
     # -- registration ----------------------------------------------------------------------------------------
 
+    async def _writable_mode(self, subject: str, conn: AsyncConnection[Any]) -> Mode | None:
+        """The subject's mode (or the global one); raises when it does not let the subject's versions change."""
+        mode = await self.mode(subject, conn)
+        if mode in (Mode.READONLY, Mode.READONLY_OVERRIDE):
+            raise errors.operation_not_permitted(f"Subject {subject} is in read-only mode")
+        return mode
+
+    @staticmethod
+    async def _stored_versions(conn: AsyncConnection[Any], subject: str) -> list[VersionRow]:
+        """Every stored version of a subject (soft-deleted included); raises when it has none."""
+        rows = await store.versions(conn, subject)
+        if not rows:
+            raise errors.subject_not_found(subject)
+        return rows
+
     async def register(self, subject: str, request: RegisterRequest) -> Registered:
         if not valid_subject(subject):
             raise errors.invalid_subject(subject)
         async with self._write() as conn:
-            mode = await self.mode(subject, conn)
-            if mode in (Mode.READONLY, Mode.READONLY_OVERRIDE):
-                raise errors.operation_not_permitted(f"Subject {subject} is in read-only mode")
+            mode = await self._writable_mode(subject, conn)
             new_parsed, text = await self._parse_new(conn, request.schema)
             rows = await store.versions(conn, subject)
             live = [r for r in rows if not r.deleted]
@@ -489,12 +499,8 @@ class Registry:
     async def delete_subject(self, subject: str, *, permanent: bool) -> list[int]:
         check_subject(subject)
         async with self._write() as conn:
-            mode = await self.mode(subject, conn)
-            if mode in (Mode.READONLY, Mode.READONLY_OVERRIDE):
-                raise errors.operation_not_permitted(f"Subject {subject} is in read-only mode")
-            rows = await store.versions(conn, subject)
-            if not rows:
-                raise errors.subject_not_found(subject)
+            await self._writable_mode(subject, conn)
+            rows = await self._stored_versions(conn, subject)
             live = [r for r in rows if not r.deleted]
             if permanent:
                 if live:
@@ -519,12 +525,8 @@ class Registry:
     async def delete_version(self, subject: str, version: int | None, *, permanent: bool) -> int:
         check_subject(subject)
         async with self._write() as conn:
-            mode = await self.mode(subject, conn)
-            if mode in (Mode.READONLY, Mode.READONLY_OVERRIDE):
-                raise errors.operation_not_permitted(f"Subject {subject} is in read-only mode")
-            rows = await store.versions(conn, subject)
-            if not rows:
-                raise errors.subject_not_found(subject)
+            await self._writable_mode(subject, conn)
+            rows = await self._stored_versions(conn, subject)
             if version is None:
                 candidates = rows if permanent else [r for r in rows if not r.deleted]
                 if not candidates:

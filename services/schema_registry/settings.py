@@ -6,7 +6,14 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.compatibility import CompatibilityLevel
-from services.common.settings import LOCAL_HOST, POSTGRES_DB, POSTGRES_PORT, POSTGRES_USER, SCHEMA_REGISTRY_PORT
+from services.common.settings import (
+    LOCAL_HOST,
+    POSTGRES_DB,
+    POSTGRES_PORT,
+    POSTGRES_USER,
+    SCHEMA_REGISTRY_PORT,
+    log_level,
+)
 
 
 class RegistryServerSettings(BaseSettings):
@@ -53,10 +60,7 @@ class RegistryServerSettings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
-        upper = value.upper()
-        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(f"unknown log level {value!r}")
-        return upper
+        return log_level(value)
 
     def users(self) -> dict[str, str]:
         """The configured basic-auth users (name -> password); empty when authentication is off."""

@@ -158,14 +158,17 @@ async def insert_schema(
         )
 
 
-async def versions(conn: AsyncConnection[Any], subject: str) -> list[VersionRow]:
-    """All versions of a subject still stored (soft-deleted included), oldest first."""
+async def _version_rows(conn: AsyncConnection[Any], where: str, value: Any) -> list[VersionRow]:
+    """The subject versions the ``where ... order by`` clause (one parameter) selects."""
     cur = await conn.execute(
-        f"SELECT subject, version, schema_id, deleted FROM {SCHEMA}.subject_versions "
-        "WHERE subject = %s ORDER BY version",
-        (subject,),
+        f"SELECT subject, version, schema_id, deleted FROM {SCHEMA}.subject_versions WHERE {where}", (value,)
     )
     return [VersionRow(r[0], int(r[1]), int(r[2]), bool(r[3])) for r in await cur.fetchall()]
+
+
+async def versions(conn: AsyncConnection[Any], subject: str) -> list[VersionRow]:
+    """All versions of a subject still stored (soft-deleted included), oldest first."""
+    return await _version_rows(conn, "subject = %s ORDER BY version", subject)
 
 
 async def insert_version(conn: AsyncConnection[Any], subject: str, version: int, schema_id: int) -> None:
@@ -205,12 +208,7 @@ async def subjects(conn: AsyncConnection[Any], *, include_deleted: bool, deleted
 
 
 async def usages(conn: AsyncConnection[Any], schema_id: int) -> list[VersionRow]:
-    cur = await conn.execute(
-        f"SELECT subject, version, schema_id, deleted FROM {SCHEMA}.subject_versions "
-        "WHERE schema_id = %s ORDER BY subject, version",
-        (schema_id,),
-    )
-    return [VersionRow(r[0], int(r[1]), int(r[2]), bool(r[3])) for r in await cur.fetchall()]
+    return await _version_rows(conn, "schema_id = %s ORDER BY subject, version", schema_id)
 
 
 async def referenced_by(conn: AsyncConnection[Any], subject: str, version: int, *, include_deleted: bool) -> list[int]:

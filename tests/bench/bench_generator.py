@@ -31,7 +31,7 @@ from services.generator.records import ALL_TOPICS
 from services.generator.runner import GeneratorRunner, collector_tuned
 from services.generator.settings import GeneratorSettings
 from tests.bench.rows import row, stack_env
-from tests.integration.generator.support import private_registry
+from tests.integration.registry import private_registry
 
 EVENTS = 150_000
 GOAL_RATIO = 0.25

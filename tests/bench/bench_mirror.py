@@ -32,8 +32,8 @@ from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaR
 from services.mirror.mirror import MirrorMetrics, TopicMirror, destination_producer
 from services.mirror.translate import SchemaTranslator
 from tests.bench.rows import row, stack_env
-from tests.integration.generator.support import private_registry
 from tests.integration.mirror.conftest import produce_sequence
+from tests.integration.registry import private_registry
 
 RECORDS = 200_000
 PARTITIONS = 3

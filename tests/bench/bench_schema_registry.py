@@ -10,25 +10,15 @@ metrics as the cached lookup). Goal: lookups >= 0.8x the trivial endpoint. Runna
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
-import time
-import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psycopg
 
 from tests.bench.rows import row, stack_env
+from tests.integration.registry import private_registry
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DURATION_S = 10
 CONNECTIONS = 32
 THREADS = 1
@@ -47,12 +37,6 @@ SCHEMA = {
         {"name": "note", "type": ["null", "string"], "default": None},
     ],
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wrk(url: str) -> float:
@@ -74,55 +58,17 @@ def _wrk(url: str) -> float:
 
 
 def run(env: dict[str, str]) -> list[dict[str, object]]:
-    admin_dsn = env["POSTGRES_DSN"]
-    database = f"sr_bench_{uuid.uuid4().hex[:10]}"
-    parts = urlsplit(admin_dsn)
-    dsn = urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')  # type: ignore[arg-type]
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server_env = {
-        **os.environ,
-        "SCHEMA_REGISTRY_SERVER_PORT": str(port),
-        "SCHEMA_REGISTRY_SERVER_DATABASE_DSN": dsn,
-        "SCHEMA_REGISTRY_SERVER_LOG_LEVEL": "WARNING",
-    }
-    with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "services.schema_registry"], cwd=REPO_ROOT, env=server_env, stdout=log, stderr=log
+    with private_registry(env["POSTGRES_DSN"]) as url:
+        response = httpx.post(
+            f"{url}/subjects/bench-value/versions",
+            json={"schema": json.dumps(SCHEMA)},
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
         )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    log.seek(0)
-                    raise RuntimeError(f"registry did not start: {log.read().decode(errors='replace')}")
-                time.sleep(0.1)
-            response = httpx.post(
-                f"{url}/subjects/bench-value/versions",
-                json={"schema": json.dumps(SCHEMA)},
-                headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
-            )
-            response.raise_for_status()
-            schema_id = response.json()["id"]
-            httpx.get(f"{url}/schemas/ids/{schema_id}").raise_for_status()
-            by_id = _wrk(f"{url}/schemas/ids/{schema_id}")
-            trivial = _wrk(f"{url}/")
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            with psycopg.connect(admin_dsn, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')  # type: ignore[arg-type]
+        response.raise_for_status()
+        schema_id = response.json()["id"]
+        httpx.get(f"{url}/schemas/ids/{schema_id}").raise_for_status()
+        by_id = _wrk(f"{url}/schemas/ids/{schema_id}")
+        trivial = _wrk(f"{url}/")
     return [
         row(
             "schema_registry.get_schema_by_id",

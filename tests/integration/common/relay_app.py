@@ -15,7 +15,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common import tracing
-from services.common.deadletter import DeadLetterPublisher
+from services.common.deadletter import DeadLetterPublisher, decoded
 from services.common.kafka import (
     ConsumerLoop,
     Producer,
@@ -27,7 +27,7 @@ from services.common.kafka import (
 from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
-from services.common.serde import AvroSerde, SerdeError, registry_client, subject_for
+from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
 
 log = logging.getLogger("relay")
@@ -58,12 +58,7 @@ def main() -> None:
     encoders: dict[int, object] = {}
 
     def handle(batch: list[Message]) -> None:
-        for message in batch:
-            try:
-                record = serde.decode(message.value())
-            except SerdeError as error:
-                dead_letters.publish(message, error)
-                continue
+        for message, record in decoded(batch, serde, dead_letters):
             writer = serde.writer_schema(int.from_bytes((message.value() or b"")[1:5], "big"))
             encoder = encoders.get(id(writer))
             if encoder is None:

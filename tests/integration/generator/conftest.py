@@ -6,13 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.generator.support import private_registry
+from tests.integration.registry import stack_or_private_registry
 
 
 @pytest.fixture(scope="session")
 def generator_registry_url(stack_env: dict[str, str]) -> Iterator[str]:
-    if "SCHEMA_REGISTRY_URL" in stack_env:
-        yield stack_env["SCHEMA_REGISTRY_URL"]
-        return
-    with private_registry(stack_env["POSTGRES_DSN"]) as url:
+    with stack_or_private_registry(stack_env) as url:
         yield url

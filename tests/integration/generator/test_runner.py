@@ -16,7 +16,7 @@ from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaR
 from services.generator.records import ALL_TOPICS, ANOMALY_LABELS
 from services.generator.runner import GeneratorRunner
 from services.generator.settings import GeneratorSettings
-from tests.integration.generator.support import free_port
+from tests.integration.registry import free_port
 
 pytestmark = pytest.mark.integration
 

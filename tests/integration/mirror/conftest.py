@@ -18,7 +18,7 @@ from confluent_kafka import Producer as RawProducer
 from services.common.kafka import ensure_topics
 from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
-from tests.integration.generator.support import free_port, private_registry
+from tests.integration.registry import free_port, stack_or_private_registry
 
 SEQUENCE_SCHEMA = {
     "type": "record",
@@ -34,10 +34,7 @@ SEQUENCE_SCHEMA = {
 
 @pytest.fixture(scope="session")
 def mirror_registry_url(stack_env: dict[str, str]) -> Iterator[str]:
-    if "SCHEMA_REGISTRY_URL" in stack_env:
-        yield stack_env["SCHEMA_REGISTRY_URL"]
-        return
-    with private_registry(stack_env["POSTGRES_DSN"]) as url:
+    with stack_or_private_registry(stack_env) as url:
         yield url
 
 

@@ -15,9 +15,10 @@ from services.common.entrypoint import UNREACHABLE_ENDPOINT
 from services.common.serde import AvroSerde, registry_client, schema_id_of, subject_for
 from services.common.settings import SchemaRegistrySettings
 from tests.integration.crash import group_lag, kill_in_flight, tally
-from tests.integration.generator.support import private_registry, wait_for
+from tests.integration.generator.support import wait_for
 from tests.integration.mirror.conftest import MirrorProcess, compare, produce_sequence, remote_config, sequence_id
 from tests.integration.processes import read_topic, topic_size
+from tests.integration.registry import private_registry
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,11 @@ import httpx
 import pytest
 
 from deploy.local.components import KafkaBroker
-from deploy.local.context import StackContext
-from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
-from tests.integration.generator.support import free_port, wait_for
+from tests.integration.generator.support import wait_for
 from tests.integration.mirror.conftest import MirrorProcess, compare, produce_sequence, remote_config
 from tests.integration.processes import read_topic, topic_size
+from tests.integration.stack.support import private_stack_context
 
 pytestmark = pytest.mark.integration
 
@@ -24,21 +23,7 @@ BROKER = "remote_x"
 
 @pytest.fixture
 def private_remote(tmp_path: Path) -> Iterator[tuple[Stack, dict[str, str]]]:
-    main = StackContext.create(StackSettings())
-    settings = StackSettings(
-        home=str(tmp_path / "home"),
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        remote_kafka_port=free_port(),
-        remote_kafka_controller_port=free_port(),
-        postgres_port=free_port(),
-        stop_timeout_s=20,
-    )
-    ctx = StackContext.create(settings)
-    ctx.paths.ensure()
-    ctx.paths.jars.rmdir()
-    ctx.paths.jars.symlink_to(main.paths.jars.resolve())
-    stack = Stack(ctx, [KafkaBroker(BROKER, sasl=True)])
+    stack = Stack(private_stack_context(tmp_path), [KafkaBroker(BROKER, sasl=True)])
     env = stack.up()
     try:
         yield stack, env

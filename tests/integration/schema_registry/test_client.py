@@ -18,7 +18,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.schema_registry_client import ConfigCompatibilityLevel, ServerConfig
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from .conftest import RegistryProcess
+from tests.integration.registry import RegistryProcess
 
 pytestmark = pytest.mark.integration
 

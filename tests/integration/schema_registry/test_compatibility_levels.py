@@ -17,8 +17,7 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
 from schemas.compatibility import CompatibilityLevel
-
-from .conftest import RegistryProcess
+from tests.integration.registry import RegistryProcess
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import RegistryProcess
+from tests.integration.registry import RegistryProcess
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from .conftest import RegistryProcess
+from tests.integration.registry import RegistryProcess
 
 pytestmark = pytest.mark.integration
 

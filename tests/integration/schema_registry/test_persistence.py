@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from .conftest import RegistryProcess
+from tests.integration.registry import RegistryProcess
 
 pytestmark = pytest.mark.integration
 

@@ -16,6 +16,7 @@ from deploy.local.components import KafkaBroker, Postgres, new_cluster_id
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
+from tests.integration.stack.support import private_stack_context
 
 pytestmark = pytest.mark.integration
 
@@ -74,28 +75,9 @@ def test_local_postgres_answers(postgres_dsn: str) -> None:
     assert row is not None and row[0] == "freightline"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _private_stack(tmp_path: Path) -> Stack:
     """A second stack (brokers + PostgreSQL) on free ports under a temporary state directory."""
-    main = StackContext.create(StackSettings())
-    settings = StackSettings(
-        home=str(tmp_path / "home"),
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
-        remote_kafka_port=_free_port(),
-        remote_kafka_controller_port=_free_port(),
-        postgres_port=_free_port(),
-        stop_timeout_s=20,
-    )
-    ctx = StackContext.create(settings)
-    ctx.paths.ensure()
-    ctx.paths.jars.rmdir()
-    ctx.paths.jars.symlink_to(main.paths.jars)
+    ctx = private_stack_context(tmp_path)
     return Stack(ctx, [KafkaBroker("kafka", sasl=False), KafkaBroker("remote_kafka", sasl=True), Postgres()])
 
 

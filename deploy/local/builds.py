@@ -1,0 +1,40 @@
+"""Idempotent build steps of the local stack (``freightline setup``): a stamp file holds what a step's output was
+last built from (a hash of its sources, a version), and a step's command either succeeds or raises with the end of
+its output."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+OUTPUT_TAIL = 4000  # characters of a failed command's stdout and of its stderr kept in the error
+
+
+def digest(*paths: Path, extra: str = "") -> str:
+    """SHA-256 of ``extra`` followed by the files' bytes."""
+    hashed = hashlib.sha256(extra.encode())
+    for path in paths:
+        hashed.update(path.read_bytes())
+    return hashed.hexdigest()
+
+
+def is_current(stamp: Path, built_from: str) -> bool:
+    """Whether the stamp says the output was built from ``built_from`` (write it with ``stamp.write_text``)."""
+    return stamp.exists() and stamp.read_text() == built_from
+
+
+def require_tool(tool: str, message: str) -> None:
+    if shutil.which(tool) is None:
+        raise RuntimeError(message)
+
+
+def run_step(
+    command: Sequence[str], what: str, *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> None:
+    """Run a build command; raises ``RuntimeError("<what> failed: <output>")`` when it fails."""
+    result = subprocess.run(list(command), cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{result.stdout[-OUTPUT_TAIL:]}{result.stderr[-OUTPUT_TAIL:]}")
