@@ -527,6 +527,12 @@ def registry() -> Dashboard:
 PRODUCT_VIEWS = "streaming.product_views_1m"
 STORE_REVENUE = "streaming.store_order_revenue_5m"
 ROUTE_DELAYS = "streaming.route_shipment_delays_5m"
+# Each table's contract: the Avro record whose fields (without the metadata envelope) are its columns.
+BUSINESS_TABLES = {
+    PRODUCT_VIEWS: "com/freightline/aggregates/ProductViewsWindow.avsc",
+    STORE_REVENUE: "com/freightline/aggregates/StoreOrderRevenueWindow.avsc",
+    ROUTE_DELAYS: "com/freightline/aggregates/RouteShipmentDelaysWindow.avsc",
+}
 
 
 def business() -> Dashboard:

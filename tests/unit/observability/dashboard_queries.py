@@ -68,3 +68,17 @@ def family_of(series: str, histograms: set[str]) -> str:
         if series.endswith(suffix) and series.removesuffix(suffix) in histograms:
             return series.removesuffix(suffix)
     return series
+
+
+_LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+), (?P<label>\w+)\)$")
+
+
+def variable_queries() -> list[tuple[str, str, str, str]]:
+    """(dashboard, variable, series selector, label) of every ``label_values`` query variable."""
+    found = []
+    for name in DASHBOARDS:
+        for variable in dashboard_json(name).get("templating", {}).get("list", []):
+            match = _LABEL_VALUES.match(str(variable.get("query", "")))
+            assert match is not None, f"{name}: variable {variable.get('name')} is not a label_values query"
+            found.append((name, variable["name"], match["selector"], match["label"]))
+    return found
