@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka import Producer as _RawProducer
 from confluent_kafka.admin import AdminClient, NewTopic
 from opentelemetry import context as otel_context
@@ -24,7 +24,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from services.common import tracing
 from services.common.lifecycle import Shutdown
-from services.common.metrics import ServiceMetrics
+from services.common.metrics import AGE_SAMPLE, ServiceMetrics
 from services.common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -338,6 +338,7 @@ class ConsumerLoop:
         ``on_assigned`` is logged, never fails the rebalance); ``on_poll`` sees the record count of every poll."""
         self.consumer = Consumer({**config, "on_commit": self._on_commit}, logger=log)
         self.topics = list(topics)
+        self.group = str(config.get("group.id", ""))
         self.handler = handler
         self.shutdown = shutdown
         self.producer = producer
@@ -484,13 +485,23 @@ class ConsumerLoop:
         self.committed_batches += 1
         self.processed += len(batch)
         if self.metrics is not None:
-            elapsed = time.monotonic() - started
-            by_topic: dict[str, int] = defaultdict(int)
-            for message in batch:
-                by_topic[message.topic() or "?"] += 1
-            for topic in by_topic:
-                self.metrics.processing_latency.labels(self.metrics.service, topic).observe(elapsed)
+            self._observe(batch, time.monotonic() - started)
         return True
+
+    def _observe(self, batch: list[Message], elapsed: float) -> None:
+        """Per batch: its processing latency, and the ingest age (record timestamp to now) of a sample of it."""
+        metrics = self.metrics
+        assert metrics is not None
+        now_ms = time.time() * 1000
+        stamps: dict[str, list[float]] = defaultdict(list)
+        for message in batch[:: max(len(batch) // AGE_SAMPLE, 1)]:
+            kind, stamp = message.timestamp()
+            if kind != TIMESTAMP_NOT_AVAILABLE:
+                stamps[message.topic() or "?"].append(max(now_ms - stamp, 0.0) / 1000.0)
+        for topic in {message.topic() or "?" for message in batch}:
+            metrics.processing_latency.labels(metrics.service, topic).observe(elapsed)
+        for topic, ages in stamps.items():
+            metrics.ingest_age.labels(metrics.service, topic).observe_many(ages)
 
     @staticmethod
     def _next_offsets(batch: list[Message]) -> list[TopicPartition]:
@@ -523,6 +534,8 @@ class ConsumerLoop:
             log.warning("offset commit failed (records will be replayed): %s", error or partitions)
         if self.metrics is not None:
             self.metrics.commits.labels(self.metrics.service, "error" if failed else "ok").inc()
+            if not failed:
+                self.metrics.last_commit.labels(self.metrics.service, self.group).set(time.time())
 
     def _rewind(self, batch: list[Message], error: Exception) -> None:
         self._failures_in_a_row += 1
@@ -565,7 +578,7 @@ class ConsumerLoop:
                 if high < 0:
                     continue  # no fetch response yet
                 position = tp.offset if tp.offset >= 0 else 0
-                self.metrics.consumer_lag.labels(self.metrics.service, tp.topic, str(tp.partition)).set(
+                self.metrics.consumer_lag.labels(self.metrics.service, self.group, tp.topic, str(tp.partition)).set(
                     max(high - position, 0)
                 )
         except KafkaException as error:

@@ -26,7 +26,7 @@ from services.common.deadletter import DeadLetterPublisher, PoisonRecord
 from services.common.endpoints import Endpoint, kafka_endpoint, registry_endpoint, require_reachable
 from services.common.kafka import ConsumerLoop, Producer, consumer_config, group_instance_id, producer_config
 from services.common.lifecycle import Shutdown
-from services.common.metrics import LATENCY_BUCKETS, MetricsServer, ServiceMetrics
+from services.common.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, MetricsServer, ServiceMetrics
 from services.common.serde import HEADER, AvroSerde, SerdeError, schema_id_of
 from services.common.settings import KafkaSettings, ServiceSettings
 from services.common.sinks.records import (
@@ -71,6 +71,12 @@ class SinkMetrics:
             f"{prefix}_write_latency_seconds",
             "Time of one durable write to the target.",
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.write_records = Histogram(
+            f"{prefix}_write_batch_records",
+            "Records per durable write to the target (the batch handed to one write).",
+            buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.target_up = Gauge(f"{prefix}_target_up", "1 while the target answers, else 0.", registry=r)
@@ -354,6 +360,7 @@ class SinkRunner:
             self.health.mark_down()
             raise
         self.metrics.write_latency.observe(time.monotonic() - started)
+        self.metrics.write_records.observe(len(records))
         now = time.time()
         by_topic: dict[str, list[SinkRecord]] = {}
         for record in records:

@@ -1,0 +1,218 @@
+"""Every query of every dashboard against the live Prometheus of the stack, while the real services run.
+
+The generator writes a small world on unique topics (product views to the remote cluster, the rest locally), and
+every service family the dashboards show runs as its own process, as deployed (``deploy.processes.ServiceProcess``
+with the stack's environment, so each announces its ``/metrics`` in ``METRICS_TARGETS_DIR``): the mirror, the
+enricher, the anomaly detector and the three sinks, on those topics, with their own groups and targets. One
+record that is not Avro makes the sinks and stages that read its topic dead-letter it. The test then evaluates
+each panel's PromQL (Grafana's variables at "All", the rate window 1m) through ``/api/v1/query`` until each
+returns data: a query that does not parse, or still returns nothing when the hang guard expires, fails it, named.
+It also checks that every metric a dashboard names is one Prometheus has scraped, and every variable's values.
+
+The business dashboard's SQL panels are checked by ``test_business_sql.py`` against tables of the contracts'
+shape; their live proof over the stream processors' own tables comes with those jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import Producer as RawProducer
+
+from deploy.processes import ServiceProcess, local_client_config, remote_client_config
+from schemas import topics as topic_names
+from services.generator.settings import GeneratorSettings
+from services.sink_gcs.settings import GcsSinkSettings
+from services.sink_hdfs.settings import HdfsSinkSettings
+from services.sink_mongodb.settings import MongoSinkSettings
+from tests.unit.observability.catalogue import CATALOGUE, catalogue
+from tests.unit.observability.dashboard_queries import (
+    GRAFANA_VARIABLES,
+    PROMETHEUS_OWN,
+    Query,
+    family_of,
+    metric_names,
+    prometheus_queries,
+    variable_queries,
+)
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 4000
+HANG_GUARD_S = 240.0
+UNKNOWN_SCHEMA_ID = b"\x00" + (2**31 - 7).to_bytes(4, "big")  # the wire format's magic byte, then the id
+# Detector thresholds low enough that a small world surely has anomalies of a few types.
+DETECTOR = {"IDLE_FLUSH_S": "2", "SPIKE_MIN_VIEWS": "2", "DELAY_MIN_SHIPMENTS": "1", "ERROR_THRESHOLD": "0.5"}
+
+
+SinkSettings = type[GcsSinkSettings | HdfsSinkSettings | MongoSinkSettings]
+
+
+def _prefixed(prefix: str, topics: str) -> str:
+    return ",".join(prefix + topic for topic in topics.split(","))
+
+
+def _default_topics(settings: SinkSettings) -> str:
+    return str(settings.model_fields["topics"].default)
+
+
+def _sink(
+    env: dict[str, str],
+    prefix: str,
+    logs: Path,
+    unique_name: Callable[[str], str],
+    settings: SinkSettings,
+    **target: str,
+) -> ServiceProcess:
+    """A sink on the prefixed versions of its default topics, with its own group, files rotated every 2 s."""
+    env_prefix = str(settings.model_config.get("env_prefix"))
+    service = env_prefix.removesuffix("_").lower()
+    options = {
+        "TOPICS": _prefixed(prefix, _default_topics(settings)),
+        "GROUP_ID": unique_name(service),
+        "BATCH_TIMEOUT_S": "2",
+        **target,
+    }
+    return ServiceProcess(
+        f"services.{service}",
+        env,
+        logs / f"{service}.log",
+        **{env_prefix + name: value for name, value in options.items()},
+    )
+
+
+def _services(env: dict[str, str], prefix: str, logs: Path, unique_name: Callable[[str], str]) -> list[ServiceProcess]:
+    upstream = prefix + topic_names.UPSTREAM_PRODUCT_VIEWS
+    return [
+        ServiceProcess(
+            "services.mirror",
+            env,
+            logs / "mirror.log",
+            MIRROR_TOPICS=upstream,
+            MIRROR_RENAME=json.dumps({upstream: prefix + topic_names.PRODUCT_VIEWS}),
+            MIRROR_GROUP_ID=unique_name("mirror"),
+            MIRROR_LAG_INTERVAL_S="2",
+        ),
+        ServiceProcess(
+            "services.enricher",
+            env,
+            logs / "enricher.log",
+            ENRICHER_TOPIC_PREFIX=prefix,
+            ENRICHER_APP_ID=f"{prefix}enricher",
+            ENRICHER_DATA_DIR=str(logs / "enricher-data"),
+        ),
+        ServiceProcess(
+            "services.anomaly_detector",
+            env,
+            logs / "anomaly_detector.log",
+            ANOMALY_DETECTOR_TOPIC_PREFIX=prefix,
+            ANOMALY_DETECTOR_GROUP_ID=unique_name("detector"),
+            **{f"ANOMALY_DETECTOR_{name}": value for name, value in DETECTOR.items()},
+        ),
+        _sink(env, prefix, logs, unique_name, MongoSinkSettings, DATABASE=unique_name("dash").replace("-", "_")),
+        _sink(env, prefix, logs, unique_name, HdfsSinkSettings, ROOT=f"/freightline/test/{unique_name('dash')}"),
+        _sink(env, prefix, logs, unique_name, GcsSinkSettings, BUCKET=unique_name("dash"), CREATE_BUCKET="true"),
+    ]
+
+
+@pytest.fixture
+def running_platform(
+    monitored_env: dict[str, str], unique_name: Callable[[str], str], tmp_path: Path
+) -> Iterator[list[ServiceProcess]]:
+    """A small generator run on unique topics, one poison record, and every service family running on them."""
+    env = {**monitored_env, "LOG_LEVEL": "WARNING"}
+    began = time.monotonic()
+    prefix = unique_name("dash") + "-"
+    start = GeneratorSettings().backlog_start(EVENTS, int(time.time() * 1000)).isoformat()
+    generator = ServiceProcess(
+        "services.generator",
+        env,
+        tmp_path / "generator.log",
+        *("--events", str(EVENTS), "--no-pace", "--seed", "11", "--topic-prefix", prefix, "--start", start),
+        GENERATOR_ANOMALIES_PER_MINUTE="30",
+        GENERATOR_REFERENCE_SNAPSHOT="false",  # references start unknown: the enricher marks them UNKNOWN
+    ).start(capture_stdout=True)
+    code, _ = generator.wait(timeout=300)
+    assert code == 0, f"generator exited {code}: {(tmp_path / 'generator.log').read_text()[-3000:]}"
+    print(f"generator done after {time.monotonic() - began:.0f}s")
+    # Records each service family must dead-letter: not Avro (sinks, enricher, detector), an Avro header with
+    # a schema id no registry holds (the mirror cannot translate it).
+    local = RawProducer(local_client_config(env))
+    for topic in (_default_topics(GcsSinkSettings).split(",")[0], topic_names.ORDERS):
+        local.produce(prefix + topic, b"not avro", b"poison")
+    assert local.flush(30) == 0
+    remote = RawProducer(remote_client_config(env))
+    remote.produce(prefix + topic_names.UPSTREAM_PRODUCT_VIEWS, UNKNOWN_SCHEMA_ID + b"body", b"poison")
+    assert remote.flush(30) == 0
+    services = [service.start() for service in _services(env, prefix, tmp_path, unique_name)]
+    try:
+        yield services
+    finally:
+        codes = {service.module: service.stop() for service in services}
+    assert codes == dict.fromkeys(codes, 0), f"services did not stop cleanly (logs in {tmp_path})"
+
+
+def _prometheus(env: dict[str, str], path: str, **params: Any) -> Any:
+    response = httpx.get(f"{env['PROMETHEUS_URL']}/api/v1/{path}", params=params, timeout=30)
+    body = response.json()
+    if body.get("status") != "success":
+        raise ValueError(f"{body.get('errorType')}: {body.get('error')}")
+    return body["data"]
+
+
+def _empty_or_broken(env: dict[str, str], queries: list[Query]) -> dict[str, str]:
+    """The queries that do not return data yet, with why (a parse error, or empty)."""
+    failing = {}
+    for query in queries:
+        try:
+            result = _prometheus(env, "query", query=query.resolved())["result"]
+        except ValueError as error:
+            failing[str(query)] = f"{error} in {query.resolved()}"
+            continue
+        if not result:
+            failing[str(query)] = f"no data: {query.resolved()}"
+    return failing
+
+
+def test_every_panel_query_returns_live_data_and_names_only_scraped_metrics(
+    monitored_env: dict[str, str], running_platform: list[ServiceProcess]
+) -> None:
+    queries = prometheus_queries()
+    assert len(queries) > 50
+    deadline = time.monotonic() + HANG_GUARD_S
+    pending = queries
+    while True:
+        failing = _empty_or_broken(monitored_env, pending)
+        assert not any(": no data" not in reason and "bad_data" in reason for reason in failing.values()), failing
+        pending = [query for query in pending if str(query) in failing]
+        dead = [service.module for service in running_platform if not service.alive()]
+        if not pending or dead or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    print(f"every query answered or gave up after {HANG_GUARD_S - (deadline - time.monotonic()):.0f}s")
+    assert dead == [], f"services exited early: {dead}"
+    assert failing == {}, f"{len(failing)} of {len(queries)} queries without live data:\n" + "\n".join(
+        f"{name}: {reason}" for name, reason in sorted(failing.items())
+    )
+
+    # Every metric a dashboard names is one Prometheus scraped (and in the catalogue, checked by the unit tests).
+    scraped = set(_prometheus(monitored_env, "label/__name__/values"))
+    histograms = {f.name for f in catalogue(CATALOGUE.read_text()) if f.type == "histogram"}
+    named = {series for query in queries for series in metric_names(query.text)}
+    assert sorted(named - scraped - PROMETHEUS_OWN) == [], "metrics the dashboards query but no service exposes"
+    assert {family_of(s, histograms) for s in named} - PROMETHEUS_OWN <= {
+        f.name for f in catalogue(CATALOGUE.read_text())
+    }
+
+    # Every variable offers values.
+    for dashboard, name, selector, label in variable_queries():
+        match = re.sub(r"\$(service|topic)", GRAFANA_VARIABLES["$service"], selector)
+        values = {series.get(label) for series in _prometheus(monitored_env, "series", **{"match[]": match})}
+        assert values - {None}, f"{dashboard}: variable {name} ({selector}) has no values"
