@@ -128,7 +128,24 @@ def test_a_target_down_for_30_s_pauses_the_sink_which_then_lands_every_record_on
             time.sleep(1)
         committed_at_end, total = group_progress(env, sink.group, sink.topic)
         landed_at_end = sink.landed()
-        refused = proxy.refused
+        consumed = max(sample.consumed for sample in samples) - consumed_at_not_ready
+        peak, held = (value - rss_before for value in (max(sample.rss for sample in samples), samples[-1].rss))
+        print(
+            f"{module}: {len(samples)} samples over the outage, {proxy.refused} connections refused by the proxy, "
+            f"{consumed} records consumed after /readyz said not ready; RSS {rss_before / 2**20:.1f} MiB before the "
+            f"cut, {peak / 2**20:+.1f} MiB at the peak, {held / 2**20:+.1f} MiB held at the end of the outage "
+            f"(backlog {BACKLOG * PADDING / 2**20:.0f} MiB)"
+        )
+        assert proxy.refused > 0, "the sink never reached the proxy during the outage: the outage did not touch it"
+        # not ready for the whole outage
+        assert [sample.readyz for sample in samples if sample.readyz == 200] == []
+        # paused: at most the batch in hand when the target was found down is consumed (and rewound), no retries
+        # of the backlog, and what the sink holds after the outage does not follow the backlog (the batch that
+        # failed and the prefetch before the pause show as a passing peak)
+        assert consumed <= BATCH, consumed
+        assert held <= MEMORY_GROWTH_BOUND, held
+        # nothing committed that had not landed: the offsets stood still at what the target holds
+        assert len(landed_at_end) == len(set(landed_at_end)) == committed_at_end == committed_at_not_ready == FIRST
         proxy.restore()
 
         wait_for(lambda: run.readyz() == 200, HANG_GUARD_S, what="/readyz ready again")
@@ -140,24 +157,6 @@ def test_a_target_down_for_30_s_pauses_the_sink_which_then_lands_every_record_on
         wait_for(all_landed, HANG_GUARD_S, what="every record written and committed")
         assert run.stop() == 0, run.process.log()
 
-    consumed = max(sample.consumed for sample in samples) - consumed_at_not_ready
-    peak, held = (value - rss_before for value in (max(sample.rss for sample in samples), samples[-1].rss))
-    print(
-        f"{module}: {len(samples)} samples over the outage, {refused} connections refused by the proxy, "
-        f"{consumed} records consumed after /readyz said not ready; RSS {rss_before / 2**20:.1f} MiB before the "
-        f"cut, {peak / 2**20:+.1f} MiB at the peak, {held / 2**20:+.1f} MiB held at the end of the outage (backlog "
-        f"{BACKLOG * PADDING / 2**20:.0f} MiB)"
-    )
-    assert refused > 0, "the sink never reached the proxy during the outage: the outage did not touch it"
-    # not ready for the whole outage
-    assert [sample.readyz for sample in samples if sample.readyz == 200] == []
-    # paused: at most the batch in hand when the target was found down is consumed (and rewound), no retries of
-    # the backlog, and what the sink holds after the outage does not follow the backlog (the batch that failed and
-    # the prefetch before the pause show as a passing peak)
-    assert consumed <= BATCH, consumed
-    assert held <= MEMORY_GROWTH_BOUND, held
-    # nothing committed that had not landed: the offsets stood still at what the target holds
-    assert len(landed_at_end) == len(set(landed_at_end)) == committed_at_end == committed_at_not_ready == FIRST
     # after the outage: every record exactly once
     landed = tally(ids_of(first) + ids_of(backlog), sink.landed())
     assert (landed.outputs, landed.missing, landed.unexpected, landed.duplicates) == (FIRST + BACKLOG, 0, 0, 0)
