@@ -18,7 +18,7 @@ from services.common.settings import GcsSettings, HdfsSettings, MongoSettings
 from services.common.sinks.files import committed_files
 from services.sink_gcs.store import GcsStore, gcs_client
 from services.sink_hdfs.store import WebHdfsStore
-from tests.integration.sinks.helpers import SinkProcess, avro_event_ids, free_port, mongo_event_ids
+from tests.integration.sinks.helpers import SinkProcess, avro_event_ids, free_port, mongo_event_ids, wait_for
 
 SINKS = ["sink_mongodb", "sink_hdfs", "sink_gcs"]
 
@@ -131,7 +131,13 @@ class RunningSink:
         self.process = SinkProcess(module, {**env, "METRICS_PORT": str(self.port)}, log)
 
     def __enter__(self) -> RunningSink:
+        """Start the sink and wait until ``/readyz`` says ready (its target open, its metrics served)."""
         self.process.start()
+        try:
+            wait_for(lambda: self.readyz() == 200, 120, interval=0.2, what=f"{self.process.module} ready")
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

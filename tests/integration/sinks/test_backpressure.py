@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from tests.integration.crash import tally
 from tests.integration.lifecycle import group_progress
 from tests.integration.proxy import TcpProxy
 from tests.integration.sinks.helpers import example_record, produce_views, wait_for
-from tests.integration.sinks.targets import SINKS, RunningSink, SinkUnderTest, sink_under_test
+from tests.integration.sinks.targets import SINKS, RunningSink, SinkUnderTest
 
 pytestmark = pytest.mark.integration
 
@@ -57,23 +57,6 @@ def ids_of(records: list[dict[str, object]]) -> list[str]:
     return [str(record["metadata"]["event_id"]) for record in records]  # type: ignore[index]
 
 
-@pytest.fixture
-def make_sink(
-    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str]
-) -> Iterator[Callable[[str], SinkUnderTest]]:
-    """A sink on a topic and a target of its own; the target's data is removed afterwards."""
-    made: list[SinkUnderTest] = []
-
-    def make(module: str) -> SinkUnderTest:
-        sink = sink_under_test(module, sink_env, new_topic("outage", 3), unique_name("outage"))
-        made.append(sink)
-        return sink
-
-    yield make
-    for sink in made:
-        sink.cleanup()
-
-
 def sink_env_via(sink: SinkUnderTest, proxy: TcpProxy) -> dict[str, str]:
     return sink.env(
         proxy.address,
@@ -95,9 +78,9 @@ class OutageSample:
 
 @pytest.mark.parametrize("module", SINKS)
 def test_a_target_down_for_30_s_pauses_the_sink_which_then_lands_every_record_once(
-    module: str, make_sink: Callable[[str], SinkUnderTest], tmp_path: Path
+    module: str, make_sink: Callable[[str, str, int], SinkUnderTest], tmp_path: Path
 ) -> None:
-    sink = make_sink(module)
+    sink = make_sink(module, "outage", 3)
     env = sink.env()
     first, backlog = padded_views(FIRST), padded_views(BACKLOG)
     with TcpProxy(*sink.upstream) as proxy, RunningSink(module, sink_env_via(sink, proxy), tmp_path / "s.log") as run:
@@ -164,11 +147,10 @@ def test_a_target_down_for_30_s_pauses_the_sink_which_then_lands_every_record_on
 
 @pytest.mark.parametrize("module", SINKS)
 def test_an_idle_sink_reports_not_ready_while_its_target_is_cut_off(
-    module: str, make_sink: Callable[[str], SinkUnderTest], tmp_path: Path
+    module: str, make_sink: Callable[[str, str, int], SinkUnderTest], tmp_path: Path
 ) -> None:
-    sink = make_sink(module)
+    sink = make_sink(module, "outage", 3)
     with TcpProxy(*sink.upstream) as proxy, RunningSink(module, sink_env_via(sink, proxy), tmp_path / "s.log") as run:
-        wait_for(lambda: run.readyz() == 200, HANG_GUARD_S, what="/readyz ready")
         proxy.cut()
         wait_for(lambda: run.readyz() != 200, HANG_GUARD_S, interval=0.2, what="/readyz not ready without traffic")
         proxy.restore()
