@@ -14,6 +14,7 @@ import struct
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -90,3 +91,10 @@ def group_assignments(client_config: Mapping[str, Any], group: str) -> dict[str,
         )
         for member in description.members
     }
+
+
+def not_forward(commits: Mapping[int, list[int]]) -> dict[int, list[tuple[int, int]]]:
+    """Per partition, the pairs of successive commits that did not move forward (a range committed twice, or a
+    commit that went back); empty when every commit moved forward."""
+    found = {p: [(a, b) for a, b in pairwise(offsets) if b <= a] for p, offsets in commits.items()}
+    return {p: pairs for p, pairs in found.items() if pairs}

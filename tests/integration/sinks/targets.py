@@ -12,12 +12,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import psutil
-from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.settings import GcsSettings, HdfsSettings, MongoSettings
 from services.common.sinks.files import committed_files
 from services.sink_gcs.store import GcsStore, gcs_client
 from services.sink_hdfs.store import WebHdfsStore
+from tests.integration.service_metrics import metric_of
 from tests.integration.sinks.helpers import SinkProcess, avro_event_ids, free_port, mongo_event_ids, wait_for
 
 SINKS = ["sink_mongodb", "sink_hdfs", "sink_gcs"]
@@ -167,13 +167,7 @@ class RunningSink:
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the samples of ``name`` whose labels include ``labels`` (0 when there are none)."""
         self.check_alive()
-        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=30).text
-        total = 0.0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    total += sample.value
-        return total
+        return metric_of(f"http://127.0.0.1:{self.port}/metrics", name, labels)
 
     def consumed(self, topic: str) -> int:
         """Records the sink's loop took from ``topic`` so far, whatever became of them (written, dead-lettered,

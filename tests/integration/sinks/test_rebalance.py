@@ -10,21 +10,19 @@ order) goes strictly forward on each partition, so no range was committed twice 
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
-from itertools import pairwise
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
 from services.common.kafka import end_positions
-from tests.integration.commits import commit_log, group_assignments
+from tests.integration.commits import commit_log, group_assignments, not_forward
 from tests.integration.crash import tally
 from tests.integration.lifecycle import group_progress
 from tests.integration.sinks.helpers import PRODUCT_VIEW, example_record, wait_for
 from tests.integration.sinks.targets import SINKS, RunningSink, SinkUnderTest
+from tests.integration.stream import PacedStream, Record
 
 pytestmark = pytest.mark.integration
 
@@ -36,55 +34,22 @@ TICK_S = 0.1  # the stream's pace: RECORDS_PER_TICK records every tick
 RECORDS_PER_TICK = 30
 
 
-class Stream:
-    """ProductViews with fresh ids produced at a steady pace from a thread, until ``stop()``."""
+def product_views(env: dict[str, str], topic: str) -> Callable[[int], Record]:
+    """The n-th record of a stream of ProductViews with fresh ids, keyed by product."""
+    from schemas.catalogue import load_schema
+    from services.common.serde import AvroSerde, registry_client, subject_for
+    from services.common.settings import SchemaRegistrySettings
 
-    def __init__(self, env: dict[str, str], topic: str) -> None:
-        from schemas.catalogue import load_schema
-        from services.common.kafka import Producer, producer_config
-        from services.common.serde import AvroSerde, registry_client, subject_for
-        from services.common.settings import KafkaSettings, SchemaRegistrySettings
+    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
+    encoder = serde.encoder(subject_for(topic), load_schema(PRODUCT_VIEW))
 
-        serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
-        self.encoder = serde.encoder(subject_for(topic), load_schema(PRODUCT_VIEW))
-        kafka = KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
-        self.producer = Producer(producer_config(kafka, "rebalance-test"))
-        self.topic = topic
-        self.ids: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stream", daemon=True)
-        self._error: BaseException | None = None
+    def make(n: int) -> Record:
+        record = example_record(product_id=f"P-{n % 97}")
+        event_id = str(uuid.uuid4())
+        record["metadata"] = {**record["metadata"], "event_id": event_id}
+        return record["product_id"], encoder.encode(record), None, event_id
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(TICK_S):
-                for _ in range(RECORDS_PER_TICK):
-                    record = example_record(product_id=f"P-{len(self.ids) % 97}")
-                    record["metadata"] = {**record["metadata"], "event_id": str(uuid.uuid4())}
-                    self.producer.produce(self.topic, self.encoder.encode(record), record["product_id"])
-                    self.ids.append(record["metadata"]["event_id"])
-                self.producer.poll(0)
-        except BaseException as error:  # reported by ``stop``
-            self._error = error
-
-    def __enter__(self) -> Stream:
-        self._thread.start()
-        return self
-
-    def stop(self) -> list[str]:
-        """Stop producing, wait until every record is acknowledged and return their ids."""
-        self._stop.set()
-        self._thread.join(60)
-        if self._error is not None:
-            raise AssertionError(f"the stream failed: {self._error!r}")
-        self.producer.flush(60)
-        return list(self.ids)
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join(60)
+    return make
 
 
 @pytest.mark.parametrize("module", SINKS)
@@ -107,7 +72,8 @@ def test_a_second_instance_joining_mid_stream_loses_nothing_and_commits_nothing_
     def handled(run: RunningSink) -> int:
         return int(run.metric("freightline_records_consumed_total", topic=topic, outcome="ok"))
 
-    with Stream(sink_env, topic) as stream, instance("a") as first:
+    stream = PacedStream(client, topic, product_views(sink_env, topic), per_tick=RECORDS_PER_TICK, tick_s=TICK_S)
+    with stream, instance("a") as first:
         wait_for(lambda: handled(first) > 0, HANG_GUARD_S, what="the first instance's first records written")
         with instance("b") as second:
 
@@ -143,8 +109,6 @@ def test_a_second_instance_joining_mid_stream_loses_nothing_and_commits_nothing_
     assert (landed.outputs, landed.missing, landed.unexpected, landed.duplicates) == (len(ids), 0, 0, 0)
     assert sum(by_instance) == len(ids), (by_instance, commits)  # no record taken by both instances
     assert sorted(commits) == list(range(PARTITIONS))
-    for partition, offsets in commits.items():
-        backwards_or_repeated = [(a, b) for a, b in pairwise(offsets) if b <= a]
-        assert backwards_or_repeated == [], (partition, backwards_or_repeated)
+    assert not_forward(commits) == {}
     # and the last commits are the ends of the partitions
     assert {p: offsets[-1] for p, offsets in commits.items()} == end_positions(sink_env, [topic])[topic]
