@@ -41,6 +41,7 @@ class TcpProxy:
         self.port = 0
         self.accepted = 0
         self.refused = 0  # connections reset because the proxy was cut (or full)
+        self._connections = 0  # being forwarded now
         self._down = False
         self._open: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
@@ -102,13 +103,23 @@ class TcpProxy:
             _reset(writer)
         self._open.clear()
         await self._server.wait_closed()
+        serving = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        if serving:  # the connections just reset: let their tasks end before the loop stops
+            await asyncio.wait(serving, timeout=10)
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        if self._down or len(self._open) >= self.max_connections:
+        if self._down or self._connections >= self.max_connections:
             self.refused += 1
             _reset(client_writer)
             return
         self.accepted += 1
+        self._connections += 1
+        try:
+            await self._forward(client_reader, client_writer)
+        finally:
+            self._connections -= 1
+
+    async def _forward(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
