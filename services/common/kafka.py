@@ -373,7 +373,7 @@ class ConsumerLoop:
                 log.warning("preparing assigned partitions failed: %s", error)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Every batch is handled and committed before the next poll, so nothing processed is left uncommitted here;
+        # Every batch is handled and its commit sent before the next poll, so nothing processed is left uncommitted;
         # a batch being gathered drops what it holds of these partitions (``_gather``).
         for p in partitions:
             self.assignment.discard((p.topic, p.partition))
