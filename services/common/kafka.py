@@ -356,6 +356,7 @@ class ConsumerLoop:
         self.on_revoked = on_revoked
         self.on_poll = on_poll
         self.assignment: set[tuple[str, int]] = set()
+        self._revoked: set[tuple[str, int]] = set()  # revoked while the current batch was being gathered
         self.committed_batches = 0
         self.processed = 0
         self._failures_in_a_row = 0
@@ -373,9 +374,11 @@ class ConsumerLoop:
                 log.warning("preparing assigned partitions failed: %s", error)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Every batch is committed before the next poll, so nothing processed is left uncommitted here.
+        # Every batch is handled and its commit sent before the next poll, so nothing processed is left uncommitted;
+        # a batch being gathered drops what it holds of these partitions (``_gather``).
         for p in partitions:
             self.assignment.discard((p.topic, p.partition))
+            self._revoked.add((p.topic, p.partition))
         log.info("revoked %s", [(p.topic, p.partition) for p in partitions])
         if self.on_revoked is not None:
             self.on_revoked([(p.topic, p.partition) for p in partitions])
@@ -402,28 +405,46 @@ class ConsumerLoop:
             self.close()
 
     def _gather(self) -> list[Message]:
-        """The next batch (see ``__init__``): empty when nothing arrived within ``poll_timeout_s``."""
+        """The next batch (see ``__init__``): empty when nothing arrived within ``poll_timeout_s``.
+
+        A batch gathers over several polls, and a rebalance served by one of them may revoke partitions whose
+        records the batch already holds: those are dropped (``_without_revoked``), since the partitions' new owner
+        reads them from the committed offset; handling them here too would write them twice and commit offsets of
+        partitions this consumer no longer owns."""
         consumer = self.consumer
+        self._revoked.clear()
         first = consumer.poll(self.poll_timeout_s)
         if first is None:
             return []
-        messages = [first]
+        messages = self._without_revoked([first])
         size, idle = self.batch_size, self.batch_idle_s
         deadline = time.monotonic() + self.batch_timeout_s
-        while len(messages) < size and not self.shutdown.requested:
+        while messages and len(messages) < size and not self.shutdown.requested:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             if idle is None:
                 messages += consumer.consume(size - len(messages), min(remaining, self.poll_timeout_s))
+                messages = self._without_revoked(messages)
                 continue
             more = consumer.consume(size - len(messages), 0)
             if not more and idle > 0:
                 more = consumer.consume(size - len(messages), min(idle, remaining))
+            messages += more
+            messages = self._without_revoked(messages)  # also when nothing came: the poll may have revoked
             if not more:
                 break
-            messages += more
         return messages
+
+    def _without_revoked(self, messages: list[Message]) -> list[Message]:
+        """``messages`` without those of partitions revoked during the polls so far (records fetched after a
+        partition came back are kept: they were read again from its committed offset)."""
+        if not self._revoked:
+            return messages
+        revoked, self._revoked = self._revoked, set()
+        kept = [m for m in messages if (m.topic(), m.partition()) not in revoked]
+        log.info("dropped %d gathered records of revoked partitions %s", len(messages) - len(kept), sorted(revoked))
+        return kept
 
     def _paused_wait(self) -> None:
         """Backpressure: keep the group membership alive without fetching while the target is down."""

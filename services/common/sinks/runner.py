@@ -142,14 +142,15 @@ class SinkTarget(Protocol):
 
 
 class TargetHealth:
-    """Cached health of the target: down after a failed write, probed again every ``interval_s``."""
+    """Cached health of the target: down after a failed write or a failed readiness probe, then probed again every
+    ``interval_s`` until it answers."""
 
     def __init__(self, probe: Callable[[], bool], interval_s: float, metrics: SinkMetrics | None = None) -> None:
         self.probe = probe
         self.interval_s = interval_s
         self.metrics = metrics
         self._up = True
-        self._checked = 0.0
+        self._checked = float("-inf")  # never probed
         self._lock = threading.Lock()
 
     def mark_down(self) -> None:
@@ -166,8 +167,17 @@ class TargetHealth:
 
     @property
     def up(self) -> bool:
+        """The loop's view: up until a write fails, then probed every ``interval_s`` until the target answers."""
+        return self._current(probe_while_up=False)
+
+    def ready(self) -> bool:
+        """Readiness: probed at most every ``interval_s`` while up too, so that an idle sink reports an outage (and
+        pauses) before its next write fails."""
+        return self._current(probe_while_up=True)
+
+    def _current(self, *, probe_while_up: bool) -> bool:
         with self._lock:
-            if self._up or time.monotonic() - self._checked < self.interval_s:
+            if (self._up and not probe_while_up) or time.monotonic() - self._checked < self.interval_s:
                 return self._up
             self._checked = time.monotonic()
         try:
@@ -391,7 +401,7 @@ class SinkRunner:
         return False
 
     def ready(self) -> bool:
-        return self.opened and self.health.up and not self.shutdown.requested
+        return self.opened and self.health.ready() and not self.shutdown.requested
 
     def run(self) -> None:
         self.server = MetricsServer.for_service(self.metrics.base, self.service, ready=self.ready).start()

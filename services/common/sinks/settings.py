@@ -26,7 +26,9 @@ class SinkSettings(ConsumerGroupSettings):
     )
     retry_backoff_s: float = Field(default=0.5, gt=0, description="First back-off after a failed write.")
     max_retry_backoff_s: float = Field(default=10.0, gt=0, description="Longest back-off between write attempts.")
-    health_interval_s: float = Field(default=1.0, gt=0, description="Seconds between probes of a target that is down.")
+    health_interval_s: float = Field(
+        default=1.0, gt=0, description="Seconds between probes of a target that is down (and of readiness probes)."
+    )
     max_partition_fetch_bytes: int = Field(
         default=8 * 1024 * 1024,
         gt=0,

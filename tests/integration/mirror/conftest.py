@@ -85,6 +85,16 @@ def sequence_id(message: Any) -> str:
     return str(dict(message.headers() or [])["seq"].decode())
 
 
+def mirror_settings(source: str, destination: str, group: str, **extra: str) -> dict[str, str]:
+    """The mirror's settings to copy ``source`` (remote) to ``destination`` (local) in consumer group ``group``."""
+    return {
+        "MIRROR_TOPICS": source,
+        "MIRROR_RENAME": f'{{"{source}": "{destination}"}}',
+        "MIRROR_GROUP_ID": group,
+        **extra,
+    }
+
+
 @dataclass
 class CopyReport:
     source: int

@@ -16,7 +16,14 @@ from services.common.serde import AvroSerde, registry_client, schema_id_of, subj
 from services.common.settings import SchemaRegistrySettings
 from tests.integration.crash import group_lag, kill_in_flight, tally
 from tests.integration.generator.support import wait_for
-from tests.integration.mirror.conftest import MirrorProcess, compare, produce_sequence, remote_config, sequence_id
+from tests.integration.mirror.conftest import (
+    MirrorProcess,
+    compare,
+    mirror_settings,
+    produce_sequence,
+    remote_config,
+    sequence_id,
+)
 from tests.integration.processes import read_topic, topic_size
 from tests.integration.registry import private_registry
 
@@ -25,15 +32,6 @@ pytestmark = pytest.mark.integration
 
 def _local(stack_env: dict[str, str]) -> dict[str, Any]:
     return {"bootstrap.servers": stack_env["KAFKA_BOOTSTRAP_SERVERS"]}
-
-
-def _mirror_settings(source: str, destination: str, group: str, **extra: str) -> dict[str, str]:
-    return {
-        "MIRROR_TOPICS": source,
-        "MIRROR_RENAME": f'{{"{source}": "{destination}"}}',
-        "MIRROR_GROUP_ID": group,
-        **extra,
-    }
 
 
 def _metric(mirror: MirrorProcess, name: str) -> float:
@@ -63,7 +61,7 @@ def test_copies_key_headers_timestamp_partition_and_topic_configs(
         topic_configs={"cleanup.policy": "delete", "retention.ms": "86400000"},
     )
     env = {**stack_env, "SCHEMA_REGISTRY_URL": mirror_registry_url}
-    mirror = mirror_process(env, **_mirror_settings(source, destination, group)).start()
+    mirror = mirror_process(env, **mirror_settings(source, destination, group)).start()
     wait_for(lambda: topic_size(_local(stack_env), destination) >= 2_000, 120, "all records mirrored")
     wait_for(lambda: _metric(mirror, "freightline_mirror_source_up") == 1, 60, "source reported up")
     assert httpx.get(mirror.url("/readyz"), timeout=5).status_code == 200
@@ -96,7 +94,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(
     total, batch_size, partitions = 120_000, 2_000, 3
     produce_sequence(remote, mirror_registry_url, source, partitions=partitions, count=total)
     env = {**stack_env, "SCHEMA_REGISTRY_URL": mirror_registry_url}
-    settings = _mirror_settings(source, destination, group, MIRROR_BATCH_SIZE=str(batch_size))
+    settings = mirror_settings(source, destination, group, MIRROR_BATCH_SIZE=str(batch_size))
     local = _local(stack_env)
 
     first = mirror_process(env, **settings).start()
@@ -150,7 +148,7 @@ def test_two_registries_translate_schema_ids(
         )
 
         env = {**stack_env, "SCHEMA_REGISTRY_URL": destination_url}
-        settings = _mirror_settings(source, destination, group, MIRROR_SOURCE_SCHEMA_REGISTRY_URL=source_url)
+        settings = mirror_settings(source, destination, group, MIRROR_SOURCE_SCHEMA_REGISTRY_URL=source_url)
         mirror = mirror_process(env, **settings).start()
         wait_for(lambda: topic_size(_local(stack_env), destination) >= 500, 120, "records mirrored")
         assert mirror.stop() == 0
@@ -175,7 +173,7 @@ def test_wrong_credentials_end_the_mirror_at_start_up_naming_the_remote_cluster(
     """Credentials the remote cluster rejects are a deployment error: the mirror exits at once with one line saying
     which cluster refused it and why, instead of running without a source (an orchestrator then shows it failing)."""
     env = {**stack_env, "SCHEMA_REGISTRY_URL": mirror_registry_url, "REMOTE_KAFKA_SASL_PASSWORD": "wrong"}
-    mirror = mirror_process(env, **_mirror_settings(unique_name("src"), unique_name("dst"), unique_name("grp"))).start()
+    mirror = mirror_process(env, **mirror_settings(unique_name("src"), unique_name("dst"), unique_name("grp"))).start()
     assert mirror.process is not None
     assert mirror.process.wait(60) == UNREACHABLE_ENDPOINT  # a hang guard, not a timed assertion
     lines = [line for line in mirror.log.read_text().splitlines() if line.strip()]
