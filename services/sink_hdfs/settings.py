@@ -14,7 +14,13 @@ SERVICE = "sink_hdfs"
 class HdfsSinkSettings(FileSinkSettings):
     model_config = SettingsConfigDict(env_prefix="SINK_HDFS_", extra="ignore", case_sensitive=False)
 
-    topics: str = Field(default=topic_names.CLICKSTREAM, description="SINK_HDFS_TOPICS: comma-separated topics.")
+    # The lake's raw families (finance lands in GCS): the Spark batch jobs read them by event date and hour.
+    topics: str = Field(
+        default=",".join(
+            (topic_names.CLICKSTREAM, topic_names.ORDERS, topic_names.SHIPMENT_EVENTS, topic_names.PRODUCT_VIEWS)
+        ),
+        description="SINK_HDFS_TOPICS: comma-separated topics.",
+    )
     batch_size: int = Field(
         default=20_000, gt=0, description="SINK_HDFS_BATCH_SIZE: records per batch (files per partition and hour)."
     )
