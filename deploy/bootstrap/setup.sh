@@ -55,7 +55,7 @@ export UV_CACHE_DIR="${UV_CACHE_DIR:-$HOME/.cache/uv}"
 say "syncing the Python environment from uv.lock"
 "$BOOTSTRAP/bin/uv" sync --frozen --quiet
 # The Spark batch jobs' own locked environment (pyspark; the jobs run in it as separate processes).
-UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/spark/setup.sh"
+UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/sync.sh" spark
 
 # --- Java runtimes of the local stack and the Spark jobs' jars (Maven Central) ------------------------------
 "$ROOT/.venv/bin/freightline" setup

@@ -31,6 +31,9 @@ HDFS_NAMENODE_PORT = 18020
 HDFS_WEBHDFS_PORT = 18870
 GCS_EMULATOR_PORT = 14443
 GCS_LOCAL_BUCKET = "freightline-raw"
+# The lake in HDFS: raw files (the HDFS sink writes, the Spark jobs read) and the daily tables as Parquet.
+HDFS_LAKE_ROOT = "/freightline/raw"
+HDFS_ANALYTICS_ROOT = "/freightline/analytics"
 
 
 def _settings_config(prefix: str) -> SettingsConfigDict:

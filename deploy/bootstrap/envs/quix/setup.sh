@@ -1,25 +1,6 @@
 #!/usr/bin/env bash
 # The Quix Streams environment of the enricher benchmark (deploy/bootstrap/envs/quix/.venv), synced from its own
 # committed uv.lock: quixstreams pins a confluent-kafka release other than the project's, so it cannot share
-# the project environment. Idempotent: a sync of an up-to-date environment changes nothing.
+# the project environment.
 set -euo pipefail
-
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../../../.." && pwd)"
-STATE="${FREIGHTLINE_HOME:-$ROOT/.freightline}"
-case "$STATE" in /*) ;; *) STATE="$ROOT/$STATE" ;; esac
-
-UV="${UV:-}"
-if [ -z "$UV" ]; then
-  if [ -x "$STATE/bootstrap/bin/uv" ]; then
-    UV="$STATE/bootstrap/bin/uv"
-  elif command -v uv >/dev/null; then
-    UV="$(command -v uv)"
-  else
-    echo "quix setup: uv not found (run deploy/bootstrap/setup.sh first or set UV)" >&2
-    exit 1
-  fi
-fi
-export UV_CACHE_DIR="${UV_CACHE_DIR:-$HOME/.cache/uv}"
-printf '\033[2m%s\033[0m setup: syncing the Quix Streams benchmark environment\n' "$(date +%H:%M:%S)" >&2
-"$UV" sync --frozen --quiet --project "$HERE"
+exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../sync.sh" quix

@@ -1,0 +1,110 @@
+"""Test support of the Spark jobs: a generated day landed by the real HDFS sink into a private lake root, a
+private PostgreSQL database, and the jobs run as processes in the Spark environment (``deploy.spark``)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from batch_spark.contract import LAKE_TOPICS
+from schemas import topics
+from schemas.catalogue import load_catalogue, load_schema
+from services.common.kafka import Producer, ensure_topics, producer_config
+from services.common.serde import AvroSerde, registry_client, subject_for
+from services.common.settings import KafkaSettings, SchemaRegistrySettings
+from services.generator.engine import Engine
+from services.generator.settings import GeneratorSettings
+from tests.integration.sinks.helpers import consumer_lag, sink_process, wait_for
+
+# The generator's catalogue topic of each lake family (product views come from upstream, mirrored unchanged).
+GENERATED = {
+    "product_views": topics.UPSTREAM_PRODUCT_VIEWS,
+    "clickstream": topics.CLICKSTREAM,
+    "orders": topics.ORDERS,
+    "shipment_events": topics.SHIPMENT_EVENTS,
+}
+
+
+def generate(seed: int, start: dt.datetime, count: int) -> list[tuple[str, dict[str, Any]]]:
+    """The generator's first ``count`` records from ``start`` (fixed seed), in produce order, as (family, value);
+    fewer views and clicks per second than by default, so that a short span holds orders and shipments too."""
+    settings = GeneratorSettings(seed=seed, start_time=start, rate_product_views=8, rate_clickstream=4)
+    engine = Engine(settings.engine_config())
+    family_of = {topic: family for family, topic in GENERATED.items()}
+    return [(family_of[r.topic], r.value) for r in engine.take(count) if r.topic in family_of]
+
+
+def spoil(events: list[tuple[str, dict[str, Any]]], day: dt.date) -> list[tuple[str, dict[str, Any]]]:
+    """What at-least-once stages and bad producers add: 40 repeated records and 3 breaking invariants (new ids)."""
+    of_day = [
+        (f, v) for f, v in events if dt.datetime.fromtimestamp(v["metadata"]["event_time"] / 1000, dt.UTC).date() == day
+    ]
+    repeats = [copy.deepcopy(item) for item in of_day[:: max(len(of_day) // 40, 1)][:40]]
+    orders = [copy.deepcopy(v) for f, v in of_day if f == "orders"][:2]
+    orders[0]["order_total"] += Decimal("1.00")  # not the sum of its lines
+    orders[1]["line_items"][0]["price"] = Decimal("-1.00")  # negative money
+    shipment = copy.deepcopy(next(v for f, v in of_day if f == "shipment_events"))
+    shipment["shipment_cost"] = Decimal("-5.00")
+    broken = [("orders", orders[0]), ("orders", orders[1]), ("shipment_events", shipment)]
+    for _family, value in broken:
+        value["metadata"]["event_id"] = str(uuid.uuid4())
+    return repeats + broken
+
+
+def produce(env: dict[str, str], prefix: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+    catalogue = load_catalogue()
+    kafka = KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
+    names = {family: f"{prefix}{topic}" for family, topic in LAKE_TOPICS.items()}
+    ensure_topics(kafka, [(name, 3, {}) for name in names.values()])
+    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
+    encoders = {
+        family: serde.encoder(subject_for(name), load_schema(catalogue.topic(LAKE_TOPICS[family]).value_schema))
+        for family, name in names.items()
+    }
+    producer = Producer(producer_config(kafka, "spark-test"))
+    for family, value in events:
+        producer.produce(names[family], encoders[family].encode(value), value["metadata"]["event_id"])
+    producer.flush(120)
+
+
+def land(env: dict[str, str], prefix: str, root: str, log: Path) -> None:
+    """The HDFS sink over the test's topics into ``root`` until it committed everything."""
+    names = [f"{prefix}{topic}" for topic in LAKE_TOPICS.values()]
+    group = f"{prefix}sink-hdfs"
+    sink_env = {
+        **env,
+        "METRICS_PORT": "0",
+        "SINK_HDFS_TOPICS": ",".join(names),
+        "SINK_HDFS_ROOT": root,
+        "SINK_HDFS_GROUP_ID": group,
+        "SINK_HDFS_BATCH_TIMEOUT_S": "1",
+        "SINK_HDFS_INSTANCE_ID": "",
+    }
+    with sink_process("sink_hdfs", sink_env, log) as sink:
+        wait_for(lambda: all(consumer_lag(env, group, name) == 0 for name in names), 300, 1.0, "the sink's lag")
+        assert sink.stop() == 0, sink.log()
+
+
+@contextmanager
+def private_database(dsn: str) -> Iterator[str]:
+    database = f"spark_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield dsn.rsplit("/", 1)[0] + "/" + database
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def rows(dsn: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return list(conn.execute(query.encode()).fetchall())
