@@ -74,18 +74,19 @@ def _non_null(avro_type: Any) -> tuple[Any, bool]:
     return avro_type, False
 
 
-def _named(schema: Any, found: dict[str, Any]) -> dict[str, Any]:
+def _named(schema: Any, found: dict[str, Any], namespace: str = "") -> dict[str, Any]:
     """Every named type defined inside ``schema`` by full name (a later use refers to it by name only)."""
     if isinstance(schema, list):
         for item in schema:
-            _named(item, found)
+            _named(item, found, namespace)
     elif isinstance(schema, dict):
         if schema.get("type") in ("record", "enum", "fixed") and "name" in schema:
             name = schema["name"]
-            found[name if "." in name or "namespace" not in schema else f"{schema['namespace']}.{name}"] = schema
+            namespace = name.rsplit(".", 1)[0] if "." in name else schema.get("namespace", namespace)
+            found[name if "." in name or not namespace else f"{namespace}.{name}"] = schema
         for value in schema.values():
             if isinstance(value, (dict, list)):
-                _named(value, found)
+                _named(value, found, namespace)
     return found
 
 

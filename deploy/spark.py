@@ -1,5 +1,6 @@
 """Runs the Spark batch jobs (``batch_spark``) in their own environment, as processes: the jars setup resolved as
-``SPARK_JOBS_JARS``, the repository on ``PYTHONPATH``, the stack's endpoints in the environment."""
+``SPARK_JOBS_JARS``, the repository on ``PYTHONPATH``, the stack's endpoints in the environment; and the
+``freightline spark load-raw|daily`` commands."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from deploy.local.context import REPO_ROOT, StackPaths
+import typer
+
+from deploy.local.context import REPO_ROOT, StackContext, StackPaths
 from deploy.local.jars import jar_dir
+from deploy.local.settings import StackSettings
 from services.common.settings import LOCAL_HOST
 
 SPARK_PYTHON = REPO_ROOT / "deploy" / "bootstrap" / "envs" / "spark" / ".venv" / "bin" / "python"
@@ -59,6 +63,55 @@ def run_job(
         )
     lines = result.stdout.decode(errors="replace").strip().splitlines()
     if result.returncode != 0 or not lines:
-        raise SparkJobError(f"spark job {job} exited {result.returncode}; see {log}")
+        last = next((line for line in reversed(log.read_text(errors="replace").splitlines()) if line.strip()), "")
+        raise SparkJobError(f"spark job {job} exited {result.returncode}: {last.strip()[:500]} (log: {log})")
     report: dict[str, Any] = json.loads(lines[-1])
     return report
+
+
+# -- the ``freightline spark`` commands -----------------------------------------------------------------------------
+spark_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Run the Spark batch jobs (batch_spark).")
+
+Day = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="The day (UTC event date).")]
+Start = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day of a backfill.")]
+End = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last day of a backfill (inclusive).")]
+
+
+def _command(job: str, ds: dt.datetime | None, start: dt.datetime | None, end: dt.datetime | None) -> None:
+    if ds is None and (start is None or end is None):
+        raise typer.BadParameter("give --ds D, or --start D --end D")
+    paths = StackContext.create(StackSettings()).paths
+    env = read_env(paths.env_file) if paths.env_file.exists() else {}
+    env.update(os.environ)  # the process environment wins over the local stack's endpoints
+    try:
+        report = run_job(
+            job,
+            paths,
+            env,
+            paths.log(f"spark-{job}"),
+            ds=ds.date() if ds else None,
+            start=start.date() if start else None,
+            end=end.date() if end else None,
+        )
+    except SparkJobError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=1) from error
+    typer.echo(json.dumps(report, indent=2, sort_keys=True))
+
+
+@spark_app.command("load-raw")
+def load_raw(ds: Day = None, start: Start = None, end: End = None) -> None:
+    """The day's raw events from the lake (HDFS) into PostgreSQL raw.<family> (idempotent per day)."""
+    _command("load-raw", ds, start, end)
+
+
+@spark_app.command("daily")
+def daily(ds: Day = None, start: Start = None, end: End = None) -> None:
+    """The day's analytics tables into PostgreSQL analytics.* and Parquet (idempotent per day)."""
+    _command("daily", ds, start, end)
+
+
+def read_env(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a stack's ``stack.env``."""
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
