@@ -47,10 +47,15 @@ class Rule:
     violated: str
 
 
+HDFS = "hdfs"
+GCS = "gcs"
+
+
 @dataclass(frozen=True)
 class Family:
     name: str  # raw.<name>
     topic: str  # the lake directory (the catalogue topic)
+    store: str  # where its files are: HDFS or GCS
     columns: tuple[Column, ...]
     rules: tuple[Rule, ...]
     avro_schema: str  # the value schema (JSON): the shape of a day without files
@@ -170,21 +175,35 @@ FAMILY_RULES: dict[str, tuple[Rule, ...]] = {
     ),
     "clickstream": (Rule("negative session duration", "session_duration_seconds < 0"),),
     "product_views": (),
+    "supplier_invoices": (
+        Rule("negative money: amount", "amount < 0"),
+        Rule("due_date before issue_date", "due_date < issue_date"),
+    ),
+    "supplier_payments": (
+        Rule("negative money: amount", "amount < 0"),
+        Rule("payment_delay_days is not paid_date - due_date", "payment_delay_days <> datediff(paid_date, due_date)"),
+    ),
 }
 
-# The families in the lake (HDFS): table name -> catalogue topic.
-LAKE_TOPICS: dict[str, str] = {
+# The lake's families: table name -> catalogue topic, in HDFS (the HDFS sink) and in GCS (finance, the GCS sink).
+HDFS_TOPICS: dict[str, str] = {
     "clickstream": topics.CLICKSTREAM,
     "orders": topics.ORDERS,
     "shipment_events": topics.SHIPMENT_EVENTS,
     "product_views": topics.PRODUCT_VIEWS,
 }
+GCS_TOPICS: dict[str, str] = {
+    "supplier_invoices": topics.SUPPLIER_INVOICES,
+    "supplier_payments": topics.SUPPLIER_PAYMENTS,
+}
+LAKE_TOPICS: dict[str, str] = {**HDFS_TOPICS, **GCS_TOPICS}
 
 
 def family(name: str) -> Family:
     topic = LAKE_TOPICS[name]
     schema = load_schema(load_catalogue().topic(topic).value_schema)
-    return Family(name, topic, columns_of(schema), COMMON_RULES + FAMILY_RULES[name], json.dumps(schema))
+    store = HDFS if name in HDFS_TOPICS else GCS
+    return Family(name, topic, store, columns_of(schema), COMMON_RULES + FAMILY_RULES[name], json.dumps(schema))
 
 
 def families() -> list[Family]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 DIRECT = "(direct)"  # referrer_views_daily's referrer_url for views without a referrer (direct traffic)
 PLACED = "PLACED"
+ERROR = "ERROR"
 
 
 @dataclass(frozen=True)
@@ -79,5 +80,40 @@ TABLES: tuple[DailyTable, ...] = (
         "sum(aggregate(line_items, 0L, (n, l) -> n + l.quantity)) AS item_count, "
         "CAST(sum(order_total) AS DECIMAL(20,2)) AS revenue, ds AS report_date "
         f"FROM orders WHERE status = '{PLACED}' GROUP BY store_id, currency, ds",
+    ),
+    DailyTable(
+        "supplier_payment_delay_daily",
+        ("supplier_payments",),
+        (
+            ("supplier_id", "text"),
+            ("payment_count", "bigint"),
+            ("total_delay_days", "bigint"),
+            ("max_delay_days", "integer"),
+            ("avg_delay_days", "numeric(12,2)"),
+            ("report_date", "date"),
+        ),
+        ("report_date", "supplier_id"),
+        # Days from the invoice's due date to the payment (negative: paid early), of the payments made that day;
+        # the average in exact decimals, rounded half up to cents of a day.
+        "SELECT supplier_id, count(*) AS payment_count, sum(datediff(paid_date, due_date)) AS total_delay_days, "
+        "max(datediff(paid_date, due_date)) AS max_delay_days, "
+        "CAST(round(CAST(sum(datediff(paid_date, due_date)) AS DECIMAL(20,0)) / count(*), 2) AS DECIMAL(12,2)) "
+        "AS avg_delay_days, ds AS report_date FROM supplier_payments GROUP BY supplier_id, ds",
+    ),
+    DailyTable(
+        "clickstream_errors_daily",
+        ("clickstream",),
+        (
+            ("service", "text"),
+            ("event_count", "bigint"),
+            ("error_count", "bigint"),
+            ("error_rate", "numeric(9,6)"),
+            ("report_date", "date"),
+        ),
+        ("report_date", "service"),
+        # The share of a service's clickstream events that are ERROR events, rounded half up to 6 decimals.
+        f"SELECT service, count(*) AS event_count, count_if(event_type = '{ERROR}') AS error_count, "
+        f"CAST(round(CAST(count_if(event_type = '{ERROR}') AS DECIMAL(20,0)) / count(*), 6) AS DECIMAL(9,6)) "
+        "AS error_rate, ds AS report_date FROM clickstream GROUP BY service, ds",
     ),
 )

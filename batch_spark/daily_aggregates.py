@@ -26,16 +26,15 @@ def aggregate_day(spark: Any, ctx: Context, day: dt.date) -> dict[str, Any]:
     ensure(ctx.dsn, [table.create_sql() for table in TABLES])
     read: dict[str, int] = {}
     for name in sorted({source for table in TABLES for source in table.sources}):
-        found = read_day(spark, ctx.settings, ctx.namenode_uri, family(name), day)
+        found = read_day(spark, ctx.lake, family(name), day)
         found.clean.createOrReplaceTempView(name)
         read[name] = found.clean_count
     written: dict[str, int] = {}
-    analytics = f"{ctx.namenode_uri.rstrip('/')}/{ctx.settings.analytics_root.strip('/')}"
     for table in TABLES:
         rows = spark.sql(table.query).select(*(name for name, _ in table.columns)).persist()
         stage = ctx.stage(rows, table.table, "daily", day)
         written.update(replace_day(ctx.dsn, [(table.table, stage, {})], REPORT_DATE, day))
-        folder = f"{analytics}/{table.name}"
+        folder = f"{ctx.analytics_root}/{table.name}"
         # A day without rows writes no partition: remove the one an earlier run may have left.
         delete(spark, f"{folder}/ds={day}")
         rows.withColumn("ds", F.col(REPORT_DATE)).write.mode("overwrite").partitionBy("ds").parquet(folder)

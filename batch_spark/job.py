@@ -12,18 +12,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from batch_spark.lake import Lake
 from batch_spark.settings import SparkJobSettings
 from batch_spark.warehouse import create_stage, jdbc_target, stage_name
 from services.common.entrypoint import run_entrypoint
-from services.common.settings import HdfsSettings, PostgresSettings
+from services.common.settings import GcsSettings, HdfsSettings, PostgresSettings
 
 Body = Callable[[Any, "Context", dt.date], dict[str, Any]]
 
 
 class Context:
-    def __init__(self, settings: SparkJobSettings, hdfs: HdfsSettings, postgres: PostgresSettings) -> None:
+    def __init__(
+        self, settings: SparkJobSettings, hdfs: HdfsSettings, gcs: GcsSettings, postgres: PostgresSettings
+    ) -> None:
         self.settings = settings
-        self.namenode_uri = hdfs.namenode_uri
+        self.gcs = gcs
+        self.lake = Lake.of(settings, hdfs, gcs)
+        self.analytics_root = f"{hdfs.namenode_uri.rstrip('/')}/{settings.analytics_root.strip('/')}"
         self.dsn = postgres.dsn
         self.jdbc_url, self.jdbc_properties = jdbc_target(postgres.dsn)
 
@@ -59,9 +64,9 @@ def run(name: str, description: str, body: Body, argv: list[str] | None = None) 
     def main() -> int:
         from batch_spark.session import spark_session
 
-        context = Context(SparkJobSettings(), HdfsSettings(), PostgresSettings())
+        context = Context(SparkJobSettings(), HdfsSettings(), GcsSettings(), PostgresSettings())
         started = time.monotonic()
-        spark = spark_session(context.settings, f"freightline-{name}")
+        spark = spark_session(context.settings, context.gcs, f"freightline-{name}")
         try:
             results = {str(day): body(spark, context, day) for day in selected}
         finally:

@@ -10,8 +10,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from batch_spark.contract import DAY_COLUMN, Family
+from batch_spark.contract import DAY_COLUMN, HDFS, Family
 from batch_spark.settings import SparkJobSettings
+from services.common.settings import GcsSettings, HdfsSettings
 
 SOURCE_FILE = "_source_file"
 REASON = "_reason"
@@ -30,8 +31,25 @@ class Day:
         return self.read - self.rejected_count - self.duplicates
 
 
-def day_path(settings: SparkJobSettings, namenode_uri: str, fam: Family, day: dt.date) -> str:
-    return f"{namenode_uri.rstrip('/')}/{settings.lake_root.strip('/')}/{settings.topic_prefix}{fam.topic}/dt={day}"
+@dataclass(frozen=True)
+class Lake:
+    """Where the families' files are: ``<root>/<topic prefix><topic>/dt=D/hour=H/*.avro`` in HDFS or GCS."""
+
+    hdfs_root: str  # hdfs://namenode/lake-root
+    gcs_root: str  # gs://bucket/prefix
+    topic_prefix: str = ""
+
+    @classmethod
+    def of(cls, settings: SparkJobSettings, hdfs: HdfsSettings, gcs: GcsSettings) -> Lake:
+        return cls(
+            f"{hdfs.namenode_uri.rstrip('/')}/{settings.lake_root.strip('/')}",
+            f"gs://{gcs.bucket}/{settings.gcs_prefix.strip('/')}",
+            settings.topic_prefix,
+        )
+
+    def day_path(self, fam: Family, day: dt.date) -> str:
+        root = self.hdfs_root if fam.store == HDFS else self.gcs_root
+        return f"{root}/{self.topic_prefix}{fam.topic}/dt={day}"
 
 
 def _filesystem(spark: Any, path: str) -> tuple[Any, Any]:
@@ -58,12 +76,12 @@ def _reason(fam: Family) -> str:
     return f"CASE {cases} END"
 
 
-def read_day(spark: Any, settings: SparkJobSettings, namenode_uri: str, fam: Family, day: dt.date) -> Day:
+def read_day(spark: Any, lake: Lake, fam: Family, day: dt.date) -> Day:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
 
-    path = day_path(settings, namenode_uri, fam, day)
+    path = lake.day_path(fam, day)
     if _exists(spark, path):
         files = spark.read.format("avro").load(path).drop("hour")
     else:  # no file that day: no rows, in the contract's shape

@@ -24,7 +24,7 @@ def load_day(spark: Any, ctx: Context, day: dt.date) -> dict[str, Any]:
     ensure(ctx.dsn, [*(f.create_table_sql() for f in selected), REJECTED_DDL])
     result: dict[str, Any] = {}
     for fam in selected:
-        found = read_day(spark, ctx.settings, ctx.namenode_uri, fam, day)
+        found = read_day(spark, ctx.lake, fam, day)
         rows = found.clean.select(*(F.expr(c.expression).alias(c.name) for c in fam.columns))
         stage = ctx.stage(rows, fam.table, "load", day)
         rejected = ctx.stage(found.rejected, REJECTED, fam.name, day)

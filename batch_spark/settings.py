@@ -1,12 +1,12 @@
-"""Settings of the Spark batch jobs (env prefix ``SPARK_JOBS_``); HDFS and PostgreSQL come from ``HDFS_*`` and
-``POSTGRES_*`` (``services.common.settings``)."""
+"""Settings of the Spark batch jobs (env prefix ``SPARK_JOBS_``); HDFS, GCS and PostgreSQL come from ``HDFS_*``,
+``GCS_*`` and ``POSTGRES_*`` (``services.common.settings``)."""
 
 from __future__ import annotations
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.settings import HDFS_ANALYTICS_ROOT, HDFS_LAKE_ROOT, LOCAL_HOST
+from services.common.settings import GCS_LAKE_PREFIX, HDFS_ANALYTICS_ROOT, HDFS_LAKE_ROOT, LOCAL_HOST
 
 
 class SparkJobSettings(BaseSettings):
@@ -21,6 +21,9 @@ class SparkJobSettings(BaseSettings):
     lake_root: str = Field(default=HDFS_LAKE_ROOT, description="SPARK_JOBS_LAKE_ROOT: raw <topic>/dt=/hour= files.")
     analytics_root: str = Field(
         default=HDFS_ANALYTICS_ROOT, description="SPARK_JOBS_ANALYTICS_ROOT: Parquet daily tables, <table>/ds=."
+    )
+    gcs_prefix: str = Field(
+        default=GCS_LAKE_PREFIX, description="SPARK_JOBS_GCS_PREFIX: object prefix of the finance files in GCS_BUCKET."
     )
     topic_prefix: str = Field(default="", description="SPARK_JOBS_TOPIC_PREFIX: prefix of the lake's topic folders.")
     driver_host: str = Field(default=LOCAL_HOST, description="SPARK_JOBS_DRIVER_HOST: the driver's bind address.")

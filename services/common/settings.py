@@ -34,6 +34,8 @@ GCS_LOCAL_BUCKET = "freightline-raw"
 # The lake in HDFS: raw files (the HDFS sink writes, the Spark jobs read) and the daily tables as Parquet.
 HDFS_LAKE_ROOT = "/freightline/raw"
 HDFS_ANALYTICS_ROOT = "/freightline/analytics"
+# The finance events' lake in GCS: <bucket>/<prefix>/<topic>/dt=/hour= (the GCS sink writes, the Spark jobs read).
+GCS_LAKE_PREFIX = "raw"
 
 
 def _settings_config(prefix: str) -> SettingsConfigDict:

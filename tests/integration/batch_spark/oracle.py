@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -50,6 +50,14 @@ FAMILY_CHECKS: dict[str, Callable[[dict[str, Any]], list[tuple[str, bool]]]] = {
     ],
     "clickstream": lambda v: [("negative session duration", v["session_duration_seconds"] < 0)],
     "product_views": lambda v: [],
+    "supplier_invoices": lambda v: [
+        ("negative money: amount", v["amount"] < 0),
+        ("due_date before issue_date", v["due_date"] < v["issue_date"]),
+    ],
+    "supplier_payments": lambda v: [
+        ("negative money: amount", v["amount"] < 0),
+        ("payment_delay_days is not paid_date - due_date", v["payment_delay_days"] != v["paid_date"] - v["due_date"]),
+    ],
 }
 
 
@@ -58,6 +66,10 @@ def reason(family: str, value: dict[str, Any]) -> str | None:
     checks = [("event_id is not a UUID", not isinstance(event_id, str) or not UUID.match(event_id))]
     checks += FAMILY_CHECKS[family](value)
     return next((why for why, broken in checks if broken), None)
+
+
+def _round(value: Decimal, unit: str) -> Decimal:
+    return value.quantize(Decimal(unit), ROUND_HALF_UP)
 
 
 class Day:
@@ -100,7 +112,27 @@ class Day:
         for order in self.clean["orders"]:
             if order["status"] == "PLACED":
                 revenue[(order["store_id"], order["currency"])].append(order)
+        delays: dict[str, list[int]] = defaultdict(list)
+        for payment in self.clean["supplier_payments"]:
+            delays[payment["supplier_id"]].append(payment["paid_date"] - payment["due_date"])
+        clicks: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for click in self.clean["clickstream"]:
+            clicks[click["service"]].append(click)
         return {
+            "supplier_payment_delay_daily": {
+                (s, len(d), sum(d), max(d), _round(Decimal(sum(d)) / len(d), "0.01"), self.day)
+                for s, d in delays.items()
+            },
+            "clickstream_errors_daily": {
+                (
+                    service,
+                    len(events),
+                    errors := sum(1 for e in events if e["event_type"] == "ERROR"),
+                    _round(Decimal(errors) / len(events), "0.000001"),
+                    self.day,
+                )
+                for service, events in clicks.items()
+            },
             "product_views_daily": {
                 (p, len(vs), len({v["device_id"] for v in vs}), max(event_time(v) for v in vs), self.day)
                 for p, vs in per_product.items()

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from batch_spark.contract import LAKE_TOPICS
+from batch_spark.contract import GCS_TOPICS, HDFS_TOPICS, LAKE_TOPICS
 from schemas import topics
 from schemas.catalogue import load_catalogue, load_schema
 from services.common.kafka import Producer, ensure_topics, producer_config
@@ -30,6 +30,8 @@ GENERATED = {
     "clickstream": topics.CLICKSTREAM,
     "orders": topics.ORDERS,
     "shipment_events": topics.SHIPMENT_EVENTS,
+    "supplier_invoices": topics.SUPPLIER_INVOICES,
+    "supplier_payments": topics.SUPPLIER_PAYMENTS,
 }
 
 
@@ -43,7 +45,7 @@ def generate(seed: int, start: dt.datetime, count: int) -> list[tuple[str, dict[
 
 
 def spoil(events: list[tuple[str, dict[str, Any]]], day: dt.date) -> list[tuple[str, dict[str, Any]]]:
-    """What at-least-once stages and bad producers add: 40 repeated records and 3 breaking invariants (new ids)."""
+    """What at-least-once stages and bad producers add: 40 repeated records and 4 breaking invariants (new ids)."""
     of_day = [
         (f, v) for f, v in events if dt.datetime.fromtimestamp(v["metadata"]["event_time"] / 1000, dt.UTC).date() == day
     ]
@@ -53,7 +55,14 @@ def spoil(events: list[tuple[str, dict[str, Any]]], day: dt.date) -> list[tuple[
     orders[1]["line_items"][0]["price"] = Decimal("-1.00")  # negative money
     shipment = copy.deepcopy(next(v for f, v in of_day if f == "shipment_events"))
     shipment["shipment_cost"] = Decimal("-5.00")
-    broken = [("orders", orders[0]), ("orders", orders[1]), ("shipment_events", shipment)]
+    payment = copy.deepcopy(next(v for f, v in of_day if f == "supplier_payments"))
+    payment["payment_delay_days"] += 1
+    broken = [
+        ("orders", orders[0]),
+        ("orders", orders[1]),
+        ("shipment_events", shipment),
+        ("supplier_payments", payment),
+    ]
     for _family, value in broken:
         value["metadata"]["event_id"] = str(uuid.uuid4())
     return repeats + broken
@@ -75,22 +84,24 @@ def produce(env: dict[str, str], prefix: str, events: list[tuple[str, dict[str, 
     producer.flush(120)
 
 
-def land(env: dict[str, str], prefix: str, root: str, log: Path) -> None:
-    """The HDFS sink over the test's topics into ``root`` until it committed everything."""
-    names = [f"{prefix}{topic}" for topic in LAKE_TOPICS.values()]
-    group = f"{prefix}sink-hdfs"
-    sink_env = {
-        **env,
-        "METRICS_PORT": "0",
-        "SINK_HDFS_TOPICS": ",".join(names),
-        "SINK_HDFS_ROOT": root,
-        "SINK_HDFS_GROUP_ID": group,
-        "SINK_HDFS_BATCH_TIMEOUT_S": "1",
-        "SINK_HDFS_INSTANCE_ID": "",
-    }
-    with sink_process("sink_hdfs", sink_env, log) as sink:
-        wait_for(lambda: all(consumer_lag(env, group, name) == 0 for name in names), 300, 1.0, "the sink's lag")
+def _drain(module: str, env: dict[str, str], settings: dict[str, str], topics: list[str], log: Path) -> None:
+    """Run sink ``module`` over ``topics`` until its group committed everything, then stop it."""
+    prefix = module.upper()
+    group = settings[f"{prefix}_GROUP_ID"]
+    sink_env = {**env, **settings, "METRICS_PORT": "0", f"{prefix}_TOPICS": ",".join(topics)}
+    sink_env |= {f"{prefix}_BATCH_TIMEOUT_S": "1", f"{prefix}_INSTANCE_ID": ""}
+    with sink_process(module, sink_env, log) as sink:
+        wait_for(lambda: all(consumer_lag(env, group, t) == 0 for t in topics), 300, 1.0, f"{module}'s lag")
         assert sink.stop() == 0, sink.log()
+
+
+def land(env: dict[str, str], prefix: str, root: str, bucket: str, logs: Path) -> None:
+    """The HDFS sink (into ``root``) and the GCS sink (into ``bucket``) over the test's topics, until both committed
+    everything."""
+    hdfs = {"SINK_HDFS_ROOT": root, "SINK_HDFS_GROUP_ID": f"{prefix}sink-hdfs"}
+    _drain("sink_hdfs", env, hdfs, [f"{prefix}{t}" for t in HDFS_TOPICS.values()], logs / "sink_hdfs.log")
+    gcs = {"SINK_GCS_BUCKET": bucket, "SINK_GCS_CREATE_BUCKET": "1", "SINK_GCS_GROUP_ID": f"{prefix}sink-gcs"}
+    _drain("sink_gcs", env, gcs, [f"{prefix}{t}" for t in GCS_TOPICS.values()], logs / "sink_gcs.log")
 
 
 @contextmanager

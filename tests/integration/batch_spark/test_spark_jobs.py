@@ -22,6 +22,8 @@ from batch_spark.daily import TABLES
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.spark import run_job
+from services.common.settings import GcsSettings
+from services.sink_gcs.store import gcs_client
 from services.sink_hdfs.store import WebHdfsStore
 from tests.integration.batch_spark.oracle import Day, event_time
 from tests.integration.batch_spark.support import generate, land, private_database, produce, rows, spoil
@@ -54,12 +56,13 @@ class Run:
 def scenario(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     work = tmp_path_factory.mktemp("spark")
     prefix = f"spark-{uuid.uuid4().hex[:10]}-"
-    root = f"/tests/{prefix.rstrip('-')}"
+    root, bucket = f"/tests/{prefix.rstrip('-')}", prefix.rstrip("-")
     events = generate(SEED, START, RECORDS)
     extra = spoil(events, DAY)
     produce(stack_env, prefix, events + extra)
-    land(stack_env, prefix, f"{root}/raw", work / "sink.log")
+    land(stack_env, prefix, f"{root}/raw", bucket, work)
     store = WebHdfsStore(stack_env["HDFS_WEBHDFS_URL"], "freightline")
+    gcs = gcs_client(GcsSettings(endpoint=stack_env["GCS_ENDPOINT"]))
     try:
         with private_database(stack_env["POSTGRES_DSN"]) as dsn:
             env = {
@@ -68,6 +71,7 @@ def scenario(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
                 "SPARK_JOBS_LAKE_ROOT": f"{root}/raw",
                 "SPARK_JOBS_ANALYTICS_ROOT": f"{root}/analytics",
                 "SPARK_JOBS_TOPIC_PREFIX": prefix,
+                "GCS_BUCKET": bucket,
             }
             run = Run(env, work / "spark.log")
             reports = {"load-raw": run.job("load-raw"), "daily": run.job("daily")}
@@ -77,6 +81,9 @@ def scenario(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
             yield {"run": run, "reports": reports, "oracle": Day(DAY, by_family), "store": store, "root": root}
     finally:
         store.client.delete(root, recursive=True)
+        for blob in gcs.list_blobs(bucket):
+            blob.delete()
+        gcs.bucket(bucket).delete()
 
 
 def test_the_day_crosses_midnight_with_late_arrivals() -> None:
@@ -103,12 +110,12 @@ def test_raw_tables_hold_each_event_of_the_day_once_with_exact_types(scenario: d
         }, family
         # every row read is accounted for
         assert figures["read"] == figures["loaded"] + figures["rejected"] + figures["duplicates"]
-    assert sum(oracle.duplicates.values()) == 40 and sum(map(len, oracle.rejected.values())) == 3
+    assert sum(oracle.duplicates.values()) == 40 and sum(map(len, oracle.rejected.values())) == 4
     rejected = rows(dsn, "SELECT family, event_id, reason, source_file FROM raw.rejected")
     assert sorted(r[:3] for r in rejected) == sorted(
         (family, event_id, why) for family, items in oracle.rejected.items() for event_id, why in items
     )
-    assert all(r[3].startswith("hdfs://") for r in rejected)
+    assert {r[3].split("://")[0] for r in rejected} == {"hdfs", "gs"}
     orders = rows(dsn, "SELECT event_id::text, event_time, order_id, status, order_total, line_items FROM raw.orders")
     assert sorted(orders) == sorted(
         (

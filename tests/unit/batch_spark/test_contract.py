@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from batch_spark.contract import LAKE_TOPICS, columns_of, families
+from batch_spark.contract import GCS_TOPICS, HDFS_TOPICS, columns_of, families
 from batch_spark.daily import TABLES
 from batch_spark.warehouse import jdbc_target
+from services.sink_gcs.settings import GcsSinkSettings
 from services.sink_hdfs.settings import HdfsSinkSettings
 
 SCHEMA = {
@@ -67,8 +68,10 @@ def test_every_lake_family_has_a_unique_event_id_and_exact_money_and_time_types(
     assert (orders["order_total"], orders["line_items"], orders["order_date"]) == ("numeric(18,2)", "jsonb", "date")
 
 
-def test_the_hdfs_sink_lands_every_family_the_jobs_read() -> None:
-    assert set(HdfsSinkSettings().topic_list()) == set(LAKE_TOPICS.values())
+def test_the_sinks_land_every_family_the_jobs_read() -> None:
+    assert set(HdfsSinkSettings().topic_list()) == set(HDFS_TOPICS.values())
+    assert set(GcsSinkSettings().topic_list()) == set(GCS_TOPICS.values())
+    assert {f.store for f in families() if f.topic in GCS_TOPICS.values()} == {"gcs"}
 
 
 def test_daily_tables_are_keyed_by_day() -> None:
