@@ -32,11 +32,13 @@ class Context:
         self.dsn = postgres.dsn
         self.jdbc_url, self.jdbc_properties = jdbc_target(postgres.dsn)
 
-    def stage(self, frame: Any, table: str, label: str, day: dt.date) -> str:
-        """Write ``frame`` into a fresh staging copy of ``table``; returns the stage's name."""
+    def stage(self, frame: Any, table: str, label: str, day: dt.date, rows: int | None = None) -> str:
+        """Write ``frame`` into a fresh staging copy of ``table`` (nothing to write when ``rows`` is 0); returns the
+        stage's name."""
         stage = stage_name(table, label, day)
         create_stage(self.dsn, table, stage)
-        frame.write.jdbc(self.jdbc_url, stage, mode="append", properties=self.jdbc_properties)
+        if rows != 0:
+            frame.write.jdbc(self.jdbc_url, stage, mode="append", properties=self.jdbc_properties)
         return stage
 
 

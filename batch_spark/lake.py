@@ -106,7 +106,11 @@ def read_day(spark: Any, lake: Lake, fam: Family, day: dt.date) -> Day:
         .drop("_n", REASON)
         .persist()
     )
-    read = checked.count()
-    rejected_count = checked.where(F.col(REASON).isNotNull()).count()
-    duplicates = read - rejected_count - clean.count()
-    return Day(clean, rejected, read, rejected_count, duplicates)
+    # one pass for the figures: rows read, rejected, and distinct event ids among the rest (the clean rows)
+    figures = checked.agg(
+        F.count(F.lit(1)).alias("read"),
+        F.count(F.col(REASON)).alias("rejected"),
+        F.countDistinct(F.when(F.col(REASON).isNull(), F.col("metadata.event_id"))).alias("clean"),
+    ).first()
+    read, rejected_count = int(figures["read"]), int(figures["rejected"])
+    return Day(clean, rejected, read, rejected_count, read - rejected_count - int(figures["clean"]))

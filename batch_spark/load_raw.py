@@ -26,8 +26,8 @@ def load_day(spark: Any, ctx: Context, day: dt.date) -> dict[str, Any]:
     for fam in selected:
         found = read_day(spark, ctx.lake, fam, day)
         rows = found.clean.select(*(F.expr(c.expression).alias(c.name) for c in fam.columns))
-        stage = ctx.stage(rows, fam.table, "load", day)
-        rejected = ctx.stage(found.rejected, REJECTED, fam.name, day)
+        stage = ctx.stage(rows, fam.table, "load", day, found.clean_count)
+        rejected = ctx.stage(found.rejected, REJECTED, fam.name, day, found.rejected_count)
         written = replace_day(
             ctx.dsn, [(fam.table, stage, {}), (REJECTED, rejected, {"family": fam.name})], DAY_COLUMN, day
         )

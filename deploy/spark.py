@@ -20,7 +20,11 @@ from deploy.local.settings import StackSettings
 from services.common.settings import LOCAL_HOST
 
 SPARK_PYTHON = REPO_ROOT / "deploy" / "bootstrap" / "envs" / "spark" / ".venv" / "bin" / "python"
-JOBS = {"load-raw": "batch_spark.load_raw", "daily": "batch_spark.daily_aggregates"}
+JOBS = {
+    "load-raw": "batch_spark.load_raw",
+    "daily": "batch_spark.daily_aggregates",
+    "batch": "batch_spark.daily_batch",  # both, in one Spark application
+}
 
 
 class SparkJobError(RuntimeError):
@@ -49,7 +53,7 @@ def run_job(
     start: dt.date | None = None,
     end: dt.date | None = None,
 ) -> dict[str, Any]:
-    """Run one job (``load-raw`` or ``daily``) for a day or a range; returns its JSON run report."""
+    """Run one job (``load-raw``, ``daily`` or ``batch``: both) for a day or a range; returns its JSON run report."""
     days = ["--ds", str(ds)] if ds is not None else ["--start", str(start), "--end", str(end)]
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as errors:
@@ -109,6 +113,12 @@ def load_raw(ds: Day = None, start: Start = None, end: End = None) -> None:
 def daily(ds: Day = None, start: Start = None, end: End = None) -> None:
     """The day's analytics tables into PostgreSQL analytics.* and Parquet (idempotent per day)."""
     _command("daily", ds, start, end)
+
+
+@spark_app.command("batch")
+def batch(ds: Day = None, start: Start = None, end: End = None) -> None:
+    """load-raw then daily for each day, in one Spark application."""
+    _command("batch", ds, start, end)
 
 
 def read_env(path: Path) -> dict[str, str]:

@@ -7,7 +7,7 @@ import copy
 import datetime as dt
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -84,24 +84,35 @@ def produce(env: dict[str, str], prefix: str, events: list[tuple[str, dict[str, 
     producer.flush(120)
 
 
-def _drain(module: str, env: dict[str, str], settings: dict[str, str], topics: list[str], log: Path) -> None:
-    """Run sink ``module`` over ``topics`` until its group committed everything, then stop it."""
-    prefix = module.upper()
-    group = settings[f"{prefix}_GROUP_ID"]
-    sink_env = {**env, **settings, "METRICS_PORT": "0", f"{prefix}_TOPICS": ",".join(topics)}
-    sink_env |= {f"{prefix}_BATCH_TIMEOUT_S": "1", f"{prefix}_INSTANCE_ID": ""}
-    with sink_process(module, sink_env, log) as sink:
-        wait_for(lambda: all(consumer_lag(env, group, t) == 0 for t in topics), 300, 1.0, f"{module}'s lag")
-        assert sink.stop() == 0, sink.log()
-
-
 def land(env: dict[str, str], prefix: str, root: str, bucket: str, logs: Path) -> None:
-    """The HDFS sink (into ``root``) and the GCS sink (into ``bucket``) over the test's topics, until both committed
-    everything."""
-    hdfs = {"SINK_HDFS_ROOT": root, "SINK_HDFS_GROUP_ID": f"{prefix}sink-hdfs"}
-    _drain("sink_hdfs", env, hdfs, [f"{prefix}{t}" for t in HDFS_TOPICS.values()], logs / "sink_hdfs.log")
-    gcs = {"SINK_GCS_BUCKET": bucket, "SINK_GCS_CREATE_BUCKET": "1", "SINK_GCS_GROUP_ID": f"{prefix}sink-gcs"}
-    _drain("sink_gcs", env, gcs, [f"{prefix}{t}" for t in GCS_TOPICS.values()], logs / "sink_gcs.log")
+    """The HDFS sink (into ``root``) and the GCS sink (into ``bucket``) over the test's topics, side by side, until
+    both committed everything."""
+    sinks = {
+        "sink_hdfs": ({"SINK_HDFS_ROOT": root}, [f"{prefix}{t}" for t in HDFS_TOPICS.values()]),
+        "sink_gcs": (
+            {"SINK_GCS_BUCKET": bucket, "SINK_GCS_CREATE_BUCKET": "1"},
+            [f"{prefix}{t}" for t in GCS_TOPICS.values()],
+        ),
+    }
+    groups = {module: f"{prefix}{module}" for module in sinks}
+    with ExitStack() as stack:
+        running = []
+        for module, (settings, names) in sinks.items():
+            upper = module.upper()
+            sink_env = {**env, **settings, "METRICS_PORT": "0", f"{upper}_TOPICS": ",".join(names)}
+            sink_env |= {
+                f"{upper}_GROUP_ID": groups[module],
+                f"{upper}_BATCH_TIMEOUT_S": "1",
+                f"{upper}_INSTANCE_ID": "",
+            }
+            running.append(stack.enter_context(sink_process(module, sink_env, logs / f"{module}.log")))
+
+        def drained() -> bool:
+            return all(consumer_lag(env, groups[m], t) == 0 for m, (_, names) in sinks.items() for t in names)
+
+        wait_for(drained, 300, 1.0, "the sinks' lag")
+        for sink in running:
+            assert sink.stop() == 0, sink.log()
 
 
 @contextmanager
