@@ -16,18 +16,23 @@ from batch_spark.lake import Lake
 from batch_spark.settings import SparkJobSettings
 from batch_spark.warehouse import create_stage, jdbc_target, stage_name
 from services.common.entrypoint import run_entrypoint
-from services.common.settings import GcsSettings, HdfsSettings, PostgresSettings
+from services.common.settings import GcsSettings, HdfsSettings, MongoSettings, PostgresSettings
 
 Body = Callable[[Any, "Context", dt.date], dict[str, Any]]
 
 
 class Context:
     def __init__(
-        self, settings: SparkJobSettings, hdfs: HdfsSettings, gcs: GcsSettings, postgres: PostgresSettings
+        self,
+        settings: SparkJobSettings,
+        hdfs: HdfsSettings,
+        gcs: GcsSettings,
+        mongo: MongoSettings,
+        postgres: PostgresSettings,
     ) -> None:
         self.settings = settings
         self.gcs = gcs
-        self.lake = Lake.of(settings, hdfs, gcs)
+        self.lake = Lake.of(settings, hdfs, gcs, mongo)
         self.analytics_root = f"{hdfs.namenode_uri.rstrip('/')}/{settings.analytics_root.strip('/')}"
         self.dsn = postgres.dsn
         self.jdbc_url, self.jdbc_properties = jdbc_target(postgres.dsn)
@@ -66,7 +71,7 @@ def run(name: str, description: str, body: Body, argv: list[str] | None = None) 
     def main() -> int:
         from batch_spark.session import spark_session
 
-        context = Context(SparkJobSettings(), HdfsSettings(), GcsSettings(), PostgresSettings())
+        context = Context(SparkJobSettings(), HdfsSettings(), GcsSettings(), MongoSettings(), PostgresSettings())
         started = time.monotonic()
         spark = spark_session(context.settings, context.gcs, f"freightline-{name}")
         try:

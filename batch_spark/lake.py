@@ -12,9 +12,10 @@ from typing import Any
 
 from batch_spark.contract import DAY_COLUMN, HDFS, Family
 from batch_spark.settings import SparkJobSettings
-from services.common.settings import GcsSettings, HdfsSettings
+from services.common.settings import GcsSettings, HdfsSettings, MongoSettings
 
 SOURCE_FILE = "_source_file"
+PRODUCT_VIEWS = "product_views"
 REASON = "_reason"
 
 
@@ -38,13 +39,17 @@ class Lake:
     hdfs_root: str  # hdfs://namenode/lake-root
     gcs_root: str  # gs://bucket/prefix
     topic_prefix: str = ""
+    views_from: MongoSettings | None = None  # read the product views from MongoDB instead
+    views_collection: str = ""
 
     @classmethod
-    def of(cls, settings: SparkJobSettings, hdfs: HdfsSettings, gcs: GcsSettings) -> Lake:
+    def of(cls, settings: SparkJobSettings, hdfs: HdfsSettings, gcs: GcsSettings, mongo: MongoSettings) -> Lake:
         return cls(
             f"{hdfs.namenode_uri.rstrip('/')}/{settings.lake_root.strip('/')}",
             f"gs://{gcs.bucket}/{settings.gcs_prefix.strip('/')}",
             settings.topic_prefix,
+            mongo if settings.product_views_source == "mongodb" else None,
+            settings.mongodb_collection,
         )
 
     def day_path(self, fam: Family, day: dt.date) -> str:
@@ -76,18 +81,38 @@ def _reason(fam: Family) -> str:
     return f"CASE {cases} END"
 
 
+def _from_mongodb(spark: Any, mongo: MongoSettings, collection: str, day: dt.date, schema: Any) -> Any:
+    """The day's product views from MongoDB (the MongoDB sink's documents, ``_id`` = event id), read by the driver
+    with pymongo: no MongoDB Spark connector for Spark 4 is served, and the local stand-in (FerretDB) lacks the
+    ``$sample`` its partitioner needs. Fine for a day of views; a real ``mongod`` at scale wants the connector."""
+    from services.common.mongodb import mongo_client
+
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    window = {"metadata.event_time": {"$gte": start, "$lt": start + dt.timedelta(days=1)}}
+    client = mongo_client(mongo)
+    try:
+        documents = list(client[mongo.database][collection].find(window, {"_id": 0}))
+    finally:
+        client.close()
+    return spark.createDataFrame(documents, schema)
+
+
 def read_day(spark: Any, lake: Lake, fam: Family, day: dt.date) -> Day:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
 
     path = lake.day_path(fam, day)
-    if _exists(spark, path):
+    shape = spark.createDataFrame([], "value binary").select(from_avro(F.col("value"), fam.avro_schema).alias("row"))
+    source = F.input_file_name()
+    if fam.name == PRODUCT_VIEWS and lake.views_from is not None:
+        files = _from_mongodb(spark, lake.views_from, lake.views_collection, day, shape.select("row.*").schema)
+        source = F.lit(f"mongodb:{lake.views_from.database}.{lake.views_collection}")
+    elif _exists(spark, path):
         files = spark.read.format("avro").load(path).drop("hour")
     else:  # no file that day: no rows, in the contract's shape
-        value = from_avro(F.col("value"), fam.avro_schema).alias("row")
-        files = spark.createDataFrame([], "value binary").select(value).select("row.*")
-    rows = files.withColumn(SOURCE_FILE, F.input_file_name()).withColumn(DAY_COLUMN, F.lit(day).cast("date"))
+        files = shape.select("row.*")
+    rows = files.withColumn(SOURCE_FILE, source).withColumn(DAY_COLUMN, F.lit(day).cast("date"))
     fields = [c for c in rows.columns if c not in (SOURCE_FILE, DAY_COLUMN)]
     checked = rows.withColumn(REASON, F.expr(_reason(fam))).persist()
     rejected = checked.where(F.col(REASON).isNotNull()).select(

@@ -3,10 +3,18 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.settings import GCS_LAKE_PREFIX, HDFS_ANALYTICS_ROOT, HDFS_LAKE_ROOT, LOCAL_HOST
+from services.common.settings import (
+    GCS_LAKE_PREFIX,
+    HDFS_ANALYTICS_ROOT,
+    HDFS_LAKE_ROOT,
+    LOCAL_HOST,
+    MONGODB_PRODUCT_VIEWS_COLLECTION,
+)
 
 
 class SparkJobSettings(BaseSettings):
@@ -24,6 +32,14 @@ class SparkJobSettings(BaseSettings):
     )
     gcs_prefix: str = Field(
         default=GCS_LAKE_PREFIX, description="SPARK_JOBS_GCS_PREFIX: object prefix of the finance files in GCS_BUCKET."
+    )
+    product_views_source: Literal["hdfs", "mongodb"] = Field(
+        default="hdfs",
+        description="SPARK_JOBS_PRODUCT_VIEWS_SOURCE: read the product views from the lake (hdfs) or from MongoDB "
+        "(seed 004's path; MONGODB_* settings).",
+    )
+    mongodb_collection: str = Field(
+        default=MONGODB_PRODUCT_VIEWS_COLLECTION, description="SPARK_JOBS_MONGODB_COLLECTION: the product views."
     )
     topic_prefix: str = Field(default="", description="SPARK_JOBS_TOPIC_PREFIX: prefix of the lake's topic folders.")
     driver_host: str = Field(default=LOCAL_HOST, description="SPARK_JOBS_DRIVER_HOST: the driver's bind address.")

@@ -36,6 +36,8 @@ HDFS_LAKE_ROOT = "/freightline/raw"
 HDFS_ANALYTICS_ROOT = "/freightline/analytics"
 # The finance events' lake in GCS: <bucket>/<prefix>/<topic>/dt=/hour= (the GCS sink writes, the Spark jobs read).
 GCS_LAKE_PREFIX = "raw"
+# The product views' collection in MongoDB (the MongoDB sink writes, the Spark jobs can read it).
+MONGODB_PRODUCT_VIEWS_COLLECTION = "product_views"
 
 
 def _settings_config(prefix: str) -> SettingsConfigDict:

@@ -24,6 +24,7 @@ from pymongo import ReplaceOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from services.common.avro_codegen import compile_reader
+from services.common.mongodb import mongo_client
 from services.common.serde import HEADER, MAGIC_BYTE, SerdeError, UndecodableRecord
 from services.common.settings import MongoSettings
 from services.common.sinks.records import SinkRecord, event_id_of
@@ -71,22 +72,6 @@ def to_bson(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return to_bson(list(value))
     return value
-
-
-def mongo_client(
-    mongo: MongoSettings, timeout_ms: int = 5000, socket_timeout_ms: int = 60_000
-) -> pymongo.MongoClient[Document]:
-    kwargs: dict[str, Any] = {
-        "serverSelectionTimeoutMS": timeout_ms,
-        "connectTimeoutMS": timeout_ms,
-        "socketTimeoutMS": socket_timeout_ms,
-        "tz_aware": True,
-    }
-    if mongo.username:
-        kwargs["username"] = mongo.username
-    if mongo.password is not None:
-        kwargs["password"] = mongo.password.get_secret_value()
-    return pymongo.MongoClient(mongo.uri, **kwargs)
 
 
 class MongoTarget:

@@ -19,7 +19,7 @@ from schemas import topics
 from schemas.catalogue import load_catalogue, load_schema
 from services.common.kafka import Producer, ensure_topics, producer_config
 from services.common.serde import AvroSerde, registry_client, subject_for
-from services.common.settings import KafkaSettings, SchemaRegistrySettings
+from services.common.settings import MONGODB_PRODUCT_VIEWS_COLLECTION, KafkaSettings, SchemaRegistrySettings
 from services.generator.engine import Engine
 from services.generator.settings import GeneratorSettings
 from tests.integration.sinks.helpers import consumer_lag, sink_process, wait_for
@@ -85,9 +85,15 @@ def produce(env: dict[str, str], prefix: str, events: list[tuple[str, dict[str, 
 
 
 def land(env: dict[str, str], prefix: str, root: str, bucket: str, logs: Path) -> None:
-    """The HDFS sink (into ``root``) and the GCS sink (into ``bucket``) over the test's topics, side by side, until
-    both committed everything."""
+    """The HDFS sink (into ``root``), the GCS sink (into ``bucket``) and the MongoDB sink (product views into the
+    database named ``bucket``) over the test's topics, side by side, until all committed everything."""
+    views = f"{prefix}{topics.PRODUCT_VIEWS}"
+    mongodb = {
+        "SINK_MONGODB_DATABASE": bucket,
+        "SINK_MONGODB_COLLECTIONS": f"{views}={MONGODB_PRODUCT_VIEWS_COLLECTION}",
+    }
     sinks = {
+        "sink_mongodb": (mongodb, [views]),
         "sink_hdfs": ({"SINK_HDFS_ROOT": root}, [f"{prefix}{t}" for t in HDFS_TOPICS.values()]),
         "sink_gcs": (
             {"SINK_GCS_BUCKET": bucket, "SINK_GCS_CREATE_BUCKET": "1"},
