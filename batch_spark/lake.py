@@ -16,6 +16,7 @@ from services.common.settings import GcsSettings, HdfsSettings, MongoSettings
 
 SOURCE_FILE = "_source_file"
 PRODUCT_VIEWS = "product_views"
+UNREADABLE = "unreadable Avro file"
 REASON = "_reason"
 
 
@@ -26,6 +27,7 @@ class Day:
     read: int
     rejected_count: int
     duplicates: int
+    unreadable_files: int = 0  # non-empty files of the day that yielded no row (each one row of ``rejected``)
 
     @property
     def clean_count(self) -> int:
@@ -67,6 +69,18 @@ def _exists(spark: Any, path: str) -> bool:
     return bool(filesystem.exists(hadoop_path))
 
 
+def _files(spark: Any, path: str) -> list[str]:
+    """The non-empty data files under ``path`` (Spark skips names starting with ``_`` or ``.``, and so does this)."""
+    filesystem, hadoop_path = _filesystem(spark, path)
+    found, listing = [], filesystem.listFiles(hadoop_path, True)
+    while listing.hasNext():
+        status = listing.next()
+        name = status.getPath().getName()
+        if status.getLen() > 0 and not name.startswith(("_", ".")):
+            found.append(str(status.getPath().toString()))
+    return found
+
+
 def delete(spark: Any, path: str) -> None:
     """Remove ``path`` (recursively) when it exists."""
     filesystem, hadoop_path = _filesystem(spark, path)
@@ -105,11 +119,14 @@ def read_day(spark: Any, lake: Lake, fam: Family, day: dt.date) -> Day:
     path = lake.day_path(fam, day)
     shape = spark.createDataFrame([], "value binary").select(from_avro(F.col("value"), fam.avro_schema).alias("row"))
     source = F.input_file_name()
+    listed: list[str] = []
     if fam.name == PRODUCT_VIEWS and lake.views_from is not None:
         files = _from_mongodb(spark, lake.views_from, lake.views_collection, day, shape.select("row.*").schema)
         source = F.lit(f"mongodb:{lake.views_from.database}.{lake.views_collection}")
     elif _exists(spark, path):
-        files = spark.read.format("avro").load(path).drop("hour")
+        listed = _files(spark, path)
+        # a file Spark cannot read is skipped here and reported below (rejected with its path), not fatal
+        files = spark.read.format("avro").option("ignoreCorruptFiles", "true").load(path).drop("hour")
     else:  # no file that day: no rows, in the contract's shape
         files = shape.select("row.*")
     rows = files.withColumn(SOURCE_FILE, source).withColumn(DAY_COLUMN, F.lit(day).cast("date"))
@@ -136,6 +153,15 @@ def read_day(spark: Any, lake: Lake, fam: Family, day: dt.date) -> Day:
         F.count(F.lit(1)).alias("read"),
         F.count(F.col(REASON)).alias("rejected"),
         F.countDistinct(F.when(F.col(REASON).isNull(), F.col("metadata.event_id"))).alias("clean"),
+        F.collect_set(F.col(SOURCE_FILE)).alias("files"),
     ).first()
     read, rejected_count = int(figures["read"]), int(figures["rejected"])
-    return Day(clean, rejected, read, rejected_count, read - rejected_count - int(figures["clean"]))
+    unreadable = sorted(set(listed) - set(figures["files"]))
+    if unreadable:
+        rejected = rejected.unionByName(
+            spark.createDataFrame(
+                [(fam.name, day, None, UNREADABLE, path, None) for path in unreadable], rejected.schema
+            )
+        )
+    duplicates = read - rejected_count - int(figures["clean"])
+    return Day(clean, rejected, read, rejected_count, duplicates, len(unreadable))

@@ -27,15 +27,17 @@ def load_day(spark: Any, ctx: Context, day: dt.date) -> dict[str, Any]:
         found = read_day(spark, ctx.lake, fam, day)
         rows = found.clean.select(*(F.expr(c.expression).alias(c.name) for c in fam.columns))
         stage = ctx.stage(rows, fam.table, "load", day, found.clean_count)
-        rejected = ctx.stage(found.rejected, REJECTED, fam.name, day, found.rejected_count)
+        rejected_rows = found.rejected_count + found.unreadable_files
+        rejected = ctx.stage(found.rejected, REJECTED, fam.name, day, rejected_rows)
         written = replace_day(
             ctx.dsn, [(fam.table, stage, {}), (REJECTED, rejected, {"family": fam.name})], DAY_COLUMN, day
         )
         result[fam.name] = {
             "read": found.read,
             "loaded": written[fam.table],
-            "rejected": written[REJECTED],
+            "rejected": written[REJECTED] - found.unreadable_files,
             "duplicates": found.duplicates,
+            "unreadable_files": found.unreadable_files,
         }
         found.clean.unpersist()
     return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +30,12 @@ JOBS = {
 
 class SparkJobError(RuntimeError):
     pass
+
+
+def _cause(lines: list[str]) -> str:
+    """The last exception line of a job's log (Python or Java), else its last line."""
+    found = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line.strip())]
+    return (found or [line for line in lines if line.strip()] or [""])[-1]
 
 
 def job_environment(paths: StackPaths, env: Mapping[str, str]) -> dict[str, str]:
@@ -67,7 +74,7 @@ def run_job(
         )
     lines = result.stdout.decode(errors="replace").strip().splitlines()
     if result.returncode != 0 or not lines:
-        last = next((line for line in reversed(log.read_text(errors="replace").splitlines()) if line.strip()), "")
+        last = _cause(log.read_text(errors="replace").splitlines()[-400:])
         raise SparkJobError(f"spark job {job} exited {result.returncode}: {last.strip()[:500]} (log: {log})")
     report: dict[str, Any] = json.loads(lines[-1])
     return report

@@ -35,6 +35,7 @@ SEED = 20261102
 START = dt.datetime(2026, 11, 2, 23, 58, 30, tzinfo=dt.UTC)  # 90 s of day D, then the start of D + 1
 DAY = dt.date(2026, 11, 2)
 RECORDS = 14_000
+CORRUPT = "corrupt.avro"
 
 
 class Run:
@@ -63,6 +64,8 @@ def scenario(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     produce(stack_env, prefix, events + extra)
     land(stack_env, prefix, f"{root}/raw", bucket, work)
     store = WebHdfsStore(stack_env["HDFS_WEBHDFS_URL"], "freightline")
+    # a corrupt file among the day's orders: rejected with its path, and the jobs still finish
+    store.write(f"{root}/raw/{prefix}{LAKE_TOPICS['orders']}/dt={DAY}/hour=23/{CORRUPT}", b"not an Avro file")
     gcs = gcs_client(GcsSettings(endpoint=stack_env["GCS_ENDPOINT"]))
     try:
         with private_database(stack_env["POSTGRES_DSN"]) as dsn:
@@ -112,11 +115,15 @@ def test_raw_tables_hold_each_event_of_the_day_once_with_exact_types(scenario: d
             "loaded": len(expected),
             "rejected": len(oracle.rejected[family]),
             "duplicates": oracle.duplicates[family],
+            "unreadable_files": 1 if family == "orders" else 0,
         }, family
         # every row read is accounted for
         assert figures["read"] == figures["loaded"] + figures["rejected"] + figures["duplicates"]
     assert sum(oracle.duplicates.values()) == 40 and sum(map(len, oracle.rejected.values())) == 4
     rejected = rows(dsn, "SELECT family, event_id, reason, source_file FROM raw.rejected")
+    unreadable = [r for r in rejected if r[2] == "unreadable Avro file"]
+    assert [(r[0], r[1], r[3].endswith(f"/dt={DAY}/hour=23/{CORRUPT}")) for r in unreadable] == [("orders", None, True)]
+    rejected = [r for r in rejected if r not in unreadable]
     assert sorted(r[:3] for r in rejected) == sorted(
         (family, event_id, why) for family, items in oracle.rejected.items() for event_id, why in items
     )
@@ -178,7 +185,8 @@ def test_rerunning_the_day_with_views_from_mongodb_leaves_the_same_rows(scenario
     env = {**run.env, "SPARK_JOBS_PRODUCT_VIEWS_SOURCE": "mongodb", "MONGODB_DATABASE": scenario["bucket"]}
     report = run_job("batch", run.paths, env, run.log, ds=DAY)["days"][str(DAY)]
     views = len(oracle.clean["product_views"])
-    assert report["load_raw"]["product_views"] == {"read": views, "loaded": views, "rejected": 0, "duplicates": 0}
+    expected = {"read": views, "loaded": views, "rejected": 0, "duplicates": 0, "unreadable_files": 0}
+    assert report["load_raw"]["product_views"] == expected
     first = scenario["reports"]["load-raw"]["days"][str(DAY)]
     assert {k: v for k, v in report["load_raw"].items() if k != "product_views"} == {
         k: v for k, v in first.items() if k != "product_views"
