@@ -450,7 +450,7 @@ def _inspectors(ctx: RunContext) -> dict[str, SinkInspector]:
 
 
 def stage_sinks(ctx: RunContext) -> None:
-    """Raw views to MongoDB, raw clickstream to HDFS, raw finance events to GCS: counts must match."""
+    """Raw views to MongoDB, the raw lake families to HDFS, raw finance events to GCS: counts must match."""
     from deploy.processes import ServiceProcess, group_lag, wait_until
 
     inspectors = _inspectors(ctx)
@@ -466,7 +466,7 @@ def stage_sinks(ctx: RunContext) -> None:
     this_run = {name: _produced_this_run(ctx, i.settings.topic_list()) for name, i in inspectors.items()}
     expected = {name: _expected(ctx, name, count) for name, count in this_run.items()}
     marks = {name: inspector.mark() for name, inspector in inspectors.items()}
-    _step("sinks: MongoDB (views), HDFS (clickstream), GCS (finance), exactly once")
+    _step("sinks: MongoDB (views), HDFS (clickstream, orders, shipments, views), GCS (finance), exactly once")
     processes = {
         name: ServiceProcess(module, ctx.env, ctx.log(module.rsplit(".", 1)[-1])).start()
         for name, module in modules.items()

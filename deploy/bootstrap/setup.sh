@@ -65,7 +65,9 @@ say "syncing the Python environment from uv.lock"
 # the PyFlink environment (apache-flink pins packages the project environment cannot hold): the local Flink
 # cluster and the jobs' Python drivers run from it
 UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/flink/setup.sh"
+# The Spark batch jobs' own locked environment (pyspark; the jobs run in it as separate processes).
+UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/sync.sh" spark
 
-# --- Java runtimes of the local stack (Maven Central) -------------------------------------------------
+# --- Java runtimes of the local stack and the Spark jobs' jars (Maven Central) ------------------------------
 "$ROOT/.venv/bin/freightline" setup
 say "ready"

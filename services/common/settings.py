@@ -32,6 +32,13 @@ HDFS_WEBHDFS_PORT = 18870
 GCS_EMULATOR_PORT = 14443
 GCS_LOCAL_BUCKET = "freightline-raw"
 FLINK_REST_PORT = 18088
+# The lake in HDFS: raw files (the HDFS sink writes, the Spark jobs read) and the daily tables as Parquet.
+HDFS_LAKE_ROOT = "/freightline/raw"
+HDFS_ANALYTICS_ROOT = "/freightline/analytics"
+# The finance events' lake in GCS: <bucket>/<prefix>/<topic>/dt=/hour= (the GCS sink writes, the Spark jobs read).
+GCS_LAKE_PREFIX = "raw"
+# The product views' collection in MongoDB (the MongoDB sink writes, the Spark jobs can read it).
+MONGODB_PRODUCT_VIEWS_COLLECTION = "product_views"
 
 
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})

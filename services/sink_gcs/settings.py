@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from schemas import topics as topic_names
-from services.common.settings import GCS_LOCAL_BUCKET
+from services.common.settings import GCS_LAKE_PREFIX, GCS_LOCAL_BUCKET
 from services.common.sinks.settings import FileSinkSettings
 
 SERVICE = "sink_gcs"
@@ -24,7 +24,9 @@ class GcsSinkSettings(FileSinkSettings):
     )
     group_id: str = Field(default="sink-gcs", description="SINK_GCS_GROUP_ID.")
     bucket: str = Field(default=GCS_LOCAL_BUCKET, description="SINK_GCS_BUCKET.")
-    prefix: str = Field(default="raw", description="SINK_GCS_PREFIX: object prefix holding <topic>/dt=/hour=.")
+    prefix: str = Field(
+        default=GCS_LAKE_PREFIX, description="SINK_GCS_PREFIX: object prefix holding <topic>/dt=/hour=."
+    )
     create_bucket: bool = Field(default=False, description="SINK_GCS_CREATE_BUCKET: create the bucket if missing.")
     codec: str = Field(default="null", description="SINK_GCS_CODEC: Avro block codec, null or deflate.")
     max_file_records: int = Field(default=100_000, gt=0, description="SINK_GCS_MAX_FILE_RECORDS.")

@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from schemas import topics as topic_names
+from services.common.settings import MONGODB_PRODUCT_VIEWS_COLLECTION
 from services.common.sinks.settings import SinkSettings
 
 SERVICE = "sink_mongodb"
@@ -35,7 +36,7 @@ class MongoSinkSettings(SinkSettings):
     )
     database: str | None = Field(default=None, description="SINK_MONGODB_DATABASE (default MONGODB_DATABASE).")
     collections: str = Field(
-        default=f"{topic_names.PRODUCT_VIEWS}=product_views",
+        default=f"{topic_names.PRODUCT_VIEWS}={MONGODB_PRODUCT_VIEWS_COLLECTION}",
         description="SINK_MONGODB_COLLECTIONS: topic=collection pairs, comma-separated; other topics use the "
         "topic name with dots replaced by underscores.",
     )

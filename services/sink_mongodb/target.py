@@ -25,6 +25,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from services.common.avro_codegen import compile_reader
 from services.common.endpoints import Endpoint, redact
+from services.common.mongodb import mongo_client
 from services.common.serde import HEADER, MAGIC_BYTE, SerdeError, UndecodableRecord
 from services.common.settings import MongoSettings
 from services.common.sinks.records import SinkRecord, event_id_of
@@ -72,22 +73,6 @@ def to_bson(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return to_bson(list(value))
     return value
-
-
-def mongo_client(
-    mongo: MongoSettings, timeout_ms: int = 5000, socket_timeout_ms: int = 60_000
-) -> pymongo.MongoClient[Document]:
-    kwargs: dict[str, Any] = {
-        "serverSelectionTimeoutMS": timeout_ms,
-        "connectTimeoutMS": timeout_ms,
-        "socketTimeoutMS": socket_timeout_ms,
-        "tz_aware": True,
-    }
-    if mongo.username:
-        kwargs["username"] = mongo.username
-    if mongo.password is not None:
-        kwargs["password"] = mongo.password.get_secret_value()
-    return pymongo.MongoClient(mongo.uri, **kwargs)
 
 
 def mongodb_endpoint(mongo: MongoSettings) -> Endpoint:

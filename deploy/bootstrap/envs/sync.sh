@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Sync one separate, locked Python environment (deploy/bootstrap/envs/<name>/.venv) from its own committed uv.lock.
-# Usage: sync.sh <name> <what it is, for the progress line>. Idempotent: an up-to-date environment is left as it is.
+# Usage: sync.sh <name> [<what it is, for the progress line>]. Idempotent: an up-to-date environment is left as it is.
 set -euo pipefail
 
 NAME="$1"
-WHAT="$2"
+WHAT="${2:-the $NAME environment}"
 ENVS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$ENVS/../../.." && pwd)"
 STATE="${FREIGHTLINE_HOME:-$ROOT/.freightline}"

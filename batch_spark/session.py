@@ -1,0 +1,50 @@
+"""The jobs' SparkSession: jars from the settings (resolved by setup, never fetched at start), UTC everywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batch_spark.settings import SparkJobSettings
+from services.common.settings import GcsSettings
+
+UTC_JVM = "-Duser.timezone=UTC"
+
+
+def gcs_options(gcs: GcsSettings) -> dict[str, str]:
+    """Hadoop options of the GCS connector (``gs://``): an emulator when ``GCS_ENDPOINT`` is set (anonymous),
+    else real GCS with the application default credentials."""
+    options = {
+        "fs.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem",
+        "fs.AbstractFileSystem.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS",
+        "fs.gs.project.id": gcs.project,
+    }
+    if gcs.endpoint:
+        options["fs.gs.storage.root.url"] = gcs.endpoint.rstrip("/") + "/"
+        options["fs.gs.auth.type"] = "UNAUTHENTICATED"
+    return options
+
+
+def spark_session(settings: SparkJobSettings, gcs: GcsSettings, app_name: str) -> Any:
+    from pyspark.sql import SparkSession
+
+    jars = ",".join(part.strip() for part in settings.jars.split(",") if part.strip())
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(settings.master)
+        .config("spark.jars", jars)
+        .config("spark.driver.host", settings.driver_host)
+        .config("spark.driver.bindAddress", settings.driver_host)
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.driver.extraJavaOptions", UTC_JVM)
+        .config("spark.executor.extraJavaOptions", UTC_JVM)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    for key, value in gcs_options(gcs).items():
+        builder = builder.config(f"spark.hadoop.{key}", value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,139 @@
+"""Test support of the Spark jobs: a generated day landed by the real HDFS sink into a private lake root, a
+private PostgreSQL database, and the jobs run as processes in the Spark environment (``deploy.spark``)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from batch_spark.contract import GCS_TOPICS, HDFS_TOPICS, LAKE_TOPICS
+from schemas import topics
+from schemas.catalogue import load_catalogue, load_schema
+from services.common.kafka import Producer, ensure_topics, producer_config
+from services.common.serde import AvroSerde, registry_client, subject_for
+from services.common.settings import MONGODB_PRODUCT_VIEWS_COLLECTION, KafkaSettings, SchemaRegistrySettings
+from services.generator.engine import Engine
+from services.generator.settings import GeneratorSettings
+from tests.integration.processes import service_process, wait_for
+from tests.integration.sinks.helpers import consumer_lag
+
+# The generator's catalogue topic of each lake family (product views come from upstream, mirrored unchanged).
+GENERATED = {
+    "product_views": topics.UPSTREAM_PRODUCT_VIEWS,
+    "clickstream": topics.CLICKSTREAM,
+    "orders": topics.ORDERS,
+    "shipment_events": topics.SHIPMENT_EVENTS,
+    "supplier_invoices": topics.SUPPLIER_INVOICES,
+    "supplier_payments": topics.SUPPLIER_PAYMENTS,
+}
+
+
+def generate(seed: int, start: dt.datetime, count: int) -> list[tuple[str, dict[str, Any]]]:
+    """The generator's first ``count`` records from ``start`` (fixed seed), in produce order, as (family, value);
+    fewer views and clicks per second than by default, so that a short span holds orders and shipments too."""
+    settings = GeneratorSettings(seed=seed, start_time=start, rate_product_views=8, rate_clickstream=4)
+    engine = Engine(settings.engine_config())
+    family_of = {topic: family for family, topic in GENERATED.items()}
+    return [(family_of[r.topic], r.value) for r in engine.take(count) if r.topic in family_of]
+
+
+def spoil(events: list[tuple[str, dict[str, Any]]], day: dt.date) -> list[tuple[str, dict[str, Any]]]:
+    """What at-least-once stages and bad producers add: 40 repeated records and 4 breaking invariants (new ids)."""
+    of_day = [
+        (f, v) for f, v in events if dt.datetime.fromtimestamp(v["metadata"]["event_time"] / 1000, dt.UTC).date() == day
+    ]
+    repeats = [copy.deepcopy(item) for item in of_day[:: max(len(of_day) // 40, 1)][:40]]
+    orders = [copy.deepcopy(v) for f, v in of_day if f == "orders"][:2]
+    orders[0]["order_total"] += Decimal("1.00")  # not the sum of its lines
+    orders[1]["line_items"][0]["price"] = Decimal("-1.00")  # negative money
+    shipment = copy.deepcopy(next(v for f, v in of_day if f == "shipment_events"))
+    shipment["shipment_cost"] = Decimal("-5.00")
+    payment = copy.deepcopy(next(v for f, v in of_day if f == "supplier_payments"))
+    payment["payment_delay_days"] += 1
+    broken = [
+        ("orders", orders[0]),
+        ("orders", orders[1]),
+        ("shipment_events", shipment),
+        ("supplier_payments", payment),
+    ]
+    for _family, value in broken:
+        value["metadata"]["event_id"] = str(uuid.uuid4())
+    return repeats + broken
+
+
+def produce(env: dict[str, str], prefix: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+    catalogue = load_catalogue()
+    kafka = KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
+    names = {family: f"{prefix}{topic}" for family, topic in LAKE_TOPICS.items()}
+    ensure_topics(kafka, [(name, 3, {}) for name in names.values()])
+    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
+    encoders = {
+        family: serde.encoder(subject_for(name), load_schema(catalogue.topic(LAKE_TOPICS[family]).value_schema))
+        for family, name in names.items()
+    }
+    producer = Producer(producer_config(kafka, "spark-test"))
+    for family, value in events:
+        producer.produce(names[family], encoders[family].encode(value), value["metadata"]["event_id"])
+    producer.flush(120)
+
+
+def land(env: dict[str, str], prefix: str, root: str, bucket: str, logs: Path) -> None:
+    """The HDFS sink (into ``root``), the GCS sink (into ``bucket``) and the MongoDB sink (product views into the
+    database named ``bucket``) over the test's topics, side by side, until all committed everything."""
+    views = f"{prefix}{topics.PRODUCT_VIEWS}"
+    mongodb = {
+        "SINK_MONGODB_DATABASE": bucket,
+        "SINK_MONGODB_COLLECTIONS": f"{views}={MONGODB_PRODUCT_VIEWS_COLLECTION}",
+    }
+    sinks = {
+        "sink_mongodb": (mongodb, [views]),
+        "sink_hdfs": ({"SINK_HDFS_ROOT": root}, [f"{prefix}{t}" for t in HDFS_TOPICS.values()]),
+        "sink_gcs": (
+            {"SINK_GCS_BUCKET": bucket, "SINK_GCS_CREATE_BUCKET": "1"},
+            [f"{prefix}{t}" for t in GCS_TOPICS.values()],
+        ),
+    }
+    groups = {module: f"{prefix}{module}" for module in sinks}
+    with ExitStack() as stack:
+        running = []
+        for module, (settings, names) in sinks.items():
+            upper = module.upper()
+            sink_env = {**env, **settings, "METRICS_PORT": "0", f"{upper}_TOPICS": ",".join(names)}
+            sink_env |= {
+                f"{upper}_GROUP_ID": groups[module],
+                f"{upper}_BATCH_TIMEOUT_S": "1",
+                f"{upper}_INSTANCE_ID": "",
+            }
+            running.append(stack.enter_context(service_process(module, sink_env, logs / f"{module}.log")))
+
+        def drained() -> bool:
+            return all(consumer_lag(env, groups[m], t) == 0 for m, (_, names) in sinks.items() for t in names)
+
+        wait_for(drained, 300, 1.0, "the sinks' lag")
+        for sink in running:
+            assert sink.stop() == 0, sink.log()
+
+
+@contextmanager
+def private_database(dsn: str) -> Iterator[str]:
+    database = f"spark_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield dsn.rsplit("/", 1)[0] + "/" + database
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def rows(dsn: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return list(conn.execute(query.encode()).fetchall())
