@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.processes import local_client_config
 from tests.integration.crash import tally
 from tests.integration.lifecycle import group_progress
 from tests.integration.proxy import TcpProxy
@@ -88,7 +89,10 @@ def test_a_target_down_for_30_s_pauses_the_sink_which_then_lands_every_record_on
 
         def first_landed() -> bool:
             run.check_alive()
-            return group_progress(env, sink.group, sink.topic)[0] == FIRST and len(sink.landed()) == FIRST
+            return (
+                group_progress(local_client_config(env), sink.group, [sink.topic])[0] == FIRST
+                and len(sink.landed()) == FIRST
+            )
 
         wait_for(first_landed, HANG_GUARD_S, what="the first records written and committed")
         assert run.readyz() == 200
@@ -104,12 +108,12 @@ def test_a_target_down_for_30_s_pauses_the_sink_which_then_lands_every_record_on
         wait_for(write_failed, HANG_GUARD_S, interval=0.2, what="a failed write")
         wait_for(lambda: run.readyz() != 200, HANG_GUARD_S, interval=0.2, what="/readyz not ready")
         consumed_at_not_ready = run.consumed(sink.topic)
-        committed_at_not_ready = group_progress(env, sink.group, sink.topic)[0]
+        committed_at_not_ready = group_progress(local_client_config(env), sink.group, [sink.topic])[0]
         samples = []
         while time.monotonic() < cut_at + OUTAGE_S:
             samples.append(OutageSample(run.readyz(), run.consumed(sink.topic), run.rss()))
             time.sleep(1)
-        committed_at_end, total = group_progress(env, sink.group, sink.topic)
+        committed_at_end, total = group_progress(local_client_config(env), sink.group, [sink.topic])
         landed_at_end = sink.landed()
         consumed = max(sample.consumed for sample in samples) - consumed_at_not_ready
         peak, held = (value - rss_before for value in (max(sample.rss for sample in samples), samples[-1].rss))
@@ -135,7 +139,10 @@ def test_a_target_down_for_30_s_pauses_the_sink_which_then_lands_every_record_on
 
         def all_landed() -> bool:
             run.check_alive()
-            return group_progress(env, sink.group, sink.topic)[0] == total and len(sink.landed()) >= total
+            return (
+                group_progress(local_client_config(env), sink.group, [sink.topic])[0] == total
+                and len(sink.landed()) >= total
+            )
 
         wait_for(all_landed, HANG_GUARD_S, what="every record written and committed")
         assert run.stop() == 0, run.process.log()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.processes import local_client_config
 from services.common.kafka import end_positions
 from tests.integration.commits import commit_log, group_assignments, not_forward
 from tests.integration.crash import tally
@@ -90,7 +91,9 @@ def test_a_second_instance_joining_mid_stream_loses_nothing_and_commits_nothing_
             def all_landed() -> bool:
                 first.check_alive()
                 second.check_alive()
-                return group_progress(sink_env, group, topic)[0] == len(ids) and len(sink.landed()) >= len(ids)
+                return group_progress(local_client_config(sink_env), group, [topic])[0] == len(ids) and len(
+                    sink.landed()
+                ) >= len(ids)
 
             wait_for(all_landed, HANG_GUARD_S, what="every record written and committed")
             by_instance = (handled(first), handled(second))
