@@ -1,5 +1,8 @@
 """Start-up reachability of the endpoints a service depends on, each named by the setting that points at it.
 
+Every entrypoint imports this module (through ``services.common.entrypoint``), the batch jobs' environments too:
+the clients a probe needs are imported by that probe only.
+
 A service checks its endpoints once, before it logs or builds any client: an endpoint that does not answer within
 ``STARTUP_TIMEOUT_S`` ends the process with one line naming the setting and the address (never a credential) and a
 non-zero status (see ``services.common.entrypoint``). Outages after start-up are a different matter: consumers pause
@@ -12,14 +15,13 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
-
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
+
+if TYPE_CHECKING:
+    from confluent_kafka import KafkaError
 
 Probe = Callable[[float], None]
 
@@ -88,6 +90,9 @@ def kafka_endpoint(settings: KafkaSettings) -> Endpoint:
     variable = f"{settings.model_config.get('env_prefix', '')}BOOTSTRAP_SERVERS".upper()
 
     def probe(timeout_s: float) -> None:
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
         errors: list[KafkaError] = []
         config: dict[str, Any] = {
             **settings.client_config(),
@@ -110,6 +115,8 @@ def http_endpoint(variable: str, url: str, path: str = "/") -> Endpoint:
     """An HTTP service: reachable once it answers anything at ``path`` (any status: it is there)."""
 
     def probe(timeout_s: float) -> None:
+        import httpx
+
         httpx.get(url.rstrip("/") + path, timeout=timeout_s)
 
     return Endpoint(variable, redact(url), probe)
