@@ -318,6 +318,11 @@ FROM (
 WHERE `watermark` IS NOT NULL
   AND TIMESTAMPADD(MINUTE, {self.window_minutes}, `window_start`) <= `watermark` + INTERVAL '0.001' SECOND"""
 
+    def pipeline_name(self, settings: WindowJobSettings) -> str:
+        """The job's name on the cluster: the job and its consumer group, which is the identity of a deployment (its
+        committed offsets and transactional ids: two running jobs of one group would fence each other)."""
+        return f"{self.name} [{settings.group_id}]"
+
     def postgres_ddl(self, table: str) -> str:
         """The upsert target (idempotent DDL); timestamps are UTC."""
         schema = table.split(".")[0] if "." in table else "public"
@@ -361,7 +366,7 @@ WHERE `watermark` IS NOT NULL
     def submit(self, settings: WindowJobSettings) -> None:
         """Entrypoint on the cluster's client (``flink run -py``): build the job and submit it."""
         definitions, inserts = self.statements(settings, KafkaSettings(), SchemaRegistrySettings(), PostgresSettings())
-        job_id = run(job_config(settings, self.name), definitions, inserts)
+        job_id = run(job_config(settings, self.pipeline_name(settings)), definitions, inserts)
         print(f"submitted {self.name} as job {job_id}", flush=True)
 
 

@@ -5,24 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import fastavro
 import httpx
 import psycopg
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from schemas.catalogue import load_catalogue, schema_text
 from services.common.kafka import Producer, producer_config
 from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
 from stream_processors.flink_sql import WindowJob
+from stream_processors.oracle import Windows, read_committed
 from tests.integration.crash import group_lag
 from tests.integration.sinks.helpers import wait_for
-
-Windows = dict[tuple[Any, ...], dict[str, Any]]
 
 
 def parsed_schema(text: str) -> Any:
@@ -129,38 +126,3 @@ class JobRun:
         """The schema Flink's registry client registered for the output topic."""
         url = f"{self.env['SCHEMA_REGISTRY_URL']}/subjects/{self.sink}-value/versions/latest"
         return parsed_schema(httpx.get(url, timeout=10).json()["schema"])
-
-
-def read_committed(bootstrap: str, registry_url: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every committed record of ``topic`` (isolation.level=read_committed, up to the last stable offset), as
-    (key, decoded value)."""
-    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=registry_url)))
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"oracle-{uuid.uuid4().hex[:8]}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        remaining = set(partitions)
-        records = []
-        while remaining:
-            message = consumer.poll(10)
-            if message is None:
-                raise AssertionError(f"no end of partitions {sorted(remaining)} of {topic} within 10 s")
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    remaining.discard(message.partition())
-                    continue
-                raise AssertionError(f"consuming {topic}: {error}")
-            key = message.key()
-            records.append((key.decode() if key else "", serde.decode(message.value())))
-        return records
-    finally:
-        consumer.close()
