@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import fastavro
@@ -61,15 +61,7 @@ class JobRun:
 
     def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Produce source records in order, keyed by their event id, with the source contract's schema."""
-        serde = AvroSerde(registry_client(SchemaRegistrySettings(url=self.env["SCHEMA_REGISTRY_URL"])))
-        contract = schema_text(load_catalogue().topic(self.job.source_contract).value_schema)
-        encoder = serde.encoder(subject_for(self.source), contract)
-        producer = Producer(
-            producer_config(KafkaSettings(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"]), "flink-test")
-        )
-        for record in records:
-            producer.produce(self.source, encoder.encode(record), str(record["metadata"]["event_id"]))
-        producer.flush(60)
+        produce_source(self.env, self.job, self.source, records)
 
     def postgres_rows(self) -> Windows:
         key = [*self.job.key, "window_start"]
@@ -126,3 +118,13 @@ class JobRun:
         """The schema Flink's registry client registered for the output topic."""
         url = f"{self.env['SCHEMA_REGISTRY_URL']}/subjects/{self.sink}-value/versions/latest"
         return parsed_schema(httpx.get(url, timeout=10).json()["schema"])
+
+
+def produce_source(env: Mapping[str, str], job: WindowJob, topic: str, records: Iterable[Mapping[str, Any]]) -> None:
+    """Produce ``records`` to ``topic`` in order, keyed by their event id, with ``job``'s source contract."""
+    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
+    encoder = serde.encoder(subject_for(topic), schema_text(load_catalogue().topic(job.source_contract).value_schema))
+    producer = Producer(producer_config(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]), "flink-test"))
+    for record in records:
+        producer.produce(topic, encoder.encode(record), str(record["metadata"]["event_id"]))
+    producer.flush(120)
