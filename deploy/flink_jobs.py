@@ -21,7 +21,7 @@ import httpx
 
 from deploy.local.context import REPO_ROOT, StackContext
 from deploy.local.flink import client_environment, flink_home, flink_python
-from stream_processors import product_views, store_order_revenue
+from stream_processors import product_views, route_shipment_delays, store_order_revenue
 from stream_processors.flink_sql import WindowJob, WindowJobSettings
 
 
@@ -45,6 +45,12 @@ JOBS = {
         "STORE_ORDER_REVENUE_JOB_",
         store_order_revenue.JOB,
         store_order_revenue.StoreOrderRevenueJobSettings,
+    ),
+    "route_shipment_delays": FlinkJob(
+        "stream_processors/route_shipment_delays.py",
+        "ROUTE_SHIPMENT_DELAYS_JOB_",
+        route_shipment_delays.JOB,
+        route_shipment_delays.RouteShipmentDelaysJobSettings,
     ),
 }
 

@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from services.common.serde import AvroSerde, registry_client
 from services.common.settings import SchemaRegistrySettings
-from stream_processors import product_views, store_order_revenue
+from stream_processors import product_views, route_shipment_delays, store_order_revenue
 from stream_processors.flink_sql import WindowJob, window_event_id
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -98,10 +98,56 @@ def store_order_revenue_windows(events: list[dict[str, Any]], bound: dt.timedelt
     )
 
 
+def _shipment_delays(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """One route's hour: each shipment once (its events, whether DELAYED, its greatest reason, whether DELIVERED and
+    its largest delay in days after the promised date, never negative), then the window's figures."""
+    shipments: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        shipments[event["shipment_id"]].append(event)
+    reasons = dict.fromkeys(route_shipment_delays.DELAY_REASONS, 0)
+    delays: list[int] = []
+    delayed = 0
+    for members in shipments.values():
+        held = [e["delay_reason"] for e in members if e["status"] == "DELAYED"]
+        if held:
+            delayed += 1
+            reasons[max(held)] += 1
+        delivered = [e for e in members if e["status"] == "DELIVERED"]
+        if delivered:
+            days = [
+                max((e["actual_delivery_date"] - e["estimated_delivery_date"]).days, 0)
+                for e in delivered
+                if e["actual_delivery_date"] is not None
+            ]
+            delays.append(max(days, default=0))
+    return {
+        "event_count": len(events),
+        "shipment_count": len(shipments),
+        "delayed_shipment_count": delayed,
+        "delay_rate": delayed / len(shipments),
+        "delays_by_reason": reasons,
+        "delivered_shipment_count": len(delays),
+        "mean_delay_days": sum(delays) / len(delays) if delays else 0.0,
+        "max_delay_days": max(delays, default=0),
+    }
+
+
+def route_shipment_delays_windows(events: list[dict[str, Any]], bound: dt.timedelta | None) -> Windows:
+    return windows(
+        route_shipment_delays.JOB,
+        events,
+        _watermark(events, bound),
+        dt.timedelta(hours=1),
+        lambda e: (e["route_id"],),
+        _shipment_delays,
+    )
+
+
 # each job's oracle, by the job's name
 ORACLES: dict[str, Callable[[list[dict[str, Any]], dt.timedelta | None], Windows]] = {
     product_views.JOB.name: product_views_windows,
     store_order_revenue.JOB.name: store_order_revenue_windows,
+    route_shipment_delays.JOB.name: route_shipment_delays_windows,
 }
 
 

@@ -3,11 +3,14 @@ windows they must give are computed by ``stream_processors.oracle``)."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import random
 import uuid
 from decimal import Decimal
 from typing import Any
+
+from schemas.catalogue import example
 
 
 def event_times(
@@ -84,4 +87,29 @@ def orders_events(seed: int, count: int, start: dt.datetime, bound: dt.timedelta
                 "order_total": sum((Decimal(line["sales_amount"]) for line in lines), Decimal("0.00")),
             }
         )
+    return events
+
+
+def shipment_events(seed: int, count: int, start: dt.datetime, bound: dt.timedelta) -> list[dict[str, Any]]:
+    """Events of a few dozen shipments on four routes over hours, some DELAYED (with a reason, some shipments with
+    two), some DELIVERED on time, early or days late against the promised date."""
+    rng = random.Random(seed)
+    base = example("com.freightline.logistics.ShipmentEvent")
+    reasons = ["WEATHER", "CUSTOMS", "TRAFFIC", "OTHER"]
+    events = []
+    for time in event_times(rng, count, start, bound, max_step_ms=20_000):
+        shipment = rng.randint(1, 60)
+        status = rng.choices(["IN_TRANSIT", "DELAYED", "DELIVERED", "PENDING"], [5, 2, 2, 1])[0]
+        promised = time.date() + dt.timedelta(days=rng.randint(-1, 2))
+        event = copy.deepcopy(base)
+        event.update(
+            metadata=metadata(time),
+            shipment_id=f"S-{seed}-{shipment}",
+            route_id=f"R-{shipment % 4}",
+            status=status,
+            estimated_delivery_date=promised,
+            actual_delivery_date=promised + dt.timedelta(days=rng.randint(-2, 4)) if status == "DELIVERED" else None,
+            delay_reason=rng.choice(reasons) if status == "DELAYED" else None,
+        )
+        events.append(event)
     return events

@@ -12,6 +12,7 @@ import fastavro
 import httpx
 import psycopg
 
+from deploy import flink_jobs
 from schemas.catalogue import load_catalogue, schema_text
 from services.common.kafka import Producer, producer_config
 from services.common.serde import AvroSerde, registry_client, subject_for
@@ -113,6 +114,14 @@ class JobRun:
         assert self.postgres_rows() == {
             window: {name: value[name] for name in columns} for window, value in expected.items()
         }
+
+    def run_and_check(self, submit: Callable[[str, dict[str, str]], str], name: str, expected: Windows) -> None:
+        """Submit job ``name`` with this run's settings, wait until its last expected window is written, stop it with
+        a savepoint (which commits its last transaction) and check both outputs against ``expected``."""
+        job_id = submit(name, self.settings)
+        self.wait_for_window_end(max(window["window_end"] for window in expected.values()))
+        flink_jobs.savepoint(self.rest_url, job_id, stop=True)
+        self.check(expected)
 
     def registered_schema(self) -> Any:
         """The schema Flink's registry client registered for the output topic."""

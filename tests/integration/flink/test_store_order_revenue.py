@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from deploy import flink_jobs
 from stream_processors.oracle import store_order_revenue_windows
 from stream_processors.store_order_revenue import JOB
 from tests.integration.flink.conftest import JobRunFactory, Jobs
@@ -28,8 +27,5 @@ def test_store_order_revenue_windows_equal_the_oracle(job_run: JobRunFactory, jo
     assert len(expected) > 10
     assert any(window["revenue"] % 1 != 0 for window in expected.values())  # cents, not whole units
 
-    job_id = jobs.submit("store_order_revenue", run.settings)
-    run.wait_for_window_end(max(window["window_end"] for window in expected.values()))
-    flink_jobs.savepoint(run.rest_url, job_id, stop=True)
-    run.check(expected)
+    run.run_and_check(jobs.submit, "store_order_revenue", expected)
     assert all(isinstance(window["revenue"], Decimal) for window in run.postgres_rows().values())

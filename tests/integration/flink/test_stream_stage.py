@@ -15,10 +15,10 @@ from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
 from deploy.pipeline import Report, RunContext
 from deploy.stream_stage import source_positions, stage_stream
-from stream_processors import product_views, store_order_revenue
-from stream_processors.oracle import product_views_windows, store_order_revenue_windows
+from stream_processors import product_views, route_shipment_delays, store_order_revenue
+from stream_processors.oracle import product_views_windows, route_shipment_delays_windows, store_order_revenue_windows
 from tests.integration.flink.conftest import JobRunFactory, Jobs
-from tests.integration.flink.oracle import orders_events, product_views_events
+from tests.integration.flink.oracle import orders_events, product_views_events, shipment_events
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,8 @@ def test_stream_stage_counts_this_run_only_and_closes_every_window(
 ) -> None:
     views = job_run(product_views.JOB, "PRODUCT_VIEWS_JOB_", BOUND)
     orders = job_run(store_order_revenue.JOB, "STORE_ORDER_REVENUE_JOB_", BOUND)
-    env = {**stack_env, **views.settings, **orders.settings}
+    routes = job_run(route_shipment_delays.JOB, "ROUTE_SHIPMENT_DELAYS_JOB_", BOUND)
+    env = {**stack_env, **views.settings, **orders.settings, **routes.settings}
     # the events end about now, like the generator's: their last windows close only when event time goes further
     start = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=12)).replace(second=0, microsecond=0)
 
@@ -45,8 +46,10 @@ def test_stream_stage_counts_this_run_only_and_closes_every_window(
     ctx.stream_from = source_positions(env)
     this_views = product_views_events(seed=31, count=1500, start=start, bound=BOUND)
     this_orders = orders_events(seed=32, count=600, start=start, bound=BOUND)
+    this_shipments = shipment_events(seed=33, count=400, start=start, bound=BOUND)
     views.produce(this_views)
     orders.produce(this_orders)
+    routes.produce(this_shipments)
 
     stage_stream(ctx)
 
@@ -55,6 +58,7 @@ def test_stream_stage_counts_this_run_only_and_closes_every_window(
     expected = {
         "product_views": (this_views, product_views_windows(this_views, None)),
         "store_order_revenue": (this_orders, store_order_revenue_windows(this_orders, None)),
+        "route_shipment_delays": (this_shipments, route_shipment_delays_windows(this_shipments, None)),
     }
     assert set(figures) == set(expected)
     for name, (events, windows) in expected.items():
