@@ -21,7 +21,7 @@ import httpx
 
 from deploy.local.context import REPO_ROOT, StackContext
 from deploy.local.flink import client_environment, flink_home, flink_python
-from stream_processors import product_views, store_order_revenue
+from stream_processors import product_views, route_shipment_delays, store_order_revenue
 from stream_processors.flink_sql import WindowJob, WindowJobSettings
 
 
@@ -46,6 +46,12 @@ JOBS = {
         store_order_revenue.JOB,
         store_order_revenue.StoreOrderRevenueJobSettings,
     ),
+    "route_shipment_delays": FlinkJob(
+        "stream_processors/route_shipment_delays.py",
+        "ROUTE_SHIPMENT_DELAYS_JOB_",
+        route_shipment_delays.JOB,
+        route_shipment_delays.RouteShipmentDelaysJobSettings,
+    ),
 }
 
 _SUBMITTED = re.compile(r"JobID ([0-9a-f]{32})")
@@ -61,14 +67,19 @@ def job(name: str) -> FlinkJob:
     return JOBS[name]
 
 
+def job_settings(spec: FlinkJob, env: Mapping[str, str]) -> WindowJobSettings:
+    """The job's settings as it will read them from ``env`` (its ``<PREFIX>*`` variables)."""
+    return spec.settings.model_validate(
+        {k[len(spec.settings_prefix) :].lower(): v for k, v in env.items() if k.startswith(spec.settings_prefix)}
+    )
+
+
 def ensure_postgres_table(spec: FlinkJob, env: Mapping[str, str]) -> None:
     import psycopg
 
     from services.common.settings import PostgresSettings
 
-    settings = spec.settings.model_validate(
-        {k[len(spec.settings_prefix) :].lower(): v for k, v in env.items() if k.startswith(spec.settings_prefix)}
-    )
+    settings = job_settings(spec, env)
     dsn = env.get("POSTGRES_DSN") or PostgresSettings().dsn
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(spec.job.postgres_ddl(settings.postgres_table).encode())
@@ -131,10 +142,11 @@ def cancel(rest_url: str, job_id: str) -> None:
         raise FlinkError(f"cancelling {job_id} failed: {response.status_code} {response.text}")
 
 
-def savepoint(rest_url: str, job_id: str, *, stop: bool = False, timeout_s: float = 300) -> str:
-    """Take a savepoint (``stop``: and stop the job with it); returns the savepoint's location."""
+def savepoint(rest_url: str, job_id: str, *, stop: bool = False, drain: bool = False, timeout_s: float = 300) -> str:
+    """Take a savepoint (``stop``: and stop the job with it; ``drain``: after advancing event time to the end, so
+    every open window fires: the end of a bounded run, not an upgrade); returns the savepoint's location."""
     path = "stop" if stop else "savepoints"
-    body: dict[str, Any] = {"drain": False} if stop else {"cancel-job": False}
+    body: dict[str, Any] = {"drain": drain} if stop else {"cancel-job": False}
     response = httpx.post(f"{rest_url}/jobs/{job_id}/{path}", json=body, timeout=10)
     if response.status_code != 202:
         raise FlinkError(f"savepoint of {job_id} refused: {response.status_code} {response.text}")
@@ -149,6 +161,36 @@ def savepoint(rest_url: str, job_id: str, *, stop: bool = False, timeout_s: floa
             return str(operation["location"])
         time.sleep(0.5)
     raise FlinkError(f"savepoint of {job_id} did not complete within {timeout_s} s")
+
+
+ACTIVE_STATES = frozenset({"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "FAILING", "CANCELLING"})
+
+
+def stop_active(rest_url: str, pipeline_name: str, timeout_s: float = 120) -> list[str]:
+    """Cancel every active job named ``pipeline_name`` (its open Kafka transactions are aborted, never committed)
+    and wait until each has ended; returns their ids."""
+    active = [
+        item["jid"] for item in jobs(rest_url) if item["name"] == pipeline_name and item["state"] in ACTIVE_STATES
+    ]
+    for job_id in active:
+        cancel(rest_url, job_id)
+    deadline = time.monotonic() + timeout_s
+    while any(job_details(rest_url, job_id)["state"] in ACTIVE_STATES for job_id in active):
+        if time.monotonic() > deadline:
+            raise FlinkError(f"jobs {active} ({pipeline_name}) did not end within {timeout_s} s of cancelling")
+        time.sleep(0.5)
+    return active
+
+
+def wait_finished(rest_url: str, job_id: str, timeout_s: float = 120) -> None:
+    """Until the job has ended; a job ending otherwise than FINISHED is an error."""
+    deadline = time.monotonic() + timeout_s
+    while (state := job_details(rest_url, job_id)["state"]) in ACTIVE_STATES:
+        if time.monotonic() > deadline:
+            raise FlinkError(f"job {job_id} did not end within {timeout_s} s")
+        time.sleep(0.5)
+    if state != "FINISHED":
+        raise FlinkError(f"job {job_id} ended {state}")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from rich.table import Table
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
+from deploy.stream_stage import WindowJobFigures, source_positions, stage_stream
 from schemas import topics
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
 
@@ -57,6 +58,7 @@ class Figures:
     landed: dict[str, int] = field(default_factory=dict)  # records (documents) landed per sink
     sink_topics: dict[str, list[str]] = field(default_factory=dict)  # what each sink consumes
     detection: dict[str, dict[str, Any]] = field(default_factory=dict)  # the scorer's per-type result
+    stream: dict[str, WindowJobFigures] = field(default_factory=dict)  # per Flink window job (deploy/stream_stage.py)
 
 
 @dataclass
@@ -94,6 +96,7 @@ class RunContext:
     seed: int = 0
     start: str = ""  # the generator's --start (ISO time): with the seed, it reproduces the run's events
     score_from: dict[str, dict[int, int]] = field(default_factory=dict)  # labels/anomalies offsets before the run
+    stream_from: dict[str, dict[int, int]] = field(default_factory=dict)  # window jobs' sources before the run
 
     @property
     def figures(self) -> Figures:
@@ -254,6 +257,7 @@ def stage_generate(ctx: RunContext) -> None:
 
     # Where this run's labels (and the detector's anomalies) begin, for scoring this run only.
     ctx.score_from = end_positions(ctx.env, [LABELS, ANOMALIES])
+    ctx.stream_from = source_positions(ctx.env)
     # What an earlier, interrupted run left uncommitted: each stage must process it plus exactly this run's events.
     ctx.figures.leftover = {name: lag() for name, lag in _consumer_lags(ctx).items()}
     # Simulated time ends about now (topic retention goes by record timestamp); seed and start reproduce the run.
@@ -507,6 +511,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("generator", stage_generate),
     ("mirror", stage_mirror),
     ("enrichment and detection", stage_enrich_detect),
+    ("stream windows", stage_stream),
     ("sinks", stage_sinks),
 ]
 

@@ -215,6 +215,18 @@ def commit_end_offsets(client_config: Mapping[str, Any], group: str, topics: lis
         consumer.close()
 
 
+@_retry_kafka
+def commit_positions(client_config: Mapping[str, Any], group: str, topic: str, positions: Mapping[int, int]) -> None:
+    """Commit ``positions`` (offset per partition of ``topic``) for ``group``: where it starts reading next."""
+    consumer = Consumer({**client_config, "group.id": group, "enable.auto.commit": False})
+    try:
+        offsets = [TopicPartition(topic, p, offset) for p, offset in positions.items()]
+        if offsets:
+            consumer.commit(offsets=offsets, asynchronous=False)
+    finally:
+        consumer.close()
+
+
 def committed_offsets(client_config: Mapping[str, Any], group: str, topics: list[str]) -> dict[tuple[str, int], int]:
     """The offsets ``group`` committed on ``topics`` (negative where it committed none)."""
     return probe(client_config).committed(group, topics)

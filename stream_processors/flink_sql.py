@@ -130,6 +130,17 @@ def columns(schema_text: str) -> list[str]:
     return [_field(field, names) for field in schema["fields"]]
 
 
+def projected(schema_text: str, fields: Sequence[str]) -> str:
+    """The record schema ``schema_text`` (fully expanded) with only ``fields``, in contract order: a reader schema
+    Avro resolves records of the full schema against (the other fields are skipped). A field may use a named type
+    only if the field defining it is kept."""
+    schema = json.loads(schema_text)
+    unknown = set(fields) - {field["name"] for field in schema["fields"]}
+    if unknown:
+        raise ValueError(f"{schema['name']} has no fields {sorted(unknown)}")
+    return json.dumps({**schema, "fields": [field for field in schema["fields"] if field["name"] in fields]})
+
+
 def jdbc_url(dsn: str) -> tuple[str, str, str]:
     """(JDBC url, user, password) of a libpq URL ``postgresql://user[:password]@host:port/db``."""
     parts = urlsplit(dsn)
@@ -199,14 +210,20 @@ def kafka_sink(
     return _create(name, columns(schema_text), options)
 
 
-def jdbc_upsert_sink(name: str, table: str, columns_sql: Sequence[str], key: Sequence[str], dsn: str) -> str:
-    """An idempotent upsert into a PostgreSQL table (INSERT ... ON CONFLICT on ``key``)."""
+def jdbc_upsert_sink(
+    name: str, table: str, columns_sql: Sequence[str], key: Sequence[str], dsn: str, *, untyped_strings: bool = False
+) -> str:
+    """An idempotent upsert into a PostgreSQL table (INSERT ... ON CONFLICT on ``key``). ``untyped_strings``: strings
+    are sent untyped (``stringtype=unspecified``), so PostgreSQL casts them to the column's type (``jsonb``)."""
     url, user, password = jdbc_url(dsn)
     options = {"connector": "jdbc", "url": url, "table-name": table}
+    parameters = ["stringtype=unspecified"] if untyped_strings else []
     if password:  # Flink takes both or neither; without a password the user goes into the URL
         options.update({"username": user, "password": password})
     elif user:
-        options["url"] = f"{url}?user={user}"
+        parameters.insert(0, f"user={user}")
+    if parameters:
+        options["url"] = f"{url}?{'&'.join(parameters)}"
     options.update({"sink.buffer-flush.interval": "1s", "sink.max-retries": "5"})
     keys = ", ".join(f"`{column}`" for column in key)
     return _create(name, [*columns_sql, f"PRIMARY KEY ({keys}) NOT ENFORCED"], options)
@@ -263,6 +280,10 @@ class WarehouseColumn:
     name: str
     flink_type: str
     postgres_type: str
+    expression: str = ""  # its value over the window view (default: the view's column of the same name)
+
+    def select(self) -> str:
+        return f"{self.expression} AS `{self.name}`" if self.expression else f"`{self.name}`"
 
 
 # the first columns of every warehouse table: the window, UTC
@@ -294,6 +315,8 @@ class WindowJob:
     window_minutes: int
     views: tuple[tuple[str, str], ...] = ()
     late_filter: str = "TRUE"  # which source events the windows count (late ones are reported only if so)
+    # the source fields the job reads (a projection of its contract; empty: all of them)
+    source_fields: tuple[str, ...] = ()
 
     def late_insert(self, source_topic: str) -> str:
         """INSERT of the source events whose window had closed when they arrived (window end <= the watermark +
@@ -318,6 +341,11 @@ FROM (
 WHERE `watermark` IS NOT NULL
   AND TIMESTAMPADD(MINUTE, {self.window_minutes}, `window_start`) <= `watermark` + INTERVAL '0.001' SECOND"""
 
+    def pipeline_name(self, settings: WindowJobSettings) -> str:
+        """The job's name on the cluster: the job and its consumer group, which is the identity of a deployment (its
+        committed offsets and transactional ids: two running jobs of one group would fence each other)."""
+        return f"{self.name} [{settings.group_id}]"
+
     def postgres_ddl(self, table: str) -> str:
         """The upsert target (idempotent DDL); timestamps are UTC."""
         schema = table.split(".")[0] if "." in table else "public"
@@ -337,6 +365,8 @@ WHERE `watermark` IS NOT NULL
         """(table and view definitions, inserts) of the job."""
         catalogue = load_catalogue()
         source_schema = schema_text(catalogue.topic(self.source_contract).value_schema)
+        if self.source_fields:
+            source_schema = projected(source_schema, self.source_fields)
         sink_schema = schema_text(catalogue.topic(self.sink_contract).value_schema)
         late_schema = schema_text(catalogue.topic(topics.LATE_EVENTS).value_schema)
         warehouse = [f"`{column.name}` {column.flink_type} NOT NULL" for column in self.warehouse]
@@ -345,12 +375,17 @@ WHERE `watermark` IS NOT NULL
             kafka_sink("aggregates", settings.sink_topic, settings, kafka, registry, sink_schema, self.key[0]),
             kafka_sink("late_events", settings.late_topic, settings, kafka, registry, late_schema, "job"),
             jdbc_upsert_sink(
-                "warehouse", settings.postgres_table, warehouse, ["window_start", "window_end", *self.key], postgres.dsn
+                "warehouse",
+                settings.postgres_table,
+                warehouse,
+                ["window_start", "window_end", *self.key],
+                postgres.dsn,
+                untyped_strings=any(column.postgres_type == "jsonb" for column in self.warehouse),
             ),
             *(f"CREATE TEMPORARY VIEW `{name}` AS\n{select}" for name, select in self.views),
             f"CREATE TEMPORARY VIEW `windows` AS\n{self.windows}",
         ]
-        columns_sql = ", ".join(f"`{column.name}`" for column in self.warehouse)
+        columns_sql = ", ".join(column.select() for column in self.warehouse)
         inserts = [
             aggregate_insert("aggregates", "windows", self.key, self.producer, self.fields),
             f"INSERT INTO `warehouse` SELECT {columns_sql} FROM `windows`",
@@ -361,7 +396,7 @@ WHERE `watermark` IS NOT NULL
     def submit(self, settings: WindowJobSettings) -> None:
         """Entrypoint on the cluster's client (``flink run -py``): build the job and submit it."""
         definitions, inserts = self.statements(settings, KafkaSettings(), SchemaRegistrySettings(), PostgresSettings())
-        job_id = run(job_config(settings, self.name), definitions, inserts)
+        job_id = run(job_config(settings, self.pipeline_name(settings)), definitions, inserts)
         print(f"submitted {self.name} as job {job_id}", flush=True)
 
 

@@ -1,14 +1,15 @@
 """The main job's stages end to end on the session's local stack, at 100,000 events of a fixed seed.
 
 Every stage's figures are checked exactly against the generator's per-topic counts (records and distinct event ids,
-not differences of lag, which can cancel out), and the detector must find each injected anomaly type with precision
-and recall of at least 0.9.
+not differences of lag, which can cancel out), the detector must find each injected anomaly type with precision
+and recall of at least 0.9, and each Flink window job's output must equal its oracle over this run's events.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from deploy import flink_jobs
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
@@ -60,5 +61,17 @@ def test_main_job_counts_every_stage_exactly_and_detects(stack_env: dict[str, st
     for kind, item in figures.detection.items():
         assert item["precision"] is not None and item["precision"] >= MIN_PRECISION, (kind, item)
         assert item["recall"] is not None and item["recall"] >= MIN_RECALL, (kind, item)
+    # The Flink window jobs read exactly this run's source events and agree with the oracle of them, window by window,
+    # in the committed Kafka output and in PostgreSQL, every window closed and none emitted twice.
+    assert set(figures.stream) == set(flink_jobs.JOBS)
+    for name, job in figures.stream.items():
+        source = flink_jobs.job_settings(flink_jobs.job(name), stack_env).source_topic
+        assert (name, job.source_events) == (name, generated(figures, source))
+        assert (name, job.counted_events + job.late_events) == (name, job.source_events)
+        assert job.windows_expected > 0, name
+        assert (name, job.kafka_rows, job.postgres_rows) == (name, job.windows_expected, job.windows_expected)
+        assert (name, job.kafka_duplicates, job.differences) == (name, 0, [])
+        assert job.kafka_agrees and job.postgres_agrees, name
+
     # Last, the report's own verdict (its figures checked independently above).
     assert report.problems == []

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from deploy import flink_jobs
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
+from stream_processors.flink_sql import WindowJob
+from tests.integration.flink.support import JobRun
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +49,14 @@ def jobs(stack_env: dict[str, str], flink_rest_url: str) -> Iterator[Jobs]:
     running = Jobs(StackContext.create(StackSettings()), stack_env, flink_rest_url)
     yield running
     running.cancel_running()
+
+
+JobRunFactory = Callable[[WindowJob, str, dt.timedelta], JobRun]
+
+
+@pytest.fixture
+def job_run(
+    stack_env: dict[str, str], flink_rest_url: str, new_topic: Callable[..., str], unique_name: Callable[[str], str]
+) -> JobRunFactory:
+    """A job's run of its own (topics, table, settings): ``job_run(JOB, settings prefix, out-of-orderness bound)``."""
+    return lambda job, prefix, bound: JobRun(job, prefix, stack_env, flink_rest_url, new_topic, unique_name, bound)

@@ -1,22 +1,16 @@
-"""Plain-Python oracles of the windowed jobs: events out of order within a bound, and the windows a job must emit for
-them under the job's own watermark rule (bounded out-of-orderness: a window closes once the largest event time seen,
-minus the bound, reaches its end), every field of every window."""
+"""Source events of the windowed jobs' tests: out of order within a bound, never later than the watermark (the
+windows they must give are computed by ``stream_processors.oracle``)."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import random
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
-from stream_processors import product_views, store_order_revenue
-from stream_processors.flink_sql import WindowJob, window_event_id
-
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-E = TypeVar("E", bound=dict[str, Any])
+from schemas.catalogue import example
 
 
 def event_times(
@@ -96,69 +90,26 @@ def orders_events(seed: int, count: int, start: dt.datetime, bound: dt.timedelta
     return events
 
 
-def windows(
-    job: WindowJob,
-    events: Iterable[E],
-    watermark: dt.datetime,
-    size: dt.timedelta,
-    key: Callable[[E], tuple[str, ...]],
-    aggregate: Callable[[list[E]], dict[str, Any]],
-) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Every window the job emits, keyed by (key..., window start): only windows the final ``watermark`` closes
-    (end <= watermark), each with its envelope and every field of the aggregate."""
-    grouped: dict[tuple[Any, ...], list[E]] = defaultdict(list)
-    for event in events:
-        time = event["metadata"]["event_time"]
-        grouped[(*key(event), EPOCH + ((time - EPOCH) // size) * size)].append(event)
-    result = {}
-    for (*parts, start), members in grouped.items():
-        end = start + size
-        if end > watermark:
-            continue
-        envelope = {
-            "event_id": uuid.UUID(window_event_id(parts, start.replace(tzinfo=None))),
-            "event_time": end,
-            "producer": job.producer,
-            "trace_context": None,
-        }
-        fields = {**dict(zip(job.key, parts, strict=True)), "window_start": start, "window_end": end}
-        result[(*parts, start)] = {"metadata": envelope, **fields, **aggregate(members)}
-    return result
-
-
-def final_watermark(events: list[dict[str, Any]], bound: dt.timedelta) -> dt.datetime:
-    """Where the watermark ends once every event is read: the largest event time minus the bound."""
-    return max(e["metadata"]["event_time"] for e in events) - bound
-
-
-def product_views_windows(events: list[dict[str, Any]], bound: dt.timedelta) -> dict[tuple[Any, ...], dict[str, Any]]:
-    return windows(
-        product_views.JOB,
-        events,
-        final_watermark(events, bound),
-        dt.timedelta(minutes=1),
-        lambda e: (e["product_id"],),
-        lambda members: {
-            "view_count": len(members),
-            "unique_visitors": len({e["device_id"] for e in members}),
-            "last_view_time": max(e["metadata"]["event_time"] for e in members),
-        },
-    )
-
-
-def store_order_revenue_windows(
-    events: list[dict[str, Any]], bound: dt.timedelta
-) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Placed orders only; all events (placed or not) move the watermark."""
-    return windows(
-        store_order_revenue.JOB,
-        [e for e in events if e["status"] == "PLACED"],
-        final_watermark(events, bound),
-        dt.timedelta(minutes=5),
-        lambda e: (e["store_id"], e["currency"]),
-        lambda members: {
-            "order_count": len({e["order_id"] for e in members}),
-            "item_count": sum(line["quantity"] for e in members for line in e["line_items"]),
-            "revenue": sum((e["order_total"] for e in members), Decimal("0.00")),
-        },
-    )
+def shipment_events(seed: int, count: int, start: dt.datetime, bound: dt.timedelta) -> list[dict[str, Any]]:
+    """Events of a few dozen shipments on four routes over hours, some DELAYED (with a reason, some shipments with
+    two), some DELIVERED on time, early or days late against the promised date."""
+    rng = random.Random(seed)
+    base = example("com.freightline.logistics.ShipmentEvent")
+    reasons = ["WEATHER", "CUSTOMS", "TRAFFIC", "OTHER"]
+    events = []
+    for time in event_times(rng, count, start, bound, max_step_ms=20_000):
+        shipment = rng.randint(1, 60)
+        status = rng.choices(["IN_TRANSIT", "DELAYED", "DELIVERED", "PENDING"], [5, 2, 2, 1])[0]
+        promised = time.date() + dt.timedelta(days=rng.randint(-1, 2))
+        event = copy.deepcopy(base)
+        event.update(
+            metadata=metadata(time),
+            shipment_id=f"S-{seed}-{shipment}",
+            route_id=f"R-{shipment % 4}",
+            status=status,
+            estimated_delivery_date=promised,
+            actual_delivery_date=promised + dt.timedelta(days=rng.randint(-2, 4)) if status == "DELIVERED" else None,
+            delay_reason=rng.choice(reasons) if status == "DELAYED" else None,
+        )
+        events.append(event)
+    return events

@@ -5,24 +5,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import fastavro
 import httpx
 import psycopg
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from deploy import flink_jobs
 from schemas.catalogue import load_catalogue, schema_text
 from services.common.kafka import Producer, producer_config
 from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
 from stream_processors.flink_sql import WindowJob
+from stream_processors.oracle import Windows, read_committed
 from tests.integration.crash import group_lag
 from tests.integration.sinks.helpers import wait_for
-
-Windows = dict[tuple[Any, ...], dict[str, Any]]
 
 
 def parsed_schema(text: str) -> Any:
@@ -64,15 +62,7 @@ class JobRun:
 
     def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Produce source records in order, keyed by their event id, with the source contract's schema."""
-        serde = AvroSerde(registry_client(SchemaRegistrySettings(url=self.env["SCHEMA_REGISTRY_URL"])))
-        contract = schema_text(load_catalogue().topic(self.job.source_contract).value_schema)
-        encoder = serde.encoder(subject_for(self.source), contract)
-        producer = Producer(
-            producer_config(KafkaSettings(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"]), "flink-test")
-        )
-        for record in records:
-            producer.produce(self.source, encoder.encode(record), str(record["metadata"]["event_id"]))
-        producer.flush(60)
+        produce_source(self.env, self.job, self.source, records)
 
     def postgres_rows(self) -> Windows:
         key = [*self.job.key, "window_start"]
@@ -125,42 +115,25 @@ class JobRun:
             window: {name: value[name] for name in columns} for window, value in expected.items()
         }
 
+    def run_and_check(self, submit: Callable[[str, dict[str, str]], str], name: str, expected: Windows) -> None:
+        """Submit job ``name`` with this run's settings, wait until its last expected window is written, stop it with
+        a savepoint (which commits its last transaction) and check both outputs against ``expected``."""
+        job_id = submit(name, self.settings)
+        self.wait_for_window_end(max(window["window_end"] for window in expected.values()))
+        flink_jobs.savepoint(self.rest_url, job_id, stop=True)
+        self.check(expected)
+
     def registered_schema(self) -> Any:
         """The schema Flink's registry client registered for the output topic."""
         url = f"{self.env['SCHEMA_REGISTRY_URL']}/subjects/{self.sink}-value/versions/latest"
         return parsed_schema(httpx.get(url, timeout=10).json()["schema"])
 
 
-def read_committed(bootstrap: str, registry_url: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every committed record of ``topic`` (isolation.level=read_committed, up to the last stable offset), as
-    (key, decoded value)."""
-    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=registry_url)))
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"oracle-{uuid.uuid4().hex[:8]}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        remaining = set(partitions)
-        records = []
-        while remaining:
-            message = consumer.poll(10)
-            if message is None:
-                raise AssertionError(f"no end of partitions {sorted(remaining)} of {topic} within 10 s")
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    remaining.discard(message.partition())
-                    continue
-                raise AssertionError(f"consuming {topic}: {error}")
-            key = message.key()
-            records.append((key.decode() if key else "", serde.decode(message.value())))
-        return records
-    finally:
-        consumer.close()
+def produce_source(env: Mapping[str, str], job: WindowJob, topic: str, records: Iterable[Mapping[str, Any]]) -> None:
+    """Produce ``records`` to ``topic`` in order, keyed by their event id, with ``job``'s source contract."""
+    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
+    encoder = serde.encoder(subject_for(topic), schema_text(load_catalogue().topic(job.source_contract).value_schema))
+    producer = Producer(producer_config(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]), "flink-test"))
+    for record in records:
+        producer.produce(topic, encoder.encode(record), str(record["metadata"]["event_id"]))
+    producer.flush(120)

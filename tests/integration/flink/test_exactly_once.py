@@ -15,9 +15,9 @@ import pytest
 
 from deploy import flink_jobs
 from deploy.local.flink import FlinkJobManager, FlinkTaskManager
+from stream_processors.oracle import product_views_windows
 from stream_processors.product_views import JOB
 from tests.integration.crash import kill_in_flight
-from tests.integration.flink.oracle import product_views_windows
 from tests.integration.flink.support import JobRun
 from tests.integration.flink.test_product_views import BOUND, last_end, views
 from tests.integration.sinks.helpers import PrivateTarget, free_port, wait_for

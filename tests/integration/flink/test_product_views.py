@@ -19,9 +19,10 @@ from deploy import flink_jobs
 from deploy.cli import build
 from schemas import topics
 from schemas.catalogue import load_catalogue, schema_text
+from stream_processors.oracle import final_watermark, product_views_windows
 from stream_processors.product_views import JOB
 from tests.integration.flink.conftest import Jobs
-from tests.integration.flink.oracle import final_watermark, product_views_events, product_views_windows
+from tests.integration.flink.oracle import product_views_events
 from tests.integration.flink.support import JobRun, parsed_schema
 
 pytestmark = pytest.mark.integration

@@ -4,30 +4,22 @@ placed, units and revenue to the cent (decimals end to end), in the committed Ka
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 
-from deploy import flink_jobs
+from stream_processors.oracle import store_order_revenue_windows
 from stream_processors.store_order_revenue import JOB
-from tests.integration.flink.conftest import Jobs
-from tests.integration.flink.oracle import orders_events, store_order_revenue_windows
-from tests.integration.flink.support import JobRun
+from tests.integration.flink.conftest import JobRunFactory, Jobs
+from tests.integration.flink.oracle import orders_events
 
 pytestmark = pytest.mark.integration
 
 BOUND = dt.timedelta(seconds=5)
 
 
-def test_store_order_revenue_windows_equal_the_oracle(
-    stack_env: dict[str, str],
-    flink_rest_url: str,
-    new_topic: Callable[..., str],
-    unique_name: Callable[[str], str],
-    jobs: Jobs,
-) -> None:
-    run = JobRun(JOB, "STORE_ORDER_REVENUE_JOB_", stack_env, flink_rest_url, new_topic, unique_name, BOUND)
+def test_store_order_revenue_windows_equal_the_oracle(job_run: JobRunFactory, jobs: Jobs) -> None:
+    run = job_run(JOB, "STORE_ORDER_REVENUE_JOB_", BOUND)
     start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     events = orders_events(seed=21, count=3000, start=start, bound=BOUND)
     run.produce(events)
@@ -35,8 +27,5 @@ def test_store_order_revenue_windows_equal_the_oracle(
     assert len(expected) > 10
     assert any(window["revenue"] % 1 != 0 for window in expected.values())  # cents, not whole units
 
-    job_id = jobs.submit("store_order_revenue", run.settings)
-    run.wait_for_window_end(max(window["window_end"] for window in expected.values()))
-    flink_jobs.savepoint(run.rest_url, job_id, stop=True)
-    run.check(expected)
+    run.run_and_check(jobs.submit, "store_order_revenue", expected)
     assert all(isinstance(window["revenue"], Decimal) for window in run.postgres_rows().values())

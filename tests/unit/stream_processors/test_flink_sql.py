@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from schemas import topics
 from schemas.catalogue import load_catalogue, schema_text
 from services.common.settings import KafkaSettings, PostgresSettings, SchemaRegistrySettings
-from stream_processors.flink_sql import columns, interval, jdbc_url, job_config, window_event_id
+from stream_processors.flink_sql import columns, interval, jdbc_url, job_config, projected, window_event_id
 from stream_processors.product_views import JOB, ProductViewsJobSettings
 
 
@@ -107,3 +108,17 @@ def test_store_order_revenue_keys_by_store_and_currency_with_exact_money() -> No
     )
     assert any("CROSS JOIN UNNEST" in statement for statement in definitions)
     assert "MD5(CONCAT_WS('|', `store_id`, `currency`, CAST(`window_start` AS STRING)))" in inserts[0]
+
+
+def test_route_delays_map_every_delay_reason_of_the_contract_and_read_a_projection() -> None:
+    from schemas.catalogue import load_schema
+    from stream_processors.route_shipment_delays import DELAY_REASONS
+    from stream_processors.route_shipment_delays import JOB as ROUTES
+
+    assert tuple(load_schema("com.freightline.logistics.DelayReason")["symbols"]) == DELAY_REASONS
+    source = schema_text(load_catalogue().topic(topics.SHIPMENT_EVENTS).value_schema)
+    reader = json.loads(projected(source, ROUTES.source_fields))
+    assert [field["name"] for field in reader["fields"]] == list(ROUTES.source_fields)
+    assert "`current_location`" not in " ".join(columns(json.dumps(reader)))
+    with pytest.raises(ValueError, match="no fields"):
+        projected(source, ("route_id", "nope"))

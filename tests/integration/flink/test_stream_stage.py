@@ -1,0 +1,70 @@
+"""The main job's stream stage on the stack's Flink cluster, over test topics: a stale job of an earlier run is
+still running on the same source (and has read an earlier run's events); the stage cancels it, runs each window job
+over this run's events only, drains it so that every window closes (the events end about now: nothing else would
+close the last windows), and its figures agree with an oracle of this run's events computed here."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from deploy import flink_jobs
+from deploy.local.context import StackContext
+from deploy.local.settings import StackSettings
+from deploy.local.stack import Stack
+from deploy.pipeline import Report, RunContext
+from deploy.stream_stage import source_positions, stage_stream
+from stream_processors import product_views, route_shipment_delays, store_order_revenue
+from stream_processors.oracle import product_views_windows, route_shipment_delays_windows, store_order_revenue_windows
+from tests.integration.flink.conftest import JobRunFactory, Jobs
+from tests.integration.flink.oracle import orders_events, product_views_events, shipment_events
+
+pytestmark = pytest.mark.integration
+
+BOUND = dt.timedelta(seconds=5)
+
+
+def test_stream_stage_counts_this_run_only_and_closes_every_window(
+    stack_env: dict[str, str], flink_rest_url: str, job_run: JobRunFactory, jobs: Jobs
+) -> None:
+    views = job_run(product_views.JOB, "PRODUCT_VIEWS_JOB_", BOUND)
+    orders = job_run(store_order_revenue.JOB, "STORE_ORDER_REVENUE_JOB_", BOUND)
+    routes = job_run(route_shipment_delays.JOB, "ROUTE_SHIPMENT_DELAYS_JOB_", BOUND)
+    env = {**stack_env, **views.settings, **orders.settings, **routes.settings}
+    # the events end about now, like the generator's: their last windows close only when event time goes further
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=12)).replace(second=0, microsecond=0)
+
+    # an earlier run's views, read by the job of that run, which is still running
+    views.produce(product_views_events(seed=30, count=500, start=start, bound=BOUND))
+    stale = jobs.submit("product_views", views.settings)
+    views.wait_until_read()
+
+    ctx = RunContext(
+        env=env, stack=Stack(StackContext.create(StackSettings())), report=Report(), run_id="test", events=0
+    )
+    ctx.stream_from = source_positions(env)
+    this_views = product_views_events(seed=31, count=1500, start=start, bound=BOUND)
+    this_orders = orders_events(seed=32, count=600, start=start, bound=BOUND)
+    this_shipments = shipment_events(seed=33, count=400, start=start, bound=BOUND)
+    views.produce(this_views)
+    orders.produce(this_orders)
+    routes.produce(this_shipments)
+
+    stage_stream(ctx)
+
+    assert flink_jobs.job_details(flink_rest_url, stale)["state"] == "CANCELED"
+    figures = ctx.figures.stream
+    expected = {
+        "product_views": (this_views, product_views_windows(this_views, None)),
+        "store_order_revenue": (this_orders, store_order_revenue_windows(this_orders, None)),
+        "route_shipment_delays": (this_shipments, route_shipment_delays_windows(this_shipments, None)),
+    }
+    assert set(figures) == set(expected)
+    for name, (events, windows) in expected.items():
+        job = figures[name]
+        assert (name, job.source_events, job.late_events, job.counted_events) == (name, len(events), 0, len(events))
+        assert (name, job.windows_expected, job.kafka_rows, job.postgres_rows) == (name, *[len(windows)] * 3)
+        assert (name, job.kafka_duplicates, job.differences) == (name, 0, [])
+        assert job.kafka_agrees and job.postgres_agrees and job.agrees, name
+    assert ctx.report.problems == []
