@@ -8,8 +8,9 @@ The local stack cannot use fixed ports: the main job and the tests start service
 free port), often several instances of one service at once, on a machine other checkouts share. There, a
 service registers itself instead: the stack exports ``METRICS_TARGETS_DIR`` and every running service process
 keeps ``<dir>/<name>/<pid>.json`` naming its address (``services.common.metrics.TargetFile``), which
-Prometheus reads through ``file_sd_configs``. Only the Schema Registry, a component of the stack at a known
-address, is a static target locally. ``scrape_configs`` renders both forms from this list.
+Prometheus reads through ``file_sd_configs``. Only the components of the stack at known addresses are static
+targets locally: the Schema Registry, and the Flink JobManager and TaskManager (Flink's bundled Prometheus
+reporter, ``metrics.reporter.prom``, on 9249 when deployed). ``scrape_configs`` renders both forms from this list.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 @dataclass(frozen=True)
 class MetricsTarget:
     name: str
-    module: str
+    module: str | None
+    """The Python module that runs it; None for a server that is not ours (Flink)."""
     metrics_port: int
     discovered: bool = True
     """True: the process announces itself (``METRICS_TARGETS_DIR``); False: a server at an address known upfront."""
@@ -39,6 +41,17 @@ SERVICES: tuple[MetricsTarget, ...] = (
     MetricsTarget("sink_hdfs", "services.sink_hdfs", 9406),
     MetricsTarget("sink_gcs", "services.sink_gcs", 9407),
 )
+"""Freightline's own services (each a Python module of ``services/``)."""
+
+FLINK: tuple[MetricsTarget, ...] = (
+    MetricsTarget("flink_jobmanager", None, 9249, discovered=False),
+    MetricsTarget("flink_taskmanager", None, 9249, discovered=False),
+)
+"""Flink's Prometheus reporter in the JobManager and the TaskManagers (their metric names begin with the job's
+name: ``flink_jobmanager_*``, ``flink_taskmanager_*``)."""
+
+TARGETS: tuple[MetricsTarget, ...] = SERVICES + FLINK
+"""Everything Prometheus scrapes."""
 
 
 def scrape_configs(

@@ -1,10 +1,10 @@
 """The stack's monitoring: Prometheus and Alertmanager (Debian's packages, run by the stack's supervisor).
 
-- ``prometheus``: scrapes what ``deploy/metrics_targets.py`` lists (the Schema Registry at its stack address,
-  every service through the target files the services keep in ``METRICS_TARGETS_DIR``), evaluates the rules of
-  ``observability/prometheus/*.rules.yml`` (read in place: ``POST /-/reload`` picks up an edit) and sends alerts
-  to the stack's Alertmanager. Data under ``data/prometheus``; the configuration is rendered into
-  ``config/prometheus.yml`` on every start.
+- ``prometheus``: scrapes what ``deploy/metrics_targets.py`` lists (the Schema Registry and the Flink JobManager
+  and TaskManager reporters at their stack addresses, every service through the target files the services keep
+  in ``METRICS_TARGETS_DIR``), evaluates the rules of ``observability/prometheus/*.rules.yml`` (read in place:
+  ``POST /-/reload`` picks up an edit) and sends alerts to the stack's Alertmanager. Data under
+  ``data/prometheus``; the configuration is rendered into ``config/prometheus.yml`` on every start.
 - ``alertmanager``: the routes and receivers of ``observability/alertmanager/alertmanager.yml``, each webhook
   pointed at ``FREIGHTLINE_ALERT_WEBHOOK_URL``; clustering off; data under ``data/alertmanager``.
 
@@ -22,7 +22,7 @@ import yaml
 
 from deploy.local.components import Component, Program
 from deploy.local.context import REPO_ROOT, StackContext
-from deploy.metrics_targets import SERVICES, scrape_configs
+from deploy.metrics_targets import TARGETS, scrape_configs
 from services.common.settings import LOCAL_HOST
 
 OBSERVABILITY = REPO_ROOT / "observability"
@@ -134,15 +134,19 @@ class Prometheus(_PrometheusProjectServer):
             },
             "rule_files": [str(RULE_FILES)],
             "scrape_configs": scrape_configs(
-                SERVICES,
+                TARGETS,
                 targets_dir=metrics_targets_dir(ctx),
-                static_addresses={"schema_registry": f"{LOCAL_HOST}:{ctx.settings.schema_registry_port}"},
+                static_addresses={
+                    "schema_registry": f"{LOCAL_HOST}:{ctx.settings.schema_registry_port}",
+                    "flink_jobmanager": f"{LOCAL_HOST}:{ctx.settings.flink_jobmanager_metrics_port}",
+                    "flink_taskmanager": f"{LOCAL_HOST}:{ctx.settings.flink_taskmanager_metrics_port}",
+                },
             ),
         }
 
     def prepare(self, ctx: StackContext) -> None:
         super().prepare(ctx)
-        for target in SERVICES:  # Prometheus watches these folders only if they exist when it starts
+        for target in TARGETS:  # Prometheus watches these folders only if they exist when it starts
             if target.discovered:
                 (metrics_targets_dir(ctx) / target.name).mkdir(parents=True, exist_ok=True)
 

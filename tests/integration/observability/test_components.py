@@ -13,7 +13,7 @@ from deploy.local.context import StackContext
 from deploy.local.observability_components import observability_components
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
-from deploy.metrics_targets import SERVICES
+from deploy.metrics_targets import TARGETS
 from tests.integration.processes import wait_for
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def test_monitoring_starts_with_the_rules_and_routes_and_stops_without_leftovers
         assert {"PROMETHEUS_URL", "ALERTMANAGER_URL", "ALERTMANAGER_WEBHOOK_URL", "METRICS_TARGETS_DIR"} <= set(env)
 
         config = httpx.get(f"{env['PROMETHEUS_URL']}/api/v1/status/config", timeout=10).json()["data"]["yaml"]
-        assert all(f"job_name: {t.name}" in config for t in SERVICES)
+        assert all(f"job_name: {t.name}" in config for t in TARGETS)
         groups = httpx.get(f"{env['PROMETHEUS_URL']}/api/v1/rules", timeout=10).json()["data"]["groups"]
         alerts = {rule["name"] for group in groups for rule in group["rules"] if rule["type"] == "alerting"}
         assert "FreightlineDeadLetters" in alerts and "FreightlineLatencySLOFastBurn" in alerts

@@ -1,8 +1,9 @@
 """The stack's Prometheus and Alertmanager against real services: discovery, scraping, one alert end to end.
 
-A GCS sink runs as its own process with the stack's environment, so it announces its ``/metrics`` in
-``METRICS_TARGETS_DIR``; Prometheus must find it there and scrape it, and the registry at its static address.
-Then a poison record makes the sink dead-letter it: the real ``FreightlineDeadLetters`` rule of
+The Flink JobManager and TaskManager of the stack are static targets: both must be scraped (up) through Flink's
+Prometheus reporter. A GCS sink runs as its own process with the stack's environment, so it announces its
+``/metrics`` in ``METRICS_TARGETS_DIR``; Prometheus must find it there and scrape it, and the registry at its
+static address. Then a poison record makes the sink dead-letter it: the real ``FreightlineDeadLetters`` rule of
 ``observability/prometheus/alerts.rules.yml`` fires, and Alertmanager posts it to a webhook this test serves on
 the stack's ``ALERTMANAGER_WEBHOOK_URL``.
 """
@@ -92,6 +93,26 @@ def test_prometheus_scrapes_the_registry_and_a_service_it_discovered(
     assert not target_file.exists()  # removed on a clean stop
     listed = {(f.name, f.type) for f, services in catalogue(CATALOGUE.read_text()).items() if "sink_gcs" in services}
     assert scraped == listed, "what Prometheus scraped from the sink differs from observability/METRICS.md"
+
+
+def _flink_targets(env: dict[str, str]) -> dict[str, str]:
+    """The health of each Flink target Prometheus scrapes, by its job."""
+    response = httpx.get(f"{env['PROMETHEUS_URL']}/api/v1/targets", params={"state": "active"}, timeout=10)
+    response.raise_for_status()
+    return {
+        target["labels"]["job"]: target["health"]
+        for target in response.json()["data"]["activeTargets"]
+        if target["labels"]["job"].startswith("flink_")
+    }
+
+
+def test_prometheus_scrapes_the_flink_jobmanager_and_taskmanager(monitored_env: dict[str, str]) -> None:
+    expected = {"flink_jobmanager": "up", "flink_taskmanager": "up"}
+    wait_for(lambda: _flink_targets(monitored_env) == expected, 60, what=f"Flink targets {expected}")
+    # the reporters' own series, as the Flink alerts read them: the TaskManager registered with the JobManager
+    registered = _value(monitored_env, 'flink_jobmanager_numRegisteredTaskManagers{job="flink_jobmanager"}')
+    assert registered is not None and registered >= 1
+    assert _value(monitored_env, 'count(flink_taskmanager_Status_JVM_CPU_Load{job="flink_taskmanager"})') == 1
 
 
 class _Webhook:

@@ -10,7 +10,7 @@ import pytest
 from deploy.local.context import StackContext
 from deploy.local.observability_components import Prometheus, metrics_targets_dir
 from deploy.local.settings import StackSettings
-from deploy.metrics_targets import SERVICES, MetricsTarget, scrape_configs
+from deploy.metrics_targets import FLINK, SERVICES, TARGETS, MetricsTarget, scrape_configs
 
 # where each service declares the name it labels its metrics with (``ServiceMetrics(SERVICE)``)
 SERVICE_CONSTANTS = {
@@ -27,8 +27,10 @@ SERVICE_CONSTANTS = {
 def test_every_service_is_listed_once_under_its_own_name() -> None:
     services = sorted(p.name for p in (Path(__file__).resolve().parents[3] / "services").iterdir() if p.is_dir())
     services = [s for s in services if s not in ("common", "__pycache__")]
-    assert sorted(t.module.removeprefix("services.") for t in SERVICES) == services
+    assert sorted((t.module or "").removeprefix("services.") for t in SERVICES) == services
     assert len({t.name for t in SERVICES}) == len({t.metrics_port for t in SERVICES}) == len(SERVICES)
+    assert len({t.name for t in TARGETS}) == len(TARGETS)
+    assert all(t.module is None and not t.discovered for t in FLINK)
     for target in SERVICES:
         if target.discovered:
             assert target.name == importlib.import_module(SERVICE_CONSTANTS[target.name]).SERVICE
@@ -54,11 +56,21 @@ def test_scrape_jobs_discover_services_from_files_and_the_registry_statically(tm
         )
 
 
-def test_stack_prometheus_scrapes_the_stack_registry_and_the_exported_targets_dir(tmp_path: Path) -> None:
-    ctx = StackContext.create(StackSettings(home=str(tmp_path), schema_registry_port=28081, alertmanager_port=29095))
+def test_stack_prometheus_scrapes_the_stack_registry_flink_and_the_exported_targets_dir(tmp_path: Path) -> None:
+    settings = StackSettings(
+        home=str(tmp_path),
+        schema_registry_port=28081,
+        alertmanager_port=29095,
+        flink_jobmanager_metrics_port=29249,
+        flink_taskmanager_metrics_port=29250,
+    )
+    ctx = StackContext.create(settings)
     config = Prometheus().config(ctx)
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {t.name for t in TARGETS}
     assert jobs["schema_registry"]["static_configs"] == [{"targets": ["127.0.0.1:28081"]}]
+    assert jobs["flink_jobmanager"]["static_configs"] == [{"targets": ["127.0.0.1:29249"]}]
+    assert jobs["flink_taskmanager"]["static_configs"] == [{"targets": ["127.0.0.1:29250"]}]
     assert jobs["enricher"]["file_sd_configs"][0]["files"] == [str(metrics_targets_dir(ctx) / "enricher" / "*.json")]
     assert Prometheus().exports(ctx)["METRICS_TARGETS_DIR"] == str(metrics_targets_dir(ctx))
     assert config["alerting"]["alertmanagers"][0]["static_configs"] == [{"targets": ["127.0.0.1:29095"]}]
