@@ -23,9 +23,10 @@ from deploy.local.settings import StackSettings
 from services.common.kafka import Producer, producer_config
 from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
+from services.common.sinks.files import TEMPORARY, FileStore, committed_files, join
 from tests.integration.crash import group_lag
 from tests.integration.crash import kill_in_flight as crash_kill
-from tests.integration.processes import ServiceProcess, free_port, wait_for
+from tests.integration.processes import ServiceProcess, free_port, service_process, wait_for
 
 PRODUCT_VIEW = "com.freightline.web.ProductView"
 START = dt.datetime(2026, 11, 2, 7, 30, tzinfo=dt.UTC)
@@ -71,6 +72,32 @@ def consumer_lag(env: dict[str, str], group: str, topic: str) -> int:
 def kill_in_flight(process: ServiceProcess, env: dict[str, str], group: str, topic: str) -> int:
     """SIGKILL ``process`` and return the group's lag at that moment (see ``tests.integration.crash``)."""
     return crash_kill(process.kill, {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}, group, [topic])
+
+
+def kill_while_temporary(
+    module: str,
+    env: dict[str, str],
+    log: Path,
+    store: FileStore,
+    root: str,
+    topic: str,
+    attempts: int = 8,
+) -> int:
+    """SIGKILL a file sink while a batch is being written (its files still temporary, not yet moved into place) and
+    return the group's lag at the kill. The window is short, so a kill that missed it is followed by a restart and
+    another try: each is a crash to recover from. Fails when the kill hits a drained consumer or never catches a
+    batch in flight."""
+    temporary = join(root.strip("/"), TEMPORARY, topic)
+    group = env[f"{module.upper()}_GROUP_ID"]
+    for _attempt in range(attempts):
+        with service_process(module, env, log) as sink:
+            wait_for(lambda: len(committed_files(store, root, topic)) >= 1, 120, what="files committed")
+            wait_for(lambda: store.list_files(temporary) != [], 120, 0.005, what="a batch in flight")
+            lag = kill_in_flight(sink, env, group, topic)
+        assert lag > 0, "the kill hit a drained consumer"
+        if store.list_files(temporary):
+            return lag
+    raise AssertionError(f"none of {attempts} kills left an unflushed batch (temporary file) behind")
 
 
 def example_record(**changes: Any) -> dict[str, Any]:

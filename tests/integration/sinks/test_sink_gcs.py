@@ -17,7 +17,7 @@ from services.sink_gcs.settings import GcsSinkSettings
 from services.sink_gcs.store import GcsStore, gcs_client
 from tests.integration.crash import tally
 from tests.integration.processes import dead_letters, free_port, service_process, wait_for
-from tests.integration.sinks.helpers import PrivateTarget, avro_event_ids, kill_in_flight, produce_events
+from tests.integration.sinks.helpers import PrivateTarget, avro_event_ids, kill_while_temporary, produce_events
 
 pytestmark = pytest.mark.integration
 
@@ -56,23 +56,10 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     bucket = unique_name("bucket")
     store = _store(sink_env["GCS_ENDPOINT"], bucket)
     ids = produce_events(sink_env, topic, 12000)
-    group = unique_name("g")
-    env = _env(sink_env, topic, bucket, group)
+    env = _env(sink_env, topic, bucket, unique_name("g"))
     log = tmp_path / "sink.log"
     temporary = join("raw", TEMPORARY, topic)
-    # Kill while a batch is being uploaded (its objects still temporary, not yet moved into place). The window is
-    # short, so a kill that missed it is followed by a restart and another try: each is a crash to recover from.
-    caught: list[int] = []
-    for _attempt in range(8):
-        with service_process("sink_gcs", env, log) as sink:
-            wait_for(lambda: len(committed_files(store, "raw", topic)) >= 1, 120, what="objects committed")
-            wait_for(lambda: store.list_files(temporary) != [], 120, 0.005, what="a batch in flight")
-            lag = kill_in_flight(sink, sink_env, group, topic)
-        assert lag > 0, "the kill hit a drained consumer"
-        if store.list_files(temporary):
-            caught.append(lag)
-            break
-    assert caught, "no kill left an unflushed batch (temporary object) behind"
+    kill_while_temporary("sink_gcs", env, log, store, "raw", topic)
     landed_at_kill = len(_landed(store, "raw", topic))
     more = produce_events(sink_env, topic, 1500)
     with service_process("sink_gcs", env, log) as sink:
