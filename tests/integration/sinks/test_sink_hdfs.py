@@ -53,16 +53,16 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     root = f"/tests/{unique_name('hdfs')}"
     hdfs = HdfsSettings(webhdfs_url=sink_env["HDFS_WEBHDFS_URL"])
     store = WebHdfsStore(hdfs.webhdfs_url, hdfs.user)
-    ids = produce_events(sink_env, topic, 20000)
-    # files of 25 records: a batch of 300 writes about a dozen temporaries before it moves them into place
-    env = _env(sink_env, topic, root, unique_name("g"), SINK_HDFS_MAX_FILE_RECORDS="25")
+    ids = produce_events(sink_env, topic, 8000)
+    # files of 40 records: a batch of 300 writes several temporaries before it moves them into place
+    env = _env(sink_env, topic, root, unique_name("g"), SINK_HDFS_MAX_FILE_RECORDS="40")
     log = tmp_path / "sink.log"
     # the kill leaves a file being written: the restart must finish or discard it without losing or doubling
     kill_while_temporary("sink_hdfs", env, log, store, root, topic)
     landed_at_kill = len(_landed(store, root, topic))
     more = produce_events(sink_env, topic, 1500)
     with service_process("sink_hdfs", env, log) as sink:
-        wait_for(lambda: len(_landed(store, root, topic)) >= len(ids) + len(more), 180, what="all records")
+        wait_for(lambda: len(_landed(store, root, topic)) >= len(ids) + len(more), 600, what="all records")
         assert sink.stop() == 0, sink.log()
     landed = _landed(store, root, topic)
     counts = collections.Counter(landed)
