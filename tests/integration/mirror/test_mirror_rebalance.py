@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import Message
 
 from services.common.kafka import ensure_topics
 from services.common.serde import AvroSerde, registry_client, subject_for
@@ -15,7 +14,14 @@ from services.common.settings import KafkaSettings, SchemaRegistrySettings
 from tests.integration.commits import commit_log, group_assignments, not_forward
 from tests.integration.crash import group_lag, tally
 from tests.integration.generator.support import wait_for
-from tests.integration.mirror.conftest import SEQUENCE_SCHEMA, MirrorProcess, compare, mirror_settings, remote_config
+from tests.integration.mirror.conftest import (
+    SEQUENCE_SCHEMA,
+    MirrorProcess,
+    compare,
+    mirror_settings,
+    remote_config,
+    sequence_id,
+)
 from tests.integration.processes import read_topic
 from tests.integration.service_metrics import metric_of
 from tests.integration.stream import PacedStream, Record
@@ -37,12 +43,6 @@ def sequence(registry_url: str, topic: str) -> Callable[[int], Record]:
         return f"k{n}", value, [("seq", str(n).encode())], str(n)
 
     return make
-
-
-def seq_of(message: Message) -> str:
-    value = dict(message.headers() or [])["seq"]
-    assert isinstance(value, bytes)
-    return value.decode()
 
 
 def test_a_second_mirror_joining_mid_stream_loses_nothing_and_copies_nothing_twice(
@@ -99,7 +99,7 @@ def test_a_second_mirror_joining_mid_stream_loses_nothing_and_copies_nothing_twi
     commits = commit_log(remote, group, source)
     inputs, outputs = read_topic(remote, source), read_topic(local, destination)
     report = compare(inputs, outputs)
-    copied = tally(ids, [seq_of(m) for m in outputs])
+    copied = tally(ids, [sequence_id(m) for m in outputs])
     print(
         f"mirror: {len(ids)} records, copied {by_instance[0]} by the first mirror and {by_instance[1]} by the "
         f"second, {sum(len(offsets) for offsets in commits.values())} commits on {len(commits)} partitions"
