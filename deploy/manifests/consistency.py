@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from deploy.manifests.services import HEALTH_PATH, LIBRARY_VARIABLES, READY_PATH, SERVICES, DeployedService, image
-from deploy.manifests.settings_env import service_variables
+from deploy.manifests.settings_env import Variable, module_variables, service_variables
 from schemas.catalogue import Catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,21 +96,20 @@ def k8s_environment(docs: list[Doc], workload: Doc) -> dict[str, str]:
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         env.update(maps.get(source.get("configMapRef", {}).get("name"), {}))
-    for item in container.get("env", []):
-        env[item["name"]] = SECRET_REF if "secretKeyRef" in item.get("valueFrom", {}) else str(item.get("value", ""))
+    env.update(container_env(container.get("env", [])))
     return env
 
 
-def environment_problems(service: str, env: Mapping[str, str], where: str, *, secret_ok: Any) -> list[str]:
-    """Every variable the service must have is set, nothing set is unknown to it, secrets come by reference
-    (``secret_ok(value)``), and the metrics port is the one Prometheus scrapes."""
-    variables = service_variables(service)
-    spec = next(s for s in SERVICES if s.name == service)
+def settings_env_problems(
+    variables: Mapping[str, Variable], env: Mapping[str, str], where: str, *, secret_ok: Any
+) -> list[str]:
+    """Every variable a program must have is set, nothing set is unknown to it, and its secrets come by reference
+    (``secret_ok(value)``)."""
     problems = [
         f"{where}: {name} is not set ({v.settings})" for name, v in variables.items() if v.must_set and name not in env
     ]
     problems += [
-        f"{where}: {name} is set but {service} reads no such variable"
+        f"{where}: {name} is set but nothing there reads such a variable"
         for name in env
         if name not in variables and name not in LIBRARY_VARIABLES
     ]
@@ -118,10 +117,43 @@ def environment_problems(service: str, env: Mapping[str, str], where: str, *, se
     problems += [
         f"{where}: secret {name} has a literal value" for name in env if name in secrets and not secret_ok(env[name])
     ]
+    return problems
+
+
+def environment_problems(service: str, env: Mapping[str, str], where: str, *, secret_ok: Any) -> list[str]:
+    """A service's variables (``settings_env_problems``), and its metrics port the one Prometheus scrapes."""
+    variables = service_variables(service)
+    spec = next(s for s in SERVICES if s.name == service)
+    problems = settings_env_problems(variables, env, where, secret_ok=secret_ok)
     if "METRICS_PORT" in variables and env.get("METRICS_PORT") != str(spec.port):
         problems.append(f"{where}: METRICS_PORT {env.get('METRICS_PORT')} is not {spec.port}")
     if "METRICS_HOST" in variables and env.get("METRICS_HOST") != "0.0.0.0":
         problems.append(f"{where}: METRICS_HOST must be 0.0.0.0 (probes and Prometheus come from outside)")
+    return problems
+
+
+def container_env(items: Iterable[Doc]) -> dict[str, str]:
+    """A container's ``env`` list as a mapping (``SECRET_REF`` for a value from a Secret)."""
+    env: dict[str, str] = {}
+    for item in items:
+        source = item.get("valueFrom", {})
+        env[item["name"]] = SECRET_REF if "secretKeyRef" in source else str(item.get("value", source))
+    return env
+
+
+def flink_job_problems(docs: list[Doc]) -> list[str]:
+    """Each FlinkDeployment's job (``-pym <module>``) gets every variable its settings need."""
+    problems = []
+    for doc in docs:
+        if doc.get("kind") != "FlinkDeployment":
+            continue
+        args = doc["spec"]["job"]["args"]
+        module = args[args.index("-pym") + 1]
+        container = doc["spec"]["podTemplate"]["spec"]["containers"][0]
+        where = f"FlinkDeployment {doc['metadata']['name']}"
+        problems += settings_env_problems(
+            module_variables(module), container_env(container.get("env", [])), where, secret_ok=k8s_secret_ok
+        )
     return problems
 
 
@@ -223,6 +255,8 @@ def scaling_problems(catalogue: Catalogue, docs: list[Doc]) -> list[str]:
     return problems
 
 
+EXACT_VERSION = re.compile(r"v?\d+\.\d+\.\d+")
+"""A pinned operator, chart or Kubernetes version: major.minor.patch, no range."""
 PINNED_TAG = re.compile(r"^[^:@\s]+(:[A-Za-z0-9_.-]*\d[A-Za-z0-9_.-]*)(@sha256:[0-9a-f]{64})?$")
 
 

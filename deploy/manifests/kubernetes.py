@@ -441,11 +441,12 @@ FLINK_ENDPOINTS = ("kafka", "registry")
 
 def flink_deployment(name: str, module: str) -> Doc:
     plain = {k: v for e in FLINK_ENDPOINTS for k, v in K8S_ENDPOINTS[e].items() if not isinstance(v, SecretRef)}
-    plain |= {"POSTGRES_DSN": "postgresql://freightline@postgres:5432/freightline", "KAFKA_SASL_USERNAME": "flink-jobs"}
+    plain["KAFKA_SASL_USERNAME"] = "flink-jobs"
+    # The JDBC sink takes its credentials from the DSN itself: the whole DSN is a Secret's value.
     env = [{"name": k, "value": v} for k, v in sorted(plain.items())] + secret_env(
         {
             "KAFKA_SASL_PASSWORD": SecretRef("flink-jobs", "password"),
-            "PGPASSWORD": SecretRef("freightline-postgres", "password"),
+            "POSTGRES_DSN": SecretRef("freightline-postgres", "dsn"),
         }
     )
     return {

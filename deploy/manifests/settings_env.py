@@ -54,12 +54,21 @@ def _is_module(name: str) -> bool:
         return False
 
 
-@functools.cache
+OUR_PACKAGES = frozenset({"services", "batch_spark", "stream_processors"})
+
+
 def settings_classes(service: str) -> tuple[type[BaseSettings], ...]:
     """Every settings class instantiated (``Name(...)``) in ``services.<service>.__main__`` and, transitively, in the
-    modules of ``services`` it imports."""
+    modules of ours it imports."""
+    return module_settings_classes(f"services.{service}.__main__")
+
+
+@functools.cache
+def module_settings_classes(entrypoint: str) -> tuple[type[BaseSettings], ...]:
+    """Every settings class instantiated in the module ``entrypoint`` and, transitively, in the modules of ours
+    (``services``, ``batch_spark``, ``stream_processors``) it imports."""
     seen: set[str] = set()
-    pending = [f"services.{service}.__main__"]
+    pending = [entrypoint]
     classes: dict[str, type[BaseSettings]] = {}
     while pending:
         name = pending.pop()
@@ -93,7 +102,7 @@ def _imported_names(tree: ast.Module, package: str) -> dict[str, object]:
     """Names the module imports from ours anywhere, function-level imports included."""
     names: dict[str, object] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and _absolute(node, package).split(".")[0] == "services":
+        if isinstance(node, ast.ImportFrom) and _absolute(node, package).split(".")[0] in OUR_PACKAGES:
             module = importlib.import_module(_absolute(node, package))
             for alias in node.names:
                 if hasattr(module, alias.name):
@@ -106,12 +115,12 @@ def _candidate_modules(tree: ast.Module, package: str) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             base = _absolute(node, package)
-            if base.split(".")[0] != "services":
+            if base.split(".")[0] not in OUR_PACKAGES:
                 continue
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names if _is_module(f"{base}.{alias.name}"))
         elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "services")
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] in OUR_PACKAGES)
     return found
 
 
@@ -135,4 +144,9 @@ def variables(cls: type[BaseSettings]) -> list[Variable]:
 
 def service_variables(service: str) -> dict[str, Variable]:
     """Every environment variable ``services.<service>`` reads, by name."""
-    return {v.name: v for cls in settings_classes(service) for v in variables(cls)}
+    return module_variables(f"services.{service}.__main__")
+
+
+def module_variables(entrypoint: str) -> dict[str, Variable]:
+    """Every environment variable the program ``python -m <entrypoint>`` reads, by name."""
+    return {v.name: v for cls in module_settings_classes(entrypoint) for v in variables(cls)}

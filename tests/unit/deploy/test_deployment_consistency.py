@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from deploy.manifests import consistency
 from deploy.manifests.consistency import (
@@ -32,7 +33,7 @@ from deploy.manifests.consistency import (
 )
 from deploy.manifests.kubernetes import ROOT, generated_files
 from deploy.manifests.services import HEALTH_PATH, READY_PATH, SERVICES, by_name
-from deploy.manifests.settings_env import service_variables, settings_classes
+from deploy.manifests.settings_env import module_variables, service_variables, settings_classes
 from schemas.catalogue import Catalogue
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.settings import HdfsSettings, KafkaSettings, ServiceSettings
@@ -114,7 +115,7 @@ def test_a_missing_unknown_or_literal_secret_variable_is_reported(
     env["REMOTE_KAFKA_SASL_PASSWORD"] = "hunter2"
     assert environment_problems("mirror", env, "compose mirror", secret_ok=compose_secret_ok) == [
         "compose mirror: KAFKA_BOOTSTRAP_SERVERS is not set (KafkaSettings.bootstrap_servers)",
-        "compose mirror: MIRROR_TOPICZ is set but mirror reads no such variable",
+        "compose mirror: MIRROR_TOPICZ is set but nothing there reads such a variable",
         "compose mirror: secret REMOTE_KAFKA_SASL_PASSWORD has a literal value",
     ]
     docs = copy.deepcopy(rendered["prod"])
@@ -248,3 +249,55 @@ def test_the_generator_follows_the_catalogue(monkeypatch: pytest.MonkeyPatch, ca
     monkeypatch.setattr(kubernetes, "load_catalogue", lambda: edited)
     topics_file = Path("deploy/k8s/base/kafka/topics.yaml")
     assert generated_files()[topics_file] != (ROOT / topics_file).read_text()
+
+
+# ---------------------------------------------------------------- the jobs: Flink, Spark; pinned operator versions
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_flink_job_gets_the_variables_its_settings_need(overlay: str, rendered: dict[str, Docs]) -> None:
+    jobs = [d for d in rendered[overlay] if d.get("kind") == "FlinkDeployment"]
+    assert {d["spec"]["job"]["args"][-1] for d in jobs} == {
+        f"stream_processors.{p.stem}"
+        for p in (ROOT / "stream_processors").glob("*.py")
+        if "Job" in p.read_text() and "def main" in p.read_text()
+    }
+    assert consistency.flink_job_problems(jobs) == []
+    broken = copy.deepcopy(jobs[:1])
+    env = broken[0]["spec"]["podTemplate"]["spec"]["containers"][0]["env"]
+    env[:] = [item for item in env if item["name"] != "SCHEMA_REGISTRY_URL"]
+    assert consistency.flink_job_problems(broken) == [
+        f"FlinkDeployment {broken[0]['metadata']['name']}: SCHEMA_REGISTRY_URL is not set (SchemaRegistrySettings.url)"
+    ]
+
+
+def test_the_spark_batch_gets_the_variables_its_settings_need(compose: dict[str, Any]) -> None:
+    variables = module_variables("batch_spark.daily_batch")
+    text = (ROOT / "deploy/k8s/spark/daily-batch.yaml").read_text()
+    application = yaml.safe_load(text.replace("{{ ds }}", "2026-12-01").replace("{{ ds_nodash }}", "20261201"))
+    for role in ("driver", "executor"):
+        env = consistency.container_env(application["spec"][role]["env"])
+        assert consistency.settings_env_problems(variables, env, role, secret_ok=consistency.k8s_secret_ok) == []
+    env = compose_environment(compose["services"]["spark"])
+    assert consistency.settings_env_problems(variables, env, "compose spark", secret_ok=compose_secret_ok) == []
+    assert "SPARK_JOBS_JARS" in env  # no default that works: the jobs refuse an empty jar list
+    del env["HDFS_NAMENODE_URI"]
+    assert consistency.settings_env_problems(variables, env, "spark", secret_ok=compose_secret_ok) == [
+        "spark: HDFS_NAMENODE_URI is not set (HdfsSettings.namenode_uri)"
+    ]
+    assert unpinned(consistency.images_in(application)) == []
+
+
+def test_operators_charts_and_the_airflow_image_are_pinned() -> None:
+    versions = yaml.safe_load((ROOT / "deploy/k8s/versions.yaml").read_text())
+    pinned = [versions["kubernetes"], *versions["operators"].values(), *versions["charts"].values()]
+    assert len(pinned) >= 10
+    assert [v for v in pinned if not consistency.EXACT_VERSION.fullmatch(str(v))] == []
+    assert not consistency.EXACT_VERSION.fullmatch("1.x") and not consistency.EXACT_VERSION.fullmatch("~1.18")
+    values = yaml.safe_load((ROOT / "deploy/k8s/airflow/values.yaml").read_text())
+    airflow = values["images"]["airflow"]
+    assert unpinned([f"{airflow['repository']}:{airflow['tag']}"]) == []
+    assert (
+        f"--version {versions['charts']['apache-airflow/airflow']}"
+        in (ROOT / "deploy/k8s/airflow/values.yaml").read_text()
+    )
