@@ -5,6 +5,7 @@ PrometheusRules from ``observability/prometheus/``; the Grafana dashboards and d
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,7 @@ from deploy.manifests.services import (
     SecretRef,
     image,
 )
+from deploy.metrics_targets import TARGETS, scrape_configs
 from schemas import topics
 from schemas.catalogue import Catalogue, TopicSpec, load_catalogue
 
@@ -608,6 +610,18 @@ def dashboards(grafana_dir: Path) -> list[Doc]:
     return docs
 
 
+def compose_prometheus() -> Doc:
+    """Prometheus in compose: every target of ``deploy/metrics_targets.py`` at its compose service's name."""
+    static = [dataclasses.replace(t, discovered=False) for t in TARGETS]
+    addresses = {t.name: f"{t.name.replace('_', '-')}:{t.metrics_port}" for t in TARGETS}
+    return {
+        "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
+        "rule_files": ["/etc/prometheus/rules/*.rules.yml"],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]},
+        "scrape_configs": scrape_configs(static, targets_dir=Path("/unused"), static_addresses=addresses),
+    }
+
+
 def dump(docs: Iterable[Doc]) -> str:
     return HEADER + "---\n".join(
         yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=120) for doc in docs
@@ -625,5 +639,6 @@ def generated_files(root: Path = ROOT) -> dict[Path, str]:
     files[base / "observability" / "prometheus-rules.yaml"] = dump(
         prometheus_rules(root / "observability" / "prometheus")
     )
+    files[Path("deploy/compose/prometheus/prometheus.yml")] = dump([compose_prometheus()])
     files[base / "observability" / "grafana.yaml"] = dump(dashboards(root / "observability" / "dashboards" / "grafana"))
     return files
