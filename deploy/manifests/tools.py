@@ -3,12 +3,13 @@
 - ``kustomize`` built from its Go module (``sigs.k8s.io/kustomize/kustomize/v5``) into ``<home>/bin``;
 - the operators' CRD schemas into ``<home>/crds/<group>/<kind>.<version>.json`` (the ``openAPIV3Schema`` of each
   served version): the Prometheus Operator's (``ServiceMonitor``, ``PodMonitor``, ``PrometheusRule``) from its Go
-  module's ``example/prometheus-operator-crd/``, the Flink Kubernetes Operator's (``FlinkDeployment``) from its API
+  module's ``example/prometheus-operator-crd/``, KEDA's (``ScaledObject``, ``TriggerAuthentication``) from its Go
+  module's ``config/crd/bases/`` (v2.17.2), the Flink Kubernetes Operator's (``FlinkDeployment``) from its API
   jar on Maven Central (``poms/crds.xml``).
 
 Not obtainable from a reachable registry (so checked by the consistency tests instead): Strimzi's CRDs (its
-``io.strimzi:api`` jar carries the model classes only), KEDA's (its Go module's releases that carry them need a
-newer Go than the machine's), the Spark operator's (the Go module proxy refuses ``github.com/kubeflow/spark-operator``).
+``io.strimzi:api`` jar carries the model classes only), the Spark operator's (the Go module proxy refuses
+``github.com/kubeflow/spark-operator``).
 """
 
 from __future__ import annotations
@@ -35,10 +36,31 @@ KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
 KUSTOMIZE_VERSION = "v5.7.1"
 PROMETHEUS_OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator"
 PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
+KEDA_MODULE = "github.com/kedacore/keda/v2"
+KEDA_VERSION = "v2.17.2"
+"""The newest KEDA release whose go.mod the machine's Go (1.26) accepts (2.18 and later ask for a newer Go)."""
 FLINK_OPERATOR_VERSION = "1.10.0"
 CRD_SOURCES = (
-    f"{PROMETHEUS_OPERATOR_MODULE}@{PROMETHEUS_OPERATOR_VERSION} flink-kubernetes-operator-api:{FLINK_OPERATOR_VERSION}"
+    f"{PROMETHEUS_OPERATOR_MODULE}@{PROMETHEUS_OPERATOR_VERSION} {KEDA_MODULE}@{KEDA_VERSION} "
+    f"flink-kubernetes-operator-api:{FLINK_OPERATOR_VERSION}"
 )
+GO_CRDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        f"{PROMETHEUS_OPERATOR_MODULE}@{PROMETHEUS_OPERATOR_VERSION}",
+        "example/prometheus-operator-crd",
+        (
+            "monitoring.coreos.com_servicemonitors.yaml",
+            "monitoring.coreos.com_podmonitors.yaml",
+            "monitoring.coreos.com_prometheusrules.yaml",
+        ),
+    ),
+    (
+        f"{KEDA_MODULE}@{KEDA_VERSION}",
+        "config/crd/bases",
+        ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml"),
+    ),
+)
+"""(module@version, folder of its CRDs, the CRD files) of the operators whose Go modules carry their CRDs."""
 
 
 def home() -> Path:
@@ -86,24 +108,20 @@ def fetch_crds(state: Path) -> Path:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    require_tool("go", "go is required to download the Prometheus Operator's CRDs")
-    result = subprocess.run(
-        ["go", "mod", "download", "-json", f"{PROMETHEUS_OPERATOR_MODULE}@{PROMETHEUS_OPERATOR_VERSION}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "GOFLAGS": "-mod=mod"},
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"downloading {PROMETHEUS_OPERATOR_MODULE} failed:\n{result.stdout}{result.stderr}")
-    module_dir = Path(json.loads(result.stdout)["Dir"])
-    for name in ("servicemonitors", "podmonitors", "prometheusrules"):
-        write_schemas(
-            yaml.safe_load(
-                (module_dir / "example/prometheus-operator-crd" / f"monitoring.coreos.com_{name}.yaml").read_text()
-            ),
-            target,
+    require_tool("go", "go is required to download the operators' Go modules (their CRDs)")
+    for module, folder, files in GO_CRDS:
+        result = subprocess.run(
+            ["go", "mod", "download", "-json", module],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"},
         )
+        if result.returncode != 0:
+            raise RuntimeError(f"downloading {module} failed:\n{result.stdout}{result.stderr}")
+        module_dir = Path(json.loads(result.stdout)["Dir"])
+        for name in files:
+            write_schemas(yaml.safe_load((module_dir / folder / name).read_text()), target)
     require_tool("mvn", "mvn (Maven) is required to download the Flink Kubernetes Operator's CRDs")
     with tempfile.TemporaryDirectory() as tmp:
         run_step(

@@ -112,7 +112,7 @@ def test_a_missing_unknown_or_literal_secret_variable_is_reported(
     env = compose_environment(body)
     del env["KAFKA_BOOTSTRAP_SERVERS"]
     env["MIRROR_TOPICZ"] = "typo"
-    env["REMOTE_KAFKA_SASL_PASSWORD"] = "hunter2"
+    env["REMOTE_KAFKA_SASL_PASSWORD"] = "hunter2"  # pragma: allowlist secret
     assert environment_problems("mirror", env, "compose mirror", secret_ok=compose_secret_ok) == [
         "compose mirror: KAFKA_BOOTSTRAP_SERVERS is not set (KafkaSettings.bootstrap_servers)",
         "compose mirror: MIRROR_TOPICZ is set but nothing there reads such a variable",

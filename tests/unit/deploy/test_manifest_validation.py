@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from deploy.manifests import tools
+from deploy.manifests import secret_scan, tools
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -79,7 +79,14 @@ def test_custom_resources_match_the_operators_crd_schemas(overlay: str, rendered
         errors = [f"{doc['kind']}/{doc['metadata']['name']}: {e.message}" for e in validator.iter_errors(doc)]
         assert errors == []
         checked.add(doc["kind"])
-    assert checked == {"ServiceMonitor", "PodMonitor", "PrometheusRule", "FlinkDeployment"}
+    assert checked == {
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "FlinkDeployment",
+        "ScaledObject",
+        "TriggerAuthentication",
+    }
 
 
 def test_a_custom_resource_off_its_schema_is_rejected(rendered: dict[str, Docs]) -> None:
@@ -87,7 +94,9 @@ def test_a_custom_resource_off_its_schema_is_rejected(rendered: dict[str, Docs])
     monitor["spec"]["endpoints"][0]["interval"] = 15
     flink = copy.deepcopy(next(d for d in rendered["dev"] if d["kind"] == "FlinkDeployment"))
     flink["spec"]["job"]["upgradeMode"] = "sometimes"
-    for doc in (monitor, flink):
+    scaled = copy.deepcopy(next(d for d in rendered["dev"] if d["kind"] == "ScaledObject"))
+    scaled["spec"]["maxReplicaCount"] = "three"
+    for doc in (monitor, flink, scaled):
         validator = crd_validator(doc)
         assert validator is not None
         assert list(validator.iter_errors(doc)), doc["kind"]
@@ -101,3 +110,14 @@ def test_prometheus_rules_are_the_observability_rules(rendered: dict[str, Docs])
         assert (
             rules["freightline-" + path.name.removesuffix(".rules.yml")] == yaml.safe_load(path.read_text())["groups"]
         )
+
+
+def test_the_secret_scan_reports_what_the_baseline_does_not_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    assert secret_scan.new_secrets(["batch_spark/warehouse.py", "deploy/compose/compose.yaml"]) == []
+    leaked = tmp_path / "settings.env"
+    value = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEYQ9"  # pragma: allowlist secret
+    leaked.write_text(f'aws_secret_access_key = "{value}"\n')  # pragma: allowlist secret
+    assert secret_scan.new_secrets([str(leaked)]) != []
