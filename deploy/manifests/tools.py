@@ -5,11 +5,12 @@
   served version): the Prometheus Operator's (``ServiceMonitor``, ``PodMonitor``, ``PrometheusRule``) from its Go
   module's ``example/prometheus-operator-crd/``, KEDA's (``ScaledObject``, ``TriggerAuthentication``) from its Go
   module's ``config/crd/bases/`` (v2.17.2), the Flink Kubernetes Operator's (``FlinkDeployment``) from its API
-  jar on Maven Central (``poms/crds.xml``).
+  jar on Maven Central (``poms/crds.xml``), Strimzi's (``Kafka``, ``KafkaNodePool``, ``KafkaTopic``, ``KafkaUser``)
+  generated from its API model by its own CRD generator, both on Maven Central (``poms/strimzi-crds.xml``; its
+  ``io.strimzi:api`` jar carries the model classes, no CRD files).
 
-Not obtainable from a reachable registry (so checked by the consistency tests instead): Strimzi's CRDs (its
-``io.strimzi:api`` jar carries the model classes only), the Spark operator's (the Go module proxy refuses
-``github.com/kubeflow/spark-operator``).
+Not obtainable from a reachable registry (so checked by the consistency tests instead): the Spark operator's (the Go
+module proxy refuses ``github.com/kubeflow/spark-operator``).
 """
 
 from __future__ import annotations
@@ -40,9 +41,16 @@ KEDA_MODULE = "github.com/kedacore/keda/v2"
 KEDA_VERSION = "v2.17.2"
 """The newest KEDA release whose go.mod the machine's Go (1.26) accepts (2.18 and later ask for a newer Go)."""
 FLINK_OPERATOR_VERSION = "1.10.0"
+STRIMZI_VERSION = "0.45.0"
+STRIMZI_KINDS = {
+    "io.strimzi.api.kafka.model.kafka.Kafka": "kafka",
+    "io.strimzi.api.kafka.model.nodepool.KafkaNodePool": "kafkanodepool",
+    "io.strimzi.api.kafka.model.topic.KafkaTopic": "kafkatopic",
+    "io.strimzi.api.kafka.model.user.KafkaUser": "kafkauser",
+}
 CRD_SOURCES = (
     f"{PROMETHEUS_OPERATOR_MODULE}@{PROMETHEUS_OPERATOR_VERSION} {KEDA_MODULE}@{KEDA_VERSION} "
-    f"flink-kubernetes-operator-api:{FLINK_OPERATOR_VERSION}"
+    f"flink-kubernetes-operator-api:{FLINK_OPERATOR_VERSION} strimzi:{STRIMZI_VERSION}"
 )
 GO_CRDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
@@ -141,8 +149,46 @@ def fetch_crds(state: Path) -> Path:
                 for entry in archive.namelist():
                     if entry.startswith("META-INF/fabric8/flinkdeployments.") and entry.endswith(".yml"):
                         write_schemas(yaml.safe_load(archive.read(entry)), target)
+    generate_strimzi_crds(target)
     stamp.write_text(CRD_SOURCES)
     return target
+
+
+def generate_strimzi_crds(target: Path) -> None:
+    """Strimzi's CRDs from its API model by its own generator (``poms/strimzi-crds.xml``, Maven Central)."""
+    require_tool("java", "java is required to generate Strimzi's CRDs")
+    with tempfile.TemporaryDirectory() as tmp:
+        lib, out = Path(tmp) / "lib", Path(tmp) / "out"
+        out.mkdir()
+        run_step(
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(Path(__file__).parent / "poms" / "strimzi-crds.xml"),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={lib}",
+            ],
+            "downloading Strimzi's API model and CRD generator",
+        )
+        run_step(
+            [
+                "java",
+                "-cp",
+                f"{lib}/*",
+                "io.strimzi.crdgenerator.CrdGenerator",
+                "--yaml",
+                "--api-versions",
+                "v1beta2",
+                "--storage-version",
+                "v1beta2",
+                *(f"{cls}={out / name}.yaml" for cls, name in STRIMZI_KINDS.items()),
+            ],
+            "generating Strimzi's CRDs",
+        )
+        for name in STRIMZI_KINDS.values():
+            write_schemas(yaml.safe_load((out / f"{name}.yaml").read_text()), target)
 
 
 def render(overlay: str, state: Path | None = None) -> str:
@@ -159,8 +205,33 @@ def render(overlay: str, state: Path | None = None) -> str:
 
 
 def crd_schema(group: str, kind: str, version: str, state: Path | None = None) -> dict[str, Any] | None:
+    """A custom resource's schema, strict: the API server prunes fields a structural schema does not declare, and
+    here such a field is an error (a misspelt field would otherwise vanish silently)."""
     path = crds_dir(state) / group / f"{kind}.{version}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return strict(json.loads(path.read_text())) if path.exists() else None
+
+
+def strict(schema: dict[str, Any], *, root: bool = True) -> dict[str, Any]:
+    """``additionalProperties: false`` on every object schema that declares its properties and neither allows
+    other ones nor preserves unknown fields (at the root, ``apiVersion``, ``kind`` and ``metadata`` are allowed)."""
+    result = dict(schema)
+    if "properties" in result:
+        result["properties"] = {name: strict(sub, root=False) for name, sub in result["properties"].items()}
+        if root:
+            result["properties"] = {"apiVersion": {}, "kind": {}, "metadata": {}} | result["properties"]
+    for keyword in ("items", "additionalProperties", "not"):
+        if isinstance(result.get(keyword), dict):
+            result[keyword] = strict(result[keyword], root=False)
+    for keyword in ("allOf", "anyOf", "oneOf"):
+        if keyword in result:
+            result[keyword] = [strict(sub, root=False) for sub in result[keyword]]
+    if (
+        "properties" in result
+        and "additionalProperties" not in result
+        and not result.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        result["additionalProperties"] = False
+    return result
 
 
 def main() -> int:
