@@ -15,6 +15,8 @@ step "mypy"
 "$BIN/mypy" services schemas deploy tests stream_processors batch_spark
 step "import contracts (layers, no cycles)"
 "$BIN/lint-imports" --no-cache
+step "secret scan (detect-secrets against the audited .secrets.baseline)"
+"$BIN/python" -m deploy.secret_scan
 step "schema governance"
 "$BIN/freightline" schemas check
 step "pytest"

@@ -36,7 +36,7 @@ def build_app(settings: RegistryServerSettings) -> RegistryApp:
 def app_factory() -> RegistryApp:
     """Factory uvicorn calls in each worker process."""
     settings = RegistryServerSettings()
-    configure_logging("schema-registry", settings.log_level)
+    configure_logging("schema-registry", settings.log_level, secrets=settings.secret_values())
     return build_app(settings)
 
 
@@ -46,7 +46,7 @@ def main() -> None:
     require_reachable(
         [postgres_endpoint("SCHEMA_REGISTRY_SERVER_DATABASE_DSN", settings.database_dsn)], settings.startup_timeout_s
     )
-    configure_logging("schema-registry", settings.log_level)
+    configure_logging("schema-registry", settings.log_level, secrets=settings.secret_values())
     log.info(
         "starting schema registry on %s:%d (workers=%d, default compatibility %s, auth %s)",
         settings.host,

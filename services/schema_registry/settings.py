@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from schemas.compatibility import CompatibilityLevel
 from services.common.settings import (
@@ -12,11 +12,12 @@ from services.common.settings import (
     POSTGRES_PORT,
     POSTGRES_USER,
     SCHEMA_REGISTRY_PORT,
+    RedactedSettings,
     log_level,
 )
 
 
-class RegistryServerSettings(BaseSettings):
+class RegistryServerSettings(RedactedSettings):
     """How the registry server listens, where it keeps its state and who may call it."""
 
     model_config = SettingsConfigDict(env_prefix="SCHEMA_REGISTRY_SERVER_", extra="ignore", case_sensitive=False)
