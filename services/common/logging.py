@@ -26,7 +26,7 @@ class _TraceContextFilter(logging.Filter):
 
 
 MASK = "***"
-# The password of a URL's user info (``scheme://user:password@host``), in any text.
+# The password of a URL's user info (``scheme://user:password@host``), in any text.  # pragma: allowlist secret
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)")
 
 
