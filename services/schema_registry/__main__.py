@@ -30,7 +30,9 @@ def build_app(settings: RegistryServerSettings) -> RegistryApp:
         name="schema-registry",
     )
     registry = Registry(pool, settings.default_compatibility)
-    return RegistryApp(registry, users=settings.users(), max_body_bytes=settings.max_body_bytes)
+    return RegistryApp(
+        registry, users=settings.users(), read_only=settings.read_only(), max_body_bytes=settings.max_body_bytes
+    )
 
 
 def app_factory() -> RegistryApp:
@@ -53,7 +55,9 @@ def main() -> None:
         settings.port,
         settings.workers,
         settings.default_compatibility.value,
-        "on" if settings.basic_auth_users else "off",
+        f"on, {len(settings.users()) - len(settings.read_only())} admin and {len(settings.read_only())} read-only users"
+        if settings.users()
+        else "off",
     )
     common: dict[str, Any] = {
         "host": settings.host,
