@@ -1,5 +1,6 @@
-"""Bad input to the MongoDB sink (the shared sink framework's decoding and dead letters): every kind of bad record
-goes to the dead-letter topic with its reason, every valid one lands once, the sink keeps running."""
+"""Bad input to each sink (the shared sink framework's decoding, the file sinks' body checks, dead letters): every
+kind of bad record goes to the dead-letter topic with its reason, every valid one lands once, the sink keeps running.
+One sink process per sink."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
 from tests.integration.fuzz import LANDS, fuzz_cases, tally
 from tests.integration.processes import service_process, wait_for
-from tests.integration.sinks.helpers import PRODUCT_VIEW, consumer_lag, mongo_event_ids
+from tests.integration.sinks.helpers import PRODUCT_VIEW, consumer_lag
+from tests.integration.sinks.targets import SINKS, SinkUnderTest
 
 pytestmark = pytest.mark.integration
 
@@ -39,18 +41,13 @@ def _empty(field_name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return breaker
 
 
+@pytest.mark.parametrize("module", SINKS)
 def test_every_bad_record_is_dead_lettered_with_its_reason_and_nothing_else_is_lost(
-    sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+    module: str, sink_env: dict[str, str], make_sink: Callable[[str, str, int], SinkUnderTest], tmp_path: Path
 ) -> None:
-    topic = new_topic("fuzz-mongo", 2)
-    database = unique_name("db").replace("-", "_")
-    env = {
-        **sink_env,
-        "SINK_MONGODB_TOPICS": topic,
-        "SINK_MONGODB_DATABASE": database,
-        "SINK_MONGODB_COLLECTIONS": f"{topic}=views",
-        "SINK_MONGODB_GROUP_ID": unique_name("g"),
-    }
+    sink_under_test = make_sink(module, "fuzz", 2)
+    topic = sink_under_test.topic
+    env = sink_under_test.env()
     kafka = KafkaSettings(bootstrap_servers=sink_env["KAFKA_BOOTSTRAP_SERVERS"])
     serde = AvroSerde(registry_client(SchemaRegistrySettings(url=sink_env["SCHEMA_REGISTRY_URL"])))
     view = serde.encoder(subject_for(topic), load_schema(PRODUCT_VIEW))
@@ -75,17 +72,16 @@ def test_every_bad_record_is_dead_lettered_with_its_reason_and_nothing_else_is_l
     assert producer.flush(60) == 0
     good = sum(1 for case in cases if case.expected == LANDS)
     bad = len(cases) - good
-    uri = sink_env["MONGODB_URI"]
 
-    with service_process("sink_mongodb", env, tmp_path / "sink.log") as sink:
-        wait_for(lambda: consumer_lag(sink_env, env["SINK_MONGODB_GROUP_ID"], topic) == 0, 240, what="all consumed")
+    with service_process(module, env, tmp_path / "sink.log") as sink:
+        wait_for(lambda: consumer_lag(sink_env, sink_under_test.group, topic) == 0, 240, what="all consumed")
         assert sink.alive(), sink.log()
         assert sink.stop() == 0, sink.log()
 
     dead: dict[bytes, list[str]] = defaultdict(list)
     for letter in read_dead_letters(kafka, serde, f"{topic}.dlq"):
         dead[bytes(letter.envelope["original_key"])].append(letter.reason)
-    landed: Mapping[str, int] = Counter(str(event_id) for event_id in mongo_event_ids(uri, database))
+    landed: Mapping[str, int] = Counter(str(event_id) for event_id in sink_under_test.landed())
     result = tally(cases, dead, landed)
-    print(f"\nMongoDB sink fuzz: {len(cases)} records, {good} valid, {bad} bad\n{result.table()}")
+    print(f"\n{module} fuzz: {len(cases)} records, {good} valid, {bad} bad\n{result.table()}")
     assert result.problems == []
