@@ -79,9 +79,13 @@ def fuzz_cases(
     wrong_contract_reason: str = ONCE,
     huge_field: str,
     per_kind: int = 12,
+    copier: bool = False,
 ) -> list[Case]:
     """Every kind of bad input for a topic of ``template``'s contract (``encode``: its wire format), and valid
-    records between them."""
+    records between them. ``copier``: the service copies what it cannot decode as it is (the mirror), so only a
+    schema id it cannot translate is dead-lettered."""
+    undecodable = LANDS if copier else "undecodable"
+    tombstone = LANDS if copier else "tombstone"
     cases: list[Case] = []
     counters: Counter[str] = Counter()
 
@@ -95,10 +99,10 @@ def fuzz_cases(
         add(kind, encode(record), LANDS, headers, event_id)
 
     for noise in draw(st.binary(max_size=300), per_kind):
-        add("random_bytes", bytes([1]) + noise, "undecodable")  # any first byte but the magic 0
+        add("random_bytes", bytes([1]) + noise, undecodable)  # any first byte but the magic 0
     valid_bytes = encode(_with_event_id(template)[0])
     for cut in draw(st.integers(min_value=5, max_value=len(valid_bytes) - 1), per_kind):
-        add("truncated_avro", valid_bytes[:cut], "undecodable")
+        add("truncated_avro", valid_bytes[:cut], undecodable)
     for schema_id in draw(st.integers(min_value=2**31 - 10_000, max_value=2**31 - 1), per_kind):
         add("unknown_schema_id", b"\x00" + schema_id.to_bytes(4, "big") + valid_bytes[5:], "unknown_schema")
     for _ in range(per_kind):
@@ -111,8 +115,8 @@ def fuzz_cases(
             record, event_id = _with_event_id(template)
             add(f"invariant_{name}", encode(breaker(record)), invariant_reason, event_id=event_id)
     for _ in range(2):
-        add("tombstone", None, "tombstone")
-        add("huge_garbage", bytes([7]) * HUGE, "undecodable")
+        add("tombstone", None, tombstone)
+        add("huge_garbage", bytes([7]) * HUGE, undecodable)
         record, event_id = _with_event_id(template)
         record[huge_field] = "x" * HUGE
         add("huge_valid", encode(record), LANDS, event_id=event_id)
@@ -145,6 +149,12 @@ class Tally:
     rows: dict[str, Counter[str]]
     problems: list[str]
 
+    def summary(self, cases: Iterable[Case]) -> str:
+        expected = Counter(
+            "to land" if c.expected == LANDS else "either" if c.expected == ONCE else "to dead-letter" for c in cases
+        )
+        return ", ".join(f"{count} {what}" for what, count in sorted(expected.items()))
+
     def table(self) -> str:
         outcomes = sorted({outcome for row in self.rows.values() for outcome in row})
         lines = [f"{'kind':<26}{'sent':>6}  " + "  ".join(f"{o:>16}" for o in outcomes)]
@@ -154,15 +164,24 @@ class Tally:
         return "\n".join(lines)
 
 
-def tally(cases: Iterable[Case], dead_letters: Mapping[bytes, list[str]], landed: Mapping[str, int]) -> Tally:
+def tally(
+    cases: Iterable[Case],
+    dead_letters: Mapping[bytes, list[str]],
+    landed: Mapping[str, int] | None = None,
+    landed_keys: Mapping[bytes, int] | None = None,
+) -> Tally:
     """Where each case ended: ``dead_letters`` maps an original key to the reasons it was dead-lettered with,
-    ``landed`` an event id to how many times the output holds it. A case dead-lettered twice, landed twice, both,
-    or neither, or with another outcome than expected, is a problem."""
+    ``landed`` an event id (or ``landed_keys`` a record key: outputs that copy records) to how many times the
+    output holds it. A case dead-lettered twice, landed twice, both, or neither, or with another outcome than
+    expected, is a problem."""
     rows: dict[str, Counter[str]] = defaultdict(Counter)
     problems = []
     for case in cases:
         reasons = list(dead_letters.get(case.key, []))
-        times = landed.get(case.event_id, 0) if case.event_id else 0
+        if landed_keys is not None:
+            times = landed_keys.get(case.key, 0)
+        else:
+            times = (landed or {}).get(case.event_id, 0) if case.event_id else 0
         outcome = "lost"
         if reasons and not times:
             outcome = reasons[0] if len(reasons) == 1 else "dead-lettered twice"
