@@ -231,6 +231,16 @@ def kafka_user(service: DeployedService) -> Doc:
     acls += [_acl("topic", t, writes) for t in service.writes if t not in service.reads]
     acls += [_acl("topic", t, [*writes, "Read"]) for t in service.writes if t in service.reads]
     acls += [_acl("group", g, ["Describe", "Read"]) for g in service.groups]
+    if service.internal_prefix:
+        prefix = {"name": f"{service.internal_prefix}-", "patternType": "prefix"}
+        acls.append(
+            {
+                "resource": {"type": "topic", **prefix},
+                "operations": ["Create", "Describe", "DescribeConfigs", "Read", "Write"],
+                "host": "*",
+            }
+        )
+        acls.append({"resource": {"type": "group", **prefix}, "operations": ["Describe", "Read"], "host": "*"})
     if service.writes:
         acls.append(
             _acl("transactionalId", f"{service.k8s_name}-", ["Describe", "Write"])
