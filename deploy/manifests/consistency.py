@@ -166,6 +166,35 @@ def k8s_secret_ok(value: str) -> bool:
     return value == SECRET_REF
 
 
+def kafka_access_problems(service: DeployedService, docs: list[Doc], env: Mapping[str, str]) -> list[str]:
+    """On Kubernetes the Topic Operator owns the topics: a service creates none (``*_CREATE_TOPICS`` false), and its
+    KafkaUser may read what its settings consume by default and what it is scaled on."""
+    where = f"k8s {service.k8s_name}"
+    variables = service_variables(service.name)
+    problems = [
+        f"{where}: {name} is not false (the Topic Operator owns the topics)"
+        for name in variables
+        if name.endswith("_CREATE_TOPICS") and env.get(name) != "false"
+    ]
+    if "KAFKA_BOOTSTRAP_SERVERS" not in variables:
+        return problems
+    users = [d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == service.k8s_name]
+    if not users:
+        return [*problems, f"{where}: no KafkaUser {service.k8s_name}"]
+    readable = {
+        acl["resource"]["name"]
+        for acl in users[0]["spec"]["authorization"]["acls"]
+        if acl["resource"]["type"] == "topic" and "Read" in acl["operations"]
+    }
+    consumed = {service.scale_topic} if service.scale_topic else set()
+    if service.groups:
+        for name, variable in variables.items():
+            if name.endswith("_TOPICS") and isinstance(variable.default, str):
+                consumed |= {t.strip() for t in variable.default.split(",") if t.strip()}
+    problems += [f"{where}: its KafkaUser may not read {topic}" for topic in sorted(consumed - readable)]
+    return problems
+
+
 def compose_health_problems(service: DeployedService, body: Doc) -> list[str]:
     test = " ".join(body.get("healthcheck", {}).get("test", []))
     wanted = f"127.0.0.1:{service.port}{HEALTH_PATH}"

@@ -25,6 +25,7 @@ from deploy.manifests.services import (
     SecretRef,
     image,
 )
+from deploy.manifests.settings_env import service_variables
 from deploy.metrics_targets import TARGETS, scrape_configs
 from schemas import topics
 from schemas.catalogue import Catalogue, TopicSpec, load_catalogue
@@ -77,6 +78,9 @@ def environment(service: DeployedService) -> tuple[dict[str, str], dict[str, Sec
         # The KafkaUser of the service: Strimzi keeps its SCRAM password in a Secret of the same name.
         plain["KAFKA_SASL_USERNAME"] = service.k8s_name
         secrets["KAFKA_SASL_PASSWORD"] = SecretRef(service.k8s_name, "password")
+    # Strimzi's Topic Operator owns the topics (KafkaTopic per catalogue topic): services create none, and their
+    # KafkaUsers may not.
+    plain.update({name: "false" for name in service_variables(service.name) if name.endswith("_CREATE_TOPICS")})
     plain.update(service.env)
     return dict(sorted(plain.items())), dict(sorted(secrets.items()))
 
@@ -220,13 +224,23 @@ def _acl(resource_type: str, name: str, operations: Iterable[str]) -> Doc:
 
 
 def kafka_user(service: DeployedService) -> Doc:
-    """The service's Kafka identity and the least it may do: read its inputs, write its outputs (creating them when
-    the service creates its topics), use its consumer groups."""
+    """The service's Kafka identity and the least it may do: read its inputs, write its outputs, use its consumer
+    groups (no Create: the Topic Operator owns the topics)."""
     acls = [_acl("topic", t, ["Describe", "Read"]) for t in service.reads]
-    writes = ["Create", "Describe", "DescribeConfigs", "Write"] if service.creates_topics else ["Describe", "Write"]
+    writes = ["Describe", "Write"]
     acls += [_acl("topic", t, writes) for t in service.writes if t not in service.reads]
     acls += [_acl("topic", t, [*writes, "Read"]) for t in service.writes if t in service.reads]
     acls += [_acl("group", g, ["Describe", "Read"]) for g in service.groups]
+    if service.internal_prefix:
+        prefix = {"name": f"{service.internal_prefix}-", "patternType": "prefix"}
+        acls.append(
+            {
+                "resource": {"type": "topic", **prefix},
+                "operations": ["Create", "Describe", "DescribeConfigs", "Read", "Write"],
+                "host": "*",
+            }
+        )
+        acls.append({"resource": {"type": "group", **prefix}, "operations": ["Describe", "Read"], "host": "*"})
     if service.writes:
         acls.append(
             _acl("transactionalId", f"{service.k8s_name}-", ["Describe", "Write"])

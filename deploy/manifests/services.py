@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from deploy.metrics_targets import SERVICES as METRICS_SERVICES
 from schemas import topics
+from services.enricher.settings import EnricherSettings
 
 IMAGE_REGISTRY = "ghcr.io/freightline"
 VERSION = "0.1.0"
@@ -51,7 +52,9 @@ class DeployedService:
     remote_reads: tuple[str, ...] = ()
     remote_writes: tuple[str, ...] = ()
     remote_groups: tuple[str, ...] = ()
-    creates_topics: bool = False
+    internal_prefix: str | None = None
+    """Topics and groups a framework of the service creates and uses under this prefix (Faust's internal topics and
+    groups: ``<app id>-...``): its KafkaUser may create and use them."""
     scale_topic: str | None = None
     """The topic whose consumer lag scales the service (None: a fixed replica count)."""
     scale_group: str | None = None
@@ -125,7 +128,6 @@ SERVICES: tuple[DeployedService, ...] = (
         env={"GENERATOR_PACE": "true"},
         writes=(*RAW, *REFERENCE, topics.ANOMALY_LABELS),
         remote_writes=(topics.UPSTREAM_PRODUCT_VIEWS,),
-        creates_topics=True,
     ),
     DeployedService(
         "mirror",
@@ -144,7 +146,7 @@ SERVICES: tuple[DeployedService, ...] = (
         reads=(topics.PRODUCT_VIEWS, topics.CLICKSTREAM, topics.ORDERS, topics.SHIPMENT_EVENTS, *REFERENCE),
         writes=(*ENRICHED, *dlq(topics.PRODUCT_VIEWS, topics.CLICKSTREAM, topics.ORDERS, topics.SHIPMENT_EVENTS)),
         groups=("freightline-enricher",),
-        creates_topics=True,
+        internal_prefix=EnricherSettings.model_fields["app_id"].default,
         scale_topic=topics.CLICKSTREAM,
         scale_group="freightline-enricher",
         max_replicas=3,
@@ -158,7 +160,6 @@ SERVICES: tuple[DeployedService, ...] = (
         reads=DETECTOR_SOURCES,
         writes=(topics.DETECTOR_INPUT, topics.ANOMALIES, *dlq(*DETECTOR_SOURCES)),
         groups=("freightline-anomaly-detector", "freightline-anomaly-detector-repartition"),
-        creates_topics=True,
         scale_topic=topics.DETECTOR_INPUT,
         scale_group="freightline-anomaly-detector",
         max_replicas=6,

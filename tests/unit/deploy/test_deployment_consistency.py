@@ -301,3 +301,33 @@ def test_operators_charts_and_the_airflow_image_are_pinned() -> None:
         f"--version {versions['charts']['apache-airflow/airflow']}"
         in (ROOT / "deploy/k8s/airflow/values.yaml").read_text()
     )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_users_read_what_the_services_consume_and_create_no_topics(
+    overlay: str, rendered: dict[str, Docs]
+) -> None:
+    docs = rendered[overlay]
+    for service in SERVICES:
+        workload = workload_of(docs, service)
+        assert workload is not None
+        assert consistency.kafka_access_problems(service, docs, k8s_environment(docs, workload)) == []
+
+
+def test_a_missing_acl_or_a_service_creating_topics_is_reported(rendered: dict[str, Docs]) -> None:
+    docs = copy.deepcopy(rendered["prod"])
+    service = by_name("sink_hdfs")
+    user = next(d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "sink-hdfs")
+    acls = user["spec"]["authorization"]["acls"]
+    acls[:] = [a for a in acls if a["resource"]["name"] != "commerce.orders.v1"]
+    workload = workload_of(docs, service)
+    assert workload is not None
+    assert consistency.kafka_access_problems(service, docs, k8s_environment(docs, workload)) == [
+        "k8s sink-hdfs: its KafkaUser may not read commerce.orders.v1"
+    ]
+    enricher = by_name("enricher")
+    env = k8s_environment(docs, workload_of(docs, enricher) or {})
+    env["ENRICHER_CREATE_TOPICS"] = "true"
+    assert consistency.kafka_access_problems(enricher, docs, env) == [
+        "k8s enricher: ENRICHER_CREATE_TOPICS is not false (the Topic Operator owns the topics)"
+    ]
