@@ -17,11 +17,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import Producer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from services.common.dlq import read_dead_letters
+from services.common.serde import AvroSerde, subject_for
+from services.common.settings import KafkaSettings
+
 LANDS = "lands"
 ONCE = "lands or dead-lettered, once"  # what a service does with it is its choice; lost or doubled is not
+NONE = "none"  # neither landed nor dead-lettered: lost, unless the service filters such records out by design
 HUGE = 900_000  # bytes: near the producer's and the broker's 1 MB limit, with room for the dead-letter envelope
 
 
@@ -80,12 +86,13 @@ def fuzz_cases(
     huge_field: str,
     per_kind: int = 12,
     copier: bool = False,
+    tombstone_reason: str = "tombstone",
 ) -> list[Case]:
     """Every kind of bad input for a topic of ``template``'s contract (``encode``: its wire format), and valid
     records between them. ``copier``: the service copies what it cannot decode as it is (the mirror), so only a
     schema id it cannot translate is dead-lettered."""
     undecodable = LANDS if copier else "undecodable"
-    tombstone = LANDS if copier else "tombstone"
+    tombstone = LANDS if copier else tombstone_reason
     cases: list[Case] = []
     counters: Counter[str] = Counter()
 
@@ -151,16 +158,16 @@ class Tally:
 
     def summary(self, cases: Iterable[Case]) -> str:
         expected = Counter(
-            "to land" if c.expected == LANDS else "either" if c.expected == ONCE else "to dead-letter" for c in cases
+            {LANDS: "to land", ONCE: "either", NONE: "to skip"}.get(c.expected, "to dead-letter") for c in cases
         )
         return ", ".join(f"{count} {what}" for what, count in sorted(expected.items()))
 
     def table(self) -> str:
         outcomes = sorted({outcome for row in self.rows.values() for outcome in row})
-        lines = [f"{'kind':<26}{'sent':>6}  " + "  ".join(f"{o:>16}" for o in outcomes)]
+        lines = [f"{'kind':<32}{'sent':>6}  " + "  ".join(f"{o:>16}" for o in outcomes)]
         for kind, row in sorted(self.rows.items()):
             sent = sum(row.values())
-            lines.append(f"{kind:<26}{sent:>6}  " + "  ".join(f"{row.get(o, 0):>16}" for o in outcomes))
+            lines.append(f"{kind:<32}{sent:>6}  " + "  ".join(f"{row.get(o, 0):>16}" for o in outcomes))
         return "\n".join(lines)
 
 
@@ -182,7 +189,7 @@ def tally(
             times = landed_keys.get(case.key, 0)
         else:
             times = (landed or {}).get(case.event_id, 0) if case.event_id else 0
-        outcome = "lost"
+        outcome = NONE
         if reasons and not times:
             outcome = reasons[0] if len(reasons) == 1 else "dead-lettered twice"
         elif times and not reasons:
@@ -190,6 +197,59 @@ def tally(
         elif times and reasons:
             outcome = "landed and dead-lettered"
         rows[case.kind][outcome] += 1
-        if outcome != case.expected and not (case.expected == ONCE and outcome not in ("lost", "landed twice")):
+        if outcome != case.expected and not (case.expected == ONCE and outcome not in (NONE, "landed twice")):
             problems.append(f"{case.key.decode()}: expected {case.expected}, got {outcome}")
     return Tally(dict(rows), problems)
+
+
+PRODUCT_VIEW = "com.freightline.web.ProductView"
+CLICK = "com.freightline.web.ClickstreamEvent"
+
+
+def _ingest_before_event(record: dict[str, Any]) -> dict[str, Any]:
+    record["metadata"]["ingest_time"] = record["metadata"]["event_time"].replace(year=1999)
+    return record
+
+
+def _empty_product_id(record: dict[str, Any]) -> dict[str, Any]:
+    record["product_id"] = ""
+    return record
+
+
+def product_view_cases(serde: AvroSerde, topic: str, **options: Any) -> list[Case]:
+    """``fuzz_cases`` for a topic of product views (registered under its subject); the other contract is the
+    clickstream's (registered under a subject of its own; without its decimal purchase details: see the README)."""
+    from schemas.catalogue import example, load_schema
+
+    view = serde.encoder(subject_for(topic), load_schema(PRODUCT_VIEW))
+    click = serde.encoder(subject_for(f"{topic}-clicks"), load_schema(CLICK))
+
+    def a_click() -> bytes:
+        record = copy.deepcopy(example(CLICK))
+        record["metadata"]["event_id"] = uuid.uuid4()
+        record["details"] = None
+        return click.encode(record)
+
+    return fuzz_cases(
+        example(PRODUCT_VIEW),
+        view.encode,
+        other_contract=a_click,
+        invariant_breakers={"ingest_before_event": _ingest_before_event, "empty_product_id": _empty_product_id},
+        huge_field="device_id",
+        **options,
+    )
+
+
+def produce_cases(config: Mapping[str, Any], topic: str, cases: Iterable[Case]) -> None:
+    producer = Producer({**config, "enable.idempotence": True, "message.max.bytes": 2_000_000})
+    for case in cases:
+        producer.produce(topic, case.value, case.key, headers=case.headers or None)
+    assert producer.flush(60) == 0
+
+
+def dead_letter_reasons(kafka: KafkaSettings, serde: AvroSerde, dlq_topic: str) -> dict[bytes, list[str]]:
+    """Original key -> the reasons of its dead letters on ``dlq_topic``."""
+    reasons: dict[bytes, list[str]] = defaultdict(list)
+    for letter in read_dead_letters(kafka, serde, dlq_topic):
+        reasons[bytes(letter.envelope["original_key"])].append(letter.reason)
+    return reasons
