@@ -21,7 +21,13 @@ import httpx
 
 from deploy.local.context import REPO_ROOT, StackContext
 from deploy.local.flink import client_environment, flink_home, flink_python
-from stream_processors import product_views, route_shipment_delays, store_order_revenue
+from stream_processors import (
+    category_top_products,
+    product_views,
+    route_shipment_delays,
+    service_error_rate,
+    store_order_revenue,
+)
 from stream_processors.flink_sql import WindowJob, WindowJobSettings
 
 
@@ -51,6 +57,18 @@ JOBS = {
         "ROUTE_SHIPMENT_DELAYS_JOB_",
         route_shipment_delays.JOB,
         route_shipment_delays.RouteShipmentDelaysJobSettings,
+    ),
+    "service_error_rate": FlinkJob(
+        "stream_processors/service_error_rate.py",
+        "SERVICE_ERROR_RATE_JOB_",
+        service_error_rate.JOB,
+        service_error_rate.ServiceErrorRateJobSettings,
+    ),
+    "category_top_products": FlinkJob(
+        "stream_processors/category_top_products.py",
+        "CATEGORY_TOP_PRODUCTS_JOB_",
+        category_top_products.JOB,
+        category_top_products.CategoryTopProductsJobSettings,
     ),
 }
 
