@@ -45,6 +45,11 @@ console = Console(stderr=True)
 
 SECTION = "Stream windows (Flink, this run)"
 READ_TIMEOUT_S = 600  # hang guard: the jobs read a run's backlog in well under a minute
+# the jobs' idle-source timeout in the stage (the setting's default is for long-running jobs): none. A bounded run
+# ends with a drain, whose end-of-time watermark Flink ignores from a source marked idle (its last windows would
+# never fire), nothing waits on a window before the drain, and over a backlog in several partitions a timeout lets
+# the watermark pass the records of a partition fetched later (reported late instead of counted)
+STAGE_IDLE_TIMEOUT_MS = 0
 
 
 @dataclass
@@ -121,9 +126,11 @@ def _start(ctx: RunContext, name: str, rest_url: str) -> _Started:
     positions = end_positions(ctx.env, [settings.sink_topic, settings.late_topic])
     commit_positions(ctx.local(), settings.group_id, settings.source_topic, ctx.stream_from[settings.source_topic])
     started = time.monotonic()
-    # no idle-source timeout: an idle source's watermarks are ignored downstream, the drain's end-of-time one too
     job_id = flink_jobs.submit(
-        ctx.stack.ctx, name, rest_url, {**ctx.env, f"{spec.settings_prefix}IDLE_TIMEOUT_MS": "0"}
+        ctx.stack.ctx,
+        name,
+        rest_url,
+        {**ctx.env, f"{spec.settings_prefix}IDLE_TIMEOUT_MS": str(STAGE_IDLE_TIMEOUT_MS)},
     )
     return _Started(name, settings, job_id, positions[settings.sink_topic], positions[settings.late_topic], started)
 
