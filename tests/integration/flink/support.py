@@ -191,12 +191,14 @@ def produce_source(
     topic: str,
     records: Iterable[Mapping[str, Any]],
     partition: int | None = None,
+    key: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> None:
-    """Produce ``records`` to ``topic`` in order, keyed by their event id, with ``job``'s source contract (all to
-    ``partition`` if given)."""
+    """Produce ``records`` to ``topic`` in order, keyed by their event id (or ``key``), with ``job``'s source
+    contract (all to ``partition`` if given)."""
     serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
     encoder = serde.encoder(subject_for(topic), schema_text(load_catalogue().topic(job.source_contract).value_schema))
     producer = Producer(producer_config(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]), "flink-test"))
     for record in records:
-        producer.produce(topic, encoder.encode(record), str(record["metadata"]["event_id"]), partition=partition)
+        record_key = key(record) if key else str(record["metadata"]["event_id"])
+        producer.produce(topic, encoder.encode(record), record_key, partition=partition)
     producer.flush(120)
