@@ -154,6 +154,13 @@ def job_details(rest_url: str, job_id: str) -> dict[str, Any]:
     return dict(response.json())
 
 
+def slots_total(rest_url: str) -> int:
+    """The task slots of the cluster's TaskManagers (a job of parallelism 1 takes one)."""
+    response = httpx.get(f"{rest_url}/overview", timeout=10)
+    response.raise_for_status()
+    return int(response.json()["slots-total"])
+
+
 def cancel(rest_url: str, job_id: str) -> None:
     response = httpx.patch(f"{rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=10)
     if response.status_code not in (200, 202):
