@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from deploy import flink_jobs
 from deploy.manifests.services import (
     HEALTH_PATH,
     K8S_ENDPOINTS,
@@ -447,10 +448,9 @@ def kafka_cluster() -> list[Doc]:
     ]
 
 
-FLINK_JOBS: tuple[tuple[str, str], ...] = (
-    ("product-views", "stream_processors.product_views"),
-    ("store-order-revenue", "stream_processors.store_order_revenue"),
-    ("route-shipment-delays", "stream_processors.route_shipment_delays"),
+# every window job of the local cluster's catalogue (deploy/flink_jobs.py), one FlinkDeployment each
+FLINK_JOBS: tuple[tuple[str, str], ...] = tuple(
+    (name.replace("_", "-"), f"stream_processors.{name}") for name in flink_jobs.JOBS
 )
 FLINK_ENDPOINTS = ("kafka", "registry")
 
