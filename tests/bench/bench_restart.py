@@ -35,7 +35,7 @@ from deploy.processes import (
     remote_client_config,
     wait_until,
 )
-from services.anomaly_detector.settings import INPUT_TOPICS
+from services.anomaly_detector.settings import DETECTOR_INPUT, INPUT_TOPICS, DetectorSettings
 from services.common.sinks.settings import FILE_ROTATION_INTERVAL_S
 from services.enricher.settings import SOURCE_TOPICS
 from services.mirror.settings import MirrorSettings
@@ -100,21 +100,33 @@ def _services(run_id: str, logs: Path) -> list[Service]:
 
 
 class Probe:
-    """Commits and members of one service's group, through one admin client (a request each, no consumer)."""
+    """Commits and members of the group that consumes a service's topics, through one admin client (a request
+    each, no consumer)."""
 
-    def __init__(self, service: Service, config: dict[str, str]) -> None:
+    def __init__(self, service: Service, config: dict[str, str], group: str) -> None:
         self.service = service
+        self.group = group
         self.admin = AdminClient(dict(config))
 
     def committed(self) -> int:
-        request = [ConsumerGroupTopicPartitions(self.service.group)]
-        result = self.admin.list_consumer_group_offsets(request)[self.service.group].result(timeout=15)
+        request = [ConsumerGroupTopicPartitions(self.group)]
+        result = self.admin.list_consumer_group_offsets(request)[self.group].result(timeout=15)
         topics = set(self.service.topics)
         return sum(max(tp.offset, 0) for tp in result.topic_partitions or [] if tp.topic in topics)
 
     def members(self) -> tuple[str, list[str]]:
-        described = self.admin.describe_consumer_groups([self.service.group])[self.service.group].result(timeout=15)
+        described = self.admin.describe_consumer_groups([self.group])[self.group].result(timeout=15)
         return described.state.name, [member.member_id for member in described.members]
+
+
+def _groups(service: Service) -> tuple[str, dict[str, list[str]]]:
+    """The group consuming the service's topics (the probed one), and every group of the service with the topics
+    to start it at the end of. The detector consumes the raw topics in its repartition stage's group and its own
+    repartition topic in the detection group: both start at the end, or the first would read the whole history."""
+    if service.name != "anomaly_detector":
+        return service.group, {service.group: service.topics}
+    stage1 = DetectorSettings.model_construct(group_id=service.group).repartition_group_id
+    return stage1, {stage1: service.topics, service.group: [*service.topics, DETECTOR_INPUT]}
 
 
 def _prepare(env: Mapping[str, str], services: list[Service], prefix: str) -> dict[str, Probe]:
@@ -125,8 +137,10 @@ def _prepare(env: Mapping[str, str], services: list[Service], prefix: str) -> di
         key = "APP_ID" if service.name == "enricher" else "GROUP_ID"
         service.overrides[f"{service.prefix}{key}"] = service.group
         config = remote if service.remote else local
-        commit_end_offsets(config, service.group, service.topics)
-        probes[service.name] = Probe(service, config)
+        probed, groups = _groups(service)
+        for group, topics in groups.items():
+            commit_end_offsets(config, group, topics)
+        probes[service.name] = Probe(service, config, probed)
     return probes
 
 
