@@ -20,6 +20,7 @@ from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.serde import registry_client
 from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings, ServiceSettings
+from services.common.tracing import configure_service_tracing
 from services.generator.runner import SERVICE, GeneratorRunner
 from services.generator.settings import GeneratorSettings
 
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         [kafka_endpoint(local), kafka_endpoint(remote), registry_endpoint(registry)], service.startup_timeout_s
     )
     configure_logging(service.service_name, service.log_level)
+    configure_service_tracing(service)
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     metrics = ServiceMetrics(service.service_name)
     server = MetricsServer.for_service(metrics, service).start()

@@ -18,6 +18,7 @@ from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.serde import AvroSerde, registry_client
 from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings, ServiceSettings
+from services.common.tracing import configure_service_tracing
 from services.mirror.mirror import SERVICE, MirrorMetrics, SourceHealth, TopicMirror, destination_producer
 from services.mirror.settings import MirrorSettings
 from services.mirror.translate import SchemaTranslator
@@ -42,6 +43,7 @@ def main() -> int:
         endpoints.append(http_endpoint("MIRROR_SOURCE_SCHEMA_REGISTRY_URL", source_registry_settings.url))
     require_reachable(endpoints, service.startup_timeout_s)
     configure_logging(service.service_name, service.log_level)
+    configure_service_tracing(service)
 
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     metrics = ServiceMetrics(service.service_name)

@@ -428,13 +428,13 @@ def run_sink(
     from services.common.logging import configure_logging
     from services.common.serde import registry_client
     from services.common.settings import SchemaRegistrySettings
-    from services.common.tracing import configure_tracing
+    from services.common.tracing import configure_service_tracing
 
     service = ServiceSettings(service_name=service_name)
     kafka, registry = KafkaSettings(), SchemaRegistrySettings()
     require_reachable([kafka_endpoint(kafka), registry_endpoint(registry), target_endpoint], service.startup_timeout_s)
     configure_logging(service.service_name, service.log_level)
-    configure_tracing(service.service_name, service.otel_exporter)
+    configure_service_tracing(service)
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     serde = AvroSerde(registry_client(registry))
     runner = SinkRunner(

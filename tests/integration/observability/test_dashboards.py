@@ -15,7 +15,6 @@ shape; their live proof over the stream processors' own tables comes with those 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -28,10 +27,16 @@ from confluent_kafka import Producer as RawProducer
 
 from deploy.processes import ServiceProcess, local_client_config, remote_client_config
 from schemas import topics as topic_names
-from services.generator.settings import GeneratorSettings
 from services.sink_gcs.settings import GcsSinkSettings
 from services.sink_hdfs.settings import HdfsSinkSettings
 from services.sink_mongodb.settings import MongoSinkSettings
+from tests.integration.observability.platform import (
+    default_topics,
+    enricher_process,
+    mirror_process,
+    run_generator,
+    sink_process,
+)
 from tests.unit.observability.catalogue import CATALOGUE, catalogue
 from tests.unit.observability.dashboard_queries import (
     GRAFANA_VARIABLES,
@@ -52,62 +57,10 @@ UNKNOWN_SCHEMA_ID = b"\x00" + (2**31 - 7).to_bytes(4, "big")  # the wire format'
 DETECTOR = {"IDLE_FLUSH_S": "2", "SPIKE_MIN_VIEWS": "2", "DELAY_MIN_SHIPMENTS": "1", "ERROR_THRESHOLD": "0.5"}
 
 
-SinkSettings = type[GcsSinkSettings | HdfsSinkSettings | MongoSinkSettings]
-
-
-def _prefixed(prefix: str, topics: str) -> str:
-    return ",".join(prefix + topic for topic in topics.split(","))
-
-
-def _default_topics(settings: SinkSettings) -> str:
-    return str(settings.model_fields["topics"].default)
-
-
-def _sink(
-    env: dict[str, str],
-    prefix: str,
-    logs: Path,
-    unique_name: Callable[[str], str],
-    settings: SinkSettings,
-    **target: str,
-) -> ServiceProcess:
-    """A sink on the prefixed versions of its default topics, with its own group, files rotated every 2 s."""
-    env_prefix = str(settings.model_config.get("env_prefix"))
-    service = env_prefix.removesuffix("_").lower()
-    options = {
-        "TOPICS": _prefixed(prefix, _default_topics(settings)),
-        "GROUP_ID": unique_name(service),
-        "BATCH_TIMEOUT_S": "2",
-        **target,
-    }
-    return ServiceProcess(
-        f"services.{service}",
-        env,
-        logs / f"{service}.log",
-        **{env_prefix + name: value for name, value in options.items()},
-    )
-
-
 def _services(env: dict[str, str], prefix: str, logs: Path, unique_name: Callable[[str], str]) -> list[ServiceProcess]:
-    upstream = prefix + topic_names.UPSTREAM_PRODUCT_VIEWS
     return [
-        ServiceProcess(
-            "services.mirror",
-            env,
-            logs / "mirror.log",
-            MIRROR_TOPICS=upstream,
-            MIRROR_RENAME=json.dumps({upstream: prefix + topic_names.PRODUCT_VIEWS}),
-            MIRROR_GROUP_ID=unique_name("mirror"),
-            MIRROR_LAG_INTERVAL_S="2",
-        ),
-        ServiceProcess(
-            "services.enricher",
-            env,
-            logs / "enricher.log",
-            ENRICHER_TOPIC_PREFIX=prefix,
-            ENRICHER_APP_ID=f"{prefix}enricher",
-            ENRICHER_DATA_DIR=str(logs / "enricher-data"),
-        ),
+        mirror_process(env, prefix, logs, unique_name),
+        enricher_process(env, prefix, logs),
         ServiceProcess(
             "services.anomaly_detector",
             env,
@@ -116,9 +69,9 @@ def _services(env: dict[str, str], prefix: str, logs: Path, unique_name: Callabl
             ANOMALY_DETECTOR_GROUP_ID=unique_name("detector"),
             **{f"ANOMALY_DETECTOR_{name}": value for name, value in DETECTOR.items()},
         ),
-        _sink(env, prefix, logs, unique_name, MongoSinkSettings, DATABASE=unique_name("dash").replace("-", "_")),
-        _sink(env, prefix, logs, unique_name, HdfsSinkSettings, ROOT=f"/freightline/test/{unique_name('dash')}"),
-        _sink(env, prefix, logs, unique_name, GcsSinkSettings, BUCKET=unique_name("dash"), CREATE_BUCKET="true"),
+        sink_process(env, prefix, logs, unique_name, MongoSinkSettings, DATABASE=unique_name("dash").replace("-", "_")),
+        sink_process(env, prefix, logs, unique_name, HdfsSinkSettings, ROOT=f"/freightline/test/{unique_name('dash')}"),
+        sink_process(env, prefix, logs, unique_name, GcsSinkSettings, BUCKET=unique_name("dash"), CREATE_BUCKET="true"),
     ]
 
 
@@ -130,22 +83,20 @@ def running_platform(
     env = {**monitored_env, "LOG_LEVEL": "WARNING"}
     began = time.monotonic()
     prefix = unique_name("dash") + "-"
-    start = GeneratorSettings().backlog_start(EVENTS, int(time.time() * 1000)).isoformat()
-    generator = ServiceProcess(
-        "services.generator",
+    run_generator(
         env,
-        tmp_path / "generator.log",
-        *("--events", str(EVENTS), "--no-pace", "--seed", "11", "--topic-prefix", prefix, "--start", start),
+        prefix,
+        EVENTS,
+        11,
+        tmp_path,
         GENERATOR_ANOMALIES_PER_MINUTE="30",
         GENERATOR_REFERENCE_SNAPSHOT="false",  # references start unknown: the enricher marks them UNKNOWN
-    ).start(capture_stdout=True)
-    code, _ = generator.wait(timeout=300)
-    assert code == 0, f"generator exited {code}: {(tmp_path / 'generator.log').read_text()[-3000:]}"
+    )
     print(f"generator done after {time.monotonic() - began:.0f}s")
     # Records each service family must dead-letter: not Avro (sinks, enricher, detector), an Avro header with
     # a schema id no registry holds (the mirror cannot translate it).
     local = RawProducer(local_client_config(env))
-    for topic in (_default_topics(GcsSinkSettings).split(",")[0], topic_names.ORDERS):
+    for topic in (default_topics(GcsSinkSettings).split(",")[0], topic_names.ORDERS):
         local.produce(prefix + topic, b"not avro", b"poison")
     assert local.flush(30) == 0
     remote = RawProducer(remote_client_config(env))
