@@ -24,9 +24,15 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Producer as RawProducer
+from confluent_kafka.admin import AdminClient
 
+from deploy import flink_jobs
+from deploy.local.context import StackContext
+from deploy.local.settings import StackSettings
 from deploy.processes import ServiceProcess, local_client_config, remote_client_config
 from schemas import topics as topic_names
+from services.common.kafka import ensure_topics
+from services.common.settings import KafkaSettings
 from services.sink_gcs.settings import GcsSinkSettings
 from services.sink_hdfs.settings import HdfsSinkSettings
 from services.sink_mongodb.settings import MongoSinkSettings
@@ -37,6 +43,7 @@ from tests.integration.observability.platform import (
     run_generator,
     sink_process,
 )
+from tests.integration.processes import wait_for
 from tests.unit.observability.catalogue import CATALOGUE, catalogue
 from tests.unit.observability.dashboard_queries import (
     GRAFANA_VARIABLES,
@@ -103,11 +110,35 @@ def running_platform(
     remote.produce(prefix + topic_names.UPSTREAM_PRODUCT_VIEWS, UNKNOWN_SCHEMA_ID + b"body", b"poison")
     assert remote.flush(30) == 0
     services = [service.start() for service in _services(env, prefix, tmp_path, unique_name)]
+    job_id = _flink_job(env, prefix, unique_name)
     try:
         yield services
     finally:
+        flink_jobs.cancel(env["FLINK_REST_URL"], job_id)
         codes = {service.module: service.stop() for service in services}
     assert codes == dict.fromkeys(codes, 0), f"services did not stop cleanly (logs in {tmp_path})"
+
+
+def _flink_job(env: dict[str, str], prefix: str, unique_name: Callable[[str], str]) -> str:
+    """The product views window job on the mirrored product views of this test, with its own topics, table and
+    group (checkpoints every second): the Flink jobs dashboard's job-scoped panels have a job to show."""
+    spec = flink_jobs.job("product_views")
+    source = prefix + topic_names.PRODUCT_VIEWS
+    sink, late = prefix + topic_names.AGGREGATES_PRODUCT_VIEWS, prefix + topic_names.LATE_EVENTS
+    ensure_topics(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]), [(sink, 1, {}), (late, 1, {})])
+    admin = AdminClient(dict[str, str | int | float | bool](local_client_config(env)))
+    wait_for(lambda: source in admin.list_topics(timeout=10).topics, 120, what=f"the mirror to create {source}")
+    settings = {
+        "SOURCE_TOPIC": source,
+        "SINK_TOPIC": sink,
+        "LATE_TOPIC": late,
+        "POSTGRES_TABLE": f"streaming.{unique_name('dash').replace('-', '_')}",
+        "GROUP_ID": unique_name("dash-flink"),
+        "CHECKPOINT_INTERVAL_MS": "1000",
+        "IDLE_TIMEOUT_MS": "1000",
+    }
+    job_env = {**env, **{spec.settings_prefix + key: value for key, value in settings.items()}}
+    return flink_jobs.submit(StackContext.create(StackSettings()), "product_views", env["FLINK_REST_URL"], job_env)
 
 
 def _prometheus(env: dict[str, str], path: str, **params: Any) -> Any:
