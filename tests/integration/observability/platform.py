@@ -8,12 +8,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from deploy.processes import ServiceProcess
+from confluent_kafka.admin import AdminClient
+
+from deploy.processes import ServiceProcess, local_client_config
 from schemas import topics as topic_names
 from services.generator.settings import GeneratorSettings
 from services.sink_gcs.settings import GcsSinkSettings
 from services.sink_hdfs.settings import HdfsSinkSettings
 from services.sink_mongodb.settings import MongoSinkSettings
+from tests.integration.processes import wait_for
 
 SinkSettings = type[GcsSinkSettings | HdfsSinkSettings | MongoSinkSettings]
 
@@ -89,3 +92,11 @@ def run_generator(env: dict[str, str], prefix: str, events: int, seed: int, logs
     ).start(capture_stdout=True)
     code, _ = generator.wait(timeout=300)
     assert code == 0, f"generator exited {code}: {(logs / 'generator.log').read_text()[-3000:]}"
+
+
+def wait_for_topic(env: dict[str, str], topic: str) -> None:
+    """Wait until ``topic`` exists on the local cluster (the mirror creates its destination topics as it starts):
+    a consumer subscribed to a topic that does not exist yet sees it only at its next metadata refresh, minutes
+    later."""
+    admin = AdminClient(dict[str, str | int | float | bool](local_client_config(env)))
+    wait_for(lambda: topic in admin.list_topics(timeout=10).topics, 120, what=f"the mirror to create {topic}")

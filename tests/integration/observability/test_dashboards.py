@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Producer as RawProducer
-from confluent_kafka.admin import AdminClient
 
 from deploy import flink_jobs
 from deploy.local.context import StackContext
@@ -42,8 +41,8 @@ from tests.integration.observability.platform import (
     mirror_process,
     run_generator,
     sink_process,
+    wait_for_topic,
 )
-from tests.integration.processes import wait_for
 from tests.unit.observability.catalogue import CATALOGUE, catalogue
 from tests.unit.observability.dashboard_queries import (
     GRAFANA_VARIABLES,
@@ -126,8 +125,7 @@ def _flink_job(env: dict[str, str], prefix: str, unique_name: Callable[[str], st
     source = prefix + topic_names.PRODUCT_VIEWS
     sink, late = prefix + topic_names.AGGREGATES_PRODUCT_VIEWS, prefix + topic_names.LATE_EVENTS
     ensure_topics(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]), [(sink, 1, {}), (late, 1, {})])
-    admin = AdminClient(dict[str, str | int | float | bool](local_client_config(env)))
-    wait_for(lambda: source in admin.list_topics(timeout=10).topics, 120, what=f"the mirror to create {source}")
+    wait_for_topic(env, source)
     settings = {
         "SOURCE_TOPIC": source,
         "SINK_TOPIC": sink,

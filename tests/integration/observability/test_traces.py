@@ -25,7 +25,13 @@ from deploy.local.stack import Stack
 from schemas import topics as topic_names
 from services.sink_hdfs.settings import HdfsSinkSettings
 from services.sink_mongodb.settings import MongoSinkSettings
-from tests.integration.observability.platform import enricher_process, mirror_process, run_generator, sink_process
+from tests.integration.observability.platform import (
+    enricher_process,
+    mirror_process,
+    run_generator,
+    sink_process,
+    wait_for_topic,
+)
 from tests.integration.stack.support import private_stack_context
 
 pytestmark = pytest.mark.integration
@@ -102,17 +108,18 @@ def test_one_record_is_one_trace_across_generator_mirror_enricher_and_sinks(
     prefix = unique_name("trace") + "-"
     run_generator(env, prefix, EVENTS, 5, tmp_path)
     database = unique_name("trace").replace("-", "_")
-    services = [
-        mirror_process(env, prefix, tmp_path, unique_name),
+    root = f"/freightline/test/{database}"
+    consumers = [
         enricher_process(env, prefix, tmp_path),
         sink_process(env, prefix, tmp_path, unique_name, MongoSinkSettings, DATABASE=database),
-        sink_process(env, prefix, tmp_path, unique_name, HdfsSinkSettings, ROOT=f"/freightline/test/{database}"),
+        sink_process(env, prefix, tmp_path, unique_name, HdfsSinkSettings, ROOT=root),
     ]
-    for service in services:
-        service.start()
+    services = [mirror_process(env, prefix, tmp_path, unique_name).start()]
     found: list[dict[str, Any]] = []
     seen: list[dict[str, list[tuple[str, str | None]]]] = []
     try:
+        wait_for_topic(env, prefix + topic_names.PRODUCT_VIEWS)  # before its consumers subscribe
+        services += [service.start() for service in consumers]
         deadline = time.monotonic() + HANG_GUARD_S
         while not found:
             dead = [service.module for service in services if not service.alive()]
