@@ -9,13 +9,14 @@ free port), often several instances of one service at once, on a machine other c
 service registers itself instead: the stack exports ``METRICS_TARGETS_DIR`` and every running service process
 keeps ``<dir>/<name>/<pid>.json`` naming its address (``services.common.metrics.TargetFile``), which
 Prometheus reads through ``file_sd_configs``. Only the components of the stack at known addresses are static
-targets locally: the Schema Registry, and the Flink JobManager and TaskManager (Flink's bundled Prometheus
-reporter, ``metrics.reporter.prom``, on 9249 when deployed). ``scrape_configs`` renders both forms from this list.
+targets locally: the Schema Registry, the Flink JobManager and TaskManager (Flink's bundled Prometheus
+reporter, ``metrics.reporter.prom``, on 9249 when deployed), the Kafka brokers' JMX exporter agents (7071) and the
+PostgreSQL exporter (9187). ``scrape_configs`` renders both forms from this list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,14 @@ FLINK: tuple[MetricsTarget, ...] = (
 """Flink's Prometheus reporter in the JobManager and the TaskManagers (their metric names begin with the job's
 name: ``flink_jobmanager_*``, ``flink_taskmanager_*``)."""
 
-TARGETS: tuple[MetricsTarget, ...] = SERVICES + FLINK
+KAFKA: tuple[MetricsTarget, ...] = (MetricsTarget("kafka", None, 7071, discovered=False),)
+"""The Kafka brokers: the JMX exporter agent in each (``io.prometheus.jmx:jmx_prometheus_javaagent`` 1.0.1, the
+rules of ``observability/kafka/jmx-exporter.yml``); one job, a target per broker."""
+
+POSTGRES: tuple[MetricsTarget, ...] = (MetricsTarget("postgres", None, 9187, discovered=False),)
+"""PostgreSQL through its exporter (``postgres_exporter``; Debian's ``prometheus-postgres-exporter``)."""
+
+TARGETS: tuple[MetricsTarget, ...] = SERVICES + FLINK + KAFKA + POSTGRES
 """Everything Prometheus scrapes."""
 
 
@@ -58,12 +66,12 @@ def scrape_configs(
     targets: Sequence[MetricsTarget],
     *,
     targets_dir: Path,
-    static_addresses: dict[str, str],
+    static_addresses: Mapping[str, str | Sequence[str]],
     refresh_interval: str = "30s",
 ) -> list[dict[str, Any]]:
     """One scrape job per service: file-based discovery in ``targets_dir/<name>`` for the services that announce
     themselves (Prometheus watches the folders, which must exist, and re-reads them every ``refresh_interval``
-    as well), a static target from ``static_addresses`` (name -> ``host:port``) for the others."""
+    as well), static targets from ``static_addresses`` (name -> ``host:port``, or several) for the others."""
     jobs: list[dict[str, Any]] = []
     for target in targets:
         job: dict[str, Any] = {"job_name": target.name, "metrics_path": "/metrics"}
@@ -74,6 +82,7 @@ def scrape_configs(
         else:
             if target.name not in static_addresses:
                 raise ValueError(f"no address for the static scrape target {target.name}")
-            job["static_configs"] = [{"targets": [static_addresses[target.name]]}]
+            addresses = static_addresses[target.name]
+            job["static_configs"] = [{"targets": [addresses] if isinstance(addresses, str) else list(addresses)}]
         jobs.append(job)
     return jobs

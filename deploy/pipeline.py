@@ -26,6 +26,7 @@ from rich.table import Table
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
+from deploy.observability_stage import MonitoringFigures, stage_monitoring
 from deploy.stream_stage import WindowJobFigures, source_positions, stage_stream
 from schemas import topics
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
@@ -59,6 +60,7 @@ class Figures:
     sink_topics: dict[str, list[str]] = field(default_factory=dict)  # what each sink consumes
     detection: dict[str, dict[str, Any]] = field(default_factory=dict)  # the scorer's per-type result
     stream: dict[str, WindowJobFigures] = field(default_factory=dict)  # per Flink window job (deploy/stream_stage.py)
+    monitoring: MonitoringFigures | None = None  # what Prometheus saw of the run (deploy/observability_stage.py)
 
 
 @dataclass
@@ -97,6 +99,7 @@ class RunContext:
     start: str = ""  # the generator's --start (ISO time): with the seed, it reproduces the run's events
     score_from: dict[str, dict[int, int]] = field(default_factory=dict)  # labels/anomalies offsets before the run
     stream_from: dict[str, dict[int, int]] = field(default_factory=dict)  # window jobs' sources before the run
+    started_at: float = field(default_factory=time.time)  # unix seconds: the start of the run's monitoring window
 
     @property
     def figures(self) -> Figures:
@@ -513,6 +516,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("enrichment and detection", stage_enrich_detect),
     ("stream windows", stage_stream),
     ("sinks", stage_sinks),
+    ("monitoring", stage_monitoring),
 ]
 
 

@@ -22,6 +22,7 @@ command -v wrk >/dev/null || apt_packages+=(wrk)
 command -v git >/dev/null || apt_packages+=(git)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_packages+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || apt_packages+=(prometheus-alertmanager)
+command -v prometheus-postgres-exporter >/dev/null || apt_packages+=(prometheus-postgres-exporter)
 id -u postgres >/dev/null 2>&1 || apt_packages+=(postgresql-common)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -34,8 +35,9 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
   # Debian starts a system cluster on install; the stack runs its own private one.
   if command -v pg_ctlcluster >/dev/null; then pg_ctlcluster 15 main stop >/dev/null 2>&1 || true; fi
-  # Likewise Prometheus and Alertmanager: the stack runs the binaries itself, on its own ports and data.
-  for service in prometheus prometheus-alertmanager; do
+  # Likewise Prometheus, Alertmanager and the PostgreSQL exporter: the stack runs the binaries itself, on its own
+  # ports and data.
+  for service in prometheus prometheus-alertmanager prometheus-postgres-exporter; do
     if [ -d /run/systemd/system ]; then systemctl disable --now "$service" >/dev/null 2>&1 || true
     elif [ -x "/etc/init.d/$service" ]; then invoke-rc.d "$service" stop >/dev/null 2>&1 || true; fi
   done

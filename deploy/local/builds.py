@@ -38,3 +38,9 @@ def run_step(
     result = subprocess.run(list(command), cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{what} failed:\n{result.stdout[-OUTPUT_TAIL:]}{result.stderr[-OUTPUT_TAIL:]}")
+
+
+def go_version() -> str:
+    """``go version``'s output (part of what a Go build's stamp holds); raises when Go is missing."""
+    require_tool("go", "go is required to build the stack's Go programs (FerretDB, fake-gcs-server, Jaeger)")
+    return subprocess.run(["go", "version"], capture_output=True, text=True, check=True).stdout

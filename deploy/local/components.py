@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.local.context import POSTGRES_OS_USER, REPO_ROOT, StackContext
-from deploy.local.jars import classpath
+from deploy.local.jars import classpath, jar_dir
 from services.common.settings import LOCAL_HOST, POSTGRES_DB, POSTGRES_USER
 
 
@@ -99,6 +99,9 @@ log4j.logger.org.apache.kafka.coordinator=WARN
 """
 
 
+JMX_EXPORTER_RULES = REPO_ROOT / "observability" / "kafka" / "jmx-exporter.yml"
+
+
 class KafkaBroker(Component):
     """A single-node KRaft broker (broker + controller in one JVM)."""
 
@@ -109,8 +112,16 @@ class KafkaBroker(Component):
     def ports(self, ctx: StackContext) -> dict[str, int]:
         s = ctx.settings
         if self.sasl:
-            return {"client": s.remote_kafka_port, "controller": s.remote_kafka_controller_port}
-        return {"client": s.kafka_port, "controller": s.kafka_controller_port}
+            return {
+                "client": s.remote_kafka_port,
+                "controller": s.remote_kafka_controller_port,
+                "metrics": s.remote_kafka_metrics_port,
+            }
+        return {"client": s.kafka_port, "controller": s.kafka_controller_port, "metrics": s.kafka_metrics_port}
+
+    def metrics_address(self, ctx: StackContext) -> str:
+        """Where the broker's JMX exporter agent serves ``/metrics``."""
+        return f"{LOCAL_HOST}:{self.ports(ctx)['metrics']}"
 
     def _dirs(self, ctx: StackContext) -> tuple[Path, Path, Path]:
         data = ctx.paths.data / self.name
@@ -195,7 +206,11 @@ class KafkaBroker(Component):
     def program(self, ctx: StackContext) -> Program:
         _, props, log_config = self._dirs(ctx)
         cp = classpath(ctx.paths, "kafka")
-        return Program(command=_java(ctx.settings.kafka_heap, cp, log_config, "kafka.Kafka", str(props)))
+        command = _java(ctx.settings.kafka_heap, cp, log_config, "kafka.Kafka", str(props))
+        # The JMX exporter agent: the broker's metrics for Prometheus, named by the rules in observability/kafka.
+        agent = next(jar_dir(ctx.paths, "jmx-exporter").glob("jmx_prometheus_javaagent-*.jar"))
+        command.insert(1, f"-javaagent:{agent}={self.metrics_address(ctx)}:{JMX_EXPORTER_RULES}")
+        return Program(command=command)
 
     def client_config(self, ctx: StackContext) -> dict[str, str]:
         config = {"bootstrap.servers": f"{LOCAL_HOST}:{self.ports(ctx)['client']}"}

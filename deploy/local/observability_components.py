@@ -8,19 +8,32 @@
 - ``alertmanager``: the routes and receivers of ``observability/alertmanager/alertmanager.yml``, each webhook
   pointed at ``FREIGHTLINE_ALERT_WEBHOOK_URL``; clustering off; data under ``data/alertmanager``.
 
-Debian's system services of these packages are never used: the stack runs the binaries itself on its own ports.
+- ``postgres_exporter``: Debian's ``prometheus-postgres-exporter`` on the stack's PostgreSQL, scraped as the job
+  ``postgres``; the brokers serve their own metrics (the JMX exporter agent in their JVMs, ``components.py``).
+- ``jaeger``: Jaeger v1.76.0 all-in-one (the ``cmd/jaeger`` binary, built by ``setup`` from its Go module:
+  ``launchers/jaeger`` holds the module with it as a tool, go.sum committed) with memory storage: the services'
+  spans arrive over OTLP (``JAEGER_OTLP_ENDPOINT``, the OTLP/HTTP receiver; a service exports there when its
+  ``OTEL_EXPORTER_OTLP_ENDPOINT`` names it), the UI and query API (``/api/services``, ``/api/traces``) answer at
+  ``JAEGER_UI_URL``. The configuration is rendered into ``config/jaeger.yml`` on every start; traces are lost
+  when it stops.
+
+Debian's system services of the Prometheus packages are never used: the stack runs the binaries itself on its
+own ports.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from abc import abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from deploy.local.components import Component, Program
+from deploy.local.builds import digest, go_version, is_current, run_step
+from deploy.local.components import Component, KafkaBroker, Postgres, Program
 from deploy.local.context import REPO_ROOT, StackContext
 from deploy.metrics_targets import TARGETS, scrape_configs
 from services.common.settings import LOCAL_HOST
@@ -28,6 +41,8 @@ from services.common.settings import LOCAL_HOST
 OBSERVABILITY = REPO_ROOT / "observability"
 RULE_FILES = OBSERVABILITY / "prometheus" / "*.rules.yml"
 ALERTMANAGER_TEMPLATE = OBSERVABILITY / "alertmanager" / "alertmanager.yml"
+JAEGER_SOURCE = Path(__file__).resolve().parent / "launchers" / "jaeger"
+JAEGER_PACKAGE = "github.com/jaegertracing/jaeger/cmd/jaeger"
 
 
 def _binary(name: str) -> str:
@@ -35,6 +50,16 @@ def _binary(name: str) -> str:
     if path is None:
         raise RuntimeError(f"{name} is not installed: run `make setup` (it installs Debian's Prometheus packages)")
     return path
+
+
+def _answers(url: str, timeout: float = 2) -> bool:
+    """Whether ``url`` answers 200 (a server's readiness)."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def metrics_targets_dir(ctx: StackContext) -> Path:
@@ -85,12 +110,7 @@ class _PrometheusProjectServer(Component):
         )
 
     def ready(self, ctx: StackContext) -> bool:
-        import httpx
-
-        try:
-            return httpx.get(f"{self.url(ctx)}/-/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return _answers(f"{self.url(ctx)}/-/ready")
 
 
 class Alertmanager(_PrometheusProjectServer):
@@ -137,6 +157,11 @@ class Prometheus(_PrometheusProjectServer):
                 TARGETS,
                 targets_dir=metrics_targets_dir(ctx),
                 static_addresses={
+                    "kafka": [
+                        KafkaBroker("kafka", sasl=False).metrics_address(ctx),
+                        KafkaBroker("remote_kafka", sasl=True).metrics_address(ctx),
+                    ],
+                    "postgres": PostgresExporter().address(ctx),
                     "schema_registry": f"{LOCAL_HOST}:{ctx.settings.schema_registry_port}",
                     "flink_jobmanager": f"{LOCAL_HOST}:{ctx.settings.flink_jobmanager_metrics_port}",
                     "flink_taskmanager": f"{LOCAL_HOST}:{ctx.settings.flink_taskmanager_metrics_port}",
@@ -160,5 +185,143 @@ class Prometheus(_PrometheusProjectServer):
         return {"PROMETHEUS_URL": self.url(ctx), "METRICS_TARGETS_DIR": str(metrics_targets_dir(ctx))}
 
 
+class PostgresExporter(Component):
+    """postgres_exporter (Debian's ``prometheus-postgres-exporter``) reading the stack's PostgreSQL as its
+    superuser (the server trusts loopback connections): ``pg_up``, connections, transactions and sizes per
+    database, locks, replication, the background writer."""
+
+    name = "postgres_exporter"
+    binary = "prometheus-postgres-exporter"
+    depends_on = ("postgres",)
+
+    def ports(self, ctx: StackContext) -> dict[str, int]:
+        return {"http": ctx.settings.postgres_exporter_port}
+
+    def address(self, ctx: StackContext) -> str:
+        return f"{LOCAL_HOST}:{ctx.settings.postgres_exporter_port}"
+
+    def prepare(self, ctx: StackContext) -> None:
+        _binary(self.binary)
+
+    def program(self, ctx: StackContext) -> Program:
+        dsn = f"{Postgres().dsn(ctx, 'postgres')}?sslmode=disable"
+        return Program(
+            command=[_binary(self.binary), f"--web.listen-address={self.address(ctx)}", "--log.level=warn"],
+            environment={"DATA_SOURCE_NAME": dsn},
+        )
+
+    def ready(self, ctx: StackContext) -> bool:
+        return _answers(f"http://{self.address(ctx)}/metrics", timeout=5)
+
+    def exports(self, ctx: StackContext) -> dict[str, str]:
+        return {}
+
+
+class Jaeger(Component):
+    """Jaeger all-in-one (v2, an OpenTelemetry Collector build): OTLP receivers, memory storage, the query
+    extension serving the UI and its HTTP API; ready when ``/api/services`` answers 200."""
+
+    name = "jaeger"
+
+    def ports(self, ctx: StackContext) -> dict[str, int]:
+        settings = ctx.settings
+        return {
+            "ui": settings.jaeger_ui_port,
+            "otlp-http": settings.jaeger_otlp_http_port,
+            "otlp-grpc": settings.jaeger_otlp_grpc_port,
+            "query-grpc": settings.jaeger_query_grpc_port,
+        }
+
+    def binary(self, ctx: StackContext) -> Path:
+        return ctx.paths.home / "bin" / "jaeger"
+
+    def setup(self, ctx: StackContext, progress: Callable[[str], None]) -> None:
+        """Build the binary from the module's pinned version (``launchers/jaeger/go.mod``); idempotent."""
+        binary = self.binary(ctx)
+        stamp = binary.with_name(".jaeger.stamp")
+        built_from = digest(JAEGER_SOURCE / "go.mod", JAEGER_SOURCE / "go.sum", extra=go_version())
+        if binary.exists() and is_current(stamp, built_from):
+            return
+        progress("building Jaeger (launchers/jaeger) with go build; the first build takes several minutes")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        run_step(
+            ["go", "build", "-trimpath", "-o", str(binary), JAEGER_PACKAGE],
+            "building Jaeger",
+            cwd=JAEGER_SOURCE,
+            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
+        )
+        stamp.write_text(built_from)
+
+    def _config_path(self, ctx: StackContext) -> Path:
+        return ctx.paths.config / f"{self.name}.yml"
+
+    def config(self, ctx: StackContext) -> dict[str, Any]:
+        """One traces pipeline, OTLP in, memory storage out; no receivers or extensions beyond that (every port
+        it binds is one of the stack's), and no self-telemetry server."""
+        settings = ctx.settings
+        storage = "memstore"
+
+        def address(port: int) -> dict[str, str]:
+            return {"endpoint": f"{LOCAL_HOST}:{port}"}
+
+        return {
+            "service": {
+                "extensions": ["jaeger_storage", "jaeger_query"],
+                "pipelines": {
+                    "traces": {
+                        "receivers": ["otlp"],
+                        "processors": ["batch"],
+                        "exporters": ["jaeger_storage_exporter"],
+                    }
+                },
+                "telemetry": {
+                    "resource": {"service.name": "jaeger"},
+                    "metrics": {"level": "none"},
+                    "logs": {"level": "warn"},
+                },
+            },
+            "extensions": {
+                "jaeger_storage": {"backends": {storage: {"memory": {"max_traces": settings.jaeger_max_traces}}}},
+                "jaeger_query": {
+                    "storage": {"traces": storage},
+                    "http": address(settings.jaeger_ui_port),
+                    "grpc": address(settings.jaeger_query_grpc_port),
+                },
+            },
+            "receivers": {
+                "otlp": {
+                    "protocols": {
+                        "grpc": address(settings.jaeger_otlp_grpc_port),
+                        "http": address(settings.jaeger_otlp_http_port),
+                    }
+                }
+            },
+            "processors": {"batch": {}},
+            "exporters": {"jaeger_storage_exporter": {"trace_storage": storage}},
+        }
+
+    def prepare(self, ctx: StackContext) -> None:
+        if not self.binary(ctx).exists():
+            self.setup(ctx, lambda _: None)
+        self._config_path(ctx).write_text(yaml.safe_dump(self.config(ctx), sort_keys=False))
+
+    def program(self, ctx: StackContext) -> Program:
+        return Program(command=[str(self.binary(ctx)), "--config", str(self._config_path(ctx))])
+
+    def url(self, ctx: StackContext) -> str:
+        return f"http://{LOCAL_HOST}:{ctx.settings.jaeger_ui_port}"
+
+    def otlp_endpoint(self, ctx: StackContext) -> str:
+        return f"http://{LOCAL_HOST}:{ctx.settings.jaeger_otlp_http_port}"
+
+    def ready(self, ctx: StackContext) -> bool:
+        return _answers(f"{self.url(ctx)}/api/services")
+
+    def exports(self, ctx: StackContext) -> dict[str, str]:
+        """The UI and query API, and the OTLP/HTTP endpoint for a service's ``OTEL_EXPORTER_OTLP_ENDPOINT``
+        (exported under its own name: services started with the stack's environment trace only when asked)."""
+        return {"JAEGER_UI_URL": self.url(ctx), "JAEGER_OTLP_ENDPOINT": self.otlp_endpoint(ctx)}
+
+
 def observability_components() -> list[Component]:
-    return [Alertmanager(), Prometheus()]
+    return [Alertmanager(), PostgresExporter(), Prometheus(), Jaeger()]

@@ -30,6 +30,15 @@ from services.common.settings import (
 PROMETHEUS_PORT = 19090
 ALERTMANAGER_PORT = 19095
 ALERT_WEBHOOK_PORT = 19096
+# Jaeger's (its defaults are 16686, 4318, 4317, 16685).
+JAEGER_UI_PORT = 19686
+JAEGER_OTLP_HTTP_PORT = 19318
+JAEGER_OTLP_GRPC_PORT = 19317
+JAEGER_QUERY_GRPC_PORT = 19685
+# The brokers' JMX exporter agents and the PostgreSQL exporter (deployed: 7071 and 9187).
+KAFKA_METRICS_PORT = 19071
+REMOTE_KAFKA_METRICS_PORT = 19072
+POSTGRES_EXPORTER_PORT = 19187
 
 
 class StackSettings(BaseSettings):
@@ -77,6 +86,31 @@ class StackSettings(BaseSettings):
         default=f"http://{LOCAL_HOST}:{ALERT_WEBHOOK_PORT}/alerts",
         description="FREIGHTLINE_ALERT_WEBHOOK_URL: where the local Alertmanager posts every notification (the "
         "receivers of observability/alertmanager/alertmanager.yml); nothing listens there unless you do.",
+    )
+    kafka_metrics_port: int = Field(
+        default=KAFKA_METRICS_PORT, description="FREIGHTLINE_KAFKA_METRICS_PORT: the local broker's JMX exporter."
+    )
+    remote_kafka_metrics_port: int = Field(
+        default=REMOTE_KAFKA_METRICS_PORT,
+        description="FREIGHTLINE_REMOTE_KAFKA_METRICS_PORT: the remote broker's JMX exporter.",
+    )
+    postgres_exporter_port: int = Field(
+        default=POSTGRES_EXPORTER_PORT, description="FREIGHTLINE_POSTGRES_EXPORTER_PORT: PostgreSQL's exporter."
+    )
+    jaeger_ui_port: int = Field(
+        default=JAEGER_UI_PORT, description="FREIGHTLINE_JAEGER_UI_PORT: Jaeger's UI and query API (/api/traces)."
+    )
+    jaeger_otlp_http_port: int = Field(
+        default=JAEGER_OTLP_HTTP_PORT, description="FREIGHTLINE_JAEGER_OTLP_HTTP_PORT: Jaeger's OTLP/HTTP receiver."
+    )
+    jaeger_otlp_grpc_port: int = Field(
+        default=JAEGER_OTLP_GRPC_PORT, description="FREIGHTLINE_JAEGER_OTLP_GRPC_PORT: Jaeger's OTLP/gRPC receiver."
+    )
+    jaeger_query_grpc_port: int = Field(
+        default=JAEGER_QUERY_GRPC_PORT, description="FREIGHTLINE_JAEGER_QUERY_GRPC_PORT: Jaeger's query API over gRPC."
+    )
+    jaeger_max_traces: int = Field(
+        default=50_000, gt=0, description="FREIGHTLINE_JAEGER_MAX_TRACES: traces Jaeger's memory storage keeps."
     )
     flink_port: int = Field(default=FLINK_REST_PORT, description="FREIGHTLINE_FLINK_PORT: REST API and web UI.")
     flink_rpc_port: int = Field(default=16123, description="FREIGHTLINE_FLINK_RPC_PORT: the JobManager's RPC.")

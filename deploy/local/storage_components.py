@@ -22,12 +22,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from deploy.local.builds import digest, is_current, require_tool, run_step
+from deploy.local.builds import digest, go_version, is_current, require_tool, run_step
 from deploy.local.components import Component, Postgres, Program
 from deploy.local.context import StackContext
 from deploy.local.jars import classpath
@@ -63,11 +62,6 @@ def _port_answers(port: int) -> bool:
         return False
 
 
-def _go_version() -> str:
-    require_tool("go", "go is required to build the stack's Go programs (FerretDB, fake-gcs-server)")
-    return subprocess.run(["go", "version"], capture_output=True, text=True, check=True).stdout
-
-
 def compile_launcher(ctx: StackContext, name: str, runtime: str) -> Path:
     """Compile ``launchers/<name>/*.java`` against the ``runtime`` jars into the state dir (idempotent)."""
     sources = sorted((LAUNCHERS / name).glob("*.java"))
@@ -100,7 +94,7 @@ class MongoServer(Component):
     def setup(self, ctx: StackContext, progress: Progress) -> None:
         binary = self.binary(ctx)
         stamp = binary.with_name(".freightline-ferretdb.stamp")
-        built_from = digest(*(FERRETDB_SOURCE / name for name in ("main.go", "go.mod", "go.sum")), extra=_go_version())
+        built_from = digest(*(FERRETDB_SOURCE / name for name in ("main.go", "go.mod", "go.sum")), extra=go_version())
         if binary.exists() and is_current(stamp, built_from):
             return
         progress("building FerretDB (launchers/ferretdb) with go build")

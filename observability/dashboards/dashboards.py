@@ -30,6 +30,7 @@ SLO_LINE = thresholds((SLO_SECONDS, "red"))
 LAG_LIMITS = thresholds((1000, "yellow"), (100_000, "red"))
 COMMIT_AGE_LIMITS = thresholds((60, "yellow"), (300, "red"))  # the NoCommit alert: 5 minutes
 ANY_IS_BAD = thresholds((1e-9, "red"))
+JOB = '{job_name=~"$job_name"}'  # the Flink job variable's selector
 
 
 def _quantiles(metric: str, selector: str, by: str = "") -> list[prometheus.Dataquery]:
@@ -522,6 +523,102 @@ def registry() -> Dashboard:
     return board.build()
 
 
+def flink() -> Dashboard:
+    """The Flink session cluster and its jobs (Flink's Prometheus reporter: jobs ``flink_jobmanager`` and
+    ``flink_taskmanager``, Flink's labels ``job_name`` and ``task_name``)."""
+    board = (
+        new_dashboard(
+            "freightline-flink",
+            "Freightline / Flink jobs",
+            "The window jobs on the Flink session cluster: records in and out, checkpoints, restarts, watermark lag.",
+            ["flink"],
+        )
+        .with_variable(label_variable("job_name", "job_name", "flink_jobmanager_job_runningTime"))
+        .with_row(dashboard.Row("Cluster"))
+        .with_panel(single("Jobs running", "short", prom("sum(flink_jobmanager_numRunningJobs)"),
+                           limits=thresholds((1, "green"), base="red")))
+        .with_panel(single("Task slots free", "short", prom("sum(flink_jobmanager_taskSlotsAvailable)"),
+                           limits=thresholds((1, "green"), base="yellow")))
+        .with_panel(single("Task slots", "short", prom("sum(flink_jobmanager_taskSlotsTotal)"),
+                           limits=thresholds((1, "green"), base="red")))
+        .with_panel(single("Restarts (all jobs)", "short",
+                           prom(f'sum(flink_jobmanager_job_numRestarts{JOB})'),
+                           limits=thresholds((1, "yellow"), (10, "red"))))
+        .with_row(dashboard.Row("Records"))
+        .with_panel(rate_graph("Records in per job", "flink_taskmanager_job_task_numRecordsIn", ("job_name",),
+                               selector='job_name=~"$job_name"', unit="rps"))
+        .with_panel(rate_graph("Records out per job", "flink_taskmanager_job_task_numRecordsOut", ("job_name",),
+                               selector='job_name=~"$job_name"', unit="rps"))
+        .with_panel(
+            graph(
+                "Busy and back-pressured time per task",
+                "ms",
+                prom(f'max by (job_name, task_name) (flink_taskmanager_job_task_busyTimeMsPerSecond{JOB})',
+                     "busy {{job_name}} {{task_name}}"),
+                prom("max by (job_name, task_name) "
+                     f'(flink_taskmanager_job_task_backPressuredTimeMsPerSecond{JOB})',
+                     "back-pressured {{job_name}} {{task_name}}", "B"),
+                description="Milliseconds per second each task was busy or waiting on back pressure (1000 = always).",
+                limits=thresholds((500, "yellow"), (900, "red")),
+            )
+        )
+        .with_panel(
+            graph(
+                "Watermark lag per job",
+                "ms",
+                prom("time() * 1000 - max by (job_name) "
+                     f'(flink_taskmanager_job_task_operator_currentOutputWatermark{JOB} > 0)',
+                     "{{job_name}}"),
+                description="How far each job's event-time watermark is behind the wall clock (an unpaced backlog "
+                "of old events shows as a large lag, as it should).",
+                limits=thresholds((60_000, "yellow"), (600_000, "red")),
+            )
+        )
+        .with_row(dashboard.Row("Checkpoints and restarts"))
+        .with_panel(
+            graph(
+                "Checkpoints completed and failed",
+                "short",
+                prom(f"sum by (job_name) (increase(flink_jobmanager_job_numberOfCompletedCheckpoints{JOB}[{RATE}]))",
+                     "completed {{job_name}}"),
+                prom(f"sum by (job_name) (increase(flink_jobmanager_job_numberOfFailedCheckpoints{JOB}[{RATE}]))",
+                     "failed {{job_name}}", "B"),
+                description="Per minute (alert: any failed checkpoint in 10 minutes).",
+            )
+        )
+        .with_panel(
+            graph(
+                "Age of the last completed checkpoint",
+                "s",
+                prom("time() - max by (job_name) "
+                     f"(flink_jobmanager_job_lastCheckpointCompletedTimestamp{JOB} > 0) / 1000",
+                     "{{job_name}}"),
+                description="Alert: older than 5 minutes while the job has run longer (its Kafka output waits).",
+                limits=thresholds((60, "yellow"), (300, "red")),
+            )
+        )
+        .with_panel(
+            graph(
+                "Last checkpoint duration",
+                "ms",
+                prom(f'max by (job_name) (flink_jobmanager_job_lastCheckpointDuration{JOB})',
+                     "{{job_name}}"),
+            )
+        )
+        .with_panel(
+            graph(
+                "Restarts per job",
+                "short",
+                prom(f'max by (job_name) (flink_jobmanager_job_numRestarts{JOB})', "{{job_name}}"),
+                description="Restarts since the job was submitted (the cluster restarts a failing job with "
+                "exponential delay).",
+                limits=thresholds((1, "yellow"), (10, "red")),
+            )
+        )
+    )  # fmt: skip
+    return board.build()
+
+
 # The tables the Flink window jobs upsert (primary key window + key; columns as their Avro contracts in
 # schemas/avro/com/freightline/aggregates/: ProductViewsWindow, StoreOrderRevenueWindow, RouteShipmentDelaysWindow).
 PRODUCT_VIEWS = "streaming.product_views_1m"
@@ -623,5 +720,6 @@ DASHBOARDS = {
     "anomaly_detector": detector,
     "sinks": sinks,
     "schema_registry": registry,
+    "flink": flink,
     "business": business,
 }

@@ -22,7 +22,7 @@ from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.serde import AvroSerde, registry_client
 from services.common.settings import KafkaSettings, SchemaRegistrySettings, ServiceSettings, secret_values
-from services.common.tracing import configure_tracing
+from services.common.tracing import configure_service_tracing
 
 log = logging.getLogger("services.anomaly_detector")
 
@@ -42,7 +42,7 @@ def main() -> int:
     kafka, registry = KafkaSettings(), SchemaRegistrySettings()
     require_reachable([kafka_endpoint(kafka), registry_endpoint(registry)], service_settings.startup_timeout_s)
     configure_logging(service_settings.service_name, service_settings.log_level, secrets=secret_values(kafka, registry))
-    configure_tracing(service_settings.service_name, service_settings.otel_exporter)
+    configure_service_tracing(service_settings)
     metrics = ServiceMetrics(service_settings.service_name)
     serde = AvroSerde(registry_client(registry))
     stage1 = RepartitionService(

@@ -173,6 +173,35 @@ class TopicSender:
             self._unconfirmed[self.topic] += 1
 
 
+class TracedSender:
+    """A ``TopicSender`` that starts a trace per record (a ``send <topic>`` producer span, kept at the tracer
+    provider's sampling ratio) and carries it in the record's headers; a record left out of the sample leaves
+    exactly as ``TopicSender`` sends it. ``Producer.sender`` hands these out only while tracing is on."""
+
+    __slots__ = ("_attributes", "_name", "_plain", "_producer", "_tracer", "topic")
+
+    def __init__(self, producer: Producer, topic: str, tracer: trace.Tracer) -> None:
+        self.topic = topic
+        self._plain = TopicSender(producer, topic)
+        self._producer = producer
+        self._tracer = tracer
+        self._name = f"send {topic}"
+        self._attributes = {"messaging.system": "kafka", "messaging.destination.name": topic}
+
+    def __call__(self, value: bytes, key: str | bytes | None, timestamp: int) -> None:
+        span = self._tracer.start_span(self._name, kind=trace.SpanKind.PRODUCER, attributes=self._attributes)
+        if not span.is_recording():
+            self._plain(value, key, timestamp)
+            return
+        try:
+            self._producer.produce(self.topic, value, key, timestamp=timestamp, context=trace.set_span_in_context(span))
+        finally:
+            span.end()
+
+
+Sender = TopicSender | TracedSender
+
+
 class Producer:
     """An idempotent producer that counts delivery reports and injects trace context into headers."""
 
@@ -257,8 +286,11 @@ class Producer:
         if self.queued % 1000 == 0:
             self._producer.poll(0)  # serve delivery reports as we go
 
-    def sender(self, topic: str) -> TopicSender:
-        """The fast path to ``topic`` for records without trace context (see ``TopicSender``)."""
+    def sender(self, topic: str) -> Sender:
+        """The fast path to one topic (see ``TopicSender``); while tracing is on, one that starts a trace per
+        record it sends (``TracedSender``)."""
+        if tracing.active():
+            return TracedSender(self, topic, tracing.tracer("freightline.producer"))
         return TopicSender(self, topic)
 
     def copier(self) -> RecordCopier:
@@ -301,6 +333,8 @@ class Producer:
 
 
 BatchHandler = Callable[[list[Message]], None]
+MAX_BATCH_LINKS = 32
+"""The records' spans a ``process batch`` span links to at most."""
 
 
 class ConsumerLoop:
@@ -475,33 +509,73 @@ class ConsumerLoop:
 
     def process(self, batch: list[Message]) -> bool:
         """Handle, make durable and commit one batch; on failure rewind it. Returns True when committed."""
-        started = time.monotonic()
-        links = [
-            trace.Link(span_context)
-            for span_context in (
-                trace.get_current_span(tracing.extract(headers_of(m))).get_span_context() for m in batch[:32]
+        if tracing.active():
+            return self._process_traced(batch)
+        return self._process(batch)
+
+    def _process_traced(self, batch: list[Message]) -> bool:
+        """``_process`` inside a ``process batch`` span, and a ``process <topic>`` span for each record that
+        arrived in a sampled trace: the record's headers now carry that span (``tracing.record_span``), so what
+        the handler makes of the record continues its trace. The spans end when the batch is committed or
+        rewound (then with an error status)."""
+        spans: list[trace.Span] = []
+        links: list[trace.Link] = []
+        service = self.metrics.service if self.metrics is not None else self.group
+        for message in batch:
+            headers = message.headers()
+            if not headers:
+                continue
+            traced = tracing.record_span(
+                self._tracer,
+                f"process {message.topic()}",
+                headers_of(message),
+                {
+                    "messaging.system": "kafka",
+                    "messaging.source.name": message.topic() or "",
+                    "messaging.consumer.group.name": self.group,
+                    "messaging.kafka.partition": message.partition() or 0,
+                    "messaging.kafka.offset": message.offset() or 0,
+                    "freightline.service": service,
+                },
             )
-            if span_context.is_valid
-        ]
-        with self._tracer.start_as_current_span("process batch", links=links) as span:
-            span.set_attribute("messaging.batch.message_count", len(batch))
-            try:
-                self.handler(batch)
-                if self.producer is not None:
-                    self.producer.flush(self.flush_timeout_s)
-            except Exception as error:
-                self._rewind(batch, error)
-                return False
-            offsets = self._next_offsets(batch)
-            try:
-                self._commit(offsets)
-            except KafkaException as error:
-                # A failed commit (e.g. a rebalance took the partition) only means a replay later: the
-                # outputs are durable and consumers downstream are idempotent.
-                log.warning("commit failed, the batch may be replayed: %s", error)
-                if self.metrics is not None:
-                    self.metrics.commits.labels(self.metrics.service, "error").inc()
-                return False
+            if traced is not None:
+                span, headers_now = traced
+                carried: list[tuple[str, str | bytes | None]] = list(headers_now)
+                message.set_headers(carried)
+                spans.append(span)
+                if len(links) < MAX_BATCH_LINKS:
+                    links.append(trace.Link(span.get_span_context()))
+        committed = False
+        try:
+            with self._tracer.start_as_current_span("process batch", links=links) as batch_span:
+                batch_span.set_attribute("messaging.batch.message_count", len(batch))
+                committed = self._process(batch)
+        finally:
+            for span in spans:
+                if not committed:
+                    span.set_status(trace.Status(trace.StatusCode.ERROR, "batch not committed (it is replayed)"))
+                span.end()
+        return committed
+
+    def _process(self, batch: list[Message]) -> bool:
+        started = time.monotonic()
+        try:
+            self.handler(batch)
+            if self.producer is not None:
+                self.producer.flush(self.flush_timeout_s)
+        except Exception as error:
+            self._rewind(batch, error)
+            return False
+        offsets = self._next_offsets(batch)
+        try:
+            self._commit(offsets)
+        except KafkaException as error:
+            # A failed commit (e.g. a rebalance took the partition) only means a replay later: the
+            # outputs are durable and consumers downstream are idempotent.
+            log.warning("commit failed, the batch may be replayed: %s", error)
+            if self.metrics is not None:
+                self.metrics.commits.labels(self.metrics.service, "error").inc()
+            return False
         self._failures_in_a_row = 0
         self.committed_batches += 1
         self.processed += len(batch)

@@ -277,7 +277,21 @@ class ServiceSettings(RedactedSettings):
         "file-based service discovery in <dir>/<service>/<pid>.json while it runs (the local stack exports it).",
     )
     otel_exporter: str = Field(
-        default="none", description="OTEL_EXPORTER: none | console | otlp (otlp needs the OTLP env vars)."
+        default="none",
+        description="OTEL_EXPORTER: none | console | otlp; spans go over OTLP whenever OTEL_EXPORTER_OTLP_ENDPOINT "
+        "is set.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTEL_EXPORTER_OTLP_ENDPOINT: the OTLP/HTTP collector (e.g. Jaeger's :4318) that receives the "
+        "service's spans; unset = tracing off (no tracer provider: no cost on the hot paths).",
+    )
+    trace_sample_ratio: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="TRACE_SAMPLE_RATIO: the share of new traces kept (a generated record starts one); records "
+        "that arrive in a sampled trace are always followed.",
     )
     shutdown_timeout_s: float = Field(default=30.0, gt=0, description="SHUTDOWN_TIMEOUT_S: drain deadline.")
     startup_timeout_s: float = Field(

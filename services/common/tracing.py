@@ -1,8 +1,19 @@
-"""OpenTelemetry tracing with W3C trace context carried in Kafka headers."""
+"""OpenTelemetry tracing with W3C trace context carried in Kafka headers.
+
+Off unless configured: without an exporter no tracer provider is installed, so every tracer is the API's no-op
+one and the hot paths skip their tracing branches (``active()`` is False). With ``OTEL_EXPORTER_OTLP_ENDPOINT``
+set, spans go over OTLP/HTTP (protobuf) to that collector (Jaeger takes OTLP directly); ``TRACE_SAMPLE_RATIO``
+is the share of new traces kept (parent-based: a record that arrives sampled is followed by every hop).
+
+One record, one trace: the generator starts a trace per record it sends (``send <topic>``), and every consumer
+loop gives each record that arrives with a sampled context a span of its own (``process <topic>``, a child of the
+sender's span) and rewrites the record's ``traceparent`` to that span before its handler sees it, so whatever the
+service produces from it (copied headers) continues the record's trace into the next hop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -10,11 +21,16 @@ from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from services.common.settings import ServiceSettings
 
 KafkaHeaders = list[tuple[str, bytes]]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+TRACE_HEADERS = frozenset(_PROPAGATOR.fields)
+OTLP_TRACES_PATH = "/v1/traces"
 
 
 class _HeaderSetter(Setter[KafkaHeaders]):
@@ -32,38 +48,69 @@ class _HeaderGetter(Getter[Sequence[tuple[str, bytes | None]]]):
         return [k for k, _ in carrier]
 
 
-def configure_tracing(service_name: str, exporter: str = "none") -> TracerProvider:
-    """Install a tracer provider for ``service_name``; ``exporter`` is none, console or otlp."""
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+def configure_tracing(
+    service_name: str, exporter: str = "none", *, otlp_endpoint: str | None = None, sample_ratio: float = 1.0
+) -> TracerProvider | None:
+    """Install a tracer provider for ``service_name`` exporting to ``otlp_endpoint`` (an OTLP/HTTP base URL) when
+    set, or to the console for ``exporter="console"``; None (tracing off, nothing installed) otherwise.
+    ``sample_ratio`` is the share of new traces kept; spans under a sampled parent are always kept."""
+    if exporter not in ("none", "console", "otlp"):
+        raise ValueError(f"unknown OTEL_EXPORTER {exporter!r}: use none, console or otlp")
+    if exporter == "otlp" and not otlp_endpoint:
+        raise ValueError("OTEL_EXPORTER=otlp needs OTEL_EXPORTER_OTLP_ENDPOINT (the collector's OTLP/HTTP URL)")
+    if exporter == "none" and not otlp_endpoint:
+        return None
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+    )
     if exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    elif exporter == "otlp":
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
-                OTLPSpanExporter,
-            )
-        except ImportError as error:  # pragma: no cover - depends on the deployment image
-            raise ValueError("OTEL_EXPORTER=otlp needs opentelemetry-exporter-otlp-proto-http") from error
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    elif exporter != "none":
-        raise ValueError(f"unknown OTEL_EXPORTER {exporter!r}: use none, console or otlp")
-    trace.set_tracer_provider(provider)
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = otlp_endpoint.rstrip("/")
+        if not endpoint.endswith(OTLP_TRACES_PATH):
+            endpoint += OTLP_TRACES_PATH
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    trace.set_tracer_provider(provider)  # the provider exports what it still holds when the process exits
     return provider
+
+
+def configure_service_tracing(settings: ServiceSettings) -> TracerProvider | None:
+    """``configure_tracing`` from a service's settings (``OTEL_EXPORTER``, ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    ``TRACE_SAMPLE_RATIO``)."""
+    return configure_tracing(
+        settings.service_name,
+        settings.otel_exporter,
+        otlp_endpoint=settings.otel_exporter_otlp_endpoint,
+        sample_ratio=settings.trace_sample_ratio,
+    )
+
+
+def active() -> bool:
+    """Whether a tracer provider is installed (``configure_tracing`` with an exporter): the hot paths trace
+    records only then."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
 def inject(headers: KafkaHeaders | None = None, ctx: otel_context.Context | None = None) -> KafkaHeaders | None:
     """``headers`` plus the current (or given) trace context as ``traceparent``/``tracestate``.
 
     Returns ``headers`` untouched (possibly None) when there is no span to propagate: the common case on hot
-    paths outside any trace costs one context lookup.
+    paths outside any trace costs one context lookup. Headers that already carry a ``traceparent`` (copied from
+    the record they were made from) keep it unless ``ctx`` is given: a record continues its own trace rather
+    than the batch's.
     """
     if ctx is None:
+        if headers and any(key == "traceparent" for key, _ in headers):
+            return headers
         ctx = otel_context.get_current()
         if not ctx:  # an empty context holds no span
             return headers
     if not trace.get_current_span(ctx).get_span_context().is_valid:
         return headers
-    carrier: KafkaHeaders = list(headers or [])
+    carrier: KafkaHeaders = [(k, v) for k, v in headers or [] if k not in TRACE_HEADERS]
     _PROPAGATOR.inject(carrier, context=ctx, setter=_HeaderSetter())
     return carrier
 
@@ -82,3 +129,23 @@ def traceparent(headers: Iterable[tuple[str, bytes | None]] | None) -> str | Non
 
 def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
+
+
+def record_span(
+    tracer: trace.Tracer,
+    name: str,
+    headers: Sequence[tuple[str, bytes | None]] | None,
+    attributes: Mapping[str, str | int],
+) -> tuple[trace.Span, KafkaHeaders] | None:
+    """A consumer span for one record whose headers carry a sampled trace context: the span (a child of the
+    record's sender's span; end it when the record is done) and the record's headers with its context replaced
+    by the span's (to hand on to what is made from the record). None for a record outside any sampled trace."""
+    if not headers:
+        return None
+    parent = extract(headers)
+    if not trace.get_current_span(parent).get_span_context().trace_flags.sampled:
+        return None
+    span = tracer.start_span(name, context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes)
+    kept = [(k, v) for k, v in headers if v is not None]
+    carrier = inject(kept, trace.set_span_in_context(span))
+    return span, carrier or kept

@@ -26,6 +26,7 @@ from services.common.settings import (
     ServiceSettings,
     secret_values,
 )
+from services.common.tracing import configure_service_tracing
 from services.generator.runner import SERVICE, GeneratorRunner
 from services.generator.settings import GeneratorSettings
 
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         [kafka_endpoint(local), kafka_endpoint(remote), registry_endpoint(registry)], service.startup_timeout_s
     )
     configure_logging(service.service_name, service.log_level, secrets=secret_values(local, remote, registry))
+    configure_service_tracing(service)
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     metrics = ServiceMetrics(service.service_name)
     server = MetricsServer.for_service(metrics, service).start()

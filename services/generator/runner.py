@@ -17,7 +17,7 @@ from prometheus_client import Counter as PromCounter
 
 from schemas.catalogue import Catalogue, load_catalogue, load_schema
 from services.common.avro_codegen import writer_for
-from services.common.kafka import Producer, TopicSender, ensure_topics, producer_config
+from services.common.kafka import Producer, Sender, ensure_topics, producer_config
 from services.common.lifecycle import Shutdown
 from services.common.metrics import ServiceMetrics
 from services.common.serde import HEADER, MAGIC_BYTE, AvroSerde, Encoder, InvalidRecord, RegistryLike, subject_for
@@ -123,7 +123,7 @@ class GeneratorRunner:
         self.specs = {name: self.catalogue.topic(name) for name in ALL_TOPICS}
         self.names = {name: settings.topic(name) for name in ALL_TOPICS}
         self._producers: dict[str, Producer] = {}
-        self._routes: dict[str, tuple[str, Encoder, TopicSender]] = {}
+        self._routes: dict[str, tuple[str, Encoder, Sender]] = {}
         self._published: Counter[str] = Counter()
         self._anomalies_published: dict[str, int] = {}
 

@@ -24,6 +24,7 @@ from services.common.settings import (
     ServiceSettings,
     secret_values,
 )
+from services.common.tracing import configure_service_tracing
 from services.mirror.mirror import SERVICE, MirrorMetrics, SourceHealth, TopicMirror, destination_producer
 from services.mirror.settings import MirrorSettings
 from services.mirror.translate import SchemaTranslator
@@ -52,6 +53,7 @@ def main() -> int:
         service.log_level,
         secrets=secret_values(settings, remote, local, registry_settings, source_registry_settings),
     )
+    configure_service_tracing(service)
 
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     metrics = ServiceMetrics(service.service_name)

@@ -430,7 +430,7 @@ def run_sink(
     from services.common.logging import configure_logging
     from services.common.serde import registry_client
     from services.common.settings import SchemaRegistrySettings
-    from services.common.tracing import configure_tracing
+    from services.common.tracing import configure_service_tracing
 
     service = ServiceSettings(service_name=service_name)
     kafka, registry = KafkaSettings(), SchemaRegistrySettings()
@@ -438,7 +438,7 @@ def run_sink(
     configure_logging(
         service.service_name, service.log_level, secrets=secret_values(settings, kafka, registry, target_settings)
     )
-    configure_tracing(service.service_name, service.otel_exporter)
+    configure_service_tracing(service)
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     serde = AvroSerde(registry_client(registry))
     runner = SinkRunner(

@@ -1,20 +1,24 @@
-"""Prometheus and Alertmanager as stack components, started alone on free ports and stopped again."""
+"""The monitoring components, started alone on free ports and stopped again."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import pytest
+from confluent_kafka import Producer as RawProducer
 
+from deploy.local.components import KafkaBroker, Postgres
 from deploy.local.context import StackContext
-from deploy.local.observability_components import observability_components
+from deploy.local.observability_components import Alertmanager, Prometheus, observability_components
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
 from deploy.metrics_targets import TARGETS
 from tests.integration.processes import wait_for
+from tests.integration.stack.support import BROKER_AND_DATABASE_PORTS, private_stack_context
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +41,7 @@ def test_monitoring_starts_with_the_rules_and_routes_and_stops_without_leftovers
     ctx.paths.ensure()
     ctx.paths.jars.rmdir()  # the stack's set-up resolves the Java runtimes: reuse the main state directory's
     ctx.paths.jars.symlink_to(StackContext.create(StackSettings()).paths.jars)
-    stack = Stack(ctx, observability_components())
+    stack = Stack(ctx, [Alertmanager(), Prometheus()])
     env = stack.up()
     try:
         pids = stack.pids()
@@ -68,3 +72,44 @@ def test_monitoring_starts_with_the_rules_and_routes_and_stops_without_leftovers
     for port in (settings.prometheus_port, settings.alertmanager_port):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_prometheus_scrapes_the_brokers_jmx_exporters_and_the_postgres_exporter(tmp_path: Path) -> None:
+    """A broker, PostgreSQL and its exporter beside their own Prometheus, all on free ports: the broker's target of
+    the job ``kafka`` and the job ``postgres`` of ``deploy/metrics_targets.py`` are up and return the broker's
+    per-topic counters (the JMX exporter's rules) and PostgreSQL's own series. (The job's second target, the remote
+    broker, is the same agent with the same rules in a second JVM: not started here, it stays down.)"""
+    ctx = private_stack_context(
+        tmp_path,
+        ports=(*BROKER_AND_DATABASE_PORTS, "postgres_exporter_port", "prometheus_port", "alertmanager_port"),
+    )
+    broker = KafkaBroker("kafka", sasl=False)
+    components = [
+        broker,
+        Postgres(),
+        *(component for component in observability_components() if component.name != "jaeger"),
+    ]
+    stack = Stack(ctx, components)
+    env = stack.up()
+    try:
+        producer = RawProducer({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]})
+        producer.produce("scraped-topic", b"one record")
+        assert producer.flush(30) == 0
+
+        def query(expr: str) -> list[dict[str, Any]]:
+            response = httpx.get(f"{env['PROMETHEUS_URL']}/api/v1/query", params={"query": expr}, timeout=10)
+            return list(response.json()["data"]["result"])
+
+        broker_target = f'up{{job="kafka", instance="{broker.metrics_address(ctx)}"}} == 1'
+        wait_for(lambda: bool(query(broker_target)), 120, what="the broker's JMX exporter up")
+        wait_for(lambda: bool(query('up{job="postgres"} == 1')), 60, what="the PostgreSQL exporter up")
+        wait_for(
+            lambda: bool(query('kafka_server_brokertopicmetrics_messagesin_total{topic="scraped-topic"} > 0')),
+            60,
+            what="the broker's per-topic message count",
+        )
+        assert query("pg_up == 1")
+        assert query('pg_stat_database_xact_commit{datname="postgres"}')
+        assert query("kafka_server_replicamanager_partitioncount")
+    finally:
+        stack.down()

@@ -15,7 +15,6 @@ shape; their live proof over the stream processors' own tables comes with those 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -26,12 +25,24 @@ import httpx
 import pytest
 from confluent_kafka import Producer as RawProducer
 
+from deploy import flink_jobs
+from deploy.local.context import StackContext
+from deploy.local.settings import StackSettings
 from deploy.processes import ServiceProcess, local_client_config, remote_client_config
 from schemas import topics as topic_names
-from services.generator.settings import GeneratorSettings
+from services.common.kafka import ensure_topics
+from services.common.settings import KafkaSettings
 from services.sink_gcs.settings import GcsSinkSettings
 from services.sink_hdfs.settings import HdfsSinkSettings
 from services.sink_mongodb.settings import MongoSinkSettings
+from tests.integration.observability.platform import (
+    default_topics,
+    enricher_process,
+    mirror_process,
+    run_generator,
+    sink_process,
+    wait_for_topic,
+)
 from tests.unit.observability.catalogue import CATALOGUE, catalogue
 from tests.unit.observability.dashboard_queries import (
     GRAFANA_VARIABLES,
@@ -52,62 +63,10 @@ UNKNOWN_SCHEMA_ID = b"\x00" + (2**31 - 7).to_bytes(4, "big")  # the wire format'
 DETECTOR = {"IDLE_FLUSH_S": "2", "SPIKE_MIN_VIEWS": "2", "DELAY_MIN_SHIPMENTS": "1", "ERROR_THRESHOLD": "0.5"}
 
 
-SinkSettings = type[GcsSinkSettings | HdfsSinkSettings | MongoSinkSettings]
-
-
-def _prefixed(prefix: str, topics: str) -> str:
-    return ",".join(prefix + topic for topic in topics.split(","))
-
-
-def _default_topics(settings: SinkSettings) -> str:
-    return str(settings.model_fields["topics"].default)
-
-
-def _sink(
-    env: dict[str, str],
-    prefix: str,
-    logs: Path,
-    unique_name: Callable[[str], str],
-    settings: SinkSettings,
-    **target: str,
-) -> ServiceProcess:
-    """A sink on the prefixed versions of its default topics, with its own group, files rotated every 2 s."""
-    env_prefix = str(settings.model_config.get("env_prefix"))
-    service = env_prefix.removesuffix("_").lower()
-    options = {
-        "TOPICS": _prefixed(prefix, _default_topics(settings)),
-        "GROUP_ID": unique_name(service),
-        "BATCH_TIMEOUT_S": "2",
-        **target,
-    }
-    return ServiceProcess(
-        f"services.{service}",
-        env,
-        logs / f"{service}.log",
-        **{env_prefix + name: value for name, value in options.items()},
-    )
-
-
 def _services(env: dict[str, str], prefix: str, logs: Path, unique_name: Callable[[str], str]) -> list[ServiceProcess]:
-    upstream = prefix + topic_names.UPSTREAM_PRODUCT_VIEWS
     return [
-        ServiceProcess(
-            "services.mirror",
-            env,
-            logs / "mirror.log",
-            MIRROR_TOPICS=upstream,
-            MIRROR_RENAME=json.dumps({upstream: prefix + topic_names.PRODUCT_VIEWS}),
-            MIRROR_GROUP_ID=unique_name("mirror"),
-            MIRROR_LAG_INTERVAL_S="2",
-        ),
-        ServiceProcess(
-            "services.enricher",
-            env,
-            logs / "enricher.log",
-            ENRICHER_TOPIC_PREFIX=prefix,
-            ENRICHER_APP_ID=f"{prefix}enricher",
-            ENRICHER_DATA_DIR=str(logs / "enricher-data"),
-        ),
+        mirror_process(env, prefix, logs, unique_name),
+        enricher_process(env, prefix, logs),
         ServiceProcess(
             "services.anomaly_detector",
             env,
@@ -116,9 +75,9 @@ def _services(env: dict[str, str], prefix: str, logs: Path, unique_name: Callabl
             ANOMALY_DETECTOR_GROUP_ID=unique_name("detector"),
             **{f"ANOMALY_DETECTOR_{name}": value for name, value in DETECTOR.items()},
         ),
-        _sink(env, prefix, logs, unique_name, MongoSinkSettings, DATABASE=unique_name("dash").replace("-", "_")),
-        _sink(env, prefix, logs, unique_name, HdfsSinkSettings, ROOT=f"/freightline/test/{unique_name('dash')}"),
-        _sink(env, prefix, logs, unique_name, GcsSinkSettings, BUCKET=unique_name("dash"), CREATE_BUCKET="true"),
+        sink_process(env, prefix, logs, unique_name, MongoSinkSettings, DATABASE=unique_name("dash").replace("-", "_")),
+        sink_process(env, prefix, logs, unique_name, HdfsSinkSettings, ROOT=f"/freightline/test/{unique_name('dash')}"),
+        sink_process(env, prefix, logs, unique_name, GcsSinkSettings, BUCKET=unique_name("dash"), CREATE_BUCKET="true"),
     ]
 
 
@@ -130,33 +89,54 @@ def running_platform(
     env = {**monitored_env, "LOG_LEVEL": "WARNING"}
     began = time.monotonic()
     prefix = unique_name("dash") + "-"
-    start = GeneratorSettings().backlog_start(EVENTS, int(time.time() * 1000)).isoformat()
-    generator = ServiceProcess(
-        "services.generator",
+    run_generator(
         env,
-        tmp_path / "generator.log",
-        *("--events", str(EVENTS), "--no-pace", "--seed", "11", "--topic-prefix", prefix, "--start", start),
+        prefix,
+        EVENTS,
+        11,
+        tmp_path,
         GENERATOR_ANOMALIES_PER_MINUTE="30",
         GENERATOR_REFERENCE_SNAPSHOT="false",  # references start unknown: the enricher marks them UNKNOWN
-    ).start(capture_stdout=True)
-    code, _ = generator.wait(timeout=300)
-    assert code == 0, f"generator exited {code}: {(tmp_path / 'generator.log').read_text()[-3000:]}"
+    )
     print(f"generator done after {time.monotonic() - began:.0f}s")
     # Records each service family must dead-letter: not Avro (sinks, enricher, detector), an Avro header with
     # a schema id no registry holds (the mirror cannot translate it).
     local = RawProducer(local_client_config(env))
-    for topic in (_default_topics(GcsSinkSettings).split(",")[0], topic_names.ORDERS):
+    for topic in (default_topics(GcsSinkSettings).split(",")[0], topic_names.ORDERS):
         local.produce(prefix + topic, b"not avro", b"poison")
     assert local.flush(30) == 0
     remote = RawProducer(remote_client_config(env))
     remote.produce(prefix + topic_names.UPSTREAM_PRODUCT_VIEWS, UNKNOWN_SCHEMA_ID + b"body", b"poison")
     assert remote.flush(30) == 0
     services = [service.start() for service in _services(env, prefix, tmp_path, unique_name)]
+    job_id = _flink_job(env, prefix, unique_name)
     try:
         yield services
     finally:
+        flink_jobs.cancel(env["FLINK_REST_URL"], job_id)
         codes = {service.module: service.stop() for service in services}
     assert codes == dict.fromkeys(codes, 0), f"services did not stop cleanly (logs in {tmp_path})"
+
+
+def _flink_job(env: dict[str, str], prefix: str, unique_name: Callable[[str], str]) -> str:
+    """The product views window job on the mirrored product views of this test, with its own topics, table and
+    group (checkpoints every second): the Flink jobs dashboard's job-scoped panels have a job to show."""
+    spec = flink_jobs.job("product_views")
+    source = prefix + topic_names.PRODUCT_VIEWS
+    sink, late = prefix + topic_names.AGGREGATES_PRODUCT_VIEWS, prefix + topic_names.LATE_EVENTS
+    ensure_topics(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]), [(sink, 1, {}), (late, 1, {})])
+    wait_for_topic(env, source)
+    settings = {
+        "SOURCE_TOPIC": source,
+        "SINK_TOPIC": sink,
+        "LATE_TOPIC": late,
+        "POSTGRES_TABLE": f"streaming.{unique_name('dash').replace('-', '_')}",
+        "GROUP_ID": unique_name("dash-flink"),
+        "CHECKPOINT_INTERVAL_MS": "1000",
+        "IDLE_TIMEOUT_MS": "1000",
+    }
+    job_env = {**env, **{spec.settings_prefix + key: value for key, value in settings.items()}}
+    return flink_jobs.submit(StackContext.create(StackSettings()), "product_views", env["FLINK_REST_URL"], job_env)
 
 
 def _prometheus(env: dict[str, str], path: str, **params: Any) -> Any:

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from services.common import tracing
 from services.common.logging import configure_logging
@@ -34,6 +34,56 @@ def test_trace_context_round_trips_through_kafka_headers() -> None:
 def test_inject_outside_any_trace_leaves_headers_alone() -> None:
     assert tracing.inject(None) is None
     assert tracing.inject([("k", b"v")]) == [("k", b"v")]
+
+
+def test_inject_keeps_the_trace_a_record_already_carries_unless_given_one() -> None:
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("record") as record:
+        carried = tracing.inject([("k", b"v")])
+    assert carried is not None
+    with tracer.start_as_current_span("batch") as batch:
+        assert tracing.inject(carried) == carried  # the record's own trace goes on
+        replaced = tracing.inject(carried, trace.set_span_in_context(batch))
+    assert replaced is not None
+    assert [key for key, _ in replaced].count("traceparent") == 1
+    assert _parent(replaced).span_id == batch.get_span_context().span_id != record.get_span_context().span_id
+
+
+def _parent(headers: list[tuple[str, bytes]]) -> trace.SpanContext:
+    return trace.get_current_span(tracing.extract(headers)).get_span_context()
+
+
+def test_record_span_continues_a_sampled_record_and_hands_its_own_context_on() -> None:
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("send") as sender:
+        headers = tracing.inject([("k", b"v")])
+    assert headers is not None
+    traced = tracing.record_span(tracer, "process t", headers, {"messaging.kafka.offset": 7})
+    assert traced is not None
+    span, handed_on = traced
+    span.end()
+    assert isinstance(span, ReadableSpan)
+    assert span.parent is not None and span.parent.span_id == sender.get_span_context().span_id
+    assert ("k", b"v") in handed_on
+    assert _parent(handed_on).span_id == span.get_span_context().span_id
+    assert _parent(handed_on).trace_id == sender.get_span_context().trace_id
+
+
+def test_record_span_leaves_records_outside_a_sampled_trace_alone() -> None:
+    tracer = TracerProvider().get_tracer("test")
+    assert tracing.record_span(tracer, "process t", None, {}) is None
+    assert tracing.record_span(tracer, "process t", [("k", b"v")], {}) is None
+    unsampled = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")]
+    assert tracing.record_span(tracer, "process t", unsampled, {}) is None
+
+
+def test_tracing_is_off_without_an_exporter_and_otlp_needs_its_endpoint() -> None:
+    assert tracing.configure_tracing("svc") is None
+    assert not tracing.active()
+    with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_ENDPOINT"):
+        tracing.configure_tracing("svc", "otlp")
+    with pytest.raises(ValueError, match="unknown OTEL_EXPORTER"):
+        tracing.configure_tracing("svc", "zipkin")
 
 
 def test_extract_without_headers_is_empty() -> None:

@@ -63,6 +63,9 @@ def test_stack_prometheus_scrapes_the_stack_registry_flink_and_the_exported_targ
         alertmanager_port=29095,
         flink_jobmanager_metrics_port=29249,
         flink_taskmanager_metrics_port=29250,
+        kafka_metrics_port=29071,
+        remote_kafka_metrics_port=29072,
+        postgres_exporter_port=29187,
     )
     ctx = StackContext.create(settings)
     config = Prometheus().config(ctx)
@@ -71,6 +74,8 @@ def test_stack_prometheus_scrapes_the_stack_registry_flink_and_the_exported_targ
     assert jobs["schema_registry"]["static_configs"] == [{"targets": ["127.0.0.1:28081"]}]
     assert jobs["flink_jobmanager"]["static_configs"] == [{"targets": ["127.0.0.1:29249"]}]
     assert jobs["flink_taskmanager"]["static_configs"] == [{"targets": ["127.0.0.1:29250"]}]
+    assert jobs["kafka"]["static_configs"] == [{"targets": ["127.0.0.1:29071", "127.0.0.1:29072"]}]  # both brokers
+    assert jobs["postgres"]["static_configs"] == [{"targets": ["127.0.0.1:29187"]}]
     assert jobs["enricher"]["file_sd_configs"][0]["files"] == [str(metrics_targets_dir(ctx) / "enricher" / "*.json")]
     assert Prometheus().exports(ctx)["METRICS_TARGETS_DIR"] == str(metrics_targets_dir(ctx))
     assert config["alerting"]["alertmanagers"][0]["static_configs"] == [{"targets": ["127.0.0.1:29095"]}]

@@ -12,7 +12,7 @@ from observability.dashboards.dashboards import DASHBOARDS
 
 # Grafana's variables as the test evaluates them: "All" of a multi-value variable is its allValue (.*), the rate
 # window at least four scrape intervals of the stack (5 s), the range a short dashboard window.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "5m", "$service": ".*", "$topic": ".*"}
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "5m", "$service": ".*", "$topic": ".*", "$job_name": ".*"}
 HISTOGRAM_SERIES = ("_bucket", "_count", "_sum")
 PROMETHEUS_OWN = {"up"}  # series Prometheus writes itself for every target
 _NAME = re.compile(r"\b(freightline_[a-z0-9_]+|up)\b")

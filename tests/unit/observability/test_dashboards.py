@@ -84,7 +84,8 @@ def test_every_panel_has_a_unit_thresholds_and_queries_of_a_known_data_source() 
 def test_every_operational_dashboard_has_a_topic_variable_and_the_overview_a_service_variable() -> None:
     variables = {name: {v["name"] for v in dashboard_json(name)["templating"].get("list", [])} for name in DASHBOARDS}
     assert {"service", "topic"} <= variables["overview"]
-    no_topics = {"business", "schema_registry"}  # SQL windows, and a service that consumes no topic
+    no_topics = {"business", "schema_registry", "flink"}  # SQL windows, a service without topics, Flink jobs
+    assert "job_name" in variables["flink"]
     assert all("topic" in found for name, found in variables.items() if name not in no_topics)
     assert {"service", "topic"} <= variables["sinks"]
 

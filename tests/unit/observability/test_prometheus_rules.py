@@ -7,6 +7,7 @@ where it stays quiet; ``amtool check-config`` parses the routes as the local sta
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from deploy.flink_jobs import JOBS, job_settings
 from deploy.local.context import StackContext
 from deploy.local.observability_components import ALERTMANAGER_TEMPLATE, Alertmanager
 from deploy.local.settings import StackSettings
@@ -95,3 +97,15 @@ def test_every_severity_the_alerts_use_has_a_route() -> None:
         for group in yaml.safe_load(path.read_text())["groups"]:
             severities.update(rule["labels"]["severity"] for rule in group["rules"] if "alert" in rule)
     assert {f'severity="{s}"' for s in severities} <= routed
+
+
+def _flink_label_value(name: str) -> str:
+    """A label value as Flink's Prometheus reporter writes it: every character outside [a-zA-Z0-9:_] as "_"."""
+    return re.sub(r"[^a-zA-Z0-9:_]", "_", name)
+
+
+def test_the_expected_flink_jobs_are_the_jobs_the_deployment_runs() -> None:
+    rules = yaml.safe_load((PROMETHEUS / "flink_jobs.rules.yml").read_text())["groups"][0]["rules"]
+    expected = {rule["labels"]["job_name"] for rule in rules if rule["record"] == "freightline:flink_job_expected"}
+    deployed = {_flink_label_value(spec.job.pipeline_name(job_settings(spec, {}))) for spec in JOBS.values()}
+    assert expected == deployed
