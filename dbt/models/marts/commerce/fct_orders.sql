@@ -16,8 +16,8 @@ with touched as (
     {% if is_incremental() %}
         where
             event_time > (
-                select coalesce(max(existing.last_event_at), '-infinity'::timestamptz)
-                from {{ this }} as existing
+                select coalesce(max(loaded.last_event_at), '-infinity'::timestamptz)
+                from {{ this }} as loaded
             ) - interval '{{ var("orders_lookback_days") }} days'
     {% endif %}
 ),

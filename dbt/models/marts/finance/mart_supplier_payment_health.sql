@@ -34,7 +34,9 @@ graded as (
         payments.late_payment_count::numeric / nullif(payments.payment_count, 0) as late_payment_rate,
         payments.average_delay_days,
         payments.max_delay_days,
-        greatest(coalesce(invoices.invoice_count, 0) - coalesce(payments.paid_invoice_count, 0), 0) as unpaid_invoice_count
+        greatest(
+            coalesce(invoices.invoice_count, 0) - coalesce(payments.paid_invoice_count, 0), 0
+        ) as unpaid_invoice_count
     from {{ ref('dim_suppliers') }} as suppliers
     left join invoices on suppliers.supplier_id = invoices.supplier_id
     left join payments on suppliers.supplier_id = payments.supplier_id
