@@ -21,7 +21,13 @@ import httpx
 
 from deploy.local.context import REPO_ROOT, StackContext
 from deploy.local.flink import client_environment, flink_home, flink_python
-from stream_processors import product_views, route_shipment_delays, store_order_revenue
+from stream_processors import (
+    category_top_products,
+    product_views,
+    route_shipment_delays,
+    service_error_rate,
+    store_order_revenue,
+)
 from stream_processors.flink_sql import WindowJob, WindowJobSettings
 
 
@@ -51,6 +57,18 @@ JOBS = {
         "ROUTE_SHIPMENT_DELAYS_JOB_",
         route_shipment_delays.JOB,
         route_shipment_delays.RouteShipmentDelaysJobSettings,
+    ),
+    "service_error_rate": FlinkJob(
+        "stream_processors/service_error_rate.py",
+        "SERVICE_ERROR_RATE_JOB_",
+        service_error_rate.JOB,
+        service_error_rate.ServiceErrorRateJobSettings,
+    ),
+    "category_top_products": FlinkJob(
+        "stream_processors/category_top_products.py",
+        "CATEGORY_TOP_PRODUCTS_JOB_",
+        category_top_products.JOB,
+        category_top_products.CategoryTopProductsJobSettings,
     ),
 }
 
@@ -134,6 +152,13 @@ def job_details(rest_url: str, job_id: str) -> dict[str, Any]:
     response = httpx.get(f"{rest_url}/jobs/{job_id}", timeout=10)
     response.raise_for_status()
     return dict(response.json())
+
+
+def slots_total(rest_url: str) -> int:
+    """The task slots of the cluster's TaskManagers (a job of parallelism 1 takes one)."""
+    response = httpx.get(f"{rest_url}/overview", timeout=10)
+    response.raise_for_status()
+    return int(response.json()["slots-total"])
 
 
 def cancel(rest_url: str, job_id: str) -> None:

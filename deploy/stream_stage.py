@@ -45,6 +45,11 @@ console = Console(stderr=True)
 
 SECTION = "Stream windows (Flink, this run)"
 READ_TIMEOUT_S = 600  # hang guard: the jobs read a run's backlog in well under a minute
+# the jobs' idle-source timeout in the stage (the setting's default is for long-running jobs): none. A bounded run
+# ends with a drain, whose end-of-time watermark Flink ignores from a source marked idle (its last windows would
+# never fire), nothing waits on a window before the drain, and over a backlog in several partitions a timeout lets
+# the watermark pass the records of a partition fetched later (reported late instead of counted)
+STAGE_IDLE_TIMEOUT_MS = 0
 
 
 @dataclass
@@ -112,18 +117,23 @@ class _Started:
     started: float
 
 
+def _cancel_stale(ctx: RunContext, name: str, rest_url: str) -> None:
+    stale = flink_jobs.stop_active(rest_url, flink_jobs.job(name).job.pipeline_name(_settings(name, ctx.env)))
+    if stale:
+        ctx.report.add(SECTION, f"{name}: stale jobs cancelled", ", ".join(stale))
+
+
 def _start(ctx: RunContext, name: str, rest_url: str) -> _Started:
     spec = flink_jobs.job(name)
     settings = _settings(name, ctx.env)
-    stale = flink_jobs.stop_active(rest_url, spec.job.pipeline_name(settings))
-    if stale:
-        ctx.report.add(SECTION, f"{name}: stale jobs cancelled", ", ".join(stale))
     positions = end_positions(ctx.env, [settings.sink_topic, settings.late_topic])
     commit_positions(ctx.local(), settings.group_id, settings.source_topic, ctx.stream_from[settings.source_topic])
     started = time.monotonic()
-    # no idle-source timeout: an idle source's watermarks are ignored downstream, the drain's end-of-time one too
     job_id = flink_jobs.submit(
-        ctx.stack.ctx, name, rest_url, {**ctx.env, f"{spec.settings_prefix}IDLE_TIMEOUT_MS": "0"}
+        ctx.stack.ctx,
+        name,
+        rest_url,
+        {**ctx.env, f"{spec.settings_prefix}IDLE_TIMEOUT_MS": str(STAGE_IDLE_TIMEOUT_MS)},
     )
     return _Started(name, settings, job_id, positions[settings.sink_topic], positions[settings.late_topic], started)
 
@@ -185,21 +195,31 @@ def stage_stream(ctx: RunContext) -> None:
     if not rest_url:
         raise RuntimeError("the stack exported no FLINK_REST_URL: its Flink cluster is not running")
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] Flink window jobs: {', '.join(flink_jobs.JOBS)}")
-    # both jobs run side by side (a slot each); each is drained once it has read its source
-    started = [_start(ctx, name, rest_url) for name in flink_jobs.JOBS]
-    for run in started:
-        figures = ctx.figures.stream[run.name] = _finish(ctx, run, rest_url)
-        verdict = "match" if figures.agrees else "MISMATCH"
-        ctx.report.add(
-            SECTION,
-            run.name,
-            f"{figures.windows_expected:,} windows expected from {figures.source_events:,} events "
-            f"({figures.counted_events:,} counted, {figures.late_events:,} late); Kafka {figures.kafka_rows:,} "
-            f"committed ({figures.kafka_duplicates:,} repeated), PostgreSQL {figures.postgres_rows:,} rows "
-            f"[{verdict}] in {figures.elapsed_s:.0f}s (job {run.job_id})",
+    for name in flink_jobs.JOBS:
+        _cancel_stale(ctx, name, rest_url)
+    # as many jobs side by side as the cluster has slots (a slot each, parallelism 1), each drained once it has
+    # read its source; a job submitted beyond the slots would wait for one and could time out
+    slots = max(1, flink_jobs.slots_total(rest_url))
+    names = list(flink_jobs.JOBS)
+    for batch in (names[i : i + slots] for i in range(0, len(names), slots)):
+        for run in [_start(ctx, name, rest_url) for name in batch]:
+            _report(ctx, run, rest_url)
+
+
+def _report(ctx: RunContext, run: _Started, rest_url: str) -> None:
+    """Finish a job's run and add its figures (and any disagreement) to the report."""
+    figures = ctx.figures.stream[run.name] = _finish(ctx, run, rest_url)
+    verdict = "match" if figures.agrees else "MISMATCH"
+    ctx.report.add(
+        SECTION,
+        run.name,
+        f"{figures.windows_expected:,} windows expected from {figures.source_events:,} events "
+        f"({figures.counted_events:,} counted, {figures.late_events:,} late); Kafka {figures.kafka_rows:,} "
+        f"committed ({figures.kafka_duplicates:,} repeated), PostgreSQL {figures.postgres_rows:,} rows "
+        f"[{verdict}] in {figures.elapsed_s:.0f}s (job {run.job_id})",
+    )
+    if not figures.agrees:
+        ctx.report.problems.append(
+            f"{run.name}: windows differ from the oracle (Kafka {figures.kafka_agrees}, PostgreSQL "
+            f"{figures.postgres_agrees}, {figures.kafka_duplicates} repeated): {figures.differences}"
         )
-        if not figures.agrees:
-            ctx.report.problems.append(
-                f"{run.name}: windows differ from the oracle (Kafka {figures.kafka_agrees}, PostgreSQL "
-                f"{figures.postgres_agrees}, {figures.kafka_duplicates} repeated): {figures.differences}"
-            )

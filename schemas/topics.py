@@ -35,6 +35,8 @@ ENRICHED_SHIPMENT_EVENTS = "enriched.shipment_events.v1"
 AGGREGATES_PRODUCT_VIEWS = "aggregates.product_views.v1"
 AGGREGATES_STORE_ORDER_REVENUE = "aggregates.store_order_revenue.v1"
 AGGREGATES_ROUTE_SHIPMENT_DELAYS = "aggregates.route_shipment_delays.v1"
+AGGREGATES_SERVICE_ERROR_RATE = "aggregates.service_error_rate.v1"
+AGGREGATES_CATEGORY_TOP_PRODUCTS = "aggregates.category_top_products.v1"
 LATE_EVENTS = "aggregates.late_events.v1"
 
 # detection

@@ -315,16 +315,31 @@ class WindowJob:
     window_minutes: int
     views: tuple[tuple[str, str], ...] = ()
     late_filter: str = "TRUE"  # which source events the windows count (late ones are reported only if so)
+    # the table or view late events are read from: ``source`` or a view of it keeping `metadata`, `event_time` (the
+    # time attribute) and the key columns
+    late_source: str = "source"
+    slide_minutes: int = 0  # hopping windows: the slide (0: tumbling, the slide is the window's size)
     # the source fields the job reads (a projection of its contract; empty: all of them)
     source_fields: tuple[str, ...] = ()
 
+    @property
+    def slide(self) -> int:
+        """Minutes between window starts: the window's size for tumbling windows."""
+        return self.slide_minutes or self.window_minutes
+
     def late_insert(self, source_topic: str) -> str:
         """INSERT of the source events whose window had closed when they arrived (window end <= the watermark +
-        1 ms: the window operator's own test) into the late-events topic, with that window and the watermark."""
-        if 60 % self.window_minutes:
-            raise ValueError(f"{self.name}: late events need a window size dividing an hour, not {self.window_minutes}")
+        1 ms: the window operator's own test) into the late-events topic, with that window and the watermark.
+
+        With hopping windows an event belongs to several; the window reported is the last of them (it starts at the
+        event's time floored to the slide): once it has closed, no window counts the event. An event that missed
+        only its earlier windows is still counted by the later ones and not reported."""
+        if 60 % self.slide or self.window_minutes % self.slide:
+            raise ValueError(
+                f"{self.name}: late events need a slide dividing an hour and the window size, not {self.slide}"
+            )
         start = (
-            f"TIMESTAMPADD(MINUTE, -MOD(EXTRACT(MINUTE FROM `event_time`), {self.window_minutes}), "
+            f"TIMESTAMPADD(MINUTE, -MOD(EXTRACT(MINUTE FROM `event_time`), {self.slide}), "
             "FLOOR(`event_time` TO MINUTE))"
         )
         emitted = "CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))"
@@ -336,7 +351,7 @@ SELECT {envelope}, {quote(self.name)}, {quote(source_topic)}, `window_key`, `win
 FROM (
   SELECT `metadata`, `event_time`, {key} AS `window_key`, {start} AS `window_start`,
     CURRENT_WATERMARK(`event_time`) AS `watermark`
-  FROM `source` WHERE {self.late_filter}
+  FROM `{self.late_source}` WHERE {self.late_filter}
 )
 WHERE `watermark` IS NOT NULL
   AND TIMESTAMPADD(MINUTE, {self.window_minutes}, `window_start`) <= `watermark` + INTERVAL '0.001' SECOND"""

@@ -19,7 +19,13 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from services.common.serde import AvroSerde, registry_client
 from services.common.settings import SchemaRegistrySettings
-from stream_processors import product_views, route_shipment_delays, store_order_revenue
+from stream_processors import (
+    category_top_products,
+    product_views,
+    route_shipment_delays,
+    service_error_rate,
+    store_order_revenue,
+)
 from stream_processors.flink_sql import WindowJob, window_event_id
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -31,16 +37,21 @@ def windows(
     job: WindowJob,
     events: Iterable[E],
     watermark: dt.datetime | None,
-    size: dt.timedelta,
     key: Callable[[E], tuple[str, ...]],
     aggregate: Callable[[list[E]], dict[str, Any]],
 ) -> Windows:
     """Every window the job emits, keyed by (key..., window start): only windows the final ``watermark`` closes
-    (end <= watermark; every window when it is None, as after a drain), each with its envelope and every field."""
+    (end <= watermark; every window when it is None, as after a drain), each with its envelope and every field.
+    The job's windows are tumbling, or hopping (an event is in every window starting at a multiple of the slide
+    that holds its time)."""
+    size, step = dt.timedelta(minutes=job.window_minutes), dt.timedelta(minutes=job.slide)
     grouped: dict[tuple[Any, ...], list[E]] = defaultdict(list)
     for event in events:
         time = event["metadata"]["event_time"]
-        grouped[(*key(event), EPOCH + ((time - EPOCH) // size) * size)].append(event)
+        start = EPOCH + ((time - EPOCH) // step) * step
+        while start + size > time:
+            grouped[(*key(event), start)].append(event)
+            start -= step
     result = {}
     for (*parts, start), members in grouped.items():
         end = start + size
@@ -72,7 +83,6 @@ def product_views_windows(events: list[dict[str, Any]], bound: dt.timedelta | No
         product_views.JOB,
         events,
         _watermark(events, bound),
-        dt.timedelta(minutes=1),
         lambda e: (e["product_id"],),
         lambda members: {
             "view_count": len(members),
@@ -88,7 +98,6 @@ def store_order_revenue_windows(events: list[dict[str, Any]], bound: dt.timedelt
         store_order_revenue.JOB,
         [e for e in events if e["status"] == "PLACED"],
         _watermark(events, bound),
-        dt.timedelta(minutes=5),
         lambda e: (e["store_id"], e["currency"]),
         lambda members: {
             "order_count": len({e["order_id"] for e in members}),
@@ -137,10 +146,49 @@ def route_shipment_delays_windows(events: list[dict[str, Any]], bound: dt.timede
         route_shipment_delays.JOB,
         events,
         _watermark(events, bound),
-        dt.timedelta(hours=1),
         lambda e: (e["route_id"],),
         _shipment_delays,
     )
+
+
+def service_error_rate_windows(events: list[dict[str, Any]], bound: dt.timedelta | None) -> Windows:
+    def errors(members: list[dict[str, Any]]) -> dict[str, Any]:
+        failed = sum(1 for e in members if e["level"] in service_error_rate.ERROR_LEVELS)
+        return {"event_count": len(members), "error_count": failed, "error_rate": failed / len(members)}
+
+    return windows(
+        service_error_rate.JOB,
+        events,
+        _watermark(events, bound),
+        lambda e: (e["service"],),
+        errors,
+    )
+
+
+def category_top_products_windows(events: list[dict[str, Any]], bound: dt.timedelta | None) -> Windows:
+    """Enriched product views of a known category only; all of them move the watermark. Per category and hopping
+    window, the products ranked by views (descending), then product id, the first ``TOP`` kept."""
+    job = category_top_products.JOB
+    per_product = windows(
+        job,
+        [e for e in events if e["product"]["category"] is not None],
+        _watermark(events, bound),
+        lambda e: (e["product"]["category"], e["event"]["product_id"]),
+        lambda members: {
+            "view_count": len(members),
+            "unique_visitors": len({e["event"]["device_id"] for e in members}),
+        },
+    )
+    rankings: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
+    for window in per_product:
+        category, _product, start = window
+        rankings[(category, start)].append(window)
+    result: Windows = {}
+    for ranked in rankings.values():
+        ranked.sort(key=lambda window: (-per_product[window]["view_count"], window[1]))
+        for rank, window in enumerate(ranked[: category_top_products.TOP], start=1):
+            result[window] = {**per_product[window], "rank": rank}
+    return result
 
 
 # each job's oracle, by the job's name
@@ -148,6 +196,8 @@ ORACLES: dict[str, Callable[[list[dict[str, Any]], dt.timedelta | None], Windows
     product_views.JOB.name: product_views_windows,
     store_order_revenue.JOB.name: store_order_revenue_windows,
     route_shipment_delays.JOB.name: route_shipment_delays_windows,
+    service_error_rate.JOB.name: service_error_rate_windows,
+    category_top_products.JOB.name: category_top_products_windows,
 }
 
 

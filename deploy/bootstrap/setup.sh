@@ -72,4 +72,6 @@ UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/sync.sh" dbt
 
 # --- Java runtimes of the local stack and the Spark jobs' jars (Maven Central) ------------------------------
 "$ROOT/.venv/bin/freightline" setup
+# --- the deployment manifests' offline validators: kustomize (Go module) and the operators' CRD schemas -------
+"$ROOT/.venv/bin/python" -m deploy.manifests.tools
 say "ready"

@@ -15,6 +15,12 @@ step "mypy"
 "$BIN/mypy" services schemas deploy tests stream_processors batch_spark
 step "import contracts (layers, no cycles)"
 "$BIN/lint-imports" --no-cache
+step "deployment files (images, compose, Kubernetes manifests)"
+"$BIN/hadolint" --failure-threshold info deploy/images/*.Dockerfile
+"$BIN/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose/compose.yaml
+"$BIN/python" -m deploy.manifests --check
+step "secret scan (detect-secrets against the audited .secrets.baseline)"
+"$BIN/python" -m deploy.secret_scan
 step "schema governance"
 "$BIN/freightline" schemas check
 step "pytest"

@@ -21,7 +21,7 @@ from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.serde import AvroSerde, registry_client
-from services.common.settings import KafkaSettings, SchemaRegistrySettings, ServiceSettings
+from services.common.settings import KafkaSettings, SchemaRegistrySettings, ServiceSettings, secret_values
 from services.common.tracing import configure_tracing
 
 log = logging.getLogger("services.anomaly_detector")
@@ -41,7 +41,7 @@ def main() -> int:
     settings = DetectorSettings()
     kafka, registry = KafkaSettings(), SchemaRegistrySettings()
     require_reachable([kafka_endpoint(kafka), registry_endpoint(registry)], service_settings.startup_timeout_s)
-    configure_logging(service_settings.service_name, service_settings.log_level)
+    configure_logging(service_settings.service_name, service_settings.log_level, secrets=secret_values(kafka, registry))
     configure_tracing(service_settings.service_name, service_settings.otel_exporter)
     metrics = ServiceMetrics(service_settings.service_name)
     serde = AvroSerde(registry_client(registry))

@@ -16,9 +16,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
-from services.common.settings import KafkaSettings, SchemaRegistrySettings
+from services.common.settings import KafkaSettings, SchemaRegistrySettings, redact
 
 if TYPE_CHECKING:
     from confluent_kafka import KafkaError
@@ -44,16 +43,6 @@ class Endpoint:
     variable: str
     address: str
     probe: Probe
-
-
-def redact(url: str) -> str:
-    """``url`` without the password of its user info (a DSN or a MongoDB URI may carry one)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _one_line(error: BaseException) -> str:

@@ -9,8 +9,9 @@ Nothing here reads the environment at import time: an entrypoint instantiates th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,11 +53,53 @@ def log_level(value: str) -> str:
     return upper
 
 
+def redact(url: str) -> str:
+    """``url`` without the password of its user info (a DSN or a MongoDB URI may carry one)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class RedactedSettings(BaseSettings):
+    """Settings whose ``repr`` and ``str`` never show a credential: ``SecretStr`` fields show ``**********``
+    (pydantic), and a URL-valued field (a DSN, a MongoDB URI, a registry URL) shows its password as ``***``.
+    Every settings class of the platform derives from it."""
+
+    def secret_values(self) -> set[str]:
+        """Every credential these settings hold (``SecretStr`` values, URL passwords): what the logs mask."""
+        found: set[str] = set()
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                found.add(value.get_secret_value())
+            elif isinstance(value, str) and redact(value) != value:
+                found.add(str(urlsplit(value).password))
+        for text in list(found):
+            found.update(part.partition(":")[2] for part in text.split(",") if ":" in part)  # user:password lists
+        return {value for value in found if value}
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if isinstance(value, str) else value
+
+
+def secret_values(*settings: RedactedSettings | None) -> set[str]:
+    """Every credential the given settings hold: what a process's logs mask (``configure_logging(secrets=...)``)."""
+    return set().union(*(s.secret_values() for s in settings if s is not None))
+
+
 def _settings_config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=prefix, extra="ignore", case_sensitive=False)
 
 
-class KafkaSettings(BaseSettings):
+class KafkaSettings(RedactedSettings):
     """The local Kafka cluster every service reads from and writes to."""
 
     model_config = _settings_config("KAFKA_")
@@ -152,7 +195,7 @@ class RemoteKafkaSettings(KafkaSettings):
     sasl_mechanism: str | None = Field(default="SCRAM-SHA-256", description="REMOTE_KAFKA_SASL_MECHANISM.")
 
 
-class SchemaRegistrySettings(BaseSettings):
+class SchemaRegistrySettings(RedactedSettings):
     """How clients reach a Confluent-compatible Schema Registry."""
 
     model_config = _settings_config("SCHEMA_REGISTRY_")
@@ -169,7 +212,7 @@ class SchemaRegistrySettings(BaseSettings):
         return config
 
 
-class PostgresSettings(BaseSettings):
+class PostgresSettings(RedactedSettings):
     model_config = _settings_config("POSTGRES_")
 
     dsn: str = Field(
@@ -178,7 +221,7 @@ class PostgresSettings(BaseSettings):
     )
 
 
-class FlinkSettings(BaseSettings):
+class FlinkSettings(RedactedSettings):
     """How clients reach a Flink session cluster's REST API (job submission, listing, savepoints)."""
 
     model_config = _settings_config("FLINK_")
@@ -186,7 +229,7 @@ class FlinkSettings(BaseSettings):
     rest_url: str = Field(default=f"http://{LOCAL_HOST}:{FLINK_REST_PORT}", description="FLINK_REST_URL.")
 
 
-class MongoSettings(BaseSettings):
+class MongoSettings(RedactedSettings):
     """How clients reach MongoDB (the local stack's wire-protocol server by default)."""
 
     model_config = _settings_config("MONGODB_")
@@ -197,7 +240,7 @@ class MongoSettings(BaseSettings):
     database: str = Field(default="freightline", description="MONGODB_DATABASE.")
 
 
-class HdfsSettings(BaseSettings):
+class HdfsSettings(RedactedSettings):
     """How clients reach HDFS: WebHDFS for Python, the NameNode RPC URI for JVM readers (Spark)."""
 
     model_config = _settings_config("HDFS_")
@@ -207,7 +250,7 @@ class HdfsSettings(BaseSettings):
     user: str = Field(default="freightline", description="HDFS_USER: the simple-auth user name.")
 
 
-class GcsSettings(BaseSettings):
+class GcsSettings(RedactedSettings):
     """How clients reach Google Cloud Storage; ``GCS_ENDPOINT`` set = an emulator with anonymous access."""
 
     model_config = _settings_config("GCS_")
@@ -219,7 +262,7 @@ class GcsSettings(BaseSettings):
     bucket: str = Field(default=GCS_LOCAL_BUCKET, description="GCS_BUCKET: default bucket of raw data.")
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(RedactedSettings):
     """What every long-running service shares: its name, log level, metrics port, tracing."""
 
     model_config = _settings_config("")
@@ -250,7 +293,7 @@ class ServiceSettings(BaseSettings):
         return log_level(value)
 
 
-class TopicNamingSettings(BaseSettings):
+class TopicNamingSettings(RedactedSettings):
     """The name a service gives each catalogue topic it uses: ``<PREFIX>TOPICS`` (a JSON map catalogue topic ->
     topic to use instead) when it names the topic, else ``<PREFIX>TOPIC_PREFIX`` + the catalogue name. A service's
     settings class inherits them, and sets ``CATALOGUE_TOPICS`` (the only keys the map takes) and ``TOPICS_USE``
@@ -277,7 +320,7 @@ class TopicNamingSettings(BaseSettings):
         return self.topics.get(catalogue_name) or f"{self.topic_prefix}{catalogue_name}"
 
 
-class ConsumerGroupSettings(BaseSettings):
+class ConsumerGroupSettings(RedactedSettings):
     """Hand-off and group membership of a service's consumer loop; a service's settings class inherits them and
     reads them under its own environment prefix (``MIRROR_BATCH_IDLE_S``, ``SINK_HDFS_INSTANCE_ID``, ...)."""
 

@@ -13,7 +13,7 @@ from services.common.kafka import group_instance_id
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.serde import registry_client
-from services.common.settings import KafkaSettings, SchemaRegistrySettings, ServiceSettings
+from services.common.settings import KafkaSettings, SchemaRegistrySettings, ServiceSettings, secret_values
 from services.common.tracing import configure_tracing
 from services.enricher.app import SERVICE, build_enricher
 from services.enricher.settings import SOURCE_TOPICS, EnricherSettings
@@ -27,7 +27,7 @@ def main() -> int:
     settings = settings.model_copy(update={"instance_id": group_instance_id(SERVICE, settings.instance_id)})
     kafka, registry = KafkaSettings(), SchemaRegistrySettings()
     require_reachable([kafka_endpoint(kafka), registry_endpoint(registry)], service.startup_timeout_s)
-    configure_logging(service.service_name, service.log_level)
+    configure_logging(service.service_name, service.log_level, secrets=secret_values(kafka, registry))
     configure_tracing(service.service_name, service.otel_exporter)
     metrics = ServiceMetrics(service.service_name)
     enricher = build_enricher(settings, kafka, registry_client(registry), metrics=metrics)

@@ -3,11 +3,12 @@
 Delivery guarantee (at least once, nothing committed before its output is durable):
 
 - the source topics are consumed in batches by the shared :class:`services.common.kafka.ConsumerLoop`
-  (confluent-kafka) in a thread beside Faust's event loop; it starts once Faust has recovered the reference
-  tables, so no event is enriched before its references are loaded;
+  (confluent-kafka) in a thread beside Faust's event loop; it starts once the reference tables are read to the
+  end of their topics (:mod:`services.enricher.reference`), so no event is enriched before its references are
+  loaded;
 - each batch is handed to the ``enrich`` agent (``concurrency=1``) through an in-memory Faust channel; the agent
-  decodes, joins with the reference tables on the event loop that owns them, encodes, and hands the outputs back
-  (undecodable or invalid records become dead letters with the original bytes);
+  decodes, joins with the reference tables (filled by the reference reader's thread), encodes, and hands the
+  outputs back (undecodable or invalid records become dead letters with the original bytes);
 - back in the loop thread the outputs are produced through the idempotent ``acks=all`` producer and flushed:
   only when every delivery succeeded does the loop commit the batch's offsets; a failed delivery or a batch the
   agent did not answer rewinds the batch and retries it.
@@ -186,8 +187,11 @@ def register(enricher: Enricher) -> Processor:
 
     @app.task
     async def start_sources() -> None:
-        # Reference tables first: recovery completes before the first event is enriched.
-        await enricher.app.tables.recovery.completed.wait()  # type: ignore[attr-defined]
+        # Reference tables first: every reference topic is read to its end before the first event is enriched.
+        await asyncio.to_thread(enricher.recover_references)
+        # Faust's stream queues start suspended until its own consumer resumes them; with Faust's Kafka clients
+        # off (``EnricherBoot``), the agent's channel is opened here.
+        enricher.app.flow_control.resume()
         enricher.start_sources(asyncio.get_running_loop(), processor.handle)
 
     @app.timer(interval=5.0)

@@ -41,12 +41,15 @@ class EnricherSettings(ConsumerGroupSettings, TopicNamingSettings):
 
     app_id: str = Field(
         default="freightline-enricher",
-        description="ENRICHER_APP_ID: consumer group of the sources (Faust's own group: <app id>-reference).",
+        description="ENRICHER_APP_ID: consumer group of the sources (the reference topics are read without a group).",
     )
     store: str = Field(
-        default="memory://", description="ENRICHER_STORE: table store, memory:// or rocksdb:// (needs rocksdict)."
+        default="memory://",
+        description="ENRICHER_STORE: reference table store, memory:// or rocksdb:// (rocksdict, under DATA_DIR).",
     )
-    data_dir: str = Field(default=".freightline/enricher", description="ENRICHER_DATA_DIR: Faust data directory.")
+    data_dir: str = Field(
+        default=".freightline/enricher", description="ENRICHER_DATA_DIR: Faust's and the RocksDB tables' directory."
+    )
     batch_size: int = Field(default=2000, ge=1, description="ENRICHER_BATCH_SIZE: events per source batch.")
     batch_within_s: float = Field(
         default=0.1, gt=0, description="ENRICHER_BATCH_WITHIN_S: longest a batch gathers events (latency bound)."

@@ -19,7 +19,13 @@ from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.serde import registry_client
-from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings, ServiceSettings
+from services.common.settings import (
+    KafkaSettings,
+    RemoteKafkaSettings,
+    SchemaRegistrySettings,
+    ServiceSettings,
+    secret_values,
+)
 from services.generator.runner import SERVICE, GeneratorRunner
 from services.generator.settings import GeneratorSettings
 
@@ -69,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     require_reachable(
         [kafka_endpoint(local), kafka_endpoint(remote), registry_endpoint(registry)], service.startup_timeout_s
     )
-    configure_logging(service.service_name, service.log_level)
+    configure_logging(service.service_name, service.log_level, secrets=secret_values(local, remote, registry))
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     metrics = ServiceMetrics(service.service_name)
     server = MetricsServer.for_service(metrics, service).start()

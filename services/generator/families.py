@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import zlib
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
@@ -49,6 +50,7 @@ from services.generator.world import (
     customer_record,
     local_price,
     product_record,
+    route_carriers,
     store_record,
     supplier_record,
     warehouse_record,
@@ -126,6 +128,7 @@ class Families:
         self._local_prices: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
         self._sessions: list[_Session] = []
         self._recent_orders: deque[str] = deque(maxlen=200)
+        self._route_carriers: dict[str, tuple[str, ...]] = {}
 
     # -- ids and scheduling --------------------------------------------------------------------------------
     def _next_id(self, prefix: str) -> str:
@@ -418,6 +421,11 @@ class Families:
         revenue, cost = (revenue * fx).quantize(CENT), (cost * fx).quantize(CENT)
         w_city, c_city = warehouse.city, customer.city
         route = route_id(warehouse, customer.country, c_city.code)
+        carriers = self._route_carriers.get(route)
+        if carriers is None:
+            carriers = self._route_carriers[route] = route_carriers(self.config.seed, route)
+        # one of the route's carriers per shipment, picked by the shipment id (no draw from the run's generator)
+        carrier = carriers[zlib.crc32(shipment_id.encode()) % len(carriers)]
         legs = transit_days + (delay_days or 0)
         weight = 0.0
         sensitive = False
@@ -449,6 +457,7 @@ class Families:
                 "country": customer.country,
             },
             "route_id": route,
+            "carrier": carrier,
             "estimated_delivery_date": due_day,
             "transport_mode": mode,
             "currency": store.currency,

@@ -135,6 +135,10 @@ REFERRERS = (
     "https://blog.example.net/reviews",
 )
 
+# The carrier companies; each route is served by CARRIERS_PER_ROUTE of them (``route_carriers``).
+CARRIERS = ("NORDPOST", "RHEINFRACHT", "SWIFTLANE", "ATLAS_CARGO", "BLUEBIRD_COURIER")
+CARRIERS_PER_ROUTE = 2
+
 
 @dataclass(frozen=True)
 class Store:
@@ -304,6 +308,12 @@ def build_world(rng: random.Random, sizes: WorldSizes | None = None) -> World:
         total += 1.0 / rank**0.9
         cumulative.append(total)
     return World(stores, warehouses, suppliers, products, customers, devices, cumulative)
+
+
+def route_carriers(seed: int, route: str) -> tuple[str, ...]:
+    """The carriers serving ``route`` in the world of ``seed``: ``CARRIERS_PER_ROUTE`` of ``CARRIERS``, drawn from
+    the seed and the route alone (not from the run's generator, whose sequence of draws stays as it was)."""
+    return tuple(random.Random(f"carriers/{seed}/{route}").sample(CARRIERS, CARRIERS_PER_ROUTE))
 
 
 def local_price(product: Product, store: StoreSpec) -> Decimal:

@@ -17,7 +17,13 @@ from services.common.lifecycle import Shutdown
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.serde import AvroSerde, registry_client
-from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings, ServiceSettings
+from services.common.settings import (
+    KafkaSettings,
+    RemoteKafkaSettings,
+    SchemaRegistrySettings,
+    ServiceSettings,
+    secret_values,
+)
 from services.mirror.mirror import SERVICE, MirrorMetrics, SourceHealth, TopicMirror, destination_producer
 from services.mirror.settings import MirrorSettings
 from services.mirror.translate import SchemaTranslator
@@ -41,7 +47,11 @@ def main() -> int:
     if source_registry_settings is not None:
         endpoints.append(http_endpoint("MIRROR_SOURCE_SCHEMA_REGISTRY_URL", source_registry_settings.url))
     require_reachable(endpoints, service.startup_timeout_s)
-    configure_logging(service.service_name, service.log_level)
+    configure_logging(
+        service.service_name,
+        service.log_level,
+        secrets=secret_values(settings, remote, local, registry_settings, source_registry_settings),
+    )
 
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     metrics = ServiceMetrics(service.service_name)

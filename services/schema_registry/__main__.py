@@ -30,13 +30,15 @@ def build_app(settings: RegistryServerSettings) -> RegistryApp:
         name="schema-registry",
     )
     registry = Registry(pool, settings.default_compatibility)
-    return RegistryApp(registry, users=settings.users(), max_body_bytes=settings.max_body_bytes)
+    return RegistryApp(
+        registry, users=settings.users(), read_only=settings.read_only(), max_body_bytes=settings.max_body_bytes
+    )
 
 
 def app_factory() -> RegistryApp:
     """Factory uvicorn calls in each worker process."""
     settings = RegistryServerSettings()
-    configure_logging("schema-registry", settings.log_level)
+    configure_logging("schema-registry", settings.log_level, secrets=settings.secret_values())
     return build_app(settings)
 
 
@@ -46,14 +48,16 @@ def main() -> None:
     require_reachable(
         [postgres_endpoint("SCHEMA_REGISTRY_SERVER_DATABASE_DSN", settings.database_dsn)], settings.startup_timeout_s
     )
-    configure_logging("schema-registry", settings.log_level)
+    configure_logging("schema-registry", settings.log_level, secrets=settings.secret_values())
     log.info(
         "starting schema registry on %s:%d (workers=%d, default compatibility %s, auth %s)",
         settings.host,
         settings.port,
         settings.workers,
         settings.default_compatibility.value,
-        "on" if settings.basic_auth_users else "off",
+        f"on, {len(settings.users()) - len(settings.read_only())} admin and {len(settings.read_only())} read-only users"
+        if settings.users()
+        else "off",
     )
     common: dict[str, Any] = {
         "host": settings.host,

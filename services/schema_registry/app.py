@@ -170,11 +170,13 @@ class RegistryApp:
         registry: Registry,
         *,
         users: dict[str, str] | None = None,
+        read_only: frozenset[str] = frozenset(),
         max_body_bytes: int = 8 * 1024 * 1024,
         metrics: RegistryMetrics | None = None,
     ) -> None:
         self.registry = registry
         self.users = users or {}
+        self.read_only = read_only
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics or RegistryMetrics()
         self.started = False
@@ -262,16 +264,22 @@ class RegistryApp:
         await send({"type": "http.response.body", "body": body})
 
     def _authorized(self, headers: dict[str, str]) -> bool:
+        return self._user(headers) is not None
+
+    def _user(self, headers: dict[str, str]) -> str | None:
+        """The name of the user the request's basic credentials authenticate, else ``None``."""
         value = headers.get("authorization", "")
         if value[:6].lower() != "basic ":
-            return False
+            return None
         try:
             decoded = base64.b64decode(value[6:].strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            return False
+            return None
         name, _, password = decoded.partition(":")
         expected = self.users.get(name)
-        return expected is not None and hmac.compare_digest(expected.encode(), password.encode())
+        if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+            return None
+        return name
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
@@ -290,8 +298,13 @@ class RegistryApp:
 
     async def _handle(self, request: Request, receive: Receive) -> Response:
         try:
-            if request.path not in UNAUTHENTICATED and self.users and not self._authorized(request.headers):
-                return _error(401, 40101, "Unauthorized")
+            if request.path not in UNAUTHENTICATED and self.users:
+                user = self._user(request.headers)
+                if user is None:
+                    return _error(401, 40101, "Unauthorized")
+                denied = denied_operation(request) if user in self.read_only else None
+                if denied is not None:
+                    return _error(403, 40301, f"User {user} is denied operation {denied}")
             if request.path not in UNAUTHENTICATED:
                 negotiated = _negotiate(request.headers.get("accept"))
                 if negotiated is None:
@@ -574,6 +587,26 @@ async def _read_setting(
     if value is None:
         raise not_configured(subject or "")
     return _json({key: value.value})
+
+
+def denied_operation(r: Request) -> str | None:
+    """What a read-only user may not do: the operation and resource a request would change (Confluent's RBAC
+    wording), or ``None`` for a read. Reads include the two POSTs that change nothing: a lookup
+    (``POST /subjects/{s}``) and a compatibility test (``POST /compatibility/...``)."""
+    s = r.segments
+    head = s[0] if s else ""
+    target = f"Subject: {s[1]}" if head in ("subjects", "config", "mode") and len(s) > 1 else "the global settings"
+    if r.method == "DELETE":
+        return f"Delete on {target}"
+    if r.method == "PUT" and head == "config":
+        return f"AlterConfigs (compatibility) on {target}"
+    if r.method == "PUT":
+        return f"AlterConfigs ({head}) on {target}"
+    if r.method == "POST" and head == "subjects" and len(s) == 3 and s[2] == "versions":
+        return f"Write on {target}"
+    if r.method in ("POST", "PATCH") and head not in ("subjects", "compatibility"):
+        return f"Write on {target}"
+    return None
 
 
 def _object_body(r: Request) -> dict[str, Any]:

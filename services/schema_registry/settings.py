@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from schemas.compatibility import CompatibilityLevel
 from services.common.settings import (
@@ -12,11 +12,12 @@ from services.common.settings import (
     POSTGRES_PORT,
     POSTGRES_USER,
     SCHEMA_REGISTRY_PORT,
+    RedactedSettings,
     log_level,
 )
 
 
-class RegistryServerSettings(BaseSettings):
+class RegistryServerSettings(RedactedSettings):
     """How the registry server listens, where it keeps its state and who may call it."""
 
     model_config = SettingsConfigDict(env_prefix="SCHEMA_REGISTRY_SERVER_", extra="ignore", case_sensitive=False)
@@ -31,8 +32,14 @@ class RegistryServerSettings(BaseSettings):
     )
     basic_auth_users: SecretStr | None = Field(
         default=None,
-        description="SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS: 'user:password,user2:password2' (secret). "
-        "When unset, no authentication is required.",
+        description="SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS: 'user:password,user2:password2' (secret): the admin "
+        "role (every operation). When neither this nor READ_ONLY_USERS is set, no authentication is required.",
+    )
+    read_only_users: SecretStr | None = Field(
+        default=None,
+        description="SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS: 'user:password,...' (secret): the read-only role "
+        "(fetch schemas, subjects, versions, config and mode, look up and test compatibility; registering, changing "
+        "compatibility or mode and deleting answer 403 with error code 40301).",
     )
     default_compatibility: CompatibilityLevel = Field(
         default=CompatibilityLevel.BACKWARD,
@@ -63,16 +70,29 @@ class RegistryServerSettings(BaseSettings):
         return log_level(value)
 
     def users(self) -> dict[str, str]:
-        """The configured basic-auth users (name -> password); empty when authentication is off."""
-        if self.basic_auth_users is None:
-            return {}
-        users: dict[str, str] = {}
-        for entry in self.basic_auth_users.get_secret_value().split(","):
-            entry = entry.strip()
-            if not entry:
-                continue
-            name, sep, password = entry.partition(":")
-            if not sep or not name:
-                raise ValueError("SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS entries must be user:password")
-            users[name] = password
-        return users
+        """Every configured basic-auth user (name -> password), admins and read-only; empty: authentication off."""
+        admins = _parse_users(self.basic_auth_users, "SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS")
+        readers = _parse_users(self.read_only_users, "SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS")
+        both = sorted(set(admins) & set(readers))
+        if both:
+            raise ValueError(f"SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS: {both} are admins too (one role per user)")
+        return {**admins, **readers}
+
+    def read_only(self) -> frozenset[str]:
+        """The names of the read-only users."""
+        return frozenset(_parse_users(self.read_only_users, "SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS"))
+
+
+def _parse_users(value: SecretStr | None, variable: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    users: dict[str, str] = {}
+    for entry in value.get_secret_value().split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        name, sep, password = entry.partition(":")
+        if not sep or not name or not password:
+            raise ValueError(f"{variable} entries must be user:password")
+        users[name] = password
+    return users

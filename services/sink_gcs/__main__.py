@@ -13,7 +13,7 @@ from services.sink_gcs.target import gcs_endpoint, target_factory
 
 def main() -> int:
     settings, gcs = GcsSinkSettings(), GcsSettings()
-    return run_sink(SERVICE, settings, target_factory(settings, gcs), gcs_endpoint(gcs))
+    return run_sink(SERVICE, settings, target_factory(settings, gcs), gcs_endpoint(gcs), gcs)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from services.sink_hdfs.target import hdfs_endpoint, target_factory
 
 def main() -> int:
     settings, hdfs = HdfsSinkSettings(), HdfsSettings()
-    return run_sink(SERVICE, settings, target_factory(settings, hdfs), hdfs_endpoint(hdfs))
+    return run_sink(SERVICE, settings, target_factory(settings, hdfs), hdfs_endpoint(hdfs), hdfs)
 
 
 if __name__ == "__main__":

@@ -47,14 +47,29 @@ class WebHdfsStore:
     def delete(self, path: str) -> None:
         self.client.delete(self._abs(path))
 
+    def remove_tree(self, path: str) -> None:
+        """Remove a directory and everything below it (a missing one is no error)."""
+        self.client.delete(self._abs(path), recursive=True)
+
     def list_files(self, prefix: str) -> list[tuple[str, int]]:
-        top = self._abs(prefix)
-        if self.client.status(top, strict=False) is None:
-            return []
+        """Every file below ``prefix``; a directory removed while it is being listed (a batch's emptied
+        temporary directory, removed by the sink as the listing runs) is skipped, not an error."""
         files = []
-        for directory, _dirs, names in self.client.walk(top, status=True):
-            for name, status in names:
-                files.append((self._rel(posixpath.join(directory[0], name)), int(status["length"])))
+        pending = [self._abs(prefix)]
+        while pending:
+            directory = pending.pop()
+            try:
+                entries = self.client.list(directory, status=True)
+            except HdfsError as error:
+                if error.exception == "FileNotFoundException":
+                    continue
+                raise
+            for name, status in entries:
+                path = posixpath.join(directory, name)
+                if status["type"] == "DIRECTORY":
+                    pending.append(path)
+                else:
+                    files.append((self._rel(path), int(status["length"])))
         return files
 
     def read(self, path: str) -> bytes:

@@ -13,7 +13,7 @@ from services.sink_mongodb.target import mongodb_endpoint, target_factory
 
 def main() -> int:
     settings, mongo = MongoSinkSettings(), MongoSettings()
-    return run_sink(SERVICE, settings, target_factory(settings, mongo), mongodb_endpoint(mongo))
+    return run_sink(SERVICE, settings, target_factory(settings, mongo), mongodb_endpoint(mongo), mongo)
 
 
 if __name__ == "__main__":

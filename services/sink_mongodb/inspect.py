@@ -12,7 +12,9 @@ from services.sink_mongodb.settings import MongoSinkSettings
 from services.sink_mongodb.target import mongo_client
 
 # Counting is exact but linear in the collection on the local server (FerretDB v1 streams every document through
-# its count): 449 s at 5 million documents on a busy 2-core machine. Hence the long socket timeout here.
+# its count): 449 s at 5 million documents on a busy 2-core machine. Hence the long socket timeout here. FerretDB's
+# collStats count is bounded (ANALYZE's sample, then pg_class.reltuples) but an estimate: the report needs exact
+# counts (see the README's component table).
 COUNT_TIMEOUT_MS = 30 * 60 * 1000
 
 

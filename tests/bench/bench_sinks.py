@@ -21,6 +21,7 @@ from confluent_kafka import Consumer as RawConsumer
 from confluent_kafka import TopicPartition
 from hdfs import InsecureClient
 from pymongo import ReplaceOne
+from pymongo.errors import BulkWriteError
 
 from schemas.catalogue import load_schema
 from services.common.kafka import Producer, consumer_config, ensure_topics, producer_config
@@ -50,6 +51,11 @@ from tests.bench.rows import row as ratio_row
 
 FILE_RECORDS = 200_000
 FILE_GOAL = 0.5
+MONGO_GOAL = 1.0
+MONGO_BOUND = (
+    "both sides are bound by the server's insert rate (FerretDB over PostgreSQL, on the same cores): the sink "
+    "decodes and converts each chunk while the previous one is written, and adds consuming and committing"
+)
 FILE_BOUND = (
     "The file work costs the same on both sides; the sink also checks every body against its writer schema "
     "(avro_validate, about 40% of the sink thread's py-spy samples) and builds a SinkRecord per record."
@@ -108,18 +114,6 @@ def _run_sink(
     if runner.loop.processed < n:
         raise RuntimeError(f"{name} processed {runner.loop.processed} of {n}")
     return n / elapsed
-
-
-def _row(name: str, value: float, baseline_name: str, baseline: float, goal: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "value": round(value, 1),
-        "unit": "records/s",
-        "baseline_name": baseline_name,
-        "baseline_value": round(baseline, 1),
-        "ratio": round(value / baseline, 3) if baseline else None,
-        "goal": goal,
-    }
 
 
 def _raw_file_loop(
@@ -278,44 +272,81 @@ def bench_gcs(env: dict[str, str]) -> dict[str, Any]:
 
 
 def bench_mongodb(env: dict[str, str]) -> dict[str, Any]:
-    """The sink (insert first, replace the replays) against raw pymongo bulk upserts (``ReplaceOne(upsert=True)``)
-    of exactly the documents it wrote, read back from its collection: the baseline starts from decoded documents,
-    so it does less work than the sink. Same chunks (the sink's ``chunk_size`` per batch of calls, update commands
-    of ``replace_chunk_size``: FerretDB v1 stalls on larger ones), same server, default write concern on both."""
+    """The sink against raw pymongo writing exactly the documents it wrote (read back from its collection) the
+    way the sink upserts: ``insert_many(ordered=False)`` per chunk of ``chunk_size``, replacing (``ReplaceOne``,
+    ``upsert=True``, in update commands of ``replace_chunk_size``) the documents already there. Both sides
+    start on an empty collection with the same indexes, so both insert every document and replace none: the
+    same operation, on the same server, with the default write concern. The baseline starts from decoded
+    documents, so it does less work than the sink. Sink, raw, sink, raw, each on a fresh database, the best of
+    two each (the machine's load drifts during a run)."""
     topic, _values, serde, _rows = _produce(env, MONGO_RECORDS)
     mongo = MongoSettings(uri=env["MONGODB_URI"])
-    database = f"bench_{topic.replace('.', '_')}"
-    settings = MongoSinkSettings(
-        topics=topic, database=database, collections=f"{topic}=views", group_id=f"bench-{topic}"
-    )
-    rate = _run_sink(env, "bench_sink_mongodb", settings, serde, mongo_factory(settings, mongo), MONGO_RECORDS)
     client = mongo_client(mongo)
-    try:
-        docs = list(client[database]["views"].find({}))
-        if len(docs) != MONGO_RECORDS:
-            raise RuntimeError(f"the sink wrote {len(docs)} of {MONGO_RECORDS} documents")
-        collection = client[database]["raw_views"]
+    docs: list[dict[str, Any]] = []
+    databases: list[str] = []
+
+    def sink(run: int) -> float:
+        database = f"bench_{topic.replace('.', '_')}_{run}"
+        databases.append(database)
+        settings = MongoSinkSettings(
+            topics=topic, database=database, collections=f"{topic}=views", group_id=f"bench-{topic}-{run}"
+        )
+        rate = _run_sink(env, "bench_sink_mongodb", settings, serde, mongo_factory(settings, mongo), MONGO_RECORDS)
+        if not docs:
+            docs.extend(client[database]["views"].find({}))
+            if len(docs) != MONGO_RECORDS:
+                raise RuntimeError(f"the sink wrote {len(docs)} of {MONGO_RECORDS} documents")
+        return rate
+
+    def raw(run: int) -> float:
+        settings = MongoSinkSettings(topics=topic, group_id="unused")
+        database = f"bench_{topic.replace('.', '_')}_raw_{run}"
+        databases.append(database)
+        collection = client[database]["views"]
         for name in settings.index_fields():
             collection.create_index(name)
-        step = settings.replace_chunk_size
         started = time.perf_counter()
+        replaced = 0
         for i in range(0, len(docs), settings.chunk_size):
-            chunk = docs[i : i + settings.chunk_size]
-            for j in range(0, len(chunk), step):
-                collection.bulk_write(
-                    [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk[j : j + step]], ordered=False
-                )
-        baseline = len(docs) / (time.perf_counter() - started)
-        client.drop_database(database)
+            replaced += _raw_upsert(collection, docs[i : i + settings.chunk_size], settings.replace_chunk_size)
+        rate = len(docs) / (time.perf_counter() - started)
+        if replaced or collection.estimated_document_count() != len(docs):
+            raise RuntimeError(f"the raw loop replaced {replaced} documents: it did not start on an empty collection")
+        return rate
+
+    try:
+        rate = sink(1)
+        baseline = raw(1)
+        rate = max(rate, sink(2))
+        baseline = max(baseline, raw(2))
     finally:
+        for database in databases:
+            client.drop_database(database)
         client.close()
-    return _row(
+    return ratio_row(
         "sink_mongodb documents/s",
         rate,
-        "raw pymongo bulk upserts of the same documents",
+        "documents/s",
+        "raw pymongo upserts of the same documents as the sink does them (unordered insert, duplicates replaced)",
         baseline,
-        f"MongoDB sink >= 1.0x raw bulk upserts: {'met' if rate >= baseline else 'not met'}",
+        MONGO_GOAL,
+        bound=MONGO_BOUND,
     )
+
+
+def _raw_upsert(collection: Any, docs: list[dict[str, Any]], step: int) -> int:
+    """Upsert ``docs``: insert them unordered, replace those whose ``_id`` is already there; returns how many
+    were replaced."""
+    try:
+        collection.insert_many(docs, ordered=False)
+        return 0
+    except BulkWriteError as error:
+        existing = [item["index"] for item in (error.details or {}).get("writeErrors", []) if item.get("code") == 11000]
+    for j in range(0, len(existing), step):
+        collection.bulk_write(
+            [ReplaceOne({"_id": docs[i]["_id"]}, docs[i], upsert=True) for i in existing[j : j + step]], ordered=False
+        )
+    return len(existing)
 
 
 BENCHES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {

@@ -70,12 +70,9 @@ def load_references(config: dict[str, Any]) -> join.Lookups:
     return join.Lookups.from_mappings(tables["product"], tables["customer"], tables["store"], tables["warehouse"])
 
 
-def main(path: str) -> None:
-    with open(path) as file:
-        config = json.load(file)
-    lookups = load_references(config)
-    registry = SchemaRegistryClientConfig(url=config["registry_url"])
-    app = Application(
+def application(config: dict[str, Any]) -> Application:
+    """A Quix Streams application at its defaults (at least once, default commit interval), from the earliest."""
+    return Application(
         broker_address=config["bootstrap"],
         consumer_group=config["group"],
         auto_offset_reset="earliest",
@@ -83,6 +80,14 @@ def main(path: str) -> None:
         state_dir=config["state_dir"],
         loglevel="WARNING",
     )
+
+
+def main(path: str) -> None:
+    with open(path) as file:
+        config = json.load(file)
+    lookups = load_references(config)
+    registry = SchemaRegistryClientConfig(url=config["registry_url"])
+    app = application(config)
     for kind, (source, output) in config["topics"].items():
         key_field = KEY_FIELDS[kind]
         deserializer = AvroDeserializer(schema_registry_client_config=registry)

@@ -70,6 +70,10 @@ class FileStore(Protocol):
 
     def healthy(self) -> bool: ...
 
+    # A store with directories (HDFS) also defines ``remove_tree(path)``: remove a directory and everything below
+    # it, a missing one being no error. The target removes each batch's emptied temporary directory with it, so
+    # that recovery lists only what is in flight (an object store has no empty directories and needs none).
+
 
 # -- naming -----------------------------------------------------------------------------------------------
 def file_name(topic: str, partition: int, start: int, end: int) -> str:
@@ -160,6 +164,11 @@ class PlannedFile:
     @property
     def end(self) -> int:
         return self.records[-1].offset
+
+    @property
+    def batch(self) -> str:
+        """The name of the batch's temporary directory (``<first>+<last>``) below its partition's."""
+        return self.temporary.split("/" + TEMPORARY + "/", 1)[-1].split("/")[2]
 
 
 def plan_files(
@@ -359,18 +368,44 @@ class FileSinkTarget:
             self.next_offset[tp] = max(self.next_offset.get(tp, 0), last + 1)
         if planned:
             log.debug("committed %d files in %.3fs", len(planned), time.monotonic() - started)
+            self._remove_trees({join(self.root, TEMPORARY, i.topic, str(i.partition), i.batch) for i in planned})
+
+    def _remove_trees(self, directories: Iterable[str], wait: bool = False) -> None:
+        """Remove emptied temporary directories (stores with directories only); in the background unless ``wait``:
+        a directory left behind costs a recovery one more listing, nothing else."""
+        remove = getattr(self.store, "remove_tree", None)
+        if remove is None:
+            return
+
+        def run(directory: str) -> None:
+            try:
+                remove(directory)
+            except Exception as error:  # only tidiness is lost; recovery removes it later
+                log.warning("could not remove %s: %s", directory, error)
+
+        calls: list[Callable[[], Any]] = [partial(run, directory) for directory in sorted(directories)]
+        if wait:
+            self._all(calls)
+        else:
+            for call in calls:
+                self._submit(call, 2)
 
     # recovery ---------------------------------------------------------------------------------------------
     def recover(self, partitions: list[TopicPartitionKey]) -> None:
-        """Finish or discard interrupted batches of ``partitions``, then learn where each one stands."""
+        """Finish or discard interrupted batches of ``partitions``, then learn where each one stands (partitions,
+        then topics, ``parallelism`` at a time)."""
         by_topic: dict[str, list[int]] = defaultdict(list)
         for topic, partition in partitions:
             by_topic[topic].append(partition)
-        for topic, numbers in by_topic.items():
-            for partition in numbers:
-                self._finish_temporary(topic, partition)
-            ends = committed_ends(self.store, self.root, topic)
-            for partition in numbers:
+        self._all([partial(self._finish_temporary, topic, partition) for topic, partition in partitions])
+        # What is left of the partitions' temporary directories is empty (directories of batches written before
+        # they were removed after each batch): removed, so that the next recovery lists nothing but work in flight.
+        emptied = [join(self.root, TEMPORARY, topic, str(partition)) for topic, partition in partitions]
+        self._remove_trees(emptied, wait=True)
+        topics = sorted(by_topic)
+        listed = self._all([partial(committed_ends, self.store, self.root, topic) for topic in topics])
+        for topic, ends in zip(topics, listed, strict=True):
+            for partition in by_topic[topic]:
                 end = ends.get(partition)
                 self.next_offset[(topic, partition)] = end + 1 if end is not None else 0
                 log.info("recovered %s[%d]: target holds offsets up to %s", topic, partition, end)

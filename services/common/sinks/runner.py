@@ -28,7 +28,7 @@ from services.common.kafka import ConsumerLoop, Producer, consumer_config, group
 from services.common.lifecycle import Shutdown
 from services.common.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, MetricsServer, ServiceMetrics
 from services.common.serde import HEADER, AvroSerde, SerdeError, schema_id_of
-from services.common.settings import KafkaSettings, ServiceSettings
+from services.common.settings import KafkaSettings, RedactedSettings, ServiceSettings, secret_values
 from services.common.sinks.records import (
     EPOCH,
     PrefixError,
@@ -422,9 +422,11 @@ def run_sink(
     settings: SinkSettings,
     target_factory: Callable[[SinkContext], SinkTarget],
     target_endpoint: Endpoint,
+    target_settings: RedactedSettings | None = None,
 ) -> int:
     """Entrypoint body shared by the sinks: read the environment, check that Kafka, the registry and the target
-    answer, run until SIGTERM, exit 0."""
+    answer, run until SIGTERM, exit 0; the credentials of every settings (``target_settings``: the target's) are
+    masked in the logs."""
     from services.common.logging import configure_logging
     from services.common.serde import registry_client
     from services.common.settings import SchemaRegistrySettings
@@ -433,7 +435,9 @@ def run_sink(
     service = ServiceSettings(service_name=service_name)
     kafka, registry = KafkaSettings(), SchemaRegistrySettings()
     require_reachable([kafka_endpoint(kafka), registry_endpoint(registry), target_endpoint], service.startup_timeout_s)
-    configure_logging(service.service_name, service.log_level)
+    configure_logging(
+        service.service_name, service.log_level, secrets=secret_values(settings, kafka, registry, target_settings)
+    )
     configure_tracing(service.service_name, service.otel_exporter)
     shutdown = Shutdown().enforce(service.shutdown_timeout_s).install()
     serde = AvroSerde(registry_client(registry))

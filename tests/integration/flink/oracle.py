@@ -113,3 +113,61 @@ def shipment_events(seed: int, count: int, start: dt.datetime, bound: dt.timedel
         )
         events.append(event)
     return events
+
+
+def clickstream_events(seed: int, count: int, start: dt.datetime, bound: dt.timedelta) -> list[dict[str, Any]]:
+    """Log events of a few shop services over minutes: mostly INFO, some WARNING, ERROR (with error details) and
+    CRITICAL, each service with its own error share."""
+    rng = random.Random(seed)
+    base = example("com.freightline.web.ClickstreamEvent")
+    shares = {"search": 0.02, "checkout": 0.1, "orders": 0.05, "catalog": 0.3}
+    events = []
+    for time in event_times(rng, count, start, bound, max_step_ms=400):
+        service = rng.choice(sorted(shares))
+        roll = rng.random()
+        level = "ERROR" if roll < shares[service] else "CRITICAL" if roll < shares[service] * 1.2 else "INFO"
+        if level == "INFO" and rng.random() < 0.1:
+            level = "WARNING"
+        event = copy.deepcopy(base)
+        event.update(
+            metadata=metadata(time),
+            service=service,
+            level=level,
+            event_type="ERROR" if level != "INFO" and level != "WARNING" else "SEARCH",
+            session_id=f"S-{rng.randint(1, 50)}",
+            details=(
+                ("com.freightline.web.ErrorDetails", {"error_code": "E500", "error_message": "internal error"})
+                if level in ("ERROR", "CRITICAL")
+                else ("com.freightline.web.SearchDetails", {"query": "shoes", "result_count": rng.randint(0, 99)})
+            ),
+        )
+        events.append(event)
+    return events
+
+
+def enriched_view_events(seed: int, count: int, start: dt.datetime, bound: dt.timedelta) -> list[dict[str, Any]]:
+    """Enriched product views over tens of minutes: a few categories of unevenly popular products (so rankings hold
+    ties and more than ten products per category), and views of products the enrichment did not know (no category)."""
+    rng = random.Random(seed)
+    base = example("com.freightline.enriched.EnrichedProductView")
+    categories = ("Sports", "Books", "Garden")
+    events = []
+    for time in event_times(rng, count, start, bound, max_step_ms=800):
+        event = copy.deepcopy(base)
+        product = min(int(rng.expovariate(0.08)), 59)
+        product_id = f"P-{product:02d}"
+        known = product < 55
+        event.update(metadata=metadata(time))
+        event["event"].update(metadata=metadata(time), product_id=product_id, device_id=f"D-{rng.randint(1, 30)}")
+        event["product"].update(
+            product_id=product_id,
+            status="KNOWN" if known else "UNKNOWN",
+            name=f"Product {product}" if known else None,
+            category=categories[product % 3] if known else None,
+            subcategory=None,
+            brand=None if not known else "Northpeak",
+            price=event["product"]["price"] if known else None,
+            currency="EUR" if known else None,
+        )
+        events.append(event)
+    return events

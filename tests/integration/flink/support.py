@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from services.common.kafka import Producer, producer_config
 from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
 from stream_processors.flink_sql import WindowJob
-from stream_processors.oracle import Windows, read_committed
+from stream_processors.oracle import EPOCH, Windows, read_committed
 from tests.integration.crash import group_lag
 from tests.integration.sinks.helpers import wait_for
 
@@ -32,7 +33,8 @@ def _utc(value: Any) -> Any:
 
 
 class JobRun:
-    """One job's topics (a one-partition source: see ``test_product_views``), table and settings."""
+    """One job's topics (a one-partition source unless ``source_partitions``: see ``test_product_views``), table and
+    settings."""
 
     def __init__(
         self,
@@ -43,9 +45,11 @@ class JobRun:
         new_topic: Callable[..., str],
         unique_name: Callable[[str], str],
         bound: dt.timedelta,
+        source_partitions: int = 1,
     ) -> None:
         self.job, self.env, self.rest_url = job, stack_env, rest_url
-        self.source, self.sink = new_topic(f"{job.name}-src", partitions=1), new_topic(f"{job.name}-agg")
+        self.source = new_topic(f"{job.name}-src", partitions=source_partitions)
+        self.sink = new_topic(f"{job.name}-agg")
         self.late = new_topic(f"{job.name}-late")
         self.table = f"streaming.{unique_name('w').replace('-', '_')}"
         self.settings = {
@@ -60,9 +64,10 @@ class JobRun:
         }
         self.group = self.settings[f"{prefix}GROUP_ID"]
 
-    def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
-        """Produce source records in order, keyed by their event id, with the source contract's schema."""
-        produce_source(self.env, self.job, self.source, records)
+    def produce(self, records: Sequence[Mapping[str, Any]], partition: int | None = None) -> None:
+        """Produce source records in order, keyed by their event id, with the source contract's schema (all to
+        ``partition`` if given)."""
+        produce_source(self.env, self.job, self.source, records, partition)
 
     def postgres_rows(self) -> Windows:
         key = [*self.job.key, "window_start"]
@@ -97,6 +102,36 @@ class JobRun:
             assert value["metadata"].pop("ingest_time") >= value["watermark"]
         return [value for _, value in records]
 
+    def check_late(self, late: Sequence[Mapping[str, Any]], window_key: Callable[[Mapping[str, Any]], str]) -> None:
+        """The committed late-event records are ``late`` (source events produced after their windows had closed),
+        in order, each with the last window it belonged to (``window_key`` of the event, start = its time floored
+        to the job's slide) and a watermark at or past that window's end."""
+        slide, size = dt.timedelta(minutes=self.job.slide), dt.timedelta(minutes=self.job.window_minutes)
+        expected = []
+        for event in late:
+            time = event["metadata"]["event_time"]
+            start = EPOCH + ((time - EPOCH) // slide) * slide
+            envelope = {
+                "event_id": uuid.UUID(str(event["metadata"]["event_id"])),
+                "event_time": time,
+                "producer": self.job.producer,
+                "trace_context": None,
+            }
+            expected.append(
+                {
+                    "metadata": envelope,
+                    "job": self.job.name,
+                    "source_topic": self.source,
+                    "window_key": window_key(event),
+                    "window_start": start,
+                    "window_end": start + size,
+                }
+            )
+        reported = self.late_events()
+        for record in reported:
+            assert record["window_end"] <= record.pop("watermark")
+        assert reported == expected
+
     def check(self, expected: Windows) -> None:
         """The committed Kafka output and the table equal ``expected`` (keyed by the job's key and window start)."""
         emitted: Windows = {}
@@ -123,17 +158,47 @@ class JobRun:
         flink_jobs.savepoint(self.rest_url, job_id, stop=True)
         self.check(expected)
 
+    def run_late_and_check(
+        self,
+        submit: Callable[[str, dict[str, str]], str],
+        name: str,
+        expected: Windows,
+        late_of: Sequence[Mapping[str, Any]],
+        window_key: Callable[[Mapping[str, Any]], str],
+        partition: int | None = None,
+    ) -> None:
+        """``run_and_check`` with late events: once the last expected window is written, copies of ``late_of`` (new
+        event ids; their windows have all closed) are produced, the job reads them, is stopped with a savepoint, and
+        both outputs are checked, then the late-event records (``check_late``)."""
+        job_id = submit(name, self.settings)
+        self.wait_for_window_end(max(window["window_end"] for window in expected.values()))
+        late = [{**event, "metadata": {**event["metadata"], "event_id": str(uuid.uuid4())}} for event in late_of]
+        self.produce(late, partition)
+        self.wait_until_read()
+        flink_jobs.savepoint(self.rest_url, job_id, stop=True)
+        self.check(expected)
+        self.check_late(late, window_key)
+
     def registered_schema(self) -> Any:
         """The schema Flink's registry client registered for the output topic."""
         url = f"{self.env['SCHEMA_REGISTRY_URL']}/subjects/{self.sink}-value/versions/latest"
         return parsed_schema(httpx.get(url, timeout=10).json()["schema"])
 
 
-def produce_source(env: Mapping[str, str], job: WindowJob, topic: str, records: Iterable[Mapping[str, Any]]) -> None:
-    """Produce ``records`` to ``topic`` in order, keyed by their event id, with ``job``'s source contract."""
+def produce_source(
+    env: Mapping[str, str],
+    job: WindowJob,
+    topic: str,
+    records: Iterable[Mapping[str, Any]],
+    partition: int | None = None,
+    key: Callable[[Mapping[str, Any]], str] | None = None,
+) -> None:
+    """Produce ``records`` to ``topic`` in order, keyed by their event id (or ``key``), with ``job``'s source
+    contract (all to ``partition`` if given)."""
     serde = AvroSerde(registry_client(SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"])))
     encoder = serde.encoder(subject_for(topic), schema_text(load_catalogue().topic(job.source_contract).value_schema))
     producer = Producer(producer_config(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]), "flink-test"))
     for record in records:
-        producer.produce(topic, encoder.encode(record), str(record["metadata"]["event_id"]))
+        record_key = key(record) if key else str(record["metadata"]["event_id"])
+        producer.produce(topic, encoder.encode(record), record_key, partition=partition)
     producer.flush(120)

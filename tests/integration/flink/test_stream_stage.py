@@ -15,12 +15,32 @@ from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
 from deploy.pipeline import Report, RunContext
 from deploy.stream_stage import source_positions, stage_stream
-from stream_processors import product_views, route_shipment_delays, store_order_revenue
-from stream_processors.oracle import product_views_windows, route_shipment_delays_windows, store_order_revenue_windows
+from stream_processors import (
+    category_top_products,
+    product_views,
+    route_shipment_delays,
+    service_error_rate,
+    store_order_revenue,
+)
+from stream_processors.oracle import (
+    category_top_products_windows,
+    product_views_windows,
+    route_shipment_delays_windows,
+    service_error_rate_windows,
+    store_order_revenue_windows,
+)
 from tests.integration.flink.conftest import JobRunFactory, Jobs
-from tests.integration.flink.oracle import orders_events, product_views_events, shipment_events
+from tests.integration.flink.oracle import (
+    clickstream_events,
+    enriched_view_events,
+    orders_events,
+    product_views_events,
+    shipment_events,
+)
 
-pytestmark = pytest.mark.integration
+# five job submissions (a Flink client and a Python planner each, a minute or more on a loaded machine) and a stale
+# job before them
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 BOUND = dt.timedelta(seconds=5)
 
@@ -31,7 +51,9 @@ def test_stream_stage_counts_this_run_only_and_closes_every_window(
     views = job_run(product_views.JOB, "PRODUCT_VIEWS_JOB_", BOUND)
     orders = job_run(store_order_revenue.JOB, "STORE_ORDER_REVENUE_JOB_", BOUND)
     routes = job_run(route_shipment_delays.JOB, "ROUTE_SHIPMENT_DELAYS_JOB_", BOUND)
-    env = {**stack_env, **views.settings, **orders.settings, **routes.settings}
+    errors = job_run(service_error_rate.JOB, "SERVICE_ERROR_RATE_JOB_", BOUND)
+    tops = job_run(category_top_products.JOB, "CATEGORY_TOP_PRODUCTS_JOB_", BOUND)
+    env = {**stack_env, **views.settings, **orders.settings, **routes.settings, **errors.settings, **tops.settings}
     # the events end about now, like the generator's: their last windows close only when event time goes further
     start = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=12)).replace(second=0, microsecond=0)
 
@@ -47,9 +69,13 @@ def test_stream_stage_counts_this_run_only_and_closes_every_window(
     this_views = product_views_events(seed=31, count=1500, start=start, bound=BOUND)
     this_orders = orders_events(seed=32, count=600, start=start, bound=BOUND)
     this_shipments = shipment_events(seed=33, count=400, start=start, bound=BOUND)
+    this_clicks = clickstream_events(seed=34, count=800, start=start, bound=BOUND)
+    this_enriched = enriched_view_events(seed=35, count=800, start=start, bound=BOUND)
     views.produce(this_views)
     orders.produce(this_orders)
     routes.produce(this_shipments)
+    errors.produce(this_clicks)
+    tops.produce(this_enriched)
 
     stage_stream(ctx)
 
@@ -59,6 +85,8 @@ def test_stream_stage_counts_this_run_only_and_closes_every_window(
         "product_views": (this_views, product_views_windows(this_views, None)),
         "store_order_revenue": (this_orders, store_order_revenue_windows(this_orders, None)),
         "route_shipment_delays": (this_shipments, route_shipment_delays_windows(this_shipments, None)),
+        "service_error_rate": (this_clicks, service_error_rate_windows(this_clicks, None)),
+        "category_top_products": (this_enriched, category_top_products_windows(this_enriched, None)),
     }
     assert set(figures) == set(expected)
     for name, (events, windows) in expected.items():

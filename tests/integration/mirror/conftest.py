@@ -184,3 +184,19 @@ def mirror_process(tmp_path: Path) -> Iterator[Callable[..., MirrorProcess]]:
     for mirror in started:
         if mirror.alive():
             mirror.kill()
+
+
+@dataclass(frozen=True)
+class MirrorTopics:
+    """A test's own source topic (remote), destination topic (local) and consumer group, and the remote's client
+    configuration."""
+
+    source: str
+    destination: str
+    group: str
+    remote: dict[str, Any]
+
+
+@pytest.fixture
+def mirror_topics(stack_env: dict[str, str], unique_name: Callable[[str], str]) -> MirrorTopics:
+    return MirrorTopics(unique_name("src"), unique_name("dst"), unique_name("grp"), remote_config(stack_env))

@@ -25,7 +25,7 @@ from services.generator.records import (
     SHIPMENTS,
     Emitted,
 )
-from services.generator.world import WorldSizes
+from services.generator.world import CARRIERS_PER_ROUTE, WorldSizes, route_carriers
 
 SMALL = WorldSizes(products=60, customers=150, suppliers=8, devices=300)
 
@@ -112,6 +112,22 @@ def test_entities_progress_in_order_per_key() -> None:
             assert late == any(i.value["status"] == "DELAYED" for i in items)
             assert (last["delivery_penalty"] > 0) == late
     assert shipments > 10
+
+
+def test_each_shipment_keeps_one_carrier_of_its_route() -> None:
+    seed = 11
+    carriers: dict[str, set[str]] = defaultdict(set)
+    by_route: dict[str, set[str]] = defaultdict(set)
+    for item in run(Engine(config(seed=seed)), 20_000):
+        if item.topic == SHIPMENTS:
+            carriers[item.key].add(item.value["carrier"])
+            by_route[item.value["route_id"]].add(item.value["carrier"])
+    assert carriers, "shipments were generated"
+    assert all(len(names) == 1 for names in carriers.values()), "every event of a shipment names its one carrier"
+    for route, names in by_route.items():
+        assert names <= set(route_carriers(seed, route))
+    assert any(len(names) == CARRIERS_PER_ROUTE for names in by_route.values()), "routes share their shipments"
+    assert route_carriers(seed, "DE-HAM>FR-PAR") == route_carriers(seed, "DE-HAM>FR-PAR")
 
 
 def test_lateness_is_bounded_and_late_share_follows_the_setting() -> None:

@@ -107,7 +107,7 @@ def test_negotiate(accept: str | None, expected: str | None) -> None:
 
 
 def test_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HOST", "PORT", "WORKERS", "DEFAULT_COMPATIBILITY", "BASIC_AUTH_USERS"):
+    for name in ("HOST", "PORT", "WORKERS", "DEFAULT_COMPATIBILITY", "BASIC_AUTH_USERS", "READ_ONLY_USERS"):
         monkeypatch.delenv(f"SCHEMA_REGISTRY_SERVER_{name}", raising=False)
     defaults = RegistryServerSettings()
     assert (defaults.host, defaults.port, defaults.workers) == ("127.0.0.1", 18081, 1)
@@ -125,3 +125,19 @@ def test_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCHEMA_REGISTRY_SERVER_DEFAULT_COMPATIBILITY", "SIDEWAYS")
     with pytest.raises(ValidationError):
         RegistryServerSettings()
+
+
+def test_roles_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS", "ops:a1")
+    monkeypatch.setenv("SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS", "flink:r1,dash:r2")
+    settings = RegistryServerSettings()
+    assert settings.users() == {"ops": "a1", "flink": "r1", "dash": "r2"}
+    assert settings.read_only() == frozenset({"flink", "dash"})
+    assert "r1" not in repr(settings)
+    assert settings.secret_values() >= {"a1", "r1", "r2"}
+    monkeypatch.setenv("SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS", "ops:r3")
+    with pytest.raises(ValueError, match="one role per user"):
+        RegistryServerSettings().users()
+    monkeypatch.setenv("SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS", "reader:")
+    with pytest.raises(ValueError, match="SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS entries must be user:password"):
+        RegistryServerSettings().users()

@@ -122,3 +122,29 @@ def test_route_delays_map_every_delay_reason_of_the_contract_and_read_a_projecti
     assert "`current_location`" not in " ".join(columns(json.dumps(reader)))
     with pytest.raises(ValueError, match="no fields"):
         projected(source, ("route_id", "nope"))
+
+
+def test_top_products_is_a_window_top_n_whose_late_events_report_the_last_hopping_window() -> None:
+    from stream_processors.category_top_products import JOB as TOP_PRODUCTS
+    from stream_processors.category_top_products import CategoryTopProductsJobSettings
+
+    definitions, inserts = TOP_PRODUCTS.statements(
+        CategoryTopProductsJobSettings(), KafkaSettings(), SchemaRegistrySettings(), PostgresSettings()
+    )
+    windows = definitions[-1]
+    assert "TABLE(HOP(TABLE `category_views`" in windows and "ROW_NUMBER() OVER" in windows
+    assert "PARTITION BY `window_start`, `window_end`, `category`" in windows and "`row_number` <= 10" in windows
+    late = inserts[2]
+    assert "FROM `category_views`" in late and "EXTRACT(MINUTE FROM `event_time`), 5)" in late
+    assert "TIMESTAMPADD(MINUTE, 10, `window_start`)" in late
+    assert "PRIMARY KEY (window_start, window_end, category, product_id)" in TOP_PRODUCTS.postgres_ddl("streaming.t")
+
+
+def test_error_rate_reads_a_projection_without_the_details_union() -> None:
+    from stream_processors.service_error_rate import JOB as ERRORS
+
+    source = schema_text(load_catalogue().topic(topics.CLICKSTREAM).value_schema)
+    reader = columns(projected(source, ERRORS.source_fields))
+    assert [column.split()[0] for column in reader] == ["`metadata`", "`event_type`", "`level`", "`service`"]
+    with pytest.raises(ValueError, match="unions other than"):
+        columns(source)

@@ -1,0 +1,335 @@
+"""What the consistency tests check on the committed deployment files: each check takes the parsed files and returns
+the problems it found (an empty list when consistent), so the tests can also show each check failing on a copy with a
+service, a variable or a topic taken out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploy.manifests.services import HEALTH_PATH, LIBRARY_VARIABLES, READY_PATH, SERVICES, DeployedService, image
+from deploy.manifests.settings_env import Variable, module_variables, service_variables
+from schemas.catalogue import Catalogue
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "deploy" / "compose" / "compose.yaml"
+IMAGES_DIR = ROOT / "deploy" / "images"
+SERVICE_DOCKERFILE = IMAGES_DIR / "service.Dockerfile"
+PROFILES = ("core", "lake", "stream", "batch", "obs")
+
+Doc = dict[str, Any]
+
+
+def python_services(root: Path = ROOT) -> list[str]:
+    """Every deployable service: a package of ``services/`` with an entrypoint."""
+    return sorted(path.parent.name for path in (root / "services").glob("*/__main__.py"))
+
+
+def load_compose(path: Path = COMPOSE_FILE) -> Doc:
+    document = yaml.safe_load(path.read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def load_documents(text: str) -> list[Doc]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def compose_service_of(compose: Doc, service: str) -> tuple[str, Doc] | None:
+    """The compose service built from ``service.Dockerfile`` for ``services/<service>``."""
+    for name, body in compose.get("services", {}).items():
+        build = body.get("build") or {}
+        if isinstance(build, dict) and (build.get("args") or {}).get("SERVICE") == service:
+            return name, body
+    return None
+
+
+def workload_of(docs: Iterable[Doc], service: DeployedService) -> Doc | None:
+    for doc in docs:
+        if doc.get("kind") in ("Deployment", "StatefulSet") and doc["metadata"]["name"] == service.k8s_name:
+            return doc
+    return None
+
+
+def missing_services(names: Iterable[str], compose: Doc, docs: list[Doc]) -> list[str]:
+    """Each service needs a deployment spec, an image (built by compose from the service recipe), a compose service
+    and a Kubernetes workload running that image."""
+    known = {s.name: s for s in SERVICES}
+    problems = []
+    for name in names:
+        spec = known.get(name)
+        if spec is None:
+            problems.append(f"{name}: no entry in deploy/manifests/services.py")
+            continue
+        found = compose_service_of(compose, name)
+        if found is None:
+            problems.append(f"{name}: no compose service builds it")
+        elif found[1].get("image") != image(name):
+            problems.append(f"{name}: compose image {found[1].get('image')} is not {image(name)}")
+        workload = workload_of(docs, spec)
+        if workload is None:
+            problems.append(f"{name}: no Kubernetes workload {spec.k8s_name}")
+        elif [c["image"] for c in workload["spec"]["template"]["spec"]["containers"]] != [image(name)]:
+            problems.append(f"{name}: the Kubernetes workload does not run {image(name)}")
+    return problems
+
+
+SECRET_REF = "<secret>"
+
+
+def compose_environment(body: Doc) -> dict[str, str]:
+    env = body.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): ("" if v is None else str(v)) for k, v in env.items()}
+
+
+def k8s_environment(docs: list[Doc], workload: Doc) -> dict[str, str]:
+    """A workload's first container's environment: its ConfigMaps' data, then ``env`` (``SECRET_REF`` for a value
+    from a Secret)."""
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    maps = {doc["metadata"]["name"]: doc.get("data", {}) for doc in docs if doc.get("kind") == "ConfigMap"}
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(maps.get(source.get("configMapRef", {}).get("name"), {}))
+    env.update(container_env(container.get("env", [])))
+    return env
+
+
+def settings_env_problems(
+    variables: Mapping[str, Variable], env: Mapping[str, str], where: str, *, secret_ok: Any
+) -> list[str]:
+    """Every variable a program must have is set, nothing set is unknown to it, and its secrets come by reference
+    (``secret_ok(value)``)."""
+    problems = [
+        f"{where}: {name} is not set ({v.settings})" for name, v in variables.items() if v.must_set and name not in env
+    ]
+    problems += [
+        f"{where}: {name} is set but nothing there reads such a variable"
+        for name in env
+        if name not in variables and name not in LIBRARY_VARIABLES
+    ]
+    secrets = {name for name, v in variables.items() if v.secret} | {"PGPASSWORD"}
+    problems += [
+        f"{where}: secret {name} has a literal value" for name in env if name in secrets and not secret_ok(env[name])
+    ]
+    return problems
+
+
+def environment_problems(service: str, env: Mapping[str, str], where: str, *, secret_ok: Any) -> list[str]:
+    """A service's variables (``settings_env_problems``), and its metrics port the one Prometheus scrapes."""
+    variables = service_variables(service)
+    spec = next(s for s in SERVICES if s.name == service)
+    problems = settings_env_problems(variables, env, where, secret_ok=secret_ok)
+    if "METRICS_PORT" in variables and env.get("METRICS_PORT") != str(spec.port):
+        problems.append(f"{where}: METRICS_PORT {env.get('METRICS_PORT')} is not {spec.port}")
+    if "METRICS_HOST" in variables and env.get("METRICS_HOST") != "0.0.0.0":
+        problems.append(f"{where}: METRICS_HOST must be 0.0.0.0 (probes and Prometheus come from outside)")
+    return problems
+
+
+def container_env(items: Iterable[Doc]) -> dict[str, str]:
+    """A container's ``env`` list as a mapping (``SECRET_REF`` for a value from a Secret)."""
+    env: dict[str, str] = {}
+    for item in items:
+        source = item.get("valueFrom", {})
+        env[item["name"]] = SECRET_REF if "secretKeyRef" in source else str(item.get("value", source))
+    return env
+
+
+def flink_job_problems(docs: list[Doc]) -> list[str]:
+    """Each FlinkDeployment's job (``-pym <module>``) gets every variable its settings need."""
+    problems = []
+    for doc in docs:
+        if doc.get("kind") != "FlinkDeployment":
+            continue
+        args = doc["spec"]["job"]["args"]
+        module = args[args.index("-pym") + 1]
+        container = doc["spec"]["podTemplate"]["spec"]["containers"][0]
+        where = f"FlinkDeployment {doc['metadata']['name']}"
+        problems += settings_env_problems(
+            module_variables(module), container_env(container.get("env", [])), where, secret_ok=k8s_secret_ok
+        )
+    return problems
+
+
+def compose_secret_ok(value: str) -> bool:
+    """A compose secret comes from the uncommitted .env: a required interpolation, never a literal."""
+    return re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]*\}", value) is not None
+
+
+def k8s_secret_ok(value: str) -> bool:
+    return value == SECRET_REF
+
+
+def kafka_access_problems(service: DeployedService, docs: list[Doc], env: Mapping[str, str]) -> list[str]:
+    """On Kubernetes the Topic Operator owns the topics: a service creates none (``*_CREATE_TOPICS`` false), and its
+    KafkaUser may read what its settings consume by default and what it is scaled on."""
+    where = f"k8s {service.k8s_name}"
+    variables = service_variables(service.name)
+    problems = [
+        f"{where}: {name} is not false (the Topic Operator owns the topics)"
+        for name in variables
+        if name.endswith("_CREATE_TOPICS") and env.get(name) != "false"
+    ]
+    if "KAFKA_BOOTSTRAP_SERVERS" not in variables:
+        return problems
+    users = [d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == service.k8s_name]
+    if not users:
+        return [*problems, f"{where}: no KafkaUser {service.k8s_name}"]
+    readable = {
+        acl["resource"]["name"]
+        for acl in users[0]["spec"]["authorization"]["acls"]
+        if acl["resource"]["type"] == "topic" and "Read" in acl["operations"]
+    }
+    consumed = {service.scale_topic} if service.scale_topic else set()
+    if service.groups:
+        for name, variable in variables.items():
+            if name.endswith("_TOPICS") and isinstance(variable.default, str):
+                consumed |= {t.strip() for t in variable.default.split(",") if t.strip()}
+    problems += [f"{where}: its KafkaUser may not read {topic}" for topic in sorted(consumed - readable)]
+    return problems
+
+
+def compose_health_problems(service: DeployedService, body: Doc) -> list[str]:
+    test = " ".join(body.get("healthcheck", {}).get("test", []))
+    wanted = f"127.0.0.1:{service.port}{HEALTH_PATH}"
+    problems = [] if wanted in test else [f"compose {service.name}: health check does not probe {wanted}"]
+    build_args = (body.get("build") or {}).get("args") or {}
+    if str(build_args.get("HEALTH_PORT")) != str(service.port):
+        problems.append(f"compose {service.name}: image HEALTH_PORT {build_args.get('HEALTH_PORT')} != {service.port}")
+    return problems
+
+
+def k8s_port_problems(service: DeployedService, docs: list[Doc], workload: Doc) -> list[str]:
+    where = f"k8s {service.k8s_name}"
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    problems = [] if ports.get("http") == service.port else [f"{where}: container port {ports} != {service.port}"]
+    for probe, path in (("livenessProbe", HEALTH_PATH), ("readinessProbe", READY_PATH), ("startupProbe", HEALTH_PATH)):
+        get = container.get(probe, {}).get("httpGet", {})
+        port = ports.get(get.get("port")) if isinstance(get.get("port"), str) else get.get("port")
+        if get.get("path") != path or port != service.port:
+            problems.append(f"{where}: {probe} is not {path} on {service.port}")
+    services = [d for d in docs if d.get("kind") == "Service" and d["metadata"]["name"] == service.k8s_name]
+    if not services or services[0]["spec"]["ports"][0]["port"] != service.port:
+        problems.append(f"{where}: no Service on port {service.port}")
+    security = container.get("securityContext", {})
+    if not (
+        security.get("readOnlyRootFilesystem")
+        and security.get("runAsNonRoot")
+        and security.get("allowPrivilegeEscalation") is False
+        and security.get("capabilities", {}).get("drop") == ["ALL"]
+    ):
+        problems.append(f"{where}: securityContext is not non-root, read-only, without capabilities")
+    resources = container.get("resources", {})
+    if not resources.get("requests") or not resources.get("limits"):
+        problems.append(f"{where}: no resource requests and limits")
+    for kind in ("ServiceAccount", "ConfigMap", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor"):
+        name = f"{service.k8s_name}-config" if kind == "ConfigMap" else service.k8s_name
+        if not any(d.get("kind") == kind and d["metadata"]["name"] == name for d in docs):
+            problems.append(f"{where}: no {kind} {name}")
+    return problems
+
+
+def topic_problems(catalogue: Catalogue, docs: list[Doc]) -> list[str]:
+    """Every local catalogue topic is a KafkaTopic with its partitions, cleanup policy and retention; nothing else
+    is (the remote cluster's topics belong to the upstream)."""
+    found = {d["spec"]["topicName"]: d["spec"] for d in docs if d.get("kind") == "KafkaTopic"}
+    problems = []
+    for spec in catalogue.on_cluster("local"):
+        topic = found.pop(spec.name, None)
+        if topic is None:
+            problems.append(f"topic {spec.name}: no KafkaTopic")
+            continue
+        config = {k: str(v) for k, v in topic.get("config", {}).items()}
+        wanted = spec.topic_config()
+        if topic["partitions"] != spec.partitions:
+            problems.append(
+                f"topic {spec.name}: {topic['partitions']} partitions, the catalogue says {spec.partitions}"
+            )
+        for key, value in wanted.items():
+            if config.get(key) != value:
+                problems.append(f"topic {spec.name}: {key}={config.get(key)}, the catalogue says {value}")
+        if "retention.ms" not in wanted and "retention.ms" in config:
+            problems.append(f"topic {spec.name}: retention.ms set, the catalogue has none")
+    problems += [f"topic {name}: a KafkaTopic the catalogue does not declare on the local cluster" for name in found]
+    return problems
+
+
+def scaling_problems(catalogue: Catalogue, docs: list[Doc]) -> list[str]:
+    """replicas <= partitions: a consumer beyond the partitions of what it consumes idles."""
+    problems = []
+    for doc in docs:
+        if doc.get("kind") == "ScaledObject":
+            topic = doc["spec"]["triggers"][0]["metadata"]["topic"]
+            partitions = catalogue.topic(topic).partitions
+            if doc["spec"]["maxReplicaCount"] > partitions:
+                problems.append(
+                    f"{doc['metadata']['name']}: up to {doc['spec']['maxReplicaCount']} replicas on "
+                    f"{topic}'s {partitions} partitions"
+                )
+    for service in SERVICES:
+        workload = workload_of(docs, service)
+        if (
+            service.scale_topic
+            and workload is not None
+            and workload["spec"]["replicas"] > catalogue.topic(service.scale_topic).partitions
+        ):
+            problems.append(f"{service.k8s_name}: more replicas than partitions")
+    return problems
+
+
+EXACT_VERSION = re.compile(r"v?\d+\.\d+\.\d+")
+"""A pinned operator, chart or Kubernetes version: major.minor.patch, no range."""
+PINNED_TAG = re.compile(r"^[^:@\s]+(:[A-Za-z0-9_.-]*\d[A-Za-z0-9_.-]*)(@sha256:[0-9a-f]{64})?$")
+
+
+def unpinned(images: Iterable[str]) -> list[str]:
+    """Image references without a versioned tag (none, ``latest``, ``stable``, ...)."""
+    return sorted({ref for ref in images if not PINNED_TAG.match(ref) or ref.endswith(":latest")})
+
+
+def images_in(document: Any) -> list[str]:
+    """Every ``image:`` value in a parsed document (containers, FlinkDeployments, compose services)."""
+    found: list[str] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key == "image" and isinstance(value, str):
+                found.append(value)
+            else:
+                found.extend(images_in(value))
+    elif isinstance(document, list):
+        for item in document:
+            found.extend(images_in(item))
+    return found
+
+
+def dockerfile_images(text: str) -> list[str]:
+    """The base images a Dockerfile names (``ARG *_IMAGE=`` defaults and literal ``FROM``s)."""
+    found = re.findall(r"^ARG [A-Z_]*IMAGE=(\S+)", text, re.M)
+    found += [ref for ref in re.findall(r"^FROM (\S+)", text, re.M) if not ref.startswith("$")]
+    return found
+
+
+def compose_profile_problems(compose: Doc) -> list[str]:
+    """For each profile, what it starts depends only on what it starts (compose refuses otherwise)."""
+    services = compose.get("services", {})
+    problems = []
+    for profile in PROFILES:
+        active = {n for n, body in services.items() if not body.get("profiles") or profile in body["profiles"]}
+        if not active:
+            problems.append(f"profile {profile}: starts nothing")
+        for name in sorted(active):
+            for dependency, condition in (services[name].get("depends_on") or {}).items():
+                if dependency not in active:
+                    problems.append(f"profile {profile}: {name} depends on {dependency}, which it does not start")
+                elif condition.get("condition") not in ("service_healthy", "service_completed_successfully"):
+                    problems.append(f"profile {profile}: {name} waits for {dependency} without a condition")
+                elif condition.get("condition") == "service_healthy" and "healthcheck" not in services[dependency]:
+                    problems.append(f"profile {profile}: {dependency} has no health check for {name} to wait on")
+    return problems

@@ -1,0 +1,333 @@
+"""The images, the compose file and the Kubernetes overlays agree with the code: every service is deployed
+everywhere with every variable its settings need, on the port and probe paths it serves; every catalogue topic is a
+KafkaTopic with the catalogue's settings; every image is pinned. Each check is also shown failing on a copy with
+something taken out."""
+
+from __future__ import annotations
+
+import copy
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deploy.manifests import consistency
+from deploy.manifests.consistency import (
+    compose_environment,
+    compose_health_problems,
+    compose_profile_problems,
+    compose_secret_ok,
+    compose_service_of,
+    environment_problems,
+    k8s_environment,
+    k8s_port_problems,
+    k8s_secret_ok,
+    missing_services,
+    python_services,
+    scaling_problems,
+    topic_problems,
+    unpinned,
+    workload_of,
+)
+from deploy.manifests.kubernetes import ROOT, generated_files
+from deploy.manifests.services import HEALTH_PATH, READY_PATH, SERVICES, by_name
+from deploy.manifests.settings_env import module_variables, service_variables, settings_classes
+from schemas.catalogue import Catalogue
+from services.common.metrics import MetricsServer, ServiceMetrics
+from services.common.settings import HdfsSettings, KafkaSettings, ServiceSettings
+from services.schema_registry.app import UNAUTHENTICATED
+
+OVERLAYS = ("dev", "prod")
+Docs = list[dict[str, Any]]
+
+
+def without(docs: Docs, kind: str, name: str) -> Docs:
+    return [d for d in docs if not (d.get("kind") == kind and d["metadata"]["name"] == name)]
+
+
+# ---------------------------------------------------------------- every service everywhere
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_has_an_image_a_compose_service_and_a_workload(
+    overlay: str, compose: dict[str, Any], rendered: dict[str, Docs]
+) -> None:
+    names = python_services()
+    assert len(names) == len(SERVICES) == 8
+    assert missing_services(names, compose, rendered[overlay]) == []
+
+
+def test_a_service_missing_from_compose_or_kubernetes_is_reported(
+    compose: dict[str, Any], rendered: dict[str, Docs]
+) -> None:
+    trimmed = copy.deepcopy(compose)
+    del trimmed["services"]["sink-hdfs"]
+    assert missing_services(["sink_hdfs"], trimmed, rendered["dev"]) == ["sink_hdfs: no compose service builds it"]
+    docs = without(rendered["dev"], "Deployment", "sink-hdfs")
+    assert missing_services(["sink_hdfs"], compose, docs) == ["sink_hdfs: no Kubernetes workload sink-hdfs"]
+    assert missing_services(["billing"], compose, rendered["dev"]) == [
+        "billing: no entry in deploy/manifests/services.py"
+    ]
+
+
+# ---------------------------------------------------------------- environment
+
+
+def test_the_settings_a_service_reads_are_found_in_its_code() -> None:
+    sink = settings_classes("sink_hdfs")
+    assert HdfsSettings in sink and KafkaSettings in sink and ServiceSettings in sink  # through the sink runner
+    assert {"HDFS_WEBHDFS_URL", "SINK_HDFS_ROOT", "KAFKA_BOOTSTRAP_SERVERS", "METRICS_PORT"} <= set(
+        service_variables("sink_hdfs")
+    )
+    assert "HDFS_WEBHDFS_URL" not in service_variables("sink_gcs")
+    assert service_variables("enricher")["ENRICHER_DATA_DIR"].must_set  # its default is the checkout's state dir
+    assert service_variables("mirror")["REMOTE_KAFKA_SASL_PASSWORD"].secret
+
+
+@pytest.mark.parametrize("name", [s.name for s in SERVICES])
+def test_compose_sets_every_variable_a_service_needs(name: str, compose: dict[str, Any]) -> None:
+    found = compose_service_of(compose, name)
+    assert found is not None
+    service, body = found
+    problems = environment_problems(name, compose_environment(body), f"compose {service}", secret_ok=compose_secret_ok)
+    assert problems == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("name", [s.name for s in SERVICES])
+def test_kubernetes_sets_every_variable_a_service_needs(name: str, overlay: str, rendered: dict[str, Docs]) -> None:
+    docs = rendered[overlay]
+    workload = workload_of(docs, by_name(name))
+    assert workload is not None
+    problems = environment_problems(name, k8s_environment(docs, workload), f"k8s {overlay}", secret_ok=k8s_secret_ok)
+    assert problems == []
+
+
+def test_a_missing_unknown_or_literal_secret_variable_is_reported(
+    compose: dict[str, Any], rendered: dict[str, Docs]
+) -> None:
+    _, body = compose_service_of(compose, "mirror") or ("", {})
+    env = compose_environment(body)
+    del env["KAFKA_BOOTSTRAP_SERVERS"]
+    env["MIRROR_TOPICZ"] = "typo"
+    env["REMOTE_KAFKA_SASL_PASSWORD"] = "hunter2"  # pragma: allowlist secret
+    assert environment_problems("mirror", env, "compose mirror", secret_ok=compose_secret_ok) == [
+        "compose mirror: KAFKA_BOOTSTRAP_SERVERS is not set (KafkaSettings.bootstrap_servers)",
+        "compose mirror: MIRROR_TOPICZ is set but nothing there reads such a variable",
+        "compose mirror: secret REMOTE_KAFKA_SASL_PASSWORD has a literal value",
+    ]
+    docs = copy.deepcopy(rendered["prod"])
+    config = next(d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "enricher-config")
+    del config["data"]["ENRICHER_DATA_DIR"]
+    config["data"]["METRICS_PORT"] = "9999"
+    workload = workload_of(docs, by_name("enricher"))
+    assert workload is not None
+    assert environment_problems("enricher", k8s_environment(docs, workload), "k8s", secret_ok=k8s_secret_ok) == [
+        "k8s: ENRICHER_DATA_DIR is not set (EnricherSettings.data_dir)",
+        "k8s: METRICS_PORT 9999 is not 9403",
+    ]
+
+
+# ---------------------------------------------------------------- ports and probes
+
+
+def test_services_serve_the_probe_paths_the_manifests_use() -> None:
+    server = MetricsServer(ServiceMetrics("probe_paths_test"), "127.0.0.1", 0).start()
+    try:
+        for path in (HEALTH_PATH, READY_PATH, "/metrics"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=5) as response:
+                assert response.status == 200
+    finally:
+        server.stop()
+    assert {HEALTH_PATH, READY_PATH, "/metrics"} <= UNAUTHENTICATED  # the registry answers probes without auth
+
+
+@pytest.mark.parametrize("name", [s.name for s in SERVICES])
+def test_ports_and_probes_match_the_service(name: str, compose: dict[str, Any], rendered: dict[str, Docs]) -> None:
+    service = by_name(name)
+    found = compose_service_of(compose, name)
+    assert found is not None
+    assert compose_health_problems(service, found[1]) == []
+    for docs in rendered.values():
+        workload = workload_of(docs, service)
+        assert workload is not None
+        assert k8s_port_problems(service, docs, workload) == []
+
+
+def test_a_wrong_port_or_probe_path_is_reported(compose: dict[str, Any], rendered: dict[str, Docs]) -> None:
+    service = by_name("sink_gcs")
+    _, body = compose_service_of(compose, "sink_gcs") or ("", {})
+    body = copy.deepcopy(body)
+    body["healthcheck"]["test"] = ["CMD", "true"]
+    assert compose_health_problems(service, body) == [
+        "compose sink_gcs: health check does not probe 127.0.0.1:9407/healthz"
+    ]
+    docs = copy.deepcopy(rendered["dev"])
+    workload = workload_of(docs, service)
+    assert workload is not None
+    workload["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] = "/ready"
+    assert k8s_port_problems(service, without(docs, "PodDisruptionBudget", "sink-gcs"), workload) == [
+        "k8s sink-gcs: readinessProbe is not /readyz on 9407",
+        "k8s sink-gcs: no PodDisruptionBudget sink-gcs",
+    ]
+
+
+# ---------------------------------------------------------------- topics and scaling
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_catalogue_topic_is_a_kafka_topic_with_its_settings(
+    overlay: str, catalogue: Catalogue, rendered: dict[str, Docs]
+) -> None:
+    assert topic_problems(catalogue, rendered[overlay]) == []
+    assert scaling_problems(catalogue, rendered[overlay]) == []
+
+
+def test_a_missing_or_different_topic_is_reported(catalogue: Catalogue, rendered: dict[str, Docs]) -> None:
+    docs = copy.deepcopy(rendered["prod"])
+    topics = {d["spec"]["topicName"]: d for d in docs if d.get("kind") == "KafkaTopic"}
+    docs.remove(topics["commerce.orders.v1"])
+    topics["reference.products.v1"]["spec"]["config"]["cleanup.policy"] = "delete"
+    topics["web.clickstream.v1"]["spec"]["partitions"] = 6
+    assert topic_problems(catalogue, docs) == [
+        "topic web.clickstream.v1: 6 partitions, the catalogue says 3",
+        "topic commerce.orders.v1: no KafkaTopic",
+        "topic reference.products.v1: cleanup.policy=delete, the catalogue says compact",
+    ]
+    scaled = next(d for d in docs if d.get("kind") == "ScaledObject" and d["metadata"]["name"] == "sink-mongodb")
+    scaled["spec"]["maxReplicaCount"] = 4
+    assert scaling_problems(catalogue, docs) == [
+        "sink-mongodb: up to 4 replicas on web.product_views.v1's 3 partitions"
+    ]
+
+
+# ---------------------------------------------------------------- pinned images, compose profiles, generated files
+
+
+def test_every_image_is_pinned(compose: dict[str, Any], rendered: dict[str, Docs]) -> None:
+    images = consistency.images_in(compose) + [i for docs in rendered.values() for i in consistency.images_in(docs)]
+    for dockerfile in sorted(consistency.IMAGES_DIR.glob("*.Dockerfile")):
+        images += consistency.dockerfile_images(dockerfile.read_text())
+    assert len(images) > 20
+    assert unpinned(images) == []
+    assert unpinned(["grafana/grafana", "mongo:latest", "prom/prometheus:v2.55.1", "busybox:stable"]) == [
+        "busybox:stable",
+        "grafana/grafana",
+        "mongo:latest",
+    ]
+
+
+def test_every_compose_profile_starts_what_it_depends_on(compose: dict[str, Any]) -> None:
+    assert compose_profile_problems(compose) == []
+    broken = copy.deepcopy(compose)
+    broken["services"]["kafka"]["profiles"] = ["core"]
+    del broken["services"]["hdfs-datanode"]["healthcheck"]
+    problems = compose_profile_problems(broken)
+    assert "profile lake: sink-hdfs depends on kafka, which it does not start" in problems
+    assert "profile lake: hdfs-datanode has no health check for sink-hdfs to wait on" in problems
+
+
+def test_the_committed_manifests_are_the_generators_output() -> None:
+    files = generated_files()
+    stale = [str(path) for path, content in files.items() if (ROOT / path).read_text() != content]
+    assert stale == [], "run python -m deploy.manifests"
+    committed = {p.relative_to(ROOT) for p in (ROOT / "deploy/k8s/base/services").glob("*.yaml")}
+    assert committed == {p for p in files if p.parent.name == "services"}
+
+
+def test_the_generator_follows_the_catalogue(monkeypatch: pytest.MonkeyPatch, catalogue: Catalogue) -> None:
+    import dataclasses
+
+    from deploy.manifests import kubernetes
+
+    changed = dataclasses.replace(catalogue.topic("commerce.orders.v1"), partitions=12)
+    edited = dataclasses.replace(
+        catalogue, topics=tuple(changed if t.name == changed.name else t for t in catalogue.topics)
+    )
+    monkeypatch.setattr(kubernetes, "load_catalogue", lambda: edited)
+    topics_file = Path("deploy/k8s/base/kafka/topics.yaml")
+    assert generated_files()[topics_file] != (ROOT / topics_file).read_text()
+
+
+# ---------------------------------------------------------------- the jobs: Flink, Spark; pinned operator versions
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_flink_job_gets_the_variables_its_settings_need(overlay: str, rendered: dict[str, Docs]) -> None:
+    jobs = [d for d in rendered[overlay] if d.get("kind") == "FlinkDeployment"]
+    assert {d["spec"]["job"]["args"][-1] for d in jobs} == {
+        f"stream_processors.{p.stem}"
+        for p in (ROOT / "stream_processors").glob("*.py")
+        if "Job" in p.read_text() and "def main" in p.read_text()
+    }
+    assert consistency.flink_job_problems(jobs) == []
+    broken = copy.deepcopy(jobs[:1])
+    env = broken[0]["spec"]["podTemplate"]["spec"]["containers"][0]["env"]
+    env[:] = [item for item in env if item["name"] != "SCHEMA_REGISTRY_URL"]
+    assert consistency.flink_job_problems(broken) == [
+        f"FlinkDeployment {broken[0]['metadata']['name']}: SCHEMA_REGISTRY_URL is not set (SchemaRegistrySettings.url)"
+    ]
+
+
+def test_the_spark_batch_gets_the_variables_its_settings_need(compose: dict[str, Any]) -> None:
+    variables = module_variables("batch_spark.daily_batch")
+    text = (ROOT / "deploy/k8s/spark/daily-batch.yaml").read_text()
+    application = yaml.safe_load(text.replace("{{ ds }}", "2026-12-01").replace("{{ ds_nodash }}", "20261201"))
+    for role in ("driver", "executor"):
+        env = consistency.container_env(application["spec"][role]["env"])
+        assert consistency.settings_env_problems(variables, env, role, secret_ok=consistency.k8s_secret_ok) == []
+    env = compose_environment(compose["services"]["spark"])
+    assert consistency.settings_env_problems(variables, env, "compose spark", secret_ok=compose_secret_ok) == []
+    assert "SPARK_JOBS_JARS" in env  # no default that works: the jobs refuse an empty jar list
+    del env["HDFS_NAMENODE_URI"]
+    assert consistency.settings_env_problems(variables, env, "spark", secret_ok=compose_secret_ok) == [
+        "spark: HDFS_NAMENODE_URI is not set (HdfsSettings.namenode_uri)"
+    ]
+    assert unpinned(consistency.images_in(application)) == []
+
+
+def test_operators_charts_and_the_airflow_image_are_pinned() -> None:
+    versions = yaml.safe_load((ROOT / "deploy/k8s/versions.yaml").read_text())
+    pinned = [versions["kubernetes"], *versions["operators"].values(), *versions["charts"].values()]
+    assert len(pinned) >= 10
+    assert [v for v in pinned if not consistency.EXACT_VERSION.fullmatch(str(v))] == []
+    assert not consistency.EXACT_VERSION.fullmatch("1.x") and not consistency.EXACT_VERSION.fullmatch("~1.18")
+    values = yaml.safe_load((ROOT / "deploy/k8s/airflow/values.yaml").read_text())
+    airflow = values["images"]["airflow"]
+    assert unpinned([f"{airflow['repository']}:{airflow['tag']}"]) == []
+    assert (
+        f"--version {versions['charts']['apache-airflow/airflow']}"
+        in (ROOT / "deploy/k8s/airflow/values.yaml").read_text()
+    )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_users_read_what_the_services_consume_and_create_no_topics(
+    overlay: str, rendered: dict[str, Docs]
+) -> None:
+    docs = rendered[overlay]
+    for service in SERVICES:
+        workload = workload_of(docs, service)
+        assert workload is not None
+        assert consistency.kafka_access_problems(service, docs, k8s_environment(docs, workload)) == []
+
+
+def test_a_missing_acl_or_a_service_creating_topics_is_reported(rendered: dict[str, Docs]) -> None:
+    docs = copy.deepcopy(rendered["prod"])
+    service = by_name("sink_hdfs")
+    user = next(d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "sink-hdfs")
+    acls = user["spec"]["authorization"]["acls"]
+    acls[:] = [a for a in acls if a["resource"]["name"] != "commerce.orders.v1"]
+    workload = workload_of(docs, service)
+    assert workload is not None
+    assert consistency.kafka_access_problems(service, docs, k8s_environment(docs, workload)) == [
+        "k8s sink-hdfs: its KafkaUser may not read commerce.orders.v1"
+    ]
+    enricher = by_name("enricher")
+    env = k8s_environment(docs, workload_of(docs, enricher) or {})
+    env["ENRICHER_CREATE_TOPICS"] = "true"
+    assert consistency.kafka_access_problems(enricher, docs, env) == [
+        "k8s enricher: ENRICHER_CREATE_TOPICS is not false (the Topic Operator owns the topics)"
+    ]
