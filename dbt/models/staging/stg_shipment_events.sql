@@ -12,6 +12,7 @@ select
     sequence_number,
     status as shipment_status,
     route_id,
+    carrier,
     warehouse_id,
     customer_id,
     transport_mode,

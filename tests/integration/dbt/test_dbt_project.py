@@ -78,15 +78,15 @@ def test_revenue_per_store_per_day_equals_the_oracle(built: Built) -> None:
     assert len(placed) > 100
 
 
-def test_on_time_rate_per_route_equals_the_oracle(built: Built) -> None:
+def test_on_time_rate_per_route_and_carrier_equals_the_oracle(built: Built) -> None:
     shipments: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in built.world.clean()["shipment_events"]:
         shipments[event["shipment_id"]].append(event)
-    per_route: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # shipments, delivered, on time
+    per_route: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # shipments, delivered, on time
     for events in shipments.values():
         booking = min(events, key=lambda e: (e["sequence_number"], e["metadata"]["event_time"]))
         delivered = [e["actual_delivery_date"] for e in events if e["actual_delivery_date"] is not None]
-        figures = per_route[booking["route_id"]]
+        figures = per_route[(booking["route_id"], booking["carrier"])]
         figures[0] += 1
         if any(e["status"] == "DELIVERED" for e in events):
             figures[1] += 1
@@ -97,10 +97,12 @@ def test_on_time_rate_per_route_equals_the_oracle(built: Built) -> None:
     }
     found = rows(
         built,
-        "SELECT route_id, shipment_count, delivered_count, on_time_count, on_time_rate "
+        "SELECT route_id, carrier, shipment_count, delivered_count, on_time_count, on_time_rate "
         "FROM logistics.mart_delivery_performance",
     )
-    assert {r: (n, d, t, rate) for r, n, d, t, rate in found} == expected
+    assert {(r, c): (n, d, t, rate) for r, c, n, d, t, rate in found} == expected
+    assert len({carrier for _, carrier in expected}) > 1  # several carriers, none unknown
+    assert "UNKNOWN" not in {carrier for _, carrier in expected}
     assert sum(d for _, d, _, _ in expected.values()) > 50  # deliveries happened, on time and late
     assert 0 < sum(t for _, _, t, _ in expected.values()) < sum(d for _, d, _, _ in expected.values())
 

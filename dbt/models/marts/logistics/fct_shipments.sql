@@ -34,6 +34,7 @@ booking as (
         shipment_id,
         order_id,
         route_id,
+        carrier,
         warehouse_id,
         customer_id,
         estimated_delivery_date
@@ -57,6 +58,7 @@ select
     booking.shipment_id,
     booking.order_id,
     booking.route_id,
+    booking.carrier,
     booking.warehouse_id,
     booking.customer_id,
     latest.shipment_status as current_status,
