@@ -215,17 +215,19 @@ _mounted: list[bool] = []
 
 
 def build() -> typer.Typer:
-    """The whole ``freightline`` command: the stack commands plus ``run``, ``spark``, ``dlq`` and ``schemas`` (mounted
-    once)."""
+    """The whole ``freightline`` command: the stack commands plus ``run``, ``spark``, ``dbt``, ``dlq`` and ``schemas``
+    (mounted once)."""
     if _mounted:
         return app
     _mounted.append(True)
+    from deploy.dbt import PASS_THROUGH, dbt
     from deploy.dlq import dlq_app
     from deploy.pipeline import run as run_pipeline
     from deploy.spark import spark_app
 
     app.command(name="run")(run_pipeline)
     app.add_typer(spark_app, name="spark")
+    app.command(name="dbt", context_settings=PASS_THROUGH, help="Run dbt (dbt/) against the stack's PostgreSQL.")(dbt)
     app.add_typer(dlq_app, name="dlq")
     try:
         from schemas.governance.cli import app as schemas_app

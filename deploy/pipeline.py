@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from deploy.dbt_stage import DbtFigures, stage_dbt
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
@@ -60,6 +61,7 @@ class Figures:
     sink_topics: dict[str, list[str]] = field(default_factory=dict)  # what each sink consumes
     detection: dict[str, dict[str, Any]] = field(default_factory=dict)  # the scorer's per-type result
     stream: dict[str, WindowJobFigures] = field(default_factory=dict)  # per Flink window job (deploy/stream_stage.py)
+    dbt: DbtFigures | None = None  # the dbt stage's build, freshness and headline figures (deploy/dbt_stage.py)
     monitoring: MonitoringFigures | None = None  # what Prometheus saw of the run (deploy/observability_stage.py)
 
 
@@ -516,6 +518,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("enrichment and detection", stage_enrich_detect),
     ("stream windows", stage_stream),
     ("sinks", stage_sinks),
+    ("dbt", stage_dbt),
     ("monitoring", stage_monitoring),
 ]
 

@@ -25,6 +25,7 @@ JOBS = {
     "load-raw": "batch_spark.load_raw",
     "daily": "batch_spark.daily_aggregates",
     "batch": "batch_spark.daily_batch",  # both, in one Spark application
+    "load-reference": "batch_spark.load_reference",  # the whole reference topics, no day
 }
 
 
@@ -60,8 +61,13 @@ def run_job(
     start: dt.date | None = None,
     end: dt.date | None = None,
 ) -> dict[str, Any]:
-    """Run one job (``load-raw``, ``daily`` or ``batch``: both) for a day or a range; returns its JSON run report."""
-    days = ["--ds", str(ds)] if ds is not None else ["--start", str(start), "--end", str(end)]
+    """Run one job (``load-raw``, ``daily`` or ``batch``: both) for a day or a range, or ``load-reference`` (no
+    day); returns its JSON run report."""
+    days = []
+    if ds is not None:
+        days = ["--ds", str(ds)]
+    elif start is not None and end is not None:
+        days = ["--start", str(start), "--end", str(end)]
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as errors:
         result = subprocess.run(
@@ -89,7 +95,7 @@ End = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Las
 
 
 def _command(job: str, ds: dt.datetime | None, start: dt.datetime | None, end: dt.datetime | None) -> None:
-    if ds is None and (start is None or end is None):
+    if job != "load-reference" and ds is None and (start is None or end is None):
         raise typer.BadParameter("give --ds D, or --start D --end D")
     paths = StackContext.create(StackSettings()).paths
     env = read_env(paths.env_file) if paths.env_file.exists() else {}
@@ -126,6 +132,12 @@ def daily(ds: Day = None, start: Start = None, end: End = None) -> None:
 def batch(ds: Day = None, start: Start = None, end: End = None) -> None:
     """load-raw then daily for each day, in one Spark application."""
     _command("batch", ds, start, end)
+
+
+@spark_app.command("load-reference")
+def load_reference() -> None:
+    """The reference topics (reference.*.v1: latest value per key) into PostgreSQL raw.reference_<entity>."""
+    _command("load-reference", None, None, None)
 
 
 def read_env(path: Path) -> dict[str, str]:

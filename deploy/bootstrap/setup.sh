@@ -69,6 +69,8 @@ say "syncing the Python environment from uv.lock"
 UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/flink/setup.sh"
 # The Spark batch jobs' own locked environment (pyspark; the jobs run in it as separate processes).
 UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/sync.sh" spark
+# The dbt project's own locked environment (dbt-core, dbt-postgres, sqlfluff); Airflow runs its dbt executable.
+UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/sync.sh" dbt
 
 # --- Java runtimes of the local stack and the Spark jobs' jars (Maven Central) ------------------------------
 "$ROOT/.venv/bin/freightline" setup
