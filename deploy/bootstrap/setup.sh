@@ -67,6 +67,8 @@ say "syncing the Python environment from uv.lock"
 UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/flink/setup.sh"
 # The Spark batch jobs' own locked environment (pyspark; the jobs run in it as separate processes).
 UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/sync.sh" spark
+# Airflow's own locked environment (its scheduler, API server and DAG processor run from it; dags/).
+UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/sync.sh" airflow "the Airflow environment"
 
 # --- Java runtimes of the local stack and the Spark jobs' jars (Maven Central) ------------------------------
 "$ROOT/.venv/bin/freightline" setup
