@@ -81,6 +81,18 @@ class AirflowApi:
         result = self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)
         return str(result["dag_run_id"])
 
+    def trigger_or_clear(self, dag_id: str, logical_date: dt.datetime, run_id: str) -> str:
+        """A run for ``logical_date``: a new one, or, when that date already has one (an earlier trigger, the
+        schedule), that run cleared so that all its tasks run again. Returns the run's id."""
+        existing = self.runs(
+            dag_id, logical_date_gte=logical_date.isoformat(), logical_date_lte=logical_date.isoformat()
+        )
+        if not existing:
+            return self.trigger(dag_id, logical_date, run_id)
+        found = str(existing[0]["dag_run_id"])
+        self._call("POST", f"/dags/{dag_id}/dagRuns/{found}/clear", json={"dry_run": False})
+        return found
+
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
         return result

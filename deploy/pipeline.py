@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from deploy.airflow_stage import stage_airflow
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
@@ -513,6 +514,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("enrichment and detection", stage_enrich_detect),
     ("stream windows", stage_stream),
     ("sinks", stage_sinks),
+    ("airflow", stage_airflow),
 ]
 
 

@@ -45,11 +45,15 @@ def run_script(script: str, args: list[str], env: Mapping[str, str], log: Path, 
     return parsed
 
 
-def dag_test(dag_id: str, day: str, env: Mapping[str, str], log: Path, folder: Path = DAGS) -> dict[str, Any]:
-    """The DAG run for ``day`` through ``dag.test()``: its state and its tasks' states and tries."""
+def dag_test(
+    dag_id: str, day: str, env: Mapping[str, str], log: Path, folder: Path = DAGS, mark_success: str = ""
+) -> dict[str, Any]:
+    """The DAG run for ``day`` through ``dag.test()``: its state, its tasks' states and tries, its Asset events;
+    tasks matching the pattern ``mark_success`` are marked successful without running."""
     # dag.test() runs the DAG of the configured DAG folder (the serialized one): that folder is ``folder``
     env = {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
-    return run_script("run_dag.py", [str(folder), dag_id, day], env, log, timeout=1200)
+    args = [str(folder), dag_id, day, *([mark_success] if mark_success else [])]
+    return run_script("run_dag.py", args, env, log, timeout=1200)
 
 
 @contextmanager
