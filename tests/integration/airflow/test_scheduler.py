@@ -30,5 +30,12 @@ def test_a_run_triggered_through_the_api_is_scheduled_and_succeeds(
         tasks = {task.task_id: (task.state, task.try_number) for task in api.tasks("data_quality", run_id)}
         assert tasks == {"raw_day_loaded": ("success", 1), "rejected_share": ("success", 1)}
         assert run["logical_date"].startswith(lake_day.day.isoformat())
+
+        # the main job's way to run a day again: the day's run is cleared and every task runs a second time
+        assert api.trigger_or_clear("data_quality", day, "data_quality_again") == run_id
+        rerun = api.wait("data_quality", run_id, timeout=600, interval=2)
+        assert rerun["state"] == "success", (rerun, api.tasks("data_quality", run_id))
+        tasks = {task.task_id: (task.state, task.try_number) for task in api.tasks("data_quality", run_id)}
+        assert tasks == {"raw_day_loaded": ("success", 2), "rejected_share": ("success", 2)}
     finally:
         api.close()
