@@ -26,4 +26,4 @@ status:
 	@.venv/bin/freightline status
 
 lint:
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy services schemas deploy tests stream_processors batch_spark && .venv/bin/lint-imports --no-cache
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy services schemas deploy tests stream_processors batch_spark dags && .venv/bin/lint-imports --no-cache

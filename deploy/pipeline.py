@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from deploy.airflow_stage import stage_airflow
 from deploy.dbt_stage import DbtFigures, stage_dbt
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
@@ -518,6 +519,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("enrichment and detection", stage_enrich_detect),
     ("stream windows", stage_stream),
     ("sinks", stage_sinks),
+    ("batch analytics through airflow", stage_airflow),
     ("dbt", stage_dbt),
     ("monitoring", stage_monitoring),
 ]

@@ -71,6 +71,8 @@ UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/flink/setup.sh"
 UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/sync.sh" spark
 # The dbt project's own locked environment (dbt-core, dbt-postgres, sqlfluff); Airflow runs its dbt executable.
 UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/sync.sh" dbt
+# Airflow's own locked environment (its scheduler, API server and DAG processor run from it; dags/).
+UV="$BOOTSTRAP/bin/uv" bash "$ROOT/deploy/bootstrap/envs/sync.sh" airflow "the Airflow environment"
 
 # --- Java runtimes of the local stack and the Spark jobs' jars (Maven Central) ------------------------------
 "$ROOT/.venv/bin/freightline" setup

@@ -344,6 +344,7 @@ class Postgres(Component):
 
     def after_ready(self, ctx: StackContext) -> None:
         self.ensure_database(ctx, POSTGRES_DB)
+        self.ensure_database(ctx, ctx.settings.airflow_database)  # Airflow's metadata (deploy/local/airflow.py)
 
     def ensure_database(self, ctx: StackContext, name: str, setup_sql: str = "") -> None:
         """Create database ``name`` unless it exists, then run ``setup_sql`` (idempotent statements) in it."""

@@ -39,6 +39,8 @@ JAEGER_QUERY_GRPC_PORT = 19685
 KAFKA_METRICS_PORT = 19071
 REMOTE_KAFKA_METRICS_PORT = 19072
 POSTGRES_EXPORTER_PORT = 19187
+# Airflow's API server (REST API and UI).
+AIRFLOW_API_PORT = 18280
 
 
 class StackSettings(BaseSettings):
@@ -127,5 +129,26 @@ class StackSettings(BaseSettings):
         default="1536m", description="FREIGHTLINE_FLINK_TASKMANAGER_MEMORY: the TaskManager's total process memory."
     )
     flink_taskmanager_slots: int = Field(default=2, description="FREIGHTLINE_FLINK_TASKMANAGER_SLOTS.")
+    airflow_port: int = Field(default=AIRFLOW_API_PORT, description="FREIGHTLINE_AIRFLOW_PORT: REST API and UI.")
+    airflow_log_server_port: int = Field(
+        default=18793, description="FREIGHTLINE_AIRFLOW_LOG_SERVER_PORT: the scheduler's task-log server."
+    )
+    airflow_database: str = Field(
+        default="airflow",
+        description="FREIGHTLINE_AIRFLOW_DATABASE: Airflow's metadata database on the stack's PostgreSQL.",
+    )
+    airflow_parallelism: int = Field(
+        default=2, ge=1, description="FREIGHTLINE_AIRFLOW_PARALLELISM: task processes of the LocalExecutor."
+    )
+    airflow_admin_password: SecretStr | None = Field(
+        default=None,
+        description="FREIGHTLINE_AIRFLOW_ADMIN_PASSWORD of the UI's and REST API's `admin` user; when unset, a "
+        "random one is generated on first start and kept in the state directory (never in the repository).",
+    )
+    airflow_dags_start_date: str | None = Field(
+        default=None,
+        description="FREIGHTLINE_AIRFLOW_DAGS_START_DATE (YYYY-MM-DD): the first day the daily DAGs catch up "
+        "from; when unset, the day the stack's Airflow was first prepared (kept in the state directory).",
+    )
     stop_timeout_s: int = Field(default=30, description="Seconds between SIGTERM and SIGKILL on down.")
     start_timeout_s: int = Field(default=120, description="Seconds a component may take to answer.")

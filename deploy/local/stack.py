@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from deploy.local import jars
+from deploy.local.airflow import airflow_components
 from deploy.local.components import Component, KafkaBroker, Postgres, SchemaRegistry, port_is_free
 from deploy.local.context import StackContext, wipe
 from deploy.local.flink import flink_components
@@ -25,6 +26,7 @@ def default_components() -> list[Component]:
         *storage_components(),
         *observability_components(),
         *flink_components(),
+        *airflow_components(),
     ]
 
 

@@ -122,6 +122,23 @@ def land(env: dict[str, str], prefix: str, root: str, bucket: str, logs: Path) -
             assert sink.stop() == 0, sink.log()
 
 
+def remove_landed(env: dict[str, str], root: str, bucket: str) -> None:
+    """What ``land`` left: the lake root on HDFS, the GCS bucket and the MongoDB database named ``bucket``."""
+    from services.common.mongodb import mongo_client
+    from services.common.settings import GcsSettings, MongoSettings
+    from services.sink_gcs.store import gcs_client
+    from services.sink_hdfs.store import WebHdfsStore
+
+    WebHdfsStore(env["HDFS_WEBHDFS_URL"], "freightline").client.delete(root, recursive=True)
+    gcs = gcs_client(GcsSettings(endpoint=env["GCS_ENDPOINT"]))
+    for blob in gcs.list_blobs(bucket):
+        blob.delete()
+    gcs.bucket(bucket).delete()
+    client = mongo_client(MongoSettings(uri=env["MONGODB_URI"]))
+    client.drop_database(bucket)
+    client.close()
+
+
 @contextmanager
 def private_database(dsn: str) -> Iterator[str]:
     database = f"spark_{uuid.uuid4().hex[:12]}"

@@ -22,12 +22,17 @@ from batch_spark.daily import TABLES
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.spark import run_job
-from services.common.mongodb import mongo_client
-from services.common.settings import GcsSettings, MongoSettings
-from services.sink_gcs.store import gcs_client
 from services.sink_hdfs.store import WebHdfsStore
 from tests.integration.batch_spark.oracle import Day, event_time
-from tests.integration.batch_spark.support import generate, land, private_database, produce, rows, spoil
+from tests.integration.batch_spark.support import (
+    generate,
+    land,
+    private_database,
+    produce,
+    remove_landed,
+    rows,
+    spoil,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -66,7 +71,6 @@ def scenario(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     store = WebHdfsStore(stack_env["HDFS_WEBHDFS_URL"], "freightline")
     # a corrupt file among the day's orders: rejected with its path, and the jobs still finish
     store.write(f"{root}/raw/{prefix}{LAKE_TOPICS['orders']}/dt={DAY}/hour=23/{CORRUPT}", b"not an Avro file")
-    gcs = gcs_client(GcsSettings(endpoint=stack_env["GCS_ENDPOINT"]))
     try:
         with private_database(stack_env["POSTGRES_DSN"]) as dsn:
             env = {
@@ -85,13 +89,7 @@ def scenario(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
             oracle = Day(DAY, by_family)
             yield {"run": run, "reports": reports, "oracle": oracle, "store": store, "root": root, "bucket": bucket}
     finally:
-        store.client.delete(root, recursive=True)
-        for blob in gcs.list_blobs(bucket):
-            blob.delete()
-        gcs.bucket(bucket).delete()
-        client = mongo_client(MongoSettings(uri=stack_env["MONGODB_URI"]))
-        client.drop_database(bucket)
-        client.close()
+        remove_landed(stack_env, root, bucket)
 
 
 def test_the_day_crosses_midnight_with_late_arrivals() -> None:

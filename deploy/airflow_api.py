@@ -1,0 +1,129 @@
+"""A small client of Airflow 3's REST API (``/api/v2``): a bearer token from ``POST /auth/token``, then DAGs, DAG
+runs and task instances. Used by the main job's Airflow stage and its tests; the endpoints are the stack's
+(``AIRFLOW_API_URL``, ``AIRFLOW_ADMIN_USER``, ``AIRFLOW_ADMIN_PASSWORD_FILE`` in ``stack.env``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+
+
+class AirflowApiError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class TaskState:
+    task_id: str
+    state: str | None
+    try_number: int
+    duration_s: float | None
+
+
+class AirflowApi:
+    def __init__(self, url: str, user: str, password: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(timeout=timeout)
+        response = self._client.post(f"{self.url}/auth/token", json={"username": user, "password": password})
+        if response.status_code not in (200, 201):
+            raise AirflowApiError(f"Airflow at {self.url} refused the token for {user}: {response.status_code}")
+        self._client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AirflowApi:
+        """The stack's Airflow, from ``stack.env``'s endpoints."""
+        missing = [key for key in ("AIRFLOW_API_URL", "AIRFLOW_ADMIN_PASSWORD_FILE") if not env.get(key)]
+        if missing:
+            raise AirflowApiError(f"{', '.join(missing)} not set: the stack runs no Airflow")
+        password = Path(env["AIRFLOW_ADMIN_PASSWORD_FILE"]).read_text().strip()
+        return cls(env["AIRFLOW_API_URL"], env.get("AIRFLOW_ADMIN_USER", "admin"), password)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._client.request(method, f"{self.url}/api/v2{path}", **kwargs)
+        if response.status_code >= 300:
+            raise AirflowApiError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def dag(self, dag_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/dags/{dag_id}")
+        return result
+
+    def wait_for_dag(self, dag_id: str, timeout: float) -> dict[str, Any]:
+        """The DAG once the DAG processor has parsed it (a new stack parses its DAG folder within seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.dag(dag_id)
+            except AirflowApiError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def trigger(self, dag_id: str, logical_date: dt.datetime, run_id: str | None = None) -> str:
+        """A manual run for ``logical_date``; returns its run id."""
+        body: dict[str, Any] = {"logical_date": logical_date.isoformat()}
+        if run_id:
+            body["dag_run_id"] = run_id
+        result = self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)
+        return str(result["dag_run_id"])
+
+    def trigger_or_clear(self, dag_id: str, logical_date: dt.datetime, run_id: str) -> str:
+        """A run for ``logical_date``: a new one, or, when that date already has one (an earlier trigger, the
+        schedule), that run cleared so that all its tasks run again. Returns the run's id."""
+        existing = self.runs(
+            dag_id, logical_date_gte=logical_date.isoformat(), logical_date_lte=logical_date.isoformat()
+        )
+        if not existing:
+            return self.trigger(dag_id, logical_date, run_id)
+        found = str(existing[0]["dag_run_id"])
+        self._call("POST", f"/dags/{dag_id}/dagRuns/{found}/clear", json={"dry_run": False})
+        return found
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        return result
+
+    def runs(self, dag_id: str, **query: Any) -> list[dict[str, Any]]:
+        result = self._call("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", **query})
+        return list(result["dag_runs"])
+
+    def tasks(self, dag_id: str, run_id: str) -> list[TaskState]:
+        result = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        return [
+            TaskState(ti["task_id"], ti["state"], int(ti["try_number"] or 0), ti.get("duration"))
+            for ti in sorted(result["task_instances"], key=lambda ti: (ti.get("start_date") or "", ti["task_id"]))
+        ]
+
+    def wait(
+        self,
+        dag_id: str,
+        run_id: str,
+        timeout: float,
+        progress: Callable[[dict[str, Any], list[TaskState]], None] | None = None,
+        interval: float = 5.0,
+    ) -> dict[str, Any]:
+        """Poll the run until it succeeds or fails (``timeout`` guards a hang); ``progress`` sees each poll."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(dag_id, run_id)
+            if progress is not None:
+                progress(run, self.tasks(dag_id, run_id))
+            if run["state"] in TERMINAL_RUN_STATES:
+                return run
+            if time.monotonic() > deadline:
+                raise AirflowApiError(f"{dag_id} run {run_id} still {run['state']} after {timeout:.0f} s")
+            time.sleep(interval)
