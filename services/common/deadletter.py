@@ -149,10 +149,11 @@ class DeadLetterPublisher:
 def decoded(
     batch: Iterable[Message], serde: AvroSerde, dead_letters: DeadLetterPublisher
 ) -> Iterator[tuple[Message, dict[str, Any]]]:
-    """The batch's records that decode, with their values; the others go to their dead-letter topic."""
+    """The batch's records that decode as their topic's contract, with their values; the others (records of
+    another contract among them: ``wrong_contract``) go to their dead-letter topic."""
     for message in batch:
         try:
-            value = serde.decode(message.value())
+            value = serde.decode(message.value(), topic=message.topic() or "")
         except SerdeError as error:
             dead_letters.publish(message, error)
             continue

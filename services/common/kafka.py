@@ -391,6 +391,7 @@ class ConsumerLoop:
         self.on_poll = on_poll
         self.assignment: set[tuple[str, int]] = set()
         self._revoked: set[tuple[str, int]] = set()  # revoked while the current batch was being gathered
+        self._committed: dict[tuple[str, int], int] = {}  # the last offset sent for commit, per owned partition
         self.committed_batches = 0
         self.processed = 0
         self._failures_in_a_row = 0
@@ -413,6 +414,7 @@ class ConsumerLoop:
         for p in partitions:
             self.assignment.discard((p.topic, p.partition))
             self._revoked.add((p.topic, p.partition))
+            self._committed.pop((p.topic, p.partition), None)
         log.info("revoked %s", [(p.topic, p.partition) for p in partitions])
         if self.on_revoked is not None:
             self.on_revoked([(p.topic, p.partition) for p in partitions])
@@ -432,8 +434,10 @@ class ConsumerLoop:
                     self.on_poll(len(batch))
                 if batch:
                     self.process(batch)
-                elif self.producer is not None:
-                    self.producer.poll(0)
+                else:
+                    if self.producer is not None:
+                        self.producer.poll(0)
+                    self.commit_positions()
                 self._report_lag()
         finally:
             self.close()
@@ -569,6 +573,7 @@ class ConsumerLoop:
         offsets = self._next_offsets(batch)
         try:
             self._commit(offsets)
+            self._committed.update(((tp.topic, tp.partition), tp.offset) for tp in offsets)
         except KafkaException as error:
             # A failed commit (e.g. a rebalance took the partition) only means a replay later: the
             # outputs are durable and consumers downstream are idempotent.
@@ -605,6 +610,42 @@ class ConsumerLoop:
             key = (message.topic() or "", message.partition() or 0)
             highest[key] = max(highest.get(key, -1), message.offset() or 0)
         return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
+
+    def commit_positions(self) -> None:
+        """Between batches (a poll returned nothing): commit the consumer's position of each owned partition where
+        it moved past the last offset committed, i.e. past transaction markers (control records, never handed to
+        the application, that follow a transaction's last record: committing that record's offset + 1 would
+        leave a lag of 1). Nothing is held then: every record returned was handled and its commit sent, or its
+        batch rewound (a seek, which moves the position back), so the position never passes an unprocessed
+        record. A partition's first comparison is with the group's committed offset (asked once per assignment),
+        so a newly assigned partition is not committed again where its previous owner left it."""
+        if not self.assignment:
+            return
+        try:
+            unknown = [TopicPartition(t, p) for t, p in self.assignment if (t, p) not in self._committed]
+            if unknown:  # newly assigned: the group's committed offsets (once per assignment, while idle)
+                for tp in self.consumer.committed(unknown, timeout=self.poll_timeout_s):
+                    if tp.error is None:
+                        self._committed[(tp.topic, tp.partition)] = tp.offset
+            known = [TopicPartition(t, p) for t, p in self.assignment if (t, p) in self._committed]
+            positions = self.consumer.position(known) if known else []
+        except KafkaException as error:
+            log.debug("position lookup failed: %s", error)
+            return
+        committed = self._committed
+        moved = [
+            tp
+            for tp in positions
+            if tp.error is None and tp.offset >= 0 and tp.offset > committed.get((tp.topic, tp.partition), tp.offset)
+        ]
+        if not moved:
+            return
+        try:
+            self._commit(moved)
+        except KafkaException as error:
+            log.warning("committing positions past transaction markers failed: %s", error)
+            return
+        self._committed.update(((tp.topic, tp.partition), tp.offset) for tp in moved)
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
         """Commit the batch's next offsets.

@@ -53,12 +53,20 @@ class InvalidRecord(SerdeError):
     kind = "invalid_record"
 
 
+class WrongContract(SerdeError):
+    """A valid record of a schema that is not a version of the topic's value subject (another contract)."""
+
+    kind = "wrong_contract"
+
+
 class RegistryLike(Protocol):
     def get_schema(self, schema_id: int, *args: Any, **kwargs: Any) -> Schema: ...
 
     def register_schema(self, subject_name: str, schema: Schema, *args: Any, **kwargs: Any) -> int: ...
 
     def lookup_schema(self, subject_name: str, schema: Schema, *args: Any, **kwargs: Any) -> Any: ...
+
+    def get_subjects_by_schema_id(self, schema_id: int, *args: Any, **kwargs: Any) -> list[str]: ...
 
 
 def registry_client(settings: SchemaRegistrySettings) -> SchemaRegistryClient:
@@ -107,6 +115,7 @@ class AvroSerde:
         self.auto_register = auto_register
         self._by_id: dict[int, Any] = {}
         self._encoders: dict[tuple[str, str], Encoder] = {}
+        self._contract_errors: dict[tuple[int, str], str | None] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -148,12 +157,50 @@ class AvroSerde:
             self._by_id[schema_id] = parsed
         return parsed
 
-    def decode(self, data: bytes | None, reader_schema: Any | None = None) -> dict[str, Any]:
-        """Decode a wire-format payload; raises a ``SerdeError`` for anything that is not one."""
+    def check_contract(self, schema_id: int, topic: str) -> None:
+        """Raise ``WrongContract`` unless ``schema_id`` is a version (deleted ones included: records written before
+        the deletion stay valid) of ``topic``'s value subject. The registry is asked once per schema id and topic.
+
+        Every producer of the platform registers its schema under the topic's subject (TopicNameStrategy), so a
+        schema registered only elsewhere is another contract's, whose values the topic's consumers cannot handle
+        (a sink's target may even refuse them)."""
+        key = (schema_id, topic)
+        if key not in self._contract_errors:
+            subject = subject_for(topic)
+            try:
+                subjects = self.registry.get_subjects_by_schema_id(schema_id, subject_name=subject, deleted=True)
+            except SchemaRegistryError as error:
+                if error.http_status_code != 404:
+                    raise
+                subjects = []
+            error_text = None
+            if subject not in subjects:
+                error_text = (
+                    f"schema id {schema_id} is not a version of subject {subject} "
+                    f"(registered under {', '.join(self._subjects_of(schema_id)) or 'no subject'})"
+                )
+            with self._lock:
+                self._contract_errors[key] = error_text
+        found = self._contract_errors[key]
+        if found is not None:
+            raise WrongContract(found)
+
+    def _subjects_of(self, schema_id: int) -> list[str]:
+        """The subjects ``schema_id`` is registered under (for the dead letter's message)."""
+        try:
+            return list(self.registry.get_subjects_by_schema_id(schema_id, deleted=True))[:5]
+        except SchemaRegistryError:
+            return []
+
+    def decode(self, data: bytes | None, reader_schema: Any | None = None, topic: str | None = None) -> dict[str, Any]:
+        """Decode a wire-format payload; raises a ``SerdeError`` for anything that is not one, and with ``topic``
+        ``WrongContract`` for a record of another contract than the topic's (``check_contract``)."""
         if data is None:
             raise UndecodableRecord("record has no value (tombstone)")
         schema_id = schema_id_of(data)
         writer = self.writer_schema(schema_id)
+        if topic is not None:
+            self.check_contract(schema_id, topic)
         compiled = reader_for(writer) if reader_schema is None else None
         if compiled is not None:
             try:

@@ -98,9 +98,9 @@ class SinkContext:
     dead_letters: DeadLetterPublisher
     metrics: SinkMetrics
     _dead: OrderedDict[tuple[str, int, int], None] = field(default_factory=OrderedDict)
-    # per wire header (magic byte and schema id): the schema id, whether its writer schema starts with the
-    # metadata envelope, and the body check when bodies are checked (see ``decode_batch``)
-    wire_headers: dict[bytes, tuple[int, bool, Callable[..., Any] | None]] = field(default_factory=dict)
+    # per topic and wire header (magic byte and schema id) of that topic's contract: the schema id, whether its
+    # writer schema starts with the metadata envelope, and the body check when bodies are checked (``decode_batch``)
+    wire_headers: dict[str, dict[bytes, tuple[int, bool, Callable[..., Any] | None]]] = field(default_factory=dict)
 
     def dead_letter(self, message: Message, error: BaseException | str, error_type: str | None = None) -> None:
         """Publish a dead letter once per record and process (a replayed batch does not publish twice)."""
@@ -192,7 +192,8 @@ class TargetHealth:
 def decode_batch(
     batch: list[Message], ctx: SinkContext, *, values: bool = True, check_bodies: bool = False
 ) -> list[SinkRecord]:
-    """Decode a batch; records that are not valid wire-format Avro go to the dead-letter topic.
+    """Decode a batch; records that are not valid wire-format Avro, or not of their topic's contract (a writer
+    schema that is not a version of the topic's value subject: ``wrong_contract``), go to the dead-letter topic.
 
     With ``values=False`` (targets that keep the original bytes) records whose writer schema starts with the
     ``metadata`` envelope are not decoded in full: only their event id and event time are read
@@ -206,19 +207,25 @@ def decode_batch(
     """
     records: list[SinkRecord] = []
     append = records.append
-    headers = ctx.wire_headers
+    by_topic = ctx.wire_headers
+    last_topic: str | None = None
+    headers: dict[bytes, tuple[int, bool, Callable[..., Any] | None]] = {}
     header = HEADER.size
     epoch = EPOCH
     millis = timedelta(milliseconds=1)
     fast_path = not values
     for message in batch:
         value = message.value()
+        topic = message.topic() or ""
+        if topic != last_topic:
+            headers = by_topic.setdefault(topic, {})
+            last_topic = topic
         try:
             if value is None:
                 raise PoisonRecord("tombstone", "record has no value")
             known = headers.get(value[:header])
             if known is None:
-                known = headers[value[:header]] = _wire_header(value, ctx, check_bodies)
+                known = headers[value[:header]] = _wire_header(value, topic, ctx, check_bodies)
             schema_id, fast, check = known
             if fast and fast_path:
                 if check is not None:
@@ -235,7 +242,7 @@ def decode_batch(
                 key = message.key()
                 append(
                     SinkRecord(
-                        message.topic() or "",
+                        topic,
                         message.partition() or 0,
                         message.offset() or 0,
                         key if key is None or isinstance(key, bytes) else str(key).encode(),
@@ -264,11 +271,15 @@ class _DecodeInFull(Exception):
     """The metadata prefix does not read: the full decode tells why."""
 
 
-def _wire_header(value: bytes, ctx: SinkContext, check_bodies: bool) -> tuple[int, bool, Callable[..., Any] | None]:
+def _wire_header(
+    value: bytes, topic: str, ctx: SinkContext, check_bodies: bool
+) -> tuple[int, bool, Callable[..., Any] | None]:
     """(schema id, whether its writer schema starts with the metadata envelope, the body check or None) of a
-    payload's wire header; looked up once per header."""
+    payload's wire header on ``topic``; looked up once per topic and header. Raises ``WrongContract`` when the
+    schema is not a version of the topic's value subject (another contract: dead-lettered)."""
     schema_id = schema_id_of(value)
     writer = ctx.serde.writer_schema(schema_id)
+    ctx.serde.check_contract(schema_id, topic)
     fast = starts_with_metadata(writer)
     check: Callable[..., Any] | None = None
     if check_bodies:

@@ -1,6 +1,6 @@
-"""Bad input to the anomaly detector's product-view input: every bad record is dead-lettered with its reason (or,
-for a record of another contract, skipped as a view without a referrer is), every valid view is forwarded to the
-repartition topic once, both stages keep running."""
+"""Bad input to the anomaly detector's product-view input: every bad record (a record of another contract among
+them) is dead-lettered with its reason, every valid view is forwarded to the repartition topic once, both stages
+keep running."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from services.anomaly_detector.topology import SERVICE
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings
 from tests.integration.enricher import support
-from tests.integration.fuzz import NONE, dead_letter_reasons, produce_cases, product_view_cases, tally
+from tests.integration.fuzz import dead_letter_reasons, produce_cases, product_view_cases, tally
 from tests.integration.lifecycle import group_progress
 from tests.integration.processes import service_process, wait_for
 
@@ -37,9 +37,7 @@ def test_bad_views_are_dead_lettered_with_their_reason_and_every_valid_view_is_f
         serde,
         views,
         tombstone_reason="undecodable",
-        # stage 1 forwards only the views its detectors use: a record of another contract has no referrer, so it
-        # is skipped like a view without one (not dead-lettered: the detector does not check the contract)
-        wrong_contract_reason=NONE,
+        wrong_contract_reason="wrong_contract",
     )
     produce_cases(kafka.client_config(), views, cases)
     env = {

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -13,8 +14,16 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Producer as KafkaProducer
 
-from services.common.kafka import ConsumerLoop, DeliveryError, Producer, consumer_config, producer_config
+from services.common.kafka import (
+    ConsumerLoop,
+    DeliveryError,
+    Producer,
+    consumer_config,
+    end_positions,
+    producer_config,
+)
 from services.common.lifecycle import Shutdown
 from services.common.metrics import ServiceMetrics
 from services.common.serde import AvroSerde, registry_client, subject_for
@@ -145,6 +154,55 @@ def test_failing_handler_rewinds_and_retries_without_commit(
     loop.run()
     assert sorted(seen) == list(range(50))
     assert committed(kafka, group, topic, 1) == {0: 50}
+
+
+def test_after_transactional_input_the_committed_offsets_reach_the_end_past_the_markers(
+    kafka: KafkaSettings, serde: AvroSerde, new_topic: Callable[..., str], unique_name: Callable[[str], str]
+) -> None:
+    """Each transaction ends with a commit marker after its last record (an aborted one with an abort marker):
+    the loop commits past them once idle, so the group's lag is 0, not 1 per partition."""
+    topic = new_topic("transactional", partitions=2)
+    encoder = serde.encoder(subject_for(topic), SCHEMA)
+    producer = KafkaProducer({**kafka.client_config(), "transactional.id": unique_name("tx")})
+    producer.init_transactions(30)
+    for n, ids in enumerate((range(0, 20), range(20, 40), range(40, 60), range(60, 70))):
+        producer.begin_transaction()
+        for i in ids:
+            producer.produce(topic, encoder.encode(parcel(i)), str(i), partition=i % 2)
+        if n == 2:
+            producer.abort_transaction(30)  # its records are never handed to the loop (read_committed)
+        else:
+            producer.commit_transaction(30)
+    seen: list[int] = []
+    shutdown = Shutdown()
+    guard = threading.Timer(60, shutdown.request, args=("hang guard",))
+    partitions = [TopicPartition(topic, p) for p in range(2)]
+
+    def caught_up(count: int) -> None:
+        # a poll that returned nothing after every record: stop once the positions passed the last markers (the
+        # loop then commits them in this same round)
+        if count == 0 and len(seen) == 50:
+            ends = [loop.consumer.get_watermark_offsets(tp, cached=True)[1] for tp in partitions]
+            if [tp.offset for tp in loop.consumer.position(partitions)] == ends:
+                shutdown.request("caught up")
+
+    group = unique_name("group")
+    loop = ConsumerLoop(
+        consumer_config(kafka, group, "test"),
+        [topic],
+        lambda batch: seen.extend(serde.decode(m.value())["id"] for m in batch),
+        shutdown=shutdown,
+        on_poll=caught_up,
+    )
+    guard.start()
+    try:
+        loop.run()
+    finally:
+        guard.cancel()
+    assert shutdown.reason == "caught up"
+    assert sorted(seen) == [*range(40), *range(60, 70)]
+    ends = end_positions({"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}, [topic])[topic]
+    assert committed(kafka, group, topic, 2) == ends  # lag 0
 
 
 def _relay(env: dict[str, str], **extra: str) -> subprocess.Popen[bytes]:

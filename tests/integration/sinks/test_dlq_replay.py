@@ -24,6 +24,7 @@ import pytest
 from schemas.catalogue import example, load_schema
 from services.common.dlq import REPLAY_OF_HEADER, dlq_topic_of, read_messages
 from services.common.kafka import headers_of
+from services.common.serde import subject_for
 from services.common.settings import KafkaSettings
 from tests.integration.processes import dead_letters, service_process, topic_size, wait_for
 from tests.integration.sinks.helpers import PRODUCT_VIEW, consumer_lag, mongo_event_ids, produce_events
@@ -104,11 +105,14 @@ def test_replay_of_a_fixed_cause_lands_every_record_exactly_once(
         shown = _freightline(sink_env, "dlq", "show", dlq_topic_of(topic), "0")
         assert f"source          {topic}[" in shown and "replayed        no" in shown, shown
 
-        # The cause: the registry lost one schema. The fix: import it again under its id.
-        subject = f"restored-{uuid.uuid4().hex}"
-        httpx.put(f"{registry}/mode/{subject}", json={"mode": "IMPORT"}, timeout=30).raise_for_status()
-        body = {"schema": json.dumps(lost_schema), "id": lost_id, "version": 1}
+        # The cause: the registry lost one schema. The fix: import it again under its id, as a version of the
+        # topic's subject, where it was registered (a schema of another subject is another contract's)
+        subject = subject_for(topic)
+        mode = f"{registry}/mode/{subject}"
+        httpx.put(mode, params={"force": "true"}, json={"mode": "IMPORT"}, timeout=30).raise_for_status()
+        body = {"schema": json.dumps(lost_schema), "id": lost_id}
         httpx.post(f"{registry}/subjects/{subject}/versions", json=body, timeout=30).raise_for_status()
+        httpx.put(mode, json={"mode": "READWRITE"}, timeout=30).raise_for_status()
 
         size = topic_size({"bootstrap.servers": sink_env["KAFKA_BOOTSTRAP_SERVERS"]}, topic)
         dry = _freightline(sink_env, "dlq", "replay", topic, "--reason", "unknown_schema", "--dry-run")

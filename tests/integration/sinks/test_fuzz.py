@@ -1,5 +1,6 @@
 """Bad input to each sink (the shared sink framework's decoding, the file sinks' body checks, dead letters): every
-kind of bad record goes to the dead-letter topic with its reason, every valid one lands once, the sink keeps running.
+kind of bad record (a record of another contract, with decimals, among them) goes to the dead-letter topic with its
+reason, every valid one lands once, the sink keeps running.
 One sink process per sink."""
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def test_every_bad_record_is_dead_lettered_with_its_reason_and_nothing_else_is_l
     topic = sink_under_test.topic
     kafka = KafkaSettings(bootstrap_servers=sink_env["KAFKA_BOOTSTRAP_SERVERS"])
     serde = AvroSerde(registry_client(SchemaRegistrySettings(url=sink_env["SCHEMA_REGISTRY_URL"])))
-    cases = product_view_cases(serde, topic)
+    cases = product_view_cases(serde, topic, wrong_contract_reason="wrong_contract")
     produce_cases(kafka.client_config(), topic, cases)
 
     with service_process(module, sink_under_test.env(), tmp_path / "sink.log") as sink:

@@ -11,6 +11,7 @@ from services.common.serde import (
     InvalidRecord,
     UndecodableRecord,
     UnknownSchema,
+    WrongContract,
     schema_id_of,
     subject_for,
     with_schema_id,
@@ -29,15 +30,26 @@ class InMemoryRegistry:
 
     def __init__(self) -> None:
         self.schemas: dict[int, str] = {}
+        self.subjects: dict[int, set[str]] = {}
         self.lookups = 0
+        self.subject_lookups = 0
 
     def register_schema(self, subject_name: str, schema: Schema, *args: Any, **kwargs: Any) -> int:
         for schema_id, text in self.schemas.items():
             if text == schema.schema_str:
+                self.subjects[schema_id].add(subject_name)
                 return schema_id
         schema_id = len(self.schemas) + 1
         self.schemas[schema_id] = schema.schema_str or ""
+        self.subjects[schema_id] = {subject_name}
         return schema_id
+
+    def get_subjects_by_schema_id(
+        self, schema_id: int, subject_name: str | None = None, *args: Any, **kwargs: Any
+    ) -> list[str]:
+        self.subject_lookups += 1
+        found = sorted(self.subjects.get(schema_id, set()))
+        return [s for s in found if subject_name is None or s == subject_name]
 
     def lookup_schema(self, subject_name: str, schema: Schema, *args: Any, **kwargs: Any) -> RegisteredSchema:
         schema_id = self.register_schema(subject_name, schema)
@@ -89,6 +101,20 @@ def test_none_is_undecodable() -> None:
 def test_unknown_schema_id() -> None:
     with pytest.raises(UnknownSchema):
         AvroSerde(InMemoryRegistry()).decode(b"\x00\x00\x00\x00\x09\x02a\x02")
+
+
+def test_a_record_of_another_contract_is_refused_on_the_topic_and_the_registry_asked_once() -> None:
+    registry = InMemoryRegistry()
+    serde = AvroSerde(registry)
+    ours = serde.encoder(subject_for("views"), SCHEMA).encode({"id": "a", "n": 1})
+    other = serde.encoder(subject_for("clicks"), {**SCHEMA, "name": "Pong"}).encode({"id": "b", "n": 2})
+    for _ in range(3):
+        assert serde.decode(ours, topic="views")["id"] == "a"
+        with pytest.raises(WrongContract, match=r"views-value \(registered under clicks-value"):
+            serde.decode(other, topic="views")
+    assert serde.decode(other)["id"] == "b"  # no topic: no contract check
+    assert serde.decode(other, topic="clicks")["id"] == "b"
+    assert registry.subject_lookups == 4  # (ours, views), (other, views) and its subjects, (other, clicks)
 
 
 def test_trailing_bytes_are_rejected() -> None:

@@ -43,6 +43,9 @@ class MemoryRegistry:
     def lookup_schema(self, subject_name: str, schema: Schema, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
+    def get_subjects_by_schema_id(self, schema_id: int, *args: Any, **kwargs: Any) -> list[str]:
+        raise NotImplementedError
+
 
 def wire(schema_id: int, body: bytes = b"\x02\x04body") -> bytes:
     return HEADER.pack(0, schema_id) + body
