@@ -220,9 +220,11 @@ def build() -> typer.Typer:
         return app
     _mounted.append(True)
     from deploy.pipeline import run as run_pipeline
+    from deploy.reconcile import reconcile_command
     from deploy.spark import spark_app
 
     app.command(name="run")(run_pipeline)
+    app.command(name="reconcile")(reconcile_command)
     app.add_typer(spark_app, name="spark")
     try:
         from schemas.governance.cli import app as schemas_app

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from deploy.batch_stage import BatchFigures, stage_batch
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
@@ -59,6 +60,7 @@ class Figures:
     sink_topics: dict[str, list[str]] = field(default_factory=dict)  # what each sink consumes
     detection: dict[str, dict[str, Any]] = field(default_factory=dict)  # the scorer's per-type result
     stream: dict[str, WindowJobFigures] = field(default_factory=dict)  # per Flink window job (deploy/stream_stage.py)
+    batch: BatchFigures | None = None  # the Spark daily batch of the run's days (deploy/batch_stage.py)
 
 
 @dataclass
@@ -513,6 +515,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("enrichment and detection", stage_enrich_detect),
     ("stream windows", stage_stream),
     ("sinks", stage_sinks),
+    ("daily batch", stage_batch),
 ]
 
 

@@ -91,9 +91,7 @@ End = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Las
 def _command(job: str, ds: dt.datetime | None, start: dt.datetime | None, end: dt.datetime | None) -> None:
     if ds is None and (start is None or end is None):
         raise typer.BadParameter("give --ds D, or --start D --end D")
-    paths = StackContext.create(StackSettings()).paths
-    env = read_env(paths.env_file) if paths.env_file.exists() else {}
-    env.update(os.environ)  # the process environment wins over the local stack's endpoints
+    paths, env = stack_environment()
     try:
         report = run_job(
             job,
@@ -126,6 +124,14 @@ def daily(ds: Day = None, start: Start = None, end: End = None) -> None:
 def batch(ds: Day = None, start: Start = None, end: End = None) -> None:
     """load-raw then daily for each day, in one Spark application."""
     _command("batch", ds, start, end)
+
+
+def stack_environment() -> tuple[StackPaths, dict[str, str]]:
+    """The local stack's paths and endpoints (``stack.env``), with the process environment winning over them."""
+    paths = StackContext.create(StackSettings()).paths
+    env = read_env(paths.env_file) if paths.env_file.exists() else {}
+    env.update(os.environ)
+    return paths, env
 
 
 def read_env(path: Path) -> dict[str, str]:

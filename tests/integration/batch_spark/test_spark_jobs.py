@@ -29,7 +29,7 @@ from services.sink_hdfs.store import WebHdfsStore
 from tests.integration.batch_spark.oracle import Day, event_time
 from tests.integration.batch_spark.support import generate, land, private_database, produce, rows, spoil
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 SEED = 20261102
 START = dt.datetime(2026, 11, 2, 23, 58, 30, tzinfo=dt.UTC)  # 90 s of day D, then the start of D + 1
