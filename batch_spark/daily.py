@@ -12,6 +12,7 @@ from dataclasses import dataclass
 DIRECT = "(direct)"  # referrer_views_daily's referrer_url for views without a referrer (direct traffic)
 PLACED = "PLACED"
 ERROR = "ERROR"
+DELIVERED = "DELIVERED"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,26 @@ TABLES: tuple[DailyTable, ...] = (
         "sum(aggregate(line_items, 0L, (n, l) -> n + l.quantity)) AS item_count, "
         "CAST(sum(order_total) AS DECIMAL(20,2)) AS revenue, ds AS report_date "
         f"FROM orders WHERE status = '{PLACED}' GROUP BY store_id, currency, ds",
+    ),
+    DailyTable(
+        "shipment_on_time_daily",
+        ("shipment_events",),
+        (
+            ("route_id", "text"),
+            ("carrier", "text"),
+            ("delivered_count", "bigint"),
+            ("on_time_count", "bigint"),
+            ("on_time_rate", "numeric(9,6)"),
+            ("report_date", "date"),
+        ),
+        ("report_date", "route_id", "carrier"),
+        # Shipments delivered that day (their DELIVERED event) and those delivered on or before the promised date;
+        # the rate rounded half up to 6 decimals.
+        "SELECT route_id, carrier, count(DISTINCT shipment_id) AS delivered_count, "
+        "count(DISTINCT CASE WHEN actual_delivery_date <= estimated_delivery_date THEN shipment_id END) "
+        "AS on_time_count, CAST(round(CAST(count(DISTINCT CASE WHEN actual_delivery_date <= estimated_delivery_date "
+        "THEN shipment_id END) AS DECIMAL(20,0)) / count(DISTINCT shipment_id), 6) AS DECIMAL(9,6)) AS on_time_rate, "
+        f"ds AS report_date FROM shipment_events WHERE status = '{DELIVERED}' GROUP BY route_id, carrier, ds",
     ),
     DailyTable(
         "supplier_payment_delay_daily",

@@ -223,9 +223,11 @@ def build() -> typer.Typer:
     from deploy.dbt import PASS_THROUGH, dbt
     from deploy.dlq import dlq_app
     from deploy.pipeline import run as run_pipeline
+    from deploy.reconcile import reconcile_command
     from deploy.spark import spark_app
 
     app.command(name="run")(run_pipeline)
+    app.command(name="reconcile")(reconcile_command)
     app.add_typer(spark_app, name="spark")
     app.command(name="dbt", context_settings=PASS_THROUGH, help="Run dbt (dbt/) against the stack's PostgreSQL.")(dbt)
     app.add_typer(dlq_app, name="dlq")

@@ -97,9 +97,7 @@ End = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Las
 def _command(job: str, ds: dt.datetime | None, start: dt.datetime | None, end: dt.datetime | None) -> None:
     if job != "load-reference" and ds is None and (start is None or end is None):
         raise typer.BadParameter("give --ds D, or --start D --end D")
-    paths = StackContext.create(StackSettings()).paths
-    env = read_env(paths.env_file) if paths.env_file.exists() else {}
-    env.update(os.environ)  # the process environment wins over the local stack's endpoints
+    paths, env = stack_environment()
     try:
         report = run_job(
             job,
@@ -138,6 +136,14 @@ def batch(ds: Day = None, start: Start = None, end: End = None) -> None:
 def load_reference() -> None:
     """The reference topics (reference.*.v1: latest value per key) into PostgreSQL raw.reference_<entity>."""
     _command("load-reference", None, None, None)
+
+
+def stack_environment() -> tuple[StackPaths, dict[str, str]]:
+    """The local stack's paths and endpoints (``stack.env``), with the process environment winning over them."""
+    paths = StackContext.create(StackSettings()).paths
+    env = read_env(paths.env_file) if paths.env_file.exists() else {}
+    env.update(os.environ)
+    return paths, env
 
 
 def read_env(path: Path) -> dict[str, str]:

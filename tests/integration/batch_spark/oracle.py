@@ -2,7 +2,8 @@
 
 The same definitions as ``batch_spark`` states them in words: a day is the UTC date of the event time; rows that
 break a contract invariant are rejected with the first broken rule's reason; one row per event id; then seed 004's
-three daily tables and the orders placed per store and currency.
+three daily tables, the orders placed per store and currency, the shipments delivered on time per route and
+carrier, supplier payment delays and clickstream error rates.
 """
 
 from __future__ import annotations
@@ -115,6 +116,14 @@ class Day:
         delays: dict[str, list[int]] = defaultdict(list)
         for payment in self.clean["supplier_payments"]:
             delays[payment["supplier_id"]].append(payment["paid_date"] - payment["due_date"])
+        delivered: dict[tuple[str, str], dict[str, bool]] = defaultdict(dict)
+        for event in self.clean["shipment_events"]:
+            if event["status"] == "DELIVERED":
+                on_time = event["actual_delivery_date"] is not None and (
+                    event["actual_delivery_date"] <= event["estimated_delivery_date"]
+                )
+                shipments = delivered[(event["route_id"], event["carrier"])]
+                shipments[event["shipment_id"]] = shipments.get(event["shipment_id"], False) or on_time
         clicks: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for click in self.clean["clickstream"]:
             clicks[click["service"]].append(click)
@@ -122,6 +131,17 @@ class Day:
             "supplier_payment_delay_daily": {
                 (s, len(d), sum(d), max(d), _round(Decimal(sum(d)) / len(d), "0.01"), self.day)
                 for s, d in delays.items()
+            },
+            "shipment_on_time_daily": {
+                (
+                    route,
+                    carrier,
+                    len(shipments),
+                    on_time := sum(shipments.values()),
+                    _round(Decimal(on_time) / len(shipments), "0.000001"),
+                    self.day,
+                )
+                for (route, carrier), shipments in delivered.items()
             },
             "clickstream_errors_daily": {
                 (

@@ -38,8 +38,11 @@ GENERATED = {
 
 def generate(seed: int, start: dt.datetime, count: int) -> list[tuple[str, dict[str, Any]]]:
     """The generator's first ``count`` records from ``start`` (fixed seed), in produce order, as (family, value);
-    fewer views and clicks per second than by default, so that a short span holds orders and shipments too."""
-    settings = GeneratorSettings(seed=seed, start_time=start, rate_product_views=8, rate_clickstream=4)
+    fewer views and clicks per second than by default, so that a short span holds orders and shipments too, and
+    12 s steps (10 s of lateness at most) so that shipments booked in it are delivered in it."""
+    settings = GeneratorSettings(
+        seed=seed, start_time=start, rate_product_views=8, rate_clickstream=4, step_s=12, max_lateness_s=10
+    )
     engine = Engine(settings.engine_config())
     family_of = {topic: family for family, topic in GENERATED.items()}
     return [(family_of[r.topic], r.value) for r in engine.take(count) if r.topic in family_of]

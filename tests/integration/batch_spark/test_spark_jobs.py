@@ -34,7 +34,7 @@ from tests.integration.batch_spark.support import (
     spoil,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 SEED = 20261102
 START = dt.datetime(2026, 11, 2, 23, 58, 30, tzinfo=dt.UTC)  # 90 s of day D, then the start of D + 1
