@@ -133,10 +133,12 @@ class Supervisor:
         self._proxy().startProcess(name, False)
 
     def stop(self, name: str) -> None:
+        """Stop a component's process; one not running, or unknown to the running daemon (a component added by an
+        upgrade while an older stack runs: it was never started), has nothing to stop."""
         try:
             self._proxy().stopProcess(name, True)
         except xmlrpc.client.Fault as fault:
-            if "NOT_RUNNING" not in fault.faultString:
+            if "NOT_RUNNING" not in fault.faultString and "BAD_NAME" not in fault.faultString:
                 raise
 
     def info(self) -> dict[str, dict[str, Any]]:
