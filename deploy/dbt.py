@@ -17,9 +17,8 @@ from typing import Any
 import typer
 from psycopg.conninfo import conninfo_to_dict
 
-from deploy.local.context import REPO_ROOT, StackContext
-from deploy.local.settings import StackSettings
-from deploy.spark import read_env
+from deploy.local.context import REPO_ROOT
+from deploy.spark import stack_environment
 from services.common.settings import PostgresSettings
 
 DBT_PROJECT = REPO_ROOT / "dbt"
@@ -122,9 +121,7 @@ PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_
 
 def dbt(ctx: typer.Context) -> None:
     """dbt with the given arguments (``freightline dbt build``, ``freightline dbt source freshness``, ...)."""
-    paths = StackContext.create(StackSettings()).paths
-    env = read_env(paths.env_file) if paths.env_file.exists() else {}
-    env.update(os.environ)  # the process environment wins over the local stack's endpoints
+    _paths, env = stack_environment()  # the process environment wins over the local stack's endpoints
     try:
         command, environment = dbt_command(ctx.args or ["--help"]), dbt_environment(env)
     except DbtError as error:
