@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from deploy.airflow_api import AirflowApi, AirflowApiError, TaskState
+from deploy.batch_stage import run_days
 
 if TYPE_CHECKING:
     from deploy.pipeline import RunContext
@@ -32,9 +33,8 @@ DBT_START_TIMEOUT_S = 300
 
 def run_day(ctx: RunContext) -> dt.date:
     """The UTC day the run's events begin (the generator's start), else today."""
-    if ctx.start:
-        return dt.datetime.fromisoformat(ctx.start).astimezone(dt.UTC).date()
-    return dt.datetime.now(dt.UTC).date()
+    now = dt.datetime.now(dt.UTC)
+    return run_days(ctx.start, now)[0] if ctx.start else now.date()
 
 
 class _Progress:
