@@ -114,8 +114,13 @@ def _step(started: float, ended: float) -> float:
 
 
 def _peaks(prometheus: Prometheus, title: str, started: float, ended: float) -> dict[str, float]:
-    """The highest value of each service's series of one panel over the window."""
-    series = prometheus.ranges(PANELS[title][0], "service", started, ended, _step(started, ended))
+    """The highest value of each service's series of one panel over the window.
+
+    The range reaches one step past ``ended``: a range query evaluates at ``started`` plus whole steps, and a
+    service's last scrape may fall after the last of them that is not past ``ended``; a rate over a service that
+    was scraped twice only (a short process) exists only at evaluations after its second scrape."""
+    step = _step(started, ended)
+    series = prometheus.ranges(PANELS[title][0], "service", started, ended + step, step)
     return {service: max(v for _, v in points) for service, points in series.items() if points}
 
 
@@ -160,7 +165,7 @@ def render(prometheus: Prometheus, started: float, ended: float, directory: Path
     step = _step(started, ended)
     images = {}
     for title, (query, unit, name) in PANELS.items():
-        series = prometheus.ranges(query, "service", started, ended, step)
+        series = prometheus.ranges(query, "service", started, ended + step, step)
         if not any(series.values()):
             continue
         figure, axes = pyplot.subplots(figsize=(9, 3.6), dpi=100)

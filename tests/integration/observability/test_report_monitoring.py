@@ -35,6 +35,13 @@ def _counted(env: dict[str, str], topic: str, total: int) -> bool:
     return bool(result) and float(result[0]["value"][1]) >= total
 
 
+def _last_scrape(env: dict[str, str], topic: str) -> float:
+    """The time of the last sample Prometheus holds of the sink's count for ``topic``."""
+    query = f'freightline_records_consumed_total{{job="sink_gcs", topic="{topic}"}}[5m]'
+    response = httpx.get(f"{env['PROMETHEUS_URL']}/api/v1/query", params={"query": query}, timeout=10)
+    return max(float(t) for series in response.json()["data"]["result"] for t, _ in series["values"])
+
+
 def test_the_report_reads_throughput_lag_and_latency_of_the_run_back_from_prometheus(
     monitored_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -59,7 +66,10 @@ def test_the_report_reads_throughput_lag_and_latency_of_the_run_back_from_promet
             produce(EVENTS // 2)
             wait_for(partial(_counted, monitored_env, topic, total), 120, what=f"Prometheus to count {total} records")
         assert sink.stop() == 0
-    figures = observe_run(monitored_env["PROMETHEUS_URL"], started, tmp_path / "report")
+    # The window ends at the sink's last scrape, as a run's may: its rates exist only from that scrape on.
+    figures = observe_run(
+        monitored_env["PROMETHEUS_URL"], started, tmp_path / "report", _last_scrape(monitored_env, topic)
+    )
 
     sink_figures = figures.services["sink_gcs"]
     assert sink_figures.consumed >= EVENTS
