@@ -21,7 +21,12 @@ def _label_value(name: str) -> str:
 def test_each_jobs_late_writer_counts_for_that_job_only() -> None:
     # Flink names a sink's writer "<table>[<transformation id>]: Writer"; every job of a Flink job has its own
     writers = {_label_value(f"{spec.job.late_table}[{n}]: Writer"): n for n, spec in enumerate(JOBS.values(), 10)}
-    others = {"aggregates_7_:_Writer": 500.0, "late_events_12_:_Writer": 9.0, "Sink:_warehouse_9_": 40.0}
+    others = {
+        "aggregates_7_:_Writer": 500.0,
+        "late_events_12_:_Writer": 9.0,
+        "product_views_1m_late_events_13_:_Committer": 3.0,
+        "Sink:_warehouse_9_": 40.0,
+    }
     counts = late_counts({**{operator: float(n) for operator, n in writers.items()}, **others})
     assert counts == {spec.job.name: n for n, spec in enumerate(JOBS.values(), 10)}
     # series of one job named apart (the query sums subtasks already) add up
