@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +12,12 @@ import httpx
 import psutil
 import pytest
 from confluent_kafka import Producer as RawProducer
+from prometheus_client.parser import text_string_to_metric_families
 
+from deploy.local.airflow import AIRFLOW_ENV, airflow_environment
 from deploy.local.components import KafkaBroker, Postgres
 from deploy.local.context import StackContext
-from deploy.local.observability_components import Alertmanager, Prometheus, observability_components
+from deploy.local.observability_components import Alertmanager, Prometheus, StatsdExporter, observability_components
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
 from deploy.metrics_targets import TARGETS
@@ -74,15 +78,52 @@ def test_monitoring_starts_with_the_rules_and_routes_and_stops_without_leftovers
             assert sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_prometheus_scrapes_the_brokers_jmx_exporters_and_the_postgres_exporter(tmp_path: Path) -> None:
-    """A broker, PostgreSQL and its exporter beside their own Prometheus, all on free ports: the broker's target of
-    the job ``kafka`` and the job ``postgres`` of ``deploy/metrics_targets.py`` are up and return the broker's
-    per-topic counters (the JMX exporter's rules) and PostgreSQL's own series. (The job's second target, the remote
-    broker, is the same agent with the same rules in a second JVM: not started here, it stays down.)"""
+# What Airflow 3 sends over StatsD (its scheduler loop, DAG runs, the LocalExecutor, failed tasks), sent by Airflow's
+# own metrics module configured as the stack configures Airflow (airflow_environment): the same names and tags.
+AIRFLOW_STATSD = """
+import datetime as dt
+from airflow._shared.observability.metrics import stats
+from airflow.configuration import conf
+from airflow.observability.metrics import stats_utils
+
+legacy = conf.getboolean("metrics", "legacy_names_on")
+stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=legacy)
+stats.incr("scheduler_heartbeat", 1, 1)
+run = {"dag_id": "daily_analytics", "run_type": "manual"}
+stats.timing("dagrun.duration.failed", dt.timedelta(seconds=42), tags=run)
+stats.gauge("executor.open_slots", 2, tags={"status": "open", "executor_class_name": "LocalExecutor"})
+stats.incr("ti_failures", tags={"dag_id": "daily_analytics", "task_id": "aggregate"})
+stats.incr("some.unmapped_metric")
+"""
+
+
+def _send_airflow_metrics(ctx: StackContext) -> None:
+    env = {**os.environ, **airflow_environment(ctx)}
+    python = AIRFLOW_ENV / ".venv" / "bin" / "python"
+    result = subprocess.run([str(python), "-c", AIRFLOW_STATSD], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_prometheus_scrapes_the_brokers_postgres_and_airflows_statsd_metrics(tmp_path: Path) -> None:
+    """A broker, PostgreSQL and its exporter and the statsd_exporter beside their own Prometheus, all on free
+    ports: the broker's target of the job ``kafka``, the job ``postgres`` and the job ``statsd`` of
+    ``deploy/metrics_targets.py`` are up and return the broker's per-topic counters (the JMX exporter's rules),
+    PostgreSQL's own series, and what Airflow (its own metrics module, configured as the stack configures Airflow)
+    sent over StatsD, mapped by ``observability/statsd/mapping.yml``. (The job ``kafka``'s second target, the
+    remote broker, is the same agent with the same rules in a second JVM: not started here, it stays down.)"""
     ctx = private_stack_context(
         tmp_path,
-        ports=(*BROKER_AND_DATABASE_PORTS, "postgres_exporter_port", "prometheus_port", "alertmanager_port"),
+        ports=(
+            *BROKER_AND_DATABASE_PORTS,
+            "postgres_exporter_port",
+            "prometheus_port",
+            "alertmanager_port",
+            "statsd_port",
+            "statsd_exporter_port",
+        ),
     )
+    # the stack's set-up builds the Go servers: reuse the main state directory's
+    (ctx.paths.home / "bin").symlink_to(StackContext.create(StackSettings()).paths.home / "bin")
     broker = KafkaBroker("kafka", sasl=False)
     components = [
         broker,
@@ -111,5 +152,30 @@ def test_prometheus_scrapes_the_brokers_jmx_exporters_and_the_postgres_exporter(
         assert query("pg_up == 1")
         assert query('pg_stat_database_xact_commit{datname="postgres"}')
         assert query("kafka_server_replicamanager_partitioncount")
+
+        _send_airflow_metrics(ctx)
+        exporter = StatsdExporter()
+
+        def exported() -> dict[str, list[Any]]:
+            text = httpx.get(f"http://{exporter.address(ctx)}/metrics", timeout=10).text
+            families = text_string_to_metric_families(text)
+            return {f.name: f.samples for f in families if f.name.startswith("airflow")}
+
+        wait_for(lambda: "airflow_task_failures" in exported(), 60, what="Airflow's metrics in statsd_exporter")
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in exported().values() for s in f}
+        assert samples[("airflow_scheduler_heartbeats_total", ())] == 1
+        dag_run = (("dag_id", "daily_analytics"), ("run_type", "manual"), ("state", "failed"))
+        assert samples[("airflow_dagrun_duration_seconds_sum", dag_run)] == 42
+        assert samples[("airflow_dagrun_duration_seconds_count", dag_run)] == 1
+        slots = (("executor_class_name", "LocalExecutor"), ("status", "open"))
+        assert samples[("airflow_executor_open_slots", slots)] == 2
+        failures = (("dag_id", "daily_analytics"), ("task_id", "aggregate"))
+        assert samples[("airflow_task_failures_total", failures)] == 1
+        assert not any("unmapped" in name for name, _ in samples)
+        wait_for(
+            lambda: bool(query('airflow_dagrun_duration_seconds_count{job="statsd", state="failed"} == 1')),
+            60,
+            what="Prometheus to scrape Airflow's metrics",
+        )
     finally:
         stack.down()
