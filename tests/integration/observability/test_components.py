@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +12,15 @@ import pytest
 from confluent_kafka import Producer as RawProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from deploy.local.airflow import AIRFLOW_ENV, airflow_environment
+from deploy import flink_jobs
+from deploy.local.airflow import airflow_environment
 from deploy.local.components import KafkaBroker, Postgres
 from deploy.local.context import StackContext
 from deploy.local.observability_components import Alertmanager, Prometheus, StatsdExporter, observability_components
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
 from deploy.metrics_targets import TARGETS
+from tests.integration.observability.platform import send_airflow_metrics
 from tests.integration.processes import wait_for
 from tests.integration.stack.support import BROKER_AND_DATABASE_PORTS, private_stack_context
 
@@ -78,32 +78,6 @@ def test_monitoring_starts_with_the_rules_and_routes_and_stops_without_leftovers
             assert sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-# What Airflow 3 sends over StatsD (its scheduler loop, DAG runs, the LocalExecutor, failed tasks), sent by Airflow's
-# own metrics module configured as the stack configures Airflow (airflow_environment): the same names and tags.
-AIRFLOW_STATSD = """
-import datetime as dt
-from airflow._shared.observability.metrics import stats
-from airflow.configuration import conf
-from airflow.observability.metrics import stats_utils
-
-legacy = conf.getboolean("metrics", "legacy_names_on")
-stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=legacy)
-stats.incr("scheduler_heartbeat", 1, 1)
-run = {"dag_id": "daily_analytics", "run_type": "manual"}
-stats.timing("dagrun.duration.failed", dt.timedelta(seconds=42), tags=run)
-stats.gauge("executor.open_slots", 2, tags={"status": "open", "executor_class_name": "LocalExecutor"})
-stats.incr("ti_failures", tags={"dag_id": "daily_analytics", "task_id": "aggregate"})
-stats.incr("some.unmapped_metric")
-"""
-
-
-def _send_airflow_metrics(ctx: StackContext) -> None:
-    env = {**os.environ, **airflow_environment(ctx)}
-    python = AIRFLOW_ENV / ".venv" / "bin" / "python"
-    result = subprocess.run([str(python), "-c", AIRFLOW_STATSD], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-
-
 def test_prometheus_scrapes_the_brokers_postgres_and_airflows_statsd_metrics(tmp_path: Path) -> None:
     """A broker, PostgreSQL and its exporter and the statsd_exporter beside their own Prometheus, all on free
     ports: the broker's target of the job ``kafka``, the job ``postgres`` and the job ``statsd`` of
@@ -153,7 +127,7 @@ def test_prometheus_scrapes_the_brokers_postgres_and_airflows_statsd_metrics(tmp
         assert query('pg_stat_database_xact_commit{datname="postgres"}')
         assert query("kafka_server_replicamanager_partitioncount")
 
-        _send_airflow_metrics(ctx)
+        send_airflow_metrics(airflow_environment(ctx), "daily_analytics")
         exporter = StatsdExporter()
 
         def exported() -> dict[str, list[Any]]:
@@ -172,6 +146,14 @@ def test_prometheus_scrapes_the_brokers_postgres_and_airflows_statsd_metrics(tmp
         failures = (("dag_id", "daily_analytics"), ("task_id", "aggregate"))
         assert samples[("airflow_task_failures_total", failures)] == 1
         assert not any("unmapped" in name for name, _ in samples)
+
+        # the main job's mark of a Flink job it stopped on purpose, read by FreightlineFlinkJobsLost
+        assert flink_jobs.record_stopped(env, ["0123abcd"])
+        wait_for(
+            lambda: bool(query('freightline_flink_job_stopped_on_purpose{job="statsd", job_id="0123abcd"} > 0')),
+            60,
+            what="Prometheus to scrape the mark of a Flink job stopped on purpose",
+        )
         wait_for(
             lambda: bool(query('airflow_dagrun_duration_seconds_count{job="statsd", state="failed"} == 1')),
             60,
