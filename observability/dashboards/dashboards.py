@@ -244,46 +244,38 @@ def overview() -> Dashboard:
 def _airflow_rows(board: dashboard.Dashboard) -> dashboard.Dashboard:
     """The batch side: Airflow's StatsD metrics through the stack's statsd_exporter (``observability/statsd``)."""
     failed_runs = 'airflow_dagrun_duration_seconds_count{state="failed"}'
+    stats = (  # title, PromQL, description, thresholds; all in counts
+        (
+            "Scheduler heartbeats per minute",
+            f"sum(rate(airflow_scheduler_heartbeats_total[{RATE}])) * 60",
+            "Airflow's scheduler loop beats every 5 s; none for 3 minutes pages "
+            "(FreightlineAirflowSchedulerHeartbeatMissing).",
+            thresholds((1, "green"), base="red"),
+        ),
+        (
+            "Executor open slots",
+            "sum(airflow_executor_open_slots)",
+            "Free task slots of the LocalExecutor: 0 while tasks wait for one.",
+            thresholds((1, "green"), base="yellow"),
+        ),
+        (
+            "Failed DAG runs (window)",
+            f"sum(increase({failed_runs}[$__range]))",
+            "DAG runs that ended failed (FreightlineAirflowDagRunFailed).",
+            ANY_IS_BAD,
+        ),
+        (
+            "Failed tasks (window)",
+            "sum(increase(airflow_task_failures_total[$__range]))",
+            "Task instances that failed, retries included.",
+            ANY_IS_BAD,
+        ),
+    )
+    board = board.with_row(dashboard.Row("Batch (Airflow)"))
+    for title, expr, description, limits in stats:
+        board = board.with_panel(single(title, "short", prom(expr), description=description, limits=limits))
     return (
-        board.with_row(dashboard.Row("Batch (Airflow)"))
-        .with_panel(
-            single(
-                "Scheduler heartbeats per minute",
-                "short",
-                prom(f"sum(rate(airflow_scheduler_heartbeats_total[{RATE}])) * 60"),
-                description="Airflow's scheduler loop beats every 5 s; none for 3 minutes pages "
-                "(FreightlineAirflowSchedulerHeartbeatMissing).",
-                limits=thresholds((1, "green"), base="red"),
-            )
-        )
-        .with_panel(
-            single(
-                "Executor open slots",
-                "short",
-                prom("sum(airflow_executor_open_slots)"),
-                description="Free task slots of the LocalExecutor: 0 while tasks wait for one.",
-                limits=thresholds((1, "green"), base="yellow"),
-            )
-        )
-        .with_panel(
-            single(
-                "Failed DAG runs (window)",
-                "short",
-                prom(f"sum(increase({failed_runs}[$__range]))"),
-                description="DAG runs that ended failed (FreightlineAirflowDagRunFailed).",
-                limits=ANY_IS_BAD,
-            )
-        )
-        .with_panel(
-            single(
-                "Failed tasks (window)",
-                "short",
-                prom("sum(increase(airflow_task_failures_total[$__range]))"),
-                description="Task instances that failed, retries included.",
-                limits=ANY_IS_BAD,
-            )
-        )
-        .with_panel(
+        board.with_panel(
             graph(
                 "DAG run duration p95 per DAG and state (window)",
                 "s",
