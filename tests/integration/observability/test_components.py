@@ -20,7 +20,7 @@ from deploy.local.observability_components import Alertmanager, Prometheus, Stat
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
 from deploy.metrics_targets import TARGETS
-from tests.integration.observability.platform import send_airflow_metrics
+from tests.integration.observability.platform import sending_airflow_metrics
 from tests.integration.processes import wait_for
 from tests.integration.stack.support import BROKER_AND_DATABASE_PORTS, private_stack_context
 
@@ -115,19 +115,19 @@ def test_prometheus_scrapes_the_brokers_postgres_and_airflows_statsd_metrics(tmp
             response = httpx.get(f"{env['PROMETHEUS_URL']}/api/v1/query", params={"query": expr}, timeout=10)
             return list(response.json()["data"]["result"])
 
-        broker_target = f'up{{job="kafka", instance="{broker.metrics_address(ctx)}"}} == 1'
-        wait_for(lambda: bool(query(broker_target)), 120, what="the broker's JMX exporter up")
-        wait_for(lambda: bool(query('up{job="postgres"} == 1')), 60, what="the PostgreSQL exporter up")
-        wait_for(
-            lambda: bool(query('kafka_server_brokertopicmetrics_messagesin_total{topic="scraped-topic"} > 0')),
-            60,
-            what="the broker's per-topic message count",
-        )
-        assert query("pg_up == 1")
-        assert query('pg_stat_database_xact_commit{datname="postgres"}')
-        assert query("kafka_server_replicamanager_partitioncount")
+        with sending_airflow_metrics(airflow_environment(ctx), "daily_analytics"):  # meanwhile
+            broker_target = f'up{{job="kafka", instance="{broker.metrics_address(ctx)}"}} == 1'
+            wait_for(lambda: bool(query(broker_target)), 120, what="the broker's JMX exporter up")
+            wait_for(lambda: bool(query('up{job="postgres"} == 1')), 60, what="the PostgreSQL exporter up")
+            wait_for(
+                lambda: bool(query('kafka_server_brokertopicmetrics_messagesin_total{topic="scraped-topic"} > 0')),
+                60,
+                what="the broker's per-topic message count",
+            )
+            assert query("pg_up == 1")
+            assert query('pg_stat_database_xact_commit{datname="postgres"}')
+            assert query("kafka_server_replicamanager_partitioncount")
 
-        send_airflow_metrics(airflow_environment(ctx), "daily_analytics")
         exporter = StatsdExporter()
 
         def exported() -> dict[str, list[Any]]:

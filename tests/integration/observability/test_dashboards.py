@@ -44,7 +44,7 @@ from tests.integration.observability.platform import (
     enricher_process,
     mirror_process,
     run_generator,
-    send_airflow_metrics,
+    sending_airflow_metrics,
     sink_process,
     wait_for_topic,
 )
@@ -113,15 +113,16 @@ def running_platform(
     remote = RawProducer(remote_client_config(env))
     remote.produce(prefix + topic_names.UPSTREAM_PRODUCT_VIEWS, UNKNOWN_SCHEMA_ID + b"body", b"poison")
     assert remote.flush(30) == 0
-    services = [service.start() for service in _services(env, prefix, tmp_path, unique_name)]
-    job_id = _flink_job(env, prefix, unique_name)
     # the Airflow row: a failed run and a failed task of a DAG of the test's own, beside the stack's scheduler
     if "STATSD_HOST" not in env:
         pytest.fail("the local stack exported no STATSD_HOST: run `freightline up` to start its statsd_exporter")
     statsd = metrics_environment(env["STATSD_HOST"], int(env["STATSD_PORT"]))
-    send_airflow_metrics({"AIRFLOW_HOME": str(tmp_path / "airflow"), **statsd}, unique_name("dash_dag"))
+    services = [service.start() for service in _services(env, prefix, tmp_path, unique_name)]
+    job_id = _flink_job(env, prefix, unique_name)
     try:
-        yield services
+        # sent while the test waits for the panels' data
+        with sending_airflow_metrics({"AIRFLOW_HOME": str(tmp_path / "airflow"), **statsd}, unique_name("dash_dag")):
+            yield services
     finally:
         flink_jobs.cancel(env["FLINK_REST_URL"], job_id)
         codes = {service.module: service.stop() for service in services}
