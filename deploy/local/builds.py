@@ -65,7 +65,7 @@ def go_build(
     built_from = digest(*(source / name for name in sources), extra=go_version())
     if binary.exists() and is_current(stamp, built_from):
         return
-    progress(f"building {what} ({source.name}) with go build")
+    progress(f"building {what} (launchers/{source.name}) with go build")
     binary.parent.mkdir(parents=True, exist_ok=True)
     run_step(
         ["go", "build", *(["-tags", ",".join(tags)] if tags else []), "-trimpath", "-o", str(binary), package],
