@@ -23,6 +23,7 @@ from deploy.metrics_targets import TARGETS
 from tests.integration.observability.platform import sending_airflow_metrics
 from tests.integration.processes import wait_for
 from tests.integration.stack.support import BROKER_AND_DATABASE_PORTS, private_stack_context
+from tests.unit.observability.dashboard_queries import prometheus_queries
 
 pytestmark = pytest.mark.integration
 
@@ -158,6 +159,14 @@ def test_prometheus_scrapes_the_brokers_postgres_and_airflows_statsd_metrics(tmp
             lambda: bool(query('airflow_dagrun_duration_seconds_count{job="statsd", state="failed"} == 1')),
             60,
             what="Prometheus to scrape Airflow's metrics",
+        )
+        # the dashboards' Airflow row over what this Prometheus scraped: every query parses and has data
+        airflow_queries = [q for q in prometheus_queries() if "airflow_" in q.text]
+        assert len(airflow_queries) >= 7
+        wait_for(
+            lambda: all(query(q.resolved()) for q in airflow_queries),
+            60,
+            what="data for every query of the Airflow row",
         )
     finally:
         stack.down()
