@@ -116,7 +116,10 @@ def test_prometheus_scrapes_the_brokers_postgres_and_airflows_statsd_metrics(tmp
             response = httpx.get(f"{env['PROMETHEUS_URL']}/api/v1/query", params={"query": expr}, timeout=10)
             return list(response.json()["data"]["result"])
 
-        with sending_airflow_metrics(airflow_environment(ctx), "daily_analytics"):  # meanwhile
+        # the main job's mark of a Flink job it stopped on purpose (read by FreightlineFlinkJobsLost), and Airflow's
+        # metrics, sent while the brokers' and PostgreSQL's series are awaited
+        assert flink_jobs.record_stopped(env, ["0123abcd"])
+        with sending_airflow_metrics(airflow_environment(ctx), "daily_analytics"):
             broker_target = f'up{{job="kafka", instance="{broker.metrics_address(ctx)}"}} == 1'
             wait_for(lambda: bool(query(broker_target)), 120, what="the broker's JMX exporter up")
             wait_for(lambda: bool(query('up{job="postgres"} == 1')), 60, what="the PostgreSQL exporter up")
@@ -148,8 +151,6 @@ def test_prometheus_scrapes_the_brokers_postgres_and_airflows_statsd_metrics(tmp
         assert samples[("airflow_task_failures_total", failures)] == 1
         assert not any("unmapped" in name for name, _ in samples)
 
-        # the main job's mark of a Flink job it stopped on purpose, read by FreightlineFlinkJobsLost
-        assert flink_jobs.record_stopped(env, ["0123abcd"])
         wait_for(
             lambda: bool(query('freightline_flink_job_stopped_on_purpose{job="statsd", job_id="0123abcd"} > 0')),
             60,
