@@ -47,7 +47,7 @@ def lanes(pytest: str, extra: list[str]) -> tuple[list[str], list[str]]:
 def main(argv: list[str]) -> int:
     from deploy.local.context import StackContext
     from deploy.local.settings import StackSettings
-    from deploy.local.stack import Stack
+    from deploy.local.stack import Stack, StackError
 
     pytest = str(Path(sys.executable).with_name("pytest"))
     if argv:
@@ -61,7 +61,11 @@ def main(argv: list[str]) -> int:
         else:
             started_here = not stack.supervisor.running()
             print("starting the local stack for the session", flush=True)
-            stack.up()
+            try:
+                stack.up()
+            except StackError as error:
+                print(f"the local stack did not start: {error}", file=sys.stderr, flush=True)
+                return 1
             env_file = stack.ctx.paths.env_file
         env = {**os.environ, "FREIGHTLINE_STACK_ENV": str(env_file)}
         log = stack.ctx.paths.home / "test-engine-lane.log"

@@ -95,7 +95,6 @@ class Stack:
 
         started: set[str] = set()
         pending = list(self.components)
-        deadline = time.monotonic() + self.ctx.settings.start_timeout_s
         while pending:
             wave = [c for c in pending if all(dep in started for dep in c.depends_on)]
             if not wave:
@@ -104,7 +103,8 @@ class Stack:
                 if component.name not in running:
                     progress(f"starting {component.name}")
                     self.supervisor.start(component.name)
-            self._wait_ready(wave, deadline, progress)
+            # each wave has the whole start timeout: a component may take that long once what it needs answers
+            self._wait_ready(wave, time.monotonic() + self.ctx.settings.start_timeout_s, progress)
             for component in wave:
                 component.after_ready(self.ctx)
                 started.add(component.name)
