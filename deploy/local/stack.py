@@ -138,8 +138,9 @@ class Stack:
                 if component.ready(self.ctx):
                     progress(f"{component.name} is ready")
                     waiting.remove(component)
-            if waiting and time.monotonic() > deadline:
-                names = ", ".join(c.name for c in waiting)
+            late = [c for c in waiting if time.monotonic() > deadline + c.extra_start_s]
+            if late:
+                names = ", ".join(c.name for c in late)
                 raise StackError(f"timed out waiting for {names}; see {self.ctx.paths.logs}")
             if waiting:
                 time.sleep(0.5)
