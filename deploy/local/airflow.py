@@ -172,6 +172,7 @@ class AirflowApiServer(_AirflowProcess):
     subcommand = "api-server"
     health_part = "metadatabase"
     depends_on = ("postgres",)
+    extra_start_s = 180.0  # the first start creates the metadata database (`db migrate`): minutes on a busy machine
 
     def ports(self, ctx: StackContext) -> dict[str, int]:
         return {"http": ctx.settings.airflow_port}
