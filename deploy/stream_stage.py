@@ -12,7 +12,9 @@ Per job (``deploy.flink_jobs.JOBS``), on the stack's Flink cluster (``FLINK_REST
    a savepoint and ``drain``: event time advances to the end, so every open window fires and is committed. The
    generator's simulated time ends about now, so no event of the run would ever close the last windows, and the
    idle-source timeout only stops a quiet partition from holding the watermark back: it never moves it forward;
-   a closing event written to the shared source topic would be counted by every other consumer of it;
+   a closing event written to the shared source topic would be counted by every other consumer of it. Every job
+   the stage stops (drained, or stale and cancelled) is reported to the stack's statsd_exporter as stopped on
+   purpose (``flink_jobs.record_stopped``), so the ``FreightlineFlinkJobsLost`` alert does not take it for lost;
 4. the committed output (``read_committed``, from where the sink topic ended before the job started), the
    PostgreSQL rows of the run's windows and the late events the job reported are compared with the oracle of the
    events the job read minus those it reported late (with several source partitions, the idle timeout can let
@@ -119,6 +121,7 @@ class _Started:
 
 def _cancel_stale(ctx: RunContext, name: str, rest_url: str) -> None:
     stale = flink_jobs.stop_active(rest_url, flink_jobs.job(name).job.pipeline_name(_settings(name, ctx.env)))
+    flink_jobs.record_stopped(ctx.env, stale)
     if stale:
         ctx.report.add(SECTION, f"{name}: stale jobs cancelled", ", ".join(stale))
 
@@ -147,6 +150,7 @@ def _finish(ctx: RunContext, run: _Started, rest_url: str) -> WindowJobFigures:
         raise RuntimeError(f"{run.name} did not read its source within {READ_TIMEOUT_S} s (job {run.job_id})")
     flink_jobs.savepoint(rest_url, run.job_id, stop=True, drain=True)
     flink_jobs.wait_finished(rest_url, run.job_id)
+    flink_jobs.record_stopped(ctx.env, [run.job_id])  # drained on purpose: FreightlineFlinkJobsLost leaves it alone
     figures.elapsed_s = time.monotonic() - run.started
 
     bootstrap, registry = ctx.env["KAFKA_BOOTSTRAP_SERVERS"], ctx.env["SCHEMA_REGISTRY_URL"]
