@@ -69,7 +69,6 @@ SERVICES = ("mirror", "enricher", "anomaly_detector", "sink_mongodb", "sink_hdfs
 TARGETS = ("mongodb", "hdfs", "gcs")  # each sink's target, by proxy name
 MONGO_COLLECTION = "views"
 RESTART_BACKOFF_S = 3.0
-LAG_WAIT_S = 5.0
 UNREACHABLE_AT_START = 4  # a service's exit status when an endpoint does not answer at start-up
 HDFS_TOPICS = (topics.CLICKSTREAM, topics.ORDERS, topics.SHIPMENT_EVENTS, topics.PRODUCT_VIEWS)
 GCS_TOPICS = (topics.SUPPLIER_INVOICES, topics.SUPPLIER_PAYMENTS)
@@ -85,6 +84,7 @@ class ChaosOptions:
     outage_s: float = 20.0  # how long the registry, a sink target or a toxic stays
     gap_s: tuple[float, float] = (1.0, 6.0)  # seeded pause between two faults
     drain_timeout_s: float = 900.0
+    lag_wait_s: float = 5.0  # longest a fault waits for its groups to have lag
 
 
 @dataclass
@@ -117,6 +117,7 @@ class ChaosResult:
     elapsed_s: float = 0.0
     drained: bool = False
     lag_left: dict[str, int | None] = field(default_factory=dict)  # per service when the drain ended
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase of the run
 
     def lost(self) -> int:
         return sum(count.lost + count.unexpected for count in self.counts)
@@ -445,7 +446,7 @@ class Harness:
 
     def lag_before(self, kind: str, target: str) -> int | None:
         """The lag of the groups a fault hits, waiting a little for some (the stream keeps bringing records)."""
-        deadline = time.monotonic() + LAG_WAIT_S
+        deadline = time.monotonic() + self.options.lag_wait_s
         while True:
             lag = self.lag(self.hit(kind, target))
             if lag != 0 or time.monotonic() > deadline:
@@ -508,8 +509,10 @@ class Harness:
                 continue
             if name not in self.exited_at:
                 self.exited_at[name] = now
-                self.result.restarts[name] += 1
-            elif now - self.exited_at.pop(name) >= RESTART_BACKOFF_S:
+                assert process.process is not None
+                self.result.restarts[f"{name} (exit {process.process.returncode})"] += 1
+            elif now - self.exited_at[name] >= RESTART_BACKOFF_S:
+                del self.exited_at[name]
                 self.processes[name] = self.service(name).start()
         for name, process in list(self.generators.items()):
             if process.process is not None and process.process.poll() == UNREACHABLE_AT_START:
@@ -517,9 +520,17 @@ class Harness:
                 process.start()
 
     def run(self) -> ChaosResult:
-        begun = time.monotonic()
+        mark = time.monotonic()
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            self.result.phases[name] = now - mark
+            mark = now
+
         self.setup()
         self.ensure_topics()
+        phase("set-up")
         backlog = self.backlog()
         self.processes = {name: self.service(name).start() for name in SERVICES}
         plan = self.plan()
@@ -530,6 +541,7 @@ class Harness:
         while backlog.alive():  # the faults come once the backlog is there, while the services work on it
             self.supervise()
             time.sleep(0.2)
+        phase("backlog")
         self.started = time.monotonic()
         self.stream((times[-1] if times else 0.0) + 2.0)
         pending: list[tuple[float, Callable[[], None]]] = []
@@ -550,9 +562,12 @@ class Harness:
                 console.print(f"chaos: {fault.at_s:6.1f}s {kind} {target} (lag {fault.lag}) {fault.note}")
             self.supervise()
             time.sleep(0.1)
+        phase("faults")
         self.result.drained = self.drain()
+        phase("drain")
         self.result.counts = self.count()
-        self.result.elapsed_s = time.monotonic() - begun
+        phase("count")
+        self.result.elapsed_s = sum(self.result.phases.values())
         return self.result
 
     def drain(self) -> bool:
@@ -597,28 +612,28 @@ class Harness:
         raw = {name: ids(local, self.t(name)) for name in LOCAL_RAW}
         raw[topics.PRODUCT_VIEWS] = views
         counts = [
-            _count("generator -> remote (product views)", self.t(topics.UPSTREAM_PRODUCT_VIEWS), upstream, upstream)
+            count_ids("generator -> remote (product views)", self.t(topics.UPSTREAM_PRODUCT_VIEWS), upstream, upstream)
         ]
-        counts.append(_count("mirror", self.t(topics.PRODUCT_VIEWS), upstream, views))
+        counts.append(count_ids("mirror", self.t(topics.PRODUCT_VIEWS), upstream, views))
         for kind, source in SOURCE_TOPICS.items():
             output = OUTPUT_TOPICS[kind]
             counts.append(
-                _count("enricher", self.t(output), raw[source], ids(local, self.t(output), ("event", "metadata")))
+                count_ids("enricher", self.t(output), raw[source], ids(local, self.t(output), ("event", "metadata")))
             )
         counts.append(
-            _count(
+            count_ids(
                 "anomaly detector (repartition)",
                 self.t(DETECTOR_INPUT),
                 self._used(serde, local),
                 ids(local, self.t(DETECTOR_INPUT)),
             )
         )
-        counts.append(_count("sink_mongodb", f"{self.database}.{MONGO_COLLECTION}", views, self._mongo_ids()))
+        counts.append(count_ids("sink_mongodb", f"{self.database}.{MONGO_COLLECTION}", views, self._mongo_ids()))
         hdfs_settings = HdfsSettings(webhdfs_url=self.env["HDFS_WEBHDFS_URL"])
         hdfs = WebHdfsStore(hdfs_settings.webhdfs_url, hdfs_settings.user)
         for name in HDFS_TOPICS:
             counts.append(
-                _count(
+                count_ids(
                     "sink_hdfs",
                     f"{self.hdfs_root}/{self.t(name)}",
                     raw[name],
@@ -628,7 +643,7 @@ class Harness:
         gcs = GcsStore(gcs_client(GcsSettings(endpoint=self.env["GCS_ENDPOINT"])), self.bucket)
         for name in GCS_TOPICS:
             counts.append(
-                _count(
+                count_ids(
                     "sink_gcs", f"gs://{self.bucket}/raw/{self.t(name)}", raw[name], _file_ids(gcs, "raw", self.t(name))
                 )
             )
@@ -716,7 +731,7 @@ def _file_ids(store: FileStore, root: str, topic: str) -> list[str]:
     ]
 
 
-def _count(stage: str, destination: str, expected: Iterable[str], delivered: Iterable[str]) -> StageCount:
+def count_ids(stage: str, destination: str, expected: Iterable[str], delivered: Iterable[str]) -> StageCount:
     """``delivered`` against ``expected`` (the stage's input, as a multiset): lost ids, ids nobody sent, and the
     duplicates the stage added (copies beyond the input's own repeats, which an earlier stage made)."""
     wanted, got = Counter(expected), Counter(delivered)
