@@ -9,12 +9,12 @@ service's Kafka traffic crosses the proxy (latency, bandwidth and reset toxics) 
 restarted; a second listener, advertised directly, serves the harness's own probes and reads. Product views go to the
 stack's remote cluster as in production (the mirror copies them into the local cluster).
 
-The run: the generator produces the world in bursts (a seed per burst) while the mirror, the enricher, the anomaly
-detector and the three sinks run as processes exactly as deployed; faults come at seeded random moments of a
-timeline (SIGKILL of a service and its restart, the registry or a sink target down, a broker SIGKILL, toxics on the
-broker's link), each with the lag of the groups it hits at that moment. A service that exits on its own (an
-endpoint down at start-up) is started again, as an orchestrator would. Then everything is restored, the groups
-drain, the services stop, and each stage is counted by event id read back from its destination (topics, MongoDB
+The run: the generator produces a seeded backlog while the mirror, the enricher, the anomaly detector and the three
+sinks start as processes exactly as deployed, then a paced generator stream runs while faults come at seeded random
+moments of a timeline (SIGKILL of a service and its restart, the registry or a sink target down, a broker SIGKILL,
+toxics on the broker's link), each with the lag of the groups it hits at that moment. A service that exits on its
+own (an endpoint down at start-up) is started again, as an orchestrator would. Then everything is restored, the
+groups drain, the services stop, and each stage is counted by event id read back from its destination (topics, MongoDB
 documents, HDFS files, GCS objects): expected, delivered, lost, duplicated.
 """
 
@@ -103,7 +103,7 @@ class StageCount:
     expected: int
     delivered: int  # distinct expected ids found at the destination
     lost: int
-    duplicated: int  # records beyond the first of an id
+    duplicated: int  # copies beyond those of the stage's own input (the duplicates this stage made)
     unexpected: int  # ids at the destination that no input had
 
 
@@ -121,9 +121,6 @@ class ChaosResult:
 
     def lost(self) -> int:
         return sum(count.lost + count.unexpected for count in self.counts)
-
-    def duplicated(self, stage_prefix: str) -> int:
-        return sum(count.duplicated for count in self.counts if count.stage.startswith(stage_prefix))
 
     def tables(self) -> list[Table]:
         counts = Table(title=f"Chaos run {self.run_id}: every event counted by id at its destination")
@@ -780,6 +777,9 @@ def chaos_command(
     for table in result.tables():
         out.print(table)
     restarts = ", ".join(f"{k}={v}" for k, v in sorted(result.restarts.items())) or "none"
-    out.print(f"run {result.run_id}: {result.elapsed_s:.0f}s, drained: {result.drained}, restarts on exit: {restarts}")
+    phases = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in result.phases.items())
+    out.print(f"run {result.run_id}: {result.elapsed_s:.0f}s ({phases}); restarts after an exit: {restarts}")
+    if not result.drained:
+        out.print(f"[bold red]the groups did not drain[/]: lag left {result.lag_left}")
     if result.lost() or not result.drained:
         raise typer.Exit(code=1)
