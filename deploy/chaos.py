@@ -694,13 +694,14 @@ class Harness:
         for blob in gcs.client.list_blobs(gcs.bucket):
             blob.delete()
         gcs.bucket.delete()
-        remote = AdminClient(dict[str, Any](remote_client_config(self.env)))
-        remote.delete_topics([self.t(topics.UPSTREAM_PRODUCT_VIEWS)])
-        if self.broker is None:  # the shared local cluster: the run's topics go, the private broker's data went
-            admin = AdminClient(dict[str, Any](self.local_config()))
+        clusters = [remote_client_config(self.env)]
+        if self.broker is None:  # the shared local cluster: the run's topics go (the private broker's data went)
+            clusters.append(self.local_config())
+        for config in clusters:
+            admin = AdminClient(dict[str, Any](config))
             names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(self.prefix)]
-            if names:
-                admin.delete_topics(names)
+            for future in admin.delete_topics(names).values() if names else ():
+                future.result(30)
 
 
 def _netloc(url: str) -> str:
