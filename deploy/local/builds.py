@@ -44,7 +44,8 @@ def run_step(
 def go_version() -> str:
     """``go version``'s output (part of what a Go build's stamp holds); raises when Go is missing."""
     require_tool(
-        "go", "go is required to build the stack's Go programs (FerretDB, fake-gcs-server, Jaeger, statsd_exporter)"
+        "go",
+        "go is required to build the stack's Go programs (FerretDB, fake-gcs, Jaeger, statsd_exporter, Toxiproxy)",
     )
     return subprocess.run(["go", "version"], capture_output=True, text=True, check=True).stdout
 

@@ -14,6 +14,7 @@ from deploy.local.flink import flink_components
 from deploy.local.observability_components import observability_components
 from deploy.local.storage_components import storage_components
 from deploy.local.supervision import Supervisor, render_config
+from deploy.local.toxiproxy import build_toxiproxy
 
 
 def default_components() -> list[Component]:
@@ -76,6 +77,7 @@ class Stack:
             component_setup = getattr(component, "setup", None)
             if callable(component_setup):  # optional hook: build launchers and binaries (idempotent)
                 component_setup(self.ctx, progress)
+        build_toxiproxy(self.ctx, progress)  # the chaos harness's fault injector (not a component)
 
     def up(self, *, fresh: bool = False, progress: Progress = _quiet) -> dict[str, str]:
         if fresh:
