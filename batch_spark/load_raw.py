@@ -13,15 +13,17 @@ from typing import Any
 
 from batch_spark.contract import DAY_COLUMN, families
 from batch_spark.job import Context, exit_with, run
-from batch_spark.lake import read_day
+from batch_spark.lake import Day, read_day
 from batch_spark.warehouse import REJECTED, REJECTED_DDL, ensure, replace_day
 
 
-def load_day(spark: Any, ctx: Context, day: dt.date) -> dict[str, Any]:
+def load_day(spark: Any, ctx: Context, day: dt.date, keep: dict[str, Day] | None = None) -> dict[str, Any]:
+    """Load the day's families; with ``keep``, each family's day (its clean rows still cached) is left there for
+    the caller (``daily_batch``: the daily tables from the same rows, not read again), who unpersists them."""
     from pyspark.sql import functions as F
 
     selected = families()
-    ensure(ctx.dsn, [*(f.create_table_sql() for f in selected), REJECTED_DDL])
+    ensure(ctx.dsn, [*(statement for f in selected for statement in f.ddl()), REJECTED_DDL])
     result: dict[str, Any] = {}
     for fam in selected:
         found = read_day(spark, ctx.lake, fam, day)
@@ -39,7 +41,10 @@ def load_day(spark: Any, ctx: Context, day: dt.date) -> dict[str, Any]:
             "duplicates": found.duplicates,
             "unreadable_files": found.unreadable_files,
         }
-        found.clean.unpersist()
+        if keep is None:
+            found.clean.unpersist()
+        else:
+            keep[fam.name] = found
     return result
 
 

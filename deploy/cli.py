@@ -222,6 +222,7 @@ def build() -> typer.Typer:
     if _mounted:
         return app
     _mounted.append(True)
+    from deploy.chaos import chaos_command
     from deploy.dbt import PASS_THROUGH, dbt
     from deploy.dlq import dlq_app
     from deploy.pipeline import run as run_pipeline
@@ -230,6 +231,7 @@ def build() -> typer.Typer:
 
     app.command(name="run")(run_pipeline)
     app.command(name="reconcile")(reconcile_command)
+    app.command(name="chaos")(chaos_command)
     app.add_typer(spark_app, name="spark")
     app.command(name="dbt", context_settings=PASS_THROUGH, help="Run dbt (dbt/) against the stack's PostgreSQL.")(dbt)
     app.add_typer(dlq_app, name="dlq")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -178,6 +179,24 @@ def stop_active(rest_url: str, pipeline_name: str | Collection[str], timeout_s: 
             raise FlinkError(f"jobs {active} ({sorted(wanted)}) did not end within {timeout_s} s of cancelling")
         time.sleep(0.5)
     return active
+
+
+STOPPED_ON_PURPOSE = "freightline.flink_job_stopped"
+"""The StatsD gauge (``freightline_flink_job_stopped_on_purpose{job_id}`` in Prometheus) that marks a job the
+deployment stopped itself, so that ``FreightlineFlinkJobsLost`` does not take it for lost."""
+
+
+def record_stopped(env: Mapping[str, str], job_ids: Iterable[str]) -> bool:
+    """Tell the stack's statsd_exporter (``STATSD_HOST``, ``STATSD_PORT``) that the deployment stopped these jobs on
+    purpose (value: the unix time); False, and nothing sent, when the stack exports no StatsD address."""
+    host, port = env.get("STATSD_HOST"), env.get("STATSD_PORT")
+    if not host or not port:
+        return False
+    now = int(time.time())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for job_id in job_ids:
+            sock.sendto(f"{STOPPED_ON_PURPOSE},job_id={job_id}:{now}|g".encode(), (host, int(port)))
+    return True
 
 
 def wait_finished(rest_url: str, job_id: str, timeout_s: float = 120) -> None:

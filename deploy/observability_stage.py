@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 QUANTILES = (0.5, 0.95, 0.99)
 IMAGE_POINTS = 120  # samples per series in an image: the step is the window divided by this
 RATE = "1m"
+MIN_LIFETIME_S = 1.0  # a counter's life shorter than this counts as this long (its first batch is not a rate)
+ONE_SCRAPE = "no 1-minute rate: mean over its counters' life before their first scrape"
 Point = tuple[float, float]
 
 
@@ -38,7 +41,8 @@ class ServiceFigures:
 
     consumed: float = 0.0  # records consumed (all outcomes)
     mean_rate: float = 0.0  # records consumed per second over the window
-    peak_rate: float = 0.0  # highest 1-minute rate seen
+    peak_rate: float | None = 0.0  # highest 1-minute rate seen; None: none could be had (a single scrape, no times)
+    peak_rate_note: str = ""  # how peak_rate was had when it is not a 1-minute rate
     peak_lag: float = 0.0  # highest consumer lag (records, summed over its topics)
     latency_ms: dict[float, float] = field(default_factory=dict)  # quantile -> event time -> processed, ms
 
@@ -74,6 +78,11 @@ class Prometheus:
             if not math.isnan(value):
                 values[series["metric"].get(label, "")] = value
         return values
+
+    def samples(self, query: str, at: float) -> list[dict[str, Any]]:
+        """An instant query's raw result (a range selector gives each series' samples as ``values``)."""
+        result: list[dict[str, Any]] = self._get("query", {"query": query, "time": at})
+        return result
 
     def ranges(
         self, query: str, label: str, start: float, end: float, step: float
@@ -124,6 +133,36 @@ def _peaks(prometheus: Prometheus, title: str, started: float, ended: float) -> 
     return {service: max(v for _, v in points) for service, points in series.items() if points}
 
 
+def _series_key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, value) for name, value in labels.items() if name != "__name__"))
+
+
+def rates_before_first_scrape(
+    counters: Sequence[Mapping[str, Any]], created: Sequence[Mapping[str, Any]]
+) -> dict[str, float]:
+    """Per service, the highest rate of one of its processes over the time before Prometheus first scraped it.
+
+    ``counters`` are the raw samples of a counter (``<name>_total[window]``), ``created`` those of the gauge
+    prometheus_client serves beside it (``<name>_created``: when each label set began counting, unix seconds). A
+    series' first sample divided by the time from its creation to that sample (at least ``MIN_LIFETIME_S``) is its
+    mean rate until then; a process's (``instance``) series are summed, and a service gets its busiest process. A
+    series without its creation time is left out. This is what a process scraped only once (one that ran for less
+    than a scrape interval) has instead of a rate, which needs two scrapes."""
+    created_at = {_series_key(s["metric"]): float(s["values"][-1][1]) for s in created if s.get("values")}
+    per_process: dict[tuple[str, str], float] = defaultdict(float)
+    for series in counters:
+        labels = series["metric"]
+        began = created_at.get(_series_key(labels))
+        if began is None or not series.get("values"):
+            continue
+        at, value = (float(x) for x in series["values"][0])
+        per_process[(labels.get("service", ""), labels.get("instance", ""))] += value / max(at - began, MIN_LIFETIME_S)
+    rates: dict[str, float] = {}
+    for (service, _), rate in per_process.items():
+        rates[service] = max(rates.get(service, 0.0), rate)
+    return rates
+
+
 def collect(prometheus: Prometheus, started: float, ended: float) -> MonitoringFigures:
     """The run's figures per service over ``[started, ended]`` (unix seconds)."""
     window = _window(ended - started)
@@ -131,6 +170,12 @@ def collect(prometheus: Prometheus, started: float, ended: float) -> MonitoringF
         f"sum by (service) (max_over_time(freightline_records_consumed_total[{window}]))", "service", ended
     )
     peak_rate = _peaks(prometheus, THROUGHPUT, started, ended)
+    # a service scraped once has no 1-minute rate: its counters' mean rate since they were created instead
+    end = ended + _step(started, ended)
+    first_rates = rates_before_first_scrape(
+        prometheus.samples(f"freightline_records_consumed_total[{_window(end - started)}]", end),
+        prometheus.samples(f"freightline_records_consumed_created[{_window(end - started)}]", end),
+    )
     peak_lag = _peaks(prometheus, LAG, started, ended)
     latency = {
         q: prometheus.by_label(
@@ -143,13 +188,18 @@ def collect(prometheus: Prometheus, started: float, ended: float) -> MonitoringF
     }
     figures = MonitoringFigures(window_s=ended - started)
     for service in sorted(set(consumed) | set(peak_lag) | {s for values in latency.values() for s in values}):
-        figures.services[service] = ServiceFigures(
+        service_figures = ServiceFigures(
             consumed=consumed.get(service, 0.0),
             mean_rate=consumed.get(service, 0.0) / max(ended - started, 1.0),
             peak_rate=peak_rate.get(service, 0.0),
             peak_lag=peak_lag.get(service, 0.0),
             latency_ms={q: values[service] * 1000 for q, values in latency.items() if service in values},
         )
+        if not service_figures.peak_rate and service_figures.consumed:
+            fallback = first_rates.get(service)
+            service_figures.peak_rate = fallback
+            service_figures.peak_rate_note = ONE_SCRAPE if fallback is not None else ""
+        figures.services[service] = service_figures
     return figures
 
 
@@ -199,10 +249,14 @@ def report_rows(figures: MonitoringFigures) -> list[tuple[str, str]]:
     rows = [("window", f"{figures.window_s:.0f}s")]
     for service, f in figures.services.items():
         latency = ", ".join(f"p{round(q * 100)} {ms:,.0f} ms" for q, ms in sorted(f.latency_ms.items()))
+        if f.peak_rate is None:
+            peak = "peak n/a (one scrape)"
+        else:
+            peak = f"{f.peak_rate:,.0f}/s peak" + (f" ({f.peak_rate_note})" if f.peak_rate_note else "")
         rows.append(
             (
                 service,
-                f"consumed {f.consumed:,.0f} ({f.mean_rate:,.0f}/s mean, {f.peak_rate:,.0f}/s peak), "
+                f"consumed {f.consumed:,.0f} ({f.mean_rate:,.0f}/s mean, {peak}), "
                 f"peak lag {f.peak_lag:,.0f}" + (f", event time -> processed {latency}" if latency else ""),
             )
         )

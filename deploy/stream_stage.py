@@ -16,7 +16,9 @@ client start and one plan instead of five, one task slot.
    is stopped with a savepoint and ``drain``: event time advances to the end, so every open window fires and is
    committed. The generator's simulated time ends about now, so no event of the run would ever close the last
    windows, and the idle-source timeout only stops a quiet partition from holding the watermark back: it never
-   moves it forward; a closing event written to the shared source topic would be counted by every other consumer;
+   moves it forward; a closing event written to the shared source topic would be counted by every other consumer.
+   Every job the stage stops (drained, or stale and cancelled) is reported to the stack's statsd_exporter as stopped
+   on purpose (``flink_jobs.record_stopped``), so the ``FreightlineFlinkJobsLost`` alert does not take it for lost;
 4. per job, the committed output (``read_committed``, from where the sink topic ended before the job started), the
    PostgreSQL rows of the run's windows and the late events the job reported are compared with the oracle of the
    events the job read minus those it reported late (with several source partitions, the idle timeout can let
@@ -126,6 +128,7 @@ class _Started:
 def _cancel_stale(ctx: RunContext, names: list[str], rest_url: str) -> None:
     deployments = [flink_jobs.job(name).job.pipeline_name(_settings(name, ctx.env)) for name in names]
     stale = flink_jobs.stop_active(rest_url, deployments)
+    flink_jobs.record_stopped(ctx.env, stale)
     if stale:
         ctx.report.add(SECTION, "stale jobs cancelled", ", ".join(stale))
 
@@ -175,6 +178,7 @@ def _finish(ctx: RunContext, run: _Started, rest_url: str) -> dict[str, WindowJo
     late_seen = _late_seen(ctx, run, time.time())
     flink_jobs.savepoint(rest_url, run.job_id, stop=True, drain=True)
     flink_jobs.wait_finished(rest_url, run.job_id)
+    flink_jobs.record_stopped(ctx.env, [run.job_id])  # drained on purpose: FreightlineFlinkJobsLost leaves it alone
     elapsed = time.monotonic() - run.started
     figures = {}
     for name in run.names:

@@ -14,6 +14,7 @@ from deploy.local.flink import flink_components
 from deploy.local.observability_components import observability_components
 from deploy.local.storage_components import storage_components
 from deploy.local.supervision import Supervisor, render_config
+from deploy.local.toxiproxy import build_toxiproxy
 
 
 def default_components() -> list[Component]:
@@ -76,6 +77,7 @@ class Stack:
             component_setup = getattr(component, "setup", None)
             if callable(component_setup):  # optional hook: build launchers and binaries (idempotent)
                 component_setup(self.ctx, progress)
+        build_toxiproxy(self.ctx, progress)  # the chaos harness's fault injector (not a component)
 
     def up(self, *, fresh: bool = False, progress: Progress = _quiet) -> dict[str, str]:
         if fresh:
@@ -95,7 +97,6 @@ class Stack:
 
         started: set[str] = set()
         pending = list(self.components)
-        deadline = time.monotonic() + self.ctx.settings.start_timeout_s
         while pending:
             wave = [c for c in pending if all(dep in started for dep in c.depends_on)]
             if not wave:
@@ -104,7 +105,8 @@ class Stack:
                 if component.name not in running:
                     progress(f"starting {component.name}")
                     self.supervisor.start(component.name)
-            self._wait_ready(wave, deadline, progress)
+            # each wave has the whole start timeout: a component may take that long once what it needs answers
+            self._wait_ready(wave, time.monotonic() + self.ctx.settings.start_timeout_s, progress)
             for component in wave:
                 component.after_ready(self.ctx)
                 started.add(component.name)
@@ -138,8 +140,9 @@ class Stack:
                 if component.ready(self.ctx):
                     progress(f"{component.name} is ready")
                     waiting.remove(component)
-            if waiting and time.monotonic() > deadline:
-                names = ", ".join(c.name for c in waiting)
+            late = [c for c in waiting if time.monotonic() > deadline + c.extra_start_s]
+            if late:
+                names = ", ".join(c.name for c in late)
                 raise StackError(f"timed out waiting for {names}; see {self.ctx.paths.logs}")
             if waiting:
                 time.sleep(0.5)
