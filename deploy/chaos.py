@@ -47,7 +47,7 @@ from deploy.local.components import KafkaBroker, Program
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.toxiproxy import toxiproxy_binary
-from deploy.processes import ClusterProbe, ServiceProcess, remote_client_config
+from deploy.processes import ClusterProbe, ServiceProcess, remote_client_config, remote_kafka_env
 from deploy.toxiproxy import LOOPBACK, Proxy, Toxiproxy, ToxiproxyServer, free_port
 from schemas import topics
 from schemas.catalogue import load_catalogue
@@ -601,10 +601,7 @@ class Harness:
                 found.append(str(record["event_id"]))
             return found
 
-        remote = {
-            **{f"KAFKA_{k.upper()}": v for k, v in _kafka_settings(remote_client_config(self.env)).items()},
-        }
-        upstream = ids(remote, self.t(topics.UPSTREAM_PRODUCT_VIEWS))
+        upstream = ids(remote_kafka_env(self.env), self.t(topics.UPSTREAM_PRODUCT_VIEWS))
         views = ids(local, self.t(topics.PRODUCT_VIEWS))
         raw = {name: ids(local, self.t(name)) for name in LOCAL_RAW}
         raw[topics.PRODUCT_VIEWS] = views
@@ -706,18 +703,6 @@ class Harness:
 
 def _netloc(url: str) -> str:
     return url.split("://", 1)[-1].split("/", 1)[0]
-
-
-def _kafka_settings(config: Mapping[str, str]) -> dict[str, str]:
-    """A librdkafka property map as ``KAFKA_*`` settings (``read_topic`` takes those)."""
-    names = {
-        "bootstrap.servers": "bootstrap_servers",
-        "security.protocol": "security_protocol",
-        "sasl.mechanism": "sasl_mechanism",
-        "sasl.username": "sasl_username",
-        "sasl.password": "sasl_password",  # pragma: allowlist secret (a setting's name)
-    }
-    return {names[key]: value for key, value in config.items() if key in names}
 
 
 def _file_ids(store: FileStore, root: str, topic: str) -> list[str]:

@@ -122,14 +122,16 @@ def _step(started: float, ended: float) -> float:
     return max((ended - started) / IMAGE_POINTS, 1.0)
 
 
-def _peaks(prometheus: Prometheus, title: str, started: float, ended: float) -> dict[str, float]:
-    """The highest value of each service's series of one panel over the window.
+def _query_end(started: float, ended: float) -> float:
+    """Where the window's queries end: one step past ``ended``. A range query evaluates at ``started`` plus whole
+    steps, and a service's last scrape may fall after the last of them that is not past ``ended``; a rate over a
+    service that was scraped twice only (a short process) exists only at evaluations after its second scrape."""
+    return ended + _step(started, ended)
 
-    The range reaches one step past ``ended``: a range query evaluates at ``started`` plus whole steps, and a
-    service's last scrape may fall after the last of them that is not past ``ended``; a rate over a service that
-    was scraped twice only (a short process) exists only at evaluations after its second scrape."""
-    step = _step(started, ended)
-    series = prometheus.ranges(PANELS[title][0], "service", started, ended + step, step)
+
+def _peaks(prometheus: Prometheus, title: str, started: float, ended: float) -> dict[str, float]:
+    """The highest value of each service's series of one panel over the window."""
+    series = prometheus.ranges(PANELS[title][0], "service", started, _query_end(started, ended), _step(started, ended))
     return {service: max(v for _, v in points) for service, points in series.items() if points}
 
 
@@ -163,6 +165,15 @@ def rates_before_first_scrape(
     return rates
 
 
+def _first_scrape_rates(prometheus: Prometheus, started: float, ended: float) -> dict[str, float]:
+    end = _query_end(started, ended)
+    window = _window(end - started)
+    return rates_before_first_scrape(
+        prometheus.samples(f"freightline_records_consumed_total[{window}]", end),
+        prometheus.samples(f"freightline_records_consumed_created[{window}]", end),
+    )
+
+
 def collect(prometheus: Prometheus, started: float, ended: float) -> MonitoringFigures:
     """The run's figures per service over ``[started, ended]`` (unix seconds)."""
     window = _window(ended - started)
@@ -170,12 +181,6 @@ def collect(prometheus: Prometheus, started: float, ended: float) -> MonitoringF
         f"sum by (service) (max_over_time(freightline_records_consumed_total[{window}]))", "service", ended
     )
     peak_rate = _peaks(prometheus, THROUGHPUT, started, ended)
-    # a service scraped once has no 1-minute rate: its counters' mean rate since they were created instead
-    end = ended + _step(started, ended)
-    first_rates = rates_before_first_scrape(
-        prometheus.samples(f"freightline_records_consumed_total[{_window(end - started)}]", end),
-        prometheus.samples(f"freightline_records_consumed_created[{_window(end - started)}]", end),
-    )
     peak_lag = _peaks(prometheus, LAG, started, ended)
     latency = {
         q: prometheus.by_label(
@@ -186,6 +191,7 @@ def collect(prometheus: Prometheus, started: float, ended: float) -> MonitoringF
         )
         for q in QUANTILES
     }
+    first_rates: dict[str, float] | None = None
     figures = MonitoringFigures(window_s=ended - started)
     for service in sorted(set(consumed) | set(peak_lag) | {s for values in latency.values() for s in values}):
         service_figures = ServiceFigures(
@@ -196,6 +202,9 @@ def collect(prometheus: Prometheus, started: float, ended: float) -> MonitoringF
             latency_ms={q: values[service] * 1000 for q, values in latency.items() if service in values},
         )
         if not service_figures.peak_rate and service_figures.consumed:
+            # a service scraped once has no 1-minute rate: its counters' mean rate since they were created instead
+            if first_rates is None:
+                first_rates = _first_scrape_rates(prometheus, started, ended)
             fallback = first_rates.get(service)
             service_figures.peak_rate = fallback
             service_figures.peak_rate_note = ONE_SCRAPE if fallback is not None else ""
@@ -212,10 +221,10 @@ def render(prometheus: Prometheus, started: float, ended: float, directory: Path
     from matplotlib import pyplot
 
     directory.mkdir(parents=True, exist_ok=True)
-    step = _step(started, ended)
+    step, end = _step(started, ended), _query_end(started, ended)
     images = {}
     for title, (query, unit, name) in PANELS.items():
-        series = prometheus.ranges(query, "service", started, ended + step, step)
+        series = prometheus.ranges(query, "service", started, end, step)
         if not any(series.values()):
             continue
         figure, axes = pyplot.subplots(figsize=(9, 3.6), dpi=100)

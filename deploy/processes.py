@@ -89,6 +89,12 @@ def remote_client_config(env: Mapping[str, str]) -> dict[str, str]:
     ).client_config()
 
 
+def remote_kafka_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The remote cluster's ``REMOTE_KAFKA_*`` endpoints as ``KAFKA_*`` settings (what ``read_topic`` and
+    ``KafkaSettings.from_mapping`` take)."""
+    return {key.removeprefix("REMOTE_"): value for key, value in env.items() if key.startswith("REMOTE_KAFKA_")}
+
+
 def ensure_catalogue_topics(env: Mapping[str, str]) -> None:
     """Every catalogue topic on its cluster, with the catalogue's partitions and configs (as the generator does)."""
     from schemas.catalogue import load_catalogue
