@@ -53,35 +53,33 @@ def main(argv: list[str]) -> int:
     if argv:
         return _status(subprocess.call([pytest, *argv]))
     stack = Stack(StackContext.create(StackSettings()))
+    log = stack.ctx.paths.home / "test-engine-lane.log"
     configured = os.environ.get("FREIGHTLINE_STACK_ENV")
-    started_here = False
+    if configured:
+        return run_lanes(pytest, Path(configured), log)
+    print("starting the local stack for the session", flush=True)
     try:
-        if configured:
-            env_file = Path(configured)
-        else:
-            started_here = not stack.supervisor.running()
-            print("starting the local stack for the session", flush=True)
-            try:
-                stack.up()
-            except StackError as error:
-                print(f"the local stack did not start: {error}", file=sys.stderr, flush=True)
-                return 1
-            env_file = stack.ctx.paths.env_file
-        env = {**os.environ, "FREIGHTLINE_STACK_ENV": str(env_file)}
-        log = stack.ctx.paths.home / "test-engine-lane.log"
-        engine_cmd, service_cmd = lanes(pytest, [])
-        started = time.monotonic()
-        with log.open("w") as out:
-            engine = subprocess.Popen(engine_cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-            print(f"engine lane (pid {engine.pid}): {' '.join(ENGINE_LANE)}; its output: {log}", flush=True)
-            service = subprocess.call(service_cmd, env=env)
-            print(f"\nservice lane ended ({time.monotonic() - started:.0f} s); waiting for the engine lane", flush=True)
-            engine_status = engine.wait()
-        print(f"\n== engine lane ({time.monotonic() - started:.0f} s in all)\n{log.read_text()}", flush=True)
-        return _status(service) or _status(engine_status)
-    finally:
-        if started_here and not os.environ.get("FREIGHTLINE_KEEP_STACK"):
-            stack.down()
+        with stack.running(keep=bool(os.environ.get("FREIGHTLINE_KEEP_STACK"))):
+            return run_lanes(pytest, stack.ctx.paths.env_file, log)
+    except StackError as error:
+        print(f"the local stack failed: {error}", file=sys.stderr, flush=True)
+        return 1
+
+
+def run_lanes(pytest: str, env_file: Path, log: Path) -> int:
+    """Both lanes against the stack ``env_file`` describes; the engine lane's output kept in ``log``."""
+    env = {**os.environ, "FREIGHTLINE_STACK_ENV": str(env_file)}
+    engine_cmd, service_cmd = lanes(pytest, [])
+    started = time.monotonic()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        engine = subprocess.Popen(engine_cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        print(f"engine lane (pid {engine.pid}): {' '.join(ENGINE_LANE)}; its output: {log}", flush=True)
+        service = subprocess.call(service_cmd, env=env)
+        print(f"\nservice lane ended ({time.monotonic() - started:.0f} s); waiting for the engine lane", flush=True)
+        engine_status = engine.wait()
+    print(f"\n== engine lane ({time.monotonic() - started:.0f} s in all)\n{log.read_text()}", flush=True)
+    return _status(service) or _status(engine_status)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from deploy.local import jars
@@ -146,6 +147,17 @@ class Stack:
                 raise StackError(f"timed out waiting for {names}; see {self.ctx.paths.logs}")
             if waiting:
                 time.sleep(0.5)
+
+    @contextmanager
+    def running(self, *, keep: bool = False, progress: Progress = _quiet) -> Iterator[dict[str, str]]:
+        """The stack up for the block (its endpoints): started when it was not running, and then stopped again
+        at the end unless ``keep``; a stack that was already running is left running."""
+        was_running = self.supervisor.running()
+        try:
+            yield self.up(progress=progress)
+        finally:
+            if not was_running and not keep:
+                self.down(progress=progress)
 
     def down(self, progress: Progress = _quiet) -> None:
         if not self.supervisor.running():
