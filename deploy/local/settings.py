@@ -57,7 +57,7 @@ class StackSettings(BaseSettings):
     remote_kafka_controller_port: int = Field(default=REMOTE_KAFKA_CONTROLLER_PORT)
     postgres_port: int = Field(default=POSTGRES_PORT, description="FREIGHTLINE_POSTGRES_PORT.")
     schema_registry_port: int = Field(default=SCHEMA_REGISTRY_PORT)
-    kafka_heap: str = Field(default="512m", description="FREIGHTLINE_KAFKA_HEAP: -Xmx of each broker.")
+    kafka_heap: str = Field(default="1g", description="FREIGHTLINE_KAFKA_HEAP: -Xmx of each broker.")
     mongodb_port: int = Field(default=MONGODB_PORT, description="FREIGHTLINE_MONGODB_PORT.")
     mongodb_database: str = Field(
         default="ferretdb",
