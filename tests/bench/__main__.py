@@ -12,7 +12,9 @@ Each bench module exposes ``run(env) -> list[dict]``, one dict per row, built wi
   come with their own ``goal`` text and ``met``, and the same-run floor or baseline beside them;
 * optionally ``note``: where the time goes when a goal is not met.
 
-Results are printed and written to ``<state>/bench/results.json`` and ``results.md``. Benches that declare
+Results are printed and written to ``<state>/bench/results.json`` and ``results.md``. With
+``FREIGHTLINE_STACK_ENV`` set, the benches run against the stack whose endpoints that file lists (as the tests do),
+never starting or stopping it; the results still land in this checkout's state directory. Benches that declare
 ``RUN_ALONE = True`` (the 5-million-document MongoDB volume) run only when named. Pass bench names (``common``,
 ``schema_registry``, ...) to run only those. The exit status is 1 when a bench fails to run; a goal not met is
 reported in the table, not as a failure.
@@ -20,12 +22,15 @@ reported in the table, not as a failure.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import os
 import platform
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +40,7 @@ from rich.table import Table
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
-from tests.bench.rows import met
+from tests.bench.rows import met, stack_env
 
 HERE = Path(__file__).resolve().parent
 
@@ -61,6 +66,17 @@ def _met(row: dict[str, Any]) -> str:
     return {True: "yes", False: "NO", None: "-"}[row.get("met")]
 
 
+@contextlib.contextmanager
+def _endpoints(stack: Stack, console: Console) -> Iterator[dict[str, str]]:
+    """The endpoints of an already running stack named by ``FREIGHTLINE_STACK_ENV`` (left as it is), else this
+    checkout's stack, started for the run when it is not running."""
+    if os.environ.get("FREIGHTLINE_STACK_ENV"):
+        yield stack_env()
+        return
+    with stack.running(progress=lambda m: console.print(f"[dim]{m}[/dim]")) as env:
+        yield env
+
+
 def main(argv: list[str]) -> int:
     names = argv or by_default()
     unknown = set(names) - set(available())
@@ -71,7 +87,7 @@ def main(argv: list[str]) -> int:
     stack = Stack(StackContext.create(StackSettings()))
     results: list[dict[str, Any]] = []
     failures = 0
-    with stack.running(progress=lambda m: console.print(f"[dim]{m}[/dim]")) as env:
+    with _endpoints(stack, console) as env:
         for name in names:
             console.print(f"[bold]bench {name}[/bold]")
             started = time.monotonic()
