@@ -200,11 +200,8 @@ class MongoTarget:
         """Insert the documents in one unordered bulk; the ones already there (replays) are replaced instead.
 
         Inserting is what the server does fastest and most documents are new; a replay finds its documents by
-        ``_id`` (duplicate key errors). Those are read back in one query, and only the ones whose stored document
-        differs from the one to write are replaced, so the outcome is the same as an upsert of every document.
-        A crash replays the whole uncommitted batch, whose documents are mostly there already and identical (the
-        same Kafka records, decoded the same way): one read instead of an update per document (FerretDB turns
-        each into a PostgreSQL update, seconds for a batch) before the restarted sink's first commit.
+        ``_id`` (duplicate key errors) and replaces them with the same content, so the outcome is the same as an
+        upsert of every document.
         """
         collection = self.db[name]
         failed: list[dict[str, Any]] = []
@@ -214,9 +211,7 @@ class MongoTarget:
             failed = self._refused(error)
         if not failed:
             return []
-        existing = self._differing(
-            collection, docs, [item["index"] for item in failed if item.get("code") in DUPLICATE_KEY]
-        )
+        existing = [item["index"] for item in failed if item.get("code") in DUPLICATE_KEY]
         refused = [item for item in failed if item.get("code") not in DUPLICATE_KEY]
         step = self.settings.replace_chunk_size
         for start in range(0, len(existing), step):  # bounded update commands (see the setting)
@@ -227,14 +222,6 @@ class MongoTarget:
             except BulkWriteError as error:
                 refused.extend({**item, "index": chunk[item["index"]]} for item in self._refused(error))
         return [(records[item["index"]], str(item.get("errmsg"))) for item in refused]
-
-    @staticmethod
-    def _differing(collection: Any, docs: list[Document], indexes: list[int]) -> list[int]:
-        """The ``indexes`` of ``docs`` whose stored document (same ``_id``) is missing or not equal to it."""
-        if not indexes:
-            return []
-        stored = {doc["_id"]: doc for doc in collection.find({"_id": {"$in": [docs[i]["_id"] for i in indexes]}})}
-        return [i for i in indexes if stored.get(docs[i]["_id"]) != docs[i]]
 
     @staticmethod
     def _refused(error: BulkWriteError) -> list[dict[str, Any]]:
