@@ -9,11 +9,10 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
-from confluent_kafka.schema_registry import Schema
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from services.common.entrypoint import UNREACHABLE_ENDPOINT
-from services.common.serde import AvroSerde, registry_client, schema_id_of, subject_for
-from services.common.settings import SchemaRegistrySettings
+from services.common.serde import AvroSerde, schema_id_of, subject_for
 from tests.integration.crash import group_lag, kill_in_flight, tally
 from tests.integration.generator.support import wait_for
 from tests.integration.mirror.conftest import (
@@ -78,7 +77,7 @@ def test_copies_key_headers_timestamp_partition_and_topic_configs(
     assert configs["retention.ms"].value == "86400000"
     assert configs["cleanup.policy"].value == "delete"
     # One registry: ids pass through, and the writer schema is registered under the destination subject too.
-    registry = registry_client(SchemaRegistrySettings(url=mirror_registry_url))
+    registry = SchemaRegistryClient({"url": mirror_registry_url})
     latest = registry.get_latest_version(subject_for(destination))
     assert latest.schema_id == registry.get_latest_version(subject_for(source)).schema_id
 
@@ -138,14 +137,12 @@ def test_two_registries_translate_schema_ids(
         private_registry(stack_env["POSTGRES_DSN"], str(tmp_path / "destination-registry.log")) as destination_url,
     ):
         # Dummy schemas on the destination registry so that the same schema gets another id there.
-        destination_registry = registry_client(SchemaRegistrySettings(url=destination_url))
+        destination_registry = SchemaRegistryClient({"url": destination_url})
         for index in range(5):
             dummy = f'{{"type":"record","name":"Dummy{index}","fields":[{{"name":"f","type":"int"}}]}}'
             destination_registry.register_schema(f"dummy-{index}-value", Schema(dummy, "AVRO"))
         produce_sequence(remote, source_url, source, partitions=2, count=500)
-        source_id = (
-            registry_client(SchemaRegistrySettings(url=source_url)).get_latest_version(subject_for(source)).schema_id
-        )
+        source_id = SchemaRegistryClient({"url": source_url}).get_latest_version(subject_for(source)).schema_id
 
         env = {**stack_env, "SCHEMA_REGISTRY_URL": destination_url}
         settings = mirror_settings(source, destination, group, MIRROR_SOURCE_SCHEMA_REGISTRY_URL=source_url)
