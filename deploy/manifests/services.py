@@ -133,7 +133,9 @@ SERVICES: tuple[DeployedService, ...] = (
         "mirror",
         "core",
         ("kafka", "remote_kafka", "registry"),
-        writes=(topics.PRODUCT_VIEWS, *dlq(topics.UPSTREAM_PRODUCT_VIEWS)),
+        # the source positions: written in each copy's transaction, read back at partition assignment
+        reads=(topics.MIRROR_SOURCE_OFFSETS,),
+        writes=(topics.PRODUCT_VIEWS, topics.MIRROR_SOURCE_OFFSETS, *dlq(topics.UPSTREAM_PRODUCT_VIEWS)),
         remote_reads=(topics.UPSTREAM_PRODUCT_VIEWS,),
         remote_groups=("freightline-mirror",),
         max_replicas=3,
