@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from tests.integration.crash import group_lag, tally
-from tests.integration.mirror.conftest import MirrorProcess, compare, produce_sequence, remote_config, sequence_id
+from tests.integration.mirror.conftest import MirrorProcess, MirrorTopics, compare, produce_sequence, sequence_id
 from tests.integration.processes import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
@@ -28,10 +27,14 @@ def test_sigkill_mid_copy_leaves_every_record_once_in_the_local_topic(
     mirror_registry_url: str,
     unique_name: Callable[[str], str],
     mirror_process: Callable[..., MirrorProcess],
-    tmp_path: Path,
+    mirror_topics: MirrorTopics,
 ) -> None:
-    source, destination, group = unique_name("src"), unique_name("dst"), unique_name("grp")
-    remote = remote_config(stack_env)
+    source, destination, group, remote = (
+        mirror_topics.source,
+        mirror_topics.destination,
+        mirror_topics.group,
+        mirror_topics.remote,
+    )
     local = {"bootstrap.servers": stack_env["KAFKA_BOOTSTRAP_SERVERS"]}
     produce_sequence(remote, mirror_registry_url, source, partitions=3, count=RECORDS)
     settings = {

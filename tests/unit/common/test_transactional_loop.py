@@ -13,26 +13,7 @@ from confluent_kafka import TopicPartition
 
 from services.common.kafka import ConsumerLoop
 from services.common.lifecycle import Shutdown
-
-TOPIC = "t"
-
-
-@dataclass(frozen=True)
-class Record:
-    part: int
-    at: int
-
-    def topic(self) -> str:
-        return TOPIC
-
-    def partition(self) -> int:
-        return self.part
-
-    def offset(self) -> int:
-        return self.at
-
-    def error(self) -> None:
-        return None
+from tests.unit.common.test_consumer_gather import TOPIC, Record
 
 
 @dataclass
