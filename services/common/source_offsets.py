@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+from tenacity import Retrying, stop_after_delay, wait_exponential
 
 from services.common.kafka import Producer
 from services.common.serde import AvroSerde, Encoder, subject_for
@@ -130,10 +131,13 @@ class TransactionalCommits:
     ``producer`` holding its outputs and its source positions (``offsets``), and the source consumer started at the
     positions read back at each assignment."""
 
-    def __init__(self, producer: Producer, offsets: SourceOffsets, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, producer: Producer, offsets: SourceOffsets, timeout_s: float = 60.0, read_retry_s: float = 300.0
+    ) -> None:
         self.producer = producer
         self.offsets = offsets
         self.timeout_s = timeout_s
+        self.read_retry_s = read_retry_s
         self._raw = producer.raw
 
     def start(self) -> None:
@@ -162,7 +166,14 @@ class TransactionalCommits:
     def assignment(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """``partitions`` with their start offsets: the committed positions, else the group's (``OFFSET_INVALID``:
         the committed group offset, then ``auto.offset.reset``)."""
-        found = self.offsets.read((p.topic, p.partition) for p in partitions)
+        for attempt in Retrying(
+            wait=wait_exponential(multiplier=0.5, max=10),
+            stop=stop_after_delay(self.read_retry_s),
+            before_sleep=lambda state: log.warning("reading the source positions failed, retrying: %s", state.outcome),
+            reraise=True,
+        ):
+            with attempt:  # the registry or the destination cluster may be down for a while
+                found = self.offsets.read([(p.topic, p.partition) for p in partitions])
         log.info("source positions read for %d of %d partitions", len(found), len(partitions))
         return [
             TopicPartition(p.topic, p.partition, found.get((p.topic, p.partition), OFFSET_INVALID)) for p in partitions
