@@ -298,27 +298,26 @@ def stage_generate(ctx: RunContext) -> None:
     ctx.figures.injected = {kind: int(count) for kind, count in injected.items()}
 
 
-def _event_ids(ctx: RunContext, topic: str, start: dict[int, int]) -> set[str]:
-    """The distinct event ids on ``topic`` from ``start`` (per partition) to its current end."""
+def _event_ids(ctx: RunContext, topic: str, start: dict[int, int]) -> list[str]:
+    """The event id of every committed record on ``topic`` from ``start`` (per partition) to its current end."""
     from services.common.kafka import read_topic
     from services.common.serde import AvroSerde, registry_client
 
     serde = AvroSerde(registry_client(SchemaRegistrySettings(url=ctx.env["SCHEMA_REGISTRY_URL"])))
-    return {
+    return [
         str(serde.decode(value)["metadata"]["event_id"])
         for _key, value, _ts in read_topic(ctx.env, topic, start=start)
         if value is not None
-    }
+    ]
 
 
 def stage_mirror(ctx: RunContext) -> None:
-    """Remote product views into the local cluster, registry-aware, committed after the local ack."""
-    from deploy.processes import ServiceProcess, end_offsets, group_lag, wait_until
+    """Remote product views into the local cluster, registry-aware, exactly once (transactions)."""
+    from deploy.processes import ServiceProcess, group_lag, wait_until
     from services.common.kafka import end_positions
 
     produced = ctx.figures.generated.get(PRODUCT_VIEWS_REMOTE, 0)
     expected = _expected(ctx, "mirror", produced)
-    before = end_offsets(ctx.local(), [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
     first = end_positions(ctx.env, [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
     lag_before = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
     _step(f"mirror: {PRODUCT_VIEWS_REMOTE} (remote, SASL) -> {PRODUCT_VIEWS_LOCAL}, {lag_before:,} records behind")
@@ -329,10 +328,12 @@ def stage_mirror(ctx: RunContext) -> None:
         elapsed = time.monotonic() - started
     finally:
         code = mirror.stop()
-    mirrored = end_offsets(ctx.local(), [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL] - before
+    # records read, not offsets: the mirror's transactions leave a commit marker per partition in the log
+    landed = _event_ids(ctx, PRODUCT_VIEWS_LOCAL, first)
+    mirrored = len(landed)
     lag = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
     ctx.figures.mirrored = mirrored
-    ctx.report.figures.mirrored_distinct = len(_event_ids(ctx, PRODUCT_VIEWS_LOCAL, first))
+    ctx.report.figures.mirrored_distinct = len(set(landed))
     section = "Mirror (remote -> local)"
     ok = mirrored == expected
     ctx.report.add(section, "produced upstream this run", f"{produced:,}")

@@ -11,8 +11,18 @@ from typing import Any
 
 import yaml
 
-from deploy.manifests.services import HEALTH_PATH, LIBRARY_VARIABLES, READY_PATH, SERVICES, DeployedService, image
+from deploy.manifests.services import (
+    AIRFLOW_POD_LABELS,
+    HEALTH_PATH,
+    LIBRARY_VARIABLES,
+    READY_PATH,
+    SERVICES,
+    STATSD_PORT,
+    DeployedService,
+    image,
+)
 from deploy.manifests.settings_env import Variable, module_variables, service_variables
+from deploy.metrics_targets import STATSD
 from schemas.catalogue import Catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -332,4 +342,71 @@ def compose_profile_problems(compose: Doc) -> list[str]:
                     problems.append(f"profile {profile}: {name} waits for {dependency} without a condition")
                 elif condition.get("condition") == "service_healthy" and "healthcheck" not in services[dependency]:
                     problems.append(f"profile {profile}: {dependency} has no health check for {name} to wait on")
+    return problems
+
+
+def statsd_problems(docs: list[Doc], compose: Doc, airflow_values: Doc, mapping: str) -> list[str]:
+    """Airflow's metrics reach Prometheus on Kubernetes as in compose: a statsd_exporter (the compose image) running
+    the observability mapping from a ConfigMap, a Service with its StatsD and metrics ports, a ServiceMonitor whose
+    job is the metrics target's name (what the alerts see), a NetworkPolicy letting Airflow's pods send to it, and
+    the Airflow chart's values sending StatsD there with compose's metrics settings."""
+    target = STATSD[0]
+    name = target.name
+    where = f"k8s {name}"
+    wanted_ports = {(STATSD_PORT, "UDP"), (target.metrics_port, "TCP")}
+    problems: list[str] = []
+
+    def one(kind: str, resource: str) -> Doc | None:
+        found = [d for d in docs if d.get("kind") == kind and d["metadata"]["name"] == resource]
+        if not found:
+            problems.append(f"{where}: no {kind} {resource}")
+        return found[0] if found else None
+
+    workload, service, monitor = one("Deployment", name), one("Service", name), one("ServiceMonitor", name)
+    if workload is not None:
+        pod = workload["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        compose_image = (compose.get("services", {}).get(name) or {}).get("image")
+        if container["image"] != compose_image:
+            problems.append(f"{where}: image {container['image']} is not compose's {compose_image}")
+        config = next((a.split("=", 1)[1] for a in container.get("args", []) if a.startswith("--statsd.mapping-")), "")
+        folder, _, file = config.rpartition("/")
+        mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+        volumes = {v["name"]: v.get("configMap", {}).get("name", "") for v in pod.get("volumes", [])}
+        config_map = one("ConfigMap", volumes.get(mounts.get(folder, ""), f"{name}-mapping"))
+        if config_map is not None and config_map.get("data", {}).get(file) != mapping:
+            problems.append(f"{where}: its mapping ({config!r}) is not observability/statsd/mapping.yml")
+        if not wanted_ports <= {(p["containerPort"], p.get("protocol", "TCP")) for p in container.get("ports", [])}:
+            problems.append(f"{where}: the container does not listen on {STATSD_PORT}/UDP and {target.metrics_port}")
+    if service is not None:
+        ports = {(p["port"], p.get("protocol", "TCP")): p.get("name") for p in service["spec"]["ports"]}
+        if not wanted_ports <= set(ports):
+            problems.append(f"{where}: the Service does not serve {STATSD_PORT}/UDP and {target.metrics_port}/TCP")
+        if monitor is not None:
+            labels = service["metadata"].get("labels", {})
+            scraped = [e.get("port") for e in monitor["spec"]["endpoints"]]
+            if not monitor["spec"]["selector"].get("matchLabels", {}).items() <= labels.items() or (
+                ports.get((target.metrics_port, "TCP")) not in scraped
+            ):
+                problems.append(f"{where}: the ServiceMonitor does not scrape the Service's metrics port")
+            if labels.get(monitor["spec"].get("jobLabel", ""), service["metadata"]["name"]) != name:
+                problems.append(f"{where}: the ServiceMonitor's job is not {name!r} (the alerts' job)")
+    if not any(
+        d.get("kind") == "NetworkPolicy"
+        and d["spec"]["podSelector"].get("matchLabels", {}).items() >= AIRFLOW_POD_LABELS.items()
+        and any(STATSD_PORT in [p["port"] for p in rule.get("ports", [])] for rule in d["spec"].get("egress", []))
+        for d in docs
+    ):
+        problems.append(f"{where}: no NetworkPolicy lets Airflow's pods send to it")
+    if (airflow_values.get("statsd") or {}).get("enabled", True):
+        problems.append("Airflow chart: its own statsd exporter is enabled (it does not use our mapping)")
+    airflow_env = container_env(airflow_values.get("env", []))
+    compose_airflow = compose_environment(compose.get("services", {}).get("airflow", {}))
+    wanted = {k: v for k, v in compose_airflow.items() if k.startswith("AIRFLOW__METRICS__")}
+    wanted.update({"AIRFLOW__METRICS__STATSD_HOST": name, "AIRFLOW__METRICS__STATSD_PORT": str(STATSD_PORT)})
+    problems += [
+        f"Airflow chart: {key}={airflow_env.get(key)}, wanted {value}"
+        for key, value in sorted(wanted.items())
+        if airflow_env.get(key) != value
+    ]
     return problems

@@ -1,7 +1,9 @@
 """The generated Kubernetes resources (``deploy/k8s/base/``): per service a ServiceAccount, ConfigMap, Deployment,
 Service, PodDisruptionBudget, NetworkPolicy, KafkaUser, ServiceMonitor and, for consumers scaled on lag, a KEDA
 ScaledObject; the Strimzi Kafka cluster and one KafkaTopic per catalogue topic; the Flink jobs as FlinkDeployments;
-PrometheusRules from ``observability/prometheus/``; the Grafana dashboards and data sources as ConfigMaps."""
+PrometheusRules from ``observability/prometheus/``; the Grafana dashboards and data sources as ConfigMaps; the
+statsd_exporter Airflow sends its metrics to (``observability/statsd/mapping.yml`` as a ConfigMap, scraped through a
+ServiceMonitor)."""
 
 from __future__ import annotations
 
@@ -16,18 +18,22 @@ import yaml
 
 from deploy import flink_jobs
 from deploy.manifests.services import (
+    AIRFLOW_POD_LABELS,
     HEALTH_PATH,
     K8S_ENDPOINTS,
     KAFKA_CLUSTER,
     KAFKA_PORT,
     READY_PATH,
     SERVICES,
+    STATSD_IMAGE,
+    STATSD_MAPPING_DIR,
+    STATSD_PORT,
     DeployedService,
     SecretRef,
     image,
 )
 from deploy.manifests.settings_env import service_variables
-from deploy.metrics_targets import TARGETS, scrape_configs
+from deploy.metrics_targets import STATSD, TARGETS, scrape_configs
 from schemas import topics
 from schemas.catalogue import Catalogue, TopicSpec, load_catalogue
 
@@ -43,6 +49,8 @@ FLINK_VERSION = "v2_0"
 FLINK_PYTHON_JAR = "local:///opt/flink/opt/flink-python-2.0.0.jar"
 FLINK_METRICS_PORT = 9249
 MONITORING_NAMESPACE = "monitoring"
+MONITORING_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}
+"""Prometheus's pods, as a NetworkPolicy peer."""
 
 Doc = dict[str, Any]
 
@@ -206,7 +214,7 @@ def network_policy(service: DeployedService) -> Doc:
                 {
                     "from": [
                         {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}},
-                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}},
+                        MONITORING_PEER,
                     ],
                     "ports": [{"protocol": "TCP", "port": service.port}],
                 }
@@ -624,6 +632,139 @@ def dashboards(grafana_dir: Path) -> list[Doc]:
     return docs
 
 
+def statsd_documents(mapping: Path) -> list[Doc]:
+    """Prometheus's statsd_exporter where Airflow runs (its chart's values send Airflow's StatsD lines to the Service,
+    ``deploy/k8s/airflow/values.yaml``): the mapping as a ConfigMap, one replica (counters stay in one process, so
+    the heartbeat alerts see one series), its Service (StatsD on UDP and TCP, ``/metrics``) and ServiceMonitor, named
+    after the metrics target so the Prometheus job is ``statsd`` as locally and in compose; a NetworkPolicy lets
+    Airflow's pods and the platform's send to it and the ``monitoring`` namespace scrape it, and one lets Airflow's
+    pods reach it under the namespace's default deny."""
+    target = STATSD[0]
+    name = target.name
+    statsd_ports = [{"protocol": protocol, "port": STATSD_PORT} for protocol in ("UDP", "TCP")]
+    probe = {"port": "metrics"}
+    deployment_doc: Doc = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(name, "observability"),
+        "spec": {
+            "replicas": 1,
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": selector(name)},
+            "template": {
+                "metadata": {"labels": labels(name, "observability")},
+                "spec": {
+                    "serviceAccountName": name,
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security(65534),  # the image's user (nobody)
+                    "containers": [
+                        {
+                            "name": name,
+                            "image": STATSD_IMAGE,
+                            "imagePullPolicy": "IfNotPresent",
+                            "args": [
+                                f"--statsd.mapping-config={STATSD_MAPPING_DIR}/{mapping.name}",
+                                f"--statsd.listen-udp=:{STATSD_PORT}",
+                                f"--statsd.listen-tcp=:{STATSD_PORT}",
+                                f"--web.listen-address=:{target.metrics_port}",
+                            ],
+                            "ports": [
+                                {"name": "statsd-udp", "containerPort": STATSD_PORT, "protocol": "UDP"},
+                                {"name": "statsd-tcp", "containerPort": STATSD_PORT, "protocol": "TCP"},
+                                {"name": "metrics", "containerPort": target.metrics_port, "protocol": "TCP"},
+                            ],
+                            "livenessProbe": {"httpGet": {"path": "/-/healthy", **probe}, "periodSeconds": 15},
+                            "readinessProbe": {"httpGet": {"path": "/-/ready", **probe}, "periodSeconds": 5},
+                            "resources": {
+                                "requests": {"cpu": "50m", "memory": "64Mi"},
+                                "limits": {"memory": "128Mi"},
+                            },
+                            "securityContext": container_security(),
+                            "volumeMounts": [{"name": "mapping", "mountPath": STATSD_MAPPING_DIR, "readOnly": True}],
+                        }
+                    ],
+                    "volumes": [{"name": "mapping", "configMap": {"name": f"{name}-mapping"}}],
+                },
+            },
+        },
+    }
+    service_doc: Doc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(name, "observability"),
+        "spec": {
+            "selector": selector(name),
+            "ports": [
+                {"name": "statsd-udp", "port": STATSD_PORT, "targetPort": "statsd-udp", "protocol": "UDP"},
+                {"name": "statsd-tcp", "port": STATSD_PORT, "targetPort": "statsd-tcp", "protocol": "TCP"},
+                {"name": "metrics", "port": target.metrics_port, "targetPort": "metrics", "protocol": "TCP"},
+            ],
+        },
+    }
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta(name, "observability"),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {**meta(name, "observability"), "name": f"{name}-mapping"},
+            "data": {mapping.name: mapping.read_text()},
+        },
+        deployment_doc,
+        service_doc,
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": meta(name, "observability"),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(name)}},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": meta(name, "observability"),
+            "spec": {
+                "podSelector": {"matchLabels": selector(name)},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {"podSelector": {"matchLabels": AIRFLOW_POD_LABELS}},
+                            {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}},
+                        ],
+                        "ports": statsd_ports,
+                    },
+                    {"from": [MONITORING_PEER], "ports": [{"protocol": "TCP", "port": target.metrics_port}]},
+                ],
+                "egress": [],
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": meta(f"airflow-to-{name}", "observability"),
+            "spec": {
+                "podSelector": {"matchLabels": AIRFLOW_POD_LABELS},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": [{"podSelector": {"matchLabels": selector(name)}}], "ports": statsd_ports}],
+            },
+        },
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": meta(name, "observability"),
+            "spec": {
+                "selector": {"matchLabels": selector(name)},
+                "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
+                "jobLabel": "app.kubernetes.io/name",
+            },
+        },
+    ]
+
+
 def compose_prometheus() -> Doc:
     """Prometheus in compose: every target of ``deploy/metrics_targets.py`` at its compose service's name."""
     static = [dataclasses.replace(t, discovered=False) for t in TARGETS]
@@ -655,4 +796,5 @@ def generated_files(root: Path = ROOT) -> dict[Path, str]:
     )
     files[Path("deploy/compose/prometheus/prometheus.yml")] = dump([compose_prometheus()])
     files[base / "observability" / "grafana.yaml"] = dump(dashboards(root / "observability" / "dashboards" / "grafana"))
+    files[base / "observability" / "statsd.yaml"] = dump(statsd_documents(root / "observability/statsd/mapping.yml"))
     return files

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from deploy.local.context import REPO_ROOT
 from services.common.serde import AvroSerde, registry_client
@@ -92,13 +92,14 @@ def service_process(module: str, env: dict[str, str], log_path: Path) -> Iterato
 
 
 def read_topic(config: dict[str, Any], topic: str, timeout: float = 60.0) -> list[Message]:
-    """Every record of ``topic`` up to its current end, partition by partition in offset order."""
+    """Every committed record of ``topic`` up to its current end, partition by partition in offset order."""
     consumer = Consumer(
         {
             **config,
             "group.id": f"reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
         }
     )
     try:
@@ -118,7 +119,11 @@ def read_topic(config: dict[str, Any], topic: str, timeout: float = 60.0) -> lis
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic}: at {positions}, want {ends}")
             for message in consumer.consume(10_000, 1.0):
-                if message.error() is not None:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:  # past the markers that end a transactional log
+                        partition = message.partition() or 0
+                        positions[partition] = max(positions[partition], message.offset() or 0)
                     continue
                 messages.append(message)
                 positions[message.partition() or 0] = (message.offset() or 0) + 1

@@ -332,3 +332,65 @@ def test_a_missing_acl_or_a_service_creating_topics_is_reported(rendered: dict[s
     assert consistency.kafka_access_problems(enricher, docs, env) == [
         "k8s enricher: ENRICHER_CREATE_TOPICS is not false (the Topic Operator owns the topics)"
     ]
+
+
+# ---------------------------------------------------------------- Airflow's metrics: statsd_exporter on Kubernetes
+
+STATSD_MAPPING = (ROOT / "observability" / "statsd" / "mapping.yml").read_text()
+
+
+def airflow_values() -> dict[str, Any]:
+    values = yaml.safe_load((ROOT / "deploy/k8s/airflow/values.yaml").read_text())
+    assert isinstance(values, dict)
+    return values
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_airflow_sends_its_metrics_to_a_scraped_statsd_exporter(
+    overlay: str, compose: dict[str, Any], rendered: dict[str, Docs]
+) -> None:
+    docs = rendered[overlay]
+    assert consistency.statsd_problems(docs, compose, airflow_values(), STATSD_MAPPING) == []
+    assert {(d["kind"], d["metadata"]["name"]) for d in docs} >= {
+        ("Deployment", "statsd"),
+        ("Service", "statsd"),
+        ("ServiceMonitor", "statsd"),
+        ("ConfigMap", "statsd-mapping"),
+        ("NetworkPolicy", "airflow-to-statsd"),
+    }
+
+
+def test_a_missing_or_miswired_statsd_exporter_is_reported(compose: dict[str, Any], rendered: dict[str, Docs]) -> None:
+    docs, values = rendered["prod"], airflow_values()
+    for kind, name in (("Deployment", "statsd"), ("Service", "statsd"), ("ServiceMonitor", "statsd")):
+        assert f"k8s statsd: no {kind} {name}" in consistency.statsd_problems(
+            without(docs, kind, name), compose, values, STATSD_MAPPING
+        )
+    assert "k8s statsd: no ConfigMap statsd-mapping" in consistency.statsd_problems(
+        without(docs, "ConfigMap", "statsd-mapping"), compose, values, STATSD_MAPPING
+    )
+    assert consistency.statsd_problems(without(docs, "NetworkPolicy", "airflow-to-statsd"), compose, values, "") == [
+        "k8s statsd: its mapping ('/etc/statsd/mapping.yml') is not observability/statsd/mapping.yml",
+        "k8s statsd: no NetworkPolicy lets Airflow's pods send to it",
+    ]
+    renamed = copy.deepcopy(docs)
+    for doc in renamed:
+        if doc["kind"] == "Service" and doc["metadata"]["name"] == "statsd":
+            doc["metadata"]["labels"]["app.kubernetes.io/name"] = "statsd-exporter"
+            doc["spec"]["ports"] = [p for p in doc["spec"]["ports"] if p["protocol"] != "UDP"]
+    assert consistency.statsd_problems(renamed, compose, values, STATSD_MAPPING) == [
+        "k8s statsd: the Service does not serve 9125/UDP and 9102/TCP",
+        "k8s statsd: the ServiceMonitor does not scrape the Service's metrics port",
+        "k8s statsd: the ServiceMonitor's job is not 'statsd' (the alerts' job)",
+    ]
+    chart = copy.deepcopy(values)
+    chart["statsd"]["enabled"] = True
+    chart["env"] = [e for e in chart["env"] if e["name"] != "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED"]
+    for item in chart["env"]:
+        if item["name"] == "AIRFLOW__METRICS__STATSD_HOST":
+            item["value"] = "airflow-statsd"
+    assert consistency.statsd_problems(docs, compose, chart, STATSD_MAPPING) == [
+        "Airflow chart: its own statsd exporter is enabled (it does not use our mapping)",
+        "Airflow chart: AIRFLOW__METRICS__STATSD_HOST=airflow-statsd, wanted statsd",
+        "Airflow chart: AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED=None, wanted True",
+    ]
