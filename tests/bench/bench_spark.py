@@ -128,7 +128,10 @@ class Lakes:
 
 
 class PeakMemory:
-    """The largest resident memory of this process's children (recursively) while running, polled."""
+    """The largest resident memory of this process's children (recursively) while running, polled. A child still
+    running its parent's program (forked or spawned, not yet executed its own: it shares or copies the parent's
+    pages, so its resident size is the parent's) is not counted again: the driver JVM's shell commands would
+    otherwise count the JVM twice."""
 
     def __init__(self, interval_s: float = 0.2) -> None:
         self.interval_s, self.peak = interval_s, 0
@@ -141,6 +144,9 @@ class PeakMemory:
             total = 0
             for child in me.children(recursive=True):
                 try:
+                    parent = child.parent()
+                    if parent is not None and parent.pid != me.pid and child.cmdline() == parent.cmdline():
+                        continue
                     total += child.memory_info().rss
                 except psutil.Error:
                     continue
