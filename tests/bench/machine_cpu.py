@@ -23,7 +23,6 @@ GROUPS = (
     ("Flink JobManager", "StandaloneSessionClusterEntrypoint"),
     ("remote broker", "remote_kafka.properties"),
     ("broker", "kafka.Kafka"),
-    ("PostgreSQL", "postgres"),
 )
 
 
@@ -71,6 +70,8 @@ def _parent(stat: str) -> int:
 
 
 def _group(pid: int, cmdline: str, parents: Mapping[int, int], bench: int) -> str:
+    if cmdline.startswith("postgres") or "/bin/postgres " in cmdline:  # the server and its backends
+        return "PostgreSQL"
     for name, test in GROUPS:
         if test in cmdline:
             return name
