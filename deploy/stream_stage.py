@@ -170,7 +170,11 @@ def _late_seen(ctx: RunContext, run: _Started, after: float) -> dict[str, int]:
 
 def _finish(ctx: RunContext, run: _Started, rest_url: str) -> dict[str, WindowJobFigures]:
     # Against the last readable record, not the high watermark: the mirrored topic ends with a commit marker.
-    ends = {s.group_id: readable_ends(ctx.local(), [s.source_topic]) for s in run.settings.values()}
+    readable = readable_ends(ctx.local(), sorted({s.source_topic for s in run.settings.values()}))
+    ends = {
+        s.group_id: {key: end for key, end in readable.items() if key[0] == s.source_topic}
+        for s in run.settings.values()
+    }
     read = wait_until(
         lambda: all(group_behind(ctx.local(), group, group_ends) == 0 for group, group_ends in ends.items()),
         READ_TIMEOUT_S,
