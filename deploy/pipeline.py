@@ -311,6 +311,19 @@ def _event_ids(ctx: RunContext, topic: str, start: dict[int, int]) -> list[str]:
     ]
 
 
+def _pending(ctx: RunContext, group: str, topics: list[str]) -> int:
+    """Records of local ``topics`` that ``group`` has not committed, read and counted: on the mirrored topic an
+    offset is not a record (each of the mirror's transactions leaves a commit marker per partition)."""
+    from deploy.processes import probe
+    from services.common.kafka import read_topic
+
+    committed = probe(ctx.local()).committed(group, topics)
+    return sum(
+        sum(1 for _ in read_topic(ctx.env, topic, start={p: o for (t, p), o in committed.items() if t == topic}))
+        for topic in topics
+    )
+
+
 def stage_mirror(ctx: RunContext) -> None:
     """Remote product views into the local cluster, registry-aware, exactly once (transactions)."""
     from deploy.processes import ServiceProcess, group_lag, wait_until
@@ -365,7 +378,7 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     enricher, detector = EnricherSettings(), DetectorSettings()
     sources, outputs = list(SOURCE_TOPICS.values()), list(OUTPUT_TOPICS.values())
     detected_topics = list(INPUT_TOPICS)
-    pending = group_lag(ctx.local(), enricher.app_id, sources)
+    pending = _pending(ctx, enricher.app_id, sources)
     start = {**end_positions(ctx.env, outputs), **ctx.score_from}
     before = end_offsets(ctx.local(), outputs)
     _step(f"enricher (Faust) and anomaly detector: {pending:,} events to enrich")
@@ -475,7 +488,7 @@ def stage_sinks(ctx: RunContext) -> None:
 
     # What each sink has to land: this run's events plus anything an earlier, interrupted run left behind; the
     # consumer groups' lag must say the same.
-    pending = {name: lag(name) for name in inspectors}
+    pending = {name: _pending(ctx, i.settings.group_id, i.settings.topic_list()) for name, i in inspectors.items()}
     this_run = {name: _produced_this_run(ctx, i.settings.topic_list()) for name, i in inspectors.items()}
     expected = {name: _expected(ctx, name, count) for name, count in this_run.items()}
     marks = {name: inspector.mark() for name, inspector in inspectors.items()}
