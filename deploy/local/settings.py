@@ -51,6 +51,11 @@ class StackSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FREIGHTLINE_", extra="ignore", case_sensitive=False)
 
     home: str = Field(default=".freightline", description="FREIGHTLINE_HOME: state, logs, jars, data.")
+    secure: bool = Field(
+        default=False,
+        description="FREIGHTLINE_SECURE: encryption and authentication on every hop (brokers on SASL_SSL, the "
+        "registry on HTTPS, PostgreSQL with TLS), certificates from the stack's private CA (deploy/local/tls.py).",
+    )
     kafka_port: int = Field(default=LOCAL_KAFKA_PORT, description="FREIGHTLINE_KAFKA_PORT.")
     kafka_controller_port: int = Field(default=LOCAL_KAFKA_CONTROLLER_PORT)
     remote_kafka_port: int = Field(default=REMOTE_KAFKA_PORT, description="FREIGHTLINE_REMOTE_KAFKA_PORT.")
