@@ -517,8 +517,8 @@ def flink_configuration() -> dict[str, str]:
 
 def flink_deployment() -> Doc:
     """The window jobs as one job in application mode. Pod resources: the operator requests and limits each pod's
-    memory at its process size (the product's: JobManager 768m, TaskManager 1536m, 2 slots) and its CPU at
-    ``cpu``; at parallelism 1 the five jobs share one slot, so one TaskManager."""
+    memory at its process size (the product's, ``product_flink_memory``) and its CPU at ``cpu``; at parallelism 1
+    the five jobs share one slot, so one TaskManager."""
     jobmanager_memory, taskmanager_memory, _ = product_flink_memory()
     # The JDBC sink takes its credentials from the DSN itself: the whole DSN is a Secret's value.
     secrets = {
