@@ -46,6 +46,8 @@ PORTS = ("kafka_port", "kafka_controller_port", "kafka_metrics_port")
 HANG_GUARD_S = 30.0
 ROWS = kafka_acls.access_table()
 DENIED = KafkaError.TOPIC_AUTHORIZATION_FAILED
+UNLISTED = "secure.unlisted"
+"""A topic no row names: no ACL at all, so nobody but the super users may use it."""
 
 
 @dataclass
@@ -91,7 +93,7 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
         admin = AdminClient(admin_config)
         for future in admin.create_acls(kafka_acls.bindings(kafka_acls.REMOTE)).values():
             future.result()
-        names = sorted({t for row in ROWS for t in (*row_topics(row)[0], *row_topics(row)[1])})
+        names = sorted({UNLISTED, *(t for row in ROWS for t in (*row_topics(row)[0], *row_topics(row)[1]))})
         for future in admin.create_topics([NewTopic(t, 1, 1) for t in names]).values():
             future.result()
         producer = Producer(admin_config)
@@ -331,6 +333,8 @@ def test_each_principal_is_refused_its_neighbours_work(secure: SecureBroker, row
         ("sink_gcs", "write", dead_letter_topic(topics.CLICKSTREAM)),  # the HDFS sink's DLQ
         ("sink_hdfs", "read", topics.SUPPLIER_PAYMENTS),
         (kafka_acls.GENERATOR, "read", topics.ORDERS),  # it writes the raw events, it does not read them
+        (kafka_acls.ENRICHER, "read", UNLISTED),  # no ACL found: denied (allow.everyone.if.no.acl.found=false)
+        (kafka_acls.ENRICHER, "write", UNLISTED),
     ],
 )
 def test_named_refusals(secure: SecureBroker, principal: str, action: str, topic: str) -> None:
