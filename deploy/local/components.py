@@ -346,6 +346,20 @@ class KafkaBroker(Component):
         return {f"{prefix}{names[key]}": value for key, value in config.items()}
 
 
+def service_kafka_env(ctx: StackContext, principal: str) -> dict[str, str]:
+    """The Kafka credentials a service process is given on a secure stack: its own principal's on both clusters,
+    in place of the ``admin`` ones of ``stack.env`` (a principal without a row on a cluster has no user there, so it
+    cannot even log in). Empty when ``FREIGHTLINE_SECURE`` is off."""
+    if not ctx.settings.secure:
+        return {}
+    password = kafka_user_password(ctx, principal)
+    return {
+        f"{prefix}{name}": value
+        for prefix in ("KAFKA_", "REMOTE_KAFKA_")
+        for name, value in (("SASL_USERNAME", principal), ("SASL_PASSWORD", password))
+    }
+
+
 def kafka_user_password(ctx: StackContext, principal: str) -> str:
     """The SCRAM password of a Kafka user of the secure stack (generated once, kept in the secrets folder)."""
     return ctx.secret(f"kafka-user-{principal}-password")

@@ -9,10 +9,11 @@ import pytest
 from pydantic import ValidationError
 
 from deploy.local import kafka_acls
-from deploy.local.components import KafkaBroker
+from deploy.local.components import KafkaBroker, service_kafka_env
 from deploy.local.context import REPO_ROOT, StackContext
 from deploy.local.kafka_acls import Access, access_table, bindings, grants
 from deploy.local.settings import StackSettings
+from deploy.processes import local_client_config, remote_client_config
 from schemas import topics
 from services.common.deadletter import dead_letter_topic
 from services.common.settings import KafkaSettings, RemoteKafkaSettings
@@ -170,3 +171,27 @@ def test_bad_security_values_are_one_clear_line(tmp_path: Path) -> None:
         KafkaSettings(security_protocol="SASL_TLS")
     with pytest.raises(ValidationError, match="unknown SASL mechanism 'SCRAM-SHA-1'"):
         KafkaSettings(sasl_mechanism="SCRAM-SHA-1")
+
+
+def test_a_service_is_given_its_own_principal_on_a_secure_stack(tmp_path: Path) -> None:
+    assert service_kafka_env(_ctx(tmp_path / "plain", secure=False), "enricher") == {}
+    ctx = _ctx(tmp_path / "secure", secure=True)
+    env = service_kafka_env(ctx, "mirror")
+    password = KafkaBroker("kafka", sasl=False).credentials(ctx)["mirror"]
+    assert env == {
+        "KAFKA_SASL_USERNAME": "mirror",
+        "KAFKA_SASL_PASSWORD": password,
+        "REMOTE_KAFKA_SASL_USERNAME": "mirror",
+        "REMOTE_KAFKA_SASL_PASSWORD": password,
+    }
+    assert password == KafkaBroker("remote_kafka", sasl=True).credentials(ctx)["mirror"]
+    assert password != KafkaBroker("kafka", sasl=False).credentials(ctx)["admin"]
+
+
+def test_the_stack_clients_follow_the_exported_security(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, secure=True)
+    env = {**KafkaBroker("kafka", sasl=False).exports(ctx), **KafkaBroker("remote_kafka", sasl=True).exports(ctx)}
+    for config in (local_client_config(env), remote_client_config(env)):
+        assert config["security.protocol"] == "SASL_SSL"
+        assert config["sasl.username"] == "admin"
+        assert config["ssl.ca.location"] == str(ctx.tls.cert)
