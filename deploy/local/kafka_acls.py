@@ -14,28 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from schemas import topics
-from schemas.catalogue import load_catalogue
-from services.anomaly_detector.settings import INPUT_TOPICS as DETECTOR_INPUTS
-from services.anomaly_detector.settings import DetectorSettings
-from services.common.deadletter import dead_letter_topic
-from services.common.dlq import replay_ledger_topic
-from services.enricher.settings import OUTPUT_TOPICS as ENRICHER_OUTPUTS
-from services.enricher.settings import REFERENCE_TOPICS as ENRICHER_REFERENCES
-from services.enricher.settings import SOURCE_TOPICS as ENRICHER_SOURCES
-from services.enricher.settings import EnricherSettings
-from services.generator.records import ALL_TOPICS as GENERATOR_TOPICS
-from services.generator.settings import GeneratorSettings
-from services.mirror.settings import MirrorSettings
-from services.sink_gcs.settings import SERVICE as SINK_GCS
-from services.sink_gcs.settings import GcsSinkSettings
-from services.sink_hdfs.settings import SERVICE as SINK_HDFS
-from services.sink_hdfs.settings import HdfsSinkSettings
-from services.sink_mongodb.settings import SERVICE as SINK_MONGODB
-from services.sink_mongodb.settings import MongoSinkSettings
-from stream_processors.window_jobs import JOBS as WINDOW_JOBS
+if TYPE_CHECKING:
+    from services.common.sinks.settings import SinkSettings
 
 ADMIN = "admin"
 """The super user (``super.users``): the stack's own tools, the ACL set-up, the tests."""
@@ -82,16 +64,40 @@ def _unique(names: Iterable[str]) -> tuple[str, ...]:
 
 
 def _dlqs(sources: Iterable[str]) -> tuple[str, ...]:
+    from services.common.deadletter import dead_letter_topic
+
     return tuple(dead_letter_topic(source) for source in sources)
 
 
-def _sink(service: str, settings: MongoSinkSettings | HdfsSinkSettings | GcsSinkSettings) -> Access:
+def _sink(service: str, settings: SinkSettings) -> Access:
     sources = tuple(settings.topic_list())
     return Access(service, service, LOCAL, reads=sources, writes=_dlqs(sources), groups=(settings.group_id,))
 
 
 def access_table() -> tuple[Access, ...]:
-    """Every principal's grants, from the services' default settings (``model_construct``: no environment read)."""
+    """Every principal's grants, from the services' default settings (``model_construct``: no environment read).
+    The services' modules are imported here, not with this module: the stack's start needs them only when secure."""
+    from schemas import topics
+    from schemas.catalogue import load_catalogue
+    from services.anomaly_detector.settings import INPUT_TOPICS as DETECTOR_INPUTS
+    from services.anomaly_detector.settings import DetectorSettings
+    from services.common.deadletter import dead_letter_topic
+    from services.common.dlq import replay_ledger_topic
+    from services.enricher.settings import OUTPUT_TOPICS as ENRICHER_OUTPUTS
+    from services.enricher.settings import REFERENCE_TOPICS as ENRICHER_REFERENCES
+    from services.enricher.settings import SOURCE_TOPICS as ENRICHER_SOURCES
+    from services.enricher.settings import EnricherSettings
+    from services.generator.records import ALL_TOPICS as GENERATOR_TOPICS
+    from services.generator.settings import GeneratorSettings
+    from services.mirror.settings import MirrorSettings
+    from services.sink_gcs.settings import SERVICE as SINK_GCS
+    from services.sink_gcs.settings import GcsSinkSettings
+    from services.sink_hdfs.settings import SERVICE as SINK_HDFS
+    from services.sink_hdfs.settings import HdfsSinkSettings
+    from services.sink_mongodb.settings import SERVICE as SINK_MONGODB
+    from services.sink_mongodb.settings import MongoSinkSettings
+    from stream_processors.window_jobs import JOBS as WINDOW_JOBS
+
     catalogue = load_catalogue()
     generator = GeneratorSettings.model_construct()
     generated: dict[str, list[str]] = {LOCAL: [], REMOTE: []}

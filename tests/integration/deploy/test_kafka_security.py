@@ -30,13 +30,15 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from deploy.local import kafka_acls
-from deploy.local.components import KafkaBroker
+from deploy.local.components import KafkaBroker, service_kafka_env
 from deploy.local.context import StackContext
 from deploy.local.kafka_acls import Access
 from deploy.local.stack import Stack
 from deploy.local.tls import PrivateCA
+from deploy.processes import ServiceProcess, last_json_line
 from schemas import topics
 from services.common.deadletter import dead_letter_topic
+from services.common.kafka import end_positions
 from services.common.settings import KafkaSettings
 from tests.integration.stack.support import private_stack_context
 
@@ -340,3 +342,28 @@ def test_each_principal_is_refused_its_neighbours_work(secure: SecureBroker, row
 def test_named_refusals(secure: SecureBroker, principal: str, action: str, topic: str) -> None:
     probe = produce if action == "write" else consume
     assert code(probe(secure.config(principal), [topic])[topic]) == DENIED
+
+
+# -- a real service with no more than its row -----------------------------------------------------------------
+def test_the_generator_runs_as_its_own_principal(secure: SecureBroker, registry_url: str, tmp_path: Path) -> None:
+    """The generator, given only its own principal (the broker stands for both clusters), writes every topic of its
+    rows: each topic grows by exactly what the generator reports."""
+    env = {
+        **secure.env,
+        **{f"REMOTE_{key}": value for key, value in secure.env.items() if key.startswith("KAFKA_")},
+        **service_kafka_env(secure.ctx, kafka_acls.GENERATOR),
+        "SCHEMA_REGISTRY_URL": registry_url,
+        "LOG_LEVEL": "WARNING",
+    }
+    written = [t for row in ROWS if row.principal == kafka_acls.GENERATOR for t in row.writes]
+    before = end_positions(secure.env, written)  # as admin (the stack's exported settings)
+    generator = ServiceProcess(
+        "services.generator", env, tmp_path / "generator.log", "--events", "300", "--no-pace", "--seed", "7"
+    ).start(capture_stdout=True)
+    code, stdout = generator.wait(timeout=HANG_GUARD_S * 4)
+    assert code == 0, (tmp_path / "generator.log").read_text()[-3000:]
+    reported = {topic: int(count) for topic, count in last_json_line(stdout)["topics"].items()}
+    after = end_positions(secure.env, written)
+    grown = {t: sum(after[t].values()) - sum(before[t].values()) for t in written}
+    assert grown == {t: reported.get(t, 0) for t in written}
+    assert grown[topics.UPSTREAM_PRODUCT_VIEWS] > 0 and grown[topics.ORDERS] > 0
