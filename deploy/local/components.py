@@ -103,6 +103,9 @@ log4j.logger.org.apache.kafka.coordinator=WARN
 
 
 SECURE_MECHANISM = "SCRAM-SHA-512"
+SCRAM_ITERATIONS = 4096  # what kafka-storage's --add-scram uses by default
+SECURITY_MARK = "freightline-security"
+"""A broker's data directory notes whether it was formatted for the secure stack (its users live in its metadata)."""
 CONTROLLER_USER = "controller"
 """The controller listener's SASL/PLAIN user (the broker's connection to its own controller)."""
 
@@ -244,9 +247,19 @@ class KafkaBroker(Component):
         props.write_text(self._properties(ctx, data))
         props.chmod(0o600)
         log_config.write_text(_LOG4J)
+        mark = data / SECURITY_MARK
+        mode = "secure" if ctx.settings.secure else "plain"
         if (data / "meta.properties").exists():
+            formatted = mark.read_text().strip() if mark.exists() else "plain"
+            if formatted != mode:
+                raise RuntimeError(
+                    f"{self.name}: its data was made with FREIGHTLINE_SECURE={str(formatted == 'secure').lower()} "
+                    f"(its listeners and users); start it with that setting, or start it over with "
+                    f"`freightline up --fresh` (which wipes the stack's data)"
+                )
             return
         self.format_storage(ctx, new_cluster_id())
+        mark.write_text(mode)
 
     def format_storage(self, ctx: StackContext, cluster_id: str) -> None:
         """Format the KRaft log directory once (``--ignore-formatted``), with SCRAM users on the SASL broker."""
@@ -288,6 +301,26 @@ class KafkaBroker(Component):
             )
         return config
 
+    def sync_users(self, ctx: StackContext) -> None:
+        """Set every service principal's SCRAM credentials from the secrets folder (as ``admin``): a principal added
+        to the table after the storage was formatted gets its user, a changed password file takes effect."""
+        from confluent_kafka.admin import (
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialAlteration,
+            UserScramCredentialUpsertion,
+        )
+
+        admin = AdminClient({**self.client_config(ctx)})
+        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+        upserts: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(principal, info, kafka_user_password(ctx, principal).encode())
+            for principal in kafka_acls.principals(self.cluster)
+        ]
+        for future in admin.alter_user_scram_credentials(upserts).values():
+            future.result()
+
     def principal_config(self, ctx: StackContext, principal: str) -> dict[str, str]:
         """The security settings of ``principal`` on this secure broker (SASL_SSL, SCRAM-SHA-512, the stack's CA)."""
         return {
@@ -316,6 +349,7 @@ class KafkaBroker(Component):
         from confluent_kafka import Consumer, KafkaException, TopicPartition
 
         if ctx.settings.secure:
+            self.sync_users(ctx)
             kafka_acls.apply(self.client_config(ctx), self.cluster)
 
         consumer = Consumer({**self.client_config(ctx), "group.id": "freightline-stack-probe"})

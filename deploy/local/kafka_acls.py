@@ -256,7 +256,13 @@ def apply(admin_config: Mapping[str, str], cluster: str, timeout_s: float = 30.0
         ResourceType.ANY, anything, ResourcePatternType.ANY, anything, anything, AclOperation.ANY, AclPermissionType.ANY
     )
     existing = admin.describe_acls(everything, request_timeout=timeout_s).result()
-    stale = [binding for binding in existing if binding not in wanted]
+    stale = [
+        AclBindingFilter(
+            b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type
+        )
+        for b in existing
+        if b not in wanted
+    ]
     if stale:
         for future in admin.delete_acls(stale, request_timeout=timeout_s).values():
             future.result()

@@ -27,7 +27,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, ScramMechanism, UserScramCredentialDeletion
 
 from deploy.local import kafka_acls
 from deploy.local.components import KafkaBroker, service_kafka_env
@@ -367,3 +367,25 @@ def test_the_generator_runs_as_its_own_principal(secure: SecureBroker, registry_
     grown = {t: sum(after[t].values()) - sum(before[t].values()) for t in written}
     assert grown == {t: reported.get(t, 0) for t in written}
     assert grown[topics.UPSTREAM_PRODUCT_VIEWS] > 0 and grown[topics.ORDERS] > 0
+
+
+def test_a_start_gives_every_principal_its_user_back(secure: SecureBroker) -> None:
+    """A principal whose SCRAM user is gone (a row added after the format, a password file changed) logs in again
+    once the broker's start-up sync ran, and the ACLs are the table's again (what no row of the cluster grants is
+    removed)."""
+    principal = "sink_gcs"
+    config = secure.config(principal)
+    admin = AdminClient(secure.config(kafka_acls.ADMIN))
+    deletion = UserScramCredentialDeletion(principal, ScramMechanism.SCRAM_SHA_512)
+    admin.alter_user_scram_credentials([deletion])[principal].result()
+    reported_error(config, KafkaError._AUTHENTICATION)  # the user is gone: the login fails
+    secure.broker.after_ready(secure.ctx)  # also makes the ACLs the local rows' only
+    try:
+        assert produce(config, [dead_letter_topic(topics.SUPPLIER_INVOICES)]) == {
+            dead_letter_topic(topics.SUPPLIER_INVOICES): None
+        }
+        remote = consume(secure.config(kafka_acls.MIRROR), [topics.UPSTREAM_PRODUCT_VIEWS])
+        assert code(remote[topics.UPSTREAM_PRODUCT_VIEWS]) == DENIED  # a remote row's grant, removed as stale
+    finally:
+        for future in admin.create_acls(kafka_acls.bindings(kafka_acls.REMOTE)).values():
+            future.result()

@@ -195,3 +195,16 @@ def test_the_stack_clients_follow_the_exported_security(tmp_path: Path) -> None:
         assert config["security.protocol"] == "SASL_SSL"
         assert config["sasl.username"] == "admin"
         assert config["ssl.ca.location"] == str(ctx.tls.cert)
+
+
+def test_a_broker_formatted_in_the_other_mode_is_one_clear_error(tmp_path: Path) -> None:
+    """Switching FREIGHTLINE_SECURE on a stack with data: the plain broker's storage has no SCRAM users."""
+    plain = _ctx(tmp_path, secure=False)
+    broker = KafkaBroker("kafka", sasl=False)
+    data = plain.paths.data / broker.name
+    data.mkdir(parents=True)
+    plain.paths.ensure()
+    (data / "meta.properties").write_text("formatted before the switch existed\n")
+    broker.prepare(plain)  # the same mode: nothing to do
+    with pytest.raises(RuntimeError, match=r"^kafka: its data was made with FREIGHTLINE_SECURE=false .*--fresh"):
+        broker.prepare(_ctx(tmp_path, secure=True))
