@@ -26,6 +26,7 @@ from rich.table import Table
 from deploy.airflow_stage import stage_airflow
 from deploy.batch_stage import BatchFigures, stage_batch
 from deploy.dbt_stage import DbtFigures, stage_dbt
+from deploy.local.components import service_kafka_env
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError
@@ -118,6 +119,11 @@ class RunContext:
     def log(self, name: str) -> Path:
         return self.stack.ctx.paths.logs / f"run-{name}.log"
 
+    def service_env(self, module: str) -> dict[str, str]:
+        """The environment of service ``module``: the stack's endpoints, and on a secure stack the Kafka
+        credentials of the service's own principal (``deploy/local/kafka_acls.py``) instead of the admin's."""
+        return {**self.env, **service_kafka_env(self.stack.ctx, module.rsplit(".", 1)[-1])}
+
     def local(self) -> dict[str, str]:
         from deploy.processes import local_client_config
 
@@ -168,7 +174,7 @@ def stage_smoke(ctx: RunContext) -> None:
     from services.common.lifecycle import Shutdown
     from services.common.serde import AvroSerde, registry_client, subject_for
 
-    kafka = KafkaSettings(bootstrap_servers=ctx.env["KAFKA_BOOTSTRAP_SERVERS"])
+    kafka = KafkaSettings.from_mapping(ctx.env)
     serde = AvroSerde(registry_client(SchemaRegistrySettings(url=ctx.env["SCHEMA_REGISTRY_URL"])))
     topic = f"smoke.product_views.{ctx.run_id}"
     ensure_topics(kafka, [(topic, 3, {"retention.ms": "3600000"})])
@@ -273,7 +279,7 @@ def stage_generate(ctx: RunContext) -> None:
     _step(f"generator: {ctx.events:,} events, {ctx.seed_start}")
     generator = ServiceProcess(
         "services.generator",
-        ctx.env,
+        ctx.service_env("services.generator"),
         ctx.log("generator"),
         "--events",
         str(ctx.events),
@@ -334,7 +340,9 @@ def stage_mirror(ctx: RunContext) -> None:
     first = end_positions(ctx.env, [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
     lag_before = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
     _step(f"mirror: {PRODUCT_VIEWS_REMOTE} (remote, SASL) -> {PRODUCT_VIEWS_LOCAL}, {lag_before:,} records behind")
-    mirror = ServiceProcess("services.mirror", ctx.env, ctx.log("mirror"), MIRROR_GROUP_ID=MIRROR_GROUP).start()
+    mirror = ServiceProcess(
+        "services.mirror", ctx.service_env("services.mirror"), ctx.log("mirror"), MIRROR_GROUP_ID=MIRROR_GROUP
+    ).start()
     started = time.monotonic()
     try:
         caught_up = wait_until(lambda: group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE]) == 0, 600, 1.0)
@@ -383,9 +391,12 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     before = end_offsets(ctx.local(), outputs)
     _step(f"enricher (Faust) and anomaly detector: {pending:,} events to enrich")
     processes = {
-        "enricher": ServiceProcess("services.enricher", ctx.env, ctx.log("enricher")),
+        "enricher": ServiceProcess("services.enricher", ctx.service_env("services.enricher"), ctx.log("enricher")),
         "anomaly detector": ServiceProcess(
-            "services.anomaly_detector", ctx.env, ctx.log("anomaly_detector"), ANOMALY_DETECTOR_IDLE_FLUSH_S="2"
+            "services.anomaly_detector",
+            ctx.service_env("services.anomaly_detector"),
+            ctx.log("anomaly_detector"),
+            ANOMALY_DETECTOR_IDLE_FLUSH_S="2",
         ),
     }
     for process in processes.values():
@@ -494,7 +505,7 @@ def stage_sinks(ctx: RunContext) -> None:
     marks = {name: inspector.mark() for name, inspector in inspectors.items()}
     _step("sinks: MongoDB (views), HDFS (clickstream, orders, shipments, views), GCS (finance), exactly once")
     processes = {
-        name: ServiceProcess(module, ctx.env, ctx.log(module.rsplit(".", 1)[-1])).start()
+        name: ServiceProcess(module, ctx.service_env(module), ctx.log(module.rsplit(".", 1)[-1])).start()
         for name, module in modules.items()
     }
     started = time.monotonic()
