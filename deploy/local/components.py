@@ -374,7 +374,7 @@ class KafkaBroker(Component):
             "security.protocol": "SECURITY_PROTOCOL",
             "sasl.mechanism": "SASL_MECHANISM",
             "sasl.username": "SASL_USERNAME",
-            "sasl.password": "SASL_PASSWORD",
+            "sasl.password": "SASL_PASSWORD",  # pragma: allowlist secret
             "ssl.ca.location": "SSL_CA_LOCATION",
         }
         return {f"{prefix}{names[key]}": value for key, value in config.items()}

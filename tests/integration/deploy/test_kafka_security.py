@@ -244,7 +244,7 @@ def test_a_client_with_the_ca_and_its_credentials_produces_and_consumes(secure: 
 
 
 def test_a_wrong_password_is_refused(secure: SecureBroker) -> None:
-    config = {**secure.config(kafka_acls.ENRICHER), "sasl.password": "not-the-password"}
+    config = {**secure.config(kafka_acls.ENRICHER), "sasl.password": "not-the-password"}  # pragma: allowlist secret
     error = reported_error(config, KafkaError._AUTHENTICATION)
     assert "Authentication failed during authentication due to invalid credentials" in error.str()
 
