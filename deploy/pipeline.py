@@ -32,7 +32,7 @@ from deploy.local.stack import Stack, StackError
 from deploy.observability_stage import MonitoringFigures, stage_monitoring
 from deploy.stream_stage import WindowJobFigures, source_positions, stage_stream
 from schemas import topics
-from services.common.settings import KafkaSettings, SchemaRegistrySettings
+from services.common.settings import KafkaSettings, SchemaRegistrySettings, redact
 
 if TYPE_CHECKING:
     from services.common.sinks.inspect import SinkInspector
@@ -118,6 +118,16 @@ class RunContext:
     def log(self, name: str) -> Path:
         return self.stack.ctx.paths.logs / f"run-{name}.log"
 
+    @property
+    def service_env(self) -> dict[str, str]:
+        """The environment of the services the job runs (generator, mirror, enricher, detector, sinks): the stack's
+        endpoints with the registry's read-only user. The contracts stage registers every catalogue subject (each
+        topic and dead-letter topic the services write) as the admin first, so the services only look schemas up;
+        the Flink jobs keep the admin (Flink's Avro format registers the schema it writes)."""
+        from deploy.processes import read_only_registry
+
+        return {**self.env, **read_only_registry(self.env)}
+
     def local(self) -> dict[str, str]:
         from deploy.processes import local_client_config
 
@@ -143,7 +153,7 @@ def stage_components(ctx: RunContext) -> None:
         if not row.ready:
             ctx.report.problems.append(f"{row.name} is not ready")
     for key, value in ctx.env.items():
-        ctx.report.add("Endpoints", key, "***" if "PASSWORD" in key else value)
+        ctx.report.add("Endpoints", key, "***" if "PASSWORD" in key or "USER_INFO" in key else redact(value))
 
 
 def stage_register_schemas(ctx: RunContext) -> None:
@@ -273,7 +283,7 @@ def stage_generate(ctx: RunContext) -> None:
     _step(f"generator: {ctx.events:,} events, {ctx.seed_start}")
     generator = ServiceProcess(
         "services.generator",
-        ctx.env,
+        ctx.service_env,
         ctx.log("generator"),
         "--events",
         str(ctx.events),
@@ -334,7 +344,7 @@ def stage_mirror(ctx: RunContext) -> None:
     first = end_positions(ctx.env, [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
     lag_before = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
     _step(f"mirror: {PRODUCT_VIEWS_REMOTE} (remote, SASL) -> {PRODUCT_VIEWS_LOCAL}, {lag_before:,} records behind")
-    mirror = ServiceProcess("services.mirror", ctx.env, ctx.log("mirror"), MIRROR_GROUP_ID=MIRROR_GROUP).start()
+    mirror = ServiceProcess("services.mirror", ctx.service_env, ctx.log("mirror"), MIRROR_GROUP_ID=MIRROR_GROUP).start()
     started = time.monotonic()
     try:
         caught_up = wait_until(lambda: group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE]) == 0, 600, 1.0)
@@ -383,9 +393,9 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     before = end_offsets(ctx.local(), outputs)
     _step(f"enricher (Faust) and anomaly detector: {pending:,} events to enrich")
     processes = {
-        "enricher": ServiceProcess("services.enricher", ctx.env, ctx.log("enricher")),
+        "enricher": ServiceProcess("services.enricher", ctx.service_env, ctx.log("enricher")),
         "anomaly detector": ServiceProcess(
-            "services.anomaly_detector", ctx.env, ctx.log("anomaly_detector"), ANOMALY_DETECTOR_IDLE_FLUSH_S="2"
+            "services.anomaly_detector", ctx.service_env, ctx.log("anomaly_detector"), ANOMALY_DETECTOR_IDLE_FLUSH_S="2"
         ),
     }
     for process in processes.values():
@@ -494,7 +504,7 @@ def stage_sinks(ctx: RunContext) -> None:
     marks = {name: inspector.mark() for name, inspector in inspectors.items()}
     _step("sinks: MongoDB (views), HDFS (clickstream, orders, shipments, views), GCS (finance), exactly once")
     processes = {
-        name: ServiceProcess(module, ctx.env, ctx.log(module.rsplit(".", 1)[-1])).start()
+        name: ServiceProcess(module, ctx.service_env, ctx.log(module.rsplit(".", 1)[-1])).start()
         for name, module in modules.items()
     }
     started = time.monotonic()

@@ -210,7 +210,7 @@ class PostgresExporter(Component):
         _binary(self.binary)
 
     def program(self, ctx: StackContext) -> Program:
-        dsn = f"{Postgres().dsn(ctx, 'postgres')}?sslmode=disable"
+        dsn = Postgres().dsn(ctx, "postgres", **({} if ctx.settings.secure else {"sslmode": "disable"}))
         return Program(
             command=[_binary(self.binary), f"--web.listen-address={self.address(ctx)}", "--log.level=warn"],
             environment={"DATA_SOURCE_NAME": dsn},

@@ -1,0 +1,56 @@
+"""The stack's own registry runs with roles: its admin (the credentials of the exported ``SCHEMA_REGISTRY_URL``) and
+its read-only user (``SCHEMA_REGISTRY_READ_ONLY_USER_INFO``), and the services of the main job, given the read-only
+user and no auto-registration, find every schema they write once the contracts are registered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from deploy.processes import read_only_registry
+from schemas.catalogue import load_catalogue, load_schema, schema_text
+from schemas.governance.register import register_all
+from services.common.registry import Schema, SchemaRegistryError
+from services.common.serde import AvroSerde, UnknownSchema, registry_client, subject_for
+from services.common.settings import SchemaRegistrySettings
+from tests.integration.schema_registry.stack_roles import check_roles
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_stack_registry_has_an_admin_a_read_only_user_and_no_anonymous_access(
+    stack_env: dict[str, str], unique_name: Callable[[str], str]
+) -> None:
+    check_roles(stack_env, f"{unique_name('roles')}-value")
+
+
+def test_read_only_services_look_up_every_catalogue_schema_they_write(
+    stack_env: dict[str, str], unique_name: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the main job does: the contracts registered by the admin, then each service's encoder with the read-only
+    user (``deploy.processes.read_only_registry``) finds its subject's schema, and cannot register another."""
+    admin = registry_client(SchemaRegistrySettings(url=stack_env["SCHEMA_REGISTRY_URL"]))
+    catalogue = load_catalogue()
+    register_all(admin, catalogue)
+
+    env = read_only_registry(stack_env)
+    assert env["SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS"] == "false"
+    assert "@" not in env["SCHEMA_REGISTRY_URL"]  # the admin's credentials are gone
+    for key, value in {**stack_env, **env}.items():  # what a service of the main job reads from its environment
+        if key.startswith("SCHEMA_REGISTRY_"):
+            monkeypatch.setenv(key, value)
+    reader = registry_client(SchemaRegistrySettings())
+    serde = AvroSerde(reader)
+    assert serde.auto_register is False
+    for spec in catalogue.topics:
+        encoder = serde.encoder(subject_for(spec.name), load_schema(spec.value_schema))
+        assert encoder.schema_id == admin.lookup_schema(spec.subject, Schema(schema_text(spec.value_schema))).schema_id
+
+    # A subject nobody registered: looked up, not registered (UnknownSchema), and registering it is refused.
+    fresh = f"{unique_name('unregistered')}-value"
+    with pytest.raises(UnknownSchema, match="40403"):
+        serde.encoder(fresh, load_schema(catalogue.topics[0].value_schema))
+    with pytest.raises(SchemaRegistryError) as refused:
+        reader.register_schema(fresh, Schema(schema_text(catalogue.topics[0].value_schema)))
+    assert (refused.value.http_status_code, refused.value.error_code) == (403, 40301)
