@@ -11,6 +11,7 @@ import pytest
 from deploy.chaos import _netloc, _via
 from deploy.local.components import Postgres, SchemaRegistry
 from deploy.local.context import StackContext
+from deploy.local.observability_components import Prometheus
 from deploy.local.settings import StackSettings
 from deploy.processes import read_only_registry
 from services.common.settings import SchemaRegistrySettings
@@ -60,6 +61,17 @@ def test_with_secure_https_and_verify_full(tmp_path: Path) -> None:
         "pool_max_conns": ["100"],
     }
     assert SchemaRegistrySettings(url=env["SCHEMA_REGISTRY_URL"], ssl_ca_location=str(ctx.tls.cert))
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_prometheus_scrapes_the_registry_over_https_when_secure(tmp_path: Path, secure: bool) -> None:
+    ctx = _ctx(tmp_path, secure=secure)
+    (job,) = [job for job in Prometheus().config(ctx)["scrape_configs"] if job["job_name"] == "schema_registry"]
+    assert job["static_configs"] == [{"targets": ["127.0.0.1:18999"]}]
+    if secure:
+        assert (job["scheme"], job["tls_config"]) == ("https", {"ca_file": str(ctx.tls.cert)})
+    else:
+        assert "scheme" not in job and "tls_config" not in job
 
 
 def test_the_main_jobs_services_get_the_read_only_user() -> None:
