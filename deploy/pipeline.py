@@ -28,11 +28,11 @@ from deploy.batch_stage import BatchFigures, stage_batch
 from deploy.dbt_stage import DbtFigures, stage_dbt
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
-from deploy.local.stack import Stack, StackError
+from deploy.local.stack import Stack, StackError, shown
 from deploy.observability_stage import MonitoringFigures, stage_monitoring
 from deploy.stream_stage import WindowJobFigures, source_positions, stage_stream
 from schemas import topics
-from services.common.settings import KafkaSettings, SchemaRegistrySettings, redact
+from services.common.settings import KafkaSettings, SchemaRegistrySettings
 
 if TYPE_CHECKING:
     from services.common.sinks.inspect import SinkInspector
@@ -153,7 +153,7 @@ def stage_components(ctx: RunContext) -> None:
         if not row.ready:
             ctx.report.problems.append(f"{row.name} is not ready")
     for key, value in ctx.env.items():
-        ctx.report.add("Endpoints", key, "***" if "PASSWORD" in key or "USER_INFO" in key else redact(value))
+        ctx.report.add("Endpoints", key, shown(key, value))
 
 
 def stage_register_schemas(ctx: RunContext) -> None:

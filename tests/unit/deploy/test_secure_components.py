@@ -13,6 +13,7 @@ from deploy.local.components import Postgres, SchemaRegistry
 from deploy.local.context import StackContext
 from deploy.local.observability_components import Prometheus
 from deploy.local.settings import StackSettings
+from deploy.local.stack import shown
 from deploy.processes import read_only_registry
 from services.common.settings import SchemaRegistrySettings
 from stream_processors.flink_sql import jdbc_upsert_sink, registry_options
@@ -110,6 +111,12 @@ def test_flink_jdbc_sinks_keep_the_dsns_tls_parameters() -> None:
     )
     assert "'jdbc:postgresql://h:1/db?user=u&sslmode=verify-full&sslrootcert=/ca.crt'" in statement
     assert "ssl" not in jdbc_upsert_sink("t", "s.t", ["`k` STRING"], ["k"], "postgresql://u@h:1/db")
+
+
+def test_reports_show_no_registry_credentials() -> None:
+    assert shown("SCHEMA_REGISTRY_URL", "https://admin:a-pw@127.0.0.1:18081") == "https://admin:***@127.0.0.1:18081"
+    assert shown("SCHEMA_REGISTRY_READ_ONLY_USER_INFO", "reader:r-pw") == "***"
+    assert shown("POSTGRES_DSN", "postgresql://u@h:1/db") == "postgresql://u@h:1/db"
 
 
 def test_the_chaos_proxies_keep_the_registry_url_scheme_and_credentials() -> None:
