@@ -587,7 +587,7 @@ class Harness:
 
     # -- counting ----------------------------------------------------------------------------------------------
     def count(self) -> list[StageCount]:
-        serde = AvroSerde(registry_client(SchemaRegistrySettings(url=self.env["SCHEMA_REGISTRY_URL"])))
+        serde = AvroSerde(registry_client(SchemaRegistrySettings.from_mapping(self.env)))
         local = self.direct_env
 
         def ids(env: Mapping[str, str], topic: str, path: tuple[str, ...] = ("metadata",)) -> list[str]:

@@ -162,7 +162,7 @@ def stage_register_schemas(ctx: RunContext) -> None:
     from services.common.serde import registry_client
 
     _step("registering the Avro contracts on the Schema Registry")
-    client = registry_client(SchemaRegistrySettings(url=ctx.env["SCHEMA_REGISTRY_URL"]))
+    client = registry_client(SchemaRegistrySettings.from_mapping(ctx.env))
     results = register_all(client, load_catalogue())
     ctx.report.add("Contracts", "subjects registered", len(results))
     ids = sorted({r.schema_id for r in results})
@@ -179,7 +179,7 @@ def stage_smoke(ctx: RunContext) -> None:
     from services.common.serde import AvroSerde, registry_client, subject_for
 
     kafka = KafkaSettings(bootstrap_servers=ctx.env["KAFKA_BOOTSTRAP_SERVERS"])
-    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=ctx.env["SCHEMA_REGISTRY_URL"])))
+    serde = AvroSerde(registry_client(SchemaRegistrySettings.from_mapping(ctx.env)))
     topic = f"smoke.product_views.{ctx.run_id}"
     ensure_topics(kafka, [(topic, 3, {"retention.ms": "3600000"})])
     n = ctx.events
@@ -313,7 +313,7 @@ def _event_ids(ctx: RunContext, topic: str, start: dict[int, int]) -> list[str]:
     from services.common.kafka import read_topic
     from services.common.serde import AvroSerde, registry_client
 
-    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=ctx.env["SCHEMA_REGISTRY_URL"])))
+    serde = AvroSerde(registry_client(SchemaRegistrySettings.from_mapping(ctx.env)))
     return [
         str(serde.decode(value)["metadata"]["event_id"])
         for _key, value, _ts in read_topic(ctx.env, topic, start=start)

@@ -228,6 +228,16 @@ class SchemaRegistrySettings(RedactedSettings):
         "registered beforehand by a deploy step).",
     )
 
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> SchemaRegistrySettings:
+        """The settings a ``SCHEMA_REGISTRY_*`` mapping (a stack's env file) describes, the environment's (or the
+        defaults) for what it does not name; its other keys (``SCHEMA_REGISTRY_READ_ONLY_USER_INFO``) are ignored."""
+        prefix = "SCHEMA_REGISTRY_"
+        fields: dict[str, Any] = {
+            key[len(prefix) :].lower(): value for key, value in env.items() if key.startswith(prefix)
+        }
+        return cls(**{name: value for name, value in fields.items() if name in cls.model_fields})
+
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:

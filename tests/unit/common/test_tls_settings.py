@@ -98,3 +98,17 @@ def test_good_postgres_tls_parameters_pass(ca: str) -> None:
     assert PostgresSettings(dsn=dsn).dsn == dsn
     assert PostgresSettings(dsn="postgresql://u@h:1/db?sslmode=verify-full&sslrootcert=system").dsn.endswith("system")
     assert RegistryServerSettings(database_dsn=f"host=h dbname=db sslmode=require sslrootcert={ca}").database_dsn
+
+
+def test_registry_settings_from_a_stack_env(monkeypatch: pytest.MonkeyPatch, ca: str) -> None:
+    monkeypatch.delenv("SCHEMA_REGISTRY_URL", raising=False)
+    env = {
+        "SCHEMA_REGISTRY_URL": "https://admin:pw@127.0.0.1:1",
+        "SCHEMA_REGISTRY_SSL_CA_LOCATION": ca,
+        "SCHEMA_REGISTRY_READ_ONLY_USER_INFO": "reader:r",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:2",
+    }
+    settings = SchemaRegistrySettings.from_mapping(env)
+    assert (settings.url, settings.ssl_ca_location) == (env["SCHEMA_REGISTRY_URL"], ca)
+    assert settings.basic_auth_user_info is None
+    assert SchemaRegistrySettings.from_mapping({}).url == "http://127.0.0.1:18081"
