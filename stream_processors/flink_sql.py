@@ -237,9 +237,9 @@ def jdbc_upsert_sink(
 
 
 def registry_options(registry: SchemaRegistrySettings, prefix: str = "value.avro-confluent.") -> dict[str, str]:
-    """The ``avro-confluent`` format's registry options: its URL and, when the settings carry credentials
-    (``SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO``, else the URL's), basic auth (Confluent's Java client ignores a URL's
-    credentials unless told where they are)."""
+    """The ``avro-confluent`` format's registry options: its URL, basic auth when the settings carry credentials
+    (``SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO``, else the URL's: Confluent's Java client ignores a URL's credentials
+    unless told where they are), and the CA of ``SCHEMA_REGISTRY_SSL_CA_LOCATION`` as a PEM trust store."""
     parts = urlsplit(registry.url)
     options = {f"{prefix}url": urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))}
     if registry.basic_auth_user_info is not None:
@@ -251,6 +251,9 @@ def registry_options(registry: SchemaRegistrySettings, prefix: str = "value.avro
     if user_info:
         options[f"{prefix}basic-auth.credentials-source"] = "USER_INFO"
         options[f"{prefix}basic-auth.user-info"] = user_info
+    if registry.ssl_ca_location:  # an https registry: its CA as a PEM trust store of Confluent's Java client
+        options[f"{prefix}properties.schema.registry.ssl.truststore.location"] = registry.ssl_ca_location
+        options[f"{prefix}properties.schema.registry.ssl.truststore.type"] = "PEM"
     return options
 
 

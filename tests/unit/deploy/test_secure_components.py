@@ -105,6 +105,15 @@ def test_flink_jobs_pass_the_registry_credentials_explicitly(
     assert ("value.avro-confluent.basic-auth.credentials-source" in options) == (user_info is not None)
 
 
+def test_flink_jobs_trust_the_registrys_ca(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    options = registry_options(SchemaRegistrySettings(url="https://r:1", ssl_ca_location=str(ca)))
+    assert options["value.avro-confluent.properties.schema.registry.ssl.truststore.location"] == str(ca)
+    assert options["value.avro-confluent.properties.schema.registry.ssl.truststore.type"] == "PEM"
+    assert not any("truststore" in key for key in registry_options(SchemaRegistrySettings(url="https://r:1")))
+
+
 def test_flink_jdbc_sinks_keep_the_dsns_tls_parameters() -> None:
     statement = jdbc_upsert_sink(
         "t", "s.t", ["`k` STRING"], ["k"], "postgresql://u@h:1/db?sslmode=verify-full&sslrootcert=/ca.crt"
