@@ -4,6 +4,11 @@ user and no auto-registration, find every schema they write once the contracts a
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 
 import pytest
@@ -14,6 +19,8 @@ from schemas.governance.register import register_all
 from services.common.registry import Schema, SchemaRegistryError
 from services.common.serde import AvroSerde, UnknownSchema, registry_client, subject_for
 from services.common.settings import SchemaRegistrySettings
+from services.generator.records import ALL_TOPICS
+from services.generator.settings import GeneratorSettings
 from tests.integration.schema_registry.stack_roles import check_roles
 
 pytestmark = pytest.mark.integration
@@ -54,3 +61,44 @@ def test_read_only_services_look_up_every_catalogue_schema_they_write(
     with pytest.raises(SchemaRegistryError) as refused:
         reader.register_schema(fresh, Schema(schema_text(catalogue.topics[0].value_schema)))
     assert (refused.value.http_status_code, refused.value.error_code) == (403, 40301)
+
+
+def test_the_generator_with_the_read_only_user_writes_registered_contracts_only(
+    stack_env: dict[str, str], unique_name: Callable[[str], str]
+) -> None:
+    """The generator process with the environment the main job gives it: it writes every topic once the contracts
+    are registered (here under the run's topic prefix), and stops naming the missing subject when they are not."""
+    registered, missing = unique_name("ro") + ".", unique_name("ro") + "."
+    register_all(
+        registry_client(SchemaRegistrySettings(url=stack_env["SCHEMA_REGISTRY_URL"])),
+        load_catalogue(),
+        subject_prefix=registered,
+    )
+
+    def generate(prefix: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            **stack_env,
+            **read_only_registry(stack_env),
+            "GENERATOR_TOPIC_PREFIX": prefix,
+            "GENERATOR_PRODUCTS": "20",
+            "GENERATOR_CUSTOMERS": "20",
+            "GENERATOR_SUPPLIERS": "5",
+            "GENERATOR_DEVICES": "20",
+            "LOG_LEVEL": "WARNING",
+        }
+        start = GeneratorSettings().backlog_start(300, int(time.time() * 1000)).isoformat()
+        command = [sys.executable, "-m", "services.generator", "--events", "300", "--no-pace", "--seed", "3"]
+        return subprocess.run(
+            [*command, "--start", start], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+
+    ok = generate(registered)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    summary = json.loads(ok.stdout.strip().splitlines()[-1])
+    assert summary["events"] == 300 and sum(summary["topics"].values()) >= 300  # reference data comes on top
+    assert set(summary["topics"]) <= {registered + name for name in ALL_TOPICS}
+
+    refused = generate(missing)
+    assert refused.returncode != 0
+    assert f"subject {missing}" in refused.stderr and "40401" in refused.stderr, refused.stderr[-3000:]
