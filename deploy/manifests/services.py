@@ -267,6 +267,7 @@ LIBRARY_VARIABLES = frozenset(
         "OTEL_SERVICE_NAME",
         "GOOGLE_APPLICATION_CREDENTIALS",  # google-cloud-storage's credentials file (the GCS sink outside GKE)
         "STORAGE_EMULATOR_HOST",  # google-cloud-storage's emulator switch (compose's fake-gcs-server)
+        "FLINK_PROPERTIES",  # the official Flink image's entrypoint: the cluster's configuration (compose)
     }
 )
 """Variables a deployment may set that no settings class of ours reads: the libraries read them."""
