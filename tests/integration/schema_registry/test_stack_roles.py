@@ -27,6 +27,12 @@ from tests.integration.schema_registry.stack_roles import check_roles
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def _stack_with_roles(stack_env: dict[str, str]) -> None:
+    if "SCHEMA_REGISTRY_READ_ONLY_USER_INFO" not in stack_env:
+        pytest.fail("the stack exports no SCHEMA_REGISTRY_READ_ONLY_USER_INFO: its registry runs without roles")
+
+
 def test_the_stack_registry_has_an_admin_a_read_only_user_and_no_anonymous_access(
     stack_env: dict[str, str], unique_name: Callable[[str], str]
 ) -> None:
