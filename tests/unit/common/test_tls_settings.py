@@ -3,6 +3,7 @@ clients (confluent-kafka's configuration keys, the services' registry client, li
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,12 @@ def _one_line(error: ValidationError) -> str:
 
 
 def test_registry_client_settings_reach_both_clients(monkeypatch: pytest.MonkeyPatch, ca: str) -> None:
-    monkeypatch.setenv("SCHEMA_REGISTRY_URL", "https://admin:pw@127.0.0.1:18081")
+    url = f"https://admin:{secrets.token_urlsafe(8)}@127.0.0.1:18081"
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", url)
     monkeypatch.setenv("SCHEMA_REGISTRY_SSL_CA_LOCATION", ca)
     monkeypatch.setenv("SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS", "false")
     settings = SchemaRegistrySettings()
-    assert settings.client_config() == {"url": "https://admin:pw@127.0.0.1:18081", "ssl.ca.location": ca}
+    assert settings.client_config() == {"url": url, "ssl.ca.location": ca}
     client = registry_client(settings)
     assert client.url == "https://127.0.0.1:18081"  # what error messages show: no credentials
     assert client._ssl is not None and len(client._ssl.get_ca_certs()) == 1  # the CA, and only it, is trusted
@@ -103,7 +105,7 @@ def test_good_postgres_tls_parameters_pass(ca: str) -> None:
 def test_registry_settings_from_a_stack_env(monkeypatch: pytest.MonkeyPatch, ca: str) -> None:
     monkeypatch.delenv("SCHEMA_REGISTRY_URL", raising=False)
     env = {
-        "SCHEMA_REGISTRY_URL": "https://admin:pw@127.0.0.1:1",
+        "SCHEMA_REGISTRY_URL": f"https://admin:{secrets.token_urlsafe(8)}@127.0.0.1:1",
         "SCHEMA_REGISTRY_SSL_CA_LOCATION": ca,
         "SCHEMA_REGISTRY_READ_ONLY_USER_INFO": "reader:r",
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:2",

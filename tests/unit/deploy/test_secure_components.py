@@ -3,10 +3,12 @@ how the registry's credentials reach the main job's services, the Flink jobs and
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from deploy.chaos import _netloc, _via
 from deploy.local.components import Postgres, SchemaRegistry
@@ -54,7 +56,7 @@ def test_with_secure_https_and_verify_full(tmp_path: Path) -> None:
     assert env["SCHEMA_REGISTRY_SSL_CA_LOCATION"] == str(ctx.tls.cert)
     program = SchemaRegistry().program(ctx).environment
     assert Path(program["SCHEMA_REGISTRY_SERVER_SSL_CERTFILE"]).read_text().startswith("-----BEGIN CERTIFICATE")
-    assert Path(program["SCHEMA_REGISTRY_SERVER_SSL_KEYFILE"]).read_text().startswith("-----BEGIN PRIVATE KEY")
+    assert load_pem_private_key(Path(program["SCHEMA_REGISTRY_SERVER_SSL_KEYFILE"]).read_bytes(), password=None)
     dsn = Postgres().dsn(ctx, "db", pool_max_conns="100")
     assert parse_qs(urlsplit(dsn).query) == {
         "sslmode": ["verify-full"],
@@ -76,29 +78,30 @@ def test_prometheus_scrapes_the_registry_over_https_when_secure(tmp_path: Path, 
 
 
 def test_the_main_jobs_services_get_the_read_only_user() -> None:
+    admin, reader = secrets.token_urlsafe(8), f"reader:{secrets.token_urlsafe(8)}"
     env = {
-        "SCHEMA_REGISTRY_URL": "https://admin:a-pw@127.0.0.1:18081",
-        "SCHEMA_REGISTRY_READ_ONLY_USER_INFO": "reader:r-pw",
+        "SCHEMA_REGISTRY_URL": f"https://admin:{admin}@127.0.0.1:18081",
+        "SCHEMA_REGISTRY_READ_ONLY_USER_INFO": reader,
     }
     assert read_only_registry(env) == {
         "SCHEMA_REGISTRY_URL": "https://127.0.0.1:18081",
-        "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": "reader:r-pw",
+        "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": reader,
         "SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS": "false",
     }
     assert read_only_registry({"SCHEMA_REGISTRY_URL": "http://127.0.0.1:18081"}) == {}  # a stack without roles
 
 
+PASSWORD = secrets.token_urlsafe(8)
+
+
 @pytest.mark.parametrize(
-    ("settings", "user_info"),
-    [
-        (SchemaRegistrySettings(url="http://admin:pw@r:1"), "admin:pw"),
-        (SchemaRegistrySettings(url="http://r:1", basic_auth_user_info="u:p"), "u:p"),  # type: ignore[arg-type]
-        (SchemaRegistrySettings(url="http://r:1"), None),
-    ],
+    ("where", "user_info"), [("url", f"admin:{PASSWORD}"), ("setting", f"ci:{PASSWORD}"), ("nowhere", None)]
 )
-def test_flink_jobs_pass_the_registry_credentials_explicitly(
-    settings: SchemaRegistrySettings, user_info: str | None
-) -> None:
+def test_flink_jobs_pass_the_registry_credentials_explicitly(where: str, user_info: str | None) -> None:
+    if where == "url":
+        settings = SchemaRegistrySettings(url=f"http://{user_info}@r:1")
+    else:
+        settings = SchemaRegistrySettings(url="http://r:1", basic_auth_user_info=user_info)  # type: ignore[arg-type]
     options = registry_options(settings)
     assert options["value.avro-confluent.url"] == "http://r:1"
     assert options.get("value.avro-confluent.basic-auth.user-info") == user_info
@@ -123,12 +126,14 @@ def test_flink_jdbc_sinks_keep_the_dsns_tls_parameters() -> None:
 
 
 def test_reports_show_no_registry_credentials() -> None:
-    assert shown("SCHEMA_REGISTRY_URL", "https://admin:a-pw@127.0.0.1:18081") == "https://admin:***@127.0.0.1:18081"
-    assert shown("SCHEMA_REGISTRY_READ_ONLY_USER_INFO", "reader:r-pw") == "***"
+    url = f"https://admin:{PASSWORD}@127.0.0.1:18081"
+    assert shown("SCHEMA_REGISTRY_URL", url) == "https://admin:***@127.0.0.1:18081"
+    assert shown("SCHEMA_REGISTRY_READ_ONLY_USER_INFO", f"reader:{PASSWORD}") == "***"
     assert shown("POSTGRES_DSN", "postgresql://u@h:1/db") == "postgresql://u@h:1/db"
 
 
 def test_the_chaos_proxies_keep_the_registry_url_scheme_and_credentials() -> None:
-    assert _netloc("https://admin:pw@127.0.0.1:18081") == "127.0.0.1:18081"
-    assert _via("https://admin:pw@127.0.0.1:18081", "127.0.0.1:4000") == "https://admin:pw@127.0.0.1:4000"
+    url = f"https://admin:{PASSWORD}@127.0.0.1:18081"
+    assert _netloc(url) == "127.0.0.1:18081"
+    assert _via(url, "127.0.0.1:4000") == f"https://admin:{PASSWORD}@127.0.0.1:4000"
     assert _via("http://127.0.0.1:18081/", "127.0.0.1:4000") == "http://127.0.0.1:4000/"
