@@ -26,6 +26,7 @@ from rich.table import Table
 from deploy.airflow_stage import stage_airflow
 from deploy.batch_stage import BatchFigures, stage_batch
 from deploy.dbt_stage import DbtFigures, stage_dbt
+from deploy.local.components import service_kafka_env
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack, StackError, shown
@@ -118,15 +119,18 @@ class RunContext:
     def log(self, name: str) -> Path:
         return self.stack.ctx.paths.logs / f"run-{name}.log"
 
-    @property
-    def service_env(self) -> dict[str, str]:
-        """The environment of the services the job runs (generator, mirror, enricher, detector, sinks): the stack's
-        endpoints with the registry's read-only user. The contracts stage registers every catalogue subject (each
-        topic and dead-letter topic the services write) as the admin first, so the services only look schemas up;
-        the Flink jobs keep the admin (Flink's Avro format registers the schema it writes)."""
+    def service_env(self, module: str) -> dict[str, str]:
+        """The environment of ``module`` (a service, ``services.<name>``, or ``stream``, the Flink jobs): the stack's
+        endpoints; on a secure stack the Kafka credentials of its own principal (``deploy/local/kafka_acls.py``)
+        instead of the admin's. A service also gets the registry's read-only user: the contracts stage registers every
+        catalogue subject (each topic and dead-letter topic the services write) as the admin first, so the services
+        only look schemas up. The Flink jobs keep the admin (Flink's Avro format registers the schema it writes)."""
         from deploy.processes import read_only_registry
 
-        return {**self.env, **read_only_registry(self.env)}
+        env = {**self.env, **service_kafka_env(self.stack.ctx, module.rsplit(".", 1)[-1])}
+        if module.startswith("services."):
+            env.update(read_only_registry(self.env))
+        return env
 
     def local(self) -> dict[str, str]:
         from deploy.processes import local_client_config
@@ -178,7 +182,7 @@ def stage_smoke(ctx: RunContext) -> None:
     from services.common.lifecycle import Shutdown
     from services.common.serde import AvroSerde, registry_client, subject_for
 
-    kafka = KafkaSettings(bootstrap_servers=ctx.env["KAFKA_BOOTSTRAP_SERVERS"])
+    kafka = KafkaSettings.from_mapping(ctx.env)
     serde = AvroSerde(registry_client(SchemaRegistrySettings.from_mapping(ctx.env)))
     topic = f"smoke.product_views.{ctx.run_id}"
     ensure_topics(kafka, [(topic, 3, {"retention.ms": "3600000"})])
@@ -283,7 +287,7 @@ def stage_generate(ctx: RunContext) -> None:
     _step(f"generator: {ctx.events:,} events, {ctx.seed_start}")
     generator = ServiceProcess(
         "services.generator",
-        ctx.service_env,
+        ctx.service_env("services.generator"),
         ctx.log("generator"),
         "--events",
         str(ctx.events),
@@ -344,7 +348,9 @@ def stage_mirror(ctx: RunContext) -> None:
     first = end_positions(ctx.env, [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
     lag_before = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
     _step(f"mirror: {PRODUCT_VIEWS_REMOTE} (remote, SASL) -> {PRODUCT_VIEWS_LOCAL}, {lag_before:,} records behind")
-    mirror = ServiceProcess("services.mirror", ctx.service_env, ctx.log("mirror"), MIRROR_GROUP_ID=MIRROR_GROUP).start()
+    mirror = ServiceProcess(
+        "services.mirror", ctx.service_env("services.mirror"), ctx.log("mirror"), MIRROR_GROUP_ID=MIRROR_GROUP
+    ).start()
     started = time.monotonic()
     try:
         caught_up = wait_until(lambda: group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE]) == 0, 600, 1.0)
@@ -393,9 +399,12 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     before = end_offsets(ctx.local(), outputs)
     _step(f"enricher (Faust) and anomaly detector: {pending:,} events to enrich")
     processes = {
-        "enricher": ServiceProcess("services.enricher", ctx.service_env, ctx.log("enricher")),
+        "enricher": ServiceProcess("services.enricher", ctx.service_env("services.enricher"), ctx.log("enricher")),
         "anomaly detector": ServiceProcess(
-            "services.anomaly_detector", ctx.service_env, ctx.log("anomaly_detector"), ANOMALY_DETECTOR_IDLE_FLUSH_S="2"
+            "services.anomaly_detector",
+            ctx.service_env("services.anomaly_detector"),
+            ctx.log("anomaly_detector"),
+            ANOMALY_DETECTOR_IDLE_FLUSH_S="2",
         ),
     }
     for process in processes.values():
@@ -504,7 +513,7 @@ def stage_sinks(ctx: RunContext) -> None:
     marks = {name: inspector.mark() for name, inspector in inspectors.items()}
     _step("sinks: MongoDB (views), HDFS (clickstream, orders, shipments, views), GCS (finance), exactly once")
     processes = {
-        name: ServiceProcess(module, ctx.service_env, ctx.log(module.rsplit(".", 1)[-1])).start()
+        name: ServiceProcess(module, ctx.service_env(module), ctx.log(module.rsplit(".", 1)[-1])).start()
         for name, module in modules.items()
     }
     started = time.monotonic()

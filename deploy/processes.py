@@ -17,7 +17,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
-from pydantic import SecretStr
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from deploy.local.context import REPO_ROOT
@@ -95,17 +94,13 @@ def read_only_registry(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def local_client_config(env: Mapping[str, str]) -> dict[str, str]:
-    """Client properties of the stack's local cluster (``env``: the stack's endpoints)."""
-    return KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]).client_config()
+    """Client properties of the stack's local cluster (``env``: the stack's endpoints, security included)."""
+    return KafkaSettings.from_mapping(env).client_config()
 
 
 def remote_client_config(env: Mapping[str, str]) -> dict[str, str]:
     """Client properties of the stack's remote (SASL) cluster."""
-    return RemoteKafkaSettings(
-        bootstrap_servers=env["REMOTE_KAFKA_BOOTSTRAP_SERVERS"],
-        sasl_username=env["REMOTE_KAFKA_SASL_USERNAME"],
-        sasl_password=SecretStr(env["REMOTE_KAFKA_SASL_PASSWORD"]),
-    ).client_config()
+    return RemoteKafkaSettings.from_mapping(remote_kafka_env(env)).client_config()
 
 
 def remote_kafka_env(env: Mapping[str, str]) -> dict[str, str]:

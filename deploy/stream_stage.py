@@ -142,7 +142,8 @@ def _start(ctx: RunContext, names: list[str], rest_url: str) -> _Started:
         )
     idle = {f"{flink_jobs.job(name).settings_prefix}IDLE_TIMEOUT_MS": str(STAGE_IDLE_TIMEOUT_MS) for name in names}
     started = time.monotonic()
-    job_id = flink_jobs.submit(ctx.stack.ctx, names, rest_url, {**ctx.env, **idle})
+    # on a secure stack the jobs read and write as the `stream` principal (deploy/local/kafka_acls.py)
+    job_id = flink_jobs.submit(ctx.stack.ctx, names, rest_url, {**ctx.service_env("stream"), **idle})
     return _Started(
         names,
         settings,

@@ -268,6 +268,9 @@ def _kafka_security(kafka: KafkaSettings) -> dict[str, str]:
         options["properties.sasl.jaas.config"] = (
             f'{module} required username="{kafka.sasl_username}" password="{password}";'
         )
+    if kafka.ssl_ca_location and kafka.security_protocol.endswith("SSL"):  # the Java client reads the PEM CA too
+        options["properties.ssl.truststore.type"] = "PEM"
+        options["properties.ssl.truststore.location"] = kafka.ssl_ca_location
     return options
 
 

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
+from deploy.local import kafka_acls
 from deploy.local.context import POSTGRES_OS_USER, REPO_ROOT, StackContext
 from deploy.local.jars import classpath, jar_dir
+from deploy.local.tls import ServerCertificate
 from services.common.settings import LOCAL_HOST, POSTGRES_DB, POSTGRES_USER
 
 
@@ -103,6 +105,13 @@ log4j.logger.org.apache.kafka.coordinator=WARN
 """
 
 
+SECURE_MECHANISM = "SCRAM-SHA-512"
+SCRAM_ITERATIONS = 4096  # what kafka-storage's --add-scram uses by default
+SECURITY_MARK = "freightline-security"
+"""A broker's data directory notes whether it was formatted for the secure stack (its users live in its metadata)."""
+CONTROLLER_USER = "controller"
+"""The controller listener's SASL/PLAIN user (the broker's connection to its own controller)."""
+
 JMX_EXPORTER_RULES = REPO_ROOT / "observability" / "kafka" / "jmx-exporter.yml"
 
 
@@ -133,13 +142,62 @@ class KafkaBroker(Component):
         log_config = ctx.paths.config / f"{self.name}-log4j.properties"
         return data, props, log_config
 
+    @property
+    def cluster(self) -> str:
+        """Which cluster of the ACL table this broker is (``deploy.local.kafka_acls``)."""
+        return kafka_acls.REMOTE if self.sasl else kafka_acls.LOCAL
+
     def credentials(self, ctx: StackContext) -> dict[str, str]:
+        """The SCRAM users of this broker and their passwords: with ``FREIGHTLINE_SECURE``, the brokers' own user,
+        ``admin`` and one user per service of the ACL table (a service has the same password on both clusters)."""
         s = ctx.settings
+        if s.secure:
+            users = {kafka_acls.BROKER: ctx.secret(f"{self.name}-broker-password")}
+            for principal in (kafka_acls.ADMIN, *kafka_acls.principals(self.cluster)):
+                users[principal] = kafka_user_password(ctx, principal)
+            return users
         configured = s.remote_sasl_password.get_secret_value() if s.remote_sasl_password else None
         return {
             "broker": ctx.secret(f"{self.name}-broker-password"),
             s.remote_sasl_username: ctx.secret(f"{self.name}-client-password", configured),
         }
+
+    def certificate(self, ctx: StackContext) -> ServerCertificate:
+        """The client listener's certificate (secure stack), signed by the stack's CA."""
+        return ctx.tls.server(self.name)
+
+    def _secure_listeners(self, ctx: StackContext, client: int, controller: int) -> list[str]:
+        """SASL_SSL with SCRAM-SHA-512 for clients and between brokers; the controller listener on loopback with
+        SASL/PLAIN (KRaft keeps SCRAM credentials in the metadata the controller serves, so the controller cannot
+        check them): every connection authenticates, the authorizer allows what the ACL table grants."""
+        cert = self.certificate(ctx)
+        broker_password = ctx.secret(f"{self.name}-broker-password")
+        controller_password = ctx.secret(f"{self.name}-controller-password")
+        return [
+            f"listeners=SASL_SSL://{LOCAL_HOST}:{client},CONTROLLER://{LOCAL_HOST}:{controller}",
+            f"advertised.listeners=SASL_SSL://{LOCAL_HOST}:{client}",
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name=SASL_SSL",
+            f"sasl.enabled.mechanisms={SECURE_MECHANISM}",
+            f"sasl.mechanism.inter.broker.protocol={SECURE_MECHANISM}",
+            f"listener.name.sasl_ssl.{SECURE_MECHANISM.lower()}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{kafka_acls.BROKER}" password="{broker_password}";',
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config="
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{CONTROLLER_USER}" password="{controller_password}" '
+            f'user_{CONTROLLER_USER}="{controller_password}";',
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={cert.bundle}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={cert.ca}",
+            "ssl.client.auth=none",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found=false",
+            f"super.users=User:{kafka_acls.ADMIN};User:{kafka_acls.BROKER};User:{CONTROLLER_USER}",
+        ]
 
     def _properties(self, ctx: StackContext, data: Path) -> str:
         ports = self.ports(ctx)
@@ -162,7 +220,9 @@ class KafkaBroker(Component):
             "log.retention.hours=168",
             "log.cleaner.min.compaction.lag.ms=0",
         ]
-        if self.sasl:
+        if ctx.settings.secure:
+            lines += self._secure_listeners(ctx, client, controller)
+        elif self.sasl:
             broker_password = self.credentials(ctx)["broker"]
             lines += [
                 f"listeners=SASL_PLAINTEXT://{LOCAL_HOST}:{client},CONTROLLER://{LOCAL_HOST}:{controller}",
@@ -190,18 +250,29 @@ class KafkaBroker(Component):
         props.write_text(self._properties(ctx, data))
         props.chmod(0o600)
         log_config.write_text(_LOG4J)
+        mark = data / SECURITY_MARK
+        mode = "secure" if ctx.settings.secure else "plain"
         if (data / "meta.properties").exists():
+            formatted = mark.read_text().strip() if mark.exists() else "plain"
+            if formatted != mode:
+                raise RuntimeError(
+                    f"{self.name}: its data was made with FREIGHTLINE_SECURE={str(formatted == 'secure').lower()} "
+                    f"(its listeners and users); start it with that setting, or start it over with "
+                    f"`freightline up --fresh` (which wipes the stack's data)"
+                )
             return
         self.format_storage(ctx, new_cluster_id())
+        mark.write_text(mode)
 
     def format_storage(self, ctx: StackContext, cluster_id: str) -> None:
         """Format the KRaft log directory once (``--ignore-formatted``), with SCRAM users on the SASL broker."""
         _, props, log_config = self._dirs(ctx)
         # ``--cluster-id=ID`` in one argument: a base64url id may begin with "-" and would read as an option.
         args = ["format", f"--cluster-id={cluster_id}", "-c", str(props), "--ignore-formatted"]
-        if self.sasl:
+        if self.sasl or ctx.settings.secure:
+            mechanism = SECURE_MECHANISM if ctx.settings.secure else "SCRAM-SHA-256"
             for user, password in self.credentials(ctx).items():
-                args += ["--add-scram", f"SCRAM-SHA-256=[name={user},password={password}]"]
+                args += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
         command = _java("256m", classpath(ctx.paths, "kafka"), log_config, "kafka.tools.StorageTool", *args)
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -217,8 +288,11 @@ class KafkaBroker(Component):
         return Program(command=command)
 
     def client_config(self, ctx: StackContext) -> dict[str, str]:
+        """librdkafka settings of the stack's own clients: ``admin`` on a secure stack."""
         config = {"bootstrap.servers": f"{LOCAL_HOST}:{self.ports(ctx)['client']}"}
-        if self.sasl:
+        if ctx.settings.secure:
+            config.update(self.principal_config(ctx, kafka_acls.ADMIN))
+        elif self.sasl:
             user = ctx.settings.remote_sasl_username
             config.update(
                 {
@@ -229,6 +303,36 @@ class KafkaBroker(Component):
                 }
             )
         return config
+
+    def sync_users(self, ctx: StackContext) -> None:
+        """Set every service principal's SCRAM credentials from the secrets folder (as ``admin``): a principal added
+        to the table after the storage was formatted gets its user, a changed password file takes effect."""
+        from confluent_kafka.admin import (
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialAlteration,
+            UserScramCredentialUpsertion,
+        )
+
+        admin = AdminClient({**self.client_config(ctx)})
+        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+        upserts: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(principal, info, kafka_user_password(ctx, principal).encode())
+            for principal in kafka_acls.principals(self.cluster)
+        ]
+        for future in admin.alter_user_scram_credentials(upserts).values():
+            future.result()
+
+    def principal_config(self, ctx: StackContext, principal: str) -> dict[str, str]:
+        """The security settings of ``principal`` on this secure broker (SASL_SSL, SCRAM-SHA-512, the stack's CA)."""
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": SECURE_MECHANISM,
+            "sasl.username": principal,
+            "sasl.password": kafka_user_password(ctx, principal),
+            "ssl.ca.location": str(ctx.tls.ensure()),
+        }
 
     def ready(self, ctx: StackContext) -> bool:
         from confluent_kafka.admin import AdminClient
@@ -243,8 +347,13 @@ class KafkaBroker(Component):
         return bool(metadata.brokers)
 
     def after_ready(self, ctx: StackContext) -> None:
-        """Wait until the group coordinator answers (a new cluster first creates its offsets topic)."""
+        """On a secure stack, make the broker's ACLs the table's; then wait until the group coordinator answers (a
+        new cluster first creates its offsets topic)."""
         from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        if ctx.settings.secure:
+            self.sync_users(ctx)
+            kafka_acls.apply(self.client_config(ctx), self.cluster)
 
         consumer = Consumer({**self.client_config(ctx), "group.id": "freightline-stack-probe"})
         try:
@@ -262,15 +371,35 @@ class KafkaBroker(Component):
 
     def exports(self, ctx: StackContext) -> dict[str, str]:
         config = self.client_config(ctx)
-        if not self.sasl:
-            return {"KAFKA_BOOTSTRAP_SERVERS": config["bootstrap.servers"]}
-        return {
-            "REMOTE_KAFKA_BOOTSTRAP_SERVERS": config["bootstrap.servers"],
-            "REMOTE_KAFKA_SECURITY_PROTOCOL": config["security.protocol"],
-            "REMOTE_KAFKA_SASL_MECHANISM": config["sasl.mechanism"],
-            "REMOTE_KAFKA_SASL_USERNAME": config["sasl.username"],
-            "REMOTE_KAFKA_SASL_PASSWORD": config["sasl.password"],
+        prefix = "REMOTE_KAFKA_" if self.sasl else "KAFKA_"
+        names = {
+            "bootstrap.servers": "BOOTSTRAP_SERVERS",
+            "security.protocol": "SECURITY_PROTOCOL",
+            "sasl.mechanism": "SASL_MECHANISM",
+            "sasl.username": "SASL_USERNAME",
+            "sasl.password": "SASL_PASSWORD",
+            "ssl.ca.location": "SSL_CA_LOCATION",
         }
+        return {f"{prefix}{names[key]}": value for key, value in config.items()}
+
+
+def service_kafka_env(ctx: StackContext, principal: str) -> dict[str, str]:
+    """The Kafka credentials a service process is given on a secure stack: its own principal's on both clusters,
+    in place of the ``admin`` ones of ``stack.env`` (a principal without a row on a cluster has no user there, so it
+    cannot even log in). Empty when ``FREIGHTLINE_SECURE`` is off."""
+    if not ctx.settings.secure:
+        return {}
+    password = kafka_user_password(ctx, principal)
+    return {
+        f"{prefix}{name}": value
+        for prefix in ("KAFKA_", "REMOTE_KAFKA_")
+        for name, value in (("SASL_USERNAME", principal), ("SASL_PASSWORD", password))
+    }
+
+
+def kafka_user_password(ctx: StackContext, principal: str) -> str:
+    """The SCRAM password of a Kafka user of the secure stack (generated once, kept in the secrets folder)."""
+    return ctx.secret(f"kafka-user-{principal}-password")
 
 
 # With FREIGHTLINE_SECURE: the only client authentication rule (TCP with TLS from loopback); a connection without TLS

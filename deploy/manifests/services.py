@@ -216,8 +216,9 @@ def by_name(name: str) -> DeployedService:
 # credentials of their KafkaUser (Strimzi writes them into a Secret named after the user, key `password`).
 KAFKA_CLUSTER = "freightline"
 KAFKA_PORT = 9092
-"""Strimzi's SCRAM listener inside the cluster. Plain TCP: the services' Kafka settings have no CA setting yet, so
-a TLS listener with Strimzi's own CA is not reachable from them (a CA in the images' trust store would be)."""
+"""Strimzi's SCRAM listener inside the cluster, plain TCP. The services' Kafka settings can check a TLS listener
+against Strimzi's own CA (``KAFKA_SSL_CA_LOCATION``, its cluster CA Secret mounted as a file); the manifests do not
+mount it yet."""
 STATSD_PORT = 9125
 """Where statsd_exporter receives StatsD lines (UDP and TCP), in compose and on Kubernetes."""
 STATSD_IMAGE = "prom/statsd-exporter:v0.31.0"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -43,6 +44,9 @@ GCS_LAKE_PREFIX = "raw"
 MONGODB_PRODUCT_VIEWS_COLLECTION = "product_views"
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 
 
@@ -59,6 +63,14 @@ def readable_file(path: str | None) -> str | None:
     if path is not None and not os.access(path, os.R_OK):
         raise ValueError(f"no readable file at {path}")
     return path
+
+
+def one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
+    """``value`` upper-cased when it is one of ``allowed``; raises ``ValueError`` naming ``what`` otherwise."""
+    upper = value.strip().upper()
+    if upper not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; one of {', '.join(allowed)}")
+    return upper
 
 
 def redact(url: str) -> str:
@@ -120,6 +132,11 @@ class KafkaSettings(RedactedSettings):
     sasl_mechanism: str | None = Field(default=None, description="KAFKA_SASL_MECHANISM, e.g. SCRAM-SHA-256.")
     sasl_username: str | None = Field(default=None, description="KAFKA_SASL_USERNAME.")
     sasl_password: SecretStr | None = Field(default=None, description="KAFKA_SASL_PASSWORD (secret).")
+    ssl_ca_location: str | None = Field(
+        default=None,
+        description="KAFKA_SSL_CA_LOCATION: PEM file of the certificate authority the brokers' certificates are "
+        "checked against (librdkafka's ssl.ca.location) with SSL or SASL_SSL; unset: the system's trust store.",
+    )
     topic_replication_factor: int = Field(
         default=1,
         ge=1,
@@ -149,7 +166,18 @@ class KafkaSettings(RedactedSettings):
             sasl_mechanism=config.get("sasl.mechanism"),
             sasl_username=config.get("sasl.username"),
             sasl_password=SecretStr(str(password)) if password else None,
+            ssl_ca_location=config.get("ssl.ca.location"),
         )
+
+    @field_validator("security_protocol")
+    @classmethod
+    def _protocol(cls, value: str) -> str:
+        return one_of(value, SECURITY_PROTOCOLS, "security protocol")
+
+    @field_validator("sasl_mechanism")
+    @classmethod
+    def _mechanism(cls, value: str | None) -> str | None:
+        return one_of(value, SASL_MECHANISMS, "SASL mechanism") if value and value.strip() else None
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -175,6 +203,11 @@ class KafkaSettings(RedactedSettings):
             config["sasl.mechanism"] = self.sasl_mechanism
             config["sasl.username"] = self.sasl_username
             config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location and self.security_protocol.endswith("SSL"):
+            if not Path(self.ssl_ca_location).is_file():
+                name = f"{self.model_config.get('env_prefix', '')}SSL_CA_LOCATION".upper()
+                raise ValueError(f"{name}: no such file {self.ssl_ca_location}")
+            config["ssl.ca.location"] = self.ssl_ca_location
         return config
 
     def replication(self) -> tuple[int, int]:

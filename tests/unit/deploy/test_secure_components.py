@@ -137,3 +137,15 @@ def test_the_chaos_proxies_keep_the_registry_url_scheme_and_credentials() -> Non
     assert _netloc(url) == "127.0.0.1:18081"
     assert _via(url, "127.0.0.1:4000") == f"https://admin:{PASSWORD}@127.0.0.1:4000"
     assert _via("http://127.0.0.1:18081/", "127.0.0.1:4000") == "http://127.0.0.1:4000/"
+
+
+def test_the_main_job_gives_services_the_read_only_user_and_the_flink_jobs_the_admin(tmp_path: Path) -> None:
+    from deploy.local.stack import Stack
+    from deploy.pipeline import Report, RunContext
+
+    ctx = _ctx(tmp_path, secure=False)
+    env = SchemaRegistry().exports(ctx)
+    run = RunContext(env=env, stack=Stack(ctx, []), report=Report(), run_id="unit", events=1)
+    for service in ("services.generator", "services.mirror", "services.enricher", "services.sink_gcs"):
+        assert run.service_env(service) == {**env, **read_only_registry(env)}
+    assert run.service_env("stream") == env  # Flink's Avro format registers what it writes: the admin

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from schemas import topics
 from schemas.catalogue import load_catalogue, schema_text
@@ -176,3 +178,30 @@ def test_jobs_run_together_are_named_after_each_deployment_and_share_one_configu
     slower = ServiceErrorRateJobSettings(group_id="g2", checkpoint_interval_ms=60_000)
     with pytest.raises(ValueError, match=r"must share execution\.checkpointing\.interval"):
         shared_config([job_config(views, together), job_config(slower, together)])
+
+
+def test_a_secure_cluster_gives_every_kafka_table_its_credentials_and_the_ca(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("pem")
+    kafka = KafkaSettings(
+        bootstrap_servers="k:1",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="stream",
+        sasl_password=SecretStr("pw"),
+        ssl_ca_location=str(ca),
+    )
+    definitions, _ = JOB.statements(
+        ProductViewsJobSettings(), kafka, SchemaRegistrySettings(url="http://r:2"), PostgresSettings()
+    )
+    source, sink, late = definitions[:3]
+    for table in (source, sink, late):
+        assert "'properties.security.protocol' = 'SASL_SSL'" in table
+        assert "'properties.sasl.mechanism' = 'SCRAM-SHA-512'" in table
+        assert 'ScramLoginModule required username="stream" password="pw";' in table
+        assert "'properties.ssl.truststore.type' = 'PEM'" in table
+        assert f"'properties.ssl.truststore.location' = '{ca}'" in table
+    plaintext, _ = JOB.statements(
+        ProductViewsJobSettings(), KafkaSettings(), SchemaRegistrySettings(url="http://r:2"), PostgresSettings()
+    )
+    assert "truststore" not in plaintext[0]
