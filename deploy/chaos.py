@@ -303,7 +303,7 @@ class Harness:
         p = self.proxies
         env = {
             **self.env,
-            "SCHEMA_REGISTRY_URL": f"http://{p['registry'].listen}",
+            "SCHEMA_REGISTRY_URL": _via(self.env["SCHEMA_REGISTRY_URL"], p["registry"].listen),
             "MONGODB_URI": f"mongodb://{p['mongodb'].listen}",
             "HDFS_WEBHDFS_URL": f"http://{p['hdfs'].listen}",
             "GCS_ENDPOINT": f"http://{p['gcs'].listen}",
@@ -587,7 +587,7 @@ class Harness:
 
     # -- counting ----------------------------------------------------------------------------------------------
     def count(self) -> list[StageCount]:
-        serde = AvroSerde(registry_client(SchemaRegistrySettings(url=self.env["SCHEMA_REGISTRY_URL"])))
+        serde = AvroSerde(registry_client(SchemaRegistrySettings.from_mapping(self.env)))
         local = self.direct_env
 
         def ids(env: Mapping[str, str], topic: str, path: tuple[str, ...] = ("metadata",)) -> list[str]:
@@ -702,7 +702,16 @@ class Harness:
 
 
 def _netloc(url: str) -> str:
-    return url.split("://", 1)[-1].split("/", 1)[0]
+    """``host:port`` of ``url`` (without the credentials it may carry)."""
+    return url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2]
+
+
+def _via(url: str, address: str) -> str:
+    """``url`` (its scheme, credentials and path kept) through the proxy listening on ``address``."""
+    scheme, _, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    credentials, at, _ = netloc.rpartition("@")
+    return f"{scheme}://{credentials}{at}{address}{slash}{path}"
 
 
 def _file_ids(store: FileStore, root: str, topic: str) -> list[str]:

@@ -14,7 +14,7 @@ from rich.table import Table
 from deploy.local.context import StackContext
 from deploy.local.flink import rest_url as flink_rest_url
 from deploy.local.settings import StackSettings
-from deploy.local.stack import Stack, StackError
+from deploy.local.stack import Stack, StackError, shown
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console(stderr=True)
@@ -39,7 +39,7 @@ def endpoints_table(env: dict[str, str]) -> Table:
     table.add_column("variable")
     table.add_column("value")
     for key, value in env.items():
-        table.add_row(key, "***" if "PASSWORD" in key else value)
+        table.add_row(key, shown(key, value))
     return table
 
 

@@ -46,6 +46,8 @@ def profile_environment(dsn: str) -> dict[str, str]:
         "DBT_POSTGRES_USER": str(parts["user"]),
         "DBT_POSTGRES_PASSWORD": str(parts.get("password") or ""),
         "DBT_POSTGRES_DBNAME": str(parts["dbname"]),
+        "DBT_POSTGRES_SSLMODE": str(parts.get("sslmode") or "prefer"),  # libpq's own default
+        "DBT_POSTGRES_SSLROOTCERT": str(parts.get("sslrootcert") or ""),  # empty: libpq's default
     }
 
 

@@ -29,7 +29,7 @@ from deploy.dbt_stage import DbtFigures, stage_dbt
 from deploy.local.components import service_kafka_env
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
-from deploy.local.stack import Stack, StackError
+from deploy.local.stack import Stack, StackError, shown
 from deploy.observability_stage import MonitoringFigures, stage_monitoring
 from deploy.stream_stage import WindowJobFigures, source_positions, stage_stream
 from schemas import topics
@@ -120,9 +120,17 @@ class RunContext:
         return self.stack.ctx.paths.logs / f"run-{name}.log"
 
     def service_env(self, module: str) -> dict[str, str]:
-        """The environment of service ``module``: the stack's endpoints, and on a secure stack the Kafka
-        credentials of the service's own principal (``deploy/local/kafka_acls.py``) instead of the admin's."""
-        return {**self.env, **service_kafka_env(self.stack.ctx, module.rsplit(".", 1)[-1])}
+        """The environment of ``module`` (a service, ``services.<name>``, or ``stream``, the Flink jobs): the stack's
+        endpoints; on a secure stack the Kafka credentials of its own principal (``deploy/local/kafka_acls.py``)
+        instead of the admin's. A service also gets the registry's read-only user: the contracts stage registers every
+        catalogue subject (each topic and dead-letter topic the services write) as the admin first, so the services
+        only look schemas up. The Flink jobs keep the admin (Flink's Avro format registers the schema it writes)."""
+        from deploy.processes import read_only_registry
+
+        env = {**self.env, **service_kafka_env(self.stack.ctx, module.rsplit(".", 1)[-1])}
+        if module.startswith("services."):
+            env.update(read_only_registry(self.env))
+        return env
 
     def local(self) -> dict[str, str]:
         from deploy.processes import local_client_config
@@ -149,7 +157,7 @@ def stage_components(ctx: RunContext) -> None:
         if not row.ready:
             ctx.report.problems.append(f"{row.name} is not ready")
     for key, value in ctx.env.items():
-        ctx.report.add("Endpoints", key, "***" if "PASSWORD" in key else value)
+        ctx.report.add("Endpoints", key, shown(key, value))
 
 
 def stage_register_schemas(ctx: RunContext) -> None:
@@ -158,7 +166,7 @@ def stage_register_schemas(ctx: RunContext) -> None:
     from services.common.serde import registry_client
 
     _step("registering the Avro contracts on the Schema Registry")
-    client = registry_client(SchemaRegistrySettings(url=ctx.env["SCHEMA_REGISTRY_URL"]))
+    client = registry_client(SchemaRegistrySettings.from_mapping(ctx.env))
     results = register_all(client, load_catalogue())
     ctx.report.add("Contracts", "subjects registered", len(results))
     ids = sorted({r.schema_id for r in results})
@@ -175,7 +183,7 @@ def stage_smoke(ctx: RunContext) -> None:
     from services.common.serde import AvroSerde, registry_client, subject_for
 
     kafka = KafkaSettings.from_mapping(ctx.env)
-    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=ctx.env["SCHEMA_REGISTRY_URL"])))
+    serde = AvroSerde(registry_client(SchemaRegistrySettings.from_mapping(ctx.env)))
     topic = f"smoke.product_views.{ctx.run_id}"
     ensure_topics(kafka, [(topic, 3, {"retention.ms": "3600000"})])
     n = ctx.events
@@ -309,7 +317,7 @@ def _event_ids(ctx: RunContext, topic: str, start: dict[int, int]) -> list[str]:
     from services.common.kafka import read_topic
     from services.common.serde import AvroSerde, registry_client
 
-    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=ctx.env["SCHEMA_REGISTRY_URL"])))
+    serde = AvroSerde(registry_client(SchemaRegistrySettings.from_mapping(ctx.env)))
     return [
         str(serde.decode(value)["metadata"]["event_id"])
         for _key, value, _ts in read_topic(ctx.env, topic, start=start)

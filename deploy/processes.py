@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -74,6 +75,22 @@ class ServiceProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         return int(self.process.returncode)
+
+
+def read_only_registry(env: Mapping[str, str]) -> dict[str, str]:
+    """The registry settings of a service that only reads schemas, from the stack's endpoints ``env``: the registry's
+    read-only user (``SCHEMA_REGISTRY_READ_ONLY_USER_INFO``) instead of the admin the stack's URL carries, and no
+    auto-registration (a deploy step registered every catalogue subject first); empty when ``env`` names none."""
+    reader = env.get("SCHEMA_REGISTRY_READ_ONLY_USER_INFO")
+    url = env.get("SCHEMA_REGISTRY_URL")
+    if not reader or not url:
+        return {}
+    parts = urlsplit(url)
+    return {
+        "SCHEMA_REGISTRY_URL": urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])),
+        "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": reader,
+        "SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS": "false",
+    }
 
 
 def local_client_config(env: Mapping[str, str]) -> dict[str, str]:

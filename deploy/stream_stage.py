@@ -202,7 +202,7 @@ def _figures(
     job = flink_jobs.job(name).job
     figures = WindowJobFigures()
     bootstrap, registry = ctx.env["KAFKA_BOOTSTRAP_SERVERS"], ctx.env["SCHEMA_REGISTRY_URL"]
-    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=registry)))
+    serde = AvroSerde(registry_client(SchemaRegistrySettings.from_mapping(ctx.env)))
     events = [
         serde.decode(value)
         for _key, value, _ts in read_topic(ctx.env, settings.source_topic, start=ctx.stream_from[settings.source_topic])

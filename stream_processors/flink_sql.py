@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings
@@ -141,6 +141,9 @@ def projected(schema_text: str, fields: Sequence[str]) -> str:
     return json.dumps({**schema, "fields": [field for field in schema["fields"] if field["name"] in fields]})
 
 
+LIBPQ_TLS_PARAMETERS = ("sslmode", "sslrootcert")
+
+
 def jdbc_url(dsn: str) -> tuple[str, str, str]:
     """(JDBC url, user, password) of a libpq URL ``postgresql://user[:password]@host:port/db``."""
     parts = urlsplit(dsn)
@@ -168,7 +171,7 @@ def kafka_source(
         "scan.startup.mode": settings.startup_mode,
         "properties.auto.offset.reset": "earliest",
         "value.format": "avro-confluent",
-        "value.avro-confluent.url": registry.url,
+        **registry_options(registry),
         "value.avro-confluent.schema": schema_text,
         **_kafka_security(kafka),
     }
@@ -201,7 +204,7 @@ def kafka_sink(
         "key.format": "raw",
         "key.fields": key_field,
         "value.format": "avro-confluent",
-        "value.avro-confluent.url": registry.url,
+        **registry_options(registry),
         "value.avro-confluent.schema": schema_text,
         "value.avro-confluent.subject": f"{topic}-value",
         "sink.delivery-guarantee": "exactly-once",
@@ -220,6 +223,8 @@ def jdbc_upsert_sink(
     url, user, password = jdbc_url(dsn)
     options = {"connector": "jdbc", "url": url, "table-name": table}
     parameters = ["stringtype=unspecified"] if untyped_strings else []
+    # TLS as the DSN asks (PgJDBC reads libpq's sslmode and a PEM sslrootcert)
+    parameters += [f"{key}={value}" for key, value in parse_qsl(urlsplit(dsn).query) if key in LIBPQ_TLS_PARAMETERS]
     if password:  # Flink takes both or neither; without a password the user goes into the URL
         options.update({"username": user, "password": password})
     elif user:
@@ -229,6 +234,27 @@ def jdbc_upsert_sink(
     options.update({"sink.buffer-flush.interval": "1s", "sink.max-retries": "5"})
     keys = ", ".join(f"`{column}`" for column in key)
     return _create(name, [*columns_sql, f"PRIMARY KEY ({keys}) NOT ENFORCED"], options)
+
+
+def registry_options(registry: SchemaRegistrySettings, prefix: str = "value.avro-confluent.") -> dict[str, str]:
+    """The ``avro-confluent`` format's registry options: its URL, basic auth when the settings carry credentials
+    (``SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO``, else the URL's: Confluent's Java client ignores a URL's credentials
+    unless told where they are), and the CA of ``SCHEMA_REGISTRY_SSL_CA_LOCATION`` as a PEM trust store."""
+    parts = urlsplit(registry.url)
+    options = {f"{prefix}url": urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))}
+    if registry.basic_auth_user_info is not None:
+        user_info: str | None = registry.basic_auth_user_info.get_secret_value()
+    elif parts.username:
+        user_info = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    else:
+        user_info = None
+    if user_info:
+        options[f"{prefix}basic-auth.credentials-source"] = "USER_INFO"
+        options[f"{prefix}basic-auth.user-info"] = user_info
+    if registry.ssl_ca_location:  # an https registry: its CA as a PEM trust store of Confluent's Java client
+        options[f"{prefix}properties.schema.registry.ssl.truststore.location"] = registry.ssl_ca_location
+        options[f"{prefix}properties.schema.registry.ssl.truststore.type"] = "PEM"
+    return options
 
 
 def _kafka_security(kafka: KafkaSettings) -> dict[str, str]:

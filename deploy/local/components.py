@@ -8,6 +8,8 @@ exports to ``stack.env``. Adding a server to the stack means adding one subclass
 from __future__ import annotations
 
 import base64
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 from deploy.local import kafka_acls
 from deploy.local.context import POSTGRES_OS_USER, REPO_ROOT, StackContext
@@ -399,8 +402,16 @@ def kafka_user_password(ctx: StackContext, principal: str) -> str:
     return ctx.secret(f"kafka-user-{principal}-password")
 
 
+# With FREIGHTLINE_SECURE: the only client authentication rule (TCP with TLS from loopback); a connection without TLS
+# matches no rule and is refused ("no pg_hba.conf entry ... no encryption").
+SECURE_HBA = """hostssl all all 127.0.0.1/32 trust
+hostssl all all ::1/128 trust
+"""
+
+
 class Postgres(Component):
-    """A private PostgreSQL cluster under the state directory (Debian's server binaries)."""
+    """A private PostgreSQL cluster under the state directory (Debian's server binaries); with ``secure``, TLS only
+    (a server certificate of the stack's CA) and clients verify it (``sslmode=verify-full``)."""
 
     name = "postgres"
     bin_dir = Path("/usr/lib/postgresql/15/bin")
@@ -411,7 +422,31 @@ class Postgres(Component):
     def _data(self, ctx: StackContext) -> Path:
         return ctx.private_dir("postgres", POSTGRES_OS_USER)
 
+    def tls_dir(self, ctx: StackContext) -> Path:
+        """The server's certificate, key and client rules, owned by the PostgreSQL user (it refuses a key another
+        user can read)."""
+        return ctx.private_dir("postgres-tls", POSTGRES_OS_USER)
+
+    def _write_tls(self, ctx: StackContext) -> Path:
+        files = ctx.tls.server(self.name)
+        target = self.tls_dir(ctx)
+        for name, data, mode in (
+            ("server.crt", files.cert.read_bytes(), 0o644),
+            ("server.key", files.key.read_bytes(), 0o600),
+            ("pg_hba.conf", SECURE_HBA.encode(), 0o600),
+        ):
+            path = target / name
+            path.touch(mode=0o600, exist_ok=True)
+            path.chmod(0o600)
+            path.write_bytes(data)
+            path.chmod(mode)
+            if os.geteuid() == 0:
+                shutil.chown(path, user=POSTGRES_OS_USER, group=POSTGRES_OS_USER)
+        return target
+
     def prepare(self, ctx: StackContext) -> None:
+        if ctx.settings.secure:
+            self._write_tls(ctx)
         data = self._data(ctx)
         if (data / "PG_VERSION").exists():
             return
@@ -453,14 +488,33 @@ class Postgres(Component):
                 "fsync=on",
                 "-c",
                 "synchronous_commit=on",
+                *self.tls_options(ctx),
             ],
             user=POSTGRES_OS_USER,
             stop_signal="INT",  # fast shutdown: SIGTERM would wait for every client to leave
             directory=data,
         )
 
-    def dsn(self, ctx: StackContext, db: str) -> str:
-        return f"postgresql://{POSTGRES_USER}@{LOCAL_HOST}:{ctx.settings.postgres_port}/{db}"
+    def tls_options(self, ctx: StackContext) -> list[str]:
+        if not ctx.settings.secure:
+            return []
+        tls = self.tls_dir(ctx)
+        options = {
+            "ssl": "on",
+            "ssl_cert_file": tls / "server.crt",
+            "ssl_key_file": tls / "server.key",
+            "ssl_min_protocol_version": "TLSv1.2",
+            "hba_file": tls / "pg_hba.conf",
+        }
+        return [item for key, value in options.items() for item in ("-c", f"{key}={value}")]
+
+    def dsn(self, ctx: StackContext, db: str, **params: str) -> str:
+        """The libpq URL of database ``db`` with the query ``params``; with ``secure``, TLS that checks the server's
+        certificate against the stack's CA and its name (``sslmode=verify-full``, ``sslrootcert``)."""
+        if ctx.settings.secure:
+            params = {"sslmode": "verify-full", "sslrootcert": str(ctx.tls.ensure()), **params}
+        query = f"?{urlencode(params, safe='/')}" if params else ""
+        return f"postgresql://{POSTGRES_USER}@{LOCAL_HOST}:{ctx.settings.postgres_port}/{db}{query}"
 
     def ready(self, ctx: StackContext) -> bool:
         import psycopg
@@ -494,35 +548,64 @@ class Postgres(Component):
 
 
 class SchemaRegistry(Component):
-    """Freightline's Confluent-compatible Schema Registry, backed by the stack's PostgreSQL."""
+    """Freightline's Confluent-compatible Schema Registry, backed by the stack's PostgreSQL, always with two users:
+    ``ADMIN_USER`` (every operation) and ``READ_ONLY_USER`` (fetch and look up schemas; registering, changing
+    compatibility and deleting answer 403), their passwords generated once in the secrets folder. With ``secure``
+    it serves HTTPS only, with a server certificate of the stack's CA."""
 
     name = "schema_registry"
     depends_on = ("postgres",)
+    ADMIN_USER = "admin"
+    READ_ONLY_USER = "reader"
 
     def ports(self, ctx: StackContext) -> dict[str, int]:
         return {"http": ctx.settings.schema_registry_port}
 
-    def _url(self, ctx: StackContext) -> str:
-        return f"http://{LOCAL_HOST}:{ctx.settings.schema_registry_port}"
+    def url(self, ctx: StackContext, user: str | None = None) -> str:
+        """The registry's URL, with ``user``'s credentials when given."""
+        scheme = "https" if ctx.settings.secure else "http"
+        credentials = f"{self.user_info(ctx, user)}@" if user else ""
+        return f"{scheme}://{credentials}{LOCAL_HOST}:{ctx.settings.schema_registry_port}"
+
+    def user_info(self, ctx: StackContext, user: str) -> str:
+        """``user:password`` of one of the registry's two users (URL-safe: generated with ``token_urlsafe``)."""
+        if user not in (self.ADMIN_USER, self.READ_ONLY_USER):
+            raise ValueError(f"the stack's registry has no user {user!r}")
+        return f"{user}:{ctx.secret(f'schema-registry-{user}-password')}"
 
     def program(self, ctx: StackContext) -> Program:
-        return Program(
-            command=[sys.executable, "-m", "services.schema_registry"],
-            environment={
-                "SCHEMA_REGISTRY_SERVER_HOST": LOCAL_HOST,
-                "SCHEMA_REGISTRY_SERVER_PORT": str(ctx.settings.schema_registry_port),
-                "SCHEMA_REGISTRY_SERVER_DATABASE_DSN": Postgres().dsn(ctx, POSTGRES_DB),
-                "SERVICE_NAME": "schema-registry",
-            },
-        )
+        environment = {
+            "SCHEMA_REGISTRY_SERVER_HOST": LOCAL_HOST,
+            "SCHEMA_REGISTRY_SERVER_PORT": str(ctx.settings.schema_registry_port),
+            "SCHEMA_REGISTRY_SERVER_DATABASE_DSN": Postgres().dsn(ctx, POSTGRES_DB),
+            "SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS": self.user_info(ctx, self.ADMIN_USER),
+            "SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS": self.user_info(ctx, self.READ_ONLY_USER),
+            "SERVICE_NAME": "schema-registry",
+        }
+        if ctx.settings.secure:
+            files = ctx.tls.server(self.name)
+            environment["SCHEMA_REGISTRY_SERVER_SSL_CERTFILE"] = str(files.cert)
+            environment["SCHEMA_REGISTRY_SERVER_SSL_KEYFILE"] = str(files.key)
+        return Program(command=[sys.executable, "-m", "services.schema_registry"], environment=environment)
 
     def ready(self, ctx: StackContext) -> bool:
+        import ssl
+
         import httpx
 
+        verify = ssl.create_default_context(cafile=ctx.tls.ensure()) if ctx.settings.secure else True
         try:
-            return httpx.get(f"{self._url(ctx)}/healthz", timeout=2).status_code == 200
+            return httpx.get(f"{self.url(ctx)}/healthz", timeout=2, verify=verify).status_code == 200
         except httpx.HTTPError:
             return False
 
     def exports(self, ctx: StackContext) -> dict[str, str]:
-        return {"SCHEMA_REGISTRY_URL": self._url(ctx)}
+        """The admin's credentials in ``SCHEMA_REGISTRY_URL`` (what the stack's tools and tests use), the read-only
+        user's apart (what the main job gives the services), the CA when the registry serves HTTPS."""
+        env = {
+            "SCHEMA_REGISTRY_URL": self.url(ctx, self.ADMIN_USER),
+            "SCHEMA_REGISTRY_READ_ONLY_USER_INFO": self.user_info(ctx, self.READ_ONLY_USER),
+        }
+        if ctx.settings.secure:
+            env["SCHEMA_REGISTRY_SSL_CA_LOCATION"] = str(ctx.tls.ensure())
+        return env

@@ -152,6 +152,14 @@ class Prometheus(_PrometheusProjectServer):
 
     def config(self, ctx: StackContext) -> dict[str, Any]:
         interval = f"{ctx.settings.prometheus_scrape_interval_s}s"
+        config = self._config(ctx, interval)
+        if ctx.settings.secure:  # the registry serves HTTPS only: its certificate checked against the stack's CA
+            for job in config["scrape_configs"]:
+                if job["job_name"] == "schema_registry":
+                    job.update(scheme="https", tls_config={"ca_file": str(ctx.tls.ensure())})
+        return config
+
+    def _config(self, ctx: StackContext, interval: str) -> dict[str, Any]:
         return {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "alerting": {
@@ -210,7 +218,7 @@ class PostgresExporter(Component):
         _binary(self.binary)
 
     def program(self, ctx: StackContext) -> Program:
-        dsn = f"{Postgres().dsn(ctx, 'postgres')}?sslmode=disable"
+        dsn = Postgres().dsn(ctx, "postgres", **({} if ctx.settings.secure else {"sslmode": "disable"}))
         return Program(
             command=[_binary(self.binary), f"--web.listen-address={self.address(ctx)}", "--log.level=warn"],
             environment={"DATA_SOURCE_NAME": dsn},

@@ -16,6 +16,7 @@ from deploy.local.observability_components import observability_components
 from deploy.local.storage_components import storage_components
 from deploy.local.supervision import Supervisor, render_config
 from deploy.local.toxiproxy import build_toxiproxy
+from services.common.settings import redact
 
 
 def default_components() -> list[Component]:
@@ -30,6 +31,11 @@ def default_components() -> list[Component]:
         *flink_components(),
         *airflow_components(),
     ]
+
+
+def shown(key: str, value: str) -> str:
+    """An exported endpoint as reports and tables show it: no password, no credentials (a URL's are masked)."""
+    return "***" if "PASSWORD" in key or "USER_INFO" in key else redact(value)
 
 
 class StackError(RuntimeError):

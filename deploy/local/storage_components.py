@@ -113,7 +113,12 @@ class MongoServer(Component):
                 "-listen",
                 f"{LOCAL_HOST}:{ctx.settings.mongodb_port}",
                 "-postgresql-url",
-                f"{Postgres().dsn(ctx, ctx.settings.mongodb_database)}?sslmode=disable&pool_max_conns=100",
+                Postgres().dsn(
+                    ctx,
+                    ctx.settings.mongodb_database,
+                    **({} if ctx.settings.secure else {"sslmode": "disable"}),
+                    pool_max_conns="100",
+                ),
                 "-log-level",
                 "error",
             ],

@@ -99,7 +99,7 @@ def score(
 ) -> dict[str, Any]:
     """Read both topics (up to their current ends, from ``start`` per topic and partition when given) and score;
     ``env`` holds SCHEMA_REGISTRY_URL and KAFKA_*."""
-    registry = SchemaRegistrySettings(url=env.get("SCHEMA_REGISTRY_URL", SchemaRegistrySettings().url))
+    registry = SchemaRegistrySettings.from_mapping(env)
     serde = AvroSerde(registry_client(registry))
     labels, bad_labels = _decoded(env, labels_topic, serde, (start or {}).get(labels_topic))
     detections, bad_detections = _decoded(env, anomalies_topic, serde, (start or {}).get(anomalies_topic))

@@ -100,20 +100,24 @@ def kafka_endpoint(settings: KafkaSettings) -> Endpoint:
     return Endpoint(variable, settings.bootstrap_servers, probe)
 
 
-def http_endpoint(variable: str, url: str, path: str = "/") -> Endpoint:
-    """An HTTP service: reachable once it answers anything at ``path`` (any status: it is there)."""
+def http_endpoint(variable: str, url: str, path: str = "/", ca_location: str | None = None) -> Endpoint:
+    """An HTTP service: reachable once it answers anything at ``path`` (any status: it is there); over https its
+    certificate must be trusted (the CAs of ``ca_location``, a PEM file, else the system's)."""
 
     def probe(timeout_s: float) -> None:
+        import ssl
+
         import httpx
 
-        httpx.get(url.rstrip("/") + path, timeout=timeout_s)
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_location) if ca_location else True
+        httpx.get(url.rstrip("/") + path, timeout=timeout_s, verify=verify)
 
     return Endpoint(variable, redact(url), probe)
 
 
 def registry_endpoint(settings: SchemaRegistrySettings) -> Endpoint:
     """The Schema Registry (its root answers without authentication on Confluent's API)."""
-    return http_endpoint("SCHEMA_REGISTRY_URL", settings.url)
+    return http_endpoint("SCHEMA_REGISTRY_URL", settings.url, ca_location=settings.ssl_ca_location)
 
 
 def postgres_endpoint(variable: str, dsn: str) -> Endpoint:

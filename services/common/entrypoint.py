@@ -40,8 +40,9 @@ def describe(error: ValidationError) -> str:
 
 
 def run_entrypoint(main: Callable[[], int | None]) -> int:
-    """``main()``'s exit status; a configuration error prints one line on stderr and returns 2, an endpoint that did
-    not answer at start-up one line naming its setting and returns 4."""
+    """``main()``'s exit status; a configuration error prints one line on stderr and returns 2 (so does a contract the
+    registry refuses, as no retry helps), an endpoint that did not answer at start-up one line naming its setting and
+    returns 4."""
     try:
         return main() or 0
     except ValidationError as error:
@@ -50,3 +51,20 @@ def run_entrypoint(main: Callable[[], int | None]) -> int:
     except UnreachableEndpoint as error:
         print(error, file=sys.stderr)
         return UNREACHABLE_ENDPOINT
+    except Exception as error:
+        if not _refused_contract(error):
+            raise
+        print(
+            f"schema registry refused a contract: {error} (with SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS=false every "
+            "subject the service writes must be registered first; SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO names its user)",
+            file=sys.stderr,
+        )
+        return CONFIGURATION_ERROR
+
+
+def _refused_contract(error: Exception) -> bool:
+    """The registry refused a schema a service writes (``serde.UnknownSchema``): not registered while the service may
+    only look schemas up, or not registrable by its user. Checked without importing the serde (a service that never
+    loaded it cannot raise it)."""
+    serde = sys.modules.get("services.common.serde")
+    return serde is not None and isinstance(error, serde.UnknownSchema)

@@ -16,11 +16,12 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 ACCEPT = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json"
@@ -77,13 +78,17 @@ def _reference_dict(reference: Any) -> dict[str, Any]:
 
 
 class RegistryClient:
-    """Calls on one registry (``url``: ``http(s)://host:port[/path]``), optionally with HTTP basic auth."""
+    """Calls on one registry (``url``: ``http(s)://[user:password@]host:port[/path]``), optionally with HTTP basic
+    auth (``basic_auth_user_info``, else the URL's credentials) and, over https, the certificate authorities of
+    ``ssl_ca_location`` (a PEM file)."""
 
     def __init__(
         self,
         url: str,
         *,
         basic_auth_user_info: str | None = None,
+        ssl_ca_location: str | None = None,
+        auto_register: bool = True,
         timeout_s: float = 10.0,
         retries: int = 3,
         retry_backoff_s: float = 0.2,
@@ -92,7 +97,7 @@ class RegistryClient:
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"schema registry url {base!r} is not an http(s) URL")
-        self.url = base
+        self.url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))  # without credentials
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port
@@ -100,6 +105,9 @@ class RegistryClient:
         self._timeout_s = timeout_s
         self._retries = retries
         self._retry_backoff_s = retry_backoff_s
+        # https: the server's certificate is checked against ``ssl_ca_location`` (else the system's CAs) and its name
+        self._ssl = ssl.create_default_context(cafile=ssl_ca_location) if self._https else None
+        self.auto_register = auto_register  # ``AvroSerde``'s default: register a written schema, or only look it up
         self._headers = {"Accept": ACCEPT, "Content-Type": CONTENT_TYPE}
         user_info = basic_auth_user_info
         if user_info is None and parts.username is not None:
@@ -109,9 +117,14 @@ class RegistryClient:
             self._headers["Authorization"] = f"Basic {token}"
 
     @classmethod
-    def from_config(cls, config: Mapping[str, str]) -> RegistryClient:
-        """From confluent-kafka's configuration keys (``url``, ``basic.auth.user.info``)."""
-        return cls(config["url"], basic_auth_user_info=config.get("basic.auth.user.info"))
+    def from_config(cls, config: Mapping[str, str], *, auto_register: bool = True) -> RegistryClient:
+        """From confluent-kafka's configuration keys (``url``, ``basic.auth.user.info``, ``ssl.ca.location``)."""
+        return cls(
+            config["url"],
+            basic_auth_user_info=config.get("basic.auth.user.info"),
+            ssl_ca_location=config.get("ssl.ca.location"),
+            auto_register=auto_register,
+        )
 
     # --- the calls the services make ---------------------------------------------------------------------------
 
@@ -172,7 +185,7 @@ class RegistryClient:
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout_s)
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout_s, context=self._ssl)
         return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout_s)
 
     def _request(self, method: str, path: str, query: Mapping[str, str], body: Any = None) -> Any:
@@ -182,6 +195,9 @@ class RegistryClient:
         while True:
             try:
                 status, data = self._exchange(method, target, payload)
+            except ssl.SSLCertVerificationError as error:  # a certificate not trusted: retrying cannot help
+                reason = f"the registry's certificate is not trusted ({error.verify_message})"
+                raise SchemaRegistryError(-1, -1, f"{method} {self.url}{path}: {reason}") from error
             except OSError as error:  # refused, reset, timed out, name resolution
                 if attempt >= self._retries:
                     raise SchemaRegistryError(-1, -1, f"{method} {self.url}{path}: {error!r}") from error

@@ -62,7 +62,7 @@ class RegistryLike(Protocol):
 
 
 def registry_client(settings: SchemaRegistrySettings) -> RegistryClient:
-    return RegistryClient.from_config(settings.client_config())
+    return RegistryClient.from_config(settings.client_config(), auto_register=settings.auto_register_schemas)
 
 
 def schema_id_of(data: bytes) -> int:
@@ -102,9 +102,11 @@ class Encoder:
 class AvroSerde:
     """Encoders per subject and a decoder for any schema id, over one registry client."""
 
-    def __init__(self, registry: RegistryLike, *, auto_register: bool = True) -> None:
+    def __init__(self, registry: RegistryLike, *, auto_register: bool | None = None) -> None:
+        """``auto_register``: register the schemas it writes (else only look them up); by default, the registry
+        client's own ``auto_register`` (``SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS``), else true."""
         self.registry = registry
-        self.auto_register = auto_register
+        self.auto_register = bool(getattr(registry, "auto_register", True)) if auto_register is None else auto_register
         self._by_id: dict[int, Any] = {}
         self._encoders: dict[tuple[str, str], Encoder] = {}
         self._contract_errors: dict[tuple[int, str], str | None] = {}

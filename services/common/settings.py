@@ -9,10 +9,11 @@ Nothing here reads the environment at import time: an entrypoint instantiates th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +56,13 @@ def log_level(value: str) -> str:
     if upper not in LOG_LEVELS:
         raise ValueError(f"unknown log level {value!r}")
     return upper
+
+
+def readable_file(path: str | None) -> str | None:
+    """``path`` when it is unset or names a file this process can read (a certificate, a key); else ``ValueError``."""
+    if path is not None and not os.access(path, os.R_OK):
+        raise ValueError(f"no readable file at {path}")
+    return path
 
 
 def one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
@@ -233,16 +241,78 @@ class SchemaRegistrySettings(RedactedSettings):
 
     model_config = _settings_config("SCHEMA_REGISTRY_")
 
-    url: str = Field(default=f"http://{LOCAL_HOST}:{SCHEMA_REGISTRY_PORT}", description="SCHEMA_REGISTRY_URL.")
+    url: str = Field(
+        default=f"http://{LOCAL_HOST}:{SCHEMA_REGISTRY_PORT}",
+        description="SCHEMA_REGISTRY_URL: http(s)://[user:password@]host:port (credentials in the URL are the "
+        "basic-auth user when SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO is unset).",
+    )
     basic_auth_user_info: SecretStr | None = Field(
         default=None, description="SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO as user:password (secret)."
     )
+    ssl_ca_location: str | None = Field(
+        default=None,
+        description="SCHEMA_REGISTRY_SSL_CA_LOCATION: PEM file of the certificate authorities an https:// registry's "
+        "certificate is checked against (unset: the system's); confluent-kafka's `ssl.ca.location`.",
+    )
+    auto_register_schemas: bool = Field(
+        default=True,
+        description="SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS: a producer registers the schema it writes (true) or "
+        "only looks it up and fails when the subject lacks it (false: for read-only registry users, the schemas "
+        "registered beforehand by a deploy step).",
+    )
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> SchemaRegistrySettings:
+        """The settings a ``SCHEMA_REGISTRY_*`` mapping (a stack's env file) describes, the environment's (or the
+        defaults) for what it does not name; its other keys (``SCHEMA_REGISTRY_READ_ONLY_USER_INFO``) are ignored."""
+        prefix = "SCHEMA_REGISTRY_"
+        fields: dict[str, Any] = {
+            key[len(prefix) :].lower(): value for key, value in env.items() if key.startswith(prefix)
+        }
+        return cls(**{name: value for name, value in fields.items() if name in cls.model_fields})
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        for url in value.split(","):
+            parts = urlsplit(url.strip())
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("expected http(s)://host:port")
+        return value.strip()
+
+    @field_validator("ssl_ca_location")
+    @classmethod
+    def _readable_file(cls, value: str | None) -> str | None:
+        return readable_file(value)
 
     def client_config(self) -> dict[str, str]:
+        """confluent-kafka's ``SchemaRegistryClient`` configuration (the services' own client takes it too)."""
         config = {"url": self.url}
         if self.basic_auth_user_info is not None:
             config["basic.auth.user.info"] = self.basic_auth_user_info.get_secret_value()
+        if self.ssl_ca_location is not None:
+            config["ssl.ca.location"] = self.ssl_ca_location
         return config
+
+
+SSL_MODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+
+
+def check_libpq_tls(dsn: str) -> str:
+    """``dsn`` (a libpq URL or ``key=value`` string) when its TLS parameters make sense: a known ``sslmode``, and an
+    ``sslrootcert`` (the CA that signs the server's certificate, PEM) that names a readable file; else
+    ``ValueError`` saying which."""
+    if "://" in dsn:
+        params = {key: values[-1] for key, values in parse_qs(urlsplit(dsn).query).items()}
+    else:
+        params = dict(part.partition("=")[::2] for part in dsn.split() if "=" in part)
+    mode = params.get("sslmode")
+    if mode is not None and mode not in SSL_MODES:
+        raise ValueError(f"sslmode {mode!r} is not one of {', '.join(sorted(SSL_MODES))}")
+    root = params.get("sslrootcert")
+    if root is not None and root != "system" and not os.access(root, os.R_OK):
+        raise ValueError(f"sslrootcert: no readable file at {root}")  # libpq's "system": the system's CAs
+    return dsn
 
 
 class PostgresSettings(RedactedSettings):
@@ -250,8 +320,14 @@ class PostgresSettings(RedactedSettings):
 
     dsn: str = Field(
         default=f"postgresql://{POSTGRES_USER}@{LOCAL_HOST}:{POSTGRES_PORT}/{POSTGRES_DB}",
-        description="POSTGRES_DSN: libpq connection string.",
+        description="POSTGRES_DSN: libpq connection string; over TLS `?sslmode=verify-full&sslrootcert=<CA file>` "
+        "(what the local stack exports with FREIGHTLINE_SECURE).",
     )
+
+    @field_validator("dsn")
+    @classmethod
+    def _tls(cls, value: str) -> str:
+        return check_libpq_tls(value)
 
 
 class FlinkSettings(RedactedSettings):

@@ -30,7 +30,7 @@ REFERENCE_FIELDS = {
 
 
 def _registry(env: Mapping[str, str]) -> SchemaRegistrySettings:
-    return SchemaRegistrySettings(url=env.get("SCHEMA_REGISTRY_URL", SchemaRegistrySettings().url))
+    return SchemaRegistrySettings.from_mapping(env)
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:

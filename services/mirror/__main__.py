@@ -53,7 +53,13 @@ def main() -> int:
     source_registry_settings = settings.source_registry(registry_settings)
     endpoints = [kafka_endpoint(remote), kafka_endpoint(local), registry_endpoint(registry_settings)]
     if source_registry_settings is not None:
-        endpoints.append(http_endpoint("MIRROR_SOURCE_SCHEMA_REGISTRY_URL", source_registry_settings.url))
+        endpoints.append(
+            http_endpoint(
+                "MIRROR_SOURCE_SCHEMA_REGISTRY_URL",
+                source_registry_settings.url,
+                ca_location=source_registry_settings.ssl_ca_location,
+            )
+        )
     require_reachable(endpoints, service.startup_timeout_s)
     configure_logging(
         service.service_name,

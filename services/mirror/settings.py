@@ -84,4 +84,9 @@ class MirrorSettings(ConsumerGroupSettings):
         url = self.source_schema_registry_url
         if not url or url.rstrip("/") == destination.url.rstrip("/"):
             return None
-        return SchemaRegistrySettings(url=url, basic_auth_user_info=self.source_schema_registry_basic_auth_user_info)
+        return SchemaRegistrySettings(
+            url=url,
+            basic_auth_user_info=self.source_schema_registry_basic_auth_user_info,
+            ssl_ca_location=destination.ssl_ca_location,  # one private CA signs both registries' certificates
+            auto_register_schemas=destination.auto_register_schemas,
+        )

@@ -50,7 +50,8 @@ def main() -> None:
     )
     configure_logging("schema-registry", settings.log_level, secrets=settings.secret_values())
     log.info(
-        "starting schema registry on %s:%d (workers=%d, default compatibility %s, auth %s)",
+        "starting schema registry on %s://%s:%d (workers=%d, default compatibility %s, auth %s)",
+        "https" if settings.https else "http",
         settings.host,
         settings.port,
         settings.workers,
@@ -70,6 +71,8 @@ def main() -> None:
         "timeout_graceful_shutdown": 10,
         "backlog": 4096,
     }
+    if settings.https:  # HTTPS only: a plain HTTP request to the port fails its TLS handshake
+        common.update(ssl_certfile=settings.ssl_certfile, ssl_keyfile=settings.ssl_keyfile)
     if settings.workers > 1:
         uvicorn.run("services.schema_registry.__main__:app_factory", factory=True, workers=settings.workers, **common)
     else:

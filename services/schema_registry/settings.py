@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from schemas.compatibility import CompatibilityLevel
@@ -13,7 +13,9 @@ from services.common.settings import (
     POSTGRES_USER,
     SCHEMA_REGISTRY_PORT,
     RedactedSettings,
+    check_libpq_tls,
     log_level,
+    readable_file,
 )
 
 
@@ -40,6 +42,14 @@ class RegistryServerSettings(RedactedSettings):
         description="SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS: 'user:password,...' (secret): the read-only role "
         "(fetch schemas, subjects, versions, config and mode, look up and test compatibility; registering, changing "
         "compatibility or mode and deleting answer 403 with error code 40301).",
+    )
+    ssl_certfile: str | None = Field(
+        default=None,
+        description="SCHEMA_REGISTRY_SERVER_SSL_CERTFILE: PEM certificate (chain) of the server; with SSL_KEYFILE the "
+        "registry serves HTTPS only (unset: plain HTTP).",
+    )
+    ssl_keyfile: str | None = Field(
+        default=None, description="SCHEMA_REGISTRY_SERVER_SSL_KEYFILE: PEM private key of SSL_CERTFILE (secret file)."
     )
     default_compatibility: CompatibilityLevel = Field(
         default=CompatibilityLevel.BACKWARD,
@@ -68,6 +78,27 @@ class RegistryServerSettings(RedactedSettings):
     @classmethod
     def _log_level(cls, value: str) -> str:
         return log_level(value)
+
+    @field_validator("database_dsn")
+    @classmethod
+    def _database_tls(cls, value: str) -> str:
+        return check_libpq_tls(value)
+
+    @field_validator("ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _readable_file(cls, value: str | None) -> str | None:
+        return readable_file(value)
+
+    @model_validator(mode="after")
+    def _certificate_and_key(self) -> RegistryServerSettings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            missing = "SSL_KEYFILE" if self.ssl_keyfile is None else "SSL_CERTFILE"
+            raise ValueError(f"SCHEMA_REGISTRY_SERVER_{missing} must be set too (HTTPS needs a certificate and a key)")
+        return self
+
+    @property
+    def https(self) -> bool:
+        return self.ssl_certfile is not None
 
     def users(self) -> dict[str, str]:
         """Every configured basic-auth user (name -> password), admins and read-only; empty: authentication off."""

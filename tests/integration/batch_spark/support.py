@@ -29,6 +29,7 @@ from services.generator.settings import GeneratorSettings
 from stream_processors.flink_sql import WindowJob
 from stream_processors.oracle import ORACLES
 from tests.integration.processes import service_process, wait_for
+from tests.integration.registry import with_database
 from tests.integration.sinks.helpers import consumer_lag
 
 # The generator's catalogue topic of each lake family (product views come from upstream, mirrored unchanged).
@@ -154,7 +155,7 @@ def private_database(dsn: str) -> Iterator[str]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
     try:
-        yield dsn.rsplit("/", 1)[0] + "/" + database
+        yield with_database(dsn, database)  # the DSN's query (TLS parameters) kept
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

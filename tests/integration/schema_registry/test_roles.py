@@ -87,7 +87,11 @@ def test_confluent_client_and_serializer_under_each_role(
     def client(role: str) -> SchemaRegistryClient:
         return SchemaRegistryClient({"url": server.url, "basic.auth.user.info": ":".join(credentials[role])})
 
-    admin, reader = client("admin"), client("reader")
+    with client("admin") as admin, client("reader") as reader:  # closed: the server's shutdown waits for none
+        _each_role(admin, reader)
+
+
+def _each_role(admin: SchemaRegistryClient, reader: SchemaRegistryClient) -> None:
     schema = Schema(V3["schema"], "AVRO")
     subject = "shipments-value"
     with pytest.raises(SchemaRegistryError) as refused:
