@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1.7
-# The Flink jobs (stream_processors/) on the official Flink image: the connector jars of deploy/local/poms/flink.xml
-# in /opt/flink/lib, a portable CPython 3.11 with the locked PyFlink environment (deploy/bootstrap/envs/flink), the
-# jobs' code under /opt/freightline. Run by the Flink Kubernetes Operator (deploy/k8s/base/flink/) or as the compose
-# jobmanager/taskmanager.
+# The Flink jobs (stream_processors/) on the official Flink image: in /opt/flink/lib the connector jars of
+# deploy/local/poms/flink.xml and Hadoop's shaded client of deploy/images/poms/flink-hadoop.xml (Flink's file system
+# for the hdfs:// checkpoint, savepoint and HA directories of deploy/k8s/base/flink/jobs.yaml), a portable CPython 3.11
+# with the locked PyFlink environment (deploy/bootstrap/envs/flink), the jobs' code under /opt/freightline. Run by the
+# Flink Kubernetes Operator (deploy/k8s/base/flink/) or as the compose jobmanager/taskmanager.
 ARG FLINK_IMAGE=flink:2.0.0-scala_2.12-java17
 ARG MAVEN_IMAGE=maven:3.9.11-eclipse-temurin-17
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.8
@@ -13,6 +14,8 @@ FROM ${MAVEN_IMAGE} AS jars
 WORKDIR /build
 COPY deploy/local/poms/flink.xml pom.xml
 RUN mvn -q -B dependency:copy-dependencies -DoutputDirectory=/build/lib
+COPY deploy/images/poms/flink-hadoop.xml hadoop/pom.xml
+RUN mvn -q -B -f hadoop/pom.xml dependency:copy-dependencies -DoutputDirectory=/build/lib -DincludeScope=runtime
 
 FROM ${MAVEN_IMAGE} AS python
 COPY --from=uv /uv /usr/local/bin/uv
@@ -25,7 +28,7 @@ FROM ${FLINK_IMAGE}
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="freightline-flink-jobs" \
-      org.opencontainers.image.description="Freightline PyFlink jobs on Apache Flink with the Kafka, Avro-Confluent and JDBC connectors" \
+      org.opencontainers.image.description="Freightline PyFlink jobs on Apache Flink with the Kafka, Avro-Confluent and JDBC connectors and HDFS" \
       org.opencontainers.image.source="https://github.com/freightline/freightline" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.vendor="Freightline" \

@@ -5,6 +5,7 @@ service, a variable or a topic taken out."""
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "deploy" / "compose" / "compose.yaml"
 IMAGES_DIR = ROOT / "deploy" / "images"
 SERVICE_DOCKERFILE = IMAGES_DIR / "service.Dockerfile"
+FLINK_DOCKERFILE = IMAGES_DIR / "flink.Dockerfile"
+STACK_HADOOP_POM = ROOT / "deploy" / "local" / "poms" / "hadoop.xml"
+HADOOP_CLIENT = ("org.apache.hadoop:hadoop-client-api", "org.apache.hadoop:hadoop-client-runtime")
+"""Hadoop's shaded client: what Flink needs on its classpath to load its Hadoop file system (``hdfs://``)."""
 PROFILES = ("core", "lake", "stream", "batch", "obs")
 
 Doc = dict[str, Any]
@@ -569,5 +574,94 @@ def statsd_problems(docs: list[Doc], compose: Doc, airflow_values: Doc, mapping:
         f"Airflow chart: {key}={airflow_env.get(key)}, wanted {value}"
         for key, value in sorted(wanted.items())
         if airflow_env.get(key) != value
+    ]
+    return problems
+
+
+# ---------------------------------------------------------------- the Flink image's file systems
+
+POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+
+
+def pom_dependencies(path: Path) -> dict[str, str]:
+    """A pom's declared dependencies, ``group:artifact`` -> version."""
+    root = ET.parse(path).getroot()
+    return {
+        f"{dep.findtext('m:groupId', '', POM_NS)}:{dep.findtext('m:artifactId', '', POM_NS)}": dep.findtext(
+            "m:version", "", POM_NS
+        )
+        for dep in root.findall("m:dependencies/m:dependency", POM_NS)
+    }
+
+
+def dockerfile_poms(text: str, root: Path = ROOT) -> list[Path]:
+    """The poms a Dockerfile copies in to resolve its jars (``COPY <path>.xml ...``), as paths of this repository."""
+    return [root / source for source in re.findall(r"^COPY (?!--from)(\S+\.xml)\s", text, re.M)]
+
+
+def stack_hadoop_version(pom: Path = STACK_HADOOP_POM) -> str:
+    """The Hadoop release the stack's HDFS runs: the one version of its pom's ``org.apache.hadoop`` artifacts."""
+    versions = {v for name, v in pom_dependencies(pom).items() if name.startswith("org.apache.hadoop:")}
+    if len(versions) != 1:
+        raise ValueError(f"{pom}: Hadoop artifacts of versions {sorted(versions)}, wanted one")
+    return versions.pop()
+
+
+def flink_configurations(compose: Doc, docs: list[Doc]) -> dict[str, dict[str, str]]:
+    """Each Flink manifest's configuration by where it is: the FlinkDeployments' ``flinkConfiguration`` and the
+    ``FLINK_PROPERTIES`` of the compose services on the Flink image."""
+    found = {
+        f"FlinkDeployment {doc['metadata']['name']}": {k: str(v) for k, v in doc["spec"]["flinkConfiguration"].items()}
+        for doc in docs
+        if doc.get("kind") == "FlinkDeployment"
+    }
+    for name, body in compose.get("services", {}).items():
+        env = compose_environment(body)
+        if "FLINK_PROPERTIES" in env:
+            found[f"compose {name}"] = flink_properties(env)
+    return found
+
+
+def hadoop_images(compose: Doc, docs: list[Doc]) -> list[str]:
+    """The HDFS images (``apache/hadoop``) compose and the Kubernetes manifests run."""
+    return sorted({ref for ref in images_in(compose) + images_in(docs) if ref.startswith("apache/hadoop:")})
+
+
+def flink_hdfs_problems(
+    configurations: Mapping[str, Mapping[str, str]],
+    dockerfile: str,
+    hadoop_version: str,
+    hdfs_images: Iterable[str] = (),
+    root: Path = ROOT,
+) -> list[str]:
+    """A Flink manifest may keep its checkpoints, savepoints or HA data on ``hdfs://`` only when the Flink image
+    carries Hadoop's client (``HADOOP_CLIENT``, in a pom its Dockerfile copies) of the stack's HDFS release, and the
+    HDFS images run that release's line (the client speaks to any server of it)."""
+    users = {
+        where: [key for key, value in configuration.items() if value.strip().startswith("hdfs://")]
+        for where, configuration in configurations.items()
+    }
+    on_hdfs = "; ".join(f"{where} ({', '.join(keys)})" for where, keys in users.items() if keys)
+    if not on_hdfs:
+        return []
+    poms = dockerfile_poms(dockerfile, root)
+    jars: dict[str, str] = {}
+    for pom in poms:
+        jars.update(pom_dependencies(pom))
+    problems = []
+    missing = [artifact for artifact in HADOOP_CLIENT if artifact not in jars]
+    if missing:
+        names = [str(pom.relative_to(root)) for pom in poms]
+        problems.append(f"flink image: {on_hdfs} on hdfs://, but the image's jars {names} lack {missing}")
+    problems += [
+        f"flink image: {artifact} {jars[artifact]}, the stack's HDFS runs Hadoop {hadoop_version}"
+        for artifact in HADOOP_CLIENT
+        if artifact in jars and jars[artifact] != hadoop_version
+    ]
+    line = hadoop_version.split(".")[:2]
+    problems += [
+        f"HDFS image {ref}: not Hadoop {'.'.join(line)}.x, the Flink image's client is {hadoop_version}"
+        for ref in hdfs_images
+        if ref.rpartition(":")[2].split(".")[:2] != line
     ]
     return problems
