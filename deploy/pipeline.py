@@ -12,7 +12,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -562,13 +562,26 @@ STAGES: list[tuple[str, Stage]] = [
 
 
 def execute(
-    stack: Stack, env: dict[str, str], events: int, report: Report | None = None, seed: int | None = None
+    stack: Stack,
+    env: dict[str, str],
+    events: int,
+    report: Report | None = None,
+    seed: int | None = None,
+    *,
+    stages: Collection[str] | None = None,
 ) -> Report:
-    """Run every stage against a running stack; failures are recorded in the report, never raised."""
+    """Run the stages against a running stack, every one or only those named in ``stages`` (in ``STAGES``' order,
+    for a stack of the components they need); failures are recorded in the report, never raised."""
+    known = [name for name, _ in STAGES]
+    unknown = sorted(set(stages or ()) - set(known))
+    if unknown:
+        raise ValueError(f"unknown stages {', '.join(unknown)}; the stages are {', '.join(known)}")
     report = report or Report()
     seed = seed if seed is not None else int.from_bytes(uuid.uuid4().bytes[:4], "big")
     ctx = RunContext(env=env, stack=stack, report=report, run_id=uuid.uuid4().hex[:8], events=events, seed=seed)
     for name, stage in STAGES:
+        if stages is not None and name not in stages:
+            continue
         _step(f"stage: {name}")
         try:
             stage(ctx)
