@@ -100,7 +100,7 @@ def test_the_stack_is_secure_end_to_end(secure_run: SecureRun) -> None:
 def test_every_stage_counts_exactly_over_tls_and_sasl(secure_run: SecureRun) -> None:
     report = secure_run.report
     figures = report.figures
-    assert report.problems == []
+    assert report.problems == [], report.problems
     assert figures.smoke_consumed == EVENTS
     assert figures.leftover and set(figures.leftover.values()) == {0}, figures.leftover
     assert all(count > 0 for count in figures.generated.values()), figures.generated

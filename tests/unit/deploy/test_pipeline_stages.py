@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -36,3 +38,38 @@ def test_an_unknown_stage_is_refused_before_anything_runs(ran: list[str]) -> Non
     with pytest.raises(ValueError, match=r"unknown stages sink; the stages are components, contracts"):
         run(stages=["generator", "sink"])
     assert ran == []
+
+
+class Process:
+    """A service process as ``_wait_caught_up`` sees it: alive or ended with a code."""
+
+    def __init__(self, returncode: int | None) -> None:
+        self.process = SimpleNamespace(returncode=returncode)
+        self.log = Path(f"run-{returncode}.log")
+
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+
+def test_a_stage_stops_waiting_when_a_service_process_ended() -> None:
+    report = pipeline.Report()
+    ctx: Any = SimpleNamespace(report=report)
+    processes: Any = {"running": Process(None), "refused": Process(1)}
+    checks: list[int] = []
+
+    def caught_up() -> bool:
+        checks.append(1)
+        return False
+
+    assert pipeline._wait_caught_up(ctx, processes, caught_up, timeout=600) is False
+    assert len(checks) <= 2  # it stopped waiting at the first look, not after the timeout
+    assert report.problems == ["refused ended before catching up (exit 1); see run-1.log"]
+
+
+def test_a_stage_waits_until_caught_up_while_its_processes_run() -> None:
+    report = pipeline.Report()
+    ctx: Any = SimpleNamespace(report=report)
+    checks = iter([False, True, True])
+    processes: Any = {"running": Process(None)}
+    assert pipeline._wait_caught_up(ctx, processes, lambda: next(checks), timeout=600) is True
+    assert report.problems == []
