@@ -12,7 +12,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,6 +36,7 @@ from schemas import topics
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
 
 if TYPE_CHECKING:
+    from deploy.processes import ServiceProcess
     from services.common.sinks.inspect import SinkInspector
 
 console = Console(stderr=True)
@@ -338,9 +339,24 @@ def _pending(ctx: RunContext, group: str, topics: list[str]) -> int:
     )
 
 
+def _wait_caught_up(
+    ctx: RunContext, processes: Mapping[str, ServiceProcess], caught_up: Callable[[], bool], timeout: float
+) -> bool:
+    """Wait until ``caught_up()``, or until one of the stage's service processes has ended: it cannot catch up then
+    (a refused credential or ACL, a crash), and the report names it at once instead of after the timeout."""
+    from deploy.processes import wait_until
+
+    wait_until(lambda: caught_up() or not all(process.alive() for process in processes.values()), timeout, 1.0)
+    ended = {name: process for name, process in processes.items() if not process.alive()}
+    for name, process in ended.items():
+        code = process.process.returncode if process.process is not None else None
+        ctx.report.problems.append(f"{name} ended before catching up (exit {code}); see {process.log}")
+    return not ended and caught_up()
+
+
 def stage_mirror(ctx: RunContext) -> None:
     """Remote product views into the local cluster, registry-aware, exactly once (transactions)."""
-    from deploy.processes import ServiceProcess, group_lag, wait_until
+    from deploy.processes import ServiceProcess, group_lag
     from services.common.kafka import end_positions
 
     produced = ctx.figures.generated.get(PRODUCT_VIEWS_REMOTE, 0)
@@ -353,7 +369,9 @@ def stage_mirror(ctx: RunContext) -> None:
     ).start()
     started = time.monotonic()
     try:
-        caught_up = wait_until(lambda: group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE]) == 0, 600, 1.0)
+        caught_up = _wait_caught_up(
+            ctx, {"mirror": mirror}, lambda: group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE]) == 0, 600
+        )
         elapsed = time.monotonic() - started
     finally:
         code = mirror.stop()
@@ -384,7 +402,7 @@ def stage_mirror(ctx: RunContext) -> None:
 
 def stage_enrich_detect(ctx: RunContext) -> None:
     """The Faust enricher and the anomaly detector side by side until both have committed everything pending."""
-    from deploy.processes import ServiceProcess, end_offsets, group_lag, wait_until
+    from deploy.processes import ServiceProcess, end_offsets, group_lag
     from services.anomaly_detector.score import score
     from services.anomaly_detector.settings import DETECTOR_INPUT, INPUT_TOPICS, DetectorSettings
     from services.common.kafka import end_positions
@@ -421,7 +439,7 @@ def stage_enrich_detect(ctx: RunContext) -> None:
                 and group_lag(ctx.local(), detector.group_id, [detector.topic(DETECTOR_INPUT)]) == 0
             )
 
-        done = wait_until(caught_up, 900, 1.0)
+        done = _wait_caught_up(ctx, processes, caught_up, 900)
         elapsed = time.monotonic() - started
     finally:
         codes = {name: process.stop() for name, process in processes.items()}  # the detector flushes its windows
@@ -496,7 +514,7 @@ def _inspectors(ctx: RunContext) -> dict[str, SinkInspector]:
 
 def stage_sinks(ctx: RunContext) -> None:
     """Raw views to MongoDB, the raw lake families to HDFS, raw finance events to GCS: counts must match."""
-    from deploy.processes import ServiceProcess, group_lag, wait_until
+    from deploy.processes import ServiceProcess, group_lag
 
     inspectors = _inspectors(ctx)
     modules = dict(SINKS)
@@ -518,7 +536,7 @@ def stage_sinks(ctx: RunContext) -> None:
     }
     started = time.monotonic()
     try:
-        wait_until(lambda: all(lag(name) == 0 for name in inspectors), 900, 1.0)
+        _wait_caught_up(ctx, processes, lambda: all(lag(name) == 0 for name in inspectors), 900)
         elapsed = time.monotonic() - started
     finally:
         codes = {name: process.stop() for name, process in processes.items()}
@@ -562,13 +580,26 @@ STAGES: list[tuple[str, Stage]] = [
 
 
 def execute(
-    stack: Stack, env: dict[str, str], events: int, report: Report | None = None, seed: int | None = None
+    stack: Stack,
+    env: dict[str, str],
+    events: int,
+    report: Report | None = None,
+    seed: int | None = None,
+    *,
+    stages: Collection[str] | None = None,
 ) -> Report:
-    """Run every stage against a running stack; failures are recorded in the report, never raised."""
+    """Run the stages against a running stack, every one or only those named in ``stages`` (in ``STAGES``' order,
+    for a stack of the components they need); failures are recorded in the report, never raised."""
+    known = [name for name, _ in STAGES]
+    unknown = sorted(set(stages or ()) - set(known))
+    if unknown:
+        raise ValueError(f"unknown stages {', '.join(unknown)}; the stages are {', '.join(known)}")
     report = report or Report()
     seed = seed if seed is not None else int.from_bytes(uuid.uuid4().bytes[:4], "big")
     ctx = RunContext(env=env, stack=stack, report=report, run_id=uuid.uuid4().hex[:8], events=events, seed=seed)
     for name, stage in STAGES:
+        if stages is not None and name not in stages:
+            continue
         _step(f"stage: {name}")
         try:
             stage(ctx)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from deploy.local.context import StackContext
+from deploy.local.context import StackContext, wipe
 from deploy.local.settings import StackSettings
+from deploy.local.stack import Stack
 from tests.integration.registry import free_port
 
 BROKER_AND_DATABASE_PORTS = (
@@ -32,3 +33,23 @@ def private_stack_context(tmp_path: Path, ports: Sequence[str] = BROKER_AND_DATA
     ctx.paths.jars.rmdir()
     ctx.paths.jars.symlink_to(main.paths.jars.resolve())
     return ctx
+
+
+def secure_stack_context(tmp_path: Path, ports: Sequence[str]) -> StackContext:
+    """A private stack context (``private_stack_context``) with ``FREIGHTLINE_SECURE`` on, sharing the built tools
+    (FerretDB, the GCS emulator, toxiproxy) as it shares the jars."""
+    ctx = private_stack_context(tmp_path, ports=ports)
+    ctx = StackContext(settings=ctx.settings.model_copy(update={"secure": True}), paths=ctx.paths)
+    main_bin = StackContext.create(ctx.settings.model_copy(update={"home": ".freightline"})).paths.home / "bin"
+    if main_bin.exists():
+        (ctx.paths.home / "bin").symlink_to(main_bin.resolve())
+    return ctx
+
+
+def stop_and_wipe(stack: Stack) -> None:
+    """Stop a private stack and remove its state, with the PostgreSQL user's folders below /var/tmp (private_dir)."""
+    stack.down()
+    outside = {link.resolve().parent for link in stack.ctx.paths.data.iterdir() if link.is_symlink()}
+    wipe(stack.ctx.paths)
+    for folder in outside:  # now empty
+        folder.rmdir()

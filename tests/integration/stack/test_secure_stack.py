@@ -19,7 +19,7 @@ from confluent_kafka.schema_registry import Schema as ConfluentSchema
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from deploy.local.components import Postgres, SchemaRegistry
-from deploy.local.context import POSTGRES_OS_USER, StackContext, wipe
+from deploy.local.context import POSTGRES_OS_USER, StackContext
 from deploy.local.stack import Stack
 from deploy.local.tls import PrivateCA
 from services.common.endpoints import UnreachableEndpoint, registry_endpoint, require_reachable
@@ -27,28 +27,20 @@ from services.common.registry import RegistryClient, Schema, SchemaRegistryError
 from services.common.serde import registry_client
 from services.common.settings import SchemaRegistrySettings
 from tests.integration.schema_registry.stack_roles import check_roles, record_schema, split_url
-from tests.integration.stack.support import private_stack_context
+from tests.integration.stack.support import secure_stack_context, stop_and_wipe
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackContext, dict[str, str]]]:
-    ctx = private_stack_context(tmp_path_factory.mktemp("secure"), ports=("postgres_port", "schema_registry_port"))
-    ctx = StackContext(settings=ctx.settings.model_copy(update={"secure": True}), paths=ctx.paths)
-    main_bin = StackContext.create(ctx.settings.model_copy(update={"home": ".freightline"})).paths.home / "bin"
-    if main_bin.exists():  # the built tools (toxiproxy), shared as the jars are
-        (ctx.paths.home / "bin").symlink_to(main_bin.resolve())
+    ctx = secure_stack_context(tmp_path_factory.mktemp("secure"), ports=("postgres_port", "schema_registry_port"))
     stack = Stack(ctx, [Postgres(), SchemaRegistry()])
     try:
         env = stack.up()
         yield ctx, env
     finally:
-        stack.down()
-        outside = {link.resolve().parent for link in ctx.paths.data.iterdir() if link.is_symlink()}
-        wipe(ctx.paths)
-        for folder in outside:  # the PostgreSQL user's folders below /var/tmp (private_dir), now empty
-            folder.rmdir()
+        stop_and_wipe(stack)
 
 
 @pytest.fixture(scope="module")
