@@ -72,6 +72,16 @@ def consumer_lag(env: dict[str, str], group: str, topic: str) -> int:
     return group_lag({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}, group, [topic])
 
 
+def wait_drained(sink: ServiceProcess, env: dict[str, str], group: str, topic: str, timeout: float = 400.0) -> None:
+    """Wait until ``sink`` has committed every record of ``topic`` (it commits only what is durable: the group's lag
+    is cheap to ask, where reading every file back on each poll is not); the sink's log tail when it never does."""
+    try:
+        wait_for(lambda: consumer_lag(env, group, topic) == 0 or not sink.alive(), timeout, what="every record")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; lag {consumer_lag(env, group, topic)}; log:\n{sink.log()[-3000:]}") from None
+    assert sink.alive(), sink.log()[-3000:]
+
+
 def kill_in_flight(process: ServiceProcess, env: dict[str, str], group: str, topic: str) -> int:
     """SIGKILL ``process`` and return the group's lag at that moment (see ``tests.integration.crash``)."""
     return crash_kill(process.kill, {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}, group, [topic])

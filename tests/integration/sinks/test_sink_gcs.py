@@ -23,6 +23,7 @@ from tests.integration.sinks.helpers import (
     avro_event_ids,
     kill_while_temporary,
     produce_events,
+    wait_drained,
 )
 
 pytestmark = pytest.mark.integration
@@ -69,7 +70,7 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     landed_at_kill = len(_landed(store, "raw", topic))
     more = produce_events(sink_env, topic, 1500)
     with service_process("sink_gcs", env, log) as sink:
-        wait_for(lambda: len(_landed(store, "raw", topic)) >= len(ids) + len(more), 180, what="all records")
+        wait_drained(sink, env, env["SINK_GCS_GROUP_ID"], topic)
         assert sink.stop() == 0, sink.log()
     landed = tally(ids + more, _landed(store, "raw", topic))
     assert landed_at_kill < len(ids)

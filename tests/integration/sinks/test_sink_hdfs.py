@@ -22,6 +22,7 @@ from tests.integration.sinks.helpers import (
     kill_while_temporary,
     produce_corrupt_tails,
     produce_events,
+    wait_drained,
 )
 
 pytestmark = pytest.mark.integration
@@ -63,7 +64,7 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     landed_at_kill = len(_landed(store, root, topic))
     more = produce_events(sink_env, topic, 1500)
     with service_process("sink_hdfs", env, log) as sink:
-        wait_for(lambda: len(_landed(store, root, topic)) >= len(ids) + len(more), 600, what="all records")
+        wait_drained(sink, env, env["SINK_HDFS_GROUP_ID"], topic)
         assert sink.stop() == 0, sink.log()
     landed = _landed(store, root, topic)
     counts = collections.Counter(landed)
