@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+PAGE = 100  # the API's largest page by default
 
 
 class AirflowApiError(RuntimeError):
@@ -93,6 +94,29 @@ class AirflowApi:
         self._call("POST", f"/dags/{dag_id}/dagRuns/{found}/clear", json={"dry_run": False})
         return found
 
+    def backfill(self, dag_id: str, first: dt.datetime, last: dt.datetime, reprocess: str = "completed") -> int:
+        """A backfill of the logical dates ``first`` .. ``last`` (``airflow backfill create``), run by the scheduler
+        one run at a time; ``reprocess``: which existing runs run again (``none``, ``failed``, ``completed``)."""
+        body = {
+            "dag_id": dag_id,
+            "from_date": first.isoformat(),
+            "to_date": last.isoformat(),
+            "reprocess_behavior": reprocess,
+            "max_active_runs": 1,
+        }
+        return int(self._call("POST", "/backfills", json=body)["id"])
+
+    def wait_backfill(self, backfill_id: int, timeout: float, interval: float = 5.0) -> dict[str, Any]:
+        """The backfill once the scheduler completed it (every run ended); ``timeout`` guards a hang."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result: dict[str, Any] = self._call("GET", f"/backfills/{backfill_id}")
+            if result["completed_at"]:
+                return result
+            if time.monotonic() > deadline:
+                raise AirflowApiError(f"backfill {backfill_id} not completed after {timeout:.0f} s")
+            time.sleep(interval)
+
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
         return result
@@ -101,11 +125,23 @@ class AirflowApi:
         result = self._call("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", **query})
         return list(result["dag_runs"])
 
+    def asset_events(self, source_dag_id: str, source_run_id: str) -> list[dict[str, Any]]:
+        """The Asset events a run emitted (newest first), each with the runs it created (``created_dagruns``)."""
+        params = {"source_dag_id": source_dag_id, "source_run_id": source_run_id, "order_by": "-timestamp"}
+        result = self._call("GET", "/assets/events", params=params)
+        return list(result["asset_events"])
+
     def tasks(self, dag_id: str, run_id: str) -> list[TaskState]:
-        result = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        found: list[dict[str, Any]] = []
+        while True:  # page by page: a Cosmos DAG has a task per dbt node
+            params = {"limit": PAGE, "offset": len(found)}
+            result = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params=params)
+            found += result["task_instances"]
+            if not result["task_instances"] or len(found) >= result["total_entries"]:
+                break
         return [
             TaskState(ti["task_id"], ti["state"], int(ti["try_number"] or 0), ti.get("duration"))
-            for ti in sorted(result["task_instances"], key=lambda ti: (ti.get("start_date") or "", ti["task_id"]))
+            for ti in sorted(found, key=lambda ti: (ti.get("start_date") or "", ti["task_id"]))
         ]
 
     def wait(

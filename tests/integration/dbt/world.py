@@ -184,17 +184,23 @@ def load_events(dsn: str, world: World) -> None:
         for table in TABLES:
             conn.execute(table.create_sql().encode())
             _copy(conn, table.table, [c for c, _ in table.columns], sorted(daily[table.name], key=repr))
-        for job, target, source in STREAMING:
-            for statement in job.postgres_ddl(target).split(";"):
-                if statement.strip():
-                    conn.execute(statement.encode())
-            columns = [column.name for column in job.warehouse]
-            windows = ORACLES[job.name](clean[source], None).values()
-            rows = (
-                [
-                    json.dumps(w[c]) if isinstance(w[c], dict) else _naive_utc(w[c])
-                    for c in columns  # delays_by_reason is a JSON object
-                ]
-                for w in windows
-            )
-            _copy(conn, target, columns, rows)
+        load_windows(conn, clean)
+
+
+def load_windows(conn: psycopg.Connection[Any], clean: dict[str, list[dict[str, Any]]]) -> None:
+    """``streaming.*``: the Flink jobs' tables (their own DDL) with the oracle's windows of the clean events."""
+    conn.execute(b"CREATE SCHEMA IF NOT EXISTS streaming")
+    for job, target, source in STREAMING:
+        for statement in job.postgres_ddl(target).split(";"):
+            if statement.strip():
+                conn.execute(statement.encode())
+        columns = [column.name for column in job.warehouse]
+        windows = ORACLES[job.name](clean[source], None).values()
+        rows = (
+            [
+                json.dumps(w[c]) if isinstance(w[c], dict) else _naive_utc(w[c])
+                for c in columns  # delays_by_reason is a JSON object
+            ]
+            for w in windows
+        )
+        _copy(conn, target, columns, rows)
