@@ -4,6 +4,7 @@ runs and task instances. Used by the main job's Airflow stage and its tests; the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
@@ -55,6 +56,15 @@ class AirflowApi:
         if response.status_code >= 300:
             raise AirflowApiError(f"{method} {path}: {response.status_code} {response.text[:500]}")
         return response.json() if response.content else None
+
+    def _poll(self, path: str) -> dict[str, Any] | None:
+        """``GET path`` for a polling loop: None when the API server did not answer in time (a busy machine), so
+        that the loop asks again until its own deadline."""
+        try:
+            result: dict[str, Any] = self._call("GET", path)
+        except httpx.TimeoutException:
+            return None
+        return result
 
     def dag(self, dag_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/dags/{dag_id}")
@@ -110,8 +120,8 @@ class AirflowApi:
         """The backfill once the scheduler completed it (every run ended); ``timeout`` guards a hang."""
         deadline = time.monotonic() + timeout
         while True:
-            result: dict[str, Any] = self._call("GET", f"/backfills/{backfill_id}")
-            if result["completed_at"]:
+            result = self._poll(f"/backfills/{backfill_id}")
+            if result is not None and result["completed_at"]:
                 return result
             if time.monotonic() > deadline:
                 raise AirflowApiError(f"backfill {backfill_id} not completed after {timeout:.0f} s")
@@ -155,11 +165,13 @@ class AirflowApi:
         """Poll the run until it succeeds or fails (``timeout`` guards a hang); ``progress`` sees each poll."""
         deadline = time.monotonic() + timeout
         while True:
-            run = self.run(dag_id, run_id)
-            if progress is not None:
-                progress(run, self.tasks(dag_id, run_id))
-            if run["state"] in TERMINAL_RUN_STATES:
+            run = self._poll(f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run is not None and progress is not None:
+                with contextlib.suppress(httpx.TimeoutException):  # progress only: the next poll shows it
+                    progress(run, self.tasks(dag_id, run_id))
+            if run is not None and run["state"] in TERMINAL_RUN_STATES:
                 return run
             if time.monotonic() > deadline:
-                raise AirflowApiError(f"{dag_id} run {run_id} still {run['state']} after {timeout:.0f} s")
+                state = run["state"] if run is not None else "unknown"
+                raise AirflowApiError(f"{dag_id} run {run_id} still {state} after {timeout:.0f} s")
             time.sleep(interval)
