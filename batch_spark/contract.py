@@ -37,6 +37,13 @@ class Column:
     pg_type: str
     expression: str  # Spark SQL over the Avro row: the column's value
     nullable: bool
+    default: str | None = None  # SQL literal of the contract's default (what a reader gives records without it)
+
+    def add_sql(self, table: str) -> str:
+        """``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``: a table created before the contract gained the field gets
+        it, its old rows the contract's default (a field without a usable default is added nullable)."""
+        constraint = f" NOT NULL DEFAULT {self.default}" if not self.nullable and self.default is not None else ""
+        return f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{self.name}" {self.pg_type}{constraint}'
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,21 @@ class Family:
         lines = [f'"{c.name}" {c.pg_type}{"" if c.nullable else " NOT NULL"}' for c in self.columns]
         lines.append('PRIMARY KEY ("event_id")')
         return f"CREATE TABLE IF NOT EXISTS {self.table} (\n  " + ",\n  ".join(lines) + "\n)"
+
+    def ddl(self) -> list[str]:
+        """The table, then every column it may lack (a table created by an older contract: fields added since)."""
+        return [self.create_table_sql(), *(column.add_sql(self.table) for column in self.columns)]
+
+
+def _sql_literal(value: Any, kind: str) -> str | None:
+    """An Avro default as a PostgreSQL literal of type ``kind`` (strings, numbers, booleans; None otherwise)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)) and kind != "jsonb":
+        return repr(value)
+    if isinstance(value, str) and kind in ("text", "date", "uuid"):
+        return "'" + value.replace("'", "''") + "'"
+    return None
 
 
 def _non_null(avro_type: Any) -> tuple[Any, bool]:
@@ -128,20 +150,21 @@ def columns_of(schema: dict[str, Any]) -> tuple[Column, ...]:
     named = _named(schema, {})
     result: list[Column] = []
 
-    def add(name: str, avro_type: Any, path: str) -> None:
-        inner, nullable = _non_null(avro_type)
+    def add(field: dict[str, Any], path: str) -> None:
+        inner, nullable = _non_null(field["type"])
         kind = pg_type(inner, named)
         quoted = ".".join(f"`{part}`" for part in path.split("."))
         expression = f"to_json({quoted})" if kind == "jsonb" else quoted
-        result.append(Column(name, kind, expression, nullable))
+        default = _sql_literal(field["default"], kind) if "default" in field else None
+        result.append(Column(field["name"], kind, expression, nullable, default))
 
     for field in schema["fields"]:
         if field["name"] == METADATA:
             envelope = named.get(field["type"], field["type"]) if isinstance(field["type"], str) else field["type"]
             for inner in envelope["fields"]:
-                add(inner["name"], inner["type"], f"{METADATA}.{inner['name']}")
+                add(inner, f"{METADATA}.{inner['name']}")
         else:
-            add(field["name"], field["type"], field["name"])
+            add(field, field["name"])
     result.append(Column(DAY_COLUMN, "date", DAY_COLUMN, False))
     return tuple(result)
 

@@ -14,19 +14,21 @@ from typing import Any
 from batch_spark.contract import family
 from batch_spark.daily import TABLES
 from batch_spark.job import Context, exit_with, run
-from batch_spark.lake import delete, read_day
+from batch_spark.lake import Day, delete, read_day
 from batch_spark.warehouse import ensure, replace_day
 
 REPORT_DATE = "report_date"
 
 
-def aggregate_day(spark: Any, ctx: Context, day: dt.date) -> dict[str, Any]:
+def aggregate_day(spark: Any, ctx: Context, day: dt.date, read_days: dict[str, Day] | None = None) -> dict[str, Any]:
+    """The day's tables; the families' days are read from the lake unless ``read_days`` holds them already (read by
+    ``load_raw`` in the same application: the same rows)."""
     from pyspark.sql import functions as F
 
     ensure(ctx.dsn, [table.create_sql() for table in TABLES])
     read: dict[str, int] = {}
     for name in sorted({source for table in TABLES for source in table.sources}):
-        found = read_day(spark, ctx.lake, family(name), day)
+        found = (read_days or {}).get(name) or read_day(spark, ctx.lake, family(name), day)
         found.clean.createOrReplaceTempView(name)
         read[name] = found.clean_count
     written: dict[str, int] = {}

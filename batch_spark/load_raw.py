@@ -14,11 +14,11 @@ from typing import Any
 
 from batch_spark.contract import DAY_COLUMN, Family, families
 from batch_spark.job import Context, exit_with, run
-from batch_spark.lake import read_day
+from batch_spark.lake import Day, read_day
 from batch_spark.warehouse import LOAD_AUDIT_DDL, REJECTED, REJECTED_DDL, ensure, record_load, replace_day
 
 
-def _audit(fam: Family, day: dt.date, found: Any, counts: dict[str, int]) -> Callable[[Any, dict[str, int]], None]:
+def _audit(fam: Family, day: dt.date, found: Day, counts: dict[str, int]) -> Callable[[Any, dict[str, int]], None]:
     """What the swap's transaction records with the day's rows: the counts into ``raw.load_audit`` (and ``counts``)."""
 
     def audit(conn: Any, written: dict[str, int]) -> None:
@@ -34,11 +34,13 @@ def _audit(fam: Family, day: dt.date, found: Any, counts: dict[str, int]) -> Cal
     return audit
 
 
-def load_day(spark: Any, ctx: Context, day: dt.date) -> dict[str, Any]:
+def load_day(spark: Any, ctx: Context, day: dt.date, keep: dict[str, Day] | None = None) -> dict[str, Any]:
+    """Load the day's families; with ``keep``, each family's day (its clean rows still cached) is left there for
+    the caller (``daily_batch``: the daily tables from the same rows, not read again), who unpersists them."""
     from pyspark.sql import functions as F
 
     selected = families()
-    ensure(ctx.dsn, [*(f.create_table_sql() for f in selected), REJECTED_DDL, LOAD_AUDIT_DDL])
+    ensure(ctx.dsn, [*(statement for f in selected for statement in f.ddl()), REJECTED_DDL, LOAD_AUDIT_DDL])
     result: dict[str, Any] = {}
     for fam in selected:
         found = read_day(spark, ctx.lake, fam, day)
@@ -53,7 +55,10 @@ def load_day(spark: Any, ctx: Context, day: dt.date) -> dict[str, Any]:
         ]
         replace_day(ctx.dsn, swaps, DAY_COLUMN, day, _audit(fam, day, found, counts))
         result[fam.name] = counts
-        found.clean.unpersist()
+        if keep is None:
+            found.clean.unpersist()
+        else:
+            keep[fam.name] = found
     return result
 
 

@@ -160,19 +160,21 @@ def _rest_url(url: str | None) -> str:
 
 @flink_app.command("submit")
 def flink_submit(
-    job: Annotated[str, typer.Argument(help="Job name: product_views.")],
+    jobs: Annotated[
+        list[str], typer.Argument(help="Job name (product_views, ...); several: run together as one Flink job.")
+    ],
     setting: Annotated[
         list[str] | None, typer.Option("--set", help="KEY=VALUE added to the job's environment (repeatable).")
     ] = None,
     from_savepoint: Annotated[str | None, typer.Option(help="Resume from this savepoint or checkpoint.")] = None,
     rest_url: RestUrl = None,
 ) -> None:
-    """Submit a job (detached) with Flink's CLI; prints its job id."""
+    """Submit a job, or several as one Flink job (detached), with Flink's CLI; prints its job id."""
     from deploy import flink_jobs
 
     extra = dict(item.split("=", 1) for item in setting or [])
     try:
-        job_id = flink_jobs.submit(_stack().ctx, job, _rest_url(rest_url), extra, from_savepoint=from_savepoint)
+        job_id = flink_jobs.submit(_stack().ctx, jobs, _rest_url(rest_url), extra, from_savepoint=from_savepoint)
     except (flink_jobs.FlinkError, RuntimeError) as error:
         _fail(error)
         return
@@ -220,6 +222,7 @@ def build() -> typer.Typer:
     if _mounted:
         return app
     _mounted.append(True)
+    from deploy.chaos import chaos_command
     from deploy.dbt import PASS_THROUGH, dbt
     from deploy.dlq import dlq_app
     from deploy.pipeline import run as run_pipeline
@@ -228,6 +231,7 @@ def build() -> typer.Typer:
 
     app.command(name="run")(run_pipeline)
     app.command(name="reconcile")(reconcile_command)
+    app.command(name="chaos")(chaos_command)
     app.add_typer(spark_app, name="spark")
     app.command(name="dbt", context_settings=PASS_THROUGH, help="Run dbt (dbt/) against the stack's PostgreSQL.")(dbt)
     app.add_typer(dlq_app, name="dlq")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,14 +22,9 @@ import httpx
 
 from deploy.local.context import REPO_ROOT, StackContext
 from deploy.local.flink import client_environment, flink_home, flink_python
-from stream_processors import (
-    category_top_products,
-    product_views,
-    route_shipment_delays,
-    service_error_rate,
-    store_order_revenue,
-)
-from stream_processors.flink_sql import WindowJob, WindowJobSettings
+from deploy.observability_stage import Prometheus
+from stream_processors.flink_sql import WindowJob, WindowJobSettings, pipeline_names
+from stream_processors.window_jobs import JOBS as WINDOW_JOBS
 
 
 @dataclass(frozen=True)
@@ -40,37 +36,11 @@ class FlinkJob:
 
 
 JOBS = {
-    "product_views": FlinkJob(
-        "stream_processors/product_views.py",
-        "PRODUCT_VIEWS_JOB_",
-        product_views.JOB,
-        product_views.ProductViewsJobSettings,
-    ),
-    "store_order_revenue": FlinkJob(
-        "stream_processors/store_order_revenue.py",
-        "STORE_ORDER_REVENUE_JOB_",
-        store_order_revenue.JOB,
-        store_order_revenue.StoreOrderRevenueJobSettings,
-    ),
-    "route_shipment_delays": FlinkJob(
-        "stream_processors/route_shipment_delays.py",
-        "ROUTE_SHIPMENT_DELAYS_JOB_",
-        route_shipment_delays.JOB,
-        route_shipment_delays.RouteShipmentDelaysJobSettings,
-    ),
-    "service_error_rate": FlinkJob(
-        "stream_processors/service_error_rate.py",
-        "SERVICE_ERROR_RATE_JOB_",
-        service_error_rate.JOB,
-        service_error_rate.ServiceErrorRateJobSettings,
-    ),
-    "category_top_products": FlinkJob(
-        "stream_processors/category_top_products.py",
-        "CATEGORY_TOP_PRODUCTS_JOB_",
-        category_top_products.JOB,
-        category_top_products.CategoryTopProductsJobSettings,
-    ),
+    name: FlinkJob(f"stream_processors/{name}.py", str(settings.model_config["env_prefix"]), job, settings)
+    for name, (job, settings) in WINDOW_JOBS.items()
 }
+# runs several window jobs as one Flink job (``stream_processors/window_jobs.py``)
+TOGETHER_SCRIPT = "stream_processors/window_jobs.py"
 
 _SUBMITTED = re.compile(r"JobID ([0-9a-f]{32})")
 
@@ -105,17 +75,23 @@ def ensure_postgres_table(spec: FlinkJob, env: Mapping[str, str]) -> None:
 
 def submit(
     ctx: StackContext,
-    name: str,
+    names: str | Sequence[str],
     rest_url: str,
     env: Mapping[str, str] | None = None,
     *,
     from_savepoint: str | None = None,
 ) -> str:
-    """Submit job ``name`` detached; returns its job id. ``env`` adds settings (topics, endpoints) to the job's;
-    ``from_savepoint`` resumes the job's state (and its sources' offsets) from a savepoint or retained checkpoint."""
-    spec = job(name)
+    """Submit job ``names`` detached (several: as one Flink job, ``stream_processors/window_jobs.py``); returns its
+    job id. ``env`` adds settings (topics, endpoints) to the jobs'; ``from_savepoint`` resumes the job's state (and
+    its sources' offsets) from a savepoint or retained checkpoint of the same job (the same names)."""
+    names = [names] if isinstance(names, str) else list(names)
+    specs = [job(name) for name in names]
+    if not specs:
+        raise FlinkError("no job to submit")
     job_env = {**os.environ, **(env or {})}
-    ensure_postgres_table(spec, job_env)
+    for spec in specs:
+        ensure_postgres_table(spec, job_env)
+    script, arguments = (specs[0].script, []) if len(specs) == 1 else (TOGETHER_SCRIPT, names)
     address = urlsplit(rest_url)
     python = str(flink_python())
     command = [
@@ -124,20 +100,21 @@ def submit(
         "--detached",
         *(["--fromSavepoint", from_savepoint] if from_savepoint else []),
         "-py",
-        str(REPO_ROOT / spec.script),
+        str(REPO_ROOT / script),
         "-pyclientexec",
         python,
         "-pyexec",
         python,
         f"-Drest.address={address.hostname}",
         f"-Drest.port={address.port or 80}",
+        *arguments,
     ]
     process_env = {**job_env, **client_environment(ctx), "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run(command, env=process_env, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
     output = result.stdout + result.stderr
     found = _SUBMITTED.search(output)
     if result.returncode != 0 or not found:
-        raise FlinkError(f"submitting {name} failed (exit {result.returncode}):\n{output[-20000:]}")
+        raise FlinkError(f"submitting {', '.join(names)} failed (exit {result.returncode}):\n{output[-20000:]}")
     return found.group(1)
 
 
@@ -152,13 +129,6 @@ def job_details(rest_url: str, job_id: str) -> dict[str, Any]:
     response = httpx.get(f"{rest_url}/jobs/{job_id}", timeout=10)
     response.raise_for_status()
     return dict(response.json())
-
-
-def slots_total(rest_url: str) -> int:
-    """The task slots of the cluster's TaskManagers (a job of parallelism 1 takes one)."""
-    response = httpx.get(f"{rest_url}/overview", timeout=10)
-    response.raise_for_status()
-    return int(response.json()["slots-total"])
 
 
 def cancel(rest_url: str, job_id: str) -> None:
@@ -191,20 +161,42 @@ def savepoint(rest_url: str, job_id: str, *, stop: bool = False, drain: bool = F
 ACTIVE_STATES = frozenset({"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "FAILING", "CANCELLING"})
 
 
-def stop_active(rest_url: str, pipeline_name: str, timeout_s: float = 120) -> list[str]:
-    """Cancel every active job named ``pipeline_name`` (its open Kafka transactions are aborted, never committed)
-    and wait until each has ended; returns their ids."""
+def stop_active(rest_url: str, pipeline_name: str | Collection[str], timeout_s: float = 120) -> list[str]:
+    """Cancel every active job running a window job of pipeline name ``pipeline_name`` (or of any of several),
+    alone or with others (``stream_processors.window_jobs``): its open Kafka transactions are aborted, never
+    committed. Waits until each has ended; returns their ids."""
+    wanted = {pipeline_name} if isinstance(pipeline_name, str) else set(pipeline_name)
     active = [
-        item["jid"] for item in jobs(rest_url) if item["name"] == pipeline_name and item["state"] in ACTIVE_STATES
+        item["jid"]
+        for item in jobs(rest_url)
+        if wanted.intersection(pipeline_names(item["name"])) and item["state"] in ACTIVE_STATES
     ]
     for job_id in active:
         cancel(rest_url, job_id)
     deadline = time.monotonic() + timeout_s
     while any(job_details(rest_url, job_id)["state"] in ACTIVE_STATES for job_id in active):
         if time.monotonic() > deadline:
-            raise FlinkError(f"jobs {active} ({pipeline_name}) did not end within {timeout_s} s of cancelling")
+            raise FlinkError(f"jobs {active} ({sorted(wanted)}) did not end within {timeout_s} s of cancelling")
         time.sleep(0.5)
     return active
+
+
+STOPPED_ON_PURPOSE = "freightline.flink_job_stopped"
+"""The StatsD gauge (``freightline_flink_job_stopped_on_purpose{job_id}`` in Prometheus) that marks a job the
+deployment stopped itself, so that ``FreightlineFlinkJobsLost`` does not take it for lost."""
+
+
+def record_stopped(env: Mapping[str, str], job_ids: Iterable[str]) -> bool:
+    """Tell the stack's statsd_exporter (``STATSD_HOST``, ``STATSD_PORT``) that the deployment stopped these jobs on
+    purpose (value: the unix time); False, and nothing sent, when the stack exports no StatsD address."""
+    host, port = env.get("STATSD_HOST"), env.get("STATSD_PORT")
+    if not host or not port:
+        return False
+    now = int(time.time())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for job_id in job_ids:
+            sock.sendto(f"{STOPPED_ON_PURPOSE},job_id={job_id}:{now}|g".encode(), (host, int(port)))
+    return True
 
 
 def wait_finished(rest_url: str, job_id: str, timeout_s: float = 120) -> None:
@@ -216,6 +208,45 @@ def wait_finished(rest_url: str, job_id: str, timeout_s: float = 120) -> None:
         time.sleep(0.5)
     if state != "FINISHED":
         raise FlinkError(f"job {job_id} ended {state}")
+
+
+# a window job's late events: the records-in counter of its late-events sink's writer (``WindowJob.late_table``), as
+# the TaskManagers' Prometheus reporters serve it (Flink's operator name "<job>_late_events[<n>]: Writer", every
+# character outside [a-zA-Z0-9:_] as "_"); flink.rules.yml records and alerts on the same series
+LATE_EVENTS_SERIES = 'flink_taskmanager_job_task_operator_numRecordsIn{operator_name=~".+_late_events_[0-9]+_:_Writer"}'
+_LATE_WRITER = re.compile(r"^(?P<job>.+)_late_events_[0-9]+_:_Writer$")
+
+
+def late_counts(by_operator: Mapping[str, float]) -> dict[str, int]:
+    """Late events per window job from counters keyed by operator name (label value): the late-events writers'."""
+    counts: dict[str, int] = {}
+    for operator, value in by_operator.items():
+        if found := _LATE_WRITER.match(operator):
+            counts[found["job"]] = counts.get(found["job"], 0) + int(value)
+    return counts
+
+
+def late_events_seen(
+    prometheus_url: str, job_id: str, names: Collection[str], after: float, timeout_s: float = 60
+) -> dict[str, int]:
+    """The late events each window job (``names``, ``WindowJob.name``) of Flink job ``job_id`` has written, as the
+    stack's Prometheus scraped them after ``after`` (a Unix time): its late-events writer's records-in counter,
+    summed over subtasks. Once the job has read every event, a scrape after that moment holds the final counts;
+    this waits for one (a scrape interval). The job must still run: its series end with it."""
+    selector = LATE_EVENTS_SERIES.replace("{", f'{{job_id="{job_id}", ', 1)
+    query = f"sum by (operator_name) ({selector} and timestamp({selector}) > {after:.3f})"
+    prometheus = Prometheus(prometheus_url)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts = late_counts(prometheus.by_label(query, "operator_name", time.time()))
+        if set(names) <= counts.keys():
+            return {name: counts[name] for name in names}
+        if time.monotonic() > deadline:
+            raise FlinkError(
+                f"Prometheus ({prometheus_url}) scraped no late-event counter of {sorted(set(names) - counts.keys())} "
+                f"(job {job_id}) within {timeout_s} s"
+            )
+        time.sleep(1)
 
 
 @dataclass(frozen=True)

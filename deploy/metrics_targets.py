@@ -10,8 +10,9 @@ service registers itself instead: the stack exports ``METRICS_TARGETS_DIR`` and 
 keeps ``<dir>/<name>/<pid>.json`` naming its address (``services.common.metrics.TargetFile``), which
 Prometheus reads through ``file_sd_configs``. Only the components of the stack at known addresses are static
 targets locally: the Schema Registry, the Flink JobManager and TaskManager (Flink's bundled Prometheus
-reporter, ``metrics.reporter.prom``, on 9249 when deployed), the Kafka brokers' JMX exporter agents (7071) and the
-PostgreSQL exporter (9187). ``scrape_configs`` renders both forms from this list.
+reporter, ``metrics.reporter.prom``, on 9249 when deployed), the Kafka brokers' JMX exporter agents (7071), the
+PostgreSQL exporter (9187) and the statsd_exporter that Airflow sends its metrics to (9102). ``scrape_configs``
+renders both forms from this list.
 """
 
 from __future__ import annotations
@@ -58,7 +59,11 @@ rules of ``observability/kafka/jmx-exporter.yml``); one job, a target per broker
 POSTGRES: tuple[MetricsTarget, ...] = (MetricsTarget("postgres", None, 9187, discovered=False),)
 """PostgreSQL through its exporter (``postgres_exporter``; Debian's ``prometheus-postgres-exporter``)."""
 
-TARGETS: tuple[MetricsTarget, ...] = SERVICES + FLINK + KAFKA + POSTGRES
+STATSD: tuple[MetricsTarget, ...] = (MetricsTarget("statsd", None, 9102, discovered=False),)
+"""Prometheus's statsd_exporter: Airflow's StatsD metrics (``airflow_*``) and the deployment's own events
+(``freightline_flink_job_stopped_on_purpose``), as mapped by ``observability/statsd/mapping.yml``."""
+
+TARGETS: tuple[MetricsTarget, ...] = SERVICES + FLINK + KAFKA + POSTGRES + STATSD
 """Everything Prometheus scrapes."""
 
 

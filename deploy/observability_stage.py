@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 QUANTILES = (0.5, 0.95, 0.99)
 IMAGE_POINTS = 120  # samples per series in an image: the step is the window divided by this
 RATE = "1m"
+MIN_LIFETIME_S = 1.0  # a counter's life shorter than this counts as this long (its first batch is not a rate)
+ONE_SCRAPE = "no 1-minute rate: mean over its counters' life before their first scrape"
 Point = tuple[float, float]
 
 
@@ -38,7 +41,8 @@ class ServiceFigures:
 
     consumed: float = 0.0  # records consumed (all outcomes)
     mean_rate: float = 0.0  # records consumed per second over the window
-    peak_rate: float = 0.0  # highest 1-minute rate seen
+    peak_rate: float | None = 0.0  # highest 1-minute rate seen; None: none could be had (a single scrape, no times)
+    peak_rate_note: str = ""  # how peak_rate was had when it is not a 1-minute rate
     peak_lag: float = 0.0  # highest consumer lag (records, summed over its topics)
     latency_ms: dict[float, float] = field(default_factory=dict)  # quantile -> event time -> processed, ms
 
@@ -74,6 +78,11 @@ class Prometheus:
             if not math.isnan(value):
                 values[series["metric"].get(label, "")] = value
         return values
+
+    def samples(self, query: str, at: float) -> list[dict[str, Any]]:
+        """An instant query's raw result (a range selector gives each series' samples as ``values``)."""
+        result: list[dict[str, Any]] = self._get("query", {"query": query, "time": at})
+        return result
 
     def ranges(
         self, query: str, label: str, start: float, end: float, step: float
@@ -113,15 +122,56 @@ def _step(started: float, ended: float) -> float:
     return max((ended - started) / IMAGE_POINTS, 1.0)
 
 
-def _peaks(prometheus: Prometheus, title: str, started: float, ended: float) -> dict[str, float]:
-    """The highest value of each service's series of one panel over the window.
+def _query_end(started: float, ended: float) -> float:
+    """Where the window's queries end: one step past ``ended``. A range query evaluates at ``started`` plus whole
+    steps, and a service's last scrape may fall after the last of them that is not past ``ended``; a rate over a
+    service that was scraped twice only (a short process) exists only at evaluations after its second scrape."""
+    return ended + _step(started, ended)
 
-    The range reaches one step past ``ended``: a range query evaluates at ``started`` plus whole steps, and a
-    service's last scrape may fall after the last of them that is not past ``ended``; a rate over a service that
-    was scraped twice only (a short process) exists only at evaluations after its second scrape."""
-    step = _step(started, ended)
-    series = prometheus.ranges(PANELS[title][0], "service", started, ended + step, step)
+
+def _peaks(prometheus: Prometheus, title: str, started: float, ended: float) -> dict[str, float]:
+    """The highest value of each service's series of one panel over the window."""
+    series = prometheus.ranges(PANELS[title][0], "service", started, _query_end(started, ended), _step(started, ended))
     return {service: max(v for _, v in points) for service, points in series.items() if points}
+
+
+def _series_key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, value) for name, value in labels.items() if name != "__name__"))
+
+
+def rates_before_first_scrape(
+    counters: Sequence[Mapping[str, Any]], created: Sequence[Mapping[str, Any]]
+) -> dict[str, float]:
+    """Per service, the highest rate of one of its processes over the time before Prometheus first scraped it.
+
+    ``counters`` are the raw samples of a counter (``<name>_total[window]``), ``created`` those of the gauge
+    prometheus_client serves beside it (``<name>_created``: when each label set began counting, unix seconds). A
+    series' first sample divided by the time from its creation to that sample (at least ``MIN_LIFETIME_S``) is its
+    mean rate until then; a process's (``instance``) series are summed, and a service gets its busiest process. A
+    series without its creation time is left out. This is what a process scraped only once (one that ran for less
+    than a scrape interval) has instead of a rate, which needs two scrapes."""
+    created_at = {_series_key(s["metric"]): float(s["values"][-1][1]) for s in created if s.get("values")}
+    per_process: dict[tuple[str, str], float] = defaultdict(float)
+    for series in counters:
+        labels = series["metric"]
+        began = created_at.get(_series_key(labels))
+        if began is None or not series.get("values"):
+            continue
+        at, value = (float(x) for x in series["values"][0])
+        per_process[(labels.get("service", ""), labels.get("instance", ""))] += value / max(at - began, MIN_LIFETIME_S)
+    rates: dict[str, float] = {}
+    for (service, _), rate in per_process.items():
+        rates[service] = max(rates.get(service, 0.0), rate)
+    return rates
+
+
+def _first_scrape_rates(prometheus: Prometheus, started: float, ended: float) -> dict[str, float]:
+    end = _query_end(started, ended)
+    window = _window(end - started)
+    return rates_before_first_scrape(
+        prometheus.samples(f"freightline_records_consumed_total[{window}]", end),
+        prometheus.samples(f"freightline_records_consumed_created[{window}]", end),
+    )
 
 
 def collect(prometheus: Prometheus, started: float, ended: float) -> MonitoringFigures:
@@ -141,15 +191,24 @@ def collect(prometheus: Prometheus, started: float, ended: float) -> MonitoringF
         )
         for q in QUANTILES
     }
+    first_rates: dict[str, float] | None = None
     figures = MonitoringFigures(window_s=ended - started)
     for service in sorted(set(consumed) | set(peak_lag) | {s for values in latency.values() for s in values}):
-        figures.services[service] = ServiceFigures(
+        service_figures = ServiceFigures(
             consumed=consumed.get(service, 0.0),
             mean_rate=consumed.get(service, 0.0) / max(ended - started, 1.0),
             peak_rate=peak_rate.get(service, 0.0),
             peak_lag=peak_lag.get(service, 0.0),
             latency_ms={q: values[service] * 1000 for q, values in latency.items() if service in values},
         )
+        if not service_figures.peak_rate and service_figures.consumed:
+            # a service scraped once has no 1-minute rate: its counters' mean rate since they were created instead
+            if first_rates is None:
+                first_rates = _first_scrape_rates(prometheus, started, ended)
+            fallback = first_rates.get(service)
+            service_figures.peak_rate = fallback
+            service_figures.peak_rate_note = ONE_SCRAPE if fallback is not None else ""
+        figures.services[service] = service_figures
     return figures
 
 
@@ -162,10 +221,10 @@ def render(prometheus: Prometheus, started: float, ended: float, directory: Path
     from matplotlib import pyplot
 
     directory.mkdir(parents=True, exist_ok=True)
-    step = _step(started, ended)
+    step, end = _step(started, ended), _query_end(started, ended)
     images = {}
     for title, (query, unit, name) in PANELS.items():
-        series = prometheus.ranges(query, "service", started, ended + step, step)
+        series = prometheus.ranges(query, "service", started, end, step)
         if not any(series.values()):
             continue
         figure, axes = pyplot.subplots(figsize=(9, 3.6), dpi=100)
@@ -199,10 +258,14 @@ def report_rows(figures: MonitoringFigures) -> list[tuple[str, str]]:
     rows = [("window", f"{figures.window_s:.0f}s")]
     for service, f in figures.services.items():
         latency = ", ".join(f"p{round(q * 100)} {ms:,.0f} ms" for q, ms in sorted(f.latency_ms.items()))
+        if f.peak_rate is None:
+            peak = "peak n/a (one scrape)"
+        else:
+            peak = f"{f.peak_rate:,.0f}/s peak" + (f" ({f.peak_rate_note})" if f.peak_rate_note else "")
         rows.append(
             (
                 service,
-                f"consumed {f.consumed:,.0f} ({f.mean_rate:,.0f}/s mean, {f.peak_rate:,.0f}/s peak), "
+                f"consumed {f.consumed:,.0f} ({f.mean_rate:,.0f}/s mean, {peak}), "
                 f"peak lag {f.peak_lag:,.0f}" + (f", event time -> processed {latency}" if latency else ""),
             )
         )

@@ -552,19 +552,14 @@ def run(
 ) -> None:
     """Run the whole pipeline on the local stack and print a report."""
     stack = Stack(StackContext.create(StackSettings()))
-    was_running = stack.supervisor.running()
     report = Report()
     started = time.monotonic()
     try:
         _step("starting the local stack")
-        env = stack.up(progress=_step)
-        execute(stack, env, events, report, seed)
+        with stack.running(keep=keep_stack, progress=_step) as env:
+            execute(stack, env, events, report, seed)
     except StackError as error:
         report.problems.append(str(error))
-    finally:
-        if not was_running and not keep_stack:
-            _step("stopping the local stack")
-            stack.down(progress=_step)
     report.add("Run", "duration", f"{time.monotonic() - started:.0f}s")
     report.render(out)
     if report.problems:

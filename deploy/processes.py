@@ -53,6 +53,12 @@ class ServiceProcess:
         stdout, _ = self.process.communicate(timeout=timeout)
         return self.process.returncode, (stdout or b"").decode(errors="replace")
 
+    def kill(self) -> None:
+        """SIGKILL (nothing drained, flushed or committed) and wait for the process to end."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM (drain, flush, commit), then SIGKILL after ``timeout``."""
         if self.process is None:
@@ -81,6 +87,12 @@ def remote_client_config(env: Mapping[str, str]) -> dict[str, str]:
         sasl_username=env["REMOTE_KAFKA_SASL_USERNAME"],
         sasl_password=SecretStr(env["REMOTE_KAFKA_SASL_PASSWORD"]),
     ).client_config()
+
+
+def remote_kafka_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The remote cluster's ``REMOTE_KAFKA_*`` endpoints as ``KAFKA_*`` settings (what ``read_topic`` and
+    ``KafkaSettings.from_mapping`` take)."""
+    return {key.removeprefix("REMOTE_"): value for key, value in env.items() if key.startswith("REMOTE_KAFKA_")}
 
 
 def ensure_catalogue_topics(env: Mapping[str, str]) -> None:
@@ -160,6 +172,10 @@ class ClusterProbe:
     @_retry_kafka
     def group_lag(self, group: str, topics: list[str]) -> int:
         """Records of ``topics`` not yet committed by consumer group ``group``."""
+        return self.lag_now(group, topics)
+
+    def lag_now(self, group: str, topics: list[str]) -> int:
+        """``group_lag`` in one attempt: raises ``KafkaException`` when the cluster does not answer now."""
         partitions = self._partitions(topics)
         positions = self._committed(group, partitions)
         return sum(end - max(positions.get(key, 0), 0) for key, end in self._ends(partitions).items())

@@ -1,22 +1,29 @@
 """The main job's stream stage: the Flink window jobs over this run's source events, checked against their oracle.
 
-Per job (``deploy.flink_jobs.JOBS``), on the stack's Flink cluster (``FLINK_REST_URL``):
+Every window job (``deploy.flink_jobs.JOBS``) runs in one Flink job on the stack's cluster (``FLINK_REST_URL``),
+each with its own settings, consumer group, outputs and transactional ids (``stream_processors.window_jobs``): one
+client start and one plan instead of five, one task slot.
 
-1. a job of the same deployment still running (same job, same consumer group, hence the same name on the cluster:
-   ``WindowJob.pipeline_name``) is cancelled: it is stale (an earlier run's), its open transactions are aborted and
-   never read, and it would count this run's events a second time. The stage never reuses a running job: a job's
-   windows hold whatever it read before, and a window is only comparable with an oracle over known events;
-2. the job's consumer group is set to where this run's events begin on its source topic (``source_positions``,
-   taken before the generator ran) and the job is submitted (it starts at the group's offsets);
-3. once the group has committed every source record (Flink commits offsets at checkpoints), the job is stopped with
-   a savepoint and ``drain``: event time advances to the end, so every open window fires and is committed. The
-   generator's simulated time ends about now, so no event of the run would ever close the last windows, and the
-   idle-source timeout only stops a quiet partition from holding the watermark back: it never moves it forward;
-   a closing event written to the shared source topic would be counted by every other consumer of it;
-4. the committed output (``read_committed``, from where the sink topic ended before the job started), the
+1. a job still running a window job of the same deployment (same job, same consumer group: the same pipeline
+   name, ``WindowJob.pipeline_name``, alone or within a Flink job of several) is cancelled: it is stale (an earlier
+   run's), its open transactions are aborted and never read, and it would count this run's events a second time.
+   The stage never reuses a running job: a job's windows hold whatever it read before, and a window is only
+   comparable with an oracle over known events;
+2. each job's consumer group is set to where this run's events begin on its source topic (``source_positions``,
+   taken before the generator ran) and the jobs are submitted (each starts at its group's offsets);
+3. once every group has committed every source record (Flink commits offsets at checkpoints), each job's
+   late-event counter is read from Prometheus (the records its late path wrote, Flink's own metric), then the job
+   is stopped with a savepoint and ``drain``: event time advances to the end, so every open window fires and is
+   committed. The generator's simulated time ends about now, so no event of the run would ever close the last
+   windows, and the idle-source timeout only stops a quiet partition from holding the watermark back: it never
+   moves it forward; a closing event written to the shared source topic would be counted by every other consumer.
+   Every job the stage stops (drained, or stale and cancelled) is reported to the stack's statsd_exporter as stopped
+   on purpose (``flink_jobs.record_stopped``), so the ``FreightlineFlinkJobsLost`` alert does not take it for lost;
+4. per job, the committed output (``read_committed``, from where the sink topic ended before the job started), the
    PostgreSQL rows of the run's windows and the late events the job reported are compared with the oracle of the
    events the job read minus those it reported late (with several source partitions, the idle timeout can let
-   the watermark pass a partition fetched later: such events are written to the late topic, never lost).
+   the watermark pass a partition fetched later: such events are written to the late topic, never lost), and the
+   late events on the topic with the counter Prometheus saw.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ class WindowJobFigures:
     source_events: int = 0  # records of the run on the job's source topic
     counted_events: int = 0  # of them, the ones it did not report late (the oracle's input)
     late_events: int = 0  # events the job reported on the late topic (this run, this job)
+    late_seen: int | None = None  # its late-event counter (Flink's metric) in Prometheus; None: not read
     windows_expected: int = 0  # the oracle's windows
     kafka_rows: int = 0  # committed aggregate records (read_committed) the job wrote
     kafka_duplicates: int = 0  # windows among them emitted more than once
@@ -109,46 +117,83 @@ def _postgres_rows(dsn: str, table: str, columns: list[str], key: list[str], win
 
 @dataclass
 class _Started:
-    name: str
-    settings: WindowJobSettings
+    names: list[str]
+    settings: dict[str, WindowJobSettings]
     job_id: str
-    sink_from: dict[int, int]
-    late_from: dict[int, int]
+    sink_from: dict[str, dict[int, int]]
+    late_from: dict[str, dict[int, int]]
     started: float
 
 
-def _cancel_stale(ctx: RunContext, name: str, rest_url: str) -> None:
-    stale = flink_jobs.stop_active(rest_url, flink_jobs.job(name).job.pipeline_name(_settings(name, ctx.env)))
+def _cancel_stale(ctx: RunContext, names: list[str], rest_url: str) -> None:
+    deployments = [flink_jobs.job(name).job.pipeline_name(_settings(name, ctx.env)) for name in names]
+    stale = flink_jobs.stop_active(rest_url, deployments)
+    flink_jobs.record_stopped(ctx.env, stale)
     if stale:
-        ctx.report.add(SECTION, f"{name}: stale jobs cancelled", ", ".join(stale))
+        ctx.report.add(SECTION, "stale jobs cancelled", ", ".join(stale))
 
 
-def _start(ctx: RunContext, name: str, rest_url: str) -> _Started:
-    spec = flink_jobs.job(name)
-    settings = _settings(name, ctx.env)
-    positions = end_positions(ctx.env, [settings.sink_topic, settings.late_topic])
-    commit_positions(ctx.local(), settings.group_id, settings.source_topic, ctx.stream_from[settings.source_topic])
+def _start(ctx: RunContext, names: list[str], rest_url: str) -> _Started:
+    settings = {name: _settings(name, ctx.env) for name in names}
+    positions = end_positions(ctx.env, sorted({t for s in settings.values() for t in (s.sink_topic, s.late_topic)}))
+    for job_settings in settings.values():
+        commit_positions(
+            ctx.local(), job_settings.group_id, job_settings.source_topic, ctx.stream_from[job_settings.source_topic]
+        )
+    idle = {f"{flink_jobs.job(name).settings_prefix}IDLE_TIMEOUT_MS": str(STAGE_IDLE_TIMEOUT_MS) for name in names}
     started = time.monotonic()
-    job_id = flink_jobs.submit(
-        ctx.stack.ctx,
-        name,
-        rest_url,
-        {**ctx.env, f"{spec.settings_prefix}IDLE_TIMEOUT_MS": str(STAGE_IDLE_TIMEOUT_MS)},
+    job_id = flink_jobs.submit(ctx.stack.ctx, names, rest_url, {**ctx.env, **idle})
+    return _Started(
+        names,
+        settings,
+        job_id,
+        {name: positions[s.sink_topic] for name, s in settings.items()},
+        {name: positions[s.late_topic] for name, s in settings.items()},
+        started,
     )
-    return _Started(name, settings, job_id, positions[settings.sink_topic], positions[settings.late_topic], started)
 
 
-def _finish(ctx: RunContext, run: _Started, rest_url: str) -> WindowJobFigures:
-    spec = flink_jobs.job(run.name)
-    settings, job = run.settings, spec.job
-    figures = WindowJobFigures()
-    read = wait_until(lambda: group_lag(ctx.local(), settings.group_id, [settings.source_topic]) == 0, READ_TIMEOUT_S)
+def _late_seen(ctx: RunContext, run: _Started, after: float) -> dict[str, int]:
+    """Each job's late-event counter as Prometheus saw it once every event was read; none without Prometheus."""
+    prometheus = ctx.env.get("PROMETHEUS_URL")
+    if not prometheus:
+        ctx.report.problems.append("the stack exported no PROMETHEUS_URL: the jobs' late-event counters are unread")
+        return {}
+    jobs = [flink_jobs.job(name).job.name for name in run.names]
+    try:
+        seen = flink_jobs.late_events_seen(prometheus, run.job_id, jobs, after)
+    except flink_jobs.FlinkError as error:
+        ctx.report.problems.append(str(error))
+        return {}
+    return {name: seen[flink_jobs.job(name).job.name] for name in run.names}
+
+
+def _finish(ctx: RunContext, run: _Started, rest_url: str) -> dict[str, WindowJobFigures]:
+    groups = [(s.group_id, s.source_topic) for s in run.settings.values()]
+    read = wait_until(
+        lambda: all(group_lag(ctx.local(), group, [topic]) == 0 for group, topic in groups), READ_TIMEOUT_S
+    )
     if not read:
-        raise RuntimeError(f"{run.name} did not read its source within {READ_TIMEOUT_S} s (job {run.job_id})")
+        raise RuntimeError(f"the window jobs did not read their sources within {READ_TIMEOUT_S} s (job {run.job_id})")
+    late_seen = _late_seen(ctx, run, time.time())
     flink_jobs.savepoint(rest_url, run.job_id, stop=True, drain=True)
     flink_jobs.wait_finished(rest_url, run.job_id)
-    figures.elapsed_s = time.monotonic() - run.started
+    flink_jobs.record_stopped(ctx.env, [run.job_id])  # drained on purpose: FreightlineFlinkJobsLost leaves it alone
+    elapsed = time.monotonic() - run.started
+    figures = {}
+    for name in run.names:
+        figures[name] = _figures(ctx, name, run.settings[name], run.sink_from[name], run.late_from[name])
+        figures[name].late_seen = late_seen.get(name)
+        figures[name].elapsed_s = elapsed
+    return figures
 
+
+def _figures(
+    ctx: RunContext, name: str, settings: WindowJobSettings, sink_from: dict[int, int], late_from: dict[int, int]
+) -> WindowJobFigures:
+    """One job's figures from its outputs, against the oracle of the events it read and did not report late."""
+    job = flink_jobs.job(name).job
+    figures = WindowJobFigures()
     bootstrap, registry = ctx.env["KAFKA_BOOTSTRAP_SERVERS"], ctx.env["SCHEMA_REGISTRY_URL"]
     serde = AvroSerde(registry_client(SchemaRegistrySettings(url=registry)))
     events = [
@@ -159,7 +204,7 @@ def _finish(ctx: RunContext, run: _Started, rest_url: str) -> WindowJobFigures:
     figures.source_events = len(events)
     late = {
         str(value["metadata"]["event_id"])
-        for _key, value in read_committed(bootstrap, registry, settings.late_topic, run.late_from)
+        for _key, value in read_committed(bootstrap, registry, settings.late_topic, late_from)
         if value["job"] == job.name and value["source_topic"] == settings.source_topic
     }
     figures.late_events = len(late)
@@ -170,7 +215,7 @@ def _finish(ctx: RunContext, run: _Started, rest_url: str) -> WindowJobFigures:
 
     emitted: Windows = {}
     seen: Counter[tuple[Any, ...]] = Counter()
-    for _key, value in read_committed(bootstrap, registry, settings.sink_topic, run.sink_from):
+    for _key, value in read_committed(bootstrap, registry, settings.sink_topic, sink_from):
         window = (*(value[name] for name in job.key), value["window_start"])
         value["metadata"].pop("ingest_time")
         seen[window] += 1
@@ -190,36 +235,39 @@ def _finish(ctx: RunContext, run: _Started, rest_url: str) -> WindowJobFigures:
 
 
 def stage_stream(ctx: RunContext) -> None:
-    """Submit every window job over this run's events, drain it, and compare both outputs with the oracle."""
+    """Submit every window job over this run's events as one Flink job, drain it, and compare each job's outputs
+    with its oracle."""
     rest_url = ctx.env.get("FLINK_REST_URL")
     if not rest_url:
         raise RuntimeError("the stack exported no FLINK_REST_URL: its Flink cluster is not running")
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] Flink window jobs: {', '.join(flink_jobs.JOBS)}")
-    for name in flink_jobs.JOBS:
-        _cancel_stale(ctx, name, rest_url)
-    # as many jobs side by side as the cluster has slots (a slot each, parallelism 1), each drained once it has
-    # read its source; a job submitted beyond the slots would wait for one and could time out
-    slots = max(1, flink_jobs.slots_total(rest_url))
     names = list(flink_jobs.JOBS)
-    for batch in (names[i : i + slots] for i in range(0, len(names), slots)):
-        for run in [_start(ctx, name, rest_url) for name in batch]:
-            _report(ctx, run, rest_url)
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] Flink window jobs, as one Flink job: {', '.join(names)}")
+    _cancel_stale(ctx, names, rest_url)
+    run = _start(ctx, names, rest_url)
+    for name, figures in _finish(ctx, run, rest_url).items():
+        _report(ctx, name, figures, run.job_id)
 
 
-def _report(ctx: RunContext, run: _Started, rest_url: str) -> None:
-    """Finish a job's run and add its figures (and any disagreement) to the report."""
-    figures = ctx.figures.stream[run.name] = _finish(ctx, run, rest_url)
+def _report(ctx: RunContext, name: str, figures: WindowJobFigures, job_id: str) -> None:
+    """Add a job's figures (and any disagreement) to the report."""
+    ctx.figures.stream[name] = figures
     verdict = "match" if figures.agrees else "MISMATCH"
+    seen = "unread" if figures.late_seen is None else f"{figures.late_seen:,}"
     ctx.report.add(
         SECTION,
-        run.name,
+        name,
         f"{figures.windows_expected:,} windows expected from {figures.source_events:,} events "
-        f"({figures.counted_events:,} counted, {figures.late_events:,} late); Kafka {figures.kafka_rows:,} "
-        f"committed ({figures.kafka_duplicates:,} repeated), PostgreSQL {figures.postgres_rows:,} rows "
-        f"[{verdict}] in {figures.elapsed_s:.0f}s (job {run.job_id})",
+        f"({figures.counted_events:,} counted, {figures.late_events:,} late; late-event counter in Prometheus "
+        f"{seen}); Kafka {figures.kafka_rows:,} committed ({figures.kafka_duplicates:,} repeated), PostgreSQL "
+        f"{figures.postgres_rows:,} rows [{verdict}] in {figures.elapsed_s:.0f}s (job {job_id})",
     )
     if not figures.agrees:
         ctx.report.problems.append(
-            f"{run.name}: windows differ from the oracle (Kafka {figures.kafka_agrees}, PostgreSQL "
+            f"{name}: windows differ from the oracle (Kafka {figures.kafka_agrees}, PostgreSQL "
             f"{figures.postgres_agrees}, {figures.kafka_duplicates} repeated): {figures.differences}"
+        )
+    if figures.late_seen is not None and figures.late_seen != figures.late_events:
+        ctx.report.problems.append(
+            f"{name}: {figures.late_events} late events on the late topic, {figures.late_seen} counted by Flink's "
+            "late-event counter in Prometheus"
         )

@@ -188,9 +188,11 @@ def kafka_sink(
     registry: SchemaRegistrySettings,
     schema_text: str,
     key_field: str,
+    transactions: str = "",
 ) -> str:
     """An exactly-once (transactional) Kafka sink of Avro records keyed by ``key_field`` (raw UTF-8 key); each sink
-    of a job has its own transactional id prefix (``<prefix>-<sink name>``), or their transactions would fence."""
+    of a job has its own transactional id prefix (``<prefix>-<transactions>``, by default ``<prefix>-<sink name>``),
+    or their transactions would fence."""
     prefix = settings.transactional_id_prefix or settings.group_id
     options = {
         "connector": "kafka",
@@ -203,7 +205,7 @@ def kafka_sink(
         "value.avro-confluent.schema": schema_text,
         "value.avro-confluent.subject": f"{topic}-value",
         "sink.delivery-guarantee": "exactly-once",
-        "sink.transactional-id-prefix": f"{prefix}-{name}",
+        "sink.transactional-id-prefix": f"{prefix}-{transactions or name}",
         "properties.transaction.timeout.ms": str(settings.transaction_timeout_ms),
         **_kafka_security(kafka),
     }
@@ -323,6 +325,13 @@ class WindowJob:
     source_fields: tuple[str, ...] = ()
 
     @property
+    def late_table(self) -> str:
+        """The late-events sink's table, named after the job: Flink names the sink's writer operator
+        ``<job>_late_events[<n>]: Writer``, so its records-in counter (``numRecordsIn``, served by the TaskManagers'
+        Prometheus reporters) counts the job's late events, also when several jobs run as one Flink job."""
+        return f"{self.name}_late_events"
+
+    @property
     def slide(self) -> int:
         """Minutes between window starts: the window's size for tumbling windows."""
         return self.slide_minutes or self.window_minutes
@@ -345,7 +354,7 @@ class WindowJob:
         emitted = "CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))"
         envelope = f"ROW(`metadata`.`event_id`, `event_time`, {emitted}, {quote(self.producer)}, CAST(NULL AS STRING))"
         key = f"CONCAT_WS('|', {', '.join(f'`{column}`' for column in self.key)})"
-        return f"""INSERT INTO `late_events`
+        return f"""INSERT INTO `{self.late_table}`
 SELECT {envelope}, {quote(self.name)}, {quote(source_topic)}, `window_key`, `window_start`,
   TIMESTAMPADD(MINUTE, {self.window_minutes}, `window_start`), `watermark`
 FROM (
@@ -388,7 +397,10 @@ WHERE `watermark` IS NOT NULL
         definitions = [
             kafka_source("source", settings, kafka, registry, source_schema, "`metadata`.`event_time`"),
             kafka_sink("aggregates", settings.sink_topic, settings, kafka, registry, sink_schema, self.key[0]),
-            kafka_sink("late_events", settings.late_topic, settings, kafka, registry, late_schema, "job"),
+            # the transactional ids keep the name of the sink before it was named after the job
+            kafka_sink(
+                self.late_table, settings.late_topic, settings, kafka, registry, late_schema, "job", "late_events"
+            ),
             jdbc_upsert_sink(
                 "warehouse",
                 settings.postgres_table,
@@ -410,9 +422,48 @@ WHERE `watermark` IS NOT NULL
 
     def submit(self, settings: WindowJobSettings) -> None:
         """Entrypoint on the cluster's client (``flink run -py``): build the job and submit it."""
-        definitions, inserts = self.statements(settings, KafkaSettings(), SchemaRegistrySettings(), PostgresSettings())
-        job_id = run(job_config(settings, self.pipeline_name(settings)), definitions, inserts)
-        print(f"submitted {self.name} as job {job_id}", flush=True)
+        submit_jobs([(self, settings)])
+
+
+# joins the pipeline names of window jobs run as one Flink job into that job's name
+PIPELINE_SEPARATOR = " + "
+
+
+def pipeline_name(jobs: Sequence[tuple[WindowJob, WindowJobSettings]]) -> str:
+    """The name on the cluster of ``jobs`` run as one Flink job: their pipeline names joined by
+    ``PIPELINE_SEPARATOR`` (one job's own pipeline name when alone), so each deployment it holds stays visible."""
+    return PIPELINE_SEPARATOR.join(job.pipeline_name(settings) for job, settings in jobs)
+
+
+def pipeline_names(flink_job_name: str) -> list[str]:
+    """The pipeline names of the window jobs a Flink job of that name runs."""
+    return flink_job_name.split(PIPELINE_SEPARATOR)
+
+
+def submit_jobs(jobs: Sequence[tuple[WindowJob, WindowJobSettings]]) -> None:
+    """Entrypoint on the cluster's client: build ``jobs`` and submit them as one Flink job (one client, one plan,
+    one slot at parallelism 1). Each job keeps its own tables (in a database named after it), topics, consumer
+    group, transactional ids and PostgreSQL table; the job-wide configuration must be the same for all of them."""
+    if not jobs:
+        raise ValueError("no window job to submit")
+    name = pipeline_name(jobs)
+    config = shared_config([job_config(settings, name) for _job, settings in jobs])
+    kafka, registry, postgres = KafkaSettings(), SchemaRegistrySettings(), PostgresSettings()
+    parts = [(job.name, *job.statements(settings, kafka, registry, postgres)) for job, settings in jobs]
+    job_id = run(config, parts)
+    print(f"submitted {', '.join(job.name for job, _ in jobs)} as job {job_id}", flush=True)
+
+
+def shared_config(configs: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """The one configuration of jobs run together: theirs, which must agree on every key."""
+    merged = dict(configs[0])
+    for config in configs[1:]:
+        for key in merged.keys() | config.keys():
+            if merged.get(key) != config.get(key):
+                raise ValueError(
+                    f"window jobs run as one Flink job must share {key}: {merged.get(key)!r} and {config.get(key)!r}"
+                )
+    return merged
 
 
 def job_config(settings: WindowJobSettings, job_name: str) -> dict[str, str]:
@@ -427,8 +478,10 @@ def job_config(settings: WindowJobSettings, job_name: str) -> dict[str, str]:
     }
 
 
-def run(config: Mapping[str, str], statements: Sequence[str], inserts: Sequence[str]) -> str:
-    """Create the tables and submit every INSERT as one job on the cluster; returns the job id.
+def run(config: Mapping[str, str], parts: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> str:
+    """Submit every INSERT of ``parts`` (database, table and view definitions, inserts) as one job on the cluster;
+    returns the job id. Each part's tables and views are created in a database of its own, where its inserts are
+    planned (an insert is resolved when added), so parts may use the same names.
 
     Runs in the PyFlink environment only (``flink run -py``): pyflink is imported here, never at module import.
     """
@@ -437,11 +490,14 @@ def run(config: Mapping[str, str], statements: Sequence[str], inserts: Sequence[
     table_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     for key, value in config.items():
         table_env.get_config().set(key, value)
-    for statement in statements:
-        table_env.execute_sql(statement)
     statement_set = table_env.create_statement_set()
-    for insert in inserts:
-        statement_set.add_insert_sql(insert)
+    for database, statements, inserts in parts:
+        table_env.execute_sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        table_env.use_database(database)
+        for statement in statements:
+            table_env.execute_sql(statement)
+        for insert in inserts:
+            statement_set.add_insert_sql(insert)
     result = statement_set.execute()
     client = result.get_job_client()
     return str(client.get_job_id()) if client is not None else ""

@@ -36,13 +36,8 @@ def stack_env() -> Iterator[dict[str, str]]:
     from deploy.local.stack import Stack
 
     stack = Stack(StackContext.create(StackSettings()))
-    was_running = stack.supervisor.running()
-    env = stack.up()
-    try:
+    with stack.running(keep=bool(os.environ.get("FREIGHTLINE_KEEP_STACK"))) as env:
         yield env
-    finally:
-        if not was_running and not os.environ.get("FREIGHTLINE_KEEP_STACK"):
-            stack.down()
 
 
 @pytest.fixture(scope="session")

@@ -43,7 +43,7 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
   done
 fi
 
-# --- Go: the stack builds two of its servers (GCS emulator, MongoDB-wire server) from the Go module proxy ----
+# --- Go: the stack builds its Go programs (GCS emulator, MongoDB-wire server, Jaeger, Toxiproxy) from the Go module proxy
 if ! command -v go >/dev/null; then
   echo "setup: the Go toolchain (1.24 or newer) is required to build the local stack's GCS and MongoDB servers" >&2
   exit 1

@@ -12,6 +12,8 @@ each its own supervised process, all from Airflow's own locked environment (``de
   directory's ``secrets/`` (the passwords file lives there too); the API's secret key and JWT secret likewise;
 - connections and variables from the environment only: ``AIRFLOW_CONN_FREIGHTLINE_WAREHOUSE`` (the stack's
   PostgreSQL), ``AIRFLOW_VAR_FREIGHTLINE_CLI`` (the project's CLI that the tasks run), ``AIRFLOW_VAR_ALERTMANAGER_URL``;
+- metrics over StatsD to the stack's ``statsd_exporter`` (``FREIGHTLINE_STATSD_PORT``; lost, harmlessly, when it
+  is not running), scraped by Prometheus as the job ``statsd``;
 - the tasks' ``freightline`` commands find the stack's endpoints through ``FREIGHTLINE_HOME`` (its ``stack.env``).
 
 A small machine: one API worker, one parsing process, ``FREIGHTLINE_AIRFLOW_PARALLELISM`` task processes.
@@ -70,6 +72,19 @@ def dbt_manifest(ctx: StackContext) -> Path:
     return airflow_home(ctx) / "dbt" / "manifest.json"
 
 
+def metrics_environment(statsd_host: str, statsd_port: int) -> dict[str, str]:
+    """Airflow's metrics over StatsD to a statsd_exporter (``observability/statsd/mapping.yml``): tags as
+    InfluxDB-style tags, without the legacy names that repeat each series with its DAG and task in the name."""
+    return {
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": statsd_host,
+        "AIRFLOW__METRICS__STATSD_PORT": str(statsd_port),
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+        "AIRFLOW__METRICS__LEGACY_NAMES_ON": "False",
+    }
+
+
 def airflow_environment(ctx: StackContext) -> dict[str, str]:
     """Everything Airflow's processes (and the ``airflow`` CLI against this stack) read: its configuration,
     connections and variables, all as environment variables."""
@@ -101,6 +116,7 @@ def airflow_environment(ctx: StackContext) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        **metrics_environment(LOCAL_HOST, s.statsd_port),
         "AIRFLOW__COSMOS__CACHE_DIR": str(airflow_home(ctx) / "cosmos"),
         "FREIGHTLINE_DBT_MANIFEST": str(dbt_manifest(ctx)),
         f"AIRFLOW_CONN_{WAREHOUSE_CONNECTION.upper()}": postgres.dsn(ctx, POSTGRES_DB),
@@ -164,6 +180,7 @@ class AirflowApiServer(_AirflowProcess):
     subcommand = "api-server"
     health_part = "metadatabase"
     depends_on = ("postgres",)
+    extra_start_s = 180.0  # the first start creates the metadata database (`db migrate`): minutes on a busy machine
 
     def ports(self, ctx: StackContext) -> dict[str, int]:
         return {"http": ctx.settings.airflow_port}

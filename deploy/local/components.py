@@ -36,6 +36,7 @@ class Program:
 class Component(ABC):
     name: str
     depends_on: tuple[str, ...] = ()
+    extra_start_s: float = 0.0  # seconds it may take beyond the stack's start timeout (a first start's migrations)
 
     @abstractmethod
     def ports(self, ctx: StackContext) -> dict[str, int]:

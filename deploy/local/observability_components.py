@@ -10,6 +10,9 @@
 
 - ``postgres_exporter``: Debian's ``prometheus-postgres-exporter`` on the stack's PostgreSQL, scraped as the job
   ``postgres``; the brokers serve their own metrics (the JMX exporter agent in their JVMs, ``components.py``).
+- ``statsd_exporter``: Prometheus's statsd_exporter (built by ``setup`` from its Go module,
+  ``launchers/statsd_exporter``) receiving Airflow's StatsD metrics (and the main job's events) and serving them,
+  mapped by ``observability/statsd/mapping.yml``, to Prometheus's job ``statsd``.
 - ``jaeger``: Jaeger v1.76.0 all-in-one (the ``cmd/jaeger`` binary, built by ``setup`` from its Go module:
   ``launchers/jaeger`` holds the module with it as a tool, go.sum committed) with memory storage: the services'
   spans arrive over OTLP (``JAEGER_OTLP_ENDPOINT``, the OTLP/HTTP receiver; a service exports there when its
@@ -23,7 +26,6 @@ own ports.
 
 from __future__ import annotations
 
-import os
 import shutil
 from abc import abstractmethod
 from collections.abc import Callable
@@ -32,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from deploy.local.builds import digest, go_version, is_current, run_step
+from deploy.local.builds import go_build
 from deploy.local.components import Component, KafkaBroker, Postgres, Program
 from deploy.local.context import REPO_ROOT, StackContext
 from deploy.metrics_targets import TARGETS, scrape_configs
@@ -43,6 +45,9 @@ RULE_FILES = OBSERVABILITY / "prometheus" / "*.rules.yml"
 ALERTMANAGER_TEMPLATE = OBSERVABILITY / "alertmanager" / "alertmanager.yml"
 JAEGER_SOURCE = Path(__file__).resolve().parent / "launchers" / "jaeger"
 JAEGER_PACKAGE = "github.com/jaegertracing/jaeger/cmd/jaeger"
+STATSD_SOURCE = Path(__file__).resolve().parent / "launchers" / "statsd_exporter"
+STATSD_PACKAGE = "github.com/prometheus/statsd_exporter"
+STATSD_MAPPING = OBSERVABILITY / "statsd" / "mapping.yml"
 
 
 def _binary(name: str) -> str:
@@ -162,6 +167,7 @@ class Prometheus(_PrometheusProjectServer):
                         KafkaBroker("remote_kafka", sasl=True).metrics_address(ctx),
                     ],
                     "postgres": PostgresExporter().address(ctx),
+                    "statsd": StatsdExporter().address(ctx),
                     "schema_registry": f"{LOCAL_HOST}:{ctx.settings.schema_registry_port}",
                     "flink_jobmanager": f"{LOCAL_HOST}:{ctx.settings.flink_jobmanager_metrics_port}",
                     "flink_taskmanager": f"{LOCAL_HOST}:{ctx.settings.flink_taskmanager_metrics_port}",
@@ -237,20 +243,9 @@ class Jaeger(Component):
 
     def setup(self, ctx: StackContext, progress: Callable[[str], None]) -> None:
         """Build the binary from the module's pinned version (``launchers/jaeger/go.mod``); idempotent."""
-        binary = self.binary(ctx)
-        stamp = binary.with_name(".jaeger.stamp")
-        built_from = digest(JAEGER_SOURCE / "go.mod", JAEGER_SOURCE / "go.sum", extra=go_version())
-        if binary.exists() and is_current(stamp, built_from):
-            return
-        progress("building Jaeger (launchers/jaeger) with go build; the first build takes several minutes")
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        run_step(
-            ["go", "build", "-trimpath", "-o", str(binary), JAEGER_PACKAGE],
-            "building Jaeger",
-            cwd=JAEGER_SOURCE,
-            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
+        go_build(
+            self.binary(ctx), JAEGER_SOURCE, JAEGER_PACKAGE, "Jaeger (the first build takes several minutes)", progress
         )
-        stamp.write_text(built_from)
 
     def _config_path(self, ctx: StackContext) -> Path:
         return ctx.paths.config / f"{self.name}.yml"
@@ -323,5 +318,54 @@ class Jaeger(Component):
         return {"JAEGER_UI_URL": self.url(ctx), "JAEGER_OTLP_ENDPOINT": self.otlp_endpoint(ctx)}
 
 
+class StatsdExporter(Component):
+    """Prometheus's statsd_exporter (built by ``setup`` from its Go module, ``launchers/statsd_exporter``): StatsD
+    over UDP and TCP on ``FREIGHTLINE_STATSD_PORT`` (Airflow sends its metrics there; the main job its events),
+    translated by ``observability/statsd/mapping.yml`` into the series it serves on ``/metrics``
+    (``FREIGHTLINE_STATSD_EXPORTER_PORT``, Prometheus's job ``statsd``). Its series live in its memory: a restart
+    forgets them."""
+
+    name = "statsd_exporter"
+
+    def ports(self, ctx: StackContext) -> dict[str, int]:
+        return {"statsd": ctx.settings.statsd_port, "http": ctx.settings.statsd_exporter_port}
+
+    def binary(self, ctx: StackContext) -> Path:
+        return ctx.paths.home / "bin" / "statsd_exporter"
+
+    def setup(self, ctx: StackContext, progress: Callable[[str], None]) -> None:
+        """Build the binary from the module's pinned version (``launchers/statsd_exporter/go.mod``); idempotent."""
+        go_build(self.binary(ctx), STATSD_SOURCE, STATSD_PACKAGE, "statsd_exporter", progress)
+
+    def prepare(self, ctx: StackContext) -> None:
+        if not self.binary(ctx).exists():
+            self.setup(ctx, lambda _: None)
+
+    def address(self, ctx: StackContext) -> str:
+        """Where Prometheus scrapes it."""
+        return f"{LOCAL_HOST}:{ctx.settings.statsd_exporter_port}"
+
+    def program(self, ctx: StackContext) -> Program:
+        statsd = f"{LOCAL_HOST}:{ctx.settings.statsd_port}"
+        flags = {
+            "statsd.mapping-config": STATSD_MAPPING,
+            "statsd.listen-udp": statsd,
+            "statsd.listen-tcp": statsd,
+            "web.listen-address": self.address(ctx),
+            "log.level": "warn",
+        }
+        return Program(command=[str(self.binary(ctx)), *(f"--{flag}={value}" for flag, value in flags.items())])
+
+    def ready(self, ctx: StackContext) -> bool:
+        return _answers(f"http://{self.address(ctx)}/-/ready")
+
+    def exports(self, ctx: StackContext) -> dict[str, str]:
+        return {
+            "STATSD_HOST": LOCAL_HOST,
+            "STATSD_PORT": str(ctx.settings.statsd_port),
+            "STATSD_EXPORTER_URL": f"http://{self.address(ctx)}",
+        }
+
+
 def observability_components() -> list[Component]:
-    return [Alertmanager(), PostgresExporter(), Prometheus(), Jaeger()]
+    return [Alertmanager(), PostgresExporter(), StatsdExporter(), Prometheus(), Jaeger()]

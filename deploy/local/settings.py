@@ -39,6 +39,8 @@ JAEGER_QUERY_GRPC_PORT = 19685
 KAFKA_METRICS_PORT = 19071
 REMOTE_KAFKA_METRICS_PORT = 19072
 POSTGRES_EXPORTER_PORT = 19187
+STATSD_PORT = 19125
+STATSD_EXPORTER_PORT = 19102
 # Airflow's API server (REST API and UI).
 AIRFLOW_API_PORT = 18280
 
@@ -98,6 +100,14 @@ class StackSettings(BaseSettings):
     )
     postgres_exporter_port: int = Field(
         default=POSTGRES_EXPORTER_PORT, description="FREIGHTLINE_POSTGRES_EXPORTER_PORT: PostgreSQL's exporter."
+    )
+    statsd_port: int = Field(
+        default=STATSD_PORT,
+        description="FREIGHTLINE_STATSD_PORT: the StatsD receiver (UDP and TCP) of statsd_exporter, where Airflow "
+        "sends its metrics.",
+    )
+    statsd_exporter_port: int = Field(
+        default=STATSD_EXPORTER_PORT, description="FREIGHTLINE_STATSD_EXPORTER_PORT: statsd_exporter's /metrics."
     )
     jaeger_ui_port: int = Field(
         default=JAEGER_UI_PORT, description="FREIGHTLINE_JAEGER_UI_PORT: Jaeger's UI and query API (/api/traces)."

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from deploy.local import jars
@@ -14,6 +15,7 @@ from deploy.local.flink import flink_components
 from deploy.local.observability_components import observability_components
 from deploy.local.storage_components import storage_components
 from deploy.local.supervision import Supervisor, render_config
+from deploy.local.toxiproxy import build_toxiproxy
 
 
 def default_components() -> list[Component]:
@@ -76,6 +78,7 @@ class Stack:
             component_setup = getattr(component, "setup", None)
             if callable(component_setup):  # optional hook: build launchers and binaries (idempotent)
                 component_setup(self.ctx, progress)
+        build_toxiproxy(self.ctx, progress)  # the chaos harness's fault injector (not a component)
 
     def up(self, *, fresh: bool = False, progress: Progress = _quiet) -> dict[str, str]:
         if fresh:
@@ -95,7 +98,6 @@ class Stack:
 
         started: set[str] = set()
         pending = list(self.components)
-        deadline = time.monotonic() + self.ctx.settings.start_timeout_s
         while pending:
             wave = [c for c in pending if all(dep in started for dep in c.depends_on)]
             if not wave:
@@ -104,7 +106,8 @@ class Stack:
                 if component.name not in running:
                     progress(f"starting {component.name}")
                     self.supervisor.start(component.name)
-            self._wait_ready(wave, deadline, progress)
+            # each wave has the whole start timeout: a component may take that long once what it needs answers
+            self._wait_ready(wave, time.monotonic() + self.ctx.settings.start_timeout_s, progress)
             for component in wave:
                 component.after_ready(self.ctx)
                 started.add(component.name)
@@ -138,11 +141,23 @@ class Stack:
                 if component.ready(self.ctx):
                     progress(f"{component.name} is ready")
                     waiting.remove(component)
-            if waiting and time.monotonic() > deadline:
-                names = ", ".join(c.name for c in waiting)
+            late = [c for c in waiting if time.monotonic() > deadline + c.extra_start_s]
+            if late:
+                names = ", ".join(c.name for c in late)
                 raise StackError(f"timed out waiting for {names}; see {self.ctx.paths.logs}")
             if waiting:
                 time.sleep(0.5)
+
+    @contextmanager
+    def running(self, *, keep: bool = False, progress: Progress = _quiet) -> Iterator[dict[str, str]]:
+        """The stack up for the block (its endpoints): started when it was not running, and then stopped again
+        at the end unless ``keep``; a stack that was already running is left running."""
+        was_running = self.supervisor.running()
+        try:
+            yield self.up(progress=progress)
+        finally:
+            if not was_running and not keep:
+                self.down(progress=progress)
 
     def down(self, progress: Progress = _quiet) -> None:
         if not self.supervisor.running():

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from deploy.local.builds import digest, go_version, is_current, require_tool, run_step
+from deploy.local.builds import digest, go_build, is_current, require_tool, run_step
 from deploy.local.components import Component, Postgres, Program
 from deploy.local.context import StackContext
 from deploy.local.jars import classpath
@@ -92,20 +92,15 @@ class MongoServer(Component):
         return ctx.paths.home / "bin" / "freightline-ferretdb"
 
     def setup(self, ctx: StackContext, progress: Progress) -> None:
-        binary = self.binary(ctx)
-        stamp = binary.with_name(".freightline-ferretdb.stamp")
-        built_from = digest(*(FERRETDB_SOURCE / name for name in ("main.go", "go.mod", "go.sum")), extra=go_version())
-        if binary.exists() and is_current(stamp, built_from):
-            return
-        progress("building FerretDB (launchers/ferretdb) with go build")
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        run_step(
-            ["go", "build", "-tags", "ferretdb_no_sqlite", "-trimpath", "-o", str(binary), "."],
-            "building FerretDB",
-            cwd=FERRETDB_SOURCE,
-            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
+        go_build(
+            self.binary(ctx),
+            FERRETDB_SOURCE,
+            ".",
+            "FerretDB",
+            progress,
+            sources=("main.go", "go.mod", "go.sum"),
+            tags=("ferretdb_no_sqlite",),
         )
-        stamp.write_text(built_from)
 
     def prepare(self, ctx: StackContext) -> None:
         if not self.binary(ctx).exists():

@@ -238,7 +238,74 @@ def overview() -> Dashboard:
             )
         )
     )
-    return board.build()
+    return _airflow_rows(board).build()
+
+
+def _airflow_rows(board: dashboard.Dashboard) -> dashboard.Dashboard:
+    """The batch side: Airflow's StatsD metrics through the stack's statsd_exporter (``observability/statsd``)."""
+    failed_runs = 'airflow_dagrun_duration_seconds_count{state="failed"}'
+    stats = (  # title, PromQL, description, thresholds; all in counts
+        (
+            "Scheduler heartbeats per minute",
+            f"sum(rate(airflow_scheduler_heartbeats_total[{RATE}])) * 60",
+            "Airflow's scheduler loop beats every 5 s; none for 3 minutes pages "
+            "(FreightlineAirflowSchedulerHeartbeatMissing).",
+            thresholds((1, "green"), base="red"),
+        ),
+        (
+            "Executor open slots",
+            "sum(airflow_executor_open_slots)",
+            "Free task slots of the LocalExecutor: 0 while tasks wait for one.",
+            thresholds((1, "green"), base="yellow"),
+        ),
+        (
+            "Failed DAG runs (window)",
+            f"sum(increase({failed_runs}[$__range]))",
+            "DAG runs that ended failed (FreightlineAirflowDagRunFailed).",
+            ANY_IS_BAD,
+        ),
+        (
+            "Failed tasks (window)",
+            "sum(increase(airflow_task_failures_total[$__range]))",
+            "Task instances that failed, retries included.",
+            ANY_IS_BAD,
+        ),
+    )
+    board = board.with_row(dashboard.Row("Batch (Airflow)"))
+    for title, expr, description, limits in stats:
+        board = board.with_panel(single(title, "short", prom(expr), description=description, limits=limits))
+    return (
+        board.with_panel(
+            graph(
+                "DAG run duration p95 per DAG and state (window)",
+                "s",
+                prom(
+                    "histogram_quantile(0.95, sum by (dag_id, state, le) "
+                    "(increase(airflow_dagrun_duration_seconds_bucket[$__range])))",
+                    "{{dag_id}} {{state}}",
+                ),
+                description="From a DAG run's start to its end; runs are rare, so over the dashboard's window.",
+            )
+        )
+        .with_panel(
+            graph(
+                "Executor slots and tasks",
+                "short",
+                prom("sum(airflow_executor_open_slots)", "open slots"),
+                prom("sum(airflow_executor_running_tasks)", "running", "B"),
+                prom("sum(airflow_executor_queued_tasks)", "queued", "C"),
+            )
+        )
+        .with_panel(
+            rate_graph(
+                "Task failures per DAG and task",
+                "airflow_task_failures_total",
+                ("dag_id", "task_id"),
+                limits=ANY_IS_BAD,
+                width=24,
+            )
+        )
+    )
 
 
 def _family(uid: str, title: str, service: str, description: str) -> dashboard.Dashboard:

@@ -69,11 +69,9 @@ def main(argv: list[str]) -> int:
         return 2
     console = Console()
     stack = Stack(StackContext.create(StackSettings()))
-    was_running = stack.supervisor.running()
-    env = stack.up(progress=lambda m: console.print(f"[dim]{m}[/dim]"))
     results: list[dict[str, Any]] = []
     failures = 0
-    try:
+    with stack.running(progress=lambda m: console.print(f"[dim]{m}[/dim]")) as env:
         for name in names:
             console.print(f"[bold]bench {name}[/bold]")
             started = time.monotonic()
@@ -90,9 +88,6 @@ def main(argv: list[str]) -> int:
                     row["met"] = met(row["ratio"], row["goal_ratio"], row.get("goal_op", ">="))
             results += rows
             console.print(f"  done in {time.monotonic() - started:.0f}s")
-    finally:
-        if not was_running:
-            stack.down()
     table = Table(title="Freightline benchmarks (same run, same machine)")
     for column in ("benchmark", "value", "baseline", "baseline value", "ratio", "goal", "met"):
         table.add_column(column)

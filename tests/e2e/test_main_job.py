@@ -71,6 +71,8 @@ def test_main_job_counts_every_stage_exactly_and_detects(stack_env: dict[str, st
         expected_source = figures.enriched[source] if source in figures.enriched else generated(figures, source)
         assert (name, job.source_events) == (name, expected_source)
         assert (name, job.counted_events + job.late_events) == (name, job.source_events)
+        # the late events on the topic are the ones Flink's late-event counter showed Prometheus
+        assert (name, job.late_seen) == (name, job.late_events)
         assert job.windows_expected > 0, name
         assert (name, job.kafka_rows, job.postgres_rows) == (name, job.windows_expected, job.windows_expected)
         assert (name, job.kafka_duplicates, job.differences) == (name, 0, [])

@@ -67,7 +67,7 @@ def lake_day(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     try:
         with private_database(stack_env["POSTGRES_DSN"]) as dsn:
             with psycopg.connect(dsn) as conn:
-                load_windows(conn, world.clean())
+                load_windows(conn, world)
             task_env = {
                 **stack_env,
                 "POSTGRES_DSN": dsn,

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import io
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import psycopg
+from psycopg import sql
 
-from batch_spark.contract import GCS_TOPICS, HDFS_TOPICS, LAKE_TOPICS
+from batch_spark.contract import GCS_TOPICS, HDFS_TOPICS, LAKE_TOPICS, Column
 from schemas import topics
 from schemas.catalogue import load_catalogue, load_schema
 from services.common.kafka import Producer, ensure_topics, producer_config
@@ -22,6 +26,8 @@ from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import MONGODB_PRODUCT_VIEWS_COLLECTION, KafkaSettings, SchemaRegistrySettings
 from services.generator.engine import Engine
 from services.generator.settings import GeneratorSettings
+from stream_processors.flink_sql import WindowJob
+from stream_processors.oracle import ORACLES
 from tests.integration.processes import service_process, wait_for
 from tests.integration.sinks.helpers import consumer_lag
 
@@ -157,3 +163,81 @@ def private_database(dsn: str) -> Iterator[str]:
 def rows(dsn: str, query: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return list(conn.execute(query.encode()).fetchall())
+
+
+class Decoder:
+    """Generated values (times in ms, dates in days) encoded with the catalogue's schema of their family and decoded
+    again: the form Avro readers see (datetimes, dates, decimals)."""
+
+    def __init__(self) -> None:
+        catalogue = load_catalogue()
+        self.schemas = {
+            name: fastavro.parse_schema(load_schema(catalogue.topic(topic).value_schema))
+            for name, topic in LAKE_TOPICS.items()
+        }
+
+    def __call__(self, family: str, value: dict[str, Any]) -> dict[str, Any]:
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, self.schemas[family], value)
+        buffer.seek(0)
+        decoded = fastavro.schemaless_reader(buffer, self.schemas[family], self.schemas[family])
+        assert isinstance(decoded, dict)
+        return decoded
+
+
+def copy_rows(conn: psycopg.Connection[Any], table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    schema, _, name = table.partition(".")
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with conn.cursor().copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _naive_utc(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def write_windows(conn: psycopg.Connection[Any], job: WindowJob, table: str, events: list[dict[str, Any]]) -> int:
+    """The windows a drained Flink job writes for the (decoded) ``events`` (its oracle), into ``table`` created with
+    the job's own DDL, as the job's PostgreSQL sink does; returns the windows written."""
+    for statement in job.postgres_ddl(table).split(";"):
+        if statement.strip():
+            conn.execute(statement.encode())
+    columns = [column.name for column in job.warehouse]
+    windows = list(ORACLES[job.name](events, None).values())
+    rows = (
+        [json.dumps(w[c]) if isinstance(w[c], dict) else _naive_utc(w[c]) for c in columns]  # delays_by_reason: JSON
+        for w in windows
+    )
+    copy_rows(conn, table, columns, rows)
+    return len(windows)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)  # Spark's to_json writes decimals as JSON numbers
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"no JSON for {type(value).__name__}")
+
+
+def raw_row(columns: Sequence[Column], value: dict[str, Any]) -> list[Any]:
+    """A decoded event as its ``raw.<family>`` row (envelope flattened, nested values as JSON, ``ds``)."""
+    row: list[Any] = []
+    for column in columns:
+        if column.name == "ds":
+            item: Any = value["metadata"]["event_time"].astimezone(dt.UTC).date()
+        elif column.name in value["metadata"]:
+            item = value["metadata"][column.name]
+        else:
+            item = value[column.name]
+        if column.pg_type == "jsonb" and item is not None:
+            item = json.dumps(item, default=_json)
+        row.append(str(item) if column.pg_type == "uuid" else item)
+    return row

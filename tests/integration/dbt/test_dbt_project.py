@@ -16,8 +16,9 @@ import pytest
 from batch_spark.contract import family
 from deploy.dbt import DBT_PROJECT, freshness_results, lint, summarize_build, summarize_freshness
 from schemas.topics import REFERENCE_PRODUCTS
+from tests.integration.batch_spark.support import raw_row
 from tests.integration.dbt.conftest import Built
-from tests.integration.dbt.world import REFERENCE, raw_row
+from tests.integration.dbt.world import REFERENCE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -144,7 +145,7 @@ def test_freshness_passes_then_fails_on_a_stale_source(built: Built) -> None:
     code, output = built.dbt("source", "freshness")
     statuses = summarize_freshness(freshness_results(built.target))
     assert code == 0 and set(statuses.values()) == {"pass"}, output[-3000:]
-    assert len(statuses) == 19  # every raw, analytics and streaming table
+    assert len(statuses) == 21  # every raw, analytics and streaming table
     shift = "UPDATE raw.orders SET ingest_time = ingest_time {} interval '3 days'"
     with psycopg.connect(built.env["POSTGRES_DSN"]) as conn:
         conn.execute(shift.format("-").encode())

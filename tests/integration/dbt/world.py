@@ -13,19 +13,15 @@ window, as after a drain) with the jobs' own DDL.
 from __future__ import annotations
 
 import datetime as dt
-import io
-import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-import fastavro
 import psycopg
 from psycopg import sql
 
-from batch_spark.contract import LAKE_TOPICS, Column, family
+from batch_spark.contract import LAKE_TOPICS, family
 from batch_spark.daily import TABLES
 from schemas import topics
 from schemas.catalogue import load_catalogue, load_schema
@@ -35,11 +31,16 @@ from services.common.settings import KafkaSettings, SchemaRegistrySettings
 from services.generator.engine import Engine
 from services.generator.records import Emitted
 from services.generator.settings import GeneratorSettings
-from stream_processors import product_views, route_shipment_delays, store_order_revenue
+from stream_processors import (
+    category_top_products,
+    product_views,
+    route_shipment_delays,
+    service_error_rate,
+    store_order_revenue,
+)
 from stream_processors.flink_sql import WindowJob
-from stream_processors.oracle import ORACLES
 from tests.integration.batch_spark.oracle import Day, event_time
-from tests.integration.batch_spark.support import GENERATED
+from tests.integration.batch_spark.support import GENERATED, Decoder, copy_rows, raw_row, write_windows
 
 # the reference topics load_reference reads, and their keys
 REFERENCE = {
@@ -48,12 +49,6 @@ REFERENCE = {
     topics.REFERENCE_STORES: "store_id",
     topics.REFERENCE_SUPPLIERS: "supplier_id",
 }
-# each Flink job's table, and the raw family it reads
-STREAMING: tuple[tuple[WindowJob, str, str], ...] = (
-    (product_views.JOB, "streaming.product_views_1m", "product_views"),
-    (store_order_revenue.JOB, "streaming.store_order_revenue_5m", "orders"),
-    (route_shipment_delays.JOB, "streaming.route_shipment_delays_1h", "shipment_events"),
-)
 
 
 @dataclass
@@ -83,6 +78,33 @@ class World:
         return result
 
 
+Events = dict[str, list[dict[str, Any]]]
+
+
+def _family(name: str) -> Callable[[World, Events], list[dict[str, Any]]]:
+    return lambda _world, clean: clean[name]
+
+
+def enriched_views(world: World, clean: Events) -> list[dict[str, Any]]:
+    """The clean product views as the enrichment emits them, in the fields the top-products job reads: the view
+    (``event``) and its product's category from the reference data (the product's latest record)."""
+    categories = {r.key: r.value["category"] for r in world.reference if r.topic == topics.REFERENCE_PRODUCTS}
+    return [
+        {"metadata": v["metadata"], "event": v, "product": {"category": categories.get(v["product_id"])}}
+        for v in clean["product_views"]
+    ]
+
+
+# each Flink job's table, and the source events it reads
+STREAMING: tuple[tuple[WindowJob, str, Callable[[World, Events], list[dict[str, Any]]]], ...] = (
+    (product_views.JOB, "streaming.product_views_1m", _family("product_views")),
+    (store_order_revenue.JOB, "streaming.store_order_revenue_5m", _family("orders")),
+    (route_shipment_delays.JOB, "streaming.route_shipment_delays_1h", _family("shipment_events")),
+    (service_error_rate.JOB, "streaming.service_error_rate_1m", _family("clickstream")),
+    (category_top_products.JOB, "streaming.category_top_products_10m", enriched_views),
+)
+
+
 def generate(seed: int, start: dt.datetime, count: int) -> World:
     """The generator's reference snapshot and first ``count`` records from ``start``; lake events are encoded with
     the catalogue's schemas and decoded again (the form Avro readers see)."""
@@ -90,23 +112,14 @@ def generate(seed: int, start: dt.datetime, count: int) -> World:
     engine = Engine(settings.engine_config())
     world = World(reference=[r for r in engine.reference_snapshot() if r.topic in REFERENCE])
     family_of = {topic: name for name, topic in GENERATED.items()}
-    catalogue = load_catalogue()
-    schemas = {
-        name: fastavro.parse_schema(load_schema(catalogue.topic(topic).value_schema))
-        for name, topic in LAKE_TOPICS.items()
-    }
+    decode = Decoder()
     for record in engine.take(count):
         if record.topic in REFERENCE:
             world.reference.append(record)
         elif record.topic in family_of:
             name = family_of[record.topic]
             world.events[name].append(record.value)
-            buffer = io.BytesIO()
-            fastavro.schemaless_writer(buffer, schemas[name], record.value)
-            buffer.seek(0)
-            decoded = fastavro.schemaless_reader(buffer, schemas[name], schemas[name])
-            assert isinstance(decoded, dict)
-            world.decoded[name][str(record.value["metadata"]["event_id"])] = decoded
+            world.decoded[name][str(record.value["metadata"]["event_id"])] = decode(name, record.value)
     return world
 
 
@@ -128,79 +141,31 @@ def produce_reference(env: dict[str, str], prefix: str, records: Sequence[Emitte
     producer.flush(120)
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)  # Spark's to_json writes decimals as JSON numbers
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    raise TypeError(f"no JSON for {type(value).__name__}")
-
-
-def _naive_utc(value: Any) -> Any:
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
-
-
-def _copy(conn: psycopg.Connection[Any], table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    schema, _, name = table.partition(".")
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
-    with conn.cursor().copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def raw_row(columns: Sequence[Column], value: dict[str, Any]) -> list[Any]:
-    """A decoded event as its ``raw.<family>`` row (envelope flattened, nested values as JSON, ``ds``)."""
-    row: list[Any] = []
-    for column in columns:
-        if column.name == "ds":
-            item: Any = value["metadata"]["event_time"].astimezone(dt.UTC).date()
-        elif column.name in value["metadata"]:
-            item = value["metadata"][column.name]
-        else:
-            item = value[column.name]
-        if column.pg_type == "jsonb" and item is not None:
-            item = json.dumps(item, default=_json)
-        row.append(str(item) if column.pg_type == "uuid" else item)
-    return row
+def create_schemas(dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        for schema in ("raw", "analytics", "streaming"):
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
 def load_events(dsn: str, world: World) -> None:
     """``raw.<family>``, ``analytics.*`` and ``streaming.*`` from the world's events (see the module's docstring)."""
     clean = world.clean()
+    create_schemas(dsn)
     with psycopg.connect(dsn) as conn:
-        for schema in ("raw", "analytics", "streaming"):
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         for name in LAKE_TOPICS:
             fam = family(name)
             conn.execute(fam.create_table_sql().encode())
-            _copy(conn, fam.table, [c.name for c in fam.columns], (raw_row(fam.columns, v) for v in clean[name]))
+            copy_rows(conn, fam.table, [c.name for c in fam.columns], (raw_row(fam.columns, v) for v in clean[name]))
         daily = world.daily_tables()
         for table in TABLES:
             conn.execute(table.create_sql().encode())
-            _copy(conn, table.table, [c for c, _ in table.columns], sorted(daily[table.name], key=repr))
-        load_windows(conn, clean)
+            copy_rows(conn, table.table, [c for c, _ in table.columns], sorted(daily[table.name], key=repr))
+        load_windows(conn, world, clean)
 
 
-def load_windows(conn: psycopg.Connection[Any], clean: dict[str, list[dict[str, Any]]]) -> None:
-    """``streaming.*``: the Flink jobs' tables (their own DDL) with the oracle's windows of the clean events."""
+def load_windows(conn: psycopg.Connection[Any], world: World, clean: Events | None = None) -> None:
+    """``streaming.*``: the Flink jobs' tables (their own DDL) with the oracle's windows of the world's clean events."""
+    clean = world.clean() if clean is None else clean
     conn.execute(b"CREATE SCHEMA IF NOT EXISTS streaming")
     for job, target, source in STREAMING:
-        for statement in job.postgres_ddl(target).split(";"):
-            if statement.strip():
-                conn.execute(statement.encode())
-        columns = [column.name for column in job.warehouse]
-        windows = ORACLES[job.name](clean[source], None).values()
-        rows = (
-            [
-                json.dumps(w[c]) if isinstance(w[c], dict) else _naive_utc(w[c])
-                for c in columns  # delays_by_reason is a JSON object
-            ]
-            for w in windows
-        )
-        _copy(conn, target, columns, rows)
+        write_windows(conn, job, target, source(world, clean))

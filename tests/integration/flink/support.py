@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -94,6 +95,12 @@ class JobRun:
         client = {"bootstrap.servers": self.env["KAFKA_BOOTSTRAP_SERVERS"]}
         wait_for(lambda: group_lag(client, self.group, [self.source]) == 0, timeout=300, what="the job's group lag 0")
 
+    def check_late_seen(self, job_id: str, count: int) -> None:
+        """Once the job has read everything (``wait_until_read``), its late-event counter as the stack's Prometheus
+        scrapes it from the TaskManager is ``count``."""
+        seen = flink_jobs.late_events_seen(self.env["PROMETHEUS_URL"], job_id, [self.job.name], time.time())
+        assert seen == {self.job.name: count}
+
     def late_events(self) -> list[dict[str, Any]]:
         """The committed late-event records, checked for key and ingest time, without the ingest time."""
         records = read_committed(self.env["KAFKA_BOOTSTRAP_SERVERS"], self.env["SCHEMA_REGISTRY_URL"], self.late)
@@ -168,13 +175,15 @@ class JobRun:
         partition: int | None = None,
     ) -> None:
         """``run_and_check`` with late events: once the last expected window is written, copies of ``late_of`` (new
-        event ids; their windows have all closed) are produced, the job reads them, is stopped with a savepoint, and
-        both outputs are checked, then the late-event records (``check_late``)."""
+        event ids; their windows have all closed) are produced, the job reads them, its late-event counter in
+        Prometheus counts them (``check_late_seen``), it is stopped with a savepoint, and both outputs are checked,
+        then the late-event records (``check_late``)."""
         job_id = submit(name, self.settings)
         self.wait_for_window_end(max(window["window_end"] for window in expected.values()))
         late = [{**event, "metadata": {**event["metadata"], "event_id": str(uuid.uuid4())}} for event in late_of]
         self.produce(late, partition)
         self.wait_until_read()
+        self.check_late_seen(job_id, len(late))
         flink_jobs.savepoint(self.rest_url, job_id, stop=True)
         self.check(expected)
         self.check_late(late, window_key)

@@ -80,6 +80,7 @@ def test_product_views_windows_equal_the_oracle(run: JobRun, jobs: Jobs) -> None
     ]
     run.produce(late)
     run.wait_until_read()
+    run.check_late_seen(job_id, len(late))
     # stopping with a savepoint commits the last transaction: the topic then holds everything the job wrote
     flink_jobs.savepoint(run.rest_url, job_id, stop=True)
     run.check(expected)

@@ -4,12 +4,16 @@ stack's environment), for the tests that watch them through the monitoring."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from deploy.local.airflow import AIRFLOW_ENV
 from deploy.processes import ServiceProcess, local_client_config
 from schemas import topics as topic_names
 from services.generator.settings import GeneratorSettings
@@ -100,3 +104,47 @@ def wait_for_topic(env: dict[str, str], topic: str) -> None:
     later."""
     admin = AdminClient(dict[str, str | int | float | bool](local_client_config(env)))
     wait_for(lambda: topic in admin.list_topics(timeout=10).topics, 120, what=f"the mirror to create {topic}")
+
+
+# What Airflow 3 sends over StatsD (its scheduler loop, DAG runs, the LocalExecutor, failed tasks), sent by Airflow's
+# own metrics module configured by the environment it is given: the same names and tags as Airflow's own calls.
+AIRFLOW_STATSD = """
+import datetime as dt
+import sys
+from airflow._shared.observability.metrics import stats
+from airflow.configuration import conf
+from airflow.observability.metrics import stats_utils
+
+dag_id = sys.argv[1]
+legacy = conf.getboolean("metrics", "legacy_names_on")
+stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=legacy)
+stats.incr("scheduler_heartbeat", 1, 1)
+stats.timing("dagrun.duration.failed", dt.timedelta(seconds=42), tags={"dag_id": dag_id, "run_type": "manual"})
+executor = {"executor_class_name": "LocalExecutor"}
+stats.gauge("executor.open_slots", 2, tags={"status": "open", **executor})
+stats.gauge("executor.running_tasks", 0, tags={"status": "running", **executor})
+stats.gauge("executor.queued_tasks", 0, tags={"status": "queued", **executor})
+stats.incr("ti_failures", tags={"dag_id": dag_id, "task_id": "aggregate"})
+stats.incr("some.unmapped_metric")
+"""
+
+
+@contextmanager
+def sending_airflow_metrics(airflow_env: Mapping[str, str], dag_id: str) -> Iterator[None]:
+    """Send, while the block runs (Airflow's import takes seconds of CPU: the block's waiting overlaps it), through
+    Airflow's own metrics module in Airflow's environment configured by ``airflow_env`` (its ``[metrics]``
+    settings and ``AIRFLOW_HOME``): a scheduler heartbeat, a failed run of ``dag_id`` (42 s), the executor's slots
+    and tasks and a failed task ``aggregate`` of it. Sent when the block ends."""
+    python = AIRFLOW_ENV / ".venv" / "bin" / "python"
+    with subprocess.Popen(
+        [str(python), "-c", AIRFLOW_STATSD, dag_id],
+        env={**os.environ, **airflow_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as sender:
+        try:
+            yield
+        finally:
+            _, errors = sender.communicate(timeout=120)
+    assert sender.returncode == 0, errors

@@ -9,6 +9,9 @@ each panel's PromQL (Grafana's variables at "All", the rate window 1m) through `
 returns data: a query that does not parse, or still returns nothing when the hang guard expires, fails it, named.
 It also checks that every metric a dashboard names is one Prometheus has scraped, and every variable's values.
 
+The overview's Airflow row reads what the stack's Airflow sends to its statsd_exporter, and a failed run and task
+of a DAG of the test's own (sent through Airflow's metrics module).
+
 The business dashboard's SQL panels are checked by ``test_business_sql.py`` against tables of the contracts'
 shape; their live proof over the stream processors' own tables comes with those jobs.
 """
@@ -26,6 +29,7 @@ import pytest
 from confluent_kafka import Producer as RawProducer
 
 from deploy import flink_jobs
+from deploy.local.airflow import metrics_environment
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.processes import ServiceProcess, local_client_config, remote_client_config
@@ -40,10 +44,11 @@ from tests.integration.observability.platform import (
     enricher_process,
     mirror_process,
     run_generator,
+    sending_airflow_metrics,
     sink_process,
     wait_for_topic,
 )
-from tests.unit.observability.catalogue import CATALOGUE, catalogue
+from tests.unit.observability.catalogue import known_families
 from tests.unit.observability.dashboard_queries import (
     GRAFANA_VARIABLES,
     PROMETHEUS_OWN,
@@ -108,10 +113,16 @@ def running_platform(
     remote = RawProducer(remote_client_config(env))
     remote.produce(prefix + topic_names.UPSTREAM_PRODUCT_VIEWS, UNKNOWN_SCHEMA_ID + b"body", b"poison")
     assert remote.flush(30) == 0
+    # the Airflow row: a failed run and a failed task of a DAG of the test's own, beside the stack's scheduler
+    if "STATSD_HOST" not in env:
+        pytest.fail("the local stack exported no STATSD_HOST: run `freightline up` to start its statsd_exporter")
+    statsd = metrics_environment(env["STATSD_HOST"], int(env["STATSD_PORT"]))
     services = [service.start() for service in _services(env, prefix, tmp_path, unique_name)]
     job_id = _flink_job(env, prefix, unique_name)
     try:
-        yield services
+        # sent while the test waits for the panels' data
+        with sending_airflow_metrics({"AIRFLOW_HOME": str(tmp_path / "airflow"), **statsd}, unique_name("dash_dag")):
+            yield services
     finally:
         flink_jobs.cancel(env["FLINK_REST_URL"], job_id)
         codes = {service.module: service.stop() for service in services}
@@ -184,12 +195,10 @@ def test_every_panel_query_returns_live_data_and_names_only_scraped_metrics(
 
     # Every metric a dashboard names is one Prometheus scraped (and in the catalogue, checked by the unit tests).
     scraped = set(_prometheus(monitored_env, "label/__name__/values"))
-    histograms = {f.name for f in catalogue(CATALOGUE.read_text()) if f.type == "histogram"}
+    known, histograms = known_families()
     named = {series for query in queries for series in metric_names(query.text)}
     assert sorted(named - scraped - PROMETHEUS_OWN) == [], "metrics the dashboards query but no service exposes"
-    assert {family_of(s, histograms) for s in named} - PROMETHEUS_OWN <= {
-        f.name for f in catalogue(CATALOGUE.read_text())
-    }
+    assert {family_of(s, histograms) for s in named} - PROMETHEUS_OWN <= known
 
     # Every variable offers values.
     for dashboard, name, selector, label in variable_queries():

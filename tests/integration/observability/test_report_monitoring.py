@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.observability_stage import PANELS, observe_run, report_rows
+from deploy.observability_stage import PANELS, Prometheus, observe_run, rates_before_first_scrape, report_rows
 from tests.integration.processes import service_process, wait_for
 from tests.integration.sinks.helpers import produce_events
 
@@ -67,13 +67,18 @@ def test_the_report_reads_throughput_lag_and_latency_of_the_run_back_from_promet
             wait_for(partial(_counted, monitored_env, topic, total), 120, what=f"Prometheus to count {total} records")
         assert sink.stop() == 0
     # The window ends at the sink's last scrape, as a run's may: its rates exist only from that scrape on.
-    figures = observe_run(
-        monitored_env["PROMETHEUS_URL"], started, tmp_path / "report", _last_scrape(monitored_env, topic)
-    )
+    ended = _last_scrape(monitored_env, topic)
+    figures = observe_run(monitored_env["PROMETHEUS_URL"], started, tmp_path / "report", ended)
+    # what a service scraped only once has instead: its counters and their creation times, as Prometheus holds them
+    prometheus = Prometheus(monitored_env["PROMETHEUS_URL"])
+    ours = f'{{job="sink_gcs", topic="{topic}"}}'
+    counters = prometheus.samples(f"freightline_records_consumed_total{ours}[10m]", ended)
+    created = prometheus.samples(f"freightline_records_consumed_created{ours}[10m]", ended)
+    assert rates_before_first_scrape(counters, created)["sink_gcs"] > 0
 
     sink_figures = figures.services["sink_gcs"]
     assert sink_figures.consumed >= EVENTS
-    assert sink_figures.mean_rate > 0 and sink_figures.peak_rate > 0
+    assert sink_figures.mean_rate > 0 and sink_figures.peak_rate is not None and sink_figures.peak_rate > 0
     assert set(sink_figures.latency_ms) == {0.5, 0.95, 0.99}
     assert 0 < sink_figures.latency_ms[0.5] <= sink_figures.latency_ms[0.99]
     assert {"records consumed per second", "event time -> processed p99"} <= set(figures.images) <= set(PANELS)

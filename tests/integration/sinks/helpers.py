@@ -30,6 +30,9 @@ from tests.integration.processes import ServiceProcess, free_port, service_proce
 
 PRODUCT_VIEW = "com.freightline.web.ProductView"
 START = dt.datetime(2026, 11, 2, 7, 30, tzinfo=dt.UTC)
+# How long a private target's server stays stopped in the tests of a stopped server: several of a sink's retries
+# (the 30 s outage with paused consumption is the backpressure tests', over the shared servers behind a proxy).
+SERVER_DOWN_S = 10.0
 
 
 def produce_events(

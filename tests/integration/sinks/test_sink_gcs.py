@@ -17,7 +17,13 @@ from services.sink_gcs.settings import GcsSinkSettings
 from services.sink_gcs.store import GcsStore, gcs_client
 from tests.integration.crash import tally
 from tests.integration.processes import dead_letters, free_port, service_process, wait_for
-from tests.integration.sinks.helpers import PrivateTarget, avro_event_ids, kill_while_temporary, produce_events
+from tests.integration.sinks.helpers import (
+    SERVER_DOWN_S,
+    PrivateTarget,
+    avro_event_ids,
+    kill_while_temporary,
+    produce_events,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +94,7 @@ def test_poison_records_go_to_the_dead_letter_topic_once(
     assert len(dead_letters(sink_env, topic, 3)) == 3
 
 
-def test_gcs_down_for_30_s_loses_nothing(
+def test_gcs_server_stopped_then_restarted_loses_nothing(
     sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
     target = PrivateTarget(GcsEmulator(), tmp_path / "home", gcs_port=free_port())
@@ -106,7 +112,7 @@ def test_gcs_down_for_30_s_loses_nothing(
             wait_for(lambda: len(_landed(store, "raw", topic)) >= len(first), 120, what="first wave")
             target.stop()
             second = produce_events(sink_env, topic, 900)
-            time.sleep(30)
+            time.sleep(SERVER_DOWN_S)
             assert sink.alive(), sink.log()
             target.start()
             wait_for(lambda: len(_landed(store, "raw", topic)) >= len(first) + len(second), 180, what="second wave")

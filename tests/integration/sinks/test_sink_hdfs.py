@@ -16,6 +16,7 @@ from services.sink_hdfs.settings import HdfsSinkSettings
 from services.sink_hdfs.store import WebHdfsStore
 from tests.integration.processes import dead_letters, decode_dead_letter, free_port, service_process, wait_for
 from tests.integration.sinks.helpers import (
+    SERVER_DOWN_S,
     PrivateTarget,
     avro_event_ids,
     kill_while_temporary,
@@ -91,7 +92,7 @@ def test_poison_records_go_to_the_dead_letter_topic_once(
     assert len(letters) == 3
 
 
-def test_hdfs_down_for_30_s_loses_nothing(
+def test_hdfs_server_stopped_then_restarted_loses_nothing(
     sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
     target = PrivateTarget(Hdfs(), tmp_path / "home", hdfs_namenode_port=free_port(), hdfs_webhdfs_port=free_port())
@@ -109,7 +110,7 @@ def test_hdfs_down_for_30_s_loses_nothing(
             second = produce_events(sink_env, topic, 900)
             import time
 
-            time.sleep(30)
+            time.sleep(SERVER_DOWN_S)
             assert sink.alive(), sink.log()
             target.start()
             wait_for(lambda: len(_landed(store, root, topic)) >= len(first) + len(second), 180, what="second wave")

@@ -18,6 +18,7 @@ from services.sink_mongodb.target import mongo_client
 from tests.integration.crash import tally
 from tests.integration.processes import dead_letters, free_port, service_process, wait_for
 from tests.integration.sinks.helpers import (
+    SERVER_DOWN_S,
     consumer_lag,
     example_record,
     kill_in_flight,
@@ -104,7 +105,7 @@ def test_poison_records_go_to_the_dead_letter_topic_once(
     assert len(dead_letters(sink_env, topic, 3)) == 3
 
 
-def test_mongodb_down_for_30_s_loses_nothing(
+def test_mongodb_server_stopped_then_restarted_loses_nothing(
     sink_env: dict[str, str], new_topic: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
     with private_mongodb(sink_env, tmp_path / "home") as target:
@@ -117,7 +118,7 @@ def test_mongodb_down_for_30_s_loses_nothing(
             wait_for(lambda: len(_ids(uri, "freightline")) >= len(first), 120, what="first wave")
             target.stop()
             second = produce_events(sink_env, topic, 600)
-            time.sleep(30)
+            time.sleep(SERVER_DOWN_S)
             assert sink.alive(), sink.log()
             target.start()
             wait_for(lambda: len(_ids(uri, "freightline")) >= len(first) + len(second), 180, what="second wave")

@@ -58,11 +58,10 @@ def test_remote_cluster_rejects_wrong_credentials(stack_env: dict[str, str]) -> 
 def test_remote_cluster_rejects_plaintext(stack_env: dict[str, str]) -> None:
     from confluent_kafka import KafkaException
 
+    from deploy.processes import remote_kafka_env
     from services.common.settings import RemoteKafkaSettings
 
-    sasl = RemoteKafkaSettings.from_mapping(
-        {k.removeprefix("REMOTE_"): v for k, v in stack_env.items() if k.startswith("REMOTE_KAFKA_")}
-    )
+    sasl = RemoteKafkaSettings.from_mapping(remote_kafka_env(stack_env))
     assert _admin(sasl.client_config()).list_topics(timeout=30).brokers  # the broker answers over SASL
     admin = _admin({"bootstrap.servers": stack_env["REMOTE_KAFKA_BOOTSTRAP_SERVERS"]})
     with pytest.raises(KafkaException):

@@ -35,6 +35,8 @@ SCHEMA = {
         {"name": "tags", "type": {"type": "map", "values": "string"}},
         {"name": "count", "type": "long"},
         {"name": "flag", "type": "boolean"},
+        {"name": "label", "type": "string", "default": "N'A"},
+        {"name": "size", "type": "int", "default": 3},
     ],
 }
 
@@ -55,8 +57,23 @@ def test_columns_follow_the_avro_types_with_the_envelope_flattened() -> None:
         "tags": ("jsonb", "to_json(`tags`)", False),
         "count": ("bigint", "`count`", False),
         "flag": ("boolean", "`flag`", False),
+        "label": ("text", "`label`", False),
+        "size": ("integer", "`size`", False),
         "ds": ("date", "ds", False),
     }
+
+
+def test_columns_added_to_an_older_table_take_the_contracts_default() -> None:
+    """A field added to a contract carries a default (the compatibility rules ask for one): an older table gains it
+    with that default for its rows; a column without one is added nullable."""
+    added = {c.name: c.add_sql("raw.things") for c in columns_of(SCHEMA)}
+    assert added["label"] == """ALTER TABLE raw.things ADD COLUMN IF NOT EXISTS "label" text NOT NULL DEFAULT 'N''A'"""
+    assert added["size"] == 'ALTER TABLE raw.things ADD COLUMN IF NOT EXISTS "size" integer NOT NULL DEFAULT 3'
+    assert added["trace_context"] == 'ALTER TABLE raw.things ADD COLUMN IF NOT EXISTS "trace_context" text'
+    assert added["count"] == 'ALTER TABLE raw.things ADD COLUMN IF NOT EXISTS "count" bigint'
+    shipments = next(f for f in families() if f.name == "shipment_events")
+    assert shipments.ddl()[0] == shipments.create_table_sql()
+    assert "ADD COLUMN IF NOT EXISTS \"carrier\" text NOT NULL DEFAULT 'UNKNOWN'" in "\n".join(shipments.ddl())
 
 
 def test_every_lake_family_has_a_unique_event_id_and_exact_money_and_time_types() -> None:

@@ -66,6 +66,7 @@ def test_stack_prometheus_scrapes_the_stack_registry_flink_and_the_exported_targ
         kafka_metrics_port=29071,
         remote_kafka_metrics_port=29072,
         postgres_exporter_port=29187,
+        statsd_exporter_port=29102,
     )
     ctx = StackContext.create(settings)
     config = Prometheus().config(ctx)
@@ -76,6 +77,7 @@ def test_stack_prometheus_scrapes_the_stack_registry_flink_and_the_exported_targ
     assert jobs["flink_taskmanager"]["static_configs"] == [{"targets": ["127.0.0.1:29250"]}]
     assert jobs["kafka"]["static_configs"] == [{"targets": ["127.0.0.1:29071", "127.0.0.1:29072"]}]  # both brokers
     assert jobs["postgres"]["static_configs"] == [{"targets": ["127.0.0.1:29187"]}]
+    assert jobs["statsd"]["static_configs"] == [{"targets": ["127.0.0.1:29102"]}]  # Airflow's metrics
     assert jobs["enricher"]["file_sd_configs"][0]["files"] == [str(metrics_targets_dir(ctx) / "enricher" / "*.json")]
     assert Prometheus().exports(ctx)["METRICS_TARGETS_DIR"] == str(metrics_targets_dir(ctx))
     assert config["alerting"]["alertmanagers"][0]["static_configs"] == [{"targets": ["127.0.0.1:29095"]}]

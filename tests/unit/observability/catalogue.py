@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -28,6 +29,7 @@ class Family:
 
 
 CATALOGUE = Path(__file__).resolve().parents[3] / "observability" / "METRICS.md"
+STATSD_MAPPING = CATALOGUE.parent / "statsd" / "mapping.yml"
 EVERY_SERVICE = "every service"
 
 
@@ -43,6 +45,23 @@ def catalogue(text: str) -> dict[Family, set[str]]:
         assert family not in rows, f"{family.name} listed twice"
         rows[family] = every if by == EVERY_SERVICE else set(by.split(", "))
     return rows
+
+
+def statsd_families() -> dict[str, str]:
+    """The series statsd_exporter serves, as its mapping names them (Airflow's metrics and the deployment's events):
+    name -> ``histogram`` for the timers it observes as histograms, else ``other``. It serves no others."""
+    mappings = yaml.safe_load(STATSD_MAPPING.read_text())["mappings"]
+    return {m["name"]: m.get("observer_type", "other") for m in mappings if m.get("action") != "drop"}
+
+
+def known_families() -> tuple[set[str], set[str]]:
+    """The family names a dashboard may query, and those among them that are histograms: the catalogue's and
+    statsd_exporter's."""
+    rows = catalogue(CATALOGUE.read_text())
+    statsd = statsd_families()
+    names = {f.name for f in rows} | set(statsd)
+    histograms = {f.name for f in rows if f.type == "histogram"} | {n for n, t in statsd.items() if t == "histogram"}
+    return names, histograms
 
 
 def _holders(service: str) -> list[object]:

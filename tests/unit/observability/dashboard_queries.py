@@ -15,7 +15,7 @@ from observability.dashboards.dashboards import DASHBOARDS
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "5m", "$service": ".*", "$topic": ".*", "$job_name": ".*"}
 HISTOGRAM_SERIES = ("_bucket", "_count", "_sum")
 PROMETHEUS_OWN = {"up"}  # series Prometheus writes itself for every target
-_NAME = re.compile(r"\b(freightline_[a-z0-9_]+|up)\b")
+_NAME = re.compile(r"\b((?:freightline|airflow)_[a-z0-9_]+|up)\b")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ def prometheus_queries() -> list[Query]:
 
 
 def metric_names(promql: str) -> set[str]:
-    """The metric names a PromQL expression selects (label names and functions never start with freightline_)."""
+    """The metric names a PromQL expression selects (label names and functions never start with freightline_ or
+    airflow_)."""
     return set(_NAME.findall(promql))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from observability.dashboards.build import OUTPUT, dashboard_json, differences, render
 from observability.dashboards.dashboards import DASHBOARDS
 from observability.dashboards.panels import GRAFANA_VERSION, POSTGRES, PROMETHEUS
-from tests.unit.observability.catalogue import CATALOGUE, catalogue
+from tests.unit.observability.catalogue import known_families
 from tests.unit.observability.dashboard_queries import (
     PROMETHEUS_OWN,
     family_of,
@@ -19,11 +19,6 @@ from tests.unit.observability.dashboard_queries import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _catalogue_names() -> tuple[set[str], set[str]]:
-    rows = catalogue(CATALOGUE.read_text())
-    return {f.name for f in rows}, {f.name for f in rows if f.type == "histogram"}
 
 
 def test_the_committed_files_are_what_the_code_generates() -> None:
@@ -47,7 +42,7 @@ def test_the_check_notices_an_edited_a_missing_and_a_stale_file(tmp_path: Path) 
 
 
 def test_every_metric_a_dashboard_queries_is_in_the_catalogue() -> None:
-    names, histograms = _catalogue_names()
+    names, histograms = known_families()
     unknown = {
         f"{query}: {series}"
         for query in prometheus_queries()
@@ -62,6 +57,10 @@ def test_metric_names_are_read_from_promql() -> None:
     assert metric_names(expr) == {"freightline_a_seconds_bucket", "up"}
     assert family_of("freightline_a_seconds_bucket", {"freightline_a_seconds"}) == "freightline_a_seconds"
     assert family_of("freightline_b_count", set()) == "freightline_b_count"
+    assert metric_names("sum(airflow_executor_open_slots) + airflow_c_total") == {
+        "airflow_executor_open_slots",
+        "airflow_c_total",
+    }
 
 
 def test_every_panel_has_a_unit_thresholds_and_queries_of_a_known_data_source() -> None:

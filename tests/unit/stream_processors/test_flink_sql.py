@@ -11,7 +11,17 @@ import pytest
 from schemas import topics
 from schemas.catalogue import load_catalogue, schema_text
 from services.common.settings import KafkaSettings, PostgresSettings, SchemaRegistrySettings
-from stream_processors.flink_sql import columns, interval, jdbc_url, job_config, projected, window_event_id
+from stream_processors.flink_sql import (
+    columns,
+    interval,
+    jdbc_url,
+    job_config,
+    pipeline_name,
+    pipeline_names,
+    projected,
+    shared_config,
+    window_event_id,
+)
 from stream_processors.product_views import JOB, ProductViewsJobSettings
 
 
@@ -86,10 +96,12 @@ def test_job_statements_use_the_configured_topics_bound_and_exactly_once_sink() 
     assert "'sink.delivery-guarantee' = 'exactly-once'" in sink and "'topic' = 'out'" in sink
     assert "'url' = 'jdbc:postgresql://h:3/d?user=u'" in warehouse
     assert "PRIMARY KEY (`window_start`, `window_end`, `product_id`) NOT ENFORCED" in warehouse
+    assert "CREATE TEMPORARY TABLE `product_views_1m_late_events`" in late
     assert "'topic' = 'aggregates.late_events.v1'" in late
     assert "'sink.transactional-id-prefix' = 'flink-product-views-late_events'" in late
     assert "'sink.transactional-id-prefix' = 'flink-product-views-aggregates'" in sink
     assert len(inserts) == 3
+    assert inserts[2].startswith("INSERT INTO `product_views_1m_late_events`")
     assert "CURRENT_WATERMARK(`event_time`)" in inserts[2] and "'product_views_1m', 'in'" in inserts[2]
     config = job_config(settings, "j")
     assert config["execution.checkpointing.mode"] == "EXACTLY_ONCE"
@@ -148,3 +160,19 @@ def test_error_rate_reads_a_projection_without_the_details_union() -> None:
     assert [column.split()[0] for column in reader] == ["`metadata`", "`event_type`", "`level`", "`service`"]
     with pytest.raises(ValueError, match="unions other than"):
         columns(source)
+
+
+def test_jobs_run_together_are_named_after_each_deployment_and_share_one_configuration() -> None:
+    from stream_processors.service_error_rate import JOB as ERRORS
+    from stream_processors.service_error_rate import ServiceErrorRateJobSettings
+
+    views, errors = ProductViewsJobSettings(group_id="g1"), ServiceErrorRateJobSettings(group_id="g2")
+    together = pipeline_name([(JOB, views), (ERRORS, errors)])
+    assert together == "product_views_1m [g1] + service_error_rate_1m [g2]"
+    assert pipeline_names(together) == [JOB.pipeline_name(views), ERRORS.pipeline_name(errors)]
+    assert pipeline_name([(JOB, views)]) == JOB.pipeline_name(views) == pipeline_names(JOB.pipeline_name(views))[0]
+
+    assert shared_config([job_config(views, together), job_config(errors, together)]) == job_config(views, together)
+    slower = ServiceErrorRateJobSettings(group_id="g2", checkpoint_interval_ms=60_000)
+    with pytest.raises(ValueError, match=r"must share execution\.checkpointing\.interval"):
+        shared_config([job_config(views, together), job_config(slower, together)])

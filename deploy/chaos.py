@@ -1,0 +1,771 @@
+"""The pipeline-wide chaos harness (``freightline chaos``): a seeded world through every stage while faults hit it,
+then every event counted by id where it landed.
+
+One run uses topics, groups and targets of its own (a topic prefix, a MongoDB database, an HDFS root, a GCS bucket)
+on a running stack, never stopping the stack's servers: outages go through a Toxiproxy server the harness starts
+(``deploy/toxiproxy.py``) in front of the registry and each sink's target. With ``private_kafka`` (the default) the
+local cluster is a KRaft broker of the run's own that advertises its client listener through Toxiproxy, so every
+service's Kafka traffic crosses the proxy (latency, bandwidth and reset toxics) and the broker can be SIGKILLed and
+restarted; a second listener, advertised directly, serves the harness's own probes and reads. Product views go to the
+stack's remote cluster as in production (the mirror copies them into the local cluster).
+
+The run: the generator produces a seeded backlog while the mirror, the enricher, the anomaly detector and the three
+sinks start as processes exactly as deployed, then a paced generator stream runs while faults come at seeded random
+moments of a timeline (SIGKILL of a service and its restart, the registry or a sink target down, a broker SIGKILL,
+toxics on the broker's link), each with the lag of the groups it hits at that moment. A service that exits on its
+own (an endpoint down at start-up) is started again, as an orchestrator would. Then everything is restored, the
+groups drain, the services stop, and each stage is counted by event id read back from its destination (topics, MongoDB
+documents, HDFS files, GCS objects): expected, delivered, lost, duplicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import random
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import fastavro
+import typer
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from rich.console import Console
+from rich.table import Table
+
+from deploy.local.components import KafkaBroker, Program
+from deploy.local.context import StackContext
+from deploy.local.settings import StackSettings
+from deploy.local.toxiproxy import toxiproxy_binary
+from deploy.processes import ClusterProbe, ServiceProcess, remote_client_config, remote_kafka_env
+from deploy.toxiproxy import LOOPBACK, Proxy, Toxiproxy, ToxiproxyServer, free_port
+from schemas import topics
+from schemas.catalogue import load_catalogue
+from services.anomaly_detector.settings import DETECTOR_INPUT, INPUT_TOPICS
+from services.anomaly_detector.topology import detector_input
+from services.common.kafka import ensure_topics, read_topic
+from services.common.serde import AvroSerde, registry_client
+from services.common.settings import GcsSettings, HdfsSettings, KafkaSettings, MongoSettings, SchemaRegistrySettings
+from services.common.sinks.files import FileStore, committed_files
+from services.enricher.settings import OUTPUT_TOPICS, SOURCE_TOPICS
+from services.generator.settings import GeneratorSettings
+from services.sink_gcs.store import GcsStore, gcs_client
+from services.sink_hdfs.store import WebHdfsStore
+from services.sink_mongodb.target import mongo_client
+
+console = Console(stderr=True)
+
+SERVICES = ("mirror", "enricher", "anomaly_detector", "sink_mongodb", "sink_hdfs", "sink_gcs")
+TARGETS = ("mongodb", "hdfs", "gcs")  # each sink's target, by proxy name
+MONGO_COLLECTION = "views"
+RESTART_BACKOFF_S = 3.0
+UNREACHABLE_AT_START = 4  # a service's exit status when an endpoint does not answer at start-up
+HDFS_TOPICS = (topics.CLICKSTREAM, topics.ORDERS, topics.SHIPMENT_EVENTS, topics.PRODUCT_VIEWS)
+GCS_TOPICS = (topics.SUPPLIER_INVOICES, topics.SUPPLIER_PAYMENTS)
+LOCAL_RAW = (*HDFS_TOPICS[:3], *GCS_TOPICS)  # what the generator writes locally (product views go remote)
+
+
+@dataclass(frozen=True)
+class ChaosOptions:
+    events: int = 20_000
+    faults: int = 12
+    seed: int = 1
+    private_kafka: bool = True
+    outage_s: float = 20.0  # how long the registry, a sink target or a toxic stays
+    gap_s: tuple[float, float] = (1.0, 6.0)  # seeded pause between two faults
+    drain_timeout_s: float = 900.0
+    lag_wait_s: float = 5.0  # longest a fault waits for its groups to have lag
+
+
+@dataclass
+class Fault:
+    at_s: float  # seconds after the services started
+    kind: str  # kill, down, broker-kill, latency, bandwidth, reset
+    target: str
+    lag: int | None = None  # uncommitted records of the groups it hits, at that moment (None: not measurable)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class StageCount:
+    stage: str
+    destination: str
+    expected: int
+    delivered: int  # distinct expected ids found at the destination
+    lost: int
+    duplicated: int  # copies beyond those of the stage's own input (the duplicates this stage made)
+    unexpected: int  # ids at the destination that no input had
+
+
+@dataclass
+class ChaosResult:
+    options: ChaosOptions
+    run_id: str
+    counts: list[StageCount] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    restarts: Counter[str] = field(default_factory=Counter)  # service exits the harness restarted (not its kills)
+    elapsed_s: float = 0.0
+    drained: bool = False
+    lag_left: dict[str, int | None] = field(default_factory=dict)  # per service when the drain ended
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase of the run
+
+    def lost(self) -> int:
+        return sum(count.lost + count.unexpected for count in self.counts)
+
+    def tables(self) -> list[Table]:
+        counts = Table(title=f"Chaos run {self.run_id}: every event counted by id at its destination")
+        for column in ("stage", "destination", "expected", "delivered", "lost", "duplicated", "unexpected"):
+            counts.add_column(column, justify="left" if column in ("stage", "destination") else "right")
+        for c in self.counts:
+            lost = f"[bold red]{c.lost:,}[/]" if c.lost else "0"
+            counts.add_row(
+                c.stage,
+                c.destination,
+                f"{c.expected:,}",
+                f"{c.delivered:,}",
+                lost,
+                f"{c.duplicated:,}",
+                str(c.unexpected),
+            )
+        faults = Table(title=f"Faults ({len(self.faults)}, seed {self.options.seed})")
+        for column in ("at", "fault", "target", "lag at fault", "note"):
+            faults.add_column(column)
+        for f in self.faults:
+            lag = "-" if f.lag is None else f"{f.lag:,}"
+            faults.add_row(f"{f.at_s:6.1f}s", f.kind, f.target, lag, f.note)
+        return [counts, faults]
+
+
+# -- the run's private broker -------------------------------------------------------------------------------
+class PrivateBroker(KafkaBroker):
+    """A single-node KRaft broker of one chaos run: its client listener advertised at ``advertised`` (the Toxiproxy
+    in front of it), a second listener ``DIRECT`` advertised as itself for the harness; no metrics agent."""
+
+    def __init__(self, name: str, ctx: StackContext, advertised: str, direct_port: int) -> None:
+        super().__init__(name, sasl=False)
+        self.ctx = ctx
+        self.advertised = advertised
+        self.direct_port = direct_port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _properties(self, ctx: StackContext, data: Path) -> str:
+        client, controller = ctx.settings.kafka_port, ctx.settings.kafka_controller_port
+        lines = super()._properties(ctx, data).splitlines()
+        keep = [line for line in lines if not line.startswith(("listeners=", "advertised.listeners=", "listener."))]
+        return (
+            "\n".join(
+                [
+                    *keep,
+                    f"listeners=PLAINTEXT://{LOOPBACK}:{client},DIRECT://{LOOPBACK}:{self.direct_port},"
+                    f"CONTROLLER://{LOOPBACK}:{controller}",
+                    f"advertised.listeners=PLAINTEXT://{self.advertised},DIRECT://{LOOPBACK}:{self.direct_port}",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,DIRECT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    "transaction.max.timeout.ms=3600000",
+                ]
+            )
+            + "\n"
+        )
+
+    def program(self, ctx: StackContext) -> Program:
+        program = super().program(ctx)
+        return Program(command=[arg for arg in program.command if not arg.startswith("-javaagent:")])
+
+    @property
+    def direct(self) -> str:
+        return f"{LOOPBACK}:{self.direct_port}"
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        self.prepare(self.ctx)
+        log = self.ctx.paths.logs / f"{self.name}.log"
+        with log.open("ab") as handle:
+            self.process = subprocess.Popen(self.program(self.ctx).command, stdout=handle, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while not _answers(self.client_config(self.ctx)):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the run's Kafka broker did not start; see {log}")
+            time.sleep(0.5)
+        self.after_ready(self.ctx)  # the group coordinator answers
+
+    def client_config(self, ctx: StackContext) -> dict[str, str]:
+        return {"bootstrap.servers": self.direct}
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def remove(self) -> None:
+        data, props, log_config = self._dirs(self.ctx)
+        shutil.rmtree(data, ignore_errors=True)
+        for path in (props, log_config):
+            path.unlink(missing_ok=True)
+
+
+def _answers(config: Mapping[str, str]) -> bool:
+    try:
+        return bool(AdminClient({**config, "socket.timeout.ms": 2000}).list_topics(timeout=3).brokers)
+    except Exception:
+        return False
+
+
+# -- the harness ------------------------------------------------------------------------------------------
+class Harness:
+    """One chaos run: its proxies, broker, services, faults and counts (see the module's docstring)."""
+
+    def __init__(self, stack: StackContext, env: Mapping[str, str], options: ChaosOptions) -> None:
+        self.stack = stack
+        self.env = dict(env)
+        self.options = options
+        self.run_id = uuid.uuid4().hex[:8]
+        self.prefix = f"chaos-{self.run_id}."
+        self.random = random.Random(options.seed)
+        self.logs = stack.paths.logs / f"chaos-{self.run_id}"
+        self.result = ChaosResult(options, self.run_id)
+        self.toxiproxy = ToxiproxyServer(toxiproxy_binary(stack), self.logs / "toxiproxy.log")
+        self.proxies: dict[str, Proxy] = {}
+        self.broker: PrivateBroker | None = None
+        self.processes: dict[str, ServiceProcess] = {}
+        self.down: set[str] = set()  # services killed and not restarted yet
+        self.probes: dict[str, ClusterProbe] = {}  # per cluster, for the groups' lag
+        self.exited_at: dict[str, float] = {}  # services that exited on their own, waiting for their restart
+        self.generators: dict[str, ServiceProcess] = {}
+        self.database = f"chaos_{self.run_id}"
+        self.hdfs_root = f"/chaos/{self.run_id}"
+        self.bucket = f"chaos-{self.run_id}"
+        self.started = 0.0
+        self.local_direct = ""  # the run's local cluster for the harness's own probes and reads
+
+    # names
+    def t(self, name: str) -> str:
+        return self.prefix + name
+
+    @property
+    def direct_env(self) -> dict[str, str]:
+        """The stack's endpoints with the run's local cluster (its direct listener) for the harness's own use."""
+        return {**self.env, "KAFKA_BOOTSTRAP_SERVERS": self.local_direct}
+
+    def local_config(self) -> dict[str, str]:
+        return {"bootstrap.servers": self.local_direct}
+
+    # -- set-up ----------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        client = self.toxiproxy.start()
+        for name, key in (("registry", "SCHEMA_REGISTRY_URL"), ("hdfs", "HDFS_WEBHDFS_URL"), ("gcs", "GCS_ENDPOINT")):
+            self.proxies[name] = client.create(name, _netloc(self.env[key]))
+        self.proxies["mongodb"] = client.create("mongodb", _netloc(self.env["MONGODB_URI"]))
+        if self.options.private_kafka:
+            self._start_broker(client)
+        else:
+            self.local_direct = self.env["KAFKA_BOOTSTRAP_SERVERS"]
+        gcs = GcsStore(gcs_client(GcsSettings(endpoint=self.env["GCS_ENDPOINT"])), self.bucket)
+        gcs.ensure_bucket()
+
+    def _start_broker(self, client: Toxiproxy) -> None:
+        settings = StackSettings(
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            kafka_heap="384m",
+            home=str(self.stack.paths.home),
+        )
+        ctx = StackContext.create(settings)
+        proxy = client.create("kafka", f"{LOOPBACK}:{settings.kafka_port}")
+        self.proxies["kafka"] = proxy
+        self.broker = PrivateBroker(f"chaos-kafka-{self.run_id}", ctx, proxy.listen, free_port())
+        self.local_direct = self.broker.direct
+        console.print(f"chaos: starting the run's Kafka broker (client {proxy.listen} via toxiproxy)")
+        self.broker.start()
+
+    def service_env(self) -> dict[str, str]:
+        """What every service sees: the local cluster, the registry and the sink targets through the proxies."""
+        p = self.proxies
+        env = {
+            **self.env,
+            "SCHEMA_REGISTRY_URL": f"http://{p['registry'].listen}",
+            "MONGODB_URI": f"mongodb://{p['mongodb'].listen}",
+            "HDFS_WEBHDFS_URL": f"http://{p['hdfs'].listen}",
+            "GCS_ENDPOINT": f"http://{p['gcs'].listen}",
+            "STORAGE_EMULATOR_HOST": f"http://{p['gcs'].listen}",
+            "STARTUP_TIMEOUT_S": "60",
+        }
+        env.pop("METRICS_TARGETS_DIR", None)  # the run's services stay out of the stack's Prometheus
+        if "kafka" in p:
+            env["KAFKA_BOOTSTRAP_SERVERS"] = p["kafka"].listen
+        return env
+
+    def service(self, name: str) -> ServiceProcess:
+        env, log = self.service_env(), self.logs / f"{name}.log"
+        upstream = self.t(topics.UPSTREAM_PRODUCT_VIEWS)
+        own: dict[str, dict[str, str]] = {
+            "mirror": {
+                "MIRROR_TOPICS": upstream,
+                "MIRROR_RENAME": json.dumps({upstream: self.t(topics.PRODUCT_VIEWS)}),
+                "MIRROR_GROUP_ID": self.t("mirror"),
+                "MIRROR_LAG_INTERVAL_S": "2",
+            },
+            "enricher": {
+                "ENRICHER_TOPIC_PREFIX": self.prefix,
+                "ENRICHER_APP_ID": self.t("enricher"),
+                "ENRICHER_DATA_DIR": str(self.logs / "enricher-data"),
+            },
+            "anomaly_detector": {
+                "ANOMALY_DETECTOR_TOPIC_PREFIX": self.prefix,
+                "ANOMALY_DETECTOR_GROUP_ID": self.t("detector"),
+                "ANOMALY_DETECTOR_IDLE_FLUSH_S": "2",
+            },
+            "sink_mongodb": {
+                "SINK_MONGODB_TOPICS": self.t(topics.PRODUCT_VIEWS),
+                "SINK_MONGODB_GROUP_ID": self.t("sink-mongodb"),
+                "SINK_MONGODB_DATABASE": self.database,
+                "SINK_MONGODB_COLLECTIONS": f"{self.t(topics.PRODUCT_VIEWS)}={MONGO_COLLECTION}",
+            },
+            "sink_hdfs": {
+                "SINK_HDFS_TOPICS": ",".join(map(self.t, HDFS_TOPICS)),
+                "SINK_HDFS_GROUP_ID": self.t("sink-hdfs"),
+                "SINK_HDFS_ROOT": self.hdfs_root,
+                "SINK_HDFS_BATCH_TIMEOUT_S": "2",
+            },
+            "sink_gcs": {
+                "SINK_GCS_TOPICS": ",".join(map(self.t, GCS_TOPICS)),
+                "SINK_GCS_GROUP_ID": self.t("sink-gcs"),
+                "SINK_GCS_BUCKET": self.bucket,
+                "SINK_GCS_PREFIX": "raw",
+                "SINK_GCS_BATCH_TIMEOUT_S": "2",
+            },
+        }
+        return ServiceProcess(f"services.{name}", env, log, **own[name])
+
+    def groups(self, name: str) -> list[tuple[dict[str, str], str, list[str]]]:
+        """(cluster config, group, topics) of each consumer group of a service."""
+        local = self.local_config()
+        return {
+            "mirror": [(remote_client_config(self.env), self.t("mirror"), [self.t(topics.UPSTREAM_PRODUCT_VIEWS)])],
+            "enricher": [(local, self.t("enricher"), [self.t(t) for t in SOURCE_TOPICS.values()])],
+            "anomaly_detector": [
+                (local, self.t("detector") + "-repartition", [self.t(t) for t in INPUT_TOPICS]),
+                (local, self.t("detector"), [self.t(DETECTOR_INPUT)]),
+            ],
+            "sink_mongodb": [(local, self.t("sink-mongodb"), [self.t(topics.PRODUCT_VIEWS)])],
+            "sink_hdfs": [(local, self.t("sink-hdfs"), [self.t(t) for t in HDFS_TOPICS])],
+            "sink_gcs": [(local, self.t("sink-gcs"), [self.t(t) for t in GCS_TOPICS])],
+        }[name]
+
+    def lag(self, services: Iterable[str]) -> int | None:
+        """Uncommitted records of the services' groups (None when a cluster does not answer now)."""
+        if self.broker is not None and not self.broker.alive():
+            return None  # the run's broker is down: nothing to measure against
+        total = 0
+        for name in services:
+            for config, group, names in self.groups(name):
+                key = config["bootstrap.servers"]
+                try:
+                    total += self.probes.setdefault(key, ClusterProbe(config)).lag_now(group, names)
+                except KafkaException:
+                    # a client of a broker that was killed and restarted may never answer again: a new one will
+                    self.probes.pop(key, None)
+                    return None
+        return total
+
+    # -- the world ---------------------------------------------------------------------------------------------
+    def generate(self, name: str, seed: int, *args: str) -> ServiceProcess:
+        """A generator run on the run's topics (its own, direct address of the local cluster)."""
+        env = {**self.env, "KAFKA_BOOTSTRAP_SERVERS": self.local_direct, "STARTUP_TIMEOUT_S": "120"}
+        process = ServiceProcess(
+            "services.generator",
+            env,
+            self.logs / f"generator-{name}.log",
+            *("--seed", str(seed), "--topic-prefix", self.prefix, *args),
+        )
+        self.generators[name] = process
+        return process.start()
+
+    def backlog(self) -> ServiceProcess:
+        """``events`` events at full speed, their simulated time ending now: the backlog the faults hit."""
+        events = self.options.events
+        start = GeneratorSettings().backlog_start(events, int(time.time() * 1000)).isoformat()
+        return self.generate("backlog", self.options.seed, "--events", str(events), "--no-pace", "--start", start)
+
+    def stream(self, duration_s: float) -> ServiceProcess:
+        """A paced stream from now on while the faults come, so every group keeps getting records."""
+        now = dt.datetime.now(dt.UTC).isoformat()
+        args = ("--duration", f"{duration_s:.0f}", "--pace", "--start", now)
+        return self.generate("stream", self.options.seed + 1, *args)
+
+    def ensure_topics(self) -> None:
+        """Every catalogue topic under the run's prefix, before any service subscribes (a consumer sees a topic
+        created after it subscribed only at its next metadata refresh, minutes later)."""
+        for cluster, config in (("local", self.local_config()), ("remote", remote_client_config(self.env))):
+            specs = load_catalogue().on_cluster(cluster)
+            wanted = [(self.t(spec.name), spec.partitions, spec.topic_config()) for spec in specs]
+            ensure_topics(KafkaSettings.from_client_config(config), wanted)
+
+    # -- faults ------------------------------------------------------------------------------------------------
+    def plan(self) -> list[tuple[str, str]]:
+        """The run's faults in order: every kind once (seeded order) when ``faults`` allows, then kills."""
+        kinds = [("kill", name) for name in SERVICES] + [("down", "registry")] + [("down", t) for t in TARGETS]
+        if self.options.private_kafka:
+            kinds += [("broker-kill", "kafka"), ("latency", "kafka"), ("bandwidth", "kafka"), ("reset", "kafka")]
+        self.random.shuffle(kinds)
+        plan = kinds[: self.options.faults]
+        while len(plan) < self.options.faults:
+            plan.append(("kill", self.random.choice(SERVICES)))
+        return plan
+
+    def hit(self, kind: str, target: str) -> list[str]:
+        """The services whose groups a fault hits (for the lag at the fault)."""
+        if kind == "kill":
+            return [target]
+        if target in TARGETS:
+            return [f"sink_{target}"]
+        return list(SERVICES)
+
+    def lag_before(self, kind: str, target: str) -> int | None:
+        """The lag of the groups a fault hits, waiting a little for some (the stream keeps bringing records)."""
+        deadline = time.monotonic() + self.options.lag_wait_s
+        while True:
+            lag = self.lag(self.hit(kind, target))
+            if lag != 0 or time.monotonic() > deadline:
+                return lag
+            time.sleep(0.05)
+
+    def inject(self, kind: str, target: str, schedule: Callable[[float, Callable[[], None]], None]) -> Fault:
+        lag = self.lag_before(kind, target)  # measured first: the fault must find work in flight
+        fault = Fault(time.monotonic() - self.started, kind, target, lag)
+        if kind == "kill":
+            self.processes[target].kill()
+            self.down.add(target)
+            pause = self.random.uniform(0.5, 3.0)
+            fault.note = f"restarted after {pause:.1f}s"
+            schedule(pause, lambda: self._restart(target))
+            return fault
+        outage = self.options.outage_s
+        if kind == "down":
+            proxy = self.proxies[target]
+            proxy.disable()
+            fault.note = f"connections reset and refused for {outage:.0f}s"
+            schedule(outage, proxy.enable)
+        elif kind == "broker-kill":
+            assert self.broker is not None
+            self.broker.kill()
+            pause = self.random.uniform(2.0, 6.0)
+            fault.note = f"SIGKILL, restarted after {pause:.1f}s"
+            schedule(pause, self.broker.start)
+        else:
+            proxy = self.proxies[target]
+            attributes = {
+                "latency": {"latency": 300, "jitter": 200},
+                "bandwidth": {"rate": 64},
+                "reset": {"timeout": 0},
+            }
+            toxic_kind = {"latency": "latency", "bandwidth": "bandwidth", "reset": "reset_peer"}[kind]
+            duration = outage if kind != "reset" else min(outage, 3.0)
+            names = [proxy.add_toxic(toxic_kind, stream, attributes[kind]) for stream in ("downstream", "upstream")]
+            fault.note = f"{toxic_kind} {attributes[kind]} both ways for {duration:.0f}s"
+
+            def cure() -> None:
+                for name in names:
+                    proxy.remove_toxic(name)
+
+            schedule(duration, cure)
+        return fault
+
+    def _restart(self, name: str) -> None:
+        if name in self.down:
+            self.down.discard(name)
+            self.exited_at.pop(name, None)
+            self.processes[name] = self.service(name).start()
+
+    def supervise(self) -> None:
+        """Start again a service that exited on its own (as an orchestrator would, after a back-off), and a
+        generator burst that could not reach the broker (the same seed: the same events)."""
+        now = time.monotonic()
+        for name, process in self.processes.items():
+            if name in self.down or process.alive():
+                continue
+            if name not in self.exited_at:
+                self.exited_at[name] = now
+                assert process.process is not None
+                self.result.restarts[f"{name} (exit {process.process.returncode})"] += 1
+            elif now - self.exited_at[name] >= RESTART_BACKOFF_S:
+                del self.exited_at[name]
+                self.processes[name] = self.service(name).start()
+        for name, process in list(self.generators.items()):
+            if process.process is not None and process.process.poll() == UNREACHABLE_AT_START:
+                self.result.restarts[f"generator {name}"] += 1  # it produced nothing: run it again
+                process.start()
+
+    def run(self) -> ChaosResult:
+        mark = time.monotonic()
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            self.result.phases[name] = now - mark
+            mark = now
+
+        self.setup()
+        self.ensure_topics()
+        phase("set-up")
+        backlog = self.backlog()
+        self.processes = {name: self.service(name).start() for name in SERVICES}
+        plan = self.plan()
+        times, moment = [], 0.0
+        for _ in plan:
+            moment += self.random.uniform(*self.options.gap_s)
+            times.append(moment)
+        while backlog.alive():  # the faults come once the backlog is there, while the services work on it
+            self.supervise()
+            time.sleep(0.2)
+        phase("backlog")
+        self.started = time.monotonic()
+        self.stream((times[-1] if times else 0.0) + 2.0)
+        pending: list[tuple[float, Callable[[], None]]] = []
+
+        def schedule(delay: float, action: Callable[[], None]) -> None:
+            pending.append((time.monotonic() - self.started + delay, action))
+
+        queue = list(zip(times, plan, strict=True))
+        while queue or pending:
+            now = time.monotonic() - self.started
+            for item in sorted((p for p in pending if p[0] <= now), key=lambda p: p[0]):
+                pending.remove(item)
+                item[1]()
+            if queue and queue[0][0] <= now:
+                _, (kind, target) = queue.pop(0)
+                fault = self.inject(kind, target, schedule)
+                self.result.faults.append(fault)
+                console.print(f"chaos: {fault.at_s:6.1f}s {kind} {target} (lag {fault.lag}) {fault.note}")
+            self.supervise()
+            time.sleep(0.1)
+        phase("faults")
+        self.result.drained = self.drain()
+        phase("drain")
+        self.result.counts = self.count()
+        phase("count")
+        self.result.elapsed_s = sum(self.result.phases.values())
+        return self.result
+
+    def drain(self) -> bool:
+        """Wait for the generator runs to end, then until every group committed everything; stop the services."""
+        self.toxiproxy.client.reset()
+        deadline = time.monotonic() + self.options.drain_timeout_s
+        drained = False
+        while time.monotonic() < deadline:
+            self.supervise()
+            generating = any(process.alive() for process in self.generators.values())
+            if not generating and self.lag(SERVICES) == 0:
+                drained = True
+                break
+            time.sleep(1.0)
+        self.result.lag_left = {name: self.lag([name]) for name in SERVICES}
+        for name, process in self.processes.items():
+            if process.stop() != 0:
+                self.result.restarts[f"{name} (non-zero exit on SIGTERM)"] += 1
+        return drained
+
+    # -- counting ----------------------------------------------------------------------------------------------
+    def count(self) -> list[StageCount]:
+        serde = AvroSerde(registry_client(SchemaRegistrySettings(url=self.env["SCHEMA_REGISTRY_URL"])))
+        local = self.direct_env
+
+        def ids(env: Mapping[str, str], topic: str, path: tuple[str, ...] = ("metadata",)) -> list[str]:
+            found = []
+            for _key, value, _ts in read_topic(env, topic):
+                if value is None:
+                    continue
+                record: Any = serde.decode(value)
+                for part in path:
+                    record = record[part]
+                found.append(str(record["event_id"]))
+            return found
+
+        upstream = ids(remote_kafka_env(self.env), self.t(topics.UPSTREAM_PRODUCT_VIEWS))
+        views = ids(local, self.t(topics.PRODUCT_VIEWS))
+        raw = {name: ids(local, self.t(name)) for name in LOCAL_RAW}
+        raw[topics.PRODUCT_VIEWS] = views
+        counts = [
+            count_ids("generator -> remote (product views)", self.t(topics.UPSTREAM_PRODUCT_VIEWS), upstream, upstream)
+        ]
+        counts.append(count_ids("mirror", self.t(topics.PRODUCT_VIEWS), upstream, views))
+        for kind, source in SOURCE_TOPICS.items():
+            output = OUTPUT_TOPICS[kind]
+            counts.append(
+                count_ids("enricher", self.t(output), raw[source], ids(local, self.t(output), ("event", "metadata")))
+            )
+        counts.append(
+            count_ids(
+                "anomaly detector (repartition)",
+                self.t(DETECTOR_INPUT),
+                self._used(serde, local),
+                ids(local, self.t(DETECTOR_INPUT)),
+            )
+        )
+        counts.append(count_ids("sink_mongodb", f"{self.database}.{MONGO_COLLECTION}", views, self._mongo_ids()))
+        hdfs_settings = HdfsSettings(webhdfs_url=self.env["HDFS_WEBHDFS_URL"])
+        hdfs = WebHdfsStore(hdfs_settings.webhdfs_url, hdfs_settings.user)
+        for name in HDFS_TOPICS:
+            counts.append(
+                count_ids(
+                    "sink_hdfs",
+                    f"{self.hdfs_root}/{self.t(name)}",
+                    raw[name],
+                    _file_ids(hdfs, self.hdfs_root, self.t(name)),
+                )
+            )
+        gcs = GcsStore(gcs_client(GcsSettings(endpoint=self.env["GCS_ENDPOINT"])), self.bucket)
+        for name in GCS_TOPICS:
+            counts.append(
+                count_ids(
+                    "sink_gcs", f"gs://{self.bucket}/raw/{self.t(name)}", raw[name], _file_ids(gcs, "raw", self.t(name))
+                )
+            )
+        return counts
+
+    def _used(self, serde: AvroSerde, env: Mapping[str, str]) -> list[str]:
+        """The ids of the raw records a detector uses (those stage 1 re-keys onto the repartition topic)."""
+        used = []
+        for source in INPUT_TOPICS:
+            for _key, value, _ts in read_topic(env, self.t(source)):
+                if value is not None:
+                    event = serde.decode(value)
+                    if detector_input(source, event, 0, 0) is not None:
+                        used.append(str(event["metadata"]["event_id"]))
+        return used
+
+    def _mongo_ids(self) -> list[str]:
+        client = mongo_client(MongoSettings(uri=self.env["MONGODB_URI"]))
+        try:
+            docs = client[self.database][MONGO_COLLECTION].find({}, {"metadata.event_id": 1})
+            return [str(doc["metadata"]["event_id"]) for doc in docs]
+        finally:
+            client.close()
+
+    # -- clean-up ----------------------------------------------------------------------------------------------
+    def close(self, keep_data: bool = False) -> None:
+        for process in [*self.processes.values(), *self.generators.values()]:
+            with contextlib.suppress(Exception):
+                process.stop(10)
+        if self.broker is not None:
+            self.broker.stop()
+            if not keep_data:
+                self.broker.remove()
+        with contextlib.suppress(Exception):
+            self.toxiproxy.stop()
+        if keep_data:
+            return
+        with contextlib.suppress(Exception):
+            self._remove_targets()
+
+    def _remove_targets(self) -> None:
+        client = mongo_client(MongoSettings(uri=self.env["MONGODB_URI"]))
+        try:
+            client.drop_database(self.database)
+        finally:
+            client.close()
+        hdfs_settings = HdfsSettings(webhdfs_url=self.env["HDFS_WEBHDFS_URL"])
+        hdfs = WebHdfsStore(hdfs_settings.webhdfs_url, hdfs_settings.user)
+        hdfs.client.delete(self.hdfs_root, recursive=True)
+        gcs = GcsStore(gcs_client(GcsSettings(endpoint=self.env["GCS_ENDPOINT"])), self.bucket)
+        for blob in gcs.client.list_blobs(gcs.bucket):
+            blob.delete()
+        gcs.bucket.delete()
+        clusters = [remote_client_config(self.env)]
+        if self.broker is None:  # the shared local cluster: the run's topics go (the private broker's data went)
+            clusters.append(self.local_config())
+        for config in clusters:
+            admin = AdminClient(dict[str, Any](config))
+            names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(self.prefix)]
+            for future in admin.delete_topics(names).values() if names else ():
+                future.result(30)
+
+
+def _netloc(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def _file_ids(store: FileStore, root: str, topic: str) -> list[str]:
+    """The event ids of every record in the committed files of ``topic`` under ``root``."""
+    return [
+        str(record["metadata"]["event_id"])  # type: ignore[call-overload,index]
+        for item in committed_files(store, root, topic)
+        for record in fastavro.reader(io.BytesIO(store.read(item.path)))
+    ]
+
+
+def count_ids(stage: str, destination: str, expected: Iterable[str], delivered: Iterable[str]) -> StageCount:
+    """``delivered`` against ``expected`` (the stage's input, as a multiset): lost ids, ids nobody sent, and the
+    duplicates the stage added (copies beyond the input's own repeats, which an earlier stage made)."""
+    wanted, got = Counter(expected), Counter(delivered)
+    return StageCount(
+        stage=stage,
+        destination=destination,
+        expected=len(wanted),
+        delivered=len(wanted.keys() & got.keys()),
+        lost=len(wanted.keys() - got.keys()),
+        duplicated=sum(max(0, n - max(wanted[i], 1)) for i, n in got.items()),
+        unexpected=len(got.keys() - wanted.keys()),
+    )
+
+
+def run_chaos(env: Mapping[str, str], options: ChaosOptions, *, keep_data: bool = False) -> ChaosResult:
+    """One chaos run against the running stack ``env`` describes (its ``stack.env``)."""
+    harness = Harness(StackContext.create(StackSettings()), env, options)
+    try:
+        return harness.run()
+    finally:
+        harness.close(keep_data)
+
+
+def chaos_command(
+    events: Annotated[
+        int, typer.Option(help="Events of the backlog the faults hit (a paced stream follows).")
+    ] = 20_000,
+    faults: Annotated[int, typer.Option(help="Faults to inject (every kind once, then SIGKILLs).")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed of the world and of the fault timeline.")] = 1,
+    outage_s: Annotated[float, typer.Option(help="Seconds an outage or a toxic lasts.")] = 20.0,
+    private_kafka: Annotated[bool, typer.Option(help="Run the local cluster as a broker of the run's own.")] = True,
+    keep_data: Annotated[bool, typer.Option(help="Keep the run's topics and targets afterwards.")] = False,
+    stack_env: Annotated[
+        Path | None, typer.Option(help="A running stack's stack.env (default: this checkout's).")
+    ] = None,
+) -> None:
+    """Run the pipeline through faults and count every event at every stage by id (exit 1 on a lost event)."""
+    path = stack_env or StackContext.create(StackSettings()).paths.env_file
+    if not path.exists():
+        console.print(f"chaos: no running stack ({path} is missing): run freightline up first")
+        raise typer.Exit(code=2)
+    env = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    options = ChaosOptions(events=events, faults=faults, seed=seed, outage_s=outage_s, private_kafka=private_kafka)
+    result = run_chaos(env, options, keep_data=keep_data)
+    out = Console(width=160)
+    for table in result.tables():
+        out.print(table)
+    restarts = ", ".join(f"{k}={v}" for k, v in sorted(result.restarts.items())) or "none"
+    phases = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in result.phases.items())
+    out.print(f"run {result.run_id}: {result.elapsed_s:.0f}s ({phases}); restarts after an exit: {restarts}")
+    if not result.drained:
+        out.print(f"[bold red]the groups did not drain[/]: lag left {result.lag_left}")
+    if result.lost() or not result.drained:
+        raise typer.Exit(code=1)
