@@ -15,8 +15,7 @@ Runs when `daily_analytics` publishes a day (the Asset `freightline_warehouse_da
 Every dbt command records its results in the warehouse (`audit.dbt_results`, labelled with the DAG run's id), where
 the main job reads them back. The project is loaded from a manifest `dbt parse` wrote when the stack prepared Airflow
 (`FREIGHTLINE_DBT_MANIFEST`), not by running `dbt ls` at every parse of this file. The profile's connection comes
-from the Airflow connection `freightline_warehouse` (`AIRFLOW_CONN_FREIGHTLINE_WAREHOUSE`). The variable
-`FREIGHTLINE_DBT_SELECT` (dbt selectors) limits the DAG to a part of the project; unset, it builds all of it.
+from the Airflow connection `freightline_warehouse` (`AIRFLOW_CONN_FREIGHTLINE_WAREHOUSE`).
 """
 
 from __future__ import annotations
@@ -36,8 +35,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT = Path(os.environ.get("DBT_PROJECT_DIR") or REPO_ROOT / "dbt")
 DBT_EXECUTABLE = os.environ.get("DBT_EXECUTABLE_PATH") or str(REPO_ROOT / "deploy/bootstrap/envs/dbt/.venv/bin/dbt")
 MANIFEST_VARIABLE = "FREIGHTLINE_DBT_MANIFEST"
-# dbt selectors (space-separated) of the nodes the DAG renders and builds; unset: the whole project
-SELECT_VARIABLE = "FREIGHTLINE_DBT_SELECT"
 
 # The profile's variables (dbt/profiles.yml) from the warehouse connection, rendered when a task runs.
 CONN = f"conn.{WAREHOUSE_CONN_ID}"
@@ -49,13 +46,6 @@ PROFILE_ENV = {
     "DBT_POSTGRES_DBNAME": f"{{{{ {CONN}.schema }}}}",
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
 }
-
-
-def selection() -> list[str]:
-    """The selectors of ``FREIGHTLINE_DBT_SELECT`` (empty: every node). With a selection, the build's tests are
-    those whose every parent is selected (dbt's ``cautious`` indirect selection), so no test reads an unbuilt
-    model."""
-    return os.environ.get(SELECT_VARIABLE, "").split()
 
 
 def manifest() -> Path:
@@ -96,13 +86,10 @@ def dbt_build() -> None:
             invocation_mode=InvocationMode.SUBPROCESS,
             dbt_executable_path=DBT_EXECUTABLE,
         ),
-        render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_EACH, select=selection()
-        ),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_EACH),
         operator_args={
             "env": PROFILE_ENV,
             "install_deps": False,
-            **({"indirect_selection": "cautious"} if selection() else {}),
             # no triggerer in the stack: each model's task checks the build's result itself, between checks
             # giving its slot back (the build's task needs one)
             "deferrable": False,

@@ -10,15 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
+from deploy.dbt import DBT_PROJECT
 from deploy.dbt_stage import read_figures
 from tests.integration.airflow.conftest import AirflowUnderTest, Backfill, LakeDay
 from tests.integration.airflow.support import FAILING_DAGS, dag_test
 from tests.integration.batch_spark.support import rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
-
-DBT_SELECTION = "+mart_store_revenue_daily +dim_stores"
-SELECTED_MODELS = ["dim_stores", "fct_orders", "mart_store_revenue_daily", "stg_orders", "stg_stores"]
 
 
 def test_lake_to_warehouse_loads_the_days_raw_tables(loaded_day: dict[str, Any], lake_day: LakeDay) -> None:
@@ -48,29 +46,24 @@ def test_daily_analytics_writes_each_day_and_publishes_the_asset(backfills: list
         assert audit["product_views"] == raw_views
 
 
-def test_dbt_build_builds_the_selected_models_then_checks_freshness(
+def test_dbt_build_builds_every_model_then_checks_freshness(
     airflow: AirflowUnderTest, lake_day: LakeDay, backfills: list[Backfill]
 ) -> None:
-    """``dbt_build`` limited to the store revenue mart and the stores dimension (``FREIGHTLINE_DBT_SELECT``): its
-    graph, one build of the selection, the results the main job reads. The whole project through the same DAG, run
-    by the scheduler, is the e2e main job's (``tests/e2e/test_main_job.py``); the DAG's full rendering is the DagBag
-    test's."""
     assert all(run["state"] == "success" for run in backfills[-1].runs.values()), backfills[-1].runs
-    env = {**airflow.env, "FREIGHTLINE_DBT_SELECT": DBT_SELECTION}
-    result = dag_test("dbt_build", lake_day.day.isoformat(), env, airflow.work / "dbt_build.log")
+    result = dag_test("dbt_build", lake_day.day.isoformat(), airflow.env, airflow.work / "dbt_build.log")
     assert result["state"] == "success", result
     states = {task: found["state"] for task, found in result["tasks"].items()}
     assert {task for task, state in states.items() if state != "success"} == set(), states
+    models = sorted(path.stem for path in (DBT_PROJECT / "models").rglob("*.sql"))
     # the reference load first, one dbt build, a task per model and one for its tests, then the freshness check
     assert {"load_reference", "dbt.dbt_producer_watcher", "source_freshness"} <= set(states)
-    assert [t for t in states if t.startswith("dbt.snap_")] == ["dbt.snap_stores_snapshot"], states
-    assert sorted(t.split(".")[1] for t in states if t.endswith(".run")) == SELECTED_MODELS
-    assert sorted(t.split(".")[1] for t in states if t.endswith(".test")) == SELECTED_MODELS
+    assert sorted(t.split(".")[1] for t in states if t.endswith(".run")) == models
+    assert sorted(t.split(".")[1] for t in states if t.endswith(".test")) == models
 
     # what the main job reads back: the run's dbt results in the warehouse
     figures = read_figures({"POSTGRES_DSN": lake_day.dsn}, result["run_id"])
-    assert (figures.models_built, figures.failures) == (len(SELECTED_MODELS), {})
-    assert figures.build["snapshot:success"] == 1 and figures.tests_passed > 20
+    assert (figures.models_built, figures.failures) == (len(models), {})
+    assert figures.build["snapshot:success"] == 4 and figures.tests_passed > 100
     assert figures.freshness and set(figures.freshness.values()) <= {"pass", "warn"}, figures.freshness
     assert all(count > 0 for count in figures.reference_rows.values()), figures.reference_rows
     assert figures.revenue_latest_day
