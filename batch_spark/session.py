@@ -8,6 +8,23 @@ from batch_spark.settings import SparkJobSettings
 from services.common.settings import GcsSettings
 
 UTC_JVM = "-Duser.timezone=UTC"
+GC_FLAGS = {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC", "serial": "-XX:+UseSerialGC"}
+
+
+def driver_java_options(settings: SparkJobSettings) -> str:
+    """The driver JVM's options besides its heap (``spark.driver.memory``, which Spark's launcher turns into
+    ``-Xmx``): bounds on the memory outside the heap, and the collector. Spark's launcher applies them when it
+    starts the driver (client mode: the jobs' own process); a cluster's driver takes its sizing from the cluster's
+    submission instead."""
+    return " ".join(
+        [
+            UTC_JVM,
+            GC_FLAGS[settings.driver_gc],
+            f"-XX:MaxDirectMemorySize={settings.driver_max_direct_memory}",
+            f"-XX:MaxMetaspaceSize={settings.driver_max_metaspace}",
+            f"-XX:ReservedCodeCacheSize={settings.driver_code_cache}",
+        ]
+    )
 
 
 def gcs_options(gcs: GcsSettings) -> dict[str, str]:
@@ -35,7 +52,7 @@ def spark_session(settings: SparkJobSettings, gcs: GcsSettings, app_name: str) -
         .config("spark.driver.host", settings.driver_host)
         .config("spark.driver.bindAddress", settings.driver_host)
         .config("spark.driver.memory", settings.driver_memory)
-        .config("spark.driver.extraJavaOptions", UTC_JVM)
+        .config("spark.driver.extraJavaOptions", driver_java_options(settings))
         .config("spark.executor.extraJavaOptions", UTC_JVM)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))

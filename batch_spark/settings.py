@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +15,13 @@ from services.common.settings import (
     LOCAL_HOST,
     MONGODB_PRODUCT_VIEWS_COLLECTION,
 )
+
+JVM_SIZE = r"^[1-9][0-9]*[kKmMgG]$"  # a JVM memory size: 512m, 1g
+
+
+def _jvm_size(default: str, description: str) -> Any:
+    """A JVM memory size setting (``512m``, ``1g``): a size the JVM would refuse is a bad setting at start."""
+    return Field(default=default, pattern=JVM_SIZE, description=description)
 
 
 class SparkJobSettings(BaseSettings):
@@ -43,7 +50,27 @@ class SparkJobSettings(BaseSettings):
     )
     topic_prefix: str = Field(default="", description="SPARK_JOBS_TOPIC_PREFIX: prefix of the lake's topic folders.")
     driver_host: str = Field(default=LOCAL_HOST, description="SPARK_JOBS_DRIVER_HOST: the driver's bind address.")
-    driver_memory: str = Field(default="1g", description="SPARK_JOBS_DRIVER_MEMORY.")
+    driver_memory: str = _jvm_size(
+        "1g",
+        "SPARK_JOBS_DRIVER_MEMORY: the driver JVM's heap (-Xmx; in local[N] the tasks run in it too).",
+    )
+    driver_max_direct_memory: str = _jvm_size(
+        "256m",
+        "SPARK_JOBS_DRIVER_MAX_DIRECT_MEMORY: -XX:MaxDirectMemorySize of the driver (NIO/Netty buffers).",
+    )
+    driver_max_metaspace: str = _jvm_size(
+        "256m",
+        "SPARK_JOBS_DRIVER_MAX_METASPACE: -XX:MaxMetaspaceSize of the driver (classes, generated code).",
+    )
+    driver_code_cache: str = _jvm_size(
+        "128m",
+        "SPARK_JOBS_DRIVER_CODE_CACHE: -XX:ReservedCodeCacheSize of the driver (JIT-compiled code).",
+    )
+    driver_gc: Literal["parallel", "g1", "serial"] = Field(
+        default="parallel",
+        description="SPARK_JOBS_DRIVER_GC: the driver's garbage collector (parallel: the least native bookkeeping "
+        "of the throughput collectors for a small heap on few cores).",
+    )
     shuffle_partitions: int = Field(default=4, gt=0, description="SPARK_JOBS_SHUFFLE_PARTITIONS.")
 
     @field_validator("jars")

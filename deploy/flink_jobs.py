@@ -23,6 +23,7 @@ import httpx
 from deploy.local.context import REPO_ROOT, StackContext
 from deploy.local.flink import client_environment, flink_home, flink_python
 from deploy.observability_stage import Prometheus
+from stream_processors import flink_sql
 from stream_processors.flink_sql import WindowJob, WindowJobSettings, pipeline_names
 from stream_processors.window_jobs import JOBS as WINDOW_JOBS
 
@@ -39,8 +40,10 @@ JOBS = {
     name: FlinkJob(f"stream_processors/{name}.py", str(settings.model_config["env_prefix"]), job, settings)
     for name, (job, settings) in WINDOW_JOBS.items()
 }
-# runs several window jobs as one Flink job (``stream_processors/window_jobs.py``)
-TOGETHER_SCRIPT = "stream_processors/window_jobs.py"
+# runs several window jobs as one Flink job (``stream_processors/window_jobs.py``, the job names as arguments): what
+# the main job's stream stage submits with every job, and what compose and Kubernetes run (``deploy/manifests``)
+TOGETHER_MODULE = "stream_processors.window_jobs"
+TOGETHER_SCRIPT = TOGETHER_MODULE.replace(".", "/") + ".py"
 
 _SUBMITTED = re.compile(r"JobID ([0-9a-f]{32})")
 
@@ -60,6 +63,15 @@ def job_settings(spec: FlinkJob, env: Mapping[str, str]) -> WindowJobSettings:
     return spec.settings.model_validate(
         {k[len(spec.settings_prefix) :].lower(): v for k, v in env.items() if k.startswith(spec.settings_prefix)}
     )
+
+
+def flink_job_config(names: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
+    """The configuration the window jobs ``names`` set when submitted together with ``env`` (their settings'
+    checkpoint interval, parallelism, idle timeout, the Flink job's name): the one ``stream_processors`` computes;
+    ``ValueError`` when their job-wide settings differ (the submission would stop on it)."""
+    jobs = [(job(name).job, job_settings(job(name), env)) for name in names]
+    name = flink_sql.pipeline_name(jobs)
+    return flink_sql.shared_config([flink_sql.job_config(settings, name) for _, settings in jobs])
 
 
 def ensure_postgres_table(spec: FlinkJob, env: Mapping[str, str]) -> None:

@@ -298,27 +298,39 @@ def stage_generate(ctx: RunContext) -> None:
     ctx.figures.injected = {kind: int(count) for kind, count in injected.items()}
 
 
-def _event_ids(ctx: RunContext, topic: str, start: dict[int, int]) -> set[str]:
-    """The distinct event ids on ``topic`` from ``start`` (per partition) to its current end."""
+def _event_ids(ctx: RunContext, topic: str, start: dict[int, int]) -> list[str]:
+    """The event id of every committed record on ``topic`` from ``start`` (per partition) to its current end."""
     from services.common.kafka import read_topic
     from services.common.serde import AvroSerde, registry_client
 
     serde = AvroSerde(registry_client(SchemaRegistrySettings(url=ctx.env["SCHEMA_REGISTRY_URL"])))
-    return {
+    return [
         str(serde.decode(value)["metadata"]["event_id"])
         for _key, value, _ts in read_topic(ctx.env, topic, start=start)
         if value is not None
-    }
+    ]
+
+
+def _pending(ctx: RunContext, group: str, topics: list[str]) -> int:
+    """Records of local ``topics`` that ``group`` has not committed, read and counted: on the mirrored topic an
+    offset is not a record (each of the mirror's transactions leaves a commit marker per partition)."""
+    from deploy.processes import probe
+    from services.common.kafka import read_topic
+
+    committed = probe(ctx.local()).committed(group, topics)
+    return sum(
+        sum(1 for _ in read_topic(ctx.env, topic, start={p: o for (t, p), o in committed.items() if t == topic}))
+        for topic in topics
+    )
 
 
 def stage_mirror(ctx: RunContext) -> None:
-    """Remote product views into the local cluster, registry-aware, committed after the local ack."""
-    from deploy.processes import ServiceProcess, end_offsets, group_lag, wait_until
+    """Remote product views into the local cluster, registry-aware, exactly once (transactions)."""
+    from deploy.processes import ServiceProcess, group_lag, wait_until
     from services.common.kafka import end_positions
 
     produced = ctx.figures.generated.get(PRODUCT_VIEWS_REMOTE, 0)
     expected = _expected(ctx, "mirror", produced)
-    before = end_offsets(ctx.local(), [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
     first = end_positions(ctx.env, [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL]
     lag_before = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
     _step(f"mirror: {PRODUCT_VIEWS_REMOTE} (remote, SASL) -> {PRODUCT_VIEWS_LOCAL}, {lag_before:,} records behind")
@@ -329,10 +341,12 @@ def stage_mirror(ctx: RunContext) -> None:
         elapsed = time.monotonic() - started
     finally:
         code = mirror.stop()
-    mirrored = end_offsets(ctx.local(), [PRODUCT_VIEWS_LOCAL])[PRODUCT_VIEWS_LOCAL] - before
+    # records read, not offsets: the mirror's transactions leave a commit marker per partition in the log
+    landed = _event_ids(ctx, PRODUCT_VIEWS_LOCAL, first)
+    mirrored = len(landed)
     lag = group_lag(ctx.remote(), MIRROR_GROUP, [PRODUCT_VIEWS_REMOTE])
     ctx.figures.mirrored = mirrored
-    ctx.report.figures.mirrored_distinct = len(_event_ids(ctx, PRODUCT_VIEWS_LOCAL, first))
+    ctx.report.figures.mirrored_distinct = len(set(landed))
     section = "Mirror (remote -> local)"
     ok = mirrored == expected
     ctx.report.add(section, "produced upstream this run", f"{produced:,}")
@@ -364,7 +378,7 @@ def stage_enrich_detect(ctx: RunContext) -> None:
     enricher, detector = EnricherSettings(), DetectorSettings()
     sources, outputs = list(SOURCE_TOPICS.values()), list(OUTPUT_TOPICS.values())
     detected_topics = list(INPUT_TOPICS)
-    pending = group_lag(ctx.local(), enricher.app_id, sources)
+    pending = _pending(ctx, enricher.app_id, sources)
     start = {**end_positions(ctx.env, outputs), **ctx.score_from}
     before = end_offsets(ctx.local(), outputs)
     _step(f"enricher (Faust) and anomaly detector: {pending:,} events to enrich")
@@ -474,7 +488,7 @@ def stage_sinks(ctx: RunContext) -> None:
 
     # What each sink has to land: this run's events plus anything an earlier, interrupted run left behind; the
     # consumer groups' lag must say the same.
-    pending = {name: lag(name) for name in inspectors}
+    pending = {name: _pending(ctx, i.settings.group_id, i.settings.topic_list()) for name, i in inspectors.items()}
     this_run = {name: _produced_this_run(ctx, i.settings.topic_list()) for name, i in inspectors.items()}
     expected = {name: _expected(ctx, name, count) for name, count in this_run.items()}
     marks = {name: inspector.mark() for name, inspector in inspectors.items()}

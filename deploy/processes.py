@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from pydantic import SecretStr
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -105,6 +107,33 @@ def ensure_catalogue_topics(env: Mapping[str, str]) -> None:
         specs = load_catalogue().on_cluster(cluster)
         topics = [(spec.name, spec.partitions, spec.topic_config()) for spec in specs]
         ensure_topics(KafkaSettings.from_client_config(config), topics)
+
+
+LOOPBACK = "127.0.0.1"
+_FREE_PORT_FLOOR = 10_000
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
+def free_port() -> int:
+    """A loopback port free now, for a server about to start: chosen below the kernel's ephemeral range, because a
+    port from that range can be handed to any outgoing connection between this call and the server's bind (seen as
+    a Flink RPC port taken while tests ran side by side)."""
+    ceiling = max(_ephemeral_floor(), _FREE_PORT_FLOOR + 1_000)
+    for _ in range(1_000):
+        port = random.randrange(_FREE_PORT_FLOOR, ceiling)
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port between {_FREE_PORT_FLOOR} and {ceiling}")
 
 
 def last_json_line(text: str) -> dict[str, Any]:
@@ -200,6 +229,63 @@ def end_offsets(client_config: Mapping[str, Any], topics: list[str]) -> dict[str
 def group_lag(client_config: Mapping[str, Any], group: str, topics: list[str]) -> int:
     """Records of ``topics`` not yet committed by consumer group ``group``."""
     return probe(client_config).group_lag(group, topics)
+
+
+@_retry_kafka
+def readable_ends(client_config: Mapping[str, Any], topics: list[str]) -> dict[tuple[str, int], int]:
+    """Per partition of ``topics``, the offset just past its last record a ``read_committed`` consumer receives.
+
+    On a topic written with transactions (the mirror's) that is short of the high watermark by the trailing commit
+    marker (and any aborted records before it), and a Java consumer such as Flink's Kafka source commits there, never
+    past it: its lag against the high watermark never reaches 0. Read once the topic's writers are done."""
+    consumer = Consumer(
+        {
+            **client_config,
+            "group.id": "freightline-inspect",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        ends: dict[tuple[str, int], int] = {}
+        metadata = consumer.list_topics(timeout=_TIMEOUT_S).topics
+        for topic in topics:
+            if topic not in metadata or metadata[topic].error is not None:
+                continue
+            for p in sorted(metadata[topic].partitions):
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=_TIMEOUT_S)
+                ends[(topic, p)] = _last_readable(consumer, TopicPartition(topic, p), low, high)
+        return ends
+    finally:
+        consumer.close()
+
+
+def _last_readable(consumer: Consumer, partition: TopicPartition, low: int, high: int) -> int:
+    """The offset after the last record readable between ``low`` and ``high``, looking back further each time."""
+    back = 64
+    while True:
+        start = max(low, high - back)
+        consumer.assign([TopicPartition(partition.topic, partition.partition, start)])
+        last = None
+        while (message := consumer.poll(_TIMEOUT_S)) is not None:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    break
+                raise KafkaException(error)
+            last = message.offset()
+        if last is not None:
+            return int(last) + 1
+        if start == low:
+            return low
+        back *= 16
+
+
+def group_behind(client_config: Mapping[str, Any], group: str, ends: Mapping[tuple[str, int], int]) -> int:
+    """Records ``group`` has not committed short of ``ends`` (per partition, as ``readable_ends`` gives them)."""
+    committed = probe(client_config).committed(group, sorted({topic for topic, _ in ends}))
+    return sum(max(end - max(committed.get(key, 0), 0), 0) for key, end in ends.items())
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:

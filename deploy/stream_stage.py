@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from deploy import flink_jobs
-from deploy.processes import commit_positions, group_lag, wait_until
+from deploy.processes import commit_positions, group_behind, readable_ends, wait_until
 from services.common.kafka import end_positions, read_topic
 from services.common.serde import AvroSerde, registry_client
 from services.common.settings import SchemaRegistrySettings
@@ -169,9 +169,15 @@ def _late_seen(ctx: RunContext, run: _Started, after: float) -> dict[str, int]:
 
 
 def _finish(ctx: RunContext, run: _Started, rest_url: str) -> dict[str, WindowJobFigures]:
-    groups = [(s.group_id, s.source_topic) for s in run.settings.values()]
+    # Against the last readable record, not the high watermark: the mirrored topic ends with a commit marker.
+    readable = readable_ends(ctx.local(), sorted({s.source_topic for s in run.settings.values()}))
+    ends = {
+        s.group_id: {key: end for key, end in readable.items() if key[0] == s.source_topic}
+        for s in run.settings.values()
+    }
     read = wait_until(
-        lambda: all(group_lag(ctx.local(), group, [topic]) == 0 for group, topic in groups), READ_TIMEOUT_S
+        lambda: all(group_behind(ctx.local(), group, group_ends) == 0 for group, group_ends in ends.items()),
+        READ_TIMEOUT_S,
     )
     if not read:
         raise RuntimeError(f"the window jobs did not read their sources within {READ_TIMEOUT_S} s (job {run.job_id})")

@@ -8,7 +8,6 @@ https://github.com/Shopify/toxiproxy#http-api (v2.5).
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -18,13 +17,7 @@ from typing import Any
 
 import httpx
 
-LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+from deploy.processes import LOOPBACK, free_port
 
 
 @dataclass

@@ -41,6 +41,7 @@ LATE_EVENTS = "aggregates.late_events.v1"
 
 # detection
 DETECTOR_INPUT = "analytics.detector_input.v1"
+MIRROR_SOURCE_OFFSETS = "mirror.source_offsets.v1"
 ANOMALIES = "analytics.anomalies.v1"
 ANOMALY_LABELS = "analytics.anomaly_labels.v1"
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.local.settings import StackSettings
+from deploy.local.tls import PrivateCA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,6 +73,11 @@ class StackContext:
         if not home.is_absolute():
             home = REPO_ROOT / home
         return cls(settings=settings, paths=StackPaths(home.resolve()))
+
+    @property
+    def tls(self) -> PrivateCA:
+        """The stack's private certificate authority (its files in the secrets folder)."""
+        return PrivateCA(self.paths.secrets / "tls")
 
     def secret(self, name: str, configured: str | None = None) -> str:
         """A configured secret, else one generated once and kept in the state directory (mode 0600)."""

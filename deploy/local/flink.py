@@ -90,6 +90,24 @@ def rest_url(ctx: StackContext) -> str:
     return f"http://{LOCAL_HOST}:{ctx.settings.flink_port}"
 
 
+# What a cluster running the window jobs needs whatever runs it (this stack, compose, the Flink Kubernetes Operator):
+# window state on the heap (hashmap backend: the windows' state is small, managed memory only serves batch operators
+# here), a failed task restarts its region with an exponential back-off, the last checkpoints kept and retained on
+# cancellation (a restart or an upgrade resumes from them). ``deploy/manifests`` writes the same into the deployments.
+JOB_CLUSTER_CONFIG: dict[str, str | int | float] = {
+    "jobmanager.execution.failover-strategy": "region",
+    "taskmanager.memory.managed.fraction": 0.1,
+    "state.backend.type": "hashmap",
+    "execution.checkpointing.num-retained": 2,
+    "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+    "restart-strategy.type": "exponential-delay",
+    "restart-strategy.exponential-delay.initial-backoff": "1 s",
+    "restart-strategy.exponential-delay.max-backoff": "30 s",
+    "restart-strategy.exponential-delay.attempts-before-reset-backoff": 20,
+    "metrics.reporter.prom.factory.class": PROMETHEUS_REPORTER,
+}
+
+
 def cluster_config(ctx: StackContext, java_opts: str) -> dict[str, object]:
     """The session cluster's ``config.yaml`` (flattened keys, which Flink 2 reads as they are)."""
     s = ctx.settings
@@ -100,29 +118,19 @@ def cluster_config(ctx: StackContext, java_opts: str) -> dict[str, object]:
         "jobmanager.rpc.port": s.flink_rpc_port,
         "jobmanager.bind-host": LOCAL_HOST,
         "jobmanager.memory.process.size": s.flink_jobmanager_memory,
-        "jobmanager.execution.failover-strategy": "region",
         "taskmanager.host": LOCAL_HOST,
         "taskmanager.bind-host": LOCAL_HOST,
         "taskmanager.numberOfTaskSlots": s.flink_taskmanager_slots,
         "taskmanager.memory.process.size": s.flink_taskmanager_memory,
-        # window state lives on the heap (hashmap backend): managed memory only serves batch operators here
-        "taskmanager.memory.managed.fraction": 0.1,
         "parallelism.default": 1,
         "rest.address": LOCAL_HOST,
         "rest.bind-address": LOCAL_HOST,
         "rest.port": s.flink_port,
         "web.upload.dir": str(state / "uploads"),
         "io.tmp.dirs": str(state / "tmp"),
-        "state.backend.type": "hashmap",
         "execution.checkpointing.dir": (state / "checkpoints").as_uri(),
         "execution.checkpointing.savepoint-dir": (state / "savepoints").as_uri(),
-        "execution.checkpointing.num-retained": 2,
-        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-        "restart-strategy.type": "exponential-delay",
-        "restart-strategy.exponential-delay.initial-backoff": "1 s",
-        "restart-strategy.exponential-delay.max-backoff": "30 s",
-        "restart-strategy.exponential-delay.attempts-before-reset-backoff": 20,
-        "metrics.reporter.prom.factory.class": PROMETHEUS_REPORTER,
+        **JOB_CLUSTER_CONFIG,
         "metrics.reporter.prom.host": LOCAL_HOST,
         "pekko.ask.timeout": "30 s",
         # a lost TaskManager is noticed within seconds (loopback: no network hiccups to ride out)

@@ -51,13 +51,18 @@ class StackSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FREIGHTLINE_", extra="ignore", case_sensitive=False)
 
     home: str = Field(default=".freightline", description="FREIGHTLINE_HOME: state, logs, jars, data.")
+    secure: bool = Field(
+        default=False,
+        description="FREIGHTLINE_SECURE: encryption and authentication on every hop (brokers on SASL_SSL, the "
+        "registry on HTTPS, PostgreSQL with TLS), certificates from the stack's private CA (deploy/local/tls.py).",
+    )
     kafka_port: int = Field(default=LOCAL_KAFKA_PORT, description="FREIGHTLINE_KAFKA_PORT.")
     kafka_controller_port: int = Field(default=LOCAL_KAFKA_CONTROLLER_PORT)
     remote_kafka_port: int = Field(default=REMOTE_KAFKA_PORT, description="FREIGHTLINE_REMOTE_KAFKA_PORT.")
     remote_kafka_controller_port: int = Field(default=REMOTE_KAFKA_CONTROLLER_PORT)
     postgres_port: int = Field(default=POSTGRES_PORT, description="FREIGHTLINE_POSTGRES_PORT.")
     schema_registry_port: int = Field(default=SCHEMA_REGISTRY_PORT)
-    kafka_heap: str = Field(default="512m", description="FREIGHTLINE_KAFKA_HEAP: -Xmx of each broker.")
+    kafka_heap: str = Field(default="1g", description="FREIGHTLINE_KAFKA_HEAP: -Xmx of each broker.")
     mongodb_port: int = Field(default=MONGODB_PORT, description="FREIGHTLINE_MONGODB_PORT.")
     mongodb_database: str = Field(
         default="ferretdb",

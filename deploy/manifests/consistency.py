@@ -5,15 +5,29 @@ service, a variable or a topic taken out."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from deploy.manifests.services import HEALTH_PATH, LIBRARY_VARIABLES, READY_PATH, SERVICES, DeployedService, image
+from deploy import flink_jobs
+from deploy.local.flink import JOB_CLUSTER_CONFIG
+from deploy.local.settings import StackSettings
+from deploy.manifests.services import (
+    AIRFLOW_POD_LABELS,
+    HEALTH_PATH,
+    LIBRARY_VARIABLES,
+    READY_PATH,
+    SERVICES,
+    STATSD_PORT,
+    DeployedService,
+    image,
+)
 from deploy.manifests.settings_env import Variable, module_variables, service_variables
+from deploy.metrics_targets import STATSD
 from schemas.catalogue import Catalogue
+from stream_processors.window_jobs import JOBS as WINDOW_JOBS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "deploy" / "compose" / "compose.yaml"
@@ -89,9 +103,12 @@ def compose_environment(body: Doc) -> dict[str, str]:
 
 
 def k8s_environment(docs: list[Doc], workload: Doc) -> dict[str, str]:
-    """A workload's first container's environment: its ConfigMaps' data, then ``env`` (``SECRET_REF`` for a value
-    from a Secret)."""
-    container = workload["spec"]["template"]["spec"]["containers"][0]
+    """A workload's first container's environment (``container_environment``)."""
+    return container_environment(docs, workload["spec"]["template"]["spec"]["containers"][0])
+
+
+def container_environment(docs: list[Doc], container: Doc) -> dict[str, str]:
+    """A container's environment: its ConfigMaps' data, then ``env`` (``SECRET_REF`` for a value from a Secret)."""
     maps = {doc["metadata"]["name"]: doc.get("data", {}) for doc in docs if doc.get("kind") == "ConfigMap"}
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
@@ -142,19 +159,173 @@ def container_env(items: Iterable[Doc]) -> dict[str, str]:
 
 
 def flink_job_problems(docs: list[Doc]) -> list[str]:
-    """Each FlinkDeployment's job (``-pym <module>``) gets every variable its settings need."""
-    problems = []
-    for doc in docs:
-        if doc.get("kind") != "FlinkDeployment":
-            continue
-        args = doc["spec"]["job"]["args"]
-        module = args[args.index("-pym") + 1]
-        container = doc["spec"]["podTemplate"]["spec"]["containers"][0]
-        where = f"FlinkDeployment {doc['metadata']['name']}"
-        problems += settings_env_problems(
-            module_variables(module), container_env(container.get("env", [])), where, secret_ok=k8s_secret_ok
-        )
+    """The window jobs run on Kubernetes as the product runs them (``window_job_problems``): one FlinkDeployment
+    whose job is the product's entrypoint with every window job, its configuration the one those jobs set with
+    the environment it gives them (checkpoint interval, parallelism), the product's cluster settings (state
+    backend, restart strategy, retained checkpoints) and memory, and a KafkaUser allowing what the jobs do."""
+    deployments = [doc for doc in docs if doc.get("kind") == "FlinkDeployment"]
+    if len(deployments) != 1:
+        names = [doc["metadata"]["name"] for doc in deployments]
+        return [f"{len(deployments)} FlinkDeployments {names}: the window jobs run as one Flink job"]
+    doc = deployments[0]
+    spec = doc["spec"]
+    where = f"FlinkDeployment {doc['metadata']['name']}"
+    args = spec["job"]["args"]
+    module = args[args.index("-pym") + 1] if "-pym" in args[:-1] else None
+    names = args[args.index("-pym") + 2 :] if module else []
+    env = container_environment(docs, spec["podTemplate"]["spec"]["containers"][0])
+    jobmanager_memory, taskmanager_memory, slots = product_flink_memory()
+    memory = {"jobManager": jobmanager_memory, "taskManager": taskmanager_memory}
+    problems = window_job_problems(module, names, env, spec["flinkConfiguration"], where, secret_ok=k8s_secret_ok)
+    problems += [
+        f"{where}: {role} memory {spec[role]['resource']['memory']}, the product's is {size}"
+        for role, size in memory.items()
+        if spec[role]["resource"]["memory"] != size
+    ]
+    if spec["flinkConfiguration"].get("taskmanager.numberOfTaskSlots") != str(slots):
+        problems.append(f"{where}: taskmanager.numberOfTaskSlots is not the product's {slots}")
+    if not problems:
+        config = flink_jobs.flink_job_config(names, env)
+        if int(config["parallelism.default"]) != spec["job"]["parallelism"]:
+            problems.append(
+                f"{where}: job.parallelism {spec['job']['parallelism']}, "
+                f"the jobs' own is {config['parallelism.default']}"
+            )
+        problems += flink_access_problems(docs, names, env)
     return problems
+
+
+def window_job_problems(
+    module: str | None,
+    names: Sequence[str],
+    env: Mapping[str, str],
+    configuration: Mapping[str, str],
+    where: str,
+    *,
+    secret_ok: Any,
+) -> list[str]:
+    """A deployment of the window jobs runs the product's entrypoint (``stream_processors.window_jobs``) with every
+    job of the registry, in its order (the order names the Flink job and its operators, which a savepoint restores
+    by: the stream stage submits this list), gives the jobs every variable they need, and configures the cluster as
+    the product does (``JOB_CLUSTER_CONFIG``; and the jobs' own job-wide configuration where it states one)."""
+    wanted = list(WINDOW_JOBS)
+    problems = []
+    if module != flink_jobs.TOGETHER_MODULE:
+        problems.append(f"{where}: runs {module}, not {flink_jobs.TOGETHER_MODULE}")
+    if list(names) != wanted:
+        missing = [name for name in wanted if name not in names]
+        unknown = [name for name in names if name not in wanted]
+        problems.append(
+            f"{where}: runs window jobs {list(names)}, the product's are {wanted} "
+            f"(missing {missing}, unknown {unknown})"
+        )
+    problems += settings_env_problems(module_variables(flink_jobs.TOGETHER_MODULE), env, where, secret_ok=secret_ok)
+    for key, value in JOB_CLUSTER_CONFIG.items():
+        if str(configuration.get(key)) != str(value):
+            problems.append(f"{where}: {key} is {configuration.get(key)}, the product's is {value}")
+    if problems:
+        return problems
+    try:
+        config = flink_jobs.flink_job_config(names, env)
+    except ValueError as error:
+        return [f"{where}: {error}"]
+    return [
+        f"{where}: {key} is {configuration[key]}, the jobs set {value}"
+        for key, value in config.items()
+        if key in configuration and str(configuration[key]) != value
+    ]
+
+
+def flink_access_problems(docs: list[Doc], names: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """The jobs' KafkaUser (``KAFKA_SASL_USERNAME``) may read each job's source, write its aggregates and late
+    events, use its consumer group and its transactional ids."""
+    user = env.get("KAFKA_SASL_USERNAME", "")
+    found = [d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == user]
+    if not found:
+        return [f"flink jobs: no KafkaUser {user!r}"]
+    allowed = {
+        (acl["resource"]["type"], acl["resource"]["name"], acl["resource"].get("patternType", "literal"), operation)
+        for acl in found[0]["spec"]["authorization"]["acls"]
+        for operation in acl["operations"]
+    }
+    problems = []
+    for name in names:
+        settings = flink_jobs.job_settings(flink_jobs.job(name), env)
+        prefix = (settings.transactional_id_prefix or settings.group_id) + "-"
+        needed = [("topic", settings.source_topic, "literal", "Read")]
+        needed += [("topic", t, "literal", "Write") for t in (settings.sink_topic, settings.late_topic)]
+        needed += [("group", settings.group_id, "literal", "Read"), ("transactionalId", prefix, "prefix", "Write")]
+        problems += [
+            f"flink jobs: KafkaUser {user} may not {op} {kind} {resource} ({name})"
+            for kind, resource, pattern, op in needed
+            if (kind, resource, pattern, op) not in allowed
+        ]
+    return problems
+
+
+FLINK_OPTIONS_WITH_VALUES = frozenset({"-py", "-pym", "-pyclientexec", "-pyexec", "-pyfs", "-pyreq", "-pyarch", "-s"})
+
+
+def compose_flink_problems(compose: Doc) -> list[str]:
+    """Compose runs the window jobs as the product does (``window_job_problems``): a service submitting
+    ``stream_processors/window_jobs.py`` with every job's name (``flink run -py``), and the JobManager, the
+    TaskManager and that client configured as the product's cluster, with its memory sizes."""
+    services = compose.get("services", {})
+    script = f"/opt/freightline/{flink_jobs.TOGETHER_SCRIPT}"
+    submitters = [
+        (name, body)
+        for name, body in services.items()
+        if "-py" in (body.get("command") or []) and "run" in body["command"]
+    ]
+    if len(submitters) != 1:
+        return [f"compose: {len(submitters)} services submit Flink jobs ({[n for n, _ in submitters]}), wanted one"]
+    name, body = submitters[0]
+    command = body["command"]
+    arguments = command[command.index("run") + 1 :]
+    positional, index = [], 0
+    while index < len(arguments):
+        if arguments[index] in FLINK_OPTIONS_WITH_VALUES:
+            index += 2
+            continue
+        if not arguments[index].startswith("-"):
+            positional.append(arguments[index])
+        index += 1
+    found = arguments[arguments.index("-py") + 1] if "-py" in arguments[:-1] else None
+    module = flink_jobs.TOGETHER_MODULE if found == script else found
+    where = f"compose {name}"
+    env = compose_environment(body)
+    problems = window_job_problems(module, positional, env, flink_properties(env), where, secret_ok=compose_secret_ok)
+    jobmanager_memory, taskmanager_memory, slots = product_flink_memory()
+    sizes = {
+        "jobmanager.memory.process.size": jobmanager_memory,
+        "taskmanager.memory.process.size": taskmanager_memory,
+        "taskmanager.numberOfTaskSlots": str(slots),
+    }
+    for role in ("flink-jobmanager", "flink-taskmanager"):
+        properties = flink_properties(compose_environment(services.get(role, {})))
+        problems += [
+            f"compose {role}: {key} is {properties.get(key)}, the product's is {value}"
+            for key, value in {**JOB_CLUSTER_CONFIG, **sizes}.items()
+            if str(properties.get(key)) != str(value)
+        ]
+    return problems
+
+
+def flink_properties(env: Mapping[str, str]) -> dict[str, str]:
+    """The Flink configuration of an official Flink image's container (``FLINK_PROPERTIES``, ``key: value`` lines)."""
+    parsed = yaml.safe_load(env.get("FLINK_PROPERTIES", "")) or {}
+    return {str(key): str(value) for key, value in parsed.items()}
+
+
+def product_flink_memory() -> tuple[str, str, int]:
+    """(JobManager process memory, TaskManager process memory, slots per TaskManager) of the product's cluster: the
+    local stack's defaults (``FREIGHTLINE_FLINK_*``), where the window jobs' tests and bench run."""
+    fields = StackSettings.model_fields
+    return (
+        str(fields["flink_jobmanager_memory"].default),
+        str(fields["flink_taskmanager_memory"].default),
+        int(fields["flink_taskmanager_slots"].default),
+    )
 
 
 def compose_secret_ok(value: str) -> bool:
@@ -332,4 +503,71 @@ def compose_profile_problems(compose: Doc) -> list[str]:
                     problems.append(f"profile {profile}: {name} waits for {dependency} without a condition")
                 elif condition.get("condition") == "service_healthy" and "healthcheck" not in services[dependency]:
                     problems.append(f"profile {profile}: {dependency} has no health check for {name} to wait on")
+    return problems
+
+
+def statsd_problems(docs: list[Doc], compose: Doc, airflow_values: Doc, mapping: str) -> list[str]:
+    """Airflow's metrics reach Prometheus on Kubernetes as in compose: a statsd_exporter (the compose image) running
+    the observability mapping from a ConfigMap, a Service with its StatsD and metrics ports, a ServiceMonitor whose
+    job is the metrics target's name (what the alerts see), a NetworkPolicy letting Airflow's pods send to it, and
+    the Airflow chart's values sending StatsD there with compose's metrics settings."""
+    target = STATSD[0]
+    name = target.name
+    where = f"k8s {name}"
+    wanted_ports = {(STATSD_PORT, "UDP"), (target.metrics_port, "TCP")}
+    problems: list[str] = []
+
+    def one(kind: str, resource: str) -> Doc | None:
+        found = [d for d in docs if d.get("kind") == kind and d["metadata"]["name"] == resource]
+        if not found:
+            problems.append(f"{where}: no {kind} {resource}")
+        return found[0] if found else None
+
+    workload, service, monitor = one("Deployment", name), one("Service", name), one("ServiceMonitor", name)
+    if workload is not None:
+        pod = workload["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        compose_image = (compose.get("services", {}).get(name) or {}).get("image")
+        if container["image"] != compose_image:
+            problems.append(f"{where}: image {container['image']} is not compose's {compose_image}")
+        config = next((a.split("=", 1)[1] for a in container.get("args", []) if a.startswith("--statsd.mapping-")), "")
+        folder, _, file = config.rpartition("/")
+        mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+        volumes = {v["name"]: v.get("configMap", {}).get("name", "") for v in pod.get("volumes", [])}
+        config_map = one("ConfigMap", volumes.get(mounts.get(folder, ""), f"{name}-mapping"))
+        if config_map is not None and config_map.get("data", {}).get(file) != mapping:
+            problems.append(f"{where}: its mapping ({config!r}) is not observability/statsd/mapping.yml")
+        if not wanted_ports <= {(p["containerPort"], p.get("protocol", "TCP")) for p in container.get("ports", [])}:
+            problems.append(f"{where}: the container does not listen on {STATSD_PORT}/UDP and {target.metrics_port}")
+    if service is not None:
+        ports = {(p["port"], p.get("protocol", "TCP")): p.get("name") for p in service["spec"]["ports"]}
+        if not wanted_ports <= set(ports):
+            problems.append(f"{where}: the Service does not serve {STATSD_PORT}/UDP and {target.metrics_port}/TCP")
+        if monitor is not None:
+            labels = service["metadata"].get("labels", {})
+            scraped = [e.get("port") for e in monitor["spec"]["endpoints"]]
+            if not monitor["spec"]["selector"].get("matchLabels", {}).items() <= labels.items() or (
+                ports.get((target.metrics_port, "TCP")) not in scraped
+            ):
+                problems.append(f"{where}: the ServiceMonitor does not scrape the Service's metrics port")
+            if labels.get(monitor["spec"].get("jobLabel", ""), service["metadata"]["name"]) != name:
+                problems.append(f"{where}: the ServiceMonitor's job is not {name!r} (the alerts' job)")
+    if not any(
+        d.get("kind") == "NetworkPolicy"
+        and d["spec"]["podSelector"].get("matchLabels", {}).items() >= AIRFLOW_POD_LABELS.items()
+        and any(STATSD_PORT in [p["port"] for p in rule.get("ports", [])] for rule in d["spec"].get("egress", []))
+        for d in docs
+    ):
+        problems.append(f"{where}: no NetworkPolicy lets Airflow's pods send to it")
+    if (airflow_values.get("statsd") or {}).get("enabled", True):
+        problems.append("Airflow chart: its own statsd exporter is enabled (it does not use our mapping)")
+    airflow_env = container_env(airflow_values.get("env", []))
+    compose_airflow = compose_environment(compose.get("services", {}).get("airflow", {}))
+    wanted = {k: v for k, v in compose_airflow.items() if k.startswith("AIRFLOW__METRICS__")}
+    wanted.update({"AIRFLOW__METRICS__STATSD_HOST": name, "AIRFLOW__METRICS__STATSD_PORT": str(STATSD_PORT)})
+    problems += [
+        f"Airflow chart: {key}={airflow_env.get(key)}, wanted {value}"
+        for key, value in sorted(wanted.items())
+        if airflow_env.get(key) != value
+    ]
     return problems

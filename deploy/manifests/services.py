@@ -133,7 +133,9 @@ SERVICES: tuple[DeployedService, ...] = (
         "mirror",
         "core",
         ("kafka", "remote_kafka", "registry"),
-        writes=(topics.PRODUCT_VIEWS, *dlq(topics.UPSTREAM_PRODUCT_VIEWS)),
+        # the source positions: written in each copy's transaction, read back at partition assignment
+        reads=(topics.MIRROR_SOURCE_OFFSETS,),
+        writes=(topics.PRODUCT_VIEWS, topics.MIRROR_SOURCE_OFFSETS, *dlq(topics.UPSTREAM_PRODUCT_VIEWS)),
         remote_reads=(topics.UPSTREAM_PRODUCT_VIEWS,),
         remote_groups=("freightline-mirror",),
         max_replicas=3,
@@ -216,6 +218,13 @@ KAFKA_CLUSTER = "freightline"
 KAFKA_PORT = 9092
 """Strimzi's SCRAM listener inside the cluster. Plain TCP: the services' Kafka settings have no CA setting yet, so
 a TLS listener with Strimzi's own CA is not reachable from them (a CA in the images' trust store would be)."""
+STATSD_PORT = 9125
+"""Where statsd_exporter receives StatsD lines (UDP and TCP), in compose and on Kubernetes."""
+STATSD_IMAGE = "prom/statsd-exporter:v0.31.0"
+"""The exporter's image, the version the local stack builds from its Go module (deploy/local/launchers)."""
+STATSD_MAPPING_DIR = "/etc/statsd"
+AIRFLOW_POD_LABELS = {"tier": "airflow"}
+"""The label Airflow's official chart gives every pod it runs (scheduler, API server, workers, ...)."""
 K8S_ENDPOINTS: dict[str, dict[str, str | SecretRef]] = {
     "kafka": {
         "KAFKA_BOOTSTRAP_SERVERS": f"{KAFKA_CLUSTER}-kafka-bootstrap:{KAFKA_PORT}",
@@ -258,6 +267,7 @@ LIBRARY_VARIABLES = frozenset(
         "OTEL_SERVICE_NAME",
         "GOOGLE_APPLICATION_CREDENTIALS",  # google-cloud-storage's credentials file (the GCS sink outside GKE)
         "STORAGE_EMULATOR_HOST",  # google-cloud-storage's emulator switch (compose's fake-gcs-server)
+        "FLINK_PROPERTIES",  # the official Flink image's entrypoint: the cluster's configuration (compose)
     }
 )
 """Variables a deployment may set that no settings class of ours reads: the libraries read them."""

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema
 
 from schemas.catalogue import Catalogue, TopicSpec, schema_text
+
+
+class RegistryClientLike(Protocol):
+    """confluent-kafka's ``SchemaRegistryClient`` or the services' own ``services.common.registry.RegistryClient``."""
+
+    def set_compatibility(self, subject_name: str | None = ..., level: str | None = ...) -> Any: ...
+
+    def get_compatibility(self, subject_name: str | None = ...) -> Any: ...
+
+    def register_schema(self, subject_name: str, schema: Schema, normalize_schemas: bool = ...) -> int: ...
+
+    def lookup_schema(self, subject_name: str, schema: Schema, normalize_schemas: bool = ...) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -19,7 +32,7 @@ class Registration:
 
 
 def register_all(
-    client: SchemaRegistryClient,
+    client: RegistryClientLike,
     catalogue: Catalogue,
     *,
     subject_prefix: str = "",

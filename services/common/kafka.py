@@ -13,7 +13,7 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka import Producer as _RawProducer
@@ -26,6 +26,9 @@ from services.common import tracing
 from services.common.lifecycle import Shutdown
 from services.common.metrics import AGE_SAMPLE, ServiceMetrics
 from services.common.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from services.common.source_offsets import TransactionalCommits
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,8 @@ def consumer_config(
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
+        # Records of transactions (the mirror's exactly-once copies) only once committed; aborted ones never.
+        "isolation.level": "read_committed",
         "enable.partition.eof": False,
         "queued.max.messages.kbytes": 32_768,  # bounded memory per consumer
         "fetch.max.bytes": 16_777_216,
@@ -225,6 +230,11 @@ class Producer:
         self._unconfirmed: dict[str, int] = defaultdict(int)
 
     @property
+    def raw(self) -> _RawProducer:
+        """The underlying confluent-kafka producer (transactions: ``services.common.source_offsets``)."""
+        return self._producer
+
+    @property
     def in_flight(self) -> int:
         """Records queued or sent and not yet acknowledged."""
         return len(self._producer)
@@ -361,6 +371,7 @@ class ConsumerLoop:
         on_assigned: Callable[[list[tuple[str, int]]], None] | None = None,
         on_revoked: Callable[[list[tuple[str, int]]], None] | None = None,
         on_poll: Callable[[int], None] | None = None,
+        transactions: TransactionalCommits | None = None,
     ) -> None:
         """Batching: a batch starts with the first record that arrives (waiting up to ``poll_timeout_s`` per
         poll) and is handed off as soon as it holds ``batch_size`` records, or nothing more arrived for
@@ -369,7 +380,11 @@ class ConsumerLoop:
         until the size or the age is reached (file sinks: the age is their rotation interval).
 
         ``on_assigned``/``on_revoked`` see (topic, partition) lists at each rebalance (an exception from
-        ``on_assigned`` is logged, never fails the rebalance); ``on_poll`` sees the record count of every poll."""
+        ``on_assigned`` is logged, never fails the rebalance); ``on_poll`` sees the record count of every poll.
+
+        ``transactions`` (exactly once, ``services.common.source_offsets``): each batch is handled inside a
+        transaction of ``producer`` that also writes the batch's source positions, and assigned partitions start at
+        the positions read back; the group's offsets are still committed after each transaction, for lag only."""
         self.consumer = Consumer({**config, "on_commit": self._on_commit}, logger=log)
         self.topics = list(topics)
         self.group = str(config.get("group.id", ""))
@@ -389,6 +404,8 @@ class ConsumerLoop:
         self.on_assigned = on_assigned
         self.on_revoked = on_revoked
         self.on_poll = on_poll
+        self.transactions = transactions
+        self._cooperative = config.get("partition.assignment.strategy") == "cooperative-sticky"
         self.assignment: set[tuple[str, int]] = set()
         self._revoked: set[tuple[str, int]] = set()  # revoked while the current batch was being gathered
         self._committed: dict[tuple[str, int], int] = {}  # the last offset sent for commit, per owned partition
@@ -400,6 +417,13 @@ class ConsumerLoop:
 
     # -- rebalance callbacks -----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.transactions is not None:
+            # Start where the last committed transaction left each partition (the group's offset otherwise).
+            starts = self.transactions.assignment(partitions)
+            if self._cooperative:
+                consumer.incremental_assign(starts)
+            else:
+                consumer.assign(starts)
         self.assignment.update((p.topic, p.partition) for p in partitions)
         log.info("assigned %s", sorted(self.assignment))
         if self.on_assigned is not None:
@@ -421,6 +445,8 @@ class ConsumerLoop:
 
     # -- main loop --------------------------------------------------------------------------------------
     def run(self) -> None:
+        if self.transactions is not None:
+            self.transactions.start()
         self.consumer.subscribe(
             self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
         )
@@ -563,14 +589,21 @@ class ConsumerLoop:
 
     def _process(self, batch: list[Message]) -> bool:
         started = time.monotonic()
+        offsets = self._next_offsets(batch)
+        transactions = self.transactions
         try:
+            if transactions is not None:
+                transactions.begin()
             self.handler(batch)
-            if self.producer is not None:
+            if transactions is not None:
+                transactions.commit(offsets)
+            elif self.producer is not None:
                 self.producer.flush(self.flush_timeout_s)
         except Exception as error:
+            if transactions is not None:
+                transactions.abort()
             self._rewind(batch, error)
             return False
-        offsets = self._next_offsets(batch)
         try:
             self._commit(offsets)
             self._committed.update(((tp.topic, tp.partition), tp.offset) for tp in offsets)
@@ -731,8 +764,9 @@ class ConsumerLoop:
 def read_topic(
     env: Mapping[str, str], topic: str, *, timeout_s: float = 60.0, start: Mapping[int, int] | None = None
 ) -> Iterator[tuple[bytes | None, bytes | None, int]]:
-    """Every record of ``topic`` up to the end offsets it has now: (key, value, timestamp ms); ``start`` gives
-    the first offset per partition (default: the log start)."""
+    """Every record of ``topic`` up to the end offsets it has now: (key, value, timestamp ms), committed records
+    only (``read_committed``, the consumers' default); ``start`` gives the first offset per partition (default: the
+    log start)."""
     consumer = Consumer(
         {
             **KafkaSettings.from_mapping(env).client_config(),
@@ -760,12 +794,15 @@ def read_topic(
         while ends and time.monotonic() < deadline:
             for message in consumer.consume(1000, 0.5):
                 error = message.error()
+                partition = message.partition() or 0
+                offset = message.offset() or 0
                 if error is not None:
                     if error.code() != KafkaError._PARTITION_EOF:
                         raise RuntimeError(f"reading {topic}: {error}")
+                    # at the end: a transactional topic's last offsets are markers, never delivered as records
+                    if partition in ends and offset >= ends[partition]:
+                        del ends[partition]
                     continue
-                partition = message.partition() or 0
-                offset = message.offset() or 0
                 if partition in ends and offset < ends[partition]:
                     yield message.key(), message.value(), message.timestamp()[1]
                     if offset + 1 >= ends[partition]:

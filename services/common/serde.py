@@ -3,7 +3,8 @@
 Encoding and decoding run on code generated per schema (``services.common.avro_codegen``): byte for byte what
 fastavro's schemaless writer writes and value for value what its schemaless reader returns, with fastavro itself as
 the fallback (decoding against a reader schema, schemas the generator does not handle). The registry is any
-Confluent-compatible one, reached through confluent-kafka's ``SchemaRegistryClient``. Parsed schemas are
+Confluent-compatible one, reached through the shared ``services.common.registry.RegistryClient`` (standard library
+HTTP: importing confluent-kafka's registry client cost every service seconds at start). Parsed schemas are
 cached by id, so the registry is asked once per schema and process.
 """
 
@@ -13,23 +14,14 @@ import io
 import json
 import struct
 import threading
-import warnings
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 import fastavro
 
 from services.common.avro_codegen import reader_for, writer_for
+from services.common.registry import RegistryClient, Schema, SchemaRegistryError
 from services.common.settings import SchemaRegistrySettings
-
-with warnings.catch_warnings(record=True) as _import_warnings:
-    # the registry client imports authlib's httpx integration, which warns that it is deprecated on every start
-    # (authlib turns its own warnings always on, so a filter does not hold): that one is dropped, others shown
-    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-    from confluent_kafka.schema_registry.error import SchemaRegistryError
-for _warning in _import_warnings:
-    if "The httpx module is deprecated" not in str(_warning.message):
-        warnings.warn_explicit(_warning.message, _warning.category, _warning.filename, _warning.lineno)
 
 MAGIC_BYTE = 0
 HEADER = struct.Struct(">bI")
@@ -60,17 +52,17 @@ class WrongContract(SerdeError):
 
 
 class RegistryLike(Protocol):
-    def get_schema(self, schema_id: int, *args: Any, **kwargs: Any) -> Schema: ...
+    def get_schema(self, schema_id: int, *args: Any, **kwargs: Any) -> Any: ...
 
-    def register_schema(self, subject_name: str, schema: Schema, *args: Any, **kwargs: Any) -> int: ...
+    def register_schema(self, subject_name: str, schema: Any, *args: Any, **kwargs: Any) -> int: ...
 
-    def lookup_schema(self, subject_name: str, schema: Schema, *args: Any, **kwargs: Any) -> Any: ...
+    def lookup_schema(self, subject_name: str, schema: Any, *args: Any, **kwargs: Any) -> Any: ...
 
     def get_subjects_by_schema_id(self, schema_id: int, *args: Any, **kwargs: Any) -> list[str]: ...
 
 
-def registry_client(settings: SchemaRegistrySettings) -> SchemaRegistryClient:
-    return SchemaRegistryClient(settings.client_config())
+def registry_client(settings: SchemaRegistrySettings) -> RegistryClient:
+    return RegistryClient.from_config(settings.client_config())
 
 
 def schema_id_of(data: bytes) -> int:

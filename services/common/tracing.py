@@ -13,18 +13,21 @@ service produces from it (copied headers) continues the record's trace into the 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import Getter, Setter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from services.common.settings import ServiceSettings
+
+if TYPE_CHECKING:  # the SDK is imported only when tracing is configured (it costs a service's start-up otherwise)
+    from opentelemetry.sdk.trace import TracerProvider
+
+SDK_TRACE_MODULE = "opentelemetry.sdk.trace"
 
 KafkaHeaders = list[tuple[str, bytes]]
 
@@ -60,6 +63,11 @@ def configure_tracing(
         raise ValueError("OTEL_EXPORTER=otlp needs OTEL_EXPORTER_OTLP_ENDPOINT (the collector's OTLP/HTTP URL)")
     if exporter == "none" and not otlp_endpoint:
         return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
     provider = TracerProvider(
         resource=Resource.create({"service.name": service_name}),
         sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
@@ -90,8 +98,9 @@ def configure_service_tracing(settings: ServiceSettings) -> TracerProvider | Non
 
 def active() -> bool:
     """Whether a tracer provider is installed (``configure_tracing`` with an exporter): the hot paths trace
-    records only then."""
-    return isinstance(trace.get_tracer_provider(), TracerProvider)
+    records only then. No SDK provider can exist before the SDK was imported (it is imported when one is made)."""
+    sdk = sys.modules.get(SDK_TRACE_MODULE)
+    return sdk is not None and isinstance(trace.get_tracer_provider(), sdk.TracerProvider)
 
 
 def inject(headers: KafkaHeaders | None = None, ctx: otel_context.Context | None = None) -> KafkaHeaders | None:

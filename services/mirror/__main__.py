@@ -25,7 +25,14 @@ from services.common.settings import (
     secret_values,
 )
 from services.common.tracing import configure_service_tracing
-from services.mirror.mirror import SERVICE, MirrorMetrics, SourceHealth, TopicMirror, destination_producer
+from services.mirror.mirror import (
+    SERVICE,
+    MirrorMetrics,
+    SourceHealth,
+    TopicMirror,
+    destination_producer,
+    exactly_once,
+)
 from services.mirror.settings import MirrorSettings
 from services.mirror.translate import SchemaTranslator
 
@@ -66,7 +73,19 @@ def main() -> int:
         destination_registry,
         register_destination_subjects=settings.register_destination_subjects,
     )
-    producer = destination_producer(local, metrics)
+    instance_id = group_instance_id(SERVICE, settings.instance_id)
+    if settings.exactly_once and not instance_id:
+        print(
+            "configuration error: MIRROR_EXACTLY_ONCE needs MIRROR_INSTANCE_ID (it is the transactional id that "
+            "fences a restarted instance's predecessor); set one, or MIRROR_EXACTLY_ONCE=false",
+            file=sys.stderr,
+        )
+        return CONFIGURATION_ERROR
+    serde = AvroSerde(destination_registry)
+    # transactional.id: unique per instance and group (ids are cluster-wide; a restart of the same instance reuses
+    # it and fences its predecessor)
+    transactional_id = f"{instance_id}-{settings.group_id}" if settings.exactly_once else None
+    producer = destination_producer(local, metrics, transactional_id)
     mirror = TopicMirror(
         source_admin=AdminClient(admin_config),
         destination_kafka=local,
@@ -75,14 +94,14 @@ def main() -> int:
         destination_for=settings.destination,
         metrics=metrics,
         mirror_metrics=mirror_metrics,
-        dead_letters=DeadLetterPublisher(producer, AvroSerde(destination_registry), service=SERVICE, metrics=metrics),
+        dead_letters=DeadLetterPublisher(producer, serde, service=SERVICE, metrics=metrics),
         create_topics=settings.create_topics,
     )
     config = consumer_config(
         remote,
         settings.group_id,
         f"{SERVICE}-consumer",
-        instance_id=group_instance_id(SERVICE, settings.instance_id),
+        instance_id=instance_id,
         error_cb=health.on_error,
         stats_cb=health.on_stats,
         **{"statistics.interval.ms": settings.stats_interval_ms, "topic.metadata.refresh.interval.ms": 10_000},
@@ -104,6 +123,9 @@ def main() -> int:
         batch_idle_s=settings.batch_idle_s,
         lag_interval_s=settings.lag_interval_s,
         on_poll=heartbeat,
+        transactions=exactly_once(producer, local, serde, settings.group_id, settings.offsets_topic)
+        if settings.exactly_once
+        else None,
     )
     server = MetricsServer.for_service(metrics, service, ready=lambda: health.ready and not shutdown.requested).start()
     log.info(

@@ -1,9 +1,12 @@
-"""The mirror: copies topics from the remote (SASL) cluster to the local one, at least once.
+"""The mirror: copies topics from the remote (SASL) cluster to the local one, exactly once.
 
 Records keep their key, headers, timestamp and partition; values get their schema id translated when the
-two clusters use different registries. The shared :class:`ConsumerLoop` commits a batch's source offsets only
-after the local cluster acknowledged every record of it (``acks=all``, idempotent producer), so a crash
-replays at most the last uncommitted batch: duplicates are possible, loss is not.
+two clusters use different registries. Exactly once (the default): each batch is one transaction on the local
+cluster holding the copied records and the batch's source positions (``services.common.source_offsets``), so a
+crash aborts what the batch had copied and the restarted mirror resumes at the positions committed with the last
+copied records. At least once (``MIRROR_EXACTLY_ONCE=false``): the shared :class:`ConsumerLoop` commits a batch's
+source offsets only after the local cluster acknowledged every record of it (``acks=all``, idempotent producer), so
+a crash replays at most the last uncommitted batch: duplicates are possible, loss is not.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException,
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions
 from prometheus_client import Counter, Gauge
 
-from schemas.catalogue import load_catalogue
+from schemas import topics
+from schemas.catalogue import load_catalogue, load_schema
 from services.common.deadletter import DeadLetterPublisher, dead_letter_topic
 from services.common.kafka import Producer, ensure_topics, producer_config
 from services.common.metrics import ServiceMetrics
-from services.common.serde import SerdeError, UndecodableRecord, subject_for
+from services.common.serde import AvroSerde, SerdeError, UndecodableRecord, subject_for
 from services.common.settings import KafkaSettings
+from services.common.source_offsets import SourceOffsets, TransactionalCommits
 from services.mirror.translate import SchemaTranslator
 
 log = logging.getLogger(__name__)
@@ -33,10 +38,33 @@ _AUTH_ERRORS = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILE
 _DOWN_ERRORS = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
 
 
-def destination_producer(local: KafkaSettings, metrics: ServiceMetrics | None = None) -> Producer:
+def destination_producer(
+    local: KafkaSettings, metrics: ServiceMetrics | None = None, transactional_id: str | None = None
+) -> Producer:
     """The local cluster's producer: delivery reports for failures only (no Python call per record); the loop's
-    flush before each commit confirms the rest."""
-    return Producer(producer_config(local, f"{SERVICE}-producer"), metrics, report_successes=False)
+    flush before each commit confirms the rest. With ``transactional_id``, a transactional producer (exactly once:
+    ``services.common.source_offsets``)."""
+    overrides: dict[str, Any] = {}
+    if transactional_id:
+        # A transaction an instance left open (it died and did not come back) holds read_committed consumers of
+        # the destination until the broker aborts it: a minute; deliveries must fit in it.
+        overrides = {
+            "transactional.id": transactional_id,
+            "transaction.timeout.ms": 60_000,
+            "delivery.timeout.ms": 60_000,
+        }
+    return Producer(producer_config(local, f"{SERVICE}-producer", **overrides), metrics, report_successes=False)
+
+
+def exactly_once(
+    producer: Producer, local: KafkaSettings, serde: AvroSerde, group: str, offsets_topic: str
+) -> TransactionalCommits:
+    """The loop's transactional commits: source positions of ``group`` on ``offsets_topic`` (created like the
+    catalogue's ``mirror.source_offsets.v1``)."""
+    spec = load_catalogue().topic(topics.MIRROR_SOURCE_OFFSETS)
+    ensure_topics(local, [(offsets_topic, spec.partitions, spec.topic_config())])
+    offsets = SourceOffsets(local, serde, group, offsets_topic, load_schema(spec.value_schema))
+    return TransactionalCommits(producer, offsets)
 
 
 class MirrorMetrics:

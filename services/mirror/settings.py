@@ -35,6 +35,16 @@ class MirrorSettings(ConsumerGroupSettings):
         default=0.1, gt=0, description="MIRROR_BATCH_TIMEOUT_S: longest a batch gathers records (latency bound)."
     )
     create_topics: bool = Field(default=True, description="Create destination topics like their sources.")
+    exactly_once: bool = Field(
+        default=True,
+        description="MIRROR_EXACTLY_ONCE: copy each batch in one transaction on the local cluster with its source "
+        "positions (kept on OFFSETS_TOPIC); false: at least once, the remote group's offsets committed after the "
+        "local acknowledgement.",
+    )
+    offsets_topic: str = Field(
+        default=topic_names.MIRROR_SOURCE_OFFSETS,
+        description="MIRROR_OFFSETS_TOPIC: the local topic of the source positions (exactly once).",
+    )
     source_schema_registry_url: str | None = Field(
         default=None,
         description="MIRROR_SOURCE_SCHEMA_REGISTRY_URL: registry of the remote cluster (default: the same "

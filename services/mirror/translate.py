@@ -11,9 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from confluent_kafka.schema_registry import Schema
-from confluent_kafka.schema_registry.error import SchemaRegistryError
-
+from services.common.registry import Schema, SchemaRegistryError
 from services.common.serde import RegistryLike, UnknownSchema, schema_id_of, with_schema_id
 
 log = logging.getLogger(__name__)

@@ -92,8 +92,8 @@ class Observer:
         self.consumer = Consumer(
             {**config, "group.id": f"bench-latency-observer-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
         )
-        self.topics = topics
-        self.seen: dict[str, list[tuple[float, Any]]] = {topic: [] for topic in topics}
+        self.topics = list(dict.fromkeys(topics))  # a topic measured by several hops is assigned once
+        self.seen: dict[str, list[tuple[float, Any]]] = {topic: [] for topic in self.topics}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="observer", daemon=True)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from deploy.local.context import REPO_ROOT
+from deploy.processes import free_port as free_port
 from services.common.serde import AvroSerde, registry_client
 from services.common.settings import SchemaRegistrySettings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 120.0, interval: float = 0.5, what: str = "") -> None:
@@ -92,13 +86,14 @@ def service_process(module: str, env: dict[str, str], log_path: Path) -> Iterato
 
 
 def read_topic(config: dict[str, Any], topic: str, timeout: float = 60.0) -> list[Message]:
-    """Every record of ``topic`` up to its current end, partition by partition in offset order."""
+    """Every committed record of ``topic`` up to its current end, partition by partition in offset order."""
     consumer = Consumer(
         {
             **config,
             "group.id": f"reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
         }
     )
     try:
@@ -118,7 +113,11 @@ def read_topic(config: dict[str, Any], topic: str, timeout: float = 60.0) -> lis
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic}: at {positions}, want {ends}")
             for message in consumer.consume(10_000, 1.0):
-                if message.error() is not None:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:  # past the markers that end a transactional log
+                        partition = message.partition() or 0
+                        positions[partition] = max(positions[partition], message.offset() or 0)
                     continue
                 messages.append(message)
                 positions[message.partition() or 0] = (message.offset() or 0) + 1

@@ -1,10 +1,13 @@
-"""What the detector tests share: the raw events stage 1 forwards, and the records it forwarded, both named by
-the raw event's position (catalogue topic, partition, offset)."""
+"""What the detector tests and bench share: starting the service, the raw events stage 1 forwards, and the records
+it forwarded, both named by the raw event's position (catalogue topic, partition, offset)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -23,6 +26,15 @@ class Forwardable:
     partition: int
     offset: int
     identity: str
+
+
+def start_detector(stack_env: Mapping[str, str], log: Path, **settings: str) -> subprocess.Popen[bytes]:
+    """``python -m services.anomaly_detector`` with ``ANOMALY_DETECTOR_<name>`` settings, its output to ``log``."""
+    env = support.process_env(stack_env, **{f"ANOMALY_DETECTOR_{name}": value for name, value in settings.items()})
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.anomaly_detector"], env=env, cwd=support.ROOT, stdout=out, stderr=out
+        )
 
 
 def identity(record: Mapping[str, Any]) -> str:

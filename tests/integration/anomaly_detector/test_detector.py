@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from services.anomaly_detector.settings import ANOMALIES, DETECTOR_INPUT, INPUT_
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings
 from tests.integration.anomaly_detector import support as detector_support
+from tests.integration.anomaly_detector.support import start_detector
 from tests.integration.crash import kill_in_flight, tally
 from tests.integration.enricher import support
 
@@ -28,14 +28,6 @@ pytestmark = pytest.mark.integration
 # The main job's volume at the generator's default rates (3 anomalies per minute of event time).
 EVENTS = 100_000
 TYPES = {"PRODUCT_VIEW_SPIKE", "SHIPMENT_DELAY_SURGE", "ERROR_RATE_SPIKE", "OTHER"}
-
-
-def start_detector(stack_env: Mapping[str, str], log: Path, **settings: str) -> subprocess.Popen[bytes]:
-    env = support.process_env(stack_env, **{f"ANOMALY_DETECTOR_{name}": value for name, value in settings.items()})
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.anomaly_detector"], env=env, cwd=support.ROOT, stdout=out, stderr=out
-        )
 
 
 def wait_drained(

@@ -1,4 +1,5 @@
-"""The mirror against real brokers: fidelity, crash recovery, schema id translation, bad credentials."""
+"""The mirror against real brokers: fidelity, schema id translation, bad credentials (crash recovery, exactly once:
+``test_exactly_once.py``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
-from confluent_kafka.schema_registry import Schema
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from services.common.entrypoint import UNREACHABLE_ENDPOINT
-from services.common.serde import AvroSerde, registry_client, schema_id_of, subject_for
-from services.common.settings import SchemaRegistrySettings
-from tests.integration.crash import group_lag, kill_in_flight, tally
+from services.common.serde import AvroSerde, schema_id_of, subject_for
 from tests.integration.generator.support import wait_for
 from tests.integration.mirror.conftest import (
     MirrorProcess,
@@ -22,7 +21,6 @@ from tests.integration.mirror.conftest import (
     mirror_settings,
     produce_sequence,
     remote_config,
-    sequence_id,
 )
 from tests.integration.processes import read_topic, topic_size
 from tests.integration.registry import private_registry
@@ -78,51 +76,9 @@ def test_copies_key_headers_timestamp_partition_and_topic_configs(
     assert configs["retention.ms"].value == "86400000"
     assert configs["cleanup.policy"].value == "delete"
     # One registry: ids pass through, and the writer schema is registered under the destination subject too.
-    registry = registry_client(SchemaRegistrySettings(url=mirror_registry_url))
+    registry = SchemaRegistryClient({"url": mirror_registry_url})
     latest = registry.get_latest_version(subject_for(destination))
     assert latest.schema_id == registry.get_latest_version(subject_for(source)).schema_id
-
-
-def test_sigkill_mid_stream_then_restart_loses_nothing(
-    stack_env: dict[str, str],
-    mirror_registry_url: str,
-    unique_name: Callable[[str], str],
-    mirror_process: Callable[..., MirrorProcess],
-) -> None:
-    source, destination, group = unique_name("src"), unique_name("dst"), unique_name("grp")
-    remote = remote_config(stack_env)
-    total, batch_size, partitions = 120_000, 2_000, 3
-    produce_sequence(remote, mirror_registry_url, source, partitions=partitions, count=total)
-    env = {**stack_env, "SCHEMA_REGISTRY_URL": mirror_registry_url}
-    settings = mirror_settings(source, destination, group, MIRROR_BATCH_SIZE=str(batch_size))
-    local = _local(stack_env)
-
-    first = mirror_process(env, **settings).start()
-    wait_for(lambda: topic_size(local, destination) >= total // 5, 180, "a fifth mirrored before the kill")
-    assert first.process is not None
-    lag_at_kill = kill_in_flight(first.kill, remote, group, [source])
-    assert 0 < lag_at_kill < total, f"the kill hit no work in flight (lag {lag_at_kill})"
-    copied_before_kill = topic_size(local, destination)
-
-    second = mirror_process(env, **settings).start()
-    wait_for(lambda: group_lag(remote, group, [source]) == 0, 300, "the restarted mirror committed everything")
-    assert second.stop() == 0
-
-    inputs, outputs = read_topic(remote, source), read_topic(local, destination)
-    report = compare(inputs, outputs)
-    ids = tally([sequence_id(m) for m in inputs], [sequence_id(m) for m in outputs])
-    print(
-        f"\nmirror crash test: source={report.source} destination={report.destination} "
-        f"lost={report.lost} duplicates={report.duplicates} in_order={report.in_order} "
-        f"(killed with {lag_at_kill} uncommitted, after {copied_before_kill} copied)"
-    )
-    # Every input record present by its id, nothing else, and each copy beyond the first counted: only what was
-    # in flight at the kill (uncommitted) can be copied twice.
-    assert (ids.inputs, ids.missing, ids.unexpected) == (total, 0, 0), ids
-    assert ids.outputs == total + ids.duplicates == report.destination
-    assert ids.duplicates == report.duplicates <= lag_at_kill
-    assert report.lost == 0
-    assert report.in_order
 
 
 def test_two_registries_translate_schema_ids(
@@ -138,14 +94,12 @@ def test_two_registries_translate_schema_ids(
         private_registry(stack_env["POSTGRES_DSN"], str(tmp_path / "destination-registry.log")) as destination_url,
     ):
         # Dummy schemas on the destination registry so that the same schema gets another id there.
-        destination_registry = registry_client(SchemaRegistrySettings(url=destination_url))
+        destination_registry = SchemaRegistryClient({"url": destination_url})
         for index in range(5):
             dummy = f'{{"type":"record","name":"Dummy{index}","fields":[{{"name":"f","type":"int"}}]}}'
             destination_registry.register_schema(f"dummy-{index}-value", Schema(dummy, "AVRO"))
         produce_sequence(remote, source_url, source, partitions=2, count=500)
-        source_id = (
-            registry_client(SchemaRegistrySettings(url=source_url)).get_latest_version(subject_for(source)).schema_id
-        )
+        source_id = SchemaRegistryClient({"url": source_url}).get_latest_version(subject_for(source)).schema_id
 
         env = {**stack_env, "SCHEMA_REGISTRY_URL": destination_url}
         settings = mirror_settings(source, destination, group, MIRROR_SOURCE_SCHEMA_REGISTRY_URL=source_url)

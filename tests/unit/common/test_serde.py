@@ -4,8 +4,8 @@ import json
 from typing import Any
 
 import pytest
-from confluent_kafka.schema_registry import RegisteredSchema, Schema
 
+from services.common.registry import RegisteredSchema, Schema, SchemaRegistryError
 from services.common.serde import (
     AvroSerde,
     InvalidRecord,
@@ -53,12 +53,10 @@ class InMemoryRegistry:
 
     def lookup_schema(self, subject_name: str, schema: Schema, *args: Any, **kwargs: Any) -> RegisteredSchema:
         schema_id = self.register_schema(subject_name, schema)
-        return RegisteredSchema(schema_id=schema_id, guid=None, schema=schema, subject=subject_name, version=1)
+        return RegisteredSchema(schema_id=schema_id, schema=schema, subject=subject_name, version=1)
 
     def get_schema(self, schema_id: int, *args: Any, **kwargs: Any) -> Schema:
         self.lookups += 1
-        from confluent_kafka.schema_registry.error import SchemaRegistryError
-
         if schema_id not in self.schemas:
             raise SchemaRegistryError(404, 40403, "Schema not found")
         return Schema(self.schemas[schema_id], "AVRO")

@@ -39,6 +39,7 @@ from schemas.catalogue import Catalogue
 from services.common.metrics import MetricsServer, ServiceMetrics
 from services.common.settings import HdfsSettings, KafkaSettings, ServiceSettings
 from services.schema_registry.app import UNAUTHENTICATED
+from stream_processors.window_jobs import JOBS as WINDOW_JOBS
 
 OVERLAYS = ("dev", "prod")
 Docs = list[dict[str, Any]]
@@ -255,20 +256,113 @@ def test_the_generator_follows_the_catalogue(monkeypatch: pytest.MonkeyPatch, ca
 # ---------------------------------------------------------------- the jobs: Flink, Spark; pinned operator versions
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_flink_job_gets_the_variables_its_settings_need(overlay: str, rendered: dict[str, Docs]) -> None:
-    jobs = [d for d in rendered[overlay] if d.get("kind") == "FlinkDeployment"]
-    assert {d["spec"]["job"]["args"][-1] for d in jobs} == {
-        f"stream_processors.{p.stem}"
+def window_job_modules() -> set[str]:
+    """The window jobs in ``stream_processors/``: each module declaring a ``JOB`` and its ``main``."""
+    return {
+        p.stem
         for p in (ROOT / "stream_processors").glob("*.py")
-        if re.search(r"^JOB\b", p.read_text(), re.MULTILINE) and "def main" in p.read_text()  # a window job module
+        if re.search(r"^JOB\b", p.read_text(), re.MULTILINE) and "def main" in p.read_text()
     }
-    assert consistency.flink_job_problems(jobs) == []
-    broken = copy.deepcopy(jobs[:1])
-    env = broken[0]["spec"]["podTemplate"]["spec"]["containers"][0]["env"]
-    env[:] = [item for item in env if item["name"] != "SCHEMA_REGISTRY_URL"]
-    assert consistency.flink_job_problems(broken) == [
-        f"FlinkDeployment {broken[0]['metadata']['name']}: SCHEMA_REGISTRY_URL is not set (SchemaRegistrySettings.url)"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kubernetes_runs_the_window_jobs_as_one_flink_job_as_the_product_does(
+    overlay: str, rendered: dict[str, Docs]
+) -> None:
+    assert set(WINDOW_JOBS) == window_job_modules()  # the registry holds every window job
+    jobs = [d for d in rendered[overlay] if d.get("kind") == "FlinkDeployment"]
+    assert [d["spec"]["job"]["args"] for d in jobs] == [["-pym", "stream_processors.window_jobs", *WINDOW_JOBS]]
+    assert consistency.flink_job_problems(rendered[overlay]) == []
+
+
+def test_compose_runs_the_window_jobs_as_one_flink_job_as_the_product_does(compose: dict[str, Any]) -> None:
+    command = compose["services"]["flink-jobs"]["command"]
+    assert command[command.index("-py") + 1] == "/opt/freightline/stream_processors/window_jobs.py"
+    assert command[-len(WINDOW_JOBS) :] == list(WINDOW_JOBS)
+    assert consistency.compose_flink_problems(compose) == []
+
+
+def flink_parts(docs: Docs) -> tuple[dict[str, Any], dict[str, str]]:
+    """The FlinkDeployment's spec and its ConfigMap's data (to edit in a copy)."""
+    spec = next(d for d in docs if d.get("kind") == "FlinkDeployment")["spec"]
+    config = next(d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "window-jobs-config")
+    return spec, config["data"]
+
+
+def test_kubernetes_running_other_window_jobs_or_settings_than_the_product_is_reported(
+    rendered: dict[str, Docs],
+) -> None:
+    where = "FlinkDeployment window-jobs"
+    docs = copy.deepcopy(rendered["prod"])
+    spec, _ = flink_parts(docs)
+    per_job = [copy.deepcopy(d) for d in docs if d.get("kind") == "FlinkDeployment"]
+    per_job[0]["metadata"]["name"] = "product-views"
+    assert consistency.flink_job_problems([*docs, *per_job]) == [
+        "2 FlinkDeployments ['window-jobs', 'product-views']: the window jobs run as one Flink job"
+    ]
+    spec["job"]["args"].remove("service_error_rate")
+    spec["job"]["args"][1] = "stream_processors.product_views"
+    assert consistency.flink_job_problems(docs) == [
+        f"{where}: runs stream_processors.product_views, not stream_processors.window_jobs",
+        f"{where}: runs window jobs ['product_views', 'store_order_revenue', 'route_shipment_delays', "
+        "'category_top_products'], the product's are ['product_views', 'store_order_revenue', "
+        "'route_shipment_delays', 'service_error_rate', 'category_top_products'] "
+        "(missing ['service_error_rate'], unknown [])",
+    ]
+
+    docs = copy.deepcopy(rendered["prod"])
+    spec, data = flink_parts(docs)
+    data["SERVICE_ERROR_RATE_JOB_PARALLELISM"] = "1"
+    assert consistency.flink_job_problems(docs) == [
+        f"{where}: window jobs run as one Flink job must share parallelism.default: '3' and '1'"
+    ]
+    data["SERVICE_ERROR_RATE_JOB_PARALLELISM"] = "3"
+    spec["job"]["parallelism"] = 2
+    spec["flinkConfiguration"]["execution.checkpointing.interval"] = "30s"
+    spec["flinkConfiguration"]["state.backend.type"] = "rocksdb"
+    spec["taskManager"]["resource"]["memory"] = "2048m"
+    assert consistency.flink_job_problems(docs) == [
+        f"{where}: state.backend.type is rocksdb, the product's is hashmap",
+        f"{where}: taskManager memory 2048m, the product's is 1536m",
+    ]
+    spec["flinkConfiguration"]["state.backend.type"] = "hashmap"
+    spec["taskManager"]["resource"]["memory"] = "1536m"
+    assert consistency.flink_job_problems(docs) == [
+        f"{where}: execution.checkpointing.interval is 30s, the jobs set 10000 ms",
+    ]
+    spec["flinkConfiguration"]["execution.checkpointing.interval"] = "10000 ms"
+    user = next(d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "flink-jobs")
+    acls = user["spec"]["authorization"]["acls"]
+    acls[:] = [a for a in acls if a["resource"]["name"] not in ("web.clickstream.v1", "flink-category-top-products")]
+    assert consistency.flink_job_problems(docs) == [
+        f"{where}: job.parallelism 2, the jobs' own is 3",
+        "flink jobs: KafkaUser flink-jobs may not Read topic web.clickstream.v1 (service_error_rate)",
+        "flink jobs: KafkaUser flink-jobs may not Read group flink-category-top-products (category_top_products)",
+    ]
+
+
+def test_compose_running_other_window_jobs_or_settings_than_the_product_is_reported(compose: dict[str, Any]) -> None:
+    broken = copy.deepcopy(compose)
+    command = broken["services"]["flink-jobs"]["command"]
+    command.remove("category_top_products")
+    command.append("product_view")
+    broken["services"]["flink-jobs"]["environment"]["CATEGORY_TOP_PRODUCTS_JOB_CHECKPOINT_INTERVAL_MS"] = "1000"
+    properties = broken["services"]["flink-taskmanager"]["environment"]["FLINK_PROPERTIES"]
+    broken["services"]["flink-taskmanager"]["environment"]["FLINK_PROPERTIES"] = properties.replace(
+        "taskmanager.memory.process.size: 1536m", "taskmanager.memory.process.size: 4096m"
+    )
+    assert consistency.compose_flink_problems(broken) == [
+        "compose flink-jobs: runs window jobs ['product_views', 'store_order_revenue', 'route_shipment_delays', "
+        "'service_error_rate', 'product_view'], the product's are ['product_views', 'store_order_revenue', "
+        "'route_shipment_delays', 'service_error_rate', 'category_top_products'] "
+        "(missing ['category_top_products'], unknown ['product_view'])",
+        "compose flink-taskmanager: taskmanager.memory.process.size is 4096m, the product's is 1536m",
+    ]
+    command[-1] = "category_top_products"
+    assert consistency.compose_flink_problems(broken) == [
+        "compose flink-jobs: window jobs run as one Flink job must share execution.checkpointing.interval: "
+        "'10000 ms' and '1000 ms'",
+        "compose flink-taskmanager: taskmanager.memory.process.size is 4096m, the product's is 1536m",
     ]
 
 
@@ -331,4 +425,66 @@ def test_a_missing_acl_or_a_service_creating_topics_is_reported(rendered: dict[s
     env["ENRICHER_CREATE_TOPICS"] = "true"
     assert consistency.kafka_access_problems(enricher, docs, env) == [
         "k8s enricher: ENRICHER_CREATE_TOPICS is not false (the Topic Operator owns the topics)"
+    ]
+
+
+# ---------------------------------------------------------------- Airflow's metrics: statsd_exporter on Kubernetes
+
+STATSD_MAPPING = (ROOT / "observability" / "statsd" / "mapping.yml").read_text()
+
+
+def airflow_values() -> dict[str, Any]:
+    values = yaml.safe_load((ROOT / "deploy/k8s/airflow/values.yaml").read_text())
+    assert isinstance(values, dict)
+    return values
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_airflow_sends_its_metrics_to_a_scraped_statsd_exporter(
+    overlay: str, compose: dict[str, Any], rendered: dict[str, Docs]
+) -> None:
+    docs = rendered[overlay]
+    assert consistency.statsd_problems(docs, compose, airflow_values(), STATSD_MAPPING) == []
+    assert {(d["kind"], d["metadata"]["name"]) for d in docs} >= {
+        ("Deployment", "statsd"),
+        ("Service", "statsd"),
+        ("ServiceMonitor", "statsd"),
+        ("ConfigMap", "statsd-mapping"),
+        ("NetworkPolicy", "airflow-to-statsd"),
+    }
+
+
+def test_a_missing_or_miswired_statsd_exporter_is_reported(compose: dict[str, Any], rendered: dict[str, Docs]) -> None:
+    docs, values = rendered["prod"], airflow_values()
+    for kind, name in (("Deployment", "statsd"), ("Service", "statsd"), ("ServiceMonitor", "statsd")):
+        assert f"k8s statsd: no {kind} {name}" in consistency.statsd_problems(
+            without(docs, kind, name), compose, values, STATSD_MAPPING
+        )
+    assert "k8s statsd: no ConfigMap statsd-mapping" in consistency.statsd_problems(
+        without(docs, "ConfigMap", "statsd-mapping"), compose, values, STATSD_MAPPING
+    )
+    assert consistency.statsd_problems(without(docs, "NetworkPolicy", "airflow-to-statsd"), compose, values, "") == [
+        "k8s statsd: its mapping ('/etc/statsd/mapping.yml') is not observability/statsd/mapping.yml",
+        "k8s statsd: no NetworkPolicy lets Airflow's pods send to it",
+    ]
+    renamed = copy.deepcopy(docs)
+    for doc in renamed:
+        if doc["kind"] == "Service" and doc["metadata"]["name"] == "statsd":
+            doc["metadata"]["labels"]["app.kubernetes.io/name"] = "statsd-exporter"
+            doc["spec"]["ports"] = [p for p in doc["spec"]["ports"] if p["protocol"] != "UDP"]
+    assert consistency.statsd_problems(renamed, compose, values, STATSD_MAPPING) == [
+        "k8s statsd: the Service does not serve 9125/UDP and 9102/TCP",
+        "k8s statsd: the ServiceMonitor does not scrape the Service's metrics port",
+        "k8s statsd: the ServiceMonitor's job is not 'statsd' (the alerts' job)",
+    ]
+    chart = copy.deepcopy(values)
+    chart["statsd"]["enabled"] = True
+    chart["env"] = [e for e in chart["env"] if e["name"] != "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED"]
+    for item in chart["env"]:
+        if item["name"] == "AIRFLOW__METRICS__STATSD_HOST":
+            item["value"] = "airflow-statsd"
+    assert consistency.statsd_problems(docs, compose, chart, STATSD_MAPPING) == [
+        "Airflow chart: its own statsd exporter is enabled (it does not use our mapping)",
+        "Airflow chart: AIRFLOW__METRICS__STATSD_HOST=airflow-statsd, wanted statsd",
+        "Airflow chart: AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED=None, wanted True",
     ]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from confluent_kafka.schema_registry import Schema
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from services.common.registry import Schema, SchemaRegistryError
 from services.common.serde import HEADER, UndecodableRecord, UnknownSchema, schema_id_of
 from services.mirror.translate import IncompatibleSchema, SchemaTranslator
 

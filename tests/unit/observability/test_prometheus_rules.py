@@ -20,6 +20,7 @@ from deploy.flink_jobs import JOBS, job_settings
 from deploy.local.context import StackContext
 from deploy.local.observability_components import ALERTMANAGER_TEMPLATE, Alertmanager
 from deploy.local.settings import StackSettings
+from stream_processors.flink_sql import pipeline_name
 
 PROMETHEUS = Path(__file__).resolve().parents[3] / "observability" / "prometheus"
 RULE_FILES = sorted(PROMETHEUS.glob("*.rules.yml"))
@@ -108,4 +109,6 @@ def test_the_expected_flink_jobs_are_the_jobs_the_deployment_runs() -> None:
     rules = yaml.safe_load((PROMETHEUS / "flink_jobs.rules.yml").read_text())["groups"][0]["rules"]
     expected = {rule["labels"]["job_name"] for rule in rules if rule["record"] == "freightline:flink_job_expected"}
     deployed = {_flink_label_value(spec.job.pipeline_name(job_settings(spec, {}))) for spec in JOBS.values()}
-    assert expected == deployed
+    # the five as one Flink job: how compose and Kubernetes run them (deploy/manifests)
+    together = pipeline_name([(spec.job, job_settings(spec, {})) for spec in JOBS.values()])
+    assert expected == {*deployed, _flink_label_value(together)}

@@ -1,0 +1,161 @@
+"""The local stack's private certificate authority: one CA made once in the secrets folder, a server certificate per
+component signed by it (PEM: what Kafka, PostgreSQL, the registry and the Python clients all read)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_DAYS = 3650
+SERVER_DAYS = 825
+DEFAULT_HOSTS = ("127.0.0.1", "localhost")
+
+
+@dataclass(frozen=True)
+class ServerCertificate:
+    """PEM files of one component: its certificate, its private key (PKCS#8), both in one bundle, and the CA."""
+
+    cert: Path
+    key: Path
+    bundle: Path
+    ca: Path
+
+
+class PrivateCA:
+    """A certificate authority kept in ``directory`` (mode 0700, keys 0600); nothing leaves the machine."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @property
+    def cert(self) -> Path:
+        return self.directory / "ca.crt"
+
+    @property
+    def key(self) -> Path:
+        return self.directory / "ca.key"
+
+    def ensure(self) -> Path:
+        """The CA certificate, made on first use."""
+        if self.cert.exists() and self.key.exists():
+            return self.cert
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Freightline local CA")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        _write(self.key, _private_pem(key), 0o600)
+        _write(self.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        return self.cert
+
+    def server(self, name: str, hosts: Sequence[str] = DEFAULT_HOSTS) -> ServerCertificate:
+        """The certificate of component ``name`` for ``hosts`` (IP addresses or DNS names), made when missing or
+        when the CA changed since."""
+        ca_path = self.ensure()
+        files = ServerCertificate(
+            cert=self.directory / f"{name}.crt",
+            key=self.directory / f"{name}.key",
+            bundle=self.directory / f"{name}.pem",
+            ca=ca_path,
+        )
+        ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
+        if files.cert.exists() and files.key.exists() and files.bundle.exists():
+            existing = x509.load_pem_x509_certificate(files.cert.read_bytes())
+            if _signed_by(existing, ca_cert) and _names(existing) == set(hosts):
+                return files
+        ca_key = serialization.load_pem_private_key(self.key.read_bytes(), password=None)
+        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{self.key}: not the CA's elliptic-curve key")
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=SERVER_DAYS))
+            .add_extension(x509.SubjectAlternativeName([_general_name(host) for host in hosts]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+        key_pem = _private_pem(key)
+        _write(files.key, key_pem, 0o600)
+        _write(files.cert, cert_pem, 0o644)
+        _write(files.bundle, key_pem + cert_pem, 0o600)
+        return files
+
+
+def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _general_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _names(cert: x509.Certificate) -> set[str]:
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_bytes(data)
+    path.chmod(mode)
