@@ -8,7 +8,8 @@ last successful run, whatever ran before (and a failed run leaves the previous r
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import psycopg
@@ -24,6 +25,22 @@ REJECTED_DDL = (
     '  "reason" text NOT NULL,\n'
     '  "source_file" text,\n'
     '  "record" jsonb\n'
+    ")"
+)
+# Per family and day, what the last successful load read, loaded, rejected and removed as duplicates: written in the
+# transaction that swaps the day's rows, so it always describes the rows in ``raw.<family>``.
+LOAD_AUDIT = "raw.load_audit"
+LOAD_AUDIT_DDL = (
+    "CREATE TABLE IF NOT EXISTS raw.load_audit (\n"
+    '  "family" text NOT NULL,\n'
+    '  "ds" date NOT NULL,\n'
+    '  "read" bigint NOT NULL,\n'
+    '  "loaded" bigint NOT NULL,\n'
+    '  "rejected" bigint NOT NULL,\n'
+    '  "duplicates" bigint NOT NULL,\n'
+    '  "unreadable_files" bigint NOT NULL,\n'
+    '  "loaded_at" timestamptz NOT NULL DEFAULT now(),\n'
+    '  PRIMARY KEY ("family", "ds")\n'
     ")"
 )
 
@@ -79,10 +96,15 @@ def create_stage(dsn: str, table: str, stage: str) -> None:
 
 
 def replace_day(
-    dsn: str, swaps: Sequence[tuple[str, str, dict[str, object]]], day_column: str, day: dt.date
+    dsn: str,
+    swaps: Sequence[tuple[str, str, dict[str, object]]],
+    day_column: str,
+    day: dt.date,
+    finish: Callable[[psycopg.Connection[Any], dict[str, int]], None] | None = None,
 ) -> dict[str, int]:
     """In one transaction, for each ``(table, stage, match)``: delete ``table``'s rows of ``day`` (and ``match``),
-    insert the staged rows, drop the stage. Returns the rows inserted per table."""
+    insert the staged rows, drop the stage; then ``finish`` (the same connection, the rows inserted per table)
+    writes what must commit with them. Returns the rows inserted per table."""
     inserted: dict[str, int] = {}
     with psycopg.connect(dsn) as conn, conn.transaction():
         for table, stage, match in swaps:
@@ -98,4 +120,18 @@ def replace_day(
             )
             inserted[table] = inserted.get(table, 0) + cursor.rowcount
             conn.execute(sql.SQL("DROP TABLE {}").format(_qualified(stage)))
+        if finish is not None:
+            finish(conn, inserted)
     return inserted
+
+
+def record_load(conn: psycopg.Connection[Any], family: str, day: dt.date, counts: dict[str, int]) -> None:
+    """The family's load of ``day`` into ``raw.load_audit`` (replacing an earlier load's row)."""
+    names = ("read", "loaded", "rejected", "duplicates", "unreadable_files")
+    conn.execute(
+        "INSERT INTO raw.load_audit (family, ds, read, loaded, rejected, duplicates, unreadable_files, loaded_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (family, ds) DO UPDATE SET read = EXCLUDED.read, "
+        "loaded = EXCLUDED.loaded, rejected = EXCLUDED.rejected, duplicates = EXCLUDED.duplicates, "
+        "unreadable_files = EXCLUDED.unreadable_files, loaded_at = EXCLUDED.loaded_at",
+        [family, day, *(counts[name] for name in names)],
+    )

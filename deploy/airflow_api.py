@@ -4,6 +4,7 @@ runs and task instances. Used by the main job's Airflow stage and its tests; the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+PAGE = 100  # the API's largest page by default
 
 
 class AirflowApiError(RuntimeError):
@@ -55,6 +57,15 @@ class AirflowApi:
             raise AirflowApiError(f"{method} {path}: {response.status_code} {response.text[:500]}")
         return response.json() if response.content else None
 
+    def _poll(self, path: str) -> dict[str, Any] | None:
+        """``GET path`` for a polling loop: None when the API server did not answer in time (a busy machine), so
+        that the loop asks again until its own deadline."""
+        try:
+            result: dict[str, Any] = self._call("GET", path)
+        except httpx.TimeoutException:
+            return None
+        return result
+
     def dag(self, dag_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/dags/{dag_id}")
         return result
@@ -93,6 +104,29 @@ class AirflowApi:
         self._call("POST", f"/dags/{dag_id}/dagRuns/{found}/clear", json={"dry_run": False})
         return found
 
+    def backfill(self, dag_id: str, first: dt.datetime, last: dt.datetime, reprocess: str = "completed") -> int:
+        """A backfill of the logical dates ``first`` .. ``last`` (``airflow backfill create``), run by the scheduler
+        one run at a time; ``reprocess``: which existing runs run again (``none``, ``failed``, ``completed``)."""
+        body = {
+            "dag_id": dag_id,
+            "from_date": first.isoformat(),
+            "to_date": last.isoformat(),
+            "reprocess_behavior": reprocess,
+            "max_active_runs": 1,
+        }
+        return int(self._call("POST", "/backfills", json=body)["id"])
+
+    def wait_backfill(self, backfill_id: int, timeout: float, interval: float = 5.0) -> dict[str, Any]:
+        """The backfill once the scheduler completed it (every run ended); ``timeout`` guards a hang."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self._poll(f"/backfills/{backfill_id}")
+            if result is not None and result["completed_at"]:
+                return result
+            if time.monotonic() > deadline:
+                raise AirflowApiError(f"backfill {backfill_id} not completed after {timeout:.0f} s")
+            time.sleep(interval)
+
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
         return result
@@ -101,11 +135,23 @@ class AirflowApi:
         result = self._call("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", **query})
         return list(result["dag_runs"])
 
+    def asset_events(self, source_dag_id: str, source_run_id: str) -> list[dict[str, Any]]:
+        """The Asset events a run emitted (newest first), each with the runs it created (``created_dagruns``)."""
+        params = {"source_dag_id": source_dag_id, "source_run_id": source_run_id, "order_by": "-timestamp"}
+        result = self._call("GET", "/assets/events", params=params)
+        return list(result["asset_events"])
+
     def tasks(self, dag_id: str, run_id: str) -> list[TaskState]:
-        result = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        found: list[dict[str, Any]] = []
+        while True:  # page by page: a Cosmos DAG has a task per dbt node
+            params = {"limit": PAGE, "offset": len(found)}
+            result = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params=params)
+            found += result["task_instances"]
+            if not result["task_instances"] or len(found) >= result["total_entries"]:
+                break
         return [
             TaskState(ti["task_id"], ti["state"], int(ti["try_number"] or 0), ti.get("duration"))
-            for ti in sorted(result["task_instances"], key=lambda ti: (ti.get("start_date") or "", ti["task_id"]))
+            for ti in sorted(found, key=lambda ti: (ti.get("start_date") or "", ti["task_id"]))
         ]
 
     def wait(
@@ -119,11 +165,13 @@ class AirflowApi:
         """Poll the run until it succeeds or fails (``timeout`` guards a hang); ``progress`` sees each poll."""
         deadline = time.monotonic() + timeout
         while True:
-            run = self.run(dag_id, run_id)
-            if progress is not None:
-                progress(run, self.tasks(dag_id, run_id))
-            if run["state"] in TERMINAL_RUN_STATES:
+            run = self._poll(f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run is not None and progress is not None:
+                with contextlib.suppress(httpx.TimeoutException):  # progress only: the next poll shows it
+                    progress(run, self.tasks(dag_id, run_id))
+            if run is not None and run["state"] in TERMINAL_RUN_STATES:
                 return run
             if time.monotonic() > deadline:
-                raise AirflowApiError(f"{dag_id} run {run_id} still {run['state']} after {timeout:.0f} s")
+                state = run["state"] if run is not None else "unknown"
+                raise AirflowApiError(f"{dag_id} run {run_id} still {state} after {timeout:.0f} s")
             time.sleep(interval)

@@ -1,8 +1,9 @@
-"""The main job's batch stage: the Spark daily batch over the run's day(s), after the stream and sink stages.
+"""The figures of the main job's daily batch, read back from where the jobs leave them.
 
-One Spark application (``batch_spark.daily_batch``) loads each day of the run's events from the lake into
-``raw.*`` and computes the daily tables (``analytics.*`` and Parquet); then the stage counts the rows of every table
-for those days, runs seed 004's three verification queries (top 10 by ``view_count``) and reconciles the daily
+The Spark batch of a day runs in Airflow (``daily_analytics``, ``deploy/airflow_stage.py``); ``batch_spark.load_raw``
+records per family and day what it read, loaded, rejected and removed as duplicates in ``raw.load_audit``, in the
+transaction that writes the day's rows. From the warehouse this module reads those counts, the rows of every table
+for the run's days and seed 004's three verification queries (top 10 by ``view_count``), and reconciles the daily
 tables with the Flink windows (``deploy.reconcile``). A day's tables hold every event of that day in the lake, this
 run's and earlier runs' alike.
 """
@@ -10,23 +11,19 @@ run's and earlier runs' alike.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+import psycopg
 
 from batch_spark.contract import LAKE_TOPICS
 from batch_spark.daily import TABLES
 from deploy.reconcile import Reconciliation, reconcile
-from deploy.spark import run_job
 
 if TYPE_CHECKING:
     from deploy.pipeline import RunContext
 
-console = Console(stderr=True)
-
-SECTION = "Daily batch (Spark)"
+SECTION = "Daily batch (Spark, through Airflow)"
 # seed 004's verification queries: the three daily tables of product views, top 10 by view_count
 VERIFICATION = ("product_views_daily", "country_views_daily", "referrer_views_daily")
 TOP = 10
@@ -46,7 +43,8 @@ class BatchFigures:
     table_rows: dict[str, int] = field(default_factory=dict)  # rows of the days per table (raw.* and analytics.*)
     top: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)  # seed 004's queries, per table
     reconciliation: dict[dt.date, Reconciliation] = field(default_factory=dict)
-    elapsed_s: float = 0.0  # the Spark application, start-up included
+    runs: dict[dt.date, str] = field(default_factory=dict)  # the daily_analytics run of each day
+    elapsed_s: float = 0.0  # the days' Spark tasks (one application per day, start-up included)
     only_this_run: bool = False  # the days' lake files hold this run's events only (the reconciliation must hold)
 
     @property
@@ -69,25 +67,19 @@ def _count(conn: Any, table: str, column: str, days: list[dt.date]) -> int:
     return int(row[0]) if row else 0
 
 
-def stage_batch(ctx: RunContext) -> None:
-    """Load and aggregate the run's day(s) in one Spark application; row counts, top-10 queries, reconciliation."""
-    import psycopg
+AUDIT_SQL = (
+    "SELECT family, sum(read), sum(loaded), sum(rejected), sum(duplicates) FROM raw.load_audit "
+    "WHERE ds = ANY(%s) GROUP BY family ORDER BY family"
+)
 
-    from services.common.settings import PostgresSettings
 
-    figures = BatchFigures(days=run_days(ctx.start, dt.datetime.now(dt.UTC)))
-    first, last = figures.days[0], figures.days[-1]
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] Spark daily batch: {first} .. {last}")
-    started = time.monotonic()
-    report = run_job("batch", ctx.stack.ctx.paths, ctx.env, ctx.log("spark-batch"), start=first, end=last)
-    figures.elapsed_s = time.monotonic() - started
-    for day in report["days"].values():
-        for family, counts in day["load_raw"].items():
-            for name in ("read", "loaded", "rejected", "duplicates"):
-                target: dict[str, int] = getattr(figures, name)
-                target[family] = target.get(family, 0) + int(counts[name])
-    dsn = ctx.env.get("POSTGRES_DSN") or PostgresSettings().dsn
-    with psycopg.connect(dsn) as conn:
+def read_figures(ctx: RunContext, figures: BatchFigures) -> None:
+    """The days' load counts (``raw.load_audit``), rows per table, top-10 queries and reconciliation, into
+    ``figures``; whether the lake held this run's events only (rows read = what the HDFS and GCS sinks landed)."""
+    with psycopg.connect(ctx.env["POSTGRES_DSN"]) as conn:
+        for family, read, loaded, rejected, duplicates in conn.execute(AUDIT_SQL.encode(), [figures.days]):
+            figures.read[family], figures.loaded[family] = int(read), int(loaded)
+            figures.rejected[family], figures.duplicates[family] = int(rejected), int(duplicates)
         for family in LAKE_TOPICS:
             figures.table_rows[f"raw.{family}"] = _count(conn, f"raw.{family}", "ds", figures.days)
         for table in TABLES:
@@ -103,13 +95,12 @@ def stage_batch(ctx: RunContext) -> None:
     figures.only_this_run = sum(figures.read.values()) == landed
     for day in figures.days:
         figures.reconciliation[day] = reconcile(ctx.env, day)
-    ctx.figures.batch = figures
-    _report(ctx, figures)
 
 
-def _report(ctx: RunContext, figures: BatchFigures) -> None:
+def report(ctx: RunContext, figures: BatchFigures) -> None:
+    """The batch figures as the report's rows; what does not hold as problems."""
     days = ", ".join(str(day) for day in figures.days)
-    ctx.report.add(SECTION, "days", f"{days} in {figures.elapsed_s:.0f}s (one Spark application, start-up included)")
+    ctx.report.add(SECTION, "days", f"{days}: Spark tasks {figures.elapsed_s:.0f}s (one application per day)")
     for family, read in figures.read.items():
         ctx.report.add(
             SECTION,
@@ -135,5 +126,7 @@ def _report(ctx: RunContext, figures: BatchFigures) -> None:
             "reconciliation verdict",
             "not enforced: the days hold events of earlier runs too, whose windows this run's replaced",
         )
+    if not figures.read:
+        ctx.report.problems.append(f"daily batch: raw.load_audit holds no load of {days}")
     if not figures.accounted:
         ctx.report.problems.append("daily batch: raw rows read are not all loaded, rejected or duplicates")

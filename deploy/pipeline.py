@@ -23,9 +23,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from deploy.airflow_stage import stage_airflow
-from deploy.batch_stage import BatchFigures, stage_batch
-from deploy.dbt_stage import DbtFigures, stage_dbt
+from deploy.airflow_stage import stage_daily, stage_dbt
+from deploy.batch_stage import BatchFigures
+from deploy.dbt_stage import DbtFigures
 from deploy.local.components import service_kafka_env
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
@@ -65,8 +65,8 @@ class Figures:
     sink_topics: dict[str, list[str]] = field(default_factory=dict)  # what each sink consumes
     detection: dict[str, dict[str, Any]] = field(default_factory=dict)  # the scorer's per-type result
     stream: dict[str, WindowJobFigures] = field(default_factory=dict)  # per Flink window job (deploy/stream_stage.py)
-    batch: BatchFigures | None = None  # the Spark daily batch of the run's days (deploy/batch_stage.py)
-    dbt: DbtFigures | None = None  # the dbt stage's build, freshness and headline figures (deploy/dbt_stage.py)
+    batch: BatchFigures | None = None  # the daily batch of the run's days, through Airflow (deploy/batch_stage.py)
+    dbt: DbtFigures | None = None  # dbt_build's results, freshness and headline figures (deploy/dbt_stage.py)
     monitoring: MonitoringFigures | None = None  # what Prometheus saw of the run (deploy/observability_stage.py)
 
 
@@ -572,9 +572,8 @@ STAGES: list[tuple[str, Stage]] = [
     ("enrichment and detection", stage_enrich_detect),
     ("stream windows", stage_stream),
     ("sinks", stage_sinks),
-    ("daily batch", stage_batch),
-    ("the day again through airflow", stage_airflow),
-    ("dbt", stage_dbt),
+    ("daily batch (airflow)", stage_daily),
+    ("dbt (airflow)", stage_dbt),
     ("monitoring", stage_monitoring),
 ]
 

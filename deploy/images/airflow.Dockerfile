@@ -36,12 +36,18 @@ COPY --from=build /opt/dbt-venv /opt/dbt-venv
 COPY --chown=airflow:airflow dags/ /opt/airflow/dags/
 COPY --chown=airflow:airflow dbt/ /opt/airflow/dbt/
 COPY --chown=airflow:airflow schemas/ /opt/freightline/schemas/
+# dbt_build renders its tasks from the project's manifest, parsed here once (parsing connects to no database)
+RUN DBT_POSTGRES_HOST=unused DBT_POSTGRES_PORT=5432 DBT_POSTGRES_USER=unused DBT_POSTGRES_DBNAME=unused \
+    DBT_TARGET_PATH=/opt/airflow/dbt-manifest DBT_LOG_PATH=/tmp/dbt-logs DBT_SEND_ANONYMOUS_USAGE_STATS=false \
+    /opt/dbt-venv/bin/dbt parse --project-dir /opt/airflow/dbt --profiles-dir /opt/airflow/dbt \
+ && chown -R airflow:airflow /opt/airflow/dbt-manifest
 ENV PATH=/opt/airflow-venv/bin:$PATH \
     AIRFLOW_HOME=/opt/airflow \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     DBT_PROJECT_DIR=/opt/airflow/dbt \
     DBT_EXECUTABLE_PATH=/opt/dbt-venv/bin/dbt \
+    FREIGHTLINE_DBT_MANIFEST=/opt/airflow/dbt-manifest/manifest.json \
     PYTHONPATH=/opt/freightline
 USER 50000:50000
 WORKDIR /opt/airflow

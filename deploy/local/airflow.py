@@ -4,6 +4,9 @@ each its own supervised process, all from Airflow's own locked environment (``de
 - metadata in its own database (``FREIGHTLINE_AIRFLOW_DATABASE``, created by the ``postgres`` component) on the
   stack's PostgreSQL; the API server's program migrates it (``airflow db migrate``, idempotent) before serving;
 - DAGs from the repository's ``dags/`` folder (the repository on ``PYTHONPATH``: they import ``dags.common``);
+  ``dbt_build`` loads the dbt project from a manifest (``FREIGHTLINE_DBT_MANIFEST``) that ``freightline dbt parse``
+  writes under ``data/airflow/dbt`` each time the API server's program starts (before the DAG processor parses
+  anything; dbt's partial parsing makes an unchanged project quick);
 - ``AIRFLOW_HOME`` under ``data/airflow``, task logs under ``logs/airflow``;
 - an ``admin`` user of Airflow's simple auth manager, its password configured or generated once into the state
   directory's ``secrets/`` (the passwords file lives there too); the API's secret key and JWT secret likewise;
@@ -65,6 +68,10 @@ def dags_start_date(ctx: StackContext) -> str:
     return path.read_text().strip()
 
 
+def dbt_manifest(ctx: StackContext) -> Path:
+    return airflow_home(ctx) / "dbt" / "manifest.json"
+
+
 def metrics_environment(statsd_host: str, statsd_port: int) -> dict[str, str]:
     """Airflow's metrics over StatsD to a statsd_exporter (``observability/statsd/mapping.yml``): tags as
     InfluxDB-style tags, without the legacy names that repeat each series with its DAG and task in the name."""
@@ -111,6 +118,7 @@ def airflow_environment(ctx: StackContext) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         **metrics_environment(LOCAL_HOST, s.statsd_port),
         "AIRFLOW__COSMOS__CACHE_DIR": str(airflow_home(ctx) / "cosmos"),
+        "FREIGHTLINE_DBT_MANIFEST": str(dbt_manifest(ctx)),
         f"AIRFLOW_CONN_{WAREHOUSE_CONNECTION.upper()}": postgres.dsn(ctx, POSTGRES_DB),
         "AIRFLOW_VAR_FREIGHTLINE_CLI": str(FREIGHTLINE_CLI),
         "AIRFLOW_VAR_ALERTMANAGER_URL": f"http://{LOCAL_HOST}:{s.alertmanager_port}",
@@ -187,8 +195,13 @@ class AirflowApiServer(_AirflowProcess):
 
     def command(self, ctx: StackContext) -> list[str]:
         airflow = shlex.quote(str(AIRFLOW_BIN))
+        target = dbt_manifest(ctx).parent
+        parse = (
+            f"DBT_TARGET_PATH={shlex.quote(str(target))} DBT_LOG_PATH={shlex.quote(str(target / 'logs'))} "
+            f"{shlex.quote(str(FREIGHTLINE_CLI))} dbt parse --quiet"
+        )
         serve = f"{airflow} api-server --host {LOCAL_HOST} --port {ctx.settings.airflow_port} --workers 1"
-        return ["/bin/sh", "-c", f"{airflow} db migrate && exec {serve}"]
+        return ["/bin/sh", "-c", f"{parse} && {airflow} db migrate && exec {serve}"]
 
     def exports(self, ctx: StackContext) -> dict[str, str]:
         return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from deploy import flink_jobs
+from deploy.dbt import DBT_PROJECT
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
@@ -60,6 +61,17 @@ def test_main_job_counts_every_stage_exactly_and_detects(stack_env: dict[str, st
         assert (name, job.kafka_rows, job.postgres_rows) == (name, job.windows_expected, job.windows_expected)
         assert (name, job.kafka_duplicates, job.differences) == (name, 0, [])
         assert job.kafka_agrees and job.postgres_agrees, name
+
+    # The batch stages through Airflow, their figures read back from the warehouse: one daily_analytics run per day,
+    # every raw row read from the lake accounted for (loaded, rejected or a duplicate), at least this run's landed
+    # rows read; one dbt_build run per published day, every model built and every test passed, no source stale.
+    batch, dbt = figures.batch, figures.dbt
+    assert batch is not None and dbt is not None
+    assert set(batch.runs) == set(batch.days) and batch.accounted, batch
+    assert sum(batch.read.values()) >= figures.landed["hdfs"] + figures.landed["gcs"]
+    assert all(batch.loaded[family] > 0 for family in ("orders", "product_views", "clickstream")), batch.loaded
+    assert (dbt.models_built, dbt.failures) == (len(list((DBT_PROJECT / "models").rglob("*.sql"))), {})
+    assert dbt.tests_passed > 100 and set(dbt.freshness.values()) <= {"pass", "warn"}, dbt.freshness
 
     # Last, the report's own verdict (its figures checked independently above).
     assert report.problems == []

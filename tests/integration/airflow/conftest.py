@@ -1,6 +1,8 @@
-"""Session fixtures of the Airflow tests: one generated day landed by the real sinks into a private lake root
-and bucket, a private warehouse database, and Airflow started once (its own state directory and ports, its
-metadata database on the shared PostgreSQL) with the tasks pointed at that lake and warehouse."""
+"""Session fixtures of the Airflow tests: two generated days (the world crosses last midnight, UTC: recent enough for
+dbt's source freshness) landed by the real sinks into a private lake root and bucket, the reference data on the
+test's own topics, a private warehouse database holding the Flink windows of the same events (the stream oracle's,
+as after a drain: the reconciliation holds), and Airflow started once (its own state directory and ports, its
+metadata database on the shared PostgreSQL) with the tasks pointed at that lake, those topics and that warehouse."""
 
 from __future__ import annotations
 
@@ -11,25 +13,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
+from batch_spark.contract import LAKE_TOPICS
+from batch_spark.daily import TABLES
+from deploy.airflow_api import AirflowApi
+from deploy.local.airflow import AirflowApiServer
 from deploy.local.context import REPO_ROOT, StackContext
 from deploy.local.settings import StackSettings
 from tests.integration.airflow.support import dag_test, running_airflow
-from tests.integration.batch_spark.support import generate, land, private_database, produce, remove_landed
+from tests.integration.batch_spark.support import land, private_database, produce, remove_landed
+from tests.integration.dbt.world import generate, load_windows, produce_reference
 from tests.integration.processes import free_port
 
 SEED = 20261103
-DAY = dt.date(2026, 11, 3)
-START = dt.datetime(2026, 11, 3, 12, 0, tzinfo=dt.UTC)  # the records all fall on DAY
-RECORDS = 3_000
+RECORDS = 3_000  # about 50 s of simulated time, half of it on each side of midnight
+BEFORE_MIDNIGHT = dt.timedelta(seconds=26)
+DAILY = "daily_analytics"
+WAREHOUSE = [*(f"raw.{family}" for family in LAKE_TOPICS), "raw.rejected", *(table.table for table in TABLES)]
+AUDIT = "SELECT family, ds, read, loaded, rejected, duplicates, unreadable_files FROM raw.load_audit"
 
 
 @dataclass
 class LakeDay:
-    day: dt.date
+    days: tuple[dt.date, dt.date]  # the world's two days: the day before yesterday and yesterday (UTC)
     dsn: str  # the private warehouse
     task_env: dict[str, str]  # what the tasks need on top of the stack's endpoints
+
+    @property
+    def day(self) -> dt.date:
+        """Yesterday: the day the single-day tests run."""
+        return self.days[1]
 
 
 @dataclass
@@ -44,10 +59,15 @@ def lake_day(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     work = tmp_path_factory.mktemp("airflow-lake")
     prefix = f"airflow-{uuid.uuid4().hex[:10]}-"
     root, bucket = f"/tests/{prefix.rstrip('-')}", prefix.rstrip("-")
-    produce(stack_env, prefix, generate(SEED, START, RECORDS))
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    world = generate(SEED, dt.datetime.combine(yesterday, dt.time(), dt.UTC) - BEFORE_MIDNIGHT, RECORDS)
+    produce(stack_env, prefix, [(name, value) for name, values in world.events.items() for value in values])
+    produce_reference(stack_env, prefix, world.reference)
     land(stack_env, prefix, f"{root}/raw", bucket, work)
     try:
         with private_database(stack_env["POSTGRES_DSN"]) as dsn:
+            with psycopg.connect(dsn) as conn:
+                load_windows(conn, world)
             task_env = {
                 **stack_env,
                 "POSTGRES_DSN": dsn,
@@ -59,7 +79,7 @@ def lake_day(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
                 # the Spark jars setup resolved into this checkout's state directory
                 "FREIGHTLINE_HOME": str(REPO_ROOT / ".freightline"),
             }
-            yield LakeDay(DAY, dsn, task_env)
+            yield LakeDay((yesterday - dt.timedelta(days=1), yesterday), dsn, task_env)
     finally:
         remove_landed(stack_env, root, bucket)
 
@@ -78,7 +98,7 @@ def airflow(
         airflow_port=free_port(),
         airflow_log_server_port=free_port(),
         airflow_database=f"airflow_{uuid.uuid4().hex[:10]}",
-        airflow_dags_start_date=(DAY - dt.timedelta(days=1)).isoformat(),
+        airflow_dags_start_date=lake_day.days[0].isoformat(),
     )
     ctx = StackContext.create(settings)
     # the scheduler creates no run of its own (no catch-up of the schedules): only the tests' runs exist
@@ -91,3 +111,48 @@ def airflow(
 def loaded_day(airflow: AirflowUnderTest, lake_day: LakeDay) -> dict[str, Any]:
     """``lake_to_warehouse`` run for the day with ``dag.test()``: the day's raw tables in the private warehouse."""
     return dag_test("lake_to_warehouse", lake_day.day.isoformat(), airflow.env, airflow.work / "lake_to_warehouse.log")
+
+
+@dataclass
+class Backfill:
+    """What a backfill of ``daily_analytics`` left: its runs (state, tasks' states and tries, the Assets their events
+    name) and every row of the batch's tables."""
+
+    runs: dict[str, dict[str, Any]]  # per day
+    warehouse: dict[str, list[str]]
+
+
+@pytest.fixture(scope="session")
+def backfills(airflow: AirflowUnderTest, lake_day: LakeDay) -> list[Backfill]:
+    """``daily_analytics`` over the world's two days, backfilled twice through the REST API (``airflow backfill
+    create``) and run by the session's scheduler and LocalExecutor."""
+    api = AirflowApi.from_env(AirflowApiServer().exports(airflow.ctx))
+    first, last = (dt.datetime.combine(day, dt.time(), dt.UTC) for day in lake_day.days)
+    result = []
+    try:
+        api.wait_for_dag(DAILY, timeout=300)  # parsed by the DAG processor
+        api.set_paused(DAILY, False)
+        for _ in range(2):
+            api.wait_backfill(api.backfill(DAILY, first, last), timeout=1800, interval=2)
+            runs = {}
+            for run in api.runs(DAILY, logical_date_gte=first.isoformat(), logical_date_lte=last.isoformat()):
+                tasks = api.tasks(DAILY, run["dag_run_id"])
+                events = api.asset_events(DAILY, run["dag_run_id"])
+                runs[run["logical_date"][:10]] = {
+                    "run_id": run["dag_run_id"],
+                    "state": run["state"],
+                    "tasks": {task.task_id: (task.state, task.try_number) for task in tasks},
+                    "assets": sorted({str(event["name"]) for event in events}),
+                }
+            result.append(Backfill(runs, warehouse(lake_day.dsn)))
+    finally:
+        api.close()
+    return result
+
+
+def warehouse(dsn: str) -> dict[str, list[str]]:
+    """Every row of the batch's tables (and the load counts, without their time), in a comparable form."""
+    with psycopg.connect(dsn) as conn:
+        found = {table: conn.execute(f"SELECT * FROM {table}".encode()).fetchall() for table in WAREHOUSE}
+        found["raw.load_audit"] = conn.execute(AUDIT.encode()).fetchall()
+    return {table: sorted(map(repr, rows)) for table, rows in found.items()}

@@ -21,6 +21,11 @@ def main() -> None:
             "max_active_runs": dag.max_active_runs,
             "catchup": dag.catchup,
             "schedule": str(getattr(dag.timetable, "expression", dag.timetable)),
+            # an Asset schedule: the Assets every one of which starts a run
+            "schedule_assets": sorted(
+                str(getattr(asset, "name", asset))
+                for asset in getattr(getattr(dag.timetable, "asset_condition", None), "objects", [])
+            ),
             "dagrun_timeout_s": dag.dagrun_timeout.total_seconds() if dag.dagrun_timeout else None,
             "tasks": {
                 task.task_id: {

@@ -1,6 +1,7 @@
-"""Every DAG run in-process with ``dag.test()`` against the shared stack's PostgreSQL and lake on a generated day
-(the run's state is checked: ``dag.test()`` returns normally when a run fails), and a failing task retried, then
-alerting through the stack's Alertmanager."""
+"""The DAGs against the shared stack's PostgreSQL and lake on a generated world: ``lake_to_warehouse`` and
+``dbt_build`` in-process with ``dag.test()`` (the run's state is checked: ``dag.test()`` returns normally when a run
+fails), ``daily_analytics`` through the session's scheduler (its backfill, ``conftest.backfills``: the same DAG run
+for real, by the real components), and a failing task retried, then alerting through the stack's Alertmanager."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.airflow.conftest import AirflowUnderTest, LakeDay
+from deploy.dbt import DBT_PROJECT
+from deploy.dbt_stage import read_figures
+from tests.integration.airflow.conftest import AirflowUnderTest, Backfill, LakeDay
 from tests.integration.airflow.support import FAILING_DAGS, dag_test
 from tests.integration.batch_spark.support import rows
 
@@ -25,23 +28,45 @@ def test_lake_to_warehouse_loads_the_days_raw_tables(loaded_day: dict[str, Any],
         assert count > 0, family
 
 
-def test_daily_analytics_writes_the_day_and_publishes_the_asset(airflow: AirflowUnderTest, lake_day: LakeDay) -> None:
-    # ``reconcile`` compares the day with the Flink windows of the same events (its own test runs the window jobs);
-    # none ran over this test's topics, so it is marked successful here and the rest of the DAG runs for real
-    day = lake_day.day.isoformat()
-    log = airflow.work / "daily_analytics.log"
-    result = dag_test("daily_analytics", day, airflow.env, log, mark_success="^reconcile$")
+def test_daily_analytics_writes_each_day_and_publishes_the_asset(backfills: list[Backfill], lake_day: LakeDay) -> None:
+    # run by the scheduler (the session's backfill), every task for real: the warehouse holds the Flink windows of the
+    # same events, so the reconciliation holds
+    for day, run in backfills[-1].runs.items():
+        assert run["state"] == "success", (day, run)
+        assert {task: state for task, (state, _) in run["tasks"].items()} == dict.fromkeys(
+            ("spark_batch", "reconcile", "publish"), "success"
+        ), (day, run)
+        assert run["assets"] == ["freightline_warehouse_day"], (day, run)
+        daily = f"SELECT sum(view_count) FROM analytics.product_views_daily WHERE report_date = '{day}'"
+        [(views,)] = rows(lake_day.dsn, daily)
+        [(raw_views,)] = rows(lake_day.dsn, f"SELECT count(*) FROM raw.product_views WHERE ds = '{day}'")
+        assert views == raw_views > 0
+        # the load's counts, committed with the day's rows: what the main job reports
+        audit = dict(rows(lake_day.dsn, f"SELECT family, loaded FROM raw.load_audit WHERE ds = '{day}'"))
+        assert audit["product_views"] == raw_views
+
+
+def test_dbt_build_builds_every_model_then_checks_freshness(
+    airflow: AirflowUnderTest, lake_day: LakeDay, backfills: list[Backfill]
+) -> None:
+    assert all(run["state"] == "success" for run in backfills[-1].runs.values()), backfills[-1].runs
+    result = dag_test("dbt_build", lake_day.day.isoformat(), airflow.env, airflow.work / "dbt_build.log")
     assert result["state"] == "success", result
-    assert {task: found["state"] for task, found in result["tasks"].items()} == {
-        "spark_batch": "success",
-        "reconcile": "success",
-        "publish": "success",
-    }
-    assert result["assets"] == ["freightline_warehouse_day"]
-    daily = f"SELECT sum(view_count) FROM analytics.product_views_daily WHERE report_date = '{day}'"
-    [(views,)] = rows(lake_day.dsn, daily)
-    [(raw_views,)] = rows(lake_day.dsn, f"SELECT count(*) FROM raw.product_views WHERE ds = '{day}'")
-    assert views == raw_views > 0
+    states = {task: found["state"] for task, found in result["tasks"].items()}
+    assert {task for task, state in states.items() if state != "success"} == set(), states
+    models = sorted(path.stem for path in (DBT_PROJECT / "models").rglob("*.sql"))
+    # the reference load first, one dbt build, a task per model and one for its tests, then the freshness check
+    assert {"load_reference", "dbt.dbt_producer_watcher", "source_freshness"} <= set(states)
+    assert sorted(t.split(".")[1] for t in states if t.endswith(".run")) == models
+    assert sorted(t.split(".")[1] for t in states if t.endswith(".test")) == models
+
+    # what the main job reads back: the run's dbt results in the warehouse
+    figures = read_figures({"POSTGRES_DSN": lake_day.dsn}, result["run_id"])
+    assert (figures.models_built, figures.failures) == (len(models), {})
+    assert figures.build["snapshot:success"] == 4 and figures.tests_passed > 100
+    assert figures.freshness and set(figures.freshness.values()) <= {"pass", "warn"}, figures.freshness
+    assert all(count > 0 for count in figures.reference_rows.values()), figures.reference_rows
+    assert figures.revenue_latest_day
 
 
 def test_a_failing_task_is_retried_then_alerts(airflow: AirflowUnderTest, stack_env: dict[str, str]) -> None:

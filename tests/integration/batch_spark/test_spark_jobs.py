@@ -165,6 +165,14 @@ def test_raw_tables_hold_each_event_of_the_day_once_with_exact_types(scenario: d
         }, name
         # every row read is accounted for
         assert figures["read"] == figures["loaded"] + figures["rejected"] + figures["duplicates"]
+    # the same counts, committed with the day's rows in raw.load_audit (where the main job reads them back)
+    audit = rows(dsn, "SELECT family, ds, read, loaded, rejected, duplicates, unreadable_files FROM raw.load_audit")
+    assert {(f, d): tuple(n) for f, d, *n in audit} == {
+        (family, DAY): tuple(
+            report[family][k] for k in ("read", "loaded", "rejected", "duplicates", "unreadable_files")
+        )
+        for family in LAKE_TOPICS
+    }
     assert sum(oracle.duplicates.values()) == 40 and sum(map(len, oracle.rejected.values())) == 4
     rejected = rows(dsn, "SELECT family, event_id, reason, source_file FROM raw.rejected")
     unreadable = [r for r in rejected if r[2] == "unreadable Avro file"]

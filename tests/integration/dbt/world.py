@@ -160,5 +160,12 @@ def load_events(dsn: str, world: World) -> None:
         for table in TABLES:
             conn.execute(table.create_sql().encode())
             copy_rows(conn, table.table, [c for c, _ in table.columns], sorted(daily[table.name], key=repr))
-        for job, target, source in STREAMING:
-            write_windows(conn, job, target, source(world, clean))
+        load_windows(conn, world, clean)
+
+
+def load_windows(conn: psycopg.Connection[Any], world: World, clean: Events | None = None) -> None:
+    """``streaming.*``: the Flink jobs' tables (their own DDL) with the oracle's windows of the world's clean events."""
+    clean = world.clean() if clean is None else clean
+    conn.execute(b"CREATE SCHEMA IF NOT EXISTS streaming")
+    for job, target, source in STREAMING:
+        write_windows(conn, job, target, source(world, clean))

@@ -7,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 
 from deploy.batch_stage import BatchFigures, run_days
-from deploy.reconcile import Difference, Reconciliation
+from deploy.reconcile import Difference, Enforce, Reconciliation, Total
 
 DAY = dt.date(2026, 11, 2)
 
@@ -39,3 +39,16 @@ def test_every_raw_row_read_must_be_accounted_for() -> None:
     assert figures.accounted
     figures.loaded["orders"] = 6
     assert not figures.accounted
+
+
+def test_unexplained_differences_are_enforced_on_a_day_whose_lake_holds_no_more_than_the_stream_counted() -> None:
+    short = Difference("product views", "views", ("P-1",), 8, 9, 0)  # a window counts one view the lake lacks
+    result = Reconciliation(DAY, differences=[short], totals=[Total("product views", "views", 100, 101, 0)])
+    assert result.lake_surplus == []
+    assert result.enforced(Enforce.FRESH_LAKE) and result.enforced(Enforce.ALWAYS)
+    # the lake holds 5 events beyond the windows and the 2 late ones: events of an earlier run
+    surplus = Total("order revenue", "orders", 17, 10, 2)
+    result.totals.append(surplus)
+    assert result.lake_surplus == [surplus] and surplus.lake_surplus == 5
+    assert "lake surplus 5" in surplus.describe()
+    assert not result.enforced(Enforce.FRESH_LAKE) and result.enforced(Enforce.ALWAYS)
