@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from deploy.local import kafka_acls
 from deploy.local.context import POSTGRES_OS_USER, REPO_ROOT, StackContext
 from deploy.local.jars import classpath, jar_dir
-from deploy.local.tls import ServerCertificate
+from deploy.local.tls import ServerCertificate, write_file
 from services.common.settings import LOCAL_HOST, POSTGRES_DB, POSTGRES_USER
 
 
@@ -436,10 +436,7 @@ class Postgres(Component):
             ("pg_hba.conf", SECURE_HBA.encode(), 0o600),
         ):
             path = target / name
-            path.touch(mode=0o600, exist_ok=True)
-            path.chmod(0o600)
-            path.write_bytes(data)
-            path.chmod(mode)
+            write_file(path, data, mode)
             if os.geteuid() == 0:
                 shutil.chown(path, user=POSTGRES_OS_USER, group=POSTGRES_OS_USER)
         return target

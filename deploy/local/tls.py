@@ -79,8 +79,8 @@ class PrivateCA:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
-        _write(self.key, _private_pem(key), 0o600)
-        _write(self.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_file(self.key, _private_pem(key), 0o600)
+        write_file(self.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
         return self.cert
 
     def server(self, name: str, hosts: Sequence[str] = DEFAULT_HOSTS) -> ServerCertificate:
@@ -122,9 +122,9 @@ class PrivateCA:
         )
         cert_pem = cert.public_bytes(serialization.Encoding.PEM)
         key_pem = _private_pem(key)
-        _write(files.key, key_pem, 0o600)
-        _write(files.cert, cert_pem, 0o644)
-        _write(files.bundle, key_pem + cert_pem, 0o600)
+        write_file(files.key, key_pem, 0o600)
+        write_file(files.cert, cert_pem, 0o644)
+        write_file(files.bundle, key_pem + cert_pem, 0o600)
         return files
 
 
@@ -154,7 +154,8 @@ def _names(cert: x509.Certificate) -> set[str]:
     return {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
+def write_file(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` never readable by others while it is written, then give it ``mode``."""
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
     path.write_bytes(data)
