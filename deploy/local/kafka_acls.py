@@ -32,7 +32,10 @@ GENERATOR = "generator"
 ENRICHER = "enricher"
 ANOMALY_DETECTOR = "anomaly_detector"
 STREAM = "stream"
+DLQ_READER = "dlq_reader"
+"""``freightline dlq list|show``: reads the dead-letter topics and their replay ledgers, writes nothing."""
 DLQ_REPLAY = "dlq_replay"
+"""``freightline dlq replay``: reads them too, writes the replayed records and the ledgers in transactions."""
 DLQ_READER_GROUP_PREFIX = "freightline-dlq-"
 """The throw-away consumer groups of ``freightline dlq`` (``services.common.dlq.read_messages``)."""
 DLQ_REPLAY_TRANSACTIONAL_PREFIX = "freightline-dlq-replay-"
@@ -170,17 +173,27 @@ def access_table() -> tuple[Access, ...]:
     replay_targets = _unique(
         t for row in table if row.cluster == LOCAL for t in row.reads if dead_letter_topic(t) in dead_letter_topics
     )
-    table.append(
+    ledgers = tuple(replay_ledger_topic(t) for t in dead_letter_topics)
+    table += [
+        Access(
+            DLQ_READER,
+            DLQ_READER,
+            LOCAL,
+            reads=(*dead_letter_topics, *ledgers),
+            prefixes={"group": DLQ_READER_GROUP_PREFIX},
+        ),
         Access(
             DLQ_REPLAY,
             DLQ_REPLAY,
             LOCAL,
-            reads=(*dead_letter_topics, *(replay_ledger_topic(t) for t in dead_letter_topics)),
-            writes=(*replay_targets, *(replay_ledger_topic(t) for t in dead_letter_topics)),
+            reads=(*dead_letter_topics, *ledgers),
+            # the records go back to their source topics (or one of them, --to), each with its ledger entry in one
+            # transaction (an idempotent producer: IDEMPOTENT_WRITE comes with the writes)
+            writes=(*replay_targets, *ledgers),
             transactional_ids=(DLQ_REPLAY_TRANSACTIONAL_PREFIX,),
             prefixes={"group": DLQ_READER_GROUP_PREFIX},
-        )
-    )
+        ),
+    ]
     return tuple(table)
 
 
