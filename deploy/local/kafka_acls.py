@@ -207,14 +207,17 @@ Grant = tuple[str, str, str, str]
 CLUSTER_RESOURCE = "kafka-cluster"
 
 
-def grants(row: Access) -> set[Grant]:
-    """What ``row`` allows, as (resource type, resource name, pattern type, operation); nothing else is allowed."""
+def grants(row: Access, *, create_topics: bool = True) -> set[Grant]:
+    """What ``row`` allows, as (resource type, resource name, pattern type, operation); nothing else is allowed.
+    ``create_topics=False``: no Create on the named topics (where an operator owns them: Strimzi's Topic Operator on
+    Kubernetes, the topic set-up service in compose); the topics under a row's prefix are still the service's own."""
     found: set[Grant] = set()
     reading = ("READ", "DESCRIBE", "DESCRIBE_CONFIGS") if row.read_configs else ("READ", "DESCRIBE")
+    writing = ("WRITE", "DESCRIBE", "CREATE") if create_topics else ("WRITE", "DESCRIBE")
     for topic in row.reads:
         found |= {("topic", topic, "literal", op) for op in reading}
     for topic in row.writes:
-        found |= {("topic", topic, "literal", op) for op in ("WRITE", "DESCRIBE", "CREATE")}
+        found |= {("topic", topic, "literal", op) for op in writing}
     for group in row.groups:
         found |= {("group", group, "literal", op) for op in ("READ", "DESCRIBE")}
     for prefix in row.transactional_ids:

@@ -15,14 +15,22 @@ import yaml
 from deploy import flink_jobs
 from deploy.local.flink import JOB_CLUSTER_CONFIG
 from deploy.local.settings import StackSettings
+from deploy.manifests.kafka_users import deployed_principals, strimzi_grants, table_grants, user_name
 from deploy.manifests.services import (
     AIRFLOW_POD_LABELS,
     HEALTH_PATH,
+    IMAGE_REGISTRY,
+    KAFKA_CA,
     LIBRARY_VARIABLES,
+    POSTGRES_CA,
     READY_PATH,
+    REGISTRY_CA,
+    REGISTRY_SERVER_TLS,
+    REGISTRY_USERS_SECRET,
     SERVICES,
     STATSD_PORT,
     DeployedService,
+    SecretFiles,
     image,
 )
 from deploy.manifests.settings_env import Variable, module_variables, service_variables
@@ -39,6 +47,9 @@ STACK_HADOOP_POM = ROOT / "deploy" / "local" / "poms" / "hadoop.xml"
 HADOOP_CLIENT = ("org.apache.hadoop:hadoop-client-api", "org.apache.hadoop:hadoop-client-runtime")
 """Hadoop's shaded client: what Flink needs on its classpath to load its Hadoop file system (``hdfs://``)."""
 PROFILES = ("core", "lake", "stream", "batch", "obs")
+IMAGE_PREFIX = f"{IMAGE_REGISTRY}/"
+LAG_READER = "keda-lag"
+"""KEDA's KafkaUser (``platform.yaml``): Describe on every topic and group, to read consumer lag; no principal's."""
 
 Doc = dict[str, Any]
 
@@ -248,18 +259,14 @@ def flink_access_problems(docs: list[Doc], names: Sequence[str], env: Mapping[st
     found = [d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == user]
     if not found:
         return [f"flink jobs: no KafkaUser {user!r}"]
-    allowed = {
-        (acl["resource"]["type"], acl["resource"]["name"], acl["resource"].get("patternType", "literal"), operation)
-        for acl in found[0]["spec"]["authorization"]["acls"]
-        for operation in acl["operations"]
-    }
+    allowed = strimzi_grants(found[0]["spec"]["authorization"]["acls"])
     problems = []
     for name in names:
         settings = flink_jobs.job_settings(flink_jobs.job(name), env)
         prefix = (settings.transactional_id_prefix or settings.group_id) + "-"
-        needed = [("topic", settings.source_topic, "literal", "Read")]
-        needed += [("topic", t, "literal", "Write") for t in (settings.sink_topic, settings.late_topic)]
-        needed += [("group", settings.group_id, "literal", "Read"), ("transactionalId", prefix, "prefix", "Write")]
+        needed = [("topic", settings.source_topic, "literal", "READ")]
+        needed += [("topic", t, "literal", "WRITE") for t in (settings.sink_topic, settings.late_topic)]
+        needed += [("group", settings.group_id, "literal", "READ"), ("transactional_id", prefix, "prefixed", "WRITE")]
         problems += [
             f"flink jobs: KafkaUser {user} may not {op} {kind} {resource} ({name})"
             for kind, resource, pattern, op in needed
@@ -358,9 +365,9 @@ def kafka_access_problems(service: DeployedService, docs: list[Doc], env: Mappin
     if not users:
         return [*problems, f"{where}: no KafkaUser {service.k8s_name}"]
     readable = {
-        acl["resource"]["name"]
-        for acl in users[0]["spec"]["authorization"]["acls"]
-        if acl["resource"]["type"] == "topic" and "Read" in acl["operations"]
+        name
+        for resource, name, _, operation in strimzi_grants(users[0]["spec"]["authorization"]["acls"])
+        if resource == "topic" and operation == "READ"
     }
     consumed = {service.scale_topic} if service.scale_topic else set()
     if service.groups:
@@ -369,6 +376,125 @@ def kafka_access_problems(service: DeployedService, docs: list[Doc], env: Mappin
                 consumed |= {t.strip() for t in variable.default.split(",") if t.strip()}
     problems += [f"{where}: its KafkaUser may not read {topic}" for topic in sorted(consumed - readable)]
     return problems
+
+
+def kafka_user_problems(docs: list[Doc]) -> list[str]:
+    """Every principal of the ACL table (``deploy/local/kafka_acls.py``, the local cluster's rows) has a KafkaUser
+    granting exactly its rows' grants (but Create on the named topics, which the Topic Operator owns), and every
+    KafkaUser of the platform but KEDA's lag reader is such a principal's."""
+    users = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "KafkaUser"}
+    problems = []
+    wanted = {user_name(principal): principal for principal in deployed_principals()}
+    for name, principal in sorted(wanted.items()):
+        user = users.get(name)
+        if user is None:
+            problems.append(f"k8s: no KafkaUser {name} (principal {principal} of the ACL table)")
+            continue
+        granted = strimzi_grants(user["spec"]["authorization"]["acls"])
+        expected = table_grants(principal)
+        problems += [f"k8s KafkaUser {name}: grants {g} no row of {principal} does" for g in sorted(granted - expected)]
+        problems += [f"k8s KafkaUser {name}: lacks {g} of its rows" for g in sorted(expected - granted)]
+    problems += [
+        f"k8s: KafkaUser {name} is no principal of the ACL table"
+        for name in sorted(set(users) - set(wanted) - {LAG_READER})
+    ]
+    return problems
+
+
+def mounted_files(pod: Doc, container: Doc) -> dict[str, tuple[str, str]]:
+    """Path -> (Secret, key) of every file a container reads from a Secret volume of its pod."""
+    volumes = {v["name"]: v["secret"] for v in pod.get("volumes", []) if "secret" in v}
+    files: dict[str, tuple[str, str]] = {}
+    for mount in container.get("volumeMounts", []):
+        secret = volumes.get(mount["name"])
+        if secret is None:
+            continue
+        keys = [item["key"] for item in secret.get("items", [])]
+        files.update({f"{mount['mountPath']}/{key}": (secret["secretName"], key) for key in keys})
+    return files
+
+
+def pods(docs: list[Doc]) -> list[tuple[str, Doc, Doc]]:
+    """(where, pod spec, container) of every container of the platform's workloads, init containers included."""
+    found = []
+    for doc in docs:
+        kind, name = doc.get("kind"), doc.get("metadata", {}).get("name")
+        if kind in ("Deployment", "StatefulSet", "Job"):
+            pod = doc["spec"]["template"]["spec"]
+        elif kind == "FlinkDeployment":
+            pod = doc["spec"]["podTemplate"]["spec"]
+            init = doc["spec"]["jobManager"].get("podTemplate", {}).get("spec", {}).get("initContainers", [])
+            found += [(f"{kind} {name} {c['name']}", pod, c) for c in init]
+        else:
+            continue
+        found += [(f"{kind} {name} {c['name']}", pod, c) for c in pod.get("containers", [])]
+    return found
+
+
+def k8s_tls_problems(docs: list[Doc]) -> list[str]:
+    """Every hop on Kubernetes as on the secure local stack: the Kafka listeners TLS with SCRAM-SHA-512, each Kafka
+    client on SASL_SSL checking the brokers against Strimzi's cluster CA (mounted from its Secret), each registry
+    client on HTTPS checking the CA of the registry's certificate with a user from a Secret (a service: the read-only
+    one, never registering), the registry serving its certificate with both roles from a Secret, each PostgreSQL DSN
+    ``verify-full`` against a mounted CA."""
+    problems = []
+    for kafka in (d for d in docs if d.get("kind") == "Kafka"):
+        for listener in kafka["spec"]["kafka"]["listeners"]:
+            if not listener.get("tls") or listener.get("authentication", {}).get("type") != "scram-sha-512":
+                problems.append(f"Kafka {kafka['metadata']['name']}: listener {listener['name']} is not TLS + SCRAM")
+    for where, pod, container in pods(docs):
+        problems += container_tls_problems(where, container_environment(docs, container), mounted_files(pod, container))
+        if container.get("image", "").startswith(IMAGE_PREFIX) and not container.get("command"):  # a service
+            env = container_environment(docs, container)
+            if "SCHEMA_REGISTRY_URL" in env:
+                if _secret_key(container, "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO") != (REGISTRY_USERS_SECRET, "reader"):
+                    problems.append(f"{where}: a service's registry user is not the read-only one")
+                if env.get("SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS") != "false":
+                    problems.append(f"{where}: a service may register schemas (SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS)")
+    return problems
+
+
+def container_tls_problems(where: str, env: Mapping[str, str], files: Mapping[str, tuple[str, str]]) -> list[str]:
+    """``k8s_tls_problems`` of one container, given its environment and the Secret files it mounts."""
+
+    def mounted(variable: str, secret: SecretFiles) -> list[str]:
+        path = env.get(variable, "")
+        if files.get(path) != (secret.secret, secret.keys[0]):
+            return [f"{where}: {variable} ({path or 'unset'}) is not {secret.secret}'s {secret.keys[0]} mounted"]
+        return []
+
+    problems = []
+    if "KAFKA_BOOTSTRAP_SERVERS" in env:
+        if (env.get("KAFKA_SECURITY_PROTOCOL"), env.get("KAFKA_SASL_MECHANISM")) != ("SASL_SSL", "SCRAM-SHA-512"):
+            problems.append(f"{where}: Kafka is not SASL_SSL with SCRAM-SHA-512")
+        problems += mounted("KAFKA_SSL_CA_LOCATION", KAFKA_CA)
+    if "SCHEMA_REGISTRY_URL" in env:
+        if not env["SCHEMA_REGISTRY_URL"].startswith("https://"):
+            problems.append(f"{where}: SCHEMA_REGISTRY_URL is not https")
+        problems += mounted("SCHEMA_REGISTRY_SSL_CA_LOCATION", REGISTRY_CA)
+        if env.get("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO") != SECRET_REF:
+            problems.append(f"{where}: SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO is not from a Secret")
+    if "SCHEMA_REGISTRY_SERVER_PORT" in env:
+        problems += mounted("SCHEMA_REGISTRY_SERVER_SSL_CERTFILE", REGISTRY_SERVER_TLS)
+        for users in ("SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS", "SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS"):
+            if env.get(users) != SECRET_REF:
+                problems.append(f"{where}: {users} is not from a Secret")
+    dsn = env.get("SCHEMA_REGISTRY_SERVER_DATABASE_DSN")
+    if dsn is not None:
+        root = re.search(r"sslrootcert=([^&]+)", dsn)
+        if "sslmode=verify-full" not in dsn:
+            problems.append(f"{where}: SCHEMA_REGISTRY_SERVER_DATABASE_DSN is not sslmode=verify-full")
+        if root is None or files.get(root.group(1)) != (POSTGRES_CA.secret, POSTGRES_CA.keys[0]):
+            problems.append(f"{where}: the DSN's sslrootcert is not {POSTGRES_CA.secret}'s mounted")
+    return problems
+
+
+def _secret_key(container: Doc, variable: str) -> tuple[str, str] | None:
+    for item in container.get("env", []):
+        ref = item.get("valueFrom", {}).get("secretKeyRef")
+        if item["name"] == variable and ref:
+            return ref["name"], ref["key"]
+    return None
 
 
 def compose_health_problems(service: DeployedService, body: Doc) -> list[str]:

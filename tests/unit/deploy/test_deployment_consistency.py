@@ -333,11 +333,12 @@ def test_kubernetes_running_other_window_jobs_or_settings_than_the_product_is_re
     spec["flinkConfiguration"]["execution.checkpointing.interval"] = "10000 ms"
     user = next(d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "flink-jobs")
     acls = user["spec"]["authorization"]["acls"]
-    acls[:] = [a for a in acls if a["resource"]["name"] not in ("web.clickstream.v1", "flink-category-top-products")]
+    dropped = ("web.clickstream.v1", "flink-category-top-products")
+    acls[:] = [a for a in acls if a["resource"].get("name") not in dropped]
     assert consistency.flink_job_problems(docs) == [
         f"{where}: job.parallelism 2, the jobs' own is 3",
-        "flink jobs: KafkaUser flink-jobs may not Read topic web.clickstream.v1 (service_error_rate)",
-        "flink jobs: KafkaUser flink-jobs may not Read group flink-category-top-products (category_top_products)",
+        "flink jobs: KafkaUser flink-jobs may not READ topic web.clickstream.v1 (service_error_rate)",
+        "flink jobs: KafkaUser flink-jobs may not READ group flink-category-top-products (category_top_products)",
     ]
 
 
@@ -414,7 +415,7 @@ def test_a_missing_acl_or_a_service_creating_topics_is_reported(rendered: dict[s
     service = by_name("sink_hdfs")
     user = next(d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "sink-hdfs")
     acls = user["spec"]["authorization"]["acls"]
-    acls[:] = [a for a in acls if a["resource"]["name"] != "commerce.orders.v1"]
+    acls[:] = [a for a in acls if a["resource"].get("name") != "commerce.orders.v1"]
     workload = workload_of(docs, service)
     assert workload is not None
     assert consistency.kafka_access_problems(service, docs, k8s_environment(docs, workload)) == [
@@ -487,4 +488,67 @@ def test_a_missing_or_miswired_statsd_exporter_is_reported(compose: dict[str, An
         "Airflow chart: its own statsd exporter is enabled (it does not use our mapping)",
         "Airflow chart: AIRFLOW__METRICS__STATSD_HOST=airflow-statsd, wanted statsd",
         "Airflow chart: AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED=None, wanted True",
+    ]
+
+
+# ---------------------------------------------------------------- Kafka users: the ACL table; TLS on every hop
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_kafka_user_has_exactly_the_rows_of_the_acl_table(overlay: str, rendered: dict[str, Docs]) -> None:
+    docs = rendered[overlay]
+    assert consistency.kafka_user_problems(docs) == []
+    users = {d["metadata"]["name"] for d in docs if d.get("kind") == "KafkaUser"}
+    assert {"dlq-reader", "dlq-replay", "flink-jobs", "sink-hdfs", "mirror"} <= users
+
+
+def test_a_kafka_user_off_the_acl_table_is_reported(rendered: dict[str, Docs]) -> None:
+    docs = copy.deepcopy(rendered["prod"])
+    user = next(d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "sink-hdfs")
+    acls = user["spec"]["authorization"]["acls"]
+    acls[:] = [a for a in acls if a["resource"].get("name") != "commerce.orders.v1.dlq"]  # one row's topic gone
+    acls.append({"resource": {"type": "topic", "name": "finance.supplier_invoices.v1"}, "operations": ["Read"]})
+    assert consistency.kafka_user_problems(docs) == [
+        "k8s KafkaUser sink-hdfs: grants ('topic', 'finance.supplier_invoices.v1', 'literal', 'READ') no row of "
+        "sink_hdfs does",
+        "k8s KafkaUser sink-hdfs: lacks ('topic', 'commerce.orders.v1.dlq', 'literal', 'DESCRIBE') of its rows",
+        "k8s KafkaUser sink-hdfs: lacks ('topic', 'commerce.orders.v1.dlq', 'literal', 'WRITE') of its rows",
+    ]
+    docs = [d for d in docs if not (d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "dlq-replay")]
+    docs.append({**copy.deepcopy(user), "metadata": {"name": "billing"}})
+    assert {
+        "k8s: no KafkaUser dlq-replay (principal dlq_replay of the ACL table)",
+        "k8s: KafkaUser billing is no principal of the ACL table",
+    } <= set(consistency.kafka_user_problems(docs))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_hop_on_kubernetes_is_encrypted_and_authenticated(overlay: str, rendered: dict[str, Docs]) -> None:
+    docs = rendered[overlay]
+    assert consistency.k8s_tls_problems(docs) == []
+    checked = {where.split()[1] for where, _, _ in consistency.pods(docs)}
+    assert {"schema-registry", "sink-hdfs", "window-jobs", "schema-contracts-0-1-0"} <= checked
+
+
+def test_a_plaintext_or_unverified_hop_on_kubernetes_is_reported(rendered: dict[str, Docs]) -> None:
+    docs = copy.deepcopy(rendered["dev"])
+    kafka = next(d for d in docs if d.get("kind") == "Kafka")
+    kafka["spec"]["kafka"]["listeners"][0]["tls"] = False
+    config = next(d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "sink-gcs-config")
+    config["data"]["KAFKA_SECURITY_PROTOCOL"] = "SASL_PLAINTEXT"
+    config["data"]["SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS"] = "true"
+    registry = next(
+        d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "schema-registry-config"
+    )
+    registry["data"]["SCHEMA_REGISTRY_SERVER_DATABASE_DSN"] = "postgresql://freightline@postgres:5432/freightline"
+    mirror = workload_of(docs, by_name("mirror"))
+    assert mirror is not None
+    pod = mirror["spec"]["template"]["spec"]
+    pod["volumes"] = [v for v in pod["volumes"] if v["name"] != "kafka-ca"]
+    assert sorted(consistency.k8s_tls_problems(docs)) == [
+        "Deployment mirror mirror: KAFKA_SSL_CA_LOCATION (/etc/freightline/kafka-ca/ca.crt) is not "
+        "freightline-cluster-ca-cert's ca.crt mounted",
+        "Deployment schema-registry schema-registry: SCHEMA_REGISTRY_SERVER_DATABASE_DSN is not sslmode=verify-full",
+        "Deployment schema-registry schema-registry: the DSN's sslrootcert is not freightline-postgres-ca's mounted",
+        "Deployment sink-gcs sink-gcs: Kafka is not SASL_SSL with SCRAM-SHA-512",
+        "Deployment sink-gcs sink-gcs: a service may register schemas (SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS)",
+        "Kafka freightline: listener tls is not TLS + SCRAM",
     ]

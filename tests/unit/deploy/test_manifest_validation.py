@@ -20,7 +20,7 @@ from deploy.manifests import tools
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 Docs = list[dict[str, Any]]
-CORE_GROUPS = {"", "apps", "policy", "networking.k8s.io", "rbac.authorization.k8s.io"}
+CORE_GROUPS = {"", "apps", "batch", "policy", "networking.k8s.io", "rbac.authorization.k8s.io"}
 
 
 def crd_validator(doc: dict[str, Any]) -> jsonschema.protocols.Validator | None:
