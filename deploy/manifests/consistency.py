@@ -13,9 +13,18 @@ from typing import Any
 import yaml
 
 from deploy import flink_jobs
+from deploy.local import kafka_acls
 from deploy.local.flink import JOB_CLUSTER_CONFIG
+from deploy.local.kafka_acls import Grant
 from deploy.local.settings import StackSettings
-from deploy.manifests.kafka_users import deployed_principals, strimzi_grants, table_grants, user_name
+from deploy.manifests.kafka_users import (
+    deployed_principals,
+    password_variable,
+    script_grants,
+    strimzi_grants,
+    table_grants,
+    user_name,
+)
 from deploy.manifests.services import (
     AIRFLOW_POD_LABELS,
     HEALTH_PATH,
@@ -378,6 +387,12 @@ def kafka_access_problems(service: DeployedService, docs: list[Doc], env: Mappin
     return problems
 
 
+def grant_problems(where: str, principal: str, granted: set[Grant], expected: set[Grant]) -> list[str]:
+    """What a user grants beyond its principal's rows, and what of them it lacks."""
+    problems = [f"{where}: grants {g} no row of {principal} does" for g in sorted(granted - expected)]
+    return problems + [f"{where}: lacks {g} of its rows" for g in sorted(expected - granted)]
+
+
 def kafka_user_problems(docs: list[Doc]) -> list[str]:
     """Every principal of the ACL table (``deploy/local/kafka_acls.py``, the local cluster's rows) has a KafkaUser
     granting exactly its rows' grants (but Create on the named topics, which the Topic Operator owns), and every
@@ -391,9 +406,7 @@ def kafka_user_problems(docs: list[Doc]) -> list[str]:
             problems.append(f"k8s: no KafkaUser {name} (principal {principal} of the ACL table)")
             continue
         granted = strimzi_grants(user["spec"]["authorization"]["acls"])
-        expected = table_grants(principal)
-        problems += [f"k8s KafkaUser {name}: grants {g} no row of {principal} does" for g in sorted(granted - expected)]
-        problems += [f"k8s KafkaUser {name}: lacks {g} of its rows" for g in sorted(expected - granted)]
+        problems += grant_problems(f"k8s KafkaUser {name}", principal, granted, table_grants(principal))
     problems += [
         f"k8s: KafkaUser {name} is no principal of the ACL table"
         for name in sorted(set(users) - set(wanted) - {LAG_READER})
@@ -495,6 +508,119 @@ def _secret_key(container: Doc, variable: str) -> tuple[str, str] | None:
         if item["name"] == variable and ref:
             return ref["name"], ref["key"]
     return None
+
+
+COMPOSE_KAFKA_SETUP = ROOT / "deploy" / "compose" / "kafka" / "setup.sh"
+COMPOSE_CA = "/etc/freightline/tls/ca.crt"
+"""Where compose's clients find the CA certificate (the volume ``tls-ca``, which holds nothing else)."""
+COMPOSE_KAFKA_USERS = {"flink-jobs": kafka_acls.STREAM}
+"""Compose services running as a principal other than a Python service's own (the window jobs' submitter)."""
+
+
+def compose_kafka_user_problems(compose: Doc, setup: str) -> list[str]:
+    """Compose's Kafka users are the ACL table's: the set-up script (``kafka/setup.sh``) makes each deployed
+    principal's user with exactly its local rows' grants (Create included: the services create their topics, as on
+    the secure local stack) and nothing else, its password given to ``kafka-setup`` from ``.env``; each Kafka client
+    logs in as its own principal with that password."""
+    granted, users = script_grants(setup)
+    problems = []
+    wanted = {user_name(principal): principal for principal in deployed_principals()}
+    for name, principal in sorted(wanted.items()):
+        if name not in granted:
+            problems.append(f"compose: kafka/setup.sh grants nothing to {name} (principal {principal})")
+            continue
+        expected = table_grants(principal, create_topics=True)
+        problems += grant_problems(f"compose user {name}", principal, granted[name], expected)
+        if users.get(name) != password_variable(principal):
+            problems.append(f"compose: kafka/setup.sh does not make user {name} with {password_variable(principal)}")
+    problems += [
+        f"compose: kafka/setup.sh grants to {n}, no principal of the ACL table"
+        for n in sorted(set(granted) - set(wanted))
+    ]
+    services = compose.get("services", {})
+    setup_env = compose_environment(services.get("kafka-setup", {}))
+    problems += [
+        f"compose kafka-setup: {variable} is not given from .env"
+        for variable in sorted(set(users.values()))
+        if not compose_secret_ok(setup_env.get(variable, "")) or variable not in setup_env.get(variable, "")
+    ]
+    for name, body in sorted(services.items()):
+        env = compose_environment(body)
+        if "KAFKA_BOOTSTRAP_SERVERS" not in env:
+            continue
+        found = [s.name for s in SERVICES if compose_service_of(compose, s.name) == (name, body)]
+        client = found[0] if found else COMPOSE_KAFKA_USERS.get(name)
+        if client is None:
+            problems.append(f"compose {name}: a Kafka client of no principal")
+            continue
+        if env.get("KAFKA_SASL_USERNAME") != user_name(client):
+            problems.append(f"compose {name}: KAFKA_SASL_USERNAME is not {user_name(client)}")
+        if password_variable(client) not in env.get("KAFKA_SASL_PASSWORD", ""):
+            problems.append(f"compose {name}: KAFKA_SASL_PASSWORD is not ${password_variable(client)}")
+    return problems
+
+
+def compose_tls_problems(compose: Doc) -> list[str]:
+    """Compose's hops as on the secure local stack: the brokers take clients on SASL_SSL only (a PLAINTEXT
+    listener binds the container's loopback), each Kafka client is SASL_SSL with SCRAM checking the CA, each registry
+    client HTTPS with the CA and a user from ``.env`` (a service: the read-only one, never registering), the registry
+    serves its certificate with both roles, PostgreSQL takes TLS only and its clients verify it (``verify-full``);
+    a client mounts the CA from ``tls-ca``, never a volume holding a key."""
+    services = compose.get("services", {})
+    problems = []
+    for name in ("kafka", "kafka-remote"):
+        env = compose_environment(services.get(name, {}))
+        protocols = dict(item.split(":") for item in env.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "").split(","))
+        for listener in env.get("KAFKA_LISTENERS", "").split(","):
+            label, _, address = listener.partition("://")
+            if protocols.get(label) != "SASL_SSL" and not address.startswith("127.0.0.1:"):
+                problems.append(f"compose {name}: listener {listener} takes {protocols.get(label)} off the loopback")
+    postgres = services.get("postgres", {})
+    if "ssl=on" not in postgres.get("command", []):
+        problems.append("compose postgres: ssl is not on")
+    registry_service = compose_service_of(compose, "schema_registry")
+    for name, body in sorted(services.items()):
+        env = compose_environment(body)
+        mounts = [str(v) for v in body.get("volumes", [])]
+        where = f"compose {name}"
+        needs_ca = False
+        if "KAFKA_BOOTSTRAP_SERVERS" in env:
+            needs_ca = True
+            wanted = ("SASL_SSL", "SCRAM-SHA-512", COMPOSE_CA)
+            found = tuple(env.get(f"KAFKA_{k}") for k in ("SECURITY_PROTOCOL", "SASL_MECHANISM", "SSL_CA_LOCATION"))
+            if found != wanted:
+                problems.append(f"{where}: Kafka is {found}, not {wanted}")
+        if "SCHEMA_REGISTRY_URL" in env:
+            needs_ca = True
+            if (
+                not env["SCHEMA_REGISTRY_URL"].startswith("https://")
+                or env.get("SCHEMA_REGISTRY_SSL_CA_LOCATION") != COMPOSE_CA
+            ):
+                problems.append(f"{where}: the registry is not HTTPS checked against the CA")
+            if not compose_secret_ok(env.get("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "")):
+                problems.append(f"{where}: no registry user from .env")
+            if (body.get("build") or {}).get("args", {}).get("SERVICE") and (
+                "READER" not in env.get("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "")
+                or env.get("SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS") != "false"
+            ):
+                problems.append(f"{where}: a service is not the registry's read-only user without auto-registration")
+        for key, value in env.items():
+            if value.startswith("postgresql") and "@postgres:" in value:
+                needs_ca = True
+                if f"sslmode=verify-full&sslrootcert={COMPOSE_CA}" not in value:
+                    problems.append(f"{where}: {key} is not sslmode=verify-full against the CA")
+        if needs_ca and f"tls-ca:{COMPOSE_CA.rpartition('/')[0]}:ro" not in mounts:
+            problems.append(f"{where}: does not mount tls-ca read-only at {COMPOSE_CA.rpartition('/')[0]}")
+        if any(m.startswith("tls-authority") for m in mounts) and name != "tls":
+            problems.append(f"{where}: mounts the CA's key")
+    if registry_service is not None:
+        env = compose_environment(registry_service[1])
+        for key in ("SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS", "SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS"):
+            if not compose_secret_ok(env.get(key, "")):
+                problems.append(f"compose schema-registry: {key} is not from .env")
+        if not env.get("SCHEMA_REGISTRY_SERVER_SSL_CERTFILE"):
+            problems.append("compose schema-registry: no certificate (plain HTTP)")
+    return problems
 
 
 def compose_health_problems(service: DeployedService, body: Doc) -> list[str]:

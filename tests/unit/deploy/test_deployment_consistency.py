@@ -552,3 +552,59 @@ def test_a_plaintext_or_unverified_hop_on_kubernetes_is_reported(rendered: dict[
         "Deployment sink-gcs sink-gcs: a service may register schemas (SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS)",
         "Kafka freightline: listener tls is not TLS + SCRAM",
     ]
+
+
+def test_every_compose_kafka_user_has_exactly_the_rows_of_the_acl_table(compose: dict[str, Any]) -> None:
+    assert consistency.compose_kafka_user_problems(compose, consistency.COMPOSE_KAFKA_SETUP.read_text()) == []
+
+
+def test_a_compose_kafka_user_off_the_acl_table_is_reported(compose: dict[str, Any]) -> None:
+    setup = consistency.COMPOSE_KAFKA_SETUP.read_text()
+    lines = setup.splitlines()
+    gcs = next(
+        i for i, line in enumerate(lines) if "User:sink-gcs" in line and "finance.supplier_payments.v1.dlq" in line
+    )
+    lines[gcs] = lines[gcs].replace(" --topic finance.supplier_payments.v1.dlq", "")  # one row's topic gone
+    lines.append(
+        "acl --allow-principal User:mirror --resource-pattern-type literal --operation Read "
+        "--topic finance.supplier_invoices.v1"
+    )
+    broken = copy.deepcopy(compose)
+    broken["services"]["sink-hdfs"]["environment"]["KAFKA_SASL_USERNAME"] = "sink-gcs"
+    problems = consistency.compose_kafka_user_problems(broken, "\n".join(lines))
+    assert problems == [
+        "compose user mirror: grants ('topic', 'finance.supplier_invoices.v1', 'literal', 'READ') no row of "
+        "mirror does",
+        *(
+            f"compose user sink-gcs: lacks ('topic', 'finance.supplier_payments.v1.dlq', 'literal', '{op}') of its rows"
+            for op in ("CREATE", "DESCRIBE", "WRITE")
+        ),
+        "compose sink-hdfs: KAFKA_SASL_USERNAME is not sink-hdfs",
+    ]
+
+
+def test_every_hop_in_compose_is_encrypted_and_authenticated(compose: dict[str, Any]) -> None:
+    assert consistency.compose_tls_problems(compose) == []
+
+
+def test_a_plaintext_or_unverified_hop_in_compose_is_reported(compose: dict[str, Any]) -> None:
+    broken = copy.deepcopy(compose)
+    services = broken["services"]
+    services["kafka"]["environment"]["KAFKA_LISTENERS"] = "CLIENTS://:9092,INTERNAL://:9091,CONTROLLER://127.0.0.1:9093"
+    services["sink-gcs"]["environment"]["KAFKA_SECURITY_PROTOCOL"] = "SASL_PLAINTEXT"
+    services["enricher"]["environment"]["SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS"] = "true"
+    services["spark"]["environment"]["POSTGRES_DSN"] = (
+        "postgresql://freightline:${POSTGRES_PASSWORD:?x}@postgres:5432/x"
+    )
+    services["mirror"]["volumes"] = ["tls-authority:/etc/freightline/tls:ro"]
+    services["postgres"]["command"] = ["postgres"]
+    assert consistency.compose_tls_problems(broken) == [
+        "compose kafka: listener INTERNAL://:9091 takes PLAINTEXT off the loopback",
+        "compose postgres: ssl is not on",
+        "compose enricher: a service is not the registry's read-only user without auto-registration",
+        "compose mirror: does not mount tls-ca read-only at /etc/freightline/tls",
+        "compose mirror: mounts the CA's key",
+        "compose sink-gcs: Kafka is ('SASL_PLAINTEXT', 'SCRAM-SHA-512', '/etc/freightline/tls/ca.crt'), not "
+        "('SASL_SSL', 'SCRAM-SHA-512', '/etc/freightline/tls/ca.crt')",
+        "compose spark: POSTGRES_DSN is not sslmode=verify-full against the CA",
+    ]
