@@ -447,17 +447,16 @@ def contracts_job() -> list[Doc]:
         "securityContext": container_security(),
         "volumeMounts": secret_mounts([REGISTRY_CA]),
     }
-    job_labels = labels(CONTRACTS_JOB, "deploy-step")
     return [
         {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": {"name": CONTRACTS_JOB, "labels": job_labels},
+            "metadata": {"name": CONTRACTS_JOB, "labels": labels(CONTRACTS_JOB, "deploy-step")},
             "spec": {
                 "backoffLimit": 6,
                 "ttlSecondsAfterFinished": 86400,
                 "template": {
-                    "metadata": {"labels": job_labels},
+                    "metadata": {"labels": labels(CONTRACTS_JOB, "deploy-step")},
                     "spec": {
                         "restartPolicy": "OnFailure",
                         "automountServiceAccountToken": False,
@@ -471,7 +470,7 @@ def contracts_job() -> list[Doc]:
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": {"name": CONTRACTS_JOB, "labels": job_labels},
+            "metadata": {"name": CONTRACTS_JOB, "labels": labels(CONTRACTS_JOB, "deploy-step")},
             "spec": {
                 "podSelector": {"matchLabels": selector(CONTRACTS_JOB)},
                 "policyTypes": ["Ingress", "Egress"],

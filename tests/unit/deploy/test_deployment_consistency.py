@@ -28,11 +28,12 @@ from deploy.manifests.consistency import (
     missing_services,
     python_services,
     scaling_problems,
+    settings_env_problems,
     topic_problems,
     unpinned,
     workload_of,
 )
-from deploy.manifests.kubernetes import ROOT, generated_files
+from deploy.manifests.kubernetes import CONTRACTS_MODULE, ROOT, generated_files
 from deploy.manifests.services import HEALTH_PATH, READY_PATH, SERVICES, by_name
 from deploy.manifests.settings_env import module_variables, service_variables, settings_classes
 from schemas.catalogue import Catalogue
@@ -607,4 +608,20 @@ def test_a_plaintext_or_unverified_hop_in_compose_is_reported(compose: dict[str,
         "compose sink-gcs: Kafka is ('SASL_PLAINTEXT', 'SCRAM-SHA-512', '/etc/freightline/tls/ca.crt'), not "
         "('SASL_SSL', 'SCRAM-SHA-512', '/etc/freightline/tls/ca.crt')",
         "compose spark: POSTGRES_DSN is not sslmode=verify-full against the CA",
+    ]
+
+
+def test_the_contracts_step_gets_every_setting_it_reads(compose: dict[str, Any], rendered: dict[str, Docs]) -> None:
+    """The registration step (``python -m services.schema_registry.contracts``) in compose and in the Kubernetes
+    Job: every variable its settings need, nothing it does not read, its secrets by reference."""
+    variables = module_variables(CONTRACTS_MODULE)
+    env = compose_environment(compose["services"]["schema-contracts"])
+    assert settings_env_problems(variables, env, "compose", secret_ok=compose_secret_ok) == []
+    job = next(d for d in rendered["prod"] if d.get("kind") == "Job")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][-1] == CONTRACTS_MODULE
+    env = consistency.container_environment(rendered["prod"], container)
+    assert settings_env_problems(variables, env, "k8s", secret_ok=k8s_secret_ok) == []
+    assert settings_env_problems(variables, {}, "k8s", secret_ok=k8s_secret_ok) == [
+        "k8s: SCHEMA_REGISTRY_URL is not set (SchemaRegistrySettings.url)"
     ]
