@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy.local.components import SchemaRegistry, kafka_user_secret
-from deploy.local.context import MissingSecret, StackContext
+from deploy.local.context import StackContext
 from deploy.local.kafka_acls import DLQ_READER, DLQ_REPLAY
 from deploy.local.settings import StackSettings
 from deploy.processes import without_credentials
@@ -111,16 +111,19 @@ def _read(topic: str, principal: str) -> tuple[KafkaSettings, list[dlq.DeadLette
 
 
 def refused(command: Callable[..., None]) -> Callable[..., None]:
-    """``command`` ending with one line and exit code 1 when a credential is missing or the cluster refuses it (an
-    ACL: the topic is outside the principal's rows), instead of a traceback."""
+    """``command`` ending with one line and exit code 1 when a credential is missing, a target is wrong or the cluster
+    refuses the principal (an ACL: the topic is outside its rows), instead of a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             command(*args, **kwargs)
-        except (MissingSecret, RuntimeError, KafkaException) as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(code=1) from None
+            return
+        except (ValueError, RuntimeError, KafkaException) as error:  # MissingSecret is a ValueError
+            message = str(error)
+        # outside the handler: the error, its traceback and the clients its frames hold are released now
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(code=1)
 
     return wrapper
 
@@ -205,11 +208,7 @@ def replay(
     ``services/common/dlq.py``); those already replayed are skipped."""
     kafka, letters = _read(topic, DLQ_REPLAY)
     selected = dlq.select(letters, selection)
-    try:
-        result = dlq.replay(kafka, selected, to=to, dry_run=dry_run)
-    except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=1) from None
+    result = dlq.replay(kafka, selected, to=to, dry_run=dry_run)
     verb = "would replay" if dry_run else "replayed"
     targets = ", ".join(f"{count} to {target}" for target, count in sorted(result.targets.items())) or "nothing"
     typer.echo(

@@ -18,6 +18,7 @@ never twice, however a replay is interrupted or repeated. Each replayed record a
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
@@ -26,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka import Producer as KafkaProducer
 
 from services.common.deadletter import dead_letter_topic
@@ -280,7 +281,12 @@ def replay(
             producer.poll(0)
         producer.commit_transaction(timeout_s)
     except BaseException:
-        producer.abort_transaction(timeout_s)
+        # a producer the failure left fatal cannot abort (the broker answers INVALID_TXN_STATE): its transaction
+        # stays uncommitted, invisible to read_committed readers, and the next replay's init_transactions ends it;
+        # the error worth reporting is the one that failed the transaction
+        with contextlib.suppress(KafkaException):
+            producer.abort_transaction(timeout_s)
+        del producer  # destroyed now, not when the error's traceback goes (a caller may keep it)
         raise
     result.replayed = pending
     return result

@@ -413,8 +413,9 @@ def write_dead_letters(secure: SecureBroker, registry: SchemaRegistrySettings, s
     admin_config = secure.config(kafka_acls.ADMIN)
     topic = dead_letter_topic(source)
     end = end_positions(secure.env, [topic])[topic][0]
-    for future in AdminClient(admin_config).delete_records([TopicPartition(topic, 0, end)]).values():
-        future.result()
+    admin = AdminClient(admin_config)  # kept referenced until its futures complete
+    for future in admin.delete_records([TopicPartition(topic, 0, end)], request_timeout=HANG_GUARD_S).values():
+        future.result(timeout=HANG_GUARD_S + 5)
     encoder = AvroSerde(registry_client(registry)).encoder(subject_for(topic), load_schema(DEAD_LETTER_SCHEMA))
     producer = Producer(admin_config)
     values = [f"order-{i}".encode() for i in range(LETTERS)]
@@ -473,7 +474,8 @@ def test_the_dead_letter_tool_lists_and_replays_as_its_own_principals(
     assert listed.exit_code == 0, listed.output
     assert f"{topic}: {LETTERS} of {LETTERS} dead letters" in listed.output
     assert f"by reason: unknown_schema {LETTERS}" in listed.output
-    assert dlq_tool(reading, "replay", topic).exit_code == 1  # the reader's home holds no replayer's password
+    without = dlq_tool(reading, "replay", topic)  # the reader's home holds no replayer's password
+    assert without.exit_code == 1 and kafka_user_secret(kafka_acls.DLQ_REPLAY) in without.output, without.output
 
     foreign = dlq_tool(replaying, "replay", topic, "--to", topics.ANOMALIES)  # the detector's output
     assert foreign.exit_code == 1 and "Topic authorization failed" in foreign.output, foreign.output
@@ -481,7 +483,7 @@ def test_the_dead_letter_tool_lists_and_replays_as_its_own_principals(
     refused = dlq_tool(replaying, "replay", topic, "--to", unwritable)
     assert refused.exit_code == 1 and "Topic authorization failed" in refused.output, refused.output
     admin = KafkaSettings.from_client_config(secure.config(kafka_acls.ADMIN))
-    assert replayed_keys(admin, topic) == {}  # the refused transaction was aborted: its ledger entries too
+    assert replayed_keys(admin, topic) == {}  # the refused transaction never committed: nor did its ledger entries
 
     replayed = dlq_tool(replaying, "replay", topic)
     assert replayed.exit_code == 0, replayed.output
