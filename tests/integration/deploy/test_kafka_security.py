@@ -461,7 +461,8 @@ def test_the_dead_letter_tool_lists_and_replays_as_its_own_principals(
 ) -> None:
     """``list`` as ``dlq_reader`` and ``replay`` as ``dlq_replay``, each given only its own password: a replay to a
     topic outside the replayer's rows, or to one it may read but not write, is refused and leaves nothing behind;
-    then the replay re-publishes every dead letter to its source exactly once."""
+    then the replay re-publishes every dead letter to its source, once (a repeated replay publishing nothing is
+    ``tests/integration/sinks/test_dlq_replay.py``'s)."""
     source, topic = topics.ORDERS, dead_letter_topic(topics.ORDERS)
     registry = {k: v for k, v in stack_env.items() if k.startswith("SCHEMA_REGISTRY_")}
     values = write_dead_letters(secure, SchemaRegistrySettings.from_mapping(registry), source)
@@ -488,8 +489,6 @@ def test_the_dead_letter_tool_lists_and_replays_as_its_own_principals(
     replayed = dlq_tool(replaying, "replay", topic)
     assert replayed.exit_code == 0, replayed.output
     assert f"replayed {LETTERS} ({LETTERS} to {source})" in replayed.output
-    again = dlq_tool(replaying, "replay", topic)
-    assert f"{LETTERS} already replayed, replayed 0" in again.output, again.output
     republished = [
         message.value() or b""
         for message in read_messages(admin, source)
