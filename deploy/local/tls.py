@@ -8,7 +8,8 @@ script (it imports nothing but ``cryptography``, which every service image carri
 
 ``AUTHORITY`` keeps the CA's key and every certificate (only this step mounts it); ``CA_DIR`` gets the CA certificate
 alone (what clients mount); each server's ``DIR`` gets its certificate, key and bundle, owned by ``UID`` (the server
-process's user) with the key readable by it alone, and the CA certificate."""
+process's user) with the key readable by it alone, and the CA certificate. A later run replaces the files (renamed
+over the old ones), so it needs no more than the right to change owners."""
 
 from __future__ import annotations
 
@@ -197,17 +198,24 @@ class Published:
 def publish(ca: PrivateCA, ca_dir: Path, servers: Sequence[Published]) -> None:
     """The CA certificate into ``ca_dir`` (readable by all); each server's certificate, key and bundle (and the CA)
     into its directory, owned by its user, the key and bundle readable by that user only."""
-    ca_cert = ca.ensure().read_bytes()
     ca_dir.mkdir(parents=True, exist_ok=True)
-    write_file(ca_dir / "ca.crt", ca_cert, 0o644)
+    _replace(ca_dir / "ca.crt", ca.ensure().read_bytes(), 0o644, None)
     for server in servers:
         files = ca.server(server.name, server.hosts)
         server.directory.mkdir(parents=True, exist_ok=True)
         for source, mode in ((files.cert, 0o644), (files.key, 0o600), (files.bundle, 0o600), (files.ca, 0o644)):
-            target = server.directory / source.name
-            write_file(target, source.read_bytes(), mode)
-            os.chown(target, server.uid, server.uid)
-        os.chown(server.directory, server.uid, server.uid)
+            _replace(server.directory / source.name, source.read_bytes(), mode, server.uid)
+
+
+def _replace(target: Path, data: bytes, mode: int, uid: int | None) -> None:
+    """``target`` becomes a new file (written beside it, given its owner, then renamed over it): a later run replaces
+    a file another user owns without needing to open or change it."""
+    temporary = target.with_name(f".{target.name}.new")
+    temporary.unlink(missing_ok=True)
+    write_file(temporary, data, mode)
+    if uid is not None:
+        os.chown(temporary, uid, uid)
+    os.replace(temporary, target)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
