@@ -2,9 +2,11 @@
 a window Top-N in Flink SQL.
 
 ``enriched.product_views.v1`` -> ``aggregates.category_top_products.v1`` (Avro through the registry, exactly once,
-one record per category, window and ranked product) and ``streaming.category_top_products_10m`` in PostgreSQL
-(idempotent upserts, primary key window + category + product). Per ranked product: its rank (1 = most viewed; ties
-broken by product id), views and unique visitors (distinct devices).
+one record per category, window and ranked product) and ``streaming.category_rankings_10m`` in PostgreSQL
+(idempotent upserts, primary key window + category + rank: Flink's own unique key of a Top-N with its row number, so
+a later computation of the same window over other events, such as a main job run on a used stack, replaces the
+window's ranking rank by rank instead of adding its products beside the earlier ones). Per ranked product: its rank
+(1 = most viewed; ties broken by product id), views and unique visitors (distinct devices).
 
 The category is the product's reference category that the enrichment attached to the view
 (``EnrichedProductView.product.category``): the raw product view carries the product id only, and the enriched view
@@ -42,7 +44,7 @@ class CategoryTopProductsJobSettings(WindowJobSettings):
         default=topics.AGGREGATES_CATEGORY_TOP_PRODUCTS, description="CATEGORY_TOP_PRODUCTS_JOB_SINK_TOPIC."
     )
     postgres_table: str = Field(
-        default="streaming.category_top_products_10m", description="CATEGORY_TOP_PRODUCTS_JOB_POSTGRES_TABLE."
+        default="streaming.category_rankings_10m", description="CATEGORY_TOP_PRODUCTS_JOB_POSTGRES_TABLE."
     )
     group_id: str = Field(default="flink-category-top-products", description="CATEGORY_TOP_PRODUCTS_JOB_GROUP_ID.")
 
@@ -53,6 +55,7 @@ JOB = WindowJob(
     source_contract=topics.ENRICHED_PRODUCT_VIEWS,
     sink_contract=topics.AGGREGATES_CATEGORY_TOP_PRODUCTS,
     key=("category", "product_id"),
+    warehouse_key=("category", "rank"),
     source_fields=("metadata", "event", "product"),
     views=(
         (

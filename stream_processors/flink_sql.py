@@ -332,7 +332,8 @@ class WindowJob:
     the event-time attribute), or over the ``views`` (name, SELECT) defined before it, giving ``window_start``,
     ``window_end`` and every field of the aggregate. ``key``
     is the aggregate's key (its first column keys the Kafka records); the warehouse table's primary key is the
-    window plus ``key``.
+    window plus ``warehouse_key`` (default ``key``): the columns that name one row of a window's result, which a
+    later computation of the same window replaces.
     """
 
     name: str
@@ -352,6 +353,13 @@ class WindowJob:
     slide_minutes: int = 0  # hopping windows: the slide (0: tumbling, the slide is the window's size)
     # the source fields the job reads (a projection of its contract; empty: all of them)
     source_fields: tuple[str, ...] = ()
+    # the warehouse table's key besides the window (empty: ``key``)
+    warehouse_key: tuple[str, ...] = ()
+
+    @property
+    def upsert_key(self) -> list[str]:
+        """The warehouse table's primary key: the window plus ``warehouse_key`` (or ``key``)."""
+        return ["window_start", "window_end", *(self.warehouse_key or self.key)]
 
     @property
     def late_table(self) -> str:
@@ -403,7 +411,7 @@ WHERE `watermark` IS NOT NULL
         """The upsert target (idempotent DDL); timestamps are UTC."""
         schema = table.split(".")[0] if "." in table else "public"
         body = [f"  {column.name} {column.postgres_type} NOT NULL" for column in self.warehouse]
-        body.append(f"  PRIMARY KEY ({', '.join(['window_start', 'window_end', *self.key])})")
+        body.append(f"  PRIMARY KEY ({', '.join(self.upsert_key)})")
         return (
             f"CREATE SCHEMA IF NOT EXISTS {schema};\nCREATE TABLE IF NOT EXISTS {table} (\n" + ",\n".join(body) + "\n);"
         )
@@ -434,7 +442,7 @@ WHERE `watermark` IS NOT NULL
                 "warehouse",
                 settings.postgres_table,
                 warehouse,
-                ["window_start", "window_end", *self.key],
+                self.upsert_key,
                 postgres.dsn,
                 untyped_strings=any(column.postgres_type == "jsonb" for column in self.warehouse),
             ),

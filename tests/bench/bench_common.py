@@ -12,7 +12,8 @@ Rows per record type (a product view, an order with decimal lines):
   confluent-kafka loop of the same records pre-encoded, with the same client settings (``producer_config``, error
   reports only, polling when the local buffer is full, as ``Producer(report_successes=False)``) (goal >= 0.6x);
 * ``producer.fastavro_throughput``: the same producer with ``fastavro.schemaless_writer`` as the encoder, against
-  the same raw loop (goal >= 0.6x: if fastavro alone met it, the generated code would not be needed).
+  the same raw loop (informational: the alternative the generated writer was chosen over; had it reached 0.6x,
+  the generated code would not be needed).
 
 ``python -m tests.bench.bench_common``.
 """
@@ -315,8 +316,9 @@ def producer_rows(env: dict[str, str], full_name: str, n: int = 200_000) -> list
             "records/s",
             baseline,
             _rate(n, t_raw),
-            0.6,
-            note="fastavro.schemaless_writer as the encoder: the alternative to the generated writer",
+            None,
+            note="informational: fastavro.schemaless_writer as the encoder, the alternative the generated writer "
+            "was chosen over (it would have had to reach 0.6x)",
         ),
     ]
 

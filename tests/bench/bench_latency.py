@@ -75,6 +75,8 @@ GENERATOR_RATES = {
 # The first seconds are not measured: the generator's reference snapshot lands in the enricher's tables then, and
 # every process warms up (the measured run is the DURATION_S - WARMUP_S after it; timeline.json has it all).
 WARMUP_S = 15.0
+MONGO_SAMPLE = 10  # every 10th view is looked for in MongoDB (about 60 a second)
+MONGO_LOOKUPS_PER_PROBE = 100
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999), ("max", 1.0))
 FLOOR = "raw confluent-kafka produce -> consume (floor)"
 
@@ -172,24 +174,33 @@ class FileWatch:
 
 
 class MongoWatch:
-    """First time a reader finds the document of each raw record the observer saw."""
+    """First time a reader finds the document of each sampled raw record the observer saw: every
+    ``MONGO_SAMPLE``-th view, looked up by ``_id`` equality, which the MongoDB server pushes down to its primary key
+    (FerretDB evaluates ``{"_id": {"$in": [...]}}`` by reading the whole collection: at ten probes a second the
+    reader would load the machine whose latency it measures)."""
 
     def __init__(self, collection: Any, raw: list[tuple[float, Any]]) -> None:
         self.collection = collection
         self.raw = raw  # the observer's list of the raw topic (appended by its thread)
         self.read = 0
+        self.sampled: set[str] = set()
         self.pending: dict[str, None] = {}
         self.durable: dict[str, float] = {}
 
     def probe(self, now: float) -> None:
-        new, self.read = self.raw[self.read : len(self.raw)], len(self.raw)
-        self.pending.update(dict.fromkeys(read_metadata_prefix(message.value())[0] for _, message in new))
-        wanted = list(self.pending)[:2000]
-        if not wanted:
-            return
-        for doc in self.collection.find({"_id": {"$in": wanted}}, {"_id": 1}):
-            self.pending.pop(doc["_id"], None)
-            self.durable.setdefault(doc["_id"], now)
+        new, start, self.read = self.raw[self.read : len(self.raw)], self.read, len(self.raw)
+        for index, (_, message) in enumerate(new, start):
+            if index % MONGO_SAMPLE == 0:
+                event_id = read_metadata_prefix(message.value())[0]
+                self.sampled.add(event_id)
+                self.pending[event_id] = None
+        for event_id in list(self.pending)[:MONGO_LOOKUPS_PER_PROBE]:
+            if self.collection.find_one({"_id": event_id}, {"_id": 1}) is not None:
+                del self.pending[event_id]
+                self.durable[event_id] = now
+
+    def landed(self) -> bool:
+        return not self.pending and len(self.durable) >= len(self.sampled)
 
 
 def floor_producer(config: dict[str, Any], topic: str, stop: threading.Event) -> int:
@@ -335,7 +346,7 @@ def run(env: dict[str, str]) -> list[dict[str, Any]]:
             files = sum(len(observer.seen[t]) for t in hdfs_topics) <= len(hdfs_watch.durable) and sum(
                 len(observer.seen[t]) for t in gcs_topics
             ) <= len(gcs_watch.durable)
-            return len(observer.seen[enriched]) >= views and len(mongo_watch.durable) >= views and files
+            return len(observer.seen[enriched]) >= views and mongo_watch.landed() and files
 
         deadline_s = FILE_ROTATION_INTERVAL_S + 30
         while not landed() and deadline_s > 0:
@@ -368,6 +379,7 @@ def run(env: dict[str, str]) -> list[dict[str, Any]]:
     for now, message in seen[enriched]:
         enriched_at.setdefault(read_metadata_prefix(message.value())[0], now)
     to_enriched, end_to_end, to_mongo = [], [], []
+    mongo_expected = 0
     timeline = []  # (ingest time, ingest -> enriched) of every view, for a look at how latency evolves
     for event_id, at in mirrored_at.items():
         done = enriched_at.get(join.enriched_event_id(join.PRODUCT_VIEWS, event_id))
@@ -375,8 +387,10 @@ def run(env: dict[str, str]) -> list[dict[str, Any]]:
             to_enriched.append(done - at)
             end_to_end.append(done - ingest[event_id])
             timeline.append((ingest[event_id], done - ingest[event_id]))
-        if event_id in mongo_watch.durable:
-            to_mongo.append(mongo_watch.durable[event_id] - at)
+        if event_id in mongo_watch.sampled:
+            mongo_expected += 1
+            if event_id in mongo_watch.durable:
+                to_mongo.append(mongo_watch.durable[event_id] - at)
     (logs / "timeline.json").write_text(json.dumps({"ingest_to_enriched": timeline, "floor": floor}))
     to_files = {
         "HDFS": _file_hops(seen, hdfs_topics, hdfs_watch, measured_from),
@@ -387,7 +401,12 @@ def run(env: dict[str, str]) -> list[dict[str, Any]]:
         *_rows("ingest -> enriched readable", end_to_end, floor, {"p50": (20, "<= 20 ms"), "p99": (100, "<= 100 ms")}),
         *_rows("remote produce -> mirrored readable", to_mirrored, floor, {}),
         *_rows("mirrored -> enriched readable", to_enriched, floor, {}),
-        *_rows("raw -> MongoDB durable (reader)", to_mongo, floor, {"p99": (1000, "<= 1000 ms")}),
+        *_rows(
+            f"raw -> MongoDB durable (reader, every {MONGO_SAMPLE}th view)",
+            to_mongo,
+            floor,
+            {"p99": (1000, "<= 1000 ms")},
+        ),
     ]
     for store, hops in to_files.items():
         goal = f"<= rotation interval {FILE_ROTATION_INTERVAL_S:.0f} s + 1 s"
@@ -396,7 +415,7 @@ def run(env: dict[str, str]) -> list[dict[str, Any]]:
     expected = len(mirrored_at)
     missing = {
         "enriched": expected - len(to_enriched),
-        "MongoDB": expected - len(to_mongo),
+        "MongoDB (sampled)": mongo_expected - len(to_mongo),
         "HDFS": sum(now >= measured_from for t in hdfs_topics for now, _ in seen[t]) - len(to_files["HDFS"]),
         "GCS": sum(now >= measured_from for t in gcs_topics for now, _ in seen[t]) - len(to_files["GCS"]),
     }

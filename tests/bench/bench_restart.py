@@ -6,7 +6,8 @@ Every service runs as a process (``deploy.processes.ServiceProcess``, as the mai
 its own that starts at the current end of its topics, while the generator produces about 1,000 events/s.
 
 - Baseline: every service with ``<PREFIX>INSTANCE_ID`` empty (dynamic membership), killed and restarted at once,
-  all together: the restarted member waits until the group drops the dead one (its session timeout).
+  all together: the restarted member waits until the group drops the dead one (its session timeout). The mirror's
+  transactional id is its instance id, so without one it runs at least once (``MIRROR_EXACTLY_ONCE=false``).
 - Static membership (the default: ``<service>-<host name>``): the services are killed and restarted one at a
   time while the others keep running.
 
@@ -67,6 +68,9 @@ class Service:
         extra = dict(self.overrides)
         if instance_id is not None:
             extra[f"{self.prefix}INSTANCE_ID"] = instance_id
+        if instance_id == "" and self.name == "mirror":
+            # The mirror's transactional id is its instance id: without one it copies at least once.
+            extra["MIRROR_EXACTLY_ONCE"] = "false"
         self.starts += 1  # a log per process: the killed one's and the restarted one's
         log = logs / f"{self.name}-{self.starts}.log"
         self.process = ServiceProcess(self.module, env, log, **extra).start()

@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS streaming.service_error_rate_1m (
   PRIMARY KEY (window_start, window_end, service)
 );
 CREATE SCHEMA IF NOT EXISTS streaming;
-CREATE TABLE IF NOT EXISTS streaming.category_top_products_10m (
+CREATE TABLE IF NOT EXISTS streaming.category_rankings_10m (
   window_start timestamp(3) NOT NULL,
   window_end timestamp(3) NOT NULL,
   category text NOT NULL,
@@ -54,5 +54,5 @@ CREATE TABLE IF NOT EXISTS streaming.category_top_products_10m (
   rank integer NOT NULL,
   view_count bigint NOT NULL,
   unique_visitors bigint NOT NULL,
-  PRIMARY KEY (window_start, window_end, category, product_id)
+  PRIMARY KEY (window_start, window_end, category, rank)
 );

@@ -101,7 +101,7 @@ STREAMING: tuple[tuple[WindowJob, str, Callable[[World, Events], list[dict[str, 
     (store_order_revenue.JOB, "streaming.store_order_revenue_5m", _family("orders")),
     (route_shipment_delays.JOB, "streaming.route_shipment_delays_1h", _family("shipment_events")),
     (service_error_rate.JOB, "streaming.service_error_rate_1m", _family("clickstream")),
-    (category_top_products.JOB, "streaming.category_top_products_10m", enriched_views),
+    (category_top_products.JOB, "streaming.category_rankings_10m", enriched_views),
 )
 
 

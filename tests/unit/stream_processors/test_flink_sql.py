@@ -151,7 +151,7 @@ def test_top_products_is_a_window_top_n_whose_late_events_report_the_last_hoppin
     late = inserts[2]
     assert "FROM `category_views`" in late and "EXTRACT(MINUTE FROM `event_time`), 5)" in late
     assert "TIMESTAMPADD(MINUTE, 10, `window_start`)" in late
-    assert "PRIMARY KEY (window_start, window_end, category, product_id)" in TOP_PRODUCTS.postgres_ddl("streaming.t")
+    assert "PRIMARY KEY (window_start, window_end, category, rank)" in TOP_PRODUCTS.postgres_ddl("streaming.t")
 
 
 def test_error_rate_reads_a_projection_without_the_details_union() -> None:
