@@ -127,19 +127,17 @@ def register_schemas(
     topic: Annotated[list[str] | None, typer.Option(help="Register only these topics (repeatable).")] = None,
 ) -> None:
     """Register every catalogue subject and set its compatibility level (idempotent)."""
-    from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
     from schemas.catalogue import load_catalogue
-    from schemas.governance.register import register_all
     from services.common.settings import SchemaRegistrySettings
+    from services.schema_registry.contracts import register_catalogue
 
     settings = SchemaRegistrySettings() if url is None else SchemaRegistrySettings(url=url)
     catalogue = load_catalogue()
     selected = [catalogue.topic(name) for name in topic] if topic else None
-    client = SchemaRegistryClient(settings.client_config())
     try:
-        results = register_all(client, catalogue, subject_prefix=subject_prefix, topics=selected)
+        results = register_catalogue(settings, subject_prefix=subject_prefix, topics=selected)
     except SchemaRegistryError as error:
         typer.echo(f"registration failed: {error}", err=True)
         raise typer.Exit(code=1) from error

@@ -1,7 +1,11 @@
 """``freightline dlq list|show|replay TOPIC``: inspect and replay a dead-letter topic (``services.common.dlq``).
 
 ``TOPIC`` is a dead-letter topic (``<source>.dlq``) or its source topic. The cluster and the registry come from the
-usual settings (``KAFKA_*``, ``SCHEMA_REGISTRY_*``).
+usual settings (``KAFKA_*``, ``SCHEMA_REGISTRY_*``). On a cluster that takes logins (a ``SASL_*`` protocol: the
+secure stack) the tool is its own principal of the ACL table (``deploy/local/kafka_acls.py``): ``list`` and ``show``
+read as ``dlq_reader``, ``replay`` as ``dlq_replay``, and both decode as the registry's read-only user, every one of
+these credentials read from the stack's secrets folder (``<FREIGHTLINE_HOME>/secrets``), never from the environment
+(whose ``KAFKA_SASL_*`` and registry URL carry the stack's admin).
 """
 
 from __future__ import annotations
@@ -13,9 +17,16 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from confluent_kafka import KafkaException
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
+from deploy.local.components import SchemaRegistry, kafka_user_secret
+from deploy.local.context import StackContext
+from deploy.local.kafka_acls import DLQ_READER, DLQ_REPLAY
+from deploy.local.settings import StackSettings
+from deploy.processes import without_credentials
 from services.common import dlq
 from services.common.serde import AvroSerde, registry_client
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
@@ -69,10 +80,52 @@ def with_selection(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def _read(topic: str) -> tuple[KafkaSettings, list[dlq.DeadLetter]]:
-    kafka = KafkaSettings()
-    serde = AvroSerde(registry_client(SchemaRegistrySettings()), auto_register=False)
+def as_principal(
+    principal: str, kafka: KafkaSettings, registry: SchemaRegistrySettings, stack: StackSettings
+) -> tuple[KafkaSettings, SchemaRegistrySettings]:
+    """``kafka`` and ``registry`` as the tool's ``principal`` when the cluster takes logins: its SCRAM user and the
+    registry's read-only user, their passwords from the stack's secrets folder (``MissingSecret`` when one is not
+    there); unchanged on a cluster without logins (the plain stack: no users, no ACLs)."""
+    if not kafka.security_protocol.startswith("SASL"):
+        return kafka, registry
+    secrets = StackContext.create(stack).paths
+    password = secrets.stored_secret(kafka_user_secret(principal))
+    reader = SchemaRegistry.READ_ONLY_USER
+    reader_password = secrets.stored_secret(SchemaRegistry.secret_name(reader))
+    return (
+        kafka.model_copy(update={"sasl_username": principal, "sasl_password": SecretStr(password)}),
+        registry.model_copy(
+            update={
+                "url": without_credentials(registry.url),
+                "basic_auth_user_info": SecretStr(f"{reader}:{reader_password}"),
+                "auto_register_schemas": False,
+            }
+        ),
+    )
+
+
+def _read(topic: str, principal: str) -> tuple[KafkaSettings, list[dlq.DeadLetter]]:
+    kafka, registry = as_principal(principal, KafkaSettings(), SchemaRegistrySettings(), StackSettings())
+    serde = AvroSerde(registry_client(registry), auto_register=False)
     return kafka, dlq.read_dead_letters(kafka, serde, dlq.dlq_topic_of(topic))
+
+
+def refused(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` ending with one line and exit code 1 when a credential is missing, a target is wrong or the cluster
+    refuses the principal (an ACL: the topic is outside its rows), instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+            return
+        except (ValueError, RuntimeError, KafkaException) as error:  # MissingSecret is a ValueError
+            message = str(error)
+        # outside the handler: the error, its traceback and the clients its frames hold are released now
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(code=1)
+
+    return wrapper
 
 
 def _time(value: dt.datetime) -> str:
@@ -81,9 +134,10 @@ def _time(value: dt.datetime) -> str:
 
 @dlq_app.command("list")
 @with_selection
+@refused
 def list_(topic: Topic, selection: dlq.Selection) -> None:
     """One line per dead letter: its place, its source, when and why it failed, whether it was replayed."""
-    kafka, letters = _read(topic)
+    kafka, letters = _read(topic, DLQ_READER)
     selected = dlq.select(letters, selection)
     ledger = dlq.replayed_keys(kafka, dlq.dlq_topic_of(topic))
     table = Table(title=f"{dlq.dlq_topic_of(topic)}: {len(selected)} of {len(letters)} dead letters")
@@ -108,13 +162,14 @@ def list_(topic: Topic, selection: dlq.Selection) -> None:
 
 
 @dlq_app.command("show")
+@refused
 def show(
     topic: Topic,
     offset: Annotated[int, typer.Argument(help="Offset of the dead letter in the dead-letter topic.")],
     partition: Annotated[int, typer.Option(help="Partition of the dead-letter topic.")] = 0,
 ) -> None:
     """Everything one dead letter holds: source, error and stack, original key, headers and value (hex head)."""
-    kafka, letters = _read(topic)
+    kafka, letters = _read(topic, DLQ_READER)
     found = [letter for letter in letters if (letter.partition, letter.offset) == (partition, offset)]
     if not found:
         typer.echo(f"no dead letter at {dlq.dlq_topic_of(topic)}[{partition}]@{offset}", err=True)
@@ -141,6 +196,7 @@ def show(
 
 @dlq_app.command("replay")
 @with_selection
+@refused
 def replay(
     topic: Topic,
     to: Annotated[str | None, typer.Option(help="Publish to this topic instead of each record's source topic.")] = None,
@@ -150,13 +206,9 @@ def replay(
 ) -> None:
     """Re-publish the selected dead letters' original bytes, exactly once (a transactional ledger: see
     ``services/common/dlq.py``); those already replayed are skipped."""
-    kafka, letters = _read(topic)
+    kafka, letters = _read(topic, DLQ_REPLAY)
     selected = dlq.select(letters, selection)
-    try:
-        result = dlq.replay(kafka, selected, to=to, dry_run=dry_run)
-    except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=1) from None
+    result = dlq.replay(kafka, selected, to=to, dry_run=dry_run)
     verb = "would replay" if dry_run else "replayed"
     targets = ", ".join(f"{count} to {target}" for target, count in sorted(result.targets.items())) or "nothing"
     typer.echo(

@@ -77,6 +77,12 @@ class ServiceProcess:
         return int(self.process.returncode)
 
 
+def without_credentials(url: str) -> str:
+    """``url`` without the user info it may carry (the stack's registry URL names its admin)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def read_only_registry(env: Mapping[str, str]) -> dict[str, str]:
     """The registry settings of a service that only reads schemas, from the stack's endpoints ``env``: the registry's
     read-only user (``SCHEMA_REGISTRY_READ_ONLY_USER_INFO``) instead of the admin the stack's URL carries, and no
@@ -85,9 +91,8 @@ def read_only_registry(env: Mapping[str, str]) -> dict[str, str]:
     url = env.get("SCHEMA_REGISTRY_URL")
     if not reader or not url:
         return {}
-    parts = urlsplit(url)
     return {
-        "SCHEMA_REGISTRY_URL": urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])),
+        "SCHEMA_REGISTRY_URL": without_credentials(url),
         "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": reader,
         "SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS": "false",
     }

@@ -397,9 +397,14 @@ def service_kafka_env(ctx: StackContext, principal: str) -> dict[str, str]:
     }
 
 
+def kafka_user_secret(principal: str) -> str:
+    """The name of the file, in the secrets folder, holding the SCRAM password of a Kafka user of the secure stack."""
+    return f"kafka-user-{principal}-password"
+
+
 def kafka_user_password(ctx: StackContext, principal: str) -> str:
     """The SCRAM password of a Kafka user of the secure stack (generated once, kept in the secrets folder)."""
-    return ctx.secret(f"kafka-user-{principal}-password")
+    return ctx.secret(kafka_user_secret(principal))
 
 
 # With FREIGHTLINE_SECURE: the only client authentication rule (TCP with TLS from loopback); a connection without TLS
@@ -568,7 +573,12 @@ class SchemaRegistry(Component):
         """``user:password`` of one of the registry's two users (URL-safe: generated with ``token_urlsafe``)."""
         if user not in (self.ADMIN_USER, self.READ_ONLY_USER):
             raise ValueError(f"the stack's registry has no user {user!r}")
-        return f"{user}:{ctx.secret(f'schema-registry-{user}-password')}"
+        return f"{user}:{ctx.secret(self.secret_name(user))}"
+
+    @staticmethod
+    def secret_name(user: str) -> str:
+        """The file, in the secrets folder, holding the password of the registry's ``user``."""
+        return f"schema-registry-{user}-password"
 
     def program(self, ctx: StackContext) -> Program:
         environment = {

@@ -19,6 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_OS_USER = "postgres"
 
 
+class MissingSecret(ValueError):
+    """A credential a tool reads from the secrets folder is not there."""
+
+
 @dataclass(frozen=True)
 class StackPaths:
     home: Path
@@ -53,6 +57,18 @@ class StackPaths:
 
     def log(self, component: str) -> Path:
         return self.logs / f"{component}.log"
+
+    def stored_secret(self, name: str) -> str:
+        """A secret the stack generated (``StackContext.secret``), read only: never made up here. Raises
+        ``MissingSecret`` naming the file when it is not there (a stack started without what makes it)."""
+        path = self.secrets / name
+        try:
+            value = path.read_text().strip()
+        except OSError as error:
+            raise MissingSecret(f"no readable secret {path} ({error.strerror})") from None
+        if not value:
+            raise MissingSecret(f"the secret {path} is empty")
+        return value
 
     def ensure(self) -> None:
         for path in (self.logs, self.run, self.data, self.config, self.jars, self.secrets):

@@ -32,7 +32,10 @@ GENERATOR = "generator"
 ENRICHER = "enricher"
 ANOMALY_DETECTOR = "anomaly_detector"
 STREAM = "stream"
+DLQ_READER = "dlq_reader"
+"""``freightline dlq list|show``: reads the dead-letter topics and their replay ledgers, writes nothing."""
 DLQ_REPLAY = "dlq_replay"
+"""``freightline dlq replay``: reads them too, writes the replayed records and the ledgers in transactions."""
 DLQ_READER_GROUP_PREFIX = "freightline-dlq-"
 """The throw-away consumer groups of ``freightline dlq`` (``services.common.dlq.read_messages``)."""
 DLQ_REPLAY_TRANSACTIONAL_PREFIX = "freightline-dlq-replay-"
@@ -170,17 +173,27 @@ def access_table() -> tuple[Access, ...]:
     replay_targets = _unique(
         t for row in table if row.cluster == LOCAL for t in row.reads if dead_letter_topic(t) in dead_letter_topics
     )
-    table.append(
+    ledgers = tuple(replay_ledger_topic(t) for t in dead_letter_topics)
+    table += [
+        Access(
+            DLQ_READER,
+            DLQ_READER,
+            LOCAL,
+            reads=(*dead_letter_topics, *ledgers),
+            prefixes={"group": DLQ_READER_GROUP_PREFIX},
+        ),
         Access(
             DLQ_REPLAY,
             DLQ_REPLAY,
             LOCAL,
-            reads=(*dead_letter_topics, *(replay_ledger_topic(t) for t in dead_letter_topics)),
-            writes=(*replay_targets, *(replay_ledger_topic(t) for t in dead_letter_topics)),
+            reads=(*dead_letter_topics, *ledgers),
+            # the records go back to their source topics (or one of them, --to), each with its ledger entry in one
+            # transaction (an idempotent producer: IDEMPOTENT_WRITE comes with the writes)
+            writes=(*replay_targets, *ledgers),
             transactional_ids=(DLQ_REPLAY_TRANSACTIONAL_PREFIX,),
             prefixes={"group": DLQ_READER_GROUP_PREFIX},
-        )
-    )
+        ),
+    ]
     return tuple(table)
 
 
@@ -194,14 +207,17 @@ Grant = tuple[str, str, str, str]
 CLUSTER_RESOURCE = "kafka-cluster"
 
 
-def grants(row: Access) -> set[Grant]:
-    """What ``row`` allows, as (resource type, resource name, pattern type, operation); nothing else is allowed."""
+def grants(row: Access, *, create_topics: bool = True) -> set[Grant]:
+    """What ``row`` allows, as (resource type, resource name, pattern type, operation); nothing else is allowed.
+    ``create_topics=False``: no Create on the named topics (where an operator owns them: Strimzi's Topic Operator on
+    Kubernetes, the topic set-up service in compose); the topics under a row's prefix are still the service's own."""
     found: set[Grant] = set()
     reading = ("READ", "DESCRIBE", "DESCRIBE_CONFIGS") if row.read_configs else ("READ", "DESCRIBE")
+    writing = ("WRITE", "DESCRIBE", "CREATE") if create_topics else ("WRITE", "DESCRIBE")
     for topic in row.reads:
         found |= {("topic", topic, "literal", op) for op in reading}
     for topic in row.writes:
-        found |= {("topic", topic, "literal", op) for op in ("WRITE", "DESCRIBE", "CREATE")}
+        found |= {("topic", topic, "literal", op) for op in writing}
     for group in row.groups:
         found |= {("group", group, "literal", op) for op in ("READ", "DESCRIBE")}
     for prefix in row.transactional_ids:

@@ -1,10 +1,23 @@
 """The local stack's private certificate authority: one CA made once in the secrets folder, a server certificate per
-component signed by it (PEM: what Kafka, PostgreSQL, the registry and the Python clients all read)."""
+component signed by it (PEM: what Kafka, PostgreSQL, the registry and the Python clients all read).
+
+The same code makes compose's certificates (``deploy/compose/compose.yaml``, its ``tls`` one-shot service), run as a
+script (it imports nothing but ``cryptography``, which every service image carries)::
+
+    python tls.py AUTHORITY --publish CA_DIR --server NAME=HOST[,HOST...]@UID:DIR ...
+
+``AUTHORITY`` keeps the CA's key and every certificate (only this step mounts it); ``CA_DIR`` gets the CA certificate
+alone (what clients mount); each server's ``DIR`` gets its certificate, key and bundle, owned by ``UID`` (the server
+process's user) with the key readable by it alone, and the CA certificate. A later run replaces the files (renamed
+over the old ones), so it needs no more than the right to change owners."""
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import ipaddress
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,3 +173,66 @@ def write_file(path: Path, data: bytes, mode: int) -> None:
     path.chmod(0o600)
     path.write_bytes(data)
     path.chmod(mode)
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where ``publish`` puts one server's files, and for whom: ``NAME=HOST[,HOST...]@UID:DIR``."""
+
+    name: str
+    hosts: tuple[str, ...]
+    uid: int
+    directory: Path
+
+    @classmethod
+    def parse(cls, text: str) -> Published:
+        try:
+            name, rest = text.split("=", 1)
+            hosts, rest = rest.split("@", 1)
+            uid, directory = rest.split(":", 1)
+            return cls(name, tuple(h for h in hosts.split(",") if h), int(uid), Path(directory))
+        except ValueError:
+            raise ValueError(f"{text!r} is not NAME=HOST[,HOST...]@UID:DIR") from None
+
+
+def publish(ca: PrivateCA, ca_dir: Path, servers: Sequence[Published]) -> None:
+    """The CA certificate into ``ca_dir`` (readable by all); each server's certificate, key and bundle (and the CA)
+    into its directory, owned by its user, the key and bundle readable by that user only."""
+    ca_dir.mkdir(parents=True, exist_ok=True)
+    _replace(ca_dir / "ca.crt", ca.ensure().read_bytes(), 0o644, None)
+    for server in servers:
+        files = ca.server(server.name, server.hosts)
+        server.directory.mkdir(parents=True, exist_ok=True)
+        for source, mode in ((files.cert, 0o644), (files.key, 0o600), (files.bundle, 0o600), (files.ca, 0o644)):
+            _replace(server.directory / source.name, source.read_bytes(), mode, server.uid)
+
+
+def _replace(target: Path, data: bytes, mode: int, uid: int | None) -> None:
+    """``target`` becomes a new file (written beside it, given its owner, then renamed over it): a later run replaces
+    a file another user owns without needing to open or change it."""
+    temporary = target.with_name(f".{target.name}.new")
+    temporary.unlink(missing_ok=True)
+    write_file(temporary, data, mode)
+    if uid is not None:
+        os.chown(temporary, uid, uid)
+    os.replace(temporary, target)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Make the CA and the servers' certificates; publish them.")
+    parser.add_argument("authority", type=Path, help="the CA's folder (its key and every certificate)")
+    parser.add_argument("--publish", type=Path, required=True, help="folder that gets the CA certificate alone")
+    parser.add_argument("--server", action="append", default=[], help="NAME=HOST[,HOST...]@UID:DIR (repeatable)")
+    args = parser.parse_args(argv)
+    try:
+        servers = [Published.parse(text) for text in args.server]
+    except ValueError as error:
+        parser.error(str(error))
+    publish(PrivateCA(args.authority), args.publish, servers)
+    for server in servers:
+        print(f"{server.name}: {', '.join(server.hosts)} -> {server.directory} (uid {server.uid})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,16 +13,33 @@ from typing import Any
 import yaml
 
 from deploy import flink_jobs
+from deploy.local import kafka_acls
 from deploy.local.flink import JOB_CLUSTER_CONFIG
+from deploy.local.kafka_acls import Grant
 from deploy.local.settings import StackSettings
+from deploy.manifests.kafka_users import (
+    deployed_principals,
+    password_variable,
+    script_grants,
+    strimzi_grants,
+    table_grants,
+    user_name,
+)
 from deploy.manifests.services import (
     AIRFLOW_POD_LABELS,
     HEALTH_PATH,
+    IMAGE_REGISTRY,
+    KAFKA_CA,
     LIBRARY_VARIABLES,
+    POSTGRES_CA,
     READY_PATH,
+    REGISTRY_CA,
+    REGISTRY_SERVER_TLS,
+    REGISTRY_USERS_SECRET,
     SERVICES,
     STATSD_PORT,
     DeployedService,
+    SecretFiles,
     image,
 )
 from deploy.manifests.settings_env import Variable, module_variables, service_variables
@@ -39,6 +56,9 @@ STACK_HADOOP_POM = ROOT / "deploy" / "local" / "poms" / "hadoop.xml"
 HADOOP_CLIENT = ("org.apache.hadoop:hadoop-client-api", "org.apache.hadoop:hadoop-client-runtime")
 """Hadoop's shaded client: what Flink needs on its classpath to load its Hadoop file system (``hdfs://``)."""
 PROFILES = ("core", "lake", "stream", "batch", "obs")
+IMAGE_PREFIX = f"{IMAGE_REGISTRY}/"
+LAG_READER = "keda-lag"
+"""KEDA's KafkaUser (``platform.yaml``): Describe on every topic and group, to read consumer lag; no principal's."""
 
 Doc = dict[str, Any]
 
@@ -248,18 +268,14 @@ def flink_access_problems(docs: list[Doc], names: Sequence[str], env: Mapping[st
     found = [d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == user]
     if not found:
         return [f"flink jobs: no KafkaUser {user!r}"]
-    allowed = {
-        (acl["resource"]["type"], acl["resource"]["name"], acl["resource"].get("patternType", "literal"), operation)
-        for acl in found[0]["spec"]["authorization"]["acls"]
-        for operation in acl["operations"]
-    }
+    allowed = strimzi_grants(found[0]["spec"]["authorization"]["acls"])
     problems = []
     for name in names:
         settings = flink_jobs.job_settings(flink_jobs.job(name), env)
         prefix = (settings.transactional_id_prefix or settings.group_id) + "-"
-        needed = [("topic", settings.source_topic, "literal", "Read")]
-        needed += [("topic", t, "literal", "Write") for t in (settings.sink_topic, settings.late_topic)]
-        needed += [("group", settings.group_id, "literal", "Read"), ("transactionalId", prefix, "prefix", "Write")]
+        needed = [("topic", settings.source_topic, "literal", "READ")]
+        needed += [("topic", t, "literal", "WRITE") for t in (settings.sink_topic, settings.late_topic)]
+        needed += [("group", settings.group_id, "literal", "READ"), ("transactional_id", prefix, "prefixed", "WRITE")]
         problems += [
             f"flink jobs: KafkaUser {user} may not {op} {kind} {resource} ({name})"
             for kind, resource, pattern, op in needed
@@ -358,9 +374,9 @@ def kafka_access_problems(service: DeployedService, docs: list[Doc], env: Mappin
     if not users:
         return [*problems, f"{where}: no KafkaUser {service.k8s_name}"]
     readable = {
-        acl["resource"]["name"]
-        for acl in users[0]["spec"]["authorization"]["acls"]
-        if acl["resource"]["type"] == "topic" and "Read" in acl["operations"]
+        name
+        for resource, name, _, operation in strimzi_grants(users[0]["spec"]["authorization"]["acls"])
+        if resource == "topic" and operation == "READ"
     }
     consumed = {service.scale_topic} if service.scale_topic else set()
     if service.groups:
@@ -368,6 +384,242 @@ def kafka_access_problems(service: DeployedService, docs: list[Doc], env: Mappin
             if name.endswith("_TOPICS") and isinstance(variable.default, str):
                 consumed |= {t.strip() for t in variable.default.split(",") if t.strip()}
     problems += [f"{where}: its KafkaUser may not read {topic}" for topic in sorted(consumed - readable)]
+    return problems
+
+
+def grant_problems(where: str, principal: str, granted: set[Grant], expected: set[Grant]) -> list[str]:
+    """What a user grants beyond its principal's rows, and what of them it lacks."""
+    problems = [f"{where}: grants {g} no row of {principal} does" for g in sorted(granted - expected)]
+    return problems + [f"{where}: lacks {g} of its rows" for g in sorted(expected - granted)]
+
+
+def kafka_user_problems(docs: list[Doc]) -> list[str]:
+    """Every principal of the ACL table (``deploy/local/kafka_acls.py``, the local cluster's rows) has a KafkaUser
+    granting exactly its rows' grants (but Create on the named topics, which the Topic Operator owns), and every
+    KafkaUser of the platform but KEDA's lag reader is such a principal's."""
+    users = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "KafkaUser"}
+    problems = []
+    wanted = {user_name(principal): principal for principal in deployed_principals()}
+    for name, principal in sorted(wanted.items()):
+        user = users.get(name)
+        if user is None:
+            problems.append(f"k8s: no KafkaUser {name} (principal {principal} of the ACL table)")
+            continue
+        granted = strimzi_grants(user["spec"]["authorization"]["acls"])
+        problems += grant_problems(f"k8s KafkaUser {name}", principal, granted, table_grants(principal))
+    problems += [
+        f"k8s: KafkaUser {name} is no principal of the ACL table"
+        for name in sorted(set(users) - set(wanted) - {LAG_READER})
+    ]
+    return problems
+
+
+def mounted_files(pod: Doc, container: Doc) -> dict[str, tuple[str, str]]:
+    """Path -> (Secret, key) of every file a container reads from a Secret volume of its pod."""
+    volumes = {v["name"]: v["secret"] for v in pod.get("volumes", []) if "secret" in v}
+    files: dict[str, tuple[str, str]] = {}
+    for mount in container.get("volumeMounts", []):
+        secret = volumes.get(mount["name"])
+        if secret is None:
+            continue
+        keys = [item["key"] for item in secret.get("items", [])]
+        files.update({f"{mount['mountPath']}/{key}": (secret["secretName"], key) for key in keys})
+    return files
+
+
+def pods(docs: list[Doc]) -> list[tuple[str, Doc, Doc]]:
+    """(where, pod spec, container) of every container of the platform's workloads, init containers included."""
+    found = []
+    for doc in docs:
+        kind, name = doc.get("kind"), doc.get("metadata", {}).get("name")
+        if kind in ("Deployment", "StatefulSet", "Job"):
+            pod = doc["spec"]["template"]["spec"]
+        elif kind == "FlinkDeployment":
+            pod = doc["spec"]["podTemplate"]["spec"]
+            init = doc["spec"]["jobManager"].get("podTemplate", {}).get("spec", {}).get("initContainers", [])
+            found += [(f"{kind} {name} {c['name']}", pod, c) for c in init]
+        else:
+            continue
+        found += [(f"{kind} {name} {c['name']}", pod, c) for c in pod.get("containers", [])]
+    return found
+
+
+def k8s_tls_problems(docs: list[Doc]) -> list[str]:
+    """Every hop on Kubernetes as on the secure local stack: the Kafka listeners TLS with SCRAM-SHA-512, each Kafka
+    client on SASL_SSL checking the brokers against Strimzi's cluster CA (mounted from its Secret), each registry
+    client on HTTPS checking the CA of the registry's certificate with a user from a Secret (a service: the read-only
+    one, never registering), the registry serving its certificate with both roles from a Secret, each PostgreSQL DSN
+    ``verify-full`` against a mounted CA."""
+    problems = []
+    for kafka in (d for d in docs if d.get("kind") == "Kafka"):
+        for listener in kafka["spec"]["kafka"]["listeners"]:
+            if not listener.get("tls") or listener.get("authentication", {}).get("type") != "scram-sha-512":
+                problems.append(f"Kafka {kafka['metadata']['name']}: listener {listener['name']} is not TLS + SCRAM")
+    for where, pod, container in pods(docs):
+        problems += container_tls_problems(where, container_environment(docs, container), mounted_files(pod, container))
+        if container.get("image", "").startswith(IMAGE_PREFIX) and not container.get("command"):  # a service
+            env = container_environment(docs, container)
+            if "SCHEMA_REGISTRY_URL" in env:
+                if _secret_key(container, "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO") != (REGISTRY_USERS_SECRET, "reader"):
+                    problems.append(f"{where}: a service's registry user is not the read-only one")
+                if env.get("SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS") != "false":
+                    problems.append(f"{where}: a service may register schemas (SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS)")
+    return problems
+
+
+def container_tls_problems(where: str, env: Mapping[str, str], files: Mapping[str, tuple[str, str]]) -> list[str]:
+    """``k8s_tls_problems`` of one container, given its environment and the Secret files it mounts."""
+
+    def mounted(variable: str, secret: SecretFiles) -> list[str]:
+        path = env.get(variable, "")
+        if files.get(path) != (secret.secret, secret.keys[0]):
+            return [f"{where}: {variable} ({path or 'unset'}) is not {secret.secret}'s {secret.keys[0]} mounted"]
+        return []
+
+    problems = []
+    if "KAFKA_BOOTSTRAP_SERVERS" in env:
+        if (env.get("KAFKA_SECURITY_PROTOCOL"), env.get("KAFKA_SASL_MECHANISM")) != ("SASL_SSL", "SCRAM-SHA-512"):
+            problems.append(f"{where}: Kafka is not SASL_SSL with SCRAM-SHA-512")
+        problems += mounted("KAFKA_SSL_CA_LOCATION", KAFKA_CA)
+    if "SCHEMA_REGISTRY_URL" in env:
+        if not env["SCHEMA_REGISTRY_URL"].startswith("https://"):
+            problems.append(f"{where}: SCHEMA_REGISTRY_URL is not https")
+        problems += mounted("SCHEMA_REGISTRY_SSL_CA_LOCATION", REGISTRY_CA)
+        if env.get("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO") != SECRET_REF:
+            problems.append(f"{where}: SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO is not from a Secret")
+    if "SCHEMA_REGISTRY_SERVER_PORT" in env:
+        problems += mounted("SCHEMA_REGISTRY_SERVER_SSL_CERTFILE", REGISTRY_SERVER_TLS)
+        for users in ("SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS", "SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS"):
+            if env.get(users) != SECRET_REF:
+                problems.append(f"{where}: {users} is not from a Secret")
+    dsn = env.get("SCHEMA_REGISTRY_SERVER_DATABASE_DSN")
+    if dsn is not None:
+        root = re.search(r"sslrootcert=([^&]+)", dsn)
+        if "sslmode=verify-full" not in dsn:
+            problems.append(f"{where}: SCHEMA_REGISTRY_SERVER_DATABASE_DSN is not sslmode=verify-full")
+        if root is None or files.get(root.group(1)) != (POSTGRES_CA.secret, POSTGRES_CA.keys[0]):
+            problems.append(f"{where}: the DSN's sslrootcert is not {POSTGRES_CA.secret}'s mounted")
+    return problems
+
+
+def _secret_key(container: Doc, variable: str) -> tuple[str, str] | None:
+    for item in container.get("env", []):
+        ref = item.get("valueFrom", {}).get("secretKeyRef")
+        if item["name"] == variable and ref:
+            return ref["name"], ref["key"]
+    return None
+
+
+COMPOSE_KAFKA_SETUP = ROOT / "deploy" / "compose" / "kafka" / "setup.sh"
+COMPOSE_CA = "/etc/freightline/tls/ca.crt"
+"""Where compose's clients find the CA certificate (the volume ``tls-ca``, which holds nothing else)."""
+COMPOSE_KAFKA_USERS = {"flink-jobs": kafka_acls.STREAM}
+"""Compose services running as a principal other than a Python service's own (the window jobs' submitter)."""
+
+
+def compose_kafka_user_problems(compose: Doc, setup: str) -> list[str]:
+    """Compose's Kafka users are the ACL table's: the set-up script (``kafka/setup.sh``) makes each deployed
+    principal's user with exactly its local rows' grants (Create included: the services create their topics, as on
+    the secure local stack) and nothing else, its password given to ``kafka-setup`` from ``.env``; each Kafka client
+    logs in as its own principal with that password."""
+    granted, users = script_grants(setup)
+    problems = []
+    wanted = {user_name(principal): principal for principal in deployed_principals()}
+    for name, principal in sorted(wanted.items()):
+        if name not in granted:
+            problems.append(f"compose: kafka/setup.sh grants nothing to {name} (principal {principal})")
+            continue
+        expected = table_grants(principal, create_topics=True)
+        problems += grant_problems(f"compose user {name}", principal, granted[name], expected)
+        if users.get(name) != password_variable(principal):
+            problems.append(f"compose: kafka/setup.sh does not make user {name} with {password_variable(principal)}")
+    problems += [
+        f"compose: kafka/setup.sh grants to {n}, no principal of the ACL table"
+        for n in sorted(set(granted) - set(wanted))
+    ]
+    services = compose.get("services", {})
+    setup_env = compose_environment(services.get("kafka-setup", {}))
+    problems += [
+        f"compose kafka-setup: {variable} is not given from .env"
+        for variable in sorted(set(users.values()))
+        if not compose_secret_ok(setup_env.get(variable, "")) or variable not in setup_env.get(variable, "")
+    ]
+    for name, body in sorted(services.items()):
+        env = compose_environment(body)
+        if "KAFKA_BOOTSTRAP_SERVERS" not in env:
+            continue
+        found = [s.name for s in SERVICES if compose_service_of(compose, s.name) == (name, body)]
+        client = found[0] if found else COMPOSE_KAFKA_USERS.get(name)
+        if client is None:
+            problems.append(f"compose {name}: a Kafka client of no principal")
+            continue
+        if env.get("KAFKA_SASL_USERNAME") != user_name(client):
+            problems.append(f"compose {name}: KAFKA_SASL_USERNAME is not {user_name(client)}")
+        if password_variable(client) not in env.get("KAFKA_SASL_PASSWORD", ""):
+            problems.append(f"compose {name}: KAFKA_SASL_PASSWORD is not ${password_variable(client)}")
+    return problems
+
+
+def compose_tls_problems(compose: Doc) -> list[str]:
+    """Compose's hops as on the secure local stack: the brokers take clients on SASL_SSL only (a PLAINTEXT
+    listener binds the container's loopback), each Kafka client is SASL_SSL with SCRAM checking the CA, each registry
+    client HTTPS with the CA and a user from ``.env`` (a service: the read-only one, never registering), the registry
+    serves its certificate with both roles, PostgreSQL takes TLS only and its clients verify it (``verify-full``);
+    a client mounts the CA from ``tls-ca``, never a volume holding a key."""
+    services = compose.get("services", {})
+    problems = []
+    for name in ("kafka", "kafka-remote"):
+        env = compose_environment(services.get(name, {}))
+        protocols = dict(item.split(":") for item in env.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "").split(","))
+        for listener in env.get("KAFKA_LISTENERS", "").split(","):
+            label, _, address = listener.partition("://")
+            if protocols.get(label) != "SASL_SSL" and not address.startswith("127.0.0.1:"):
+                problems.append(f"compose {name}: listener {listener} takes {protocols.get(label)} off the loopback")
+    postgres = services.get("postgres", {})
+    if "ssl=on" not in postgres.get("command", []):
+        problems.append("compose postgres: ssl is not on")
+    registry_service = compose_service_of(compose, "schema_registry")
+    for name, body in sorted(services.items()):
+        env = compose_environment(body)
+        mounts = [str(v) for v in body.get("volumes", [])]
+        where = f"compose {name}"
+        needs_ca = False
+        if "KAFKA_BOOTSTRAP_SERVERS" in env:
+            needs_ca = True
+            wanted = ("SASL_SSL", "SCRAM-SHA-512", COMPOSE_CA)
+            found = tuple(env.get(f"KAFKA_{k}") for k in ("SECURITY_PROTOCOL", "SASL_MECHANISM", "SSL_CA_LOCATION"))
+            if found != wanted:
+                problems.append(f"{where}: Kafka is {found}, not {wanted}")
+        if "SCHEMA_REGISTRY_URL" in env:
+            needs_ca = True
+            if (
+                not env["SCHEMA_REGISTRY_URL"].startswith("https://")
+                or env.get("SCHEMA_REGISTRY_SSL_CA_LOCATION") != COMPOSE_CA
+            ):
+                problems.append(f"{where}: the registry is not HTTPS checked against the CA")
+            if not compose_secret_ok(env.get("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "")):
+                problems.append(f"{where}: no registry user from .env")
+            if (body.get("build") or {}).get("args", {}).get("SERVICE") and (
+                "READER" not in env.get("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "")
+                or env.get("SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS") != "false"
+            ):
+                problems.append(f"{where}: a service is not the registry's read-only user without auto-registration")
+        for key, value in env.items():
+            if value.startswith("postgresql") and "@postgres:" in value:
+                needs_ca = True
+                if f"sslmode=verify-full&sslrootcert={COMPOSE_CA}" not in value:
+                    problems.append(f"{where}: {key} is not sslmode=verify-full against the CA")
+        if needs_ca and f"tls-ca:{COMPOSE_CA.rpartition('/')[0]}:ro" not in mounts:
+            problems.append(f"{where}: does not mount tls-ca read-only at {COMPOSE_CA.rpartition('/')[0]}")
+        if any(m.startswith("tls-authority") for m in mounts) and name != "tls":
+            problems.append(f"{where}: mounts the CA's key")
+    if registry_service is not None:
+        env = compose_environment(registry_service[1])
+        for key in ("SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS", "SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS"):
+            if not compose_secret_ok(env.get(key, "")):
+                problems.append(f"compose schema-registry: {key} is not from .env")
+        if not env.get("SCHEMA_REGISTRY_SERVER_SSL_CERTFILE"):
+            problems.append("compose schema-registry: no certificate (plain HTTP)")
     return problems
 
 

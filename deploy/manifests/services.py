@@ -1,8 +1,9 @@
 """How each Freightline service is deployed: its image, metrics/health port, profile, the endpoints and secrets its
-settings need in a cluster, the topics it reads and writes (Kafka ACLs) and how it scales.
+settings need in a cluster and how it scales.
 
 The ports come from ``deploy.metrics_targets`` (the one list Prometheus scrapes), the topics from the catalogue's
-constants; nothing else here is a second source of a fact the code already holds.
+constants, what each service may do on Kafka from the ACL table (``deploy/local/kafka_acls.py``); nothing else here
+is a second source of a fact the code already holds.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass, field
 
 from deploy.metrics_targets import SERVICES as METRICS_SERVICES
 from schemas import topics
-from services.enricher.settings import EnricherSettings
 
 IMAGE_REGISTRY = "ghcr.io/freightline"
 VERSION = "0.1.0"
@@ -45,16 +45,8 @@ class DeployedService:
     """Which cluster endpoints its settings need (keys of ``ENDPOINTS``)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Further settings every deployment sets (cluster-independent)."""
-    reads: tuple[str, ...] = ()
-    writes: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
-    """Consumer groups on the local cluster (Kafka ACLs)."""
-    remote_reads: tuple[str, ...] = ()
-    remote_writes: tuple[str, ...] = ()
-    remote_groups: tuple[str, ...] = ()
-    internal_prefix: str | None = None
-    """Topics and groups a framework of the service creates and uses under this prefix (Faust's internal topics and
-    groups: ``<app id>-...``): its KafkaUser may create and use them."""
+    """Consumer groups on the local cluster (what its KafkaUser may use is the ACL table's, ``kafka_acls``)."""
     scale_topic: str | None = None
     """The topic whose consumer lag scales the service (None: a fixed replica count)."""
     scale_group: str | None = None
@@ -77,47 +69,12 @@ class DeployedService:
     def module(self) -> str:
         return f"services.{self.name}"
 
-    @property
-    def consumes(self) -> bool:
-        return bool(self.groups or self.remote_groups)
-
-
-RAW = (topics.CLICKSTREAM, topics.ORDERS, topics.SHIPMENT_EVENTS, topics.SUPPLIER_INVOICES, topics.SUPPLIER_PAYMENTS)
-REFERENCE = (
-    topics.REFERENCE_PRODUCTS,
-    topics.REFERENCE_CUSTOMERS,
-    topics.REFERENCE_STORES,
-    topics.REFERENCE_SUPPLIERS,
-    topics.REFERENCE_WAREHOUSES,
-)
-ENRICHED = (
-    topics.ENRICHED_PRODUCT_VIEWS,
-    topics.ENRICHED_CLICKSTREAM,
-    topics.ENRICHED_ORDERS,
-    topics.ENRICHED_SHIPMENT_EVENTS,
-)
-
-
-DETECTOR_SOURCES = (
-    topics.PRODUCT_VIEWS,
-    topics.CLICKSTREAM,
-    topics.SHIPMENT_EVENTS,
-    topics.SUPPLIER_INVOICES,
-    topics.SUPPLIER_PAYMENTS,
-    topics.DETECTOR_INPUT,
-)
-"""What the anomaly detector's two stages consume (the raw families, then its own repartition topic)."""
-
-
-def dlq(*sources: str) -> tuple[str, ...]:
-    return tuple(f"{source}.dlq" for source in sources)
-
 
 SERVICES: tuple[DeployedService, ...] = (
     DeployedService(
         "schema_registry",
         "core",
-        ("registry_database",),
+        ("registry_database", "registry_server"),
         env={"SCHEMA_REGISTRY_SERVER_HOST": "0.0.0.0", "SCHEMA_REGISTRY_SERVER_PORT": "8081"},
         max_replicas=3,
     ),
@@ -126,18 +83,11 @@ SERVICES: tuple[DeployedService, ...] = (
         "core",
         ("kafka", "remote_kafka", "registry"),
         env={"GENERATOR_PACE": "true"},
-        writes=(*RAW, *REFERENCE, topics.ANOMALY_LABELS),
-        remote_writes=(topics.UPSTREAM_PRODUCT_VIEWS,),
     ),
     DeployedService(
         "mirror",
         "core",
         ("kafka", "remote_kafka", "registry"),
-        # the source positions: written in each copy's transaction, read back at partition assignment
-        reads=(topics.MIRROR_SOURCE_OFFSETS,),
-        writes=(topics.PRODUCT_VIEWS, topics.MIRROR_SOURCE_OFFSETS, *dlq(topics.UPSTREAM_PRODUCT_VIEWS)),
-        remote_reads=(topics.UPSTREAM_PRODUCT_VIEWS,),
-        remote_groups=("freightline-mirror",),
         max_replicas=3,
     ),
     DeployedService(
@@ -145,10 +95,7 @@ SERVICES: tuple[DeployedService, ...] = (
         "stream",
         ("kafka", "registry"),
         env={"ENRICHER_DATA_DIR": "/data/enricher"},
-        reads=(topics.PRODUCT_VIEWS, topics.CLICKSTREAM, topics.ORDERS, topics.SHIPMENT_EVENTS, *REFERENCE),
-        writes=(*ENRICHED, *dlq(topics.PRODUCT_VIEWS, topics.CLICKSTREAM, topics.ORDERS, topics.SHIPMENT_EVENTS)),
         groups=("freightline-enricher",),
-        internal_prefix=EnricherSettings.model_fields["app_id"].default,
         scale_topic=topics.CLICKSTREAM,
         scale_group="freightline-enricher",
         max_replicas=3,
@@ -159,8 +106,6 @@ SERVICES: tuple[DeployedService, ...] = (
         "anomaly_detector",
         "stream",
         ("kafka", "registry"),
-        reads=DETECTOR_SOURCES,
-        writes=(topics.DETECTOR_INPUT, topics.ANOMALIES, *dlq(*DETECTOR_SOURCES)),
         groups=("freightline-anomaly-detector", "freightline-anomaly-detector-repartition"),
         scale_topic=topics.DETECTOR_INPUT,
         scale_group="freightline-anomaly-detector",
@@ -170,8 +115,6 @@ SERVICES: tuple[DeployedService, ...] = (
         "sink_mongodb",
         "lake",
         ("kafka", "registry", "mongodb"),
-        reads=(topics.PRODUCT_VIEWS,),
-        writes=dlq(topics.PRODUCT_VIEWS),
         groups=("sink-mongodb",),
         scale_topic=topics.PRODUCT_VIEWS,
         scale_group="sink-mongodb",
@@ -181,8 +124,6 @@ SERVICES: tuple[DeployedService, ...] = (
         "sink_hdfs",
         "lake",
         ("kafka", "registry", "hdfs"),
-        reads=(topics.CLICKSTREAM, topics.ORDERS, topics.SHIPMENT_EVENTS, topics.PRODUCT_VIEWS),
-        writes=dlq(topics.CLICKSTREAM, topics.ORDERS, topics.SHIPMENT_EVENTS, topics.PRODUCT_VIEWS),
         groups=("sink-hdfs",),
         scale_topic=topics.CLICKSTREAM,
         scale_group="sink-hdfs",
@@ -193,8 +134,6 @@ SERVICES: tuple[DeployedService, ...] = (
         "sink_gcs",
         "lake",
         ("kafka", "registry", "gcs"),
-        reads=(topics.SUPPLIER_INVOICES, topics.SUPPLIER_PAYMENTS),
-        writes=dlq(topics.SUPPLIER_INVOICES, topics.SUPPLIER_PAYMENTS),
         groups=("sink-gcs",),
         scale_topic=topics.SUPPLIER_INVOICES,
         scale_group="sink-gcs",
@@ -213,12 +152,43 @@ def by_name(name: str) -> DeployedService:
 
 # Kubernetes: what each endpoint of ENDPOINTS means inside the cluster (Strimzi's bootstrap services, the
 # registry's Service, the databases' Services or managed endpoints). Kafka clients authenticate with the SCRAM
-# credentials of their KafkaUser (Strimzi writes them into a Secret named after the user, key `password`).
+# credentials of their KafkaUser (Strimzi writes them into a Secret named after the user, key `password`) over TLS,
+# checked against Strimzi's cluster CA.
 KAFKA_CLUSTER = "freightline"
-KAFKA_PORT = 9092
-"""Strimzi's SCRAM listener inside the cluster, plain TCP. The services' Kafka settings can check a TLS listener
-against Strimzi's own CA (``KAFKA_SSL_CA_LOCATION``, its cluster CA Secret mounted as a file); the manifests do not
-mount it yet."""
+KAFKA_PORT = 9093
+"""Strimzi's listener inside the cluster: TLS, SCRAM-SHA-512 (the local stack's secure mode: SASL_SSL)."""
+
+
+@dataclass(frozen=True)
+class SecretFiles:
+    """Files a container reads from a Secret, mounted as its chosen keys only (``items``: a CA certificate is mounted
+    without the private key its Secret may also hold): the volume's name, the Secret, the keys, the folder."""
+
+    volume: str
+    secret: str
+    keys: tuple[str, ...]
+    folder: str
+
+    def path(self, key: str | None = None) -> str:
+        """Where the container finds ``key`` (the first key by default)."""
+        return f"{self.folder}/{key or self.keys[0]}"
+
+
+KAFKA_CA = SecretFiles("kafka-ca", f"{KAFKA_CLUSTER}-cluster-ca-cert", ("ca.crt",), "/etc/freightline/kafka-ca")
+"""Strimzi's cluster CA certificate (the Secret ``<cluster>-cluster-ca-cert`` its Cluster Operator keeps)."""
+REGISTRY_TLS_SECRET = "schema-registry-tls"  # pragma: allowlist secret
+"""cert-manager's Secret of the registry's ``Certificate`` (``tls.crt``, ``tls.key``, ``ca.crt``)."""
+REGISTRY_CA = SecretFiles("registry-ca", REGISTRY_TLS_SECRET, ("ca.crt",), "/etc/freightline/registry-ca")
+"""The CA that signed the registry's certificate: the only key of that Secret a client mounts."""
+REGISTRY_SERVER_TLS = SecretFiles(
+    "registry-tls", REGISTRY_TLS_SECRET, ("tls.crt", "tls.key"), "/etc/freightline/registry-tls"
+)
+REGISTRY_USERS_SECRET = "freightline-schema-registry"  # pragma: allowlist secret
+"""The registry's two roles: keys ``admin`` and ``reader``, each ``user:password`` (the server's user lists too)."""
+POSTGRES_CA = SecretFiles("postgres-ca", "freightline-postgres-ca", ("ca.crt",), "/etc/freightline/postgres-ca")
+"""The CA of the PostgreSQL server's certificate, for ``sslmode=verify-full``."""
+POSTGRES_TLS = f"sslmode=verify-full&sslrootcert={POSTGRES_CA.path()}"
+"""What every PostgreSQL DSN on Kubernetes ends with: TLS, the server's certificate checked against its CA and name."""
 STATSD_PORT = 9125
 """Where statsd_exporter receives StatsD lines (UDP and TCP), in compose and on Kubernetes."""
 STATSD_IMAGE = "prom/statsd-exporter:v0.31.0"
@@ -229,8 +199,9 @@ AIRFLOW_POD_LABELS = {"tier": "airflow"}
 K8S_ENDPOINTS: dict[str, dict[str, str | SecretRef]] = {
     "kafka": {
         "KAFKA_BOOTSTRAP_SERVERS": f"{KAFKA_CLUSTER}-kafka-bootstrap:{KAFKA_PORT}",
-        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
         "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SSL_CA_LOCATION": KAFKA_CA.path(),
         "KAFKA_TOPIC_REPLICATION_FACTOR": "3",
         "KAFKA_TOPIC_MIN_INSYNC_REPLICAS": "2",
     },
@@ -241,9 +212,21 @@ K8S_ENDPOINTS: dict[str, dict[str, str | SecretRef]] = {
         "REMOTE_KAFKA_SASL_USERNAME": "freightline",
         "REMOTE_KAFKA_SASL_PASSWORD": SecretRef("freightline-remote-kafka", "password"),
     },
-    "registry": {"SCHEMA_REGISTRY_URL": "http://schema-registry:8081"},
+    # the services only look schemas up, as the read-only user: a Job registers the contracts as the admin first
+    "registry": {
+        "SCHEMA_REGISTRY_URL": "https://schema-registry:8081",
+        "SCHEMA_REGISTRY_SSL_CA_LOCATION": REGISTRY_CA.path(),
+        "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": SecretRef(REGISTRY_USERS_SECRET, "reader"),
+        "SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS": "false",
+    },
+    "registry_server": {
+        "SCHEMA_REGISTRY_SERVER_BASIC_AUTH_USERS": SecretRef(REGISTRY_USERS_SECRET, "admin"),
+        "SCHEMA_REGISTRY_SERVER_READ_ONLY_USERS": SecretRef(REGISTRY_USERS_SECRET, "reader"),
+        "SCHEMA_REGISTRY_SERVER_SSL_CERTFILE": REGISTRY_SERVER_TLS.path("tls.crt"),
+        "SCHEMA_REGISTRY_SERVER_SSL_KEYFILE": REGISTRY_SERVER_TLS.path("tls.key"),
+    },
     "registry_database": {
-        "SCHEMA_REGISTRY_SERVER_DATABASE_DSN": "postgresql://freightline@postgres:5432/freightline",
+        "SCHEMA_REGISTRY_SERVER_DATABASE_DSN": f"postgresql://freightline@postgres:5432/freightline?{POSTGRES_TLS}",
         "PGPASSWORD": SecretRef("freightline-postgres", "password"),
     },
     "mongodb": {
@@ -258,6 +241,15 @@ K8S_ENDPOINTS: dict[str, dict[str, str | SecretRef]] = {
     },
     "gcs": {"GCS_PROJECT": "freightline", "GCS_BUCKET": "freightline-raw"},
 }
+
+ENDPOINT_FILES: dict[str, tuple[SecretFiles, ...]] = {
+    "kafka": (KAFKA_CA,),
+    "registry": (REGISTRY_CA,),
+    "registry_server": (REGISTRY_SERVER_TLS,),
+    "registry_database": (POSTGRES_CA,),
+}
+"""The files a container of a service using each endpoint mounts (the CAs it checks servers against, the registry's
+own certificate and key)."""
 
 LIBRARY_VARIABLES = frozenset(
     {

@@ -4,7 +4,8 @@
 - the operators' CRD schemas into ``<home>/crds/<group>/<kind>.<version>.json`` (the ``openAPIV3Schema`` of each
   served version): the Prometheus Operator's (``ServiceMonitor``, ``PodMonitor``, ``PrometheusRule``) from its Go
   module's ``example/prometheus-operator-crd/``, KEDA's (``ScaledObject``, ``TriggerAuthentication``) from its Go
-  module's ``config/crd/bases/`` (v2.17.2), the Flink Kubernetes Operator's (``FlinkDeployment``) from its API
+  module's ``config/crd/bases/`` (v2.17.2), cert-manager's (``Certificate``, ``Issuer``) from its Go module's
+  ``deploy/crds/``, the Flink Kubernetes Operator's (``FlinkDeployment``) from its API
   jar on Maven Central (``poms/crds.xml``), Strimzi's (``Kafka``, ``KafkaNodePool``, ``KafkaTopic``, ``KafkaUser``)
   generated from its API model by its own CRD generator, both on Maven Central (``poms/strimzi-crds.xml``; its
   ``io.strimzi:api`` jar carries the model classes, no CRD files).
@@ -40,6 +41,8 @@ PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
 KEDA_MODULE = "github.com/kedacore/keda/v2"
 KEDA_VERSION = "v2.17.2"
 """The newest KEDA release whose go.mod the machine's Go (1.26) accepts (2.18 and later ask for a newer Go)."""
+CERT_MANAGER_MODULE = "github.com/cert-manager/cert-manager"
+CERT_MANAGER_VERSION = "v1.19.1"
 FLINK_OPERATOR_VERSION = "1.10.0"
 STRIMZI_VERSION = "0.45.0"
 STRIMZI_KINDS = {
@@ -50,6 +53,7 @@ STRIMZI_KINDS = {
 }
 CRD_SOURCES = (
     f"{PROMETHEUS_OPERATOR_MODULE}@{PROMETHEUS_OPERATOR_VERSION} {KEDA_MODULE}@{KEDA_VERSION} "
+    f"{CERT_MANAGER_MODULE}@{CERT_MANAGER_VERSION} "
     f"flink-kubernetes-operator-api:{FLINK_OPERATOR_VERSION} strimzi:{STRIMZI_VERSION}"
 )
 GO_CRDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -66,6 +70,11 @@ GO_CRDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         f"{KEDA_MODULE}@{KEDA_VERSION}",
         "config/crd/bases",
         ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml"),
+    ),
+    (
+        f"{CERT_MANAGER_MODULE}@{CERT_MANAGER_VERSION}",
+        "deploy/crds",
+        ("cert-manager.io_certificates.yaml", "cert-manager.io_issuers.yaml"),
     ),
 )
 """(module@version, folder of its CRDs, the CRD files) of the operators whose Go modules carry their CRDs."""

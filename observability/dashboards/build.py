@@ -55,7 +55,14 @@ def datasources() -> dict[str, Any]:
                 "access": "proxy",
                 "url": "${POSTGRES_HOST}",
                 "user": "${POSTGRES_USER}",
-                "jsonData": {"database": "${POSTGRES_DB}", "sslmode": "disable", "postgresVersion": 1500},
+                # TLS as the deployment says (compose: verify-full against the platform's CA, a file it mounts)
+                "jsonData": {
+                    "database": "${POSTGRES_DB}",
+                    "sslmode": "${POSTGRES_SSLMODE}",
+                    "tlsConfigurationMethod": "file-path",
+                    "sslRootCertFile": "${POSTGRES_SSL_ROOT_CERT}",
+                    "postgresVersion": 1500,
+                },
                 "secureJsonData": {"password": "${POSTGRES_PASSWORD}"},
             },
         ],

@@ -18,6 +18,7 @@ never twice, however a replay is interrupted or repeated. Each replayed record a
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
@@ -26,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka import Producer as KafkaProducer
 
 from services.common.deadletter import dead_letter_topic
@@ -137,7 +138,8 @@ def replay_headers(letter: DeadLetter, now_ms: int) -> list[tuple[str, str | byt
 
 def read_messages(settings: KafkaSettings, topic: str, *, timeout_s: float = 60.0) -> Iterator[Message]:
     """Every record of ``topic`` up to its end now (``read_committed``: the last stable offset), in partition order;
-    nothing when the topic does not exist. Control records of transactions are skipped by the client."""
+    nothing when the topic does not exist. Control records of transactions are skipped by the client. A topic the
+    client may not describe (an ACL) raises ``RuntimeError`` naming it rather than reading as empty."""
     consumer = Consumer(
         {
             **settings.client_config(),
@@ -150,8 +152,10 @@ def read_messages(settings: KafkaSettings, topic: str, *, timeout_s: float = 60.
     )
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or metadata.error is not None:
+        if metadata is None or _missing(metadata.error):
             return
+        if metadata.error is not None:
+            raise RuntimeError(f"reading {topic}: {metadata.error.str()}")
         pending = set()
         assignment = []
         for partition in sorted(metadata.partitions):
@@ -176,6 +180,10 @@ def read_messages(settings: KafkaSettings, topic: str, *, timeout_s: float = 60.
                     raise RuntimeError(f"reading {topic}: {error}")
     finally:
         consumer.close()
+
+
+def _missing(error: KafkaError | None) -> bool:
+    return error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
 def read_dead_letters(settings: KafkaSettings, serde: AvroSerde, topic: str) -> list[DeadLetter]:
@@ -239,6 +247,7 @@ def replay(
                 "transactional.id": f"freightline-dlq-replay-{dlq_topic}",
                 "enable.idempotence": True,
                 "acks": "all",
+                "allow.auto.create.topics": False,  # asking for a target's metadata must not create it
             }
         )
         producer.init_transactions(timeout_s)  # fences an earlier replayer; its open transaction ends first
@@ -272,18 +281,25 @@ def replay(
             producer.poll(0)
         producer.commit_transaction(timeout_s)
     except BaseException:
-        producer.abort_transaction(timeout_s)
+        # a producer the failure left fatal cannot abort (the broker answers INVALID_TXN_STATE): its transaction
+        # stays uncommitted, invisible to read_committed readers, and the next replay's init_transactions ends it;
+        # the error worth reporting is the one that failed the transaction
+        with contextlib.suppress(KafkaException):
+            producer.abort_transaction(timeout_s)
+        del producer  # destroyed now, not when the error's traceback goes (a caller may keep it)
         raise
     result.replayed = pending
     return result
 
 
 def _partitions(producer: KafkaProducer, topics: Iterable[str]) -> dict[str, set[int]]:
+    """Each target's partitions; ``ValueError`` for a target that does not exist or that the client may not use."""
     found: dict[str, set[int]] = {}
-    existing = producer.list_topics(timeout=10).topics  # all topics: naming one could create it
-    for topic in topics:
-        metadata = existing.get(topic)
-        if metadata is None or metadata.error is not None:
+    for topic in sorted(topics):
+        metadata = producer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or _missing(metadata.error):
             raise ValueError(f"target topic {topic} does not exist")
+        if metadata.error is not None:
+            raise ValueError(f"target topic {topic}: {metadata.error.str()}")
         found[topic] = set(metadata.partitions)
     return found

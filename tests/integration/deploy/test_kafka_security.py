@@ -3,7 +3,8 @@
 A private broker of this module (its own ports and state directory, started by the stack's own component class)
 proves that a client with the CA and the right credentials produces and consumes; that a wrong password, an
 untrusted CA and plaintext to the TLS port are each refused with a clear error; and, row by row, that each principal
-of ``deploy.local.kafka_acls`` can do its own work and is refused a neighbour's.
+of ``deploy.local.kafka_acls`` can do its own work and is refused a neighbour's; and that ``freightline dlq`` lists
+and replays as its own two principals, with only their credentials, and is refused what their rows do not grant.
 """
 
 from __future__ import annotations
@@ -28,18 +29,29 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic, ScramMechanism, UserScramCredentialDeletion
+from typer.testing import CliRunner, Result
 
+from deploy.dlq import dlq_app
 from deploy.local import kafka_acls
-from deploy.local.components import KafkaBroker, service_kafka_env
+from deploy.local.components import (
+    KafkaBroker,
+    SchemaRegistry,
+    kafka_user_password,
+    kafka_user_secret,
+    service_kafka_env,
+)
 from deploy.local.context import StackContext
 from deploy.local.kafka_acls import Access
 from deploy.local.stack import Stack
 from deploy.local.tls import PrivateCA
 from deploy.processes import ServiceProcess, last_json_line
 from schemas import topics
-from services.common.deadletter import dead_letter_topic
-from services.common.kafka import end_positions
-from services.common.settings import KafkaSettings
+from schemas.catalogue import load_schema
+from services.common.deadletter import DEAD_LETTER_SCHEMA, dead_letter_topic
+from services.common.dlq import REPLAY_OF_HEADER, read_messages, replayed_keys
+from services.common.kafka import end_positions, headers_of
+from services.common.serde import AvroSerde, registry_client, subject_for
+from services.common.settings import KafkaSettings, SchemaRegistrySettings
 from tests.integration.stack.support import private_stack_context
 
 pytestmark = pytest.mark.integration
@@ -389,3 +401,97 @@ def test_a_start_gives_every_principal_its_user_back(secure: SecureBroker) -> No
     finally:
         for future in admin.create_acls(kafka_acls.bindings(kafka_acls.REMOTE)).values():
             future.result()
+
+
+# -- the dead-letter tool as its own principals ---------------------------------------------------------------
+LETTERS = 12
+
+
+def write_dead_letters(secure: SecureBroker, registry: SchemaRegistrySettings, source: str) -> list[bytes]:
+    """``LETTERS`` dead letters of ``source`` on its dead-letter topic, as the only records there (the fixture's
+    seed record deleted): returns their original values."""
+    admin_config = secure.config(kafka_acls.ADMIN)
+    topic = dead_letter_topic(source)
+    end = end_positions(secure.env, [topic])[topic][0]
+    admin = AdminClient(admin_config)  # kept referenced until its futures complete
+    for future in admin.delete_records([TopicPartition(topic, 0, end)], request_timeout=HANG_GUARD_S).values():
+        future.result(timeout=HANG_GUARD_S + 5)
+    encoder = AvroSerde(registry_client(registry)).encoder(subject_for(topic), load_schema(DEAD_LETTER_SCHEMA))
+    producer = Producer(admin_config)
+    values = [f"order-{i}".encode() for i in range(LETTERS)]
+    for offset, value in enumerate(values):
+        envelope = {
+            "original_key": f"key-{offset}".encode(),
+            "original_value": value,
+            "original_headers": [],
+            "source_topic": source,
+            "source_partition": 0,
+            "source_offset": offset,
+            "source_timestamp": None,
+            "error_type": "unknown_schema",
+            "error_message": "schema id 4242 not found",
+            "error_stack": None,
+            "service": "sink_hdfs",
+            "failed_at": int(time.time() * 1000),
+            "attempts": 1,
+        }
+        producer.produce(topic, encoder.encode(envelope), f"key-{offset}".encode())
+    assert producer.flush(HANG_GUARD_S) == 0
+    return values
+
+
+def tool_home(secure: SecureBroker, home: Path, principal: str, registry_reader: str) -> dict[str, str]:
+    """The tool's environment with a state directory whose secrets folder holds nothing but ``principal``'s
+    password and the registry reader's; the environment still names the admin (``KAFKA_SASL_*``, the registry URL),
+    as the stack's ``stack.env`` does."""
+    secrets = home / "secrets"
+    secrets.mkdir(parents=True)
+    (secrets / kafka_user_secret(principal)).write_text(kafka_user_password(secure.ctx, principal))
+    user, _, password = registry_reader.partition(":")
+    (secrets / SchemaRegistry.secret_name(user)).write_text(password)
+    return {"FREIGHTLINE_HOME": str(home)}
+
+
+def dlq_tool(env: Mapping[str, str], *args: str) -> Result:
+    return CliRunner().invoke(dlq_app, list(args), env=dict(env))
+
+
+def test_the_dead_letter_tool_lists_and_replays_as_its_own_principals(
+    secure: SecureBroker, stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``list`` as ``dlq_reader`` and ``replay`` as ``dlq_replay``, each given only its own password: a replay to a
+    topic outside the replayer's rows, or to one it may read but not write, is refused and leaves nothing behind;
+    then the replay re-publishes every dead letter to its source, once (a repeated replay publishing nothing is
+    ``tests/integration/sinks/test_dlq_replay.py``'s)."""
+    source, topic = topics.ORDERS, dead_letter_topic(topics.ORDERS)
+    registry = {k: v for k, v in stack_env.items() if k.startswith("SCHEMA_REGISTRY_")}
+    values = write_dead_letters(secure, SchemaRegistrySettings.from_mapping(registry), source)
+    env = {**registry, **secure.env}
+    reader_info = stack_env["SCHEMA_REGISTRY_READ_ONLY_USER_INFO"]
+    reading = {**env, **tool_home(secure, tmp_path / "reader", kafka_acls.DLQ_READER, reader_info)}
+    replaying = {**env, **tool_home(secure, tmp_path / "replayer", kafka_acls.DLQ_REPLAY, reader_info)}
+
+    listed = dlq_tool(reading, "list", topic)
+    assert listed.exit_code == 0, listed.output
+    assert f"{topic}: {LETTERS} of {LETTERS} dead letters" in listed.output
+    assert f"by reason: unknown_schema {LETTERS}" in listed.output
+    without = dlq_tool(reading, "replay", topic)  # the reader's home holds no replayer's password
+    assert without.exit_code == 1 and kafka_user_secret(kafka_acls.DLQ_REPLAY) in without.output, without.output
+
+    foreign = dlq_tool(replaying, "replay", topic, "--to", topics.ANOMALIES)  # the detector's output
+    assert foreign.exit_code == 1 and "Topic authorization failed" in foreign.output, foreign.output
+    unwritable = dead_letter_topic(topics.CLICKSTREAM)  # it reads every dead-letter topic, writes none
+    refused = dlq_tool(replaying, "replay", topic, "--to", unwritable)
+    assert refused.exit_code == 1 and "Topic authorization failed" in refused.output, refused.output
+    admin = KafkaSettings.from_client_config(secure.config(kafka_acls.ADMIN))
+    assert replayed_keys(admin, topic) == {}  # the refused transaction never committed: nor did its ledger entries
+
+    replayed = dlq_tool(replaying, "replay", topic)
+    assert replayed.exit_code == 0, replayed.output
+    assert f"replayed {LETTERS} ({LETTERS} to {source})" in replayed.output
+    republished = [
+        message.value() or b""
+        for message in read_messages(admin, source)
+        if (dict(headers_of(message)).get(REPLAY_OF_HEADER) or b"").startswith(f"{topic}/".encode())
+    ]
+    assert sorted(republished) == sorted(values)

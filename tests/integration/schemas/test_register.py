@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -69,3 +72,23 @@ def test_cli_register_prints_subject_id_and_version(registry_url: str, unique_na
     assert result.exit_code == 0, result.output
     assert f"{prefix}commerce.orders.v1-value -> id " in result.output
     assert "version 1 (BACKWARD_TRANSITIVE)" in result.output
+
+
+def test_the_contracts_step_needs_the_registry_admin(stack_env: dict[str, str]) -> None:
+    """``python -m services.schema_registry.contracts`` (the deployments' registration step) as the read-only user
+    the services get: refused at the first subject, one line naming the refusal, exit status 1."""
+    from deploy.processes import read_only_registry
+
+    env = {**os.environ, **{k: v for k, v in stack_env.items() if k.startswith("SCHEMA_REGISTRY_")}}
+    env.update(read_only_registry(stack_env))
+    done = subprocess.run(
+        [sys.executable, "-m", "services.schema_registry.contracts"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    last = done.stderr.strip().splitlines()[-1]  # (after any library's warnings)
+    assert last.startswith("registration failed: User reader is denied") and "40301" in last, done.stderr
+    assert done.stdout == ""

@@ -28,11 +28,12 @@ from deploy.manifests.consistency import (
     missing_services,
     python_services,
     scaling_problems,
+    settings_env_problems,
     topic_problems,
     unpinned,
     workload_of,
 )
-from deploy.manifests.kubernetes import ROOT, generated_files
+from deploy.manifests.kubernetes import CONTRACTS_MODULE, ROOT, generated_files
 from deploy.manifests.services import HEALTH_PATH, READY_PATH, SERVICES, by_name
 from deploy.manifests.settings_env import module_variables, service_variables, settings_classes
 from schemas.catalogue import Catalogue
@@ -333,11 +334,12 @@ def test_kubernetes_running_other_window_jobs_or_settings_than_the_product_is_re
     spec["flinkConfiguration"]["execution.checkpointing.interval"] = "10000 ms"
     user = next(d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "flink-jobs")
     acls = user["spec"]["authorization"]["acls"]
-    acls[:] = [a for a in acls if a["resource"]["name"] not in ("web.clickstream.v1", "flink-category-top-products")]
+    dropped = ("web.clickstream.v1", "flink-category-top-products")
+    acls[:] = [a for a in acls if a["resource"].get("name") not in dropped]
     assert consistency.flink_job_problems(docs) == [
         f"{where}: job.parallelism 2, the jobs' own is 3",
-        "flink jobs: KafkaUser flink-jobs may not Read topic web.clickstream.v1 (service_error_rate)",
-        "flink jobs: KafkaUser flink-jobs may not Read group flink-category-top-products (category_top_products)",
+        "flink jobs: KafkaUser flink-jobs may not READ topic web.clickstream.v1 (service_error_rate)",
+        "flink jobs: KafkaUser flink-jobs may not READ group flink-category-top-products (category_top_products)",
     ]
 
 
@@ -414,7 +416,7 @@ def test_a_missing_acl_or_a_service_creating_topics_is_reported(rendered: dict[s
     service = by_name("sink_hdfs")
     user = next(d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "sink-hdfs")
     acls = user["spec"]["authorization"]["acls"]
-    acls[:] = [a for a in acls if a["resource"]["name"] != "commerce.orders.v1"]
+    acls[:] = [a for a in acls if a["resource"].get("name") != "commerce.orders.v1"]
     workload = workload_of(docs, service)
     assert workload is not None
     assert consistency.kafka_access_problems(service, docs, k8s_environment(docs, workload)) == [
@@ -487,4 +489,139 @@ def test_a_missing_or_miswired_statsd_exporter_is_reported(compose: dict[str, An
         "Airflow chart: its own statsd exporter is enabled (it does not use our mapping)",
         "Airflow chart: AIRFLOW__METRICS__STATSD_HOST=airflow-statsd, wanted statsd",
         "Airflow chart: AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED=None, wanted True",
+    ]
+
+
+# ---------------------------------------------------------------- Kafka users: the ACL table; TLS on every hop
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_kafka_user_has_exactly_the_rows_of_the_acl_table(overlay: str, rendered: dict[str, Docs]) -> None:
+    docs = rendered[overlay]
+    assert consistency.kafka_user_problems(docs) == []
+    users = {d["metadata"]["name"] for d in docs if d.get("kind") == "KafkaUser"}
+    assert {"dlq-reader", "dlq-replay", "flink-jobs", "sink-hdfs", "mirror"} <= users
+
+
+def test_a_kafka_user_off_the_acl_table_is_reported(rendered: dict[str, Docs]) -> None:
+    docs = copy.deepcopy(rendered["prod"])
+    user = next(d for d in docs if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "sink-hdfs")
+    acls = user["spec"]["authorization"]["acls"]
+    acls[:] = [a for a in acls if a["resource"].get("name") != "commerce.orders.v1.dlq"]  # one row's topic gone
+    acls.append({"resource": {"type": "topic", "name": "finance.supplier_invoices.v1"}, "operations": ["Read"]})
+    assert consistency.kafka_user_problems(docs) == [
+        "k8s KafkaUser sink-hdfs: grants ('topic', 'finance.supplier_invoices.v1', 'literal', 'READ') no row of "
+        "sink_hdfs does",
+        "k8s KafkaUser sink-hdfs: lacks ('topic', 'commerce.orders.v1.dlq', 'literal', 'DESCRIBE') of its rows",
+        "k8s KafkaUser sink-hdfs: lacks ('topic', 'commerce.orders.v1.dlq', 'literal', 'WRITE') of its rows",
+    ]
+    docs = [d for d in docs if not (d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "dlq-replay")]
+    docs.append({**copy.deepcopy(user), "metadata": {"name": "billing"}})
+    assert {
+        "k8s: no KafkaUser dlq-replay (principal dlq_replay of the ACL table)",
+        "k8s: KafkaUser billing is no principal of the ACL table",
+    } <= set(consistency.kafka_user_problems(docs))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_hop_on_kubernetes_is_encrypted_and_authenticated(overlay: str, rendered: dict[str, Docs]) -> None:
+    docs = rendered[overlay]
+    assert consistency.k8s_tls_problems(docs) == []
+    checked = {where.split()[1] for where, _, _ in consistency.pods(docs)}
+    assert {"schema-registry", "sink-hdfs", "window-jobs", "schema-contracts-0-1-0"} <= checked
+
+
+def test_a_plaintext_or_unverified_hop_on_kubernetes_is_reported(rendered: dict[str, Docs]) -> None:
+    docs = copy.deepcopy(rendered["dev"])
+    kafka = next(d for d in docs if d.get("kind") == "Kafka")
+    kafka["spec"]["kafka"]["listeners"][0]["tls"] = False
+    config = next(d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "sink-gcs-config")
+    config["data"]["KAFKA_SECURITY_PROTOCOL"] = "SASL_PLAINTEXT"
+    config["data"]["SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS"] = "true"
+    registry = next(
+        d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "schema-registry-config"
+    )
+    registry["data"]["SCHEMA_REGISTRY_SERVER_DATABASE_DSN"] = "postgresql://freightline@postgres:5432/freightline"
+    mirror = workload_of(docs, by_name("mirror"))
+    assert mirror is not None
+    pod = mirror["spec"]["template"]["spec"]
+    pod["volumes"] = [v for v in pod["volumes"] if v["name"] != "kafka-ca"]
+    assert sorted(consistency.k8s_tls_problems(docs)) == [
+        "Deployment mirror mirror: KAFKA_SSL_CA_LOCATION (/etc/freightline/kafka-ca/ca.crt) is not "
+        "freightline-cluster-ca-cert's ca.crt mounted",
+        "Deployment schema-registry schema-registry: SCHEMA_REGISTRY_SERVER_DATABASE_DSN is not sslmode=verify-full",
+        "Deployment schema-registry schema-registry: the DSN's sslrootcert is not freightline-postgres-ca's mounted",
+        "Deployment sink-gcs sink-gcs: Kafka is not SASL_SSL with SCRAM-SHA-512",
+        "Deployment sink-gcs sink-gcs: a service may register schemas (SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS)",
+        "Kafka freightline: listener tls is not TLS + SCRAM",
+    ]
+
+
+def test_every_compose_kafka_user_has_exactly_the_rows_of_the_acl_table(compose: dict[str, Any]) -> None:
+    assert consistency.compose_kafka_user_problems(compose, consistency.COMPOSE_KAFKA_SETUP.read_text()) == []
+
+
+def test_a_compose_kafka_user_off_the_acl_table_is_reported(compose: dict[str, Any]) -> None:
+    setup = consistency.COMPOSE_KAFKA_SETUP.read_text()
+    lines = setup.splitlines()
+    gcs = next(
+        i for i, line in enumerate(lines) if "User:sink-gcs" in line and "finance.supplier_payments.v1.dlq" in line
+    )
+    lines[gcs] = lines[gcs].replace(" --topic finance.supplier_payments.v1.dlq", "")  # one row's topic gone
+    lines.append(
+        "acl --allow-principal User:mirror --resource-pattern-type literal --operation Read "
+        "--topic finance.supplier_invoices.v1"
+    )
+    broken = copy.deepcopy(compose)
+    broken["services"]["sink-hdfs"]["environment"]["KAFKA_SASL_USERNAME"] = "sink-gcs"
+    problems = consistency.compose_kafka_user_problems(broken, "\n".join(lines))
+    assert problems == [
+        "compose user mirror: grants ('topic', 'finance.supplier_invoices.v1', 'literal', 'READ') no row of "
+        "mirror does",
+        *(
+            f"compose user sink-gcs: lacks ('topic', 'finance.supplier_payments.v1.dlq', 'literal', '{op}') of its rows"
+            for op in ("CREATE", "DESCRIBE", "WRITE")
+        ),
+        "compose sink-hdfs: KAFKA_SASL_USERNAME is not sink-hdfs",
+    ]
+
+
+def test_every_hop_in_compose_is_encrypted_and_authenticated(compose: dict[str, Any]) -> None:
+    assert consistency.compose_tls_problems(compose) == []
+
+
+def test_a_plaintext_or_unverified_hop_in_compose_is_reported(compose: dict[str, Any]) -> None:
+    broken = copy.deepcopy(compose)
+    services = broken["services"]
+    services["kafka"]["environment"]["KAFKA_LISTENERS"] = "CLIENTS://:9092,INTERNAL://:9091,CONTROLLER://127.0.0.1:9093"
+    services["sink-gcs"]["environment"]["KAFKA_SECURITY_PROTOCOL"] = "SASL_PLAINTEXT"
+    services["enricher"]["environment"]["SCHEMA_REGISTRY_AUTO_REGISTER_SCHEMAS"] = "true"
+    services["spark"]["environment"]["POSTGRES_DSN"] = (
+        "postgresql://freightline:${POSTGRES_PASSWORD:?x}@postgres:5432/x"
+    )
+    services["mirror"]["volumes"] = ["tls-authority:/etc/freightline/tls:ro"]
+    services["postgres"]["command"] = ["postgres"]
+    assert consistency.compose_tls_problems(broken) == [
+        "compose kafka: listener INTERNAL://:9091 takes PLAINTEXT off the loopback",
+        "compose postgres: ssl is not on",
+        "compose enricher: a service is not the registry's read-only user without auto-registration",
+        "compose mirror: does not mount tls-ca read-only at /etc/freightline/tls",
+        "compose mirror: mounts the CA's key",
+        "compose sink-gcs: Kafka is ('SASL_PLAINTEXT', 'SCRAM-SHA-512', '/etc/freightline/tls/ca.crt'), not "
+        "('SASL_SSL', 'SCRAM-SHA-512', '/etc/freightline/tls/ca.crt')",
+        "compose spark: POSTGRES_DSN is not sslmode=verify-full against the CA",
+    ]
+
+
+def test_the_contracts_step_gets_every_setting_it_reads(compose: dict[str, Any], rendered: dict[str, Docs]) -> None:
+    """The registration step (``python -m services.schema_registry.contracts``) in compose and in the Kubernetes
+    Job: every variable its settings need, nothing it does not read, its secrets by reference."""
+    variables = module_variables(CONTRACTS_MODULE)
+    env = compose_environment(compose["services"]["schema-contracts"])
+    assert settings_env_problems(variables, env, "compose", secret_ok=compose_secret_ok) == []
+    job = next(d for d in rendered["prod"] if d.get("kind") == "Job")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][-1] == CONTRACTS_MODULE
+    env = consistency.container_environment(rendered["prod"], container)
+    assert settings_env_problems(variables, env, "k8s", secret_ok=k8s_secret_ok) == []
+    assert settings_env_problems(variables, {}, "k8s", secret_ok=k8s_secret_ok) == [
+        "k8s: SCHEMA_REGISTRY_URL is not set (SchemaRegistrySettings.url)"
     ]

@@ -16,6 +16,7 @@ from deploy.local.settings import StackSettings
 from deploy.processes import local_client_config, remote_client_config
 from schemas import topics
 from services.common.deadletter import dead_letter_topic
+from services.common.dlq import replay_ledger_topic
 from services.common.settings import KafkaSettings, RemoteKafkaSettings
 from services.mirror.settings import MirrorSettings
 from services.sink_gcs.settings import GcsSinkSettings
@@ -29,10 +30,10 @@ def row(principal: str, cluster: str = kafka_acls.LOCAL) -> Access:
 
 def test_one_principal_per_service_that_uses_kafka() -> None:
     """Every runnable service but the registry (which uses no Kafka) has a principal, plus the Flink jobs and the
-    replay tool; a new service without a row fails here."""
+    dead-letter tool's two (reading, replaying); a new service without a row fails here."""
     services = {p.parent.name for p in (REPO_ROOT / "services").glob("*/__main__.py")} - {"schema_registry"}
     principals = {r.principal for r in access_table()}
-    assert principals == services | {kafka_acls.STREAM, kafka_acls.DLQ_REPLAY}
+    assert principals == services | {kafka_acls.STREAM, kafka_acls.DLQ_READER, kafka_acls.DLQ_REPLAY}
     assert kafka_acls.ADMIN not in principals and kafka_acls.BROKER not in principals
     keys = [(r.principal, r.cluster) for r in access_table()]
     assert len(keys) == len(set(keys))
@@ -79,6 +80,19 @@ def test_named_boundaries() -> None:
         assert set(sink.writes) == {dead_letter_topic(t) for t in sink.reads}  # its own DLQs, nothing else
     assert dead_letter_topic(topics.SUPPLIER_INVOICES) not in row("sink_mongodb").writes
     assert not row(kafka_acls.GENERATOR).reads
+
+
+def test_the_dead_letter_tool_reads_every_dead_letter_topic_and_replays_only_to_their_sources() -> None:
+    dead_letters = {t for r in access_table() for t in r.writes if t.endswith(".dlq")}
+    ledgers = {replay_ledger_topic(t) for t in dead_letters}
+    reader, replay = row(kafka_acls.DLQ_READER), row(kafka_acls.DLQ_REPLAY)
+    assert set(reader.reads) == set(replay.reads) == dead_letters | ledgers
+    assert not reader.writes and not reader.transactional_ids and not reader.groups
+    local = [r for r in access_table() if r.cluster == kafka_acls.LOCAL]
+    sources = {t for r in local for t in r.reads if dead_letter_topic(t) in dead_letters}
+    assert set(replay.writes) == sources | ledgers
+    assert not dead_letters & set(replay.writes)  # a dead letter is never written back to a dead-letter topic
+    assert replay.transactional_ids == (kafka_acls.DLQ_REPLAY_TRANSACTIONAL_PREFIX,)
 
 
 def test_bindings_are_the_grants_of_one_cluster() -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import threading
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
+from deploy.local import tls
 from deploy.local.tls import PrivateCA
 
 
@@ -67,3 +70,33 @@ def test_certificates_are_kept_until_the_names_or_the_ca_change(tmp_path: Path) 
     ca.cert.unlink()
     ca.key.unlink()
     assert ca.server("postgres").cert.read_bytes() != again
+
+
+def test_publishing_gives_clients_the_ca_alone_and_each_server_its_own_files(tmp_path: Path) -> None:
+    """compose's certificate step (``python tls.py AUTHORITY --publish CA_DIR --server ...``): the CA's key stays in
+    the authority's folder, clients get the CA certificate only, a server its key readable by its user alone."""
+    server = f"kafka=kafka,127.0.0.1@{os.getuid()}:{tmp_path / 'kafka'}"
+    code = tls.main(
+        [
+            str(tmp_path / "authority"),
+            "--publish",
+            str(tmp_path / "ca"),
+            "--server",
+            server,
+        ]
+    )
+    assert code == 0
+    assert [p.name for p in (tmp_path / "ca").iterdir()] == ["ca.crt"]
+    assert sorted(p.name for p in (tmp_path / "kafka").iterdir()) == ["ca.crt", "kafka.crt", "kafka.key", "kafka.pem"]
+    assert (tmp_path / "kafka" / "kafka.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "ca" / "ca.crt").read_bytes() == (tmp_path / "authority" / "ca.crt").read_bytes()
+    cert = x509.load_pem_x509_certificate((tmp_path / "kafka" / "kafka.crt").read_bytes())
+    assert tls._names(cert) == {"kafka", "127.0.0.1"}
+    assert not list((tmp_path / "ca").glob("*.key")) and not list((tmp_path / "kafka").glob("ca.key"))
+    key = (tmp_path / "kafka" / "kafka.key").read_bytes()
+    (tmp_path / "kafka" / "kafka.key").chmod(0o400)  # a later run replaces what it cannot write to
+    assert tls.main([str(tmp_path / "authority"), "--publish", str(tmp_path / "ca"), "--server", server]) == 0
+    assert (tmp_path / "kafka" / "kafka.key").read_bytes() == key  # the same certificate: nothing changed
+    assert sorted(p.name for p in (tmp_path / "kafka").iterdir()) == ["ca.crt", "kafka.crt", "kafka.key", "kafka.pem"]
+    with pytest.raises(SystemExit):
+        tls.main([str(tmp_path / "authority"), "--publish", str(tmp_path / "ca"), "--server", "kafka-no-uid"])
