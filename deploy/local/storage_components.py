@@ -98,7 +98,7 @@ class MongoServer(Component):
             ".",
             "FerretDB",
             progress,
-            sources=("main.go", "go.mod", "go.sum"),
+            sources=("main.go", "countproxy.go", "go.mod", "go.sum"),
             tags=("ferretdb_no_sqlite",),
         )
 
@@ -120,7 +120,7 @@ class MongoServer(Component):
                     pool_max_conns="100",
                 ),
                 "-log-level",
-                "error",
+                ctx.settings.mongodb_log_level,
             ],
             environment={"GOMEMLIMIT": ctx.settings.mongodb_memory_limit},
         )

@@ -1,5 +1,7 @@
 // Command freightline-ferretdb runs FerretDB's embeddable server over a PostgreSQL database: the local
-// stack's MongoDB-wire-protocol server. It stops cleanly on SIGTERM or SIGINT.
+// stack's MongoDB-wire-protocol server. FerretDB listens on a Unix socket of its own; the public address is served
+// by a small wire proxy (countproxy.go) that answers count_documents with FerretDB's streaming `count`. It stops
+// cleanly on SIGTERM or SIGINT.
 //
 // Usage: freightline-ferretdb -listen 127.0.0.1:17017 -postgresql-url postgres://user@127.0.0.1:15432/ferretdb
 package main
@@ -9,9 +11,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -35,24 +40,63 @@ func main() {
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	// FerretDB's own endpoint: a Unix socket in a private directory, reached only through the proxy.
+	socketDir, err := os.MkdirTemp("", "freightline-ferretdb-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "freightline-ferretdb: %s\n", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(socketDir)
+	socket := filepath.Join(socketDir, "ferretdb.sock")
+
 	server, err := ferretdb.New(&ferretdb.Config{
-		Listener:      ferretdb.ListenerConfig{TCP: *listen},
+		Listener:      ferretdb.ListenerConfig{Unix: socket},
 		Logger:        logger,
 		Handler:       "postgresql",
 		PostgreSQLURL: *postgresqlURL,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "freightline-ferretdb: %s\n", err)
+		os.RemoveAll(socketDir)
+		os.Exit(1)
+	}
+
+	listener, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "freightline-ferretdb: -listen: %s\n", err)
+		os.RemoveAll(socketDir)
 		os.Exit(1)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	logger.Info("serving", slog.String("uri", server.MongoDBURI()))
+	proxy := &countProxy{dial: func() (net.Conn, error) { return dialWhenListening(ctx, socket) }, logger: logger}
+	proxyDone := make(chan error, 1)
+	go func() { proxyDone <- proxy.serve(listener) }()
 
-	if err := server.Run(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "freightline-ferretdb: %s\n", err)
+	logger.Info("serving", slog.String("listen", listener.Addr().String()), slog.String("ferretdb", socket))
+
+	runErr := server.Run(ctx)
+	listener.Close()
+	if err := <-proxyDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	if runErr != nil {
+		fmt.Fprintf(os.Stderr, "freightline-ferretdb: %s\n", runErr)
+		os.RemoveAll(socketDir)
 		os.Exit(1)
+	}
+}
+
+// dialWhenListening connects to FerretDB's socket, waiting while FerretDB starts (up to a minute).
+func dialWhenListening(ctx context.Context, socket string) (net.Conn, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		conn, err := (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return conn, err
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
