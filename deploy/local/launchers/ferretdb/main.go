@@ -1,7 +1,7 @@
 // Command freightline-ferretdb runs FerretDB's embeddable server over a PostgreSQL database: the local
-// stack's MongoDB-wire-protocol server. FerretDB listens on a Unix socket of its own; the public address is served
-// by a small wire proxy (countproxy.go) that answers count_documents with FerretDB's streaming `count`. It stops
-// cleanly on SIGTERM or SIGINT.
+// stack's MongoDB-wire-protocol server. FerretDB listens on a free loopback port of its own; the public address
+// is served by a small wire proxy (countproxy.go) that answers count_documents with FerretDB's streaming `count`.
+// It stops cleanly on SIGTERM or SIGINT.
 //
 // Usage: freightline-ferretdb -listen 127.0.0.1:17017 -postgresql-url postgres://user@127.0.0.1:15432/ferretdb
 package main
@@ -12,11 +12,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -40,63 +39,60 @@ func main() {
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	// FerretDB's own endpoint: a Unix socket in a private directory, reached only through the proxy.
-	socketDir, err := os.MkdirTemp("", "freightline-ferretdb-")
+	// The public address is bound first (a busy port fails at once); clients wait in its backlog while FerretDB starts.
+	listener, err := net.Listen("tcp", *listen)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "freightline-ferretdb: %s\n", err)
+		fmt.Fprintf(os.Stderr, "freightline-ferretdb: -listen: %s\n", err)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(socketDir)
-	socket := filepath.Join(socketDir, "ferretdb.sock")
 
+	// FerretDB's own endpoint: a free loopback port, reached through the proxy.
 	server, err := ferretdb.New(&ferretdb.Config{
-		Listener:      ferretdb.ListenerConfig{Unix: socket},
+		Listener:      ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Logger:        logger,
 		Handler:       "postgresql",
 		PostgreSQLURL: *postgresqlURL,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "freightline-ferretdb: %s\n", err)
-		os.RemoveAll(socketDir)
-		os.Exit(1)
-	}
-
-	listener, err := net.Listen("tcp", *listen)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "freightline-ferretdb: -listen: %s\n", err)
-		os.RemoveAll(socketDir)
 		os.Exit(1)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	proxy := &countProxy{dial: func() (net.Conn, error) { return dialWhenListening(ctx, socket) }, logger: logger}
-	proxyDone := make(chan error, 1)
-	go func() { proxyDone <- proxy.serve(listener) }()
+	ran := make(chan error, 1)
+	go func() { ran <- server.Run(ctx) }()
 
-	logger.Info("serving", slog.String("listen", listener.Addr().String()), slog.String("ferretdb", socket))
-
-	runErr := server.Run(ctx)
-	listener.Close()
-	if err := <-proxyDone; err != nil && runErr == nil {
-		runErr = err
-	}
-	if runErr != nil {
-		fmt.Fprintf(os.Stderr, "freightline-ferretdb: %s\n", runErr)
-		os.RemoveAll(socketDir)
+	uri := make(chan string, 1)
+	go func() { uri <- server.MongoDBURI() }() // returns once FerretDB listens
+	var internal string
+	select {
+	case u := <-uri:
+		parsed, err := url.Parse(u)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "freightline-ferretdb: FerretDB's address %q: %s\n", u, err)
+			os.Exit(1)
+		}
+		internal = parsed.Host
+	case err := <-ran:
+		fmt.Fprintf(os.Stderr, "freightline-ferretdb: FerretDB stopped before listening: %v\n", err)
 		os.Exit(1)
 	}
-}
 
-// dialWhenListening connects to FerretDB's socket, waiting while FerretDB starts (up to a minute).
-func dialWhenListening(ctx context.Context, socket string) (net.Conn, error) {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		conn, err := (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
-			return conn, err
-		}
-		time.Sleep(100 * time.Millisecond)
+	proxy := &countProxy{dial: func() (net.Conn, error) { return net.Dial("tcp", internal) }, logger: logger}
+	served := make(chan error, 1)
+	go func() { served <- proxy.serve(listener) }()
+
+	logger.Info("serving", slog.String("listen", listener.Addr().String()), slog.String("ferretdb", internal))
+
+	err = <-ran
+	listener.Close()
+	if serveErr := <-served; err == nil {
+		err = serveErr
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "freightline-ferretdb: %s\n", err)
+		os.Exit(1)
 	}
 }
