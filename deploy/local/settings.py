@@ -7,6 +7,8 @@ default to, so a process started without configuration talks to the local stack.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -71,6 +73,11 @@ class StackSettings(BaseSettings):
     )
     mongodb_memory_limit: str = Field(
         default="384MiB", description="FREIGHTLINE_MONGODB_MEMORY_LIMIT: GOMEMLIMIT of the MongoDB server (FerretDB)."
+    )
+    mongodb_log_level: Literal["debug", "info", "warn", "error"] = Field(
+        default="error",
+        description="FREIGHTLINE_MONGODB_LOG_LEVEL: debug, info, warn or error (debug also logs each count_documents "
+        "the server answers with its count command).",
     )
     hdfs_namenode_port: int = Field(default=HDFS_NAMENODE_PORT, description="FREIGHTLINE_HDFS_NAMENODE_PORT.")
     hdfs_webhdfs_port: int = Field(default=HDFS_WEBHDFS_PORT, description="FREIGHTLINE_HDFS_WEBHDFS_PORT.")

@@ -4,8 +4,10 @@
   committed), reporting MongoDB 7.0. It stores each collection as a table of jsonb documents in its own database
   (``FREIGHTLINE_MONGODB_DATABASE``, default ``ferretdb``) on the stack's PostgreSQL, so memory stays bounded
   whatever the document count and an acknowledged write is a committed PostgreSQL transaction (fsync and
-  synchronous_commit on). ``after_ready`` creates the database and an event trigger that gives each single-field
-  index FerretDB builds a GIN companion, so ``_id`` lookups and indexed equality queries are index scans.
+  synchronous_commit on). The launcher serves the port with a small wire proxy (launchers/ferretdb/countproxy.go)
+  that answers ``count_documents``' aggregate with FerretDB's streaming ``count``. ``after_ready`` creates the
+  database and an event trigger that gives each single-field index FerretDB builds a GIN companion, so ``_id``
+  lookups and indexed equality queries are index scans.
 - ``hdfs``: a NameNode and a DataNode in one JVM (Hadoop's MiniDFSCluster, launchers/hdfs), formatted on the
   first start only, WebHDFS on the NameNode's HTTP port.
 - ``gcs``: fake-gcs-server (built with ``go install``) speaking the GCS JSON API over http, filesystem backend;
@@ -98,7 +100,7 @@ class MongoServer(Component):
             ".",
             "FerretDB",
             progress,
-            sources=("main.go", "go.mod", "go.sum"),
+            sources=("main.go", "countproxy.go", "go.mod", "go.sum"),
             tags=("ferretdb_no_sqlite",),
         )
 
@@ -120,7 +122,7 @@ class MongoServer(Component):
                     pool_max_conns="100",
                 ),
                 "-log-level",
-                "error",
+                ctx.settings.mongodb_log_level,
             ],
             environment={"GOMEMLIMIT": ctx.settings.mongodb_memory_limit},
         )

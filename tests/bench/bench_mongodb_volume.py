@@ -2,7 +2,8 @@
 ``FREIGHTLINE_BENCH_MONGODB_DOCUMENTS``) into the stack's MongoDB server with unordered bulk inserts, sampling the
 resident memory of the server (FerretDB) and of PostgreSQL under it, then time at that size a count of the collection
 (the ``count`` command, ``estimated_document_count``: FerretDB streams it; ``count_documents`` is an aggregation whose
-``$group`` FerretDB v1 holds in memory, 3 GB after 17 minutes at 5 million documents, so it is not used) against
+``$group`` FerretDB v1 holds in memory, 3 GB after 17 minutes at 5 million documents, which the launcher's wire proxy
+now answers with the same ``count``) against
 PostgreSQL counting the same table, and an ``_id`` lookup and an indexed equality query against the same
 filters on a field no index covers (a full scan). Slow (tens of minutes at the default size): run it on its own.
 """

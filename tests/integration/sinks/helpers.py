@@ -170,9 +170,9 @@ class PrivateTarget:
 
 
 @contextmanager
-def private_mongodb(env: dict[str, str], home: Path) -> Iterator[PrivateTarget]:
-    """A MongoDB server of its own (FerretDB on its own port, over its own database on the stack's PostgreSQL),
-    not started; stopped and its database dropped afterwards."""
+def private_mongodb(env: dict[str, str], home: Path, **settings: int | str) -> Iterator[PrivateTarget]:
+    """A MongoDB server of its own (FerretDB on its own port, over its own database on the stack's PostgreSQL, with
+    any further stack ``settings``), not started; stopped and its database dropped afterwards."""
     import psycopg
     from psycopg import sql
 
@@ -181,7 +181,12 @@ def private_mongodb(env: dict[str, str], home: Path) -> Iterator[PrivateTarget]:
     dsn = urlsplit(env["POSTGRES_DSN"])
     database = f"ferretdb_test_{uuid.uuid4().hex[:10]}"
     target = PrivateTarget(
-        MongoServer(), home, mongodb_port=free_port(), postgres_port=dsn.port or 0, mongodb_database=database
+        MongoServer(),
+        home,
+        mongodb_port=free_port(),
+        postgres_port=dsn.port or 0,
+        mongodb_database=database,
+        **settings,
     )
     try:
         yield target

@@ -100,6 +100,57 @@ def test_mongodb_acknowledged_writes_survive_a_sigkill_of_the_server(stack_env: 
         client.close()
 
 
+def test_mongodb_answers_count_documents_with_its_count_command(stack_env: dict[str, str], tmp_path: Path) -> None:
+    """count_documents' aggregate is answered by FerretDB's streaming ``count`` (the launcher's proxy logs each one
+    at debug level); the answers equal the truth and every other operation passes through the proxy unchanged."""
+    with private_mongodb(stack_env, tmp_path / "home", mongodb_log_level="debug") as target:
+        target.start()
+        client = mongo_client(MongoSettings(uri=target.exports()["MONGODB_URI"]))
+        things = client.freightline.things
+        counts = 0
+
+        def count(query: dict[str, Any], **options: Any) -> int:
+            nonlocal counts
+            counts += 1
+            return things.count_documents(query, **options)
+
+        assert count({}) == 0  # no collection yet
+        client.freightline.create_collection("things")
+        assert count({}) == 0
+        docs = [{"_id": i, "k": i % 3, "v": f"v{i}"} for i in range(100)]
+        things.insert_many(docs)
+        things.create_index("k")
+        result = things.bulk_write(
+            [
+                UpdateOne({"_id": 5}, {"$set": {"k": 0}}, upsert=True),
+                UpdateOne({"_id": 200}, {"$set": {"k": 1}}, upsert=True),
+                ReplaceOne({"_id": 201}, {"k": 1}, upsert=True),
+            ]
+        )
+        assert (result.matched_count, result.upserted_count) == (1, 2)
+        stored = {doc["_id"]: doc for doc in things.find()}
+        assert len(stored) == 102 and stored[5]["k"] == 0
+        by_k = {k: sorted(key for key, doc in stored.items() if doc["k"] == k) for k in range(3)}
+        ones = by_k[1]
+        assert count({}) == 102
+        assert count({"k": 1}) == len(ones) == len(list(things.find({"k": 1})))
+        assert count({"k": 1}, skip=5, limit=10) == len(ones[5:15])
+        assert count({"k": 1}, skip=30) == len(ones[30:])
+        assert count({}, limit=7) == 7
+        assert count({"k": 9}) == 0
+        assert count({"k": 1}, skip=500) == 0
+        with client.start_session() as session:
+            assert things.count_documents({"k": 0}, session=session) == len(by_k[0])
+            counts += 1
+        grouped = things.aggregate([{"$group": {"_id": "$k", "n": {"$sum": 1}}}])  # not count_documents' shape
+        assert {row["_id"]: row["n"] for row in grouped} == {k: len(keys) for k, keys in by_k.items()}
+        assert "k_1" in things.index_information()
+        assert client.freightline.command("explain", {"find": "things", "filter": {"k": 1}})["ok"] == 1
+        client.close()
+        log = target.ctx.paths.log("mongodb").read_text()
+        assert log.count("count_documents answered by count") == counts
+
+
 def _plan_indexes(db: Database[dict[str, Any]], collection: str, query: dict[str, Any]) -> list[str]:
     """The PostgreSQL indexes in FerretDB's plan for ``find(query)`` (its explain carries PostgreSQL's plan)."""
     explained = db.command("explain", {"find": collection, "filter": query})
