@@ -21,6 +21,8 @@ step "deployment files (images, compose, Kubernetes manifests)"
 "$BIN/python" -m deploy.manifests --check
 step "secret scan (detect-secrets against the audited .secrets.baseline)"
 "$BIN/python" -m deploy.secret_scan
+step "Go unit tests (the MongoDB server's launcher and its count proxy)"
+(cd deploy/local/launchers/ferretdb && CGO_ENABLED=0 GOFLAGS=-mod=readonly go test -tags ferretdb_no_sqlite -count=1 .)
 step "schema governance"
 "$BIN/freightline" schemas check
 step "pytest (two lanes over one local stack: tests/session.py)"
