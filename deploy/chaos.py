@@ -80,6 +80,7 @@ SERVICES = ("mirror", "enricher", "anomaly_detector", "sink_mongodb", "sink_hdfs
 TARGETS = ("mongodb", "hdfs", "gcs")  # each sink's target, by proxy name
 MONGO_COLLECTION = "views"
 RESTART_BACKOFF_S = 3.0
+UNTIL_STOPPED_S = 24 * 3600.0  # the paced stream's length when the harness stops it itself
 UNREACHABLE_AT_START = 4  # a service's exit status when an endpoint does not answer at start-up
 HDFS_TOPICS = (topics.CLICKSTREAM, topics.ORDERS, topics.SHIPMENT_EVENTS, topics.PRODUCT_VIEWS)
 GCS_TOPICS = (topics.SUPPLIER_INVOICES, topics.SUPPLIER_PAYMENTS)
@@ -667,29 +668,33 @@ class Harness:
                 time.sleep(0.2)
         phase("backlog")
         self.started = time.monotonic()
-        if self.options.minutes is not None:
-            self.result.stream_s = self.options.minutes * 60
-        else:
-            self.result.stream_s = (timeline[-1][0] if timeline else 0.0) + 2.0
-        stream = self.stream(self.result.stream_s, self.result.stream_rate)
+        timed = self.options.minutes is not None
+        # without a duration the stream runs until the faults are over (a broker's restart can take a minute)
+        stream_s = self.options.minutes * 60 if self.options.minutes is not None else UNTIL_STOPPED_S
+        stream = self.stream(stream_s, self.result.stream_rate)
         pending: list[tuple[float, Callable[[], None]]] = []
 
         def schedule(delay: float, action: Callable[[], None]) -> None:
             pending.append((time.monotonic() - self.started + delay, action))
 
         queue = list(timeline)
-        while queue or pending or stream.alive():
+        while queue or pending or (timed and stream.alive()):
             now = time.monotonic() - self.started
             for item in sorted((p for p in pending if p[0] <= now), key=lambda p: p[0]):
                 pending.remove(item)
                 item[1]()
-            if queue and queue[0][0] <= now:
+            # the next fault once the run's broker is back: a fault while it is down would measure no lag
+            if queue and queue[0][0] <= now and (self.broker is None or self.broker.alive()):
                 _, (kind, target) = queue.pop(0)
                 fault = self.inject(kind, target, schedule)
                 self.result.faults.append(fault)
                 console.print(f"chaos: {fault.at_s:6.1f}s {kind} {target} (lag {fault.lag}) {fault.note}")
             self.supervise()
             time.sleep(0.1)
+        if not timed:
+            time.sleep(2.0)  # records after the last cure too
+            stream.stop()  # SIGTERM: it stops between records, everything it reports produced
+        self.result.stream_s = time.monotonic() - self.started
         phase("stream and faults")
         self.result.drained = self.drain()
         phase("drain")
