@@ -647,13 +647,16 @@ class Harness:
 
         self.setup()
         self.ensure_topics()
-        if self.flink is not None:  # first: a submission takes long, and the jobs start with the services
+        if self.flink is not None:  # once its topics exist (the broker would create a missing one on a fetch)
             console.print("chaos: submitting the window jobs")
-            self.flink.submit(self.service_env())
+            self.flink.start(self.service_env())  # in the background, while the backlog and services start
         phase("set-up")
         backlog = self.backlog()
         self.processes = {name: self.service(name).start() for name in self.options.services}
         self.sampler.start()
+        if self.flink is not None:  # its submission goes on meanwhile; the faults wait for it
+            self.flink.wait()
+            phase("flink submission")
         timeline = self.timeline()
         if self.options.load_factor is not None:
             self.result.calibration = self.calibrate(backlog)

@@ -95,7 +95,7 @@ class FlinkStage:
         self.topic = topic
         self.job_id: str | None = None
         self.submitted: list[str] = []
-        self.restarting: threading.Thread | None = None
+        self.working: threading.Thread | None = None  # a submission or restart under way
         self.failure: Exception | None = None
         self.env = {key: value for name in self.names for key, value in self._job_env(name).items()}
 
@@ -143,28 +143,42 @@ class FlinkStage:
                 raise flink_jobs.FlinkError(f"job {self.job_id} completed no checkpoint within {timeout_s:.0f} s")
             time.sleep(0.5)
 
+    def start(self, service_env: Mapping[str, str]) -> None:
+        """``submit`` in a thread of its own (a submission takes tens of seconds: the run's broker, backlog and
+        services start meanwhile); ``wait`` waits for it."""
+        self._background(lambda: self.submit(service_env))
+
     def restart(self, service_env: Mapping[str, str], fault: Noted) -> None:
-        """Cancel the job and submit it again from its latest retained checkpoint, in a thread of its own (a
-        submission takes long: the run's other faults and cures keep their moments); the fault's note says how it
-        went. ``finish`` waits for it."""
-        self.wait_restarted()
+        """Cancel the job and submit it again from its latest retained checkpoint, in a thread of its own (the
+        run's other faults and cures keep their moments); the fault's note says how it went. ``finish`` waits."""
 
         def restart() -> None:
             try:
                 fault.note = self._restart(service_env)
-            except Exception as error:  # raised again by wait_restarted
-                self.failure = error
+            except Exception as error:
                 fault.note = f"restart failed: {error}"
+                raise
 
-        self.restarting = threading.Thread(target=restart, name="flink-restart", daemon=True)
-        self.restarting.start()
+        self._background(restart)
         fault.note = "cancelling, to resubmit from the latest checkpoint"
 
-    def wait_restarted(self) -> None:
-        """Until a restart under way has ended; raises its error if it failed."""
-        if self.restarting is not None:
-            self.restarting.join()
-            self.restarting = None
+    def _background(self, action: Callable[[], object]) -> None:
+        self.wait()
+
+        def run() -> None:
+            try:
+                action()
+            except Exception as error:  # raised again by wait
+                self.failure = error
+
+        self.working = threading.Thread(target=run, name="flink-stage", daemon=True)
+        self.working.start()
+
+    def wait(self) -> None:
+        """Until a submission or restart under way has ended; raises its error if it failed."""
+        if self.working is not None:
+            self.working.join()
+            self.working = None
         if self.failure is not None:
             raise self.failure
 
@@ -190,7 +204,7 @@ class FlinkStage:
 
     def finish(self, local_config: Mapping[str, Any], service_env: Mapping[str, str]) -> None:
         """Once every job's group has committed its whole source, stop the job with a savepoint and ``drain``."""
-        self.wait_restarted()
+        self.wait()
         assert self.job_id is not None
         sources = sorted({source for _, source in self.groups()})
         readable = readable_ends(local_config, sources)
@@ -216,7 +230,7 @@ class FlinkStage:
 
     def close(self, env: Mapping[str, str], keep_data: bool) -> None:
         with contextlib.suppress(Exception):
-            self.wait_restarted()
+            self.wait()
         for job_id in self.submitted:
             with contextlib.suppress(Exception):
                 if self._state(job_id) in flink_jobs.ACTIVE_STATES:
