@@ -206,18 +206,25 @@ class FlinkStage:
         """Once every job's group has committed its whole source, stop the job with a savepoint and ``drain``."""
         self.wait()
         assert self.job_id is not None
-        sources = sorted({source for _, source in self.groups()})
-        readable = readable_ends(local_config, sources)
-        ends = {group: {k: end for k, end in readable.items() if k[0] == source} for group, source in self.groups()}
-        read = wait_until(
-            lambda: all(group_behind(local_config, group, group_ends) == 0 for group, group_ends in ends.items()),
-            READ_TIMEOUT_S,
-        )
+        ends = self._readable_ends(local_config)
+        read = wait_until(lambda: self.behind(local_config, ends) == 0, READ_TIMEOUT_S)
         if not read:
             raise flink_jobs.FlinkError(f"the window jobs did not read their sources within {READ_TIMEOUT_S:.0f} s")
         flink_jobs.savepoint(self.rest_url, self.job_id, stop=True, drain=True)
         flink_jobs.wait_finished(self.rest_url, self.job_id)
         flink_jobs.record_stopped(service_env, [self.job_id])
+
+    def _readable_ends(self, local_config: Mapping[str, Any]) -> dict[str, dict[tuple[str, int], int]]:
+        """Per group, where its source's records a ``read_committed`` reader receives end now."""
+        readable = readable_ends(local_config, sorted({source for _, source in self.groups()}))
+        return {group: {k: end for k, end in readable.items() if k[0] == source} for group, source in self.groups()}
+
+    def behind(
+        self, local_config: Mapping[str, Any], ends: Mapping[str, Mapping[tuple[str, int], int]] | None = None
+    ) -> int:
+        """Records the jobs' groups have not committed short of ``ends`` (default: their sources' readable ends)."""
+        ends = ends if ends is not None else self._readable_ends(local_config)
+        return sum(group_behind(local_config, group, group_ends) for group, group_ends in ends.items())
 
     def count(self, read_env: Mapping[str, str], dsn: str) -> list[WindowCount]:
         """Every job's windows against its oracle (``read_env``: where the harness reads the run's topics)."""
