@@ -662,11 +662,8 @@ class Harness:
         backlog = self.backlog()
         self.processes = {name: self.service(name).start() for name in self.options.services}
         self.sampler.start()
-        if self.flink is not None:  # its submission goes on meanwhile; the faults wait for it
-            self.flink.wait()
-            phase("flink submission")
         timeline = self.timeline()
-        if self.options.load_factor is not None:
+        if self.options.load_factor is not None:  # measured from now on, the window jobs' submission under way
             console.print("chaos: measuring the rate each stage sustains while the backlog is worked off")
             self.result.calibration = self.calibrate(backlog)
             sustained = self.result.calibration.sustained
@@ -683,6 +680,9 @@ class Harness:
                 self.supervise()
                 time.sleep(0.2)
         phase("backlog")
+        if self.flink is not None:  # its submission went on meanwhile; the faults wait for it
+            self.flink.wait()
+            phase("flink submission")
         self.started = time.monotonic()
         timed = self.options.minutes is not None
         # without a duration the stream runs until the faults are over (a broker's restart can take a minute)
