@@ -43,6 +43,17 @@ from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.table import Table
 
+from deploy.chaos_flink import FlinkStage, WindowCount
+from deploy.chaos_load import (
+    Calibration,
+    GroupSample,
+    MemoryRow,
+    RssSampler,
+    StageRate,
+    busy_rate,
+    memory_table,
+    paced_rates,
+)
 from deploy.local.components import KafkaBroker, Program
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
@@ -69,6 +80,7 @@ SERVICES = ("mirror", "enricher", "anomaly_detector", "sink_mongodb", "sink_hdfs
 TARGETS = ("mongodb", "hdfs", "gcs")  # each sink's target, by proxy name
 MONGO_COLLECTION = "views"
 RESTART_BACKOFF_S = 3.0
+UNTIL_STOPPED_S = 24 * 3600.0  # the paced stream's length when the harness stops it itself
 UNREACHABLE_AT_START = 4  # a service's exit status when an endpoint does not answer at start-up
 HDFS_TOPICS = (topics.CLICKSTREAM, topics.ORDERS, topics.SHIPMENT_EVENTS, topics.PRODUCT_VIEWS)
 GCS_TOPICS = (topics.SUPPLIER_INVOICES, topics.SUPPLIER_PAYMENTS)
@@ -85,6 +97,24 @@ class ChaosOptions:
     gap_s: tuple[float, float] = (1.0, 6.0)  # seeded pause between two faults
     drain_timeout_s: float = 900.0
     lag_wait_s: float = 5.0  # longest a fault waits for its groups to have lag
+    minutes: float | None = None  # the paced stream's length; the faults spread over it (None: right after them)
+    rate: float | None = None  # events/s of the paced stream (None: the generator's default mix and rates)
+    load_factor: float | None = None  # pace the stream at this many times the slowest stage's measured rate
+    memory_every_s: float = 3.0  # between two samples of every service's RSS
+    flink: bool = True  # the window jobs too, when the stack has a Flink cluster (FLINK_REST_URL)
+    services: tuple[str, ...] = SERVICES  # the services the run starts (and counts)
+    fault_kinds: frozenset[str] | None = None  # the kinds of fault to inject (None: every kind the run has)
+
+    def __post_init__(self) -> None:
+        if self.rate is not None and self.load_factor is not None:
+            raise ValueError("--rate and --load-factor both set the stream's rate: give one")
+        unknown = set(self.services) - set(SERVICES)
+        if unknown:
+            raise ValueError(f"unknown services {sorted(unknown)}; known: {list(SERVICES)}")
+        for name in ("minutes", "rate", "load_factor"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
 
 
 @dataclass
@@ -118,9 +148,21 @@ class ChaosResult:
     drained: bool = False
     lag_left: dict[str, int | None] = field(default_factory=dict)  # per service when the drain ended
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase of the run
+    memory: list[MemoryRow] = field(default_factory=list)  # every service's RSS over the run
+    windows: list[WindowCount] = field(default_factory=list)  # the Flink window jobs' windows (when they ran)
+    calibration: Calibration | None = None  # the stages' rates over the backlog (with a load factor)
+    stream_rate: float | None = None  # the paced stream's requested events/s (None: the generator's defaults)
+    stream_s: float = 0.0  # the paced stream's length
+    generated: int = 0  # events the run's generator runs produced (backlog and stream), counted on their topics
+
+    @property
+    def stream_events(self) -> int:
+        return max(self.generated - self.options.events, 0)
 
     def lost(self) -> int:
-        return sum(count.lost + count.unexpected for count in self.counts)
+        """Events lost or from nowhere at any stage, and windows lost, doubled or wrong (exactly once claimed)."""
+        windows = sum(count.lost + count.duplicated + count.differing for count in self.windows)
+        return sum(count.lost + count.unexpected for count in self.counts) + windows
 
     def tables(self) -> list[Table]:
         counts = Table(title=f"Chaos run {self.run_id}: every event counted by id at its destination")
@@ -143,7 +185,28 @@ class ChaosResult:
         for f in self.faults:
             lag = "-" if f.lag is None else f"{f.lag:,}"
             faults.add_row(f"{f.at_s:6.1f}s", f.kind, f.target, lag, f.note)
-        return [counts, faults]
+        tables = [counts, faults]
+        if self.windows:
+            tables.append(windows_table(self.windows))
+        if self.calibration is not None:
+            tables.append(self.calibration.table())
+        if self.memory:
+            tables.append(memory_table(self.memory, self.options.memory_every_s))
+        return tables
+
+    def stream_line(self) -> str:
+        """The paced stream: its length, requested and achieved rates."""
+        achieved = self.stream_events / self.stream_s if self.stream_s else 0.0
+        requested = "the generator's default rates" if self.stream_rate is None else f"{self.stream_rate:,.0f} events/s"
+        if self.options.load_factor is not None and self.stream_rate is not None:
+            requested += f" ({self.options.load_factor:g} x the slowest stage's measured rate)"
+        return (
+            f"paced stream: {self.stream_s:.0f}s at {requested}; produced {self.stream_events:,} events "
+            f"({achieved:,.0f} events/s)"
+        )
+
+    def memory_exceeded(self) -> list[str]:
+        return [row.service for row in self.memory if row.within is False]
 
 
 # -- the run's private broker -------------------------------------------------------------------------------
@@ -256,6 +319,8 @@ class Harness:
         self.bucket = f"chaos-{self.run_id}"
         self.started = 0.0
         self.local_direct = ""  # the run's local cluster for the harness's own probes and reads
+        self.sampler = RssSampler(self.pids, options.memory_every_s)
+        self.flink: FlinkStage | None = None
 
     # names
     def t(self, name: str) -> str:
@@ -282,6 +347,8 @@ class Harness:
             self.local_direct = self.env["KAFKA_BOOTSTRAP_SERVERS"]
         gcs = GcsStore(gcs_client(GcsSettings(endpoint=self.env["GCS_ENDPOINT"])), self.bucket)
         gcs.ensure_bucket()
+        if self.options.flink and self.env.get("FLINK_REST_URL"):
+            self.flink = FlinkStage(self.stack, self.env["FLINK_REST_URL"], self.run_id, self.t)
 
     def _start_broker(self, client: Toxiproxy) -> None:
         settings = StackSettings(
@@ -370,7 +437,12 @@ class Harness:
             "sink_mongodb": [(local, self.t("sink-mongodb"), [self.t(topics.PRODUCT_VIEWS)])],
             "sink_hdfs": [(local, self.t("sink-hdfs"), [self.t(t) for t in HDFS_TOPICS])],
             "sink_gcs": [(local, self.t("sink-gcs"), [self.t(t) for t in GCS_TOPICS])],
+            **{"flink": [(local, group, [source]) for group, source in self.flink.groups()] if self.flink else []},
         }[name]
+
+    def consumers(self) -> list[str]:
+        """What consumes in this run: its services, and the window jobs when they run."""
+        return [*self.options.services, *(["flink"] if self.flink else [])]
 
     def lag(self, services: Iterable[str]) -> int | None:
         """Uncommitted records of the services' groups (None when a cluster does not answer now)."""
@@ -388,10 +460,53 @@ class Harness:
                     return None
         return total
 
+    def pids(self) -> dict[str, int]:
+        """Every running service process and generator run, by name (what the RSS sampler follows)."""
+        # copies first: the sampler's thread calls this while the harness starts processes
+        running = {name: process for name, process in list(self.processes.items()) if process.alive()}
+        running |= {f"generator ({name})": p for name, p in list(self.generators.items()) if p.alive()}
+        return {name: process.process.pid for name, process in running.items() if process.process is not None}
+
+    def calibrate(self, backlog: ServiceProcess) -> Calibration:
+        """Until the backlog is generated and every group committed all of it, each group's committed records and
+        lag every second; then each stage's rate while it was behind (``deploy.chaos_load``)."""
+        groups = [(name, *group) for name in self.consumers() for group in self.groups(name)]
+        samples: dict[str, list[GroupSample]] = {group: [] for _, _, group, _ in groups}
+        deadline = time.monotonic() + self.options.drain_timeout_s
+        while True:
+            self.supervise()
+            behind: set[str] = set()
+            for name, config, group, names in groups:
+                probe = self.probes.setdefault(config["bootstrap.servers"], ClusterProbe(config))
+                committed = sum(max(offset, 0) for offset in probe.committed(group, names).values())
+                lag = sum(probe.end_offsets(names).values()) - committed
+                samples[group].append(GroupSample(time.monotonic(), committed, lag))
+                if lag > 0:
+                    behind.add(name)
+            services_done = not backlog.alive() and not behind.intersection(self.options.services)
+            if services_done and ("flink" not in behind or self._flink_read()):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the backlog was not worked off within {self.options.drain_timeout_s:.0f}s")
+            time.sleep(1.0)
+        calibration = Calibration(self.options.events)
+        for name, _, group, _ in groups:
+            rate, busy = busy_rate(samples[group])
+            records = samples[group][-1].committed
+            share = records / self.options.events
+            calibration.stages.append(StageRate(name, group.removeprefix(self.prefix), records, share, rate, busy))
+        return calibration
+
+    def _flink_read(self) -> bool:
+        """Whether every window job's group committed its whole source (Flink commits the offset after the last
+        record it read, short of a transactional topic's trailing commit markers: against the readable ends)."""
+        assert self.flink is not None
+        return self.flink.behind(self.local_config()) == 0
+
     # -- the world ---------------------------------------------------------------------------------------------
-    def generate(self, name: str, seed: int, *args: str) -> ServiceProcess:
+    def generate(self, name: str, seed: int, *args: str, **settings: str) -> ServiceProcess:
         """A generator run on the run's topics (its own, direct address of the local cluster)."""
-        env = {**self.env, "KAFKA_BOOTSTRAP_SERVERS": self.local_direct, "STARTUP_TIMEOUT_S": "120"}
+        env = {**self.env, "KAFKA_BOOTSTRAP_SERVERS": self.local_direct, "STARTUP_TIMEOUT_S": "120", **settings}
         process = ServiceProcess(
             "services.generator",
             env,
@@ -407,11 +522,13 @@ class Harness:
         start = GeneratorSettings().backlog_start(events, int(time.time() * 1000)).isoformat()
         return self.generate("backlog", self.options.seed, "--events", str(events), "--no-pace", "--start", start)
 
-    def stream(self, duration_s: float) -> ServiceProcess:
-        """A paced stream from now on while the faults come, so every group keeps getting records."""
+    def stream(self, duration_s: float, rate: float | None) -> ServiceProcess:
+        """A paced stream from now on while the faults come, so every group keeps getting records (``rate``
+        events/s in the generator's mix; None: its default rates)."""
         now = dt.datetime.now(dt.UTC).isoformat()
         args = ("--duration", f"{duration_s:.0f}", "--pace", "--start", now)
-        return self.generate("stream", self.options.seed + 1, *args)
+        rates = {} if rate is None else paced_rates(rate)
+        return self.generate("stream", self.options.seed + 1, *args, **rates)
 
     def ensure_topics(self) -> None:
         """Every catalogue topic under the run's prefix, before any service subscribes (a consumer sees a topic
@@ -422,16 +539,22 @@ class Harness:
             ensure_topics(KafkaSettings.from_client_config(config), wanted)
 
     # -- faults ------------------------------------------------------------------------------------------------
-    def plan(self) -> list[tuple[str, str]]:
-        """The run's faults in order: every kind once (seeded order) when ``faults`` allows, then kills."""
-        kinds = [("kill", name) for name in SERVICES] + [("down", "registry")] + [("down", t) for t in TARGETS]
+    def kinds(self) -> list[tuple[str, str]]:
+        """Every kind of fault this run can inject, each with its target."""
+        services = self.options.services
+        kinds = [("kill", name) for name in services] + [("down", "registry")]
+        kinds += [("down", t) for t in TARGETS if f"sink_{t}" in services]
         if self.options.private_kafka:
             kinds += [("broker-kill", "kafka"), ("latency", "kafka"), ("bandwidth", "kafka"), ("reset", "kafka")]
-        self.random.shuffle(kinds)
-        plan = kinds[: self.options.faults]
-        while len(plan) < self.options.faults:
-            plan.append(("kill", self.random.choice(SERVICES)))
-        return plan
+        if self.flink is not None:
+            kinds.append(("restart", "flink"))
+        wanted = self.options.fault_kinds
+        return [kind for kind in kinds if wanted is None or kind[0] in wanted]
+
+    def timeline(self) -> list[tuple[float, tuple[str, str]]]:
+        """The run's faults and their moments (seconds after the stream began): see ``fault_timeline``."""
+        duration = None if self.options.minutes is None else self.options.minutes * 60
+        return fault_timeline(self.kinds(), self.options, duration, self.random)
 
     def hit(self, kind: str, target: str) -> list[str]:
         """The services whose groups a fault hits (for the lag at the fault)."""
@@ -439,7 +562,9 @@ class Harness:
             return [target]
         if target in TARGETS:
             return [f"sink_{target}"]
-        return list(SERVICES)
+        if target == "flink":
+            return ["flink"]
+        return self.consumers()
 
     def lag_before(self, kind: str, target: str) -> int | None:
         """The lag of the groups a fault hits, waiting a little for some (the stream keeps bringing records)."""
@@ -472,6 +597,9 @@ class Harness:
             pause = self.random.uniform(2.0, 6.0)
             fault.note = f"SIGKILL, restarted after {pause:.1f}s"
             schedule(pause, self.broker.start)
+        elif kind == "restart":
+            assert self.flink is not None
+            self.flink.restart(self.service_env(), fault)
         else:
             proxy = self.proxies[target]
             attributes = {
@@ -527,41 +655,69 @@ class Harness:
 
         self.setup()
         self.ensure_topics()
+        if self.flink is not None:  # once its topics exist (the broker would create a missing one on a fetch)
+            console.print("chaos: submitting the window jobs")
+            self.flink.start(self.service_env())  # in the background, while the backlog and services start
         phase("set-up")
         backlog = self.backlog()
-        self.processes = {name: self.service(name).start() for name in SERVICES}
-        plan = self.plan()
-        times, moment = [], 0.0
-        for _ in plan:
-            moment += self.random.uniform(*self.options.gap_s)
-            times.append(moment)
-        while backlog.alive():  # the faults come once the backlog is there, while the services work on it
-            self.supervise()
-            time.sleep(0.2)
+        self.processes = {name: self.service(name).start() for name in self.options.services}
+        self.sampler.start()
+        timeline = self.timeline()
+        if self.options.load_factor is not None:  # measured from now on, the window jobs' submission under way
+            console.print("chaos: measuring the rate each stage sustains while the backlog is worked off")
+            self.result.calibration = self.calibrate(backlog)
+            sustained = self.result.calibration.sustained
+            if sustained is None:
+                raise RuntimeError("no stage was busy long enough over the backlog to measure its rate: more --events")
+            self.result.stream_rate = self.options.load_factor * sustained
+            console.print(
+                f"chaos: the slowest stage keeps up with {sustained:,.0f} events/s; the stream paces at "
+                f"{self.result.stream_rate:,.0f}"
+            )
+        else:
+            self.result.stream_rate = self.options.rate
+            while backlog.alive():  # the faults come once the backlog is there, while the services work on it
+                self.supervise()
+                time.sleep(0.2)
         phase("backlog")
+        if self.flink is not None:  # its submission went on meanwhile; the faults wait for it
+            self.flink.wait()
+            phase("flink submission")
         self.started = time.monotonic()
-        self.stream((times[-1] if times else 0.0) + 2.0)
+        timed = self.options.minutes is not None
+        # without a duration the stream runs until the faults are over (a broker's restart can take a minute)
+        stream_s = self.options.minutes * 60 if self.options.minutes is not None else UNTIL_STOPPED_S
+        stream = self.stream(stream_s, self.result.stream_rate)
         pending: list[tuple[float, Callable[[], None]]] = []
 
         def schedule(delay: float, action: Callable[[], None]) -> None:
             pending.append((time.monotonic() - self.started + delay, action))
 
-        queue = list(zip(times, plan, strict=True))
-        while queue or pending:
+        queue = list(timeline)
+        while queue or pending or (timed and stream.alive()):
             now = time.monotonic() - self.started
             for item in sorted((p for p in pending if p[0] <= now), key=lambda p: p[0]):
                 pending.remove(item)
                 item[1]()
-            if queue and queue[0][0] <= now:
+            # the next fault once the run's broker is back: a fault while it is down would measure no lag
+            if queue and queue[0][0] <= now and (self.broker is None or self.broker.alive()):
                 _, (kind, target) = queue.pop(0)
                 fault = self.inject(kind, target, schedule)
                 self.result.faults.append(fault)
                 console.print(f"chaos: {fault.at_s:6.1f}s {kind} {target} (lag {fault.lag}) {fault.note}")
             self.supervise()
             time.sleep(0.1)
-        phase("faults")
+        if not timed:
+            time.sleep(2.0)  # records after the last cure too
+            stream.stop()  # SIGTERM: it stops between records, everything it reports produced
+        self.result.stream_s = time.monotonic() - self.started
+        phase("stream and faults")
         self.result.drained = self.drain()
         phase("drain")
+        if self.flink is not None and self.result.drained:
+            self.flink.finish(self.local_config(), self.service_env())
+            phase("flink drain")
+        self.result.memory = self.sampler.rows()
         self.result.counts = self.count()
         phase("count")
         self.result.elapsed_s = sum(self.result.phases.values())
@@ -575,11 +731,12 @@ class Harness:
         while time.monotonic() < deadline:
             self.supervise()
             generating = any(process.alive() for process in self.generators.values())
-            if not generating and self.lag(SERVICES) == 0:
+            if not generating and self.lag(self.options.services) == 0:
                 drained = True
                 break
             time.sleep(1.0)
-        self.result.lag_left = {name: self.lag([name]) for name in SERVICES}
+        self.result.lag_left = {name: self.lag([name]) for name in self.options.services}
+        self.sampler.stop()  # the RSS at the end: before the services stop
         for name, process in self.processes.items():
             if process.stop() != 0:
                 self.result.restarts[f"{name} (non-zero exit on SIGTERM)"] += 1
@@ -604,28 +761,33 @@ class Harness:
         upstream = ids(remote_kafka_env(self.env), self.t(topics.UPSTREAM_PRODUCT_VIEWS))
         views = ids(local, self.t(topics.PRODUCT_VIEWS))
         raw = {name: ids(local, self.t(name)) for name in LOCAL_RAW}
+        self.result.generated = len(upstream) + sum(len(raw[name]) for name in LOCAL_RAW)
         raw[topics.PRODUCT_VIEWS] = views
         counts = [
             count_ids("generator -> remote (product views)", self.t(topics.UPSTREAM_PRODUCT_VIEWS), upstream, upstream)
         ]
-        counts.append(count_ids("mirror", self.t(topics.PRODUCT_VIEWS), upstream, views))
-        for kind, source in SOURCE_TOPICS.items():
+        running = set(self.options.services)
+        if "mirror" in running:
+            counts.append(count_ids("mirror", self.t(topics.PRODUCT_VIEWS), upstream, views))
+        for kind, source in SOURCE_TOPICS.items() if "enricher" in running else ():
             output = OUTPUT_TOPICS[kind]
             counts.append(
                 count_ids("enricher", self.t(output), raw[source], ids(local, self.t(output), ("event", "metadata")))
             )
-        counts.append(
-            count_ids(
-                "anomaly detector (repartition)",
-                self.t(DETECTOR_INPUT),
-                self._used(serde, local),
-                ids(local, self.t(DETECTOR_INPUT)),
+        if "anomaly_detector" in running:
+            counts.append(
+                count_ids(
+                    "anomaly detector (repartition)",
+                    self.t(DETECTOR_INPUT),
+                    self._used(serde, local),
+                    ids(local, self.t(DETECTOR_INPUT)),
+                )
             )
-        )
-        counts.append(count_ids("sink_mongodb", f"{self.database}.{MONGO_COLLECTION}", views, self._mongo_ids()))
+        if "sink_mongodb" in running:
+            counts.append(count_ids("sink_mongodb", f"{self.database}.{MONGO_COLLECTION}", views, self._mongo_ids()))
         hdfs_settings = HdfsSettings(webhdfs_url=self.env["HDFS_WEBHDFS_URL"])
         hdfs = WebHdfsStore(hdfs_settings.webhdfs_url, hdfs_settings.user)
-        for name in HDFS_TOPICS:
+        for name in HDFS_TOPICS if "sink_hdfs" in running else ():
             counts.append(
                 count_ids(
                     "sink_hdfs",
@@ -635,12 +797,14 @@ class Harness:
                 )
             )
         gcs = GcsStore(gcs_client(GcsSettings(endpoint=self.env["GCS_ENDPOINT"])), self.bucket)
-        for name in GCS_TOPICS:
+        for name in GCS_TOPICS if "sink_gcs" in running else ():
             counts.append(
                 count_ids(
                     "sink_gcs", f"gs://{self.bucket}/raw/{self.t(name)}", raw[name], _file_ids(gcs, "raw", self.t(name))
                 )
             )
+        if self.flink is not None and self.result.drained:
+            self.result.windows = self.flink.count(local, self.env["POSTGRES_DSN"])
         return counts
 
     def _used(self, serde: AvroSerde, env: Mapping[str, str]) -> list[str]:
@@ -664,6 +828,9 @@ class Harness:
 
     # -- clean-up ----------------------------------------------------------------------------------------------
     def close(self, keep_data: bool = False) -> None:
+        self.sampler.stop()
+        if self.flink is not None:
+            self.flink.close(self.env, keep_data)
         for process in [*self.processes.values(), *self.generators.values()]:
             with contextlib.suppress(Exception):
                 process.stop(10)
@@ -723,6 +890,51 @@ def _file_ids(store: FileStore, root: str, topic: str) -> list[str]:
     ]
 
 
+def windows_table(windows: list[WindowCount]) -> Table:
+    table = Table(title="Flink window jobs: every window of the run's events against the oracle, where it landed")
+    for column in ("job", "destination", "expected", "delivered", "lost", "duplicated", "differing", "late events"):
+        table.add_column(column, justify="left" if column in ("job", "destination") else "right")
+    for c in windows:
+        lost = f"[bold red]{c.lost:,}[/]" if c.lost else "0"
+        table.add_row(
+            c.job,
+            c.destination,
+            f"{c.expected:,}",
+            f"{c.delivered:,}",
+            lost,
+            f"{c.duplicated:,}",
+            str(c.differing),
+            f"{c.late:,}",
+        )
+    return table
+
+
+def fault_timeline(
+    kinds: list[tuple[str, str]], options: ChaosOptions, duration_s: float | None, rng: random.Random
+) -> list[tuple[float, tuple[str, str]]]:
+    """The faults of a run and their moments in seconds: every kind once in a seeded order, then again, cycling.
+
+    Without a duration, ``options.faults`` of them, each a seeded gap (``gap_s``) after the one before. With one,
+    at least ``options.faults`` (none when it is 0), or as many as fit (an outage plus a mean gap each) in the
+    stream's ``duration_s`` short of one outage, so the last one's outage ends within the stream: that window cut
+    in equal slots, a fault at a seeded random moment of each, early enough in it for its outage to end there."""
+    order = list(kinds)
+    rng.shuffle(order)
+    if duration_s is None:
+        count = options.faults
+        times, moment = [], 0.0
+        for _ in range(count):
+            moment += rng.uniform(*options.gap_s)
+            times.append(moment)
+    else:
+        window = max(duration_s - options.outage_s, 0.0)
+        fit = int(window // (options.outage_s + sum(options.gap_s) / 2))
+        count = max(options.faults, fit) if options.faults else 0
+        width = window / count if count else 0.0
+        times = [i * width + rng.uniform(0.0, max(width - options.outage_s, 0.0)) for i in range(count)]
+    return [(times[i], order[i % len(order)]) for i in range(count)]
+
+
 def count_ids(stage: str, destination: str, expected: Iterable[str], delivered: Iterable[str]) -> StageCount:
     """``delivered`` against ``expected`` (the stage's input, as a multiset): lost ids, ids nobody sent, and the
     duplicates the stage added (copies beyond the input's own repeats, which an earlier stage made)."""
@@ -751,30 +963,70 @@ def chaos_command(
     events: Annotated[
         int, typer.Option(help="Events of the backlog the faults hit (a paced stream follows).")
     ] = 20_000,
-    faults: Annotated[int, typer.Option(help="Faults to inject (every kind once, then SIGKILLs).")] = 12,
+    faults: Annotated[
+        int,
+        typer.Option(
+            help="Faults to inject: every kind once, then again, cycling; with --minutes at least this many, as "
+            "many as fit (0: none)."
+        ),
+    ] = 12,
+    minutes: Annotated[
+        float | None, typer.Option(help="Run the paced stream this long, the faults spread over it.")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Events/s of the paced stream (default: the generator's rates).")
+    ] = None,
+    load_factor: Annotated[
+        float | None,
+        typer.Option(help="Pace the stream at this many times the rate the slowest stage sustained over the backlog."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the world and of the fault timeline.")] = 1,
     outage_s: Annotated[float, typer.Option(help="Seconds an outage or a toxic lasts.")] = 20.0,
     private_kafka: Annotated[bool, typer.Option(help="Run the local cluster as a broker of the run's own.")] = True,
+    flink: Annotated[
+        bool, typer.Option(help="Run the Flink window jobs too (when the stack has a Flink cluster).")
+    ] = True,
     keep_data: Annotated[bool, typer.Option(help="Keep the run's topics and targets afterwards.")] = False,
     stack_env: Annotated[
         Path | None, typer.Option(help="A running stack's stack.env (default: this checkout's).")
     ] = None,
 ) -> None:
-    """Run the pipeline through faults and count every event at every stage by id (exit 1 on a lost event)."""
+    """Run the pipeline through faults and count every event at every stage by id, with every service's memory
+    (exit 1 on a lost event, a group not drained or a service over its memory bound)."""
     path = stack_env or StackContext.create(StackSettings()).paths.env_file
     if not path.exists():
         console.print(f"chaos: no running stack ({path} is missing): run freightline up first")
         raise typer.Exit(code=2)
     env = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
-    options = ChaosOptions(events=events, faults=faults, seed=seed, outage_s=outage_s, private_kafka=private_kafka)
+    # the drain works off what the stream left: up to the whole stream when it outpaces the pipeline
+    drain_timeout_s = max(ChaosOptions.drain_timeout_s, 2 * 60 * (minutes or 0) * (load_factor or 1))
+    try:
+        options = ChaosOptions(
+            events=events,
+            faults=faults,
+            seed=seed,
+            outage_s=outage_s,
+            private_kafka=private_kafka,
+            minutes=minutes,
+            rate=rate,
+            load_factor=load_factor,
+            drain_timeout_s=drain_timeout_s,
+            flink=flink,
+        )
+    except ValueError as error:
+        console.print(f"chaos: {error}")
+        raise typer.Exit(code=2) from error
     result = run_chaos(env, options, keep_data=keep_data)
     out = Console(width=160)
     for table in result.tables():
         out.print(table)
     restarts = ", ".join(f"{k}={v}" for k, v in sorted(result.restarts.items())) or "none"
     phases = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in result.phases.items())
+    out.print(result.stream_line())
     out.print(f"run {result.run_id}: {result.elapsed_s:.0f}s ({phases}); restarts after an exit: {restarts}")
     if not result.drained:
         out.print(f"[bold red]the groups did not drain[/]: lag left {result.lag_left}")
-    if result.lost() or not result.drained:
+    if exceeded := result.memory_exceeded():
+        out.print(f"[bold red]over their memory bound[/]: {', '.join(exceeded)}")
+    if result.lost() or not result.drained or exceeded:
         raise typer.Exit(code=1)

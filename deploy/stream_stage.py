@@ -71,6 +71,12 @@ class WindowJobFigures:
     kafka_rows: int = 0  # committed aggregate records (read_committed) the job wrote
     kafka_duplicates: int = 0  # windows among them emitted more than once
     postgres_rows: int = 0  # rows of the oracle's windows in the job's table
+    kafka_windows: int = 0  # distinct windows among the committed records
+    kafka_missing: int = 0  # the oracle's windows with no committed record
+    kafka_unexpected: int = 0  # committed windows the oracle has not
+    kafka_differing: int = 0  # windows committed with other values than the oracle's
+    postgres_missing: int = 0  # the oracle's windows with no row
+    postgres_differing: int = 0  # rows with other values than the oracle's
     kafka_agrees: bool = False  # every field of every window equals the oracle's, none missing, none extra
     postgres_agrees: bool = False
     differences: list[str] = field(default_factory=list)  # the first few differences, if any
@@ -199,13 +205,30 @@ def _figures(
     ctx: RunContext, name: str, settings: WindowJobSettings, sink_from: dict[int, int], late_from: dict[int, int]
 ) -> WindowJobFigures:
     """One job's figures from its outputs, against the oracle of the events it read and did not report late."""
+    return window_figures(
+        ctx.env, name, settings, ctx.stream_from[settings.source_topic], sink_from, late_from, ctx.env["POSTGRES_DSN"]
+    )
+
+
+def window_figures(
+    env: Mapping[str, str],
+    name: str,
+    settings: WindowJobSettings,
+    source_from: Mapping[int, int] | None,
+    sink_from: Mapping[int, int] | None,
+    late_from: Mapping[int, int] | None,
+    dsn: str,
+) -> WindowJobFigures:
+    """Window job ``name``'s figures from its outputs (``env``: the cluster and registry to read them from; each
+    topic from the given offsets, default its beginning), against the oracle of the events it read from
+    ``source_from`` on and did not report late (every window closed: the job was drained)."""
     job = flink_jobs.job(name).job
     figures = WindowJobFigures()
-    bootstrap, registry = ctx.env["KAFKA_BOOTSTRAP_SERVERS"], ctx.env["SCHEMA_REGISTRY_URL"]
-    serde = AvroSerde(registry_client(SchemaRegistrySettings.from_mapping(ctx.env)))
+    bootstrap, registry = env["KAFKA_BOOTSTRAP_SERVERS"], env["SCHEMA_REGISTRY_URL"]
+    serde = AvroSerde(registry_client(SchemaRegistrySettings.from_mapping(env)))
     events = [
         serde.decode(value)
-        for _key, value, _ts in read_topic(ctx.env, settings.source_topic, start=ctx.stream_from[settings.source_topic])
+        for _key, value, _ts in read_topic(env, settings.source_topic, start=source_from)
         if value is not None
     ]
     figures.source_events = len(events)
@@ -229,13 +252,17 @@ def _figures(
         emitted[window] = value
     figures.kafka_rows = sum(seen.values())
     figures.kafka_duplicates = sum(count - 1 for count in seen.values())
+    figures.kafka_windows = len(emitted)
+    figures.kafka_missing = len(expected.keys() - emitted.keys())
+    figures.kafka_unexpected = len(emitted.keys() - expected.keys())
+    figures.kafka_differing = sum(1 for key in expected.keys() & emitted.keys() if expected[key] != emitted[key])
     figures.kafka_agrees = emitted == expected
     columns = [column.name for column in job.warehouse]
-    rows = _postgres_rows(
-        ctx.env["POSTGRES_DSN"], settings.postgres_table, columns, [*job.key, "window_start"], expected
-    )
+    rows = _postgres_rows(dsn, settings.postgres_table, columns, [*job.key, "window_start"], expected)
     figures.postgres_rows = len(rows)
     expected_rows = {key: {name: value[name] for name in columns} for key, value in expected.items()}
+    figures.postgres_missing = len(expected_rows.keys() - rows.keys())
+    figures.postgres_differing = sum(1 for key in rows if rows[key] != expected_rows[key])
     figures.postgres_agrees = rows == expected_rows
     figures.differences = differences(expected, emitted) + differences(expected_rows, rows)
     return figures

@@ -1,7 +1,7 @@
-"""The short chaos scenario: the pipeline (generator, mirror, enricher, detector, the three sinks) on the shared
-stack through a SIGKILL of every service and an outage of the registry and of each sink's target (Toxiproxy in
-front of them), every event counted by id where it landed. The long scenario, with a broker of its own killed and
-network toxics on its link, is ``freightline chaos`` (README: "Chaos")."""
+"""The short chaos scenario: the pipeline (generator, mirror, enricher, detector, the three sinks) on a Kafka broker
+of the run's own behind Toxiproxy, through a SIGKILL of every service, an outage of the registry and of each sink's
+target, the broker's SIGKILL and restart, and latency, bandwidth and reset toxics on its link; every event counted by
+id where it landed. The long scenario is ``freightline chaos --minutes 30`` (README: "Chaos")."""
 
 from __future__ import annotations
 
@@ -13,18 +13,21 @@ from deploy.chaos import SERVICES, TARGETS, ChaosOptions, run_chaos
 pytestmark = pytest.mark.integration
 
 SINKS = ("sink_mongodb", "sink_hdfs", "sink_gcs")
+BROKER_FAULTS = {("broker-kill", "kafka"), ("latency", "kafka"), ("bandwidth", "kafka"), ("reset", "kafka")}
 
 
-def test_nothing_lost_through_kills_and_outages(stack_env: dict[str, str]) -> None:
+def test_nothing_lost_through_kills_outages_and_broker_faults(stack_env: dict[str, str]) -> None:
     options = ChaosOptions(
         events=1000,
-        faults=len(SERVICES) + 1 + len(TARGETS),  # every service killed, the registry and each target down
+        # every service killed, the registry and each target down, the broker killed, each toxic on its link
+        faults=len(SERVICES) + 1 + len(TARGETS) + len(BROKER_FAULTS),
         seed=11,
         outage_s=2.0,
         gap_s=(0.2, 0.8),
         lag_wait_s=2.0,
         drain_timeout_s=240.0,
-        private_kafka=False,
+        private_kafka=True,
+        flink=False,  # the window jobs' scenario runs in the engine lane (tests/integration/flink/test_chaos_flink.py)
     )
     result = run_chaos(stack_env, options)
     console = Console(width=160)
@@ -33,7 +36,8 @@ def test_nothing_lost_through_kills_and_outages(stack_env: dict[str, str]) -> No
 
     assert result.drained, f"the groups did not drain: {result.lag_left}"
     kinds = {(fault.kind, fault.target) for fault in result.faults}
-    assert kinds == {("kill", name) for name in SERVICES} | {("down", "registry")} | {("down", t) for t in TARGETS}
+    expected = {("kill", name) for name in SERVICES} | {("down", "registry")} | {("down", t) for t in TARGETS}
+    assert kinds == expected | BROKER_FAULTS
     # the kills hit work in flight (the stream keeps every group busy): some group had uncommitted records
     assert sum(fault.lag or 0 for fault in result.faults if fault.kind == "kill") > 0
     stages = {count.stage for count in result.counts}
@@ -43,3 +47,4 @@ def test_nothing_lost_through_kills_and_outages(stack_env: dict[str, str]) -> No
         if count.stage in (*SINKS, "mirror"):  # the mirror copies exactly once (transactions)
             assert count.duplicated == 0, count
     assert sum(count.expected for count in result.counts if count.stage == "mirror") > 0
+    assert {row.service for row in result.memory} >= set(SERVICES)
