@@ -654,6 +654,8 @@ class Harness:
             broker = self.brokers[target]
             broker.kill()
             killed = time.monotonic()
+            # its probe's client would spend its timeouts on the dead connection after the restart: a new one will
+            self.probes.pop(broker.direct, None)
             pause = self.random.uniform(2.0, 6.0)
             fault.note = f"SIGKILL, restarted after {pause:.1f}s"
             schedule(pause, lambda: self._restart_broker(broker, fault, killed))

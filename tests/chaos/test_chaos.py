@@ -35,6 +35,7 @@ def test_nothing_lost_through_kills_outages_and_broker_faults(stack_env: dict[st
     console = Console(width=160)
     for table in result.tables():
         console.print(table)
+    console.print(f"phases: {', '.join(f'{name} {seconds:.0f}s' for name, seconds in result.phases.items())}")
 
     assert result.drained, f"the groups did not drain: {result.lag_left}"
     kinds = {(fault.kind, fault.target) for fault in result.faults}

@@ -33,7 +33,7 @@ def test_with_a_duration_as_many_as_fit_spread_over_the_stream() -> None:
     times = [moment for moment, _ in timeline]
     width = window / len(timeline)
     for slot, moment in enumerate(times):  # one per slot, its outage ending within the slot
-        assert slot * width <= moment <= (slot + 1) * width - options.outage_s
+        assert slot * width <= moment <= (slot + 1) * width - options.longest_outage_s
     assert times == sorted(times)
 
 
