@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from schemas import topics
-from schemas.catalogue import load_catalogue, schema_text
+from schemas.catalogue import example_path, load_catalogue, schema_text
 from schemas.conversion import from_json
 from services.common.settings import KafkaSettings, PostgresSettings, SchemaRegistrySettings
 from stream_processors.flink_sql import (
@@ -156,7 +156,7 @@ def test_a_projection_selects_fields_of_nested_records_and_keeps_every_definitio
     assert "customer_id" not in fields
     fastavro.parse_schema(reader)  # a valid schema: every name it uses is defined in it
     # a record of the full contract reads through it (Avro resolution skips what the projection left out)
-    example = json.loads(Path("schemas/examples/com.freightline.commerce.Order.json").read_text())
+    example = json.loads(example_path("com.freightline.commerce.Order").read_text())
     written = fastavro.parse_schema(json.loads(orders))
     record = from_json(json.loads(orders), example)
     buffer = io.BytesIO()
