@@ -299,21 +299,12 @@ def registry_options(registry: SchemaRegistrySettings, prefix: str = "value.avro
     return options
 
 
+# Flink's SQL Kafka connector (flink-sql-connector-kafka) shades the Kafka client: its JAAS login module too
+KAFKA_SHADED = "org.apache.flink.kafka.shaded."
+
+
 def _kafka_security(kafka: KafkaSettings) -> dict[str, str]:
-    options = {"properties.security.protocol": kafka.security_protocol}
-    if kafka.sasl_mechanism and kafka.sasl_username and kafka.sasl_password:
-        module = "org.apache.kafka.common.security.scram.ScramLoginModule"
-        if kafka.sasl_mechanism == "PLAIN":
-            module = "org.apache.kafka.common.security.plain.PlainLoginModule"
-        password = kafka.sasl_password.get_secret_value().replace('"', '\\"')
-        options["properties.sasl.mechanism"] = kafka.sasl_mechanism
-        options["properties.sasl.jaas.config"] = (
-            f'{module} required username="{kafka.sasl_username}" password="{password}";'
-        )
-    if kafka.ssl_ca_location and kafka.security_protocol.endswith("SSL"):  # the Java client reads the PEM CA too
-        options["properties.ssl.truststore.type"] = "PEM"
-        options["properties.ssl.truststore.location"] = kafka.ssl_ca_location
-    return options
+    return {f"properties.{key}": value for key, value in kafka.java_client_properties(KAFKA_SHADED).items()}
 
 
 def _create(name: str, body: Sequence[str], options: Mapping[str, str]) -> str:

@@ -6,12 +6,10 @@ import datetime as dt
 import io
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import fastavro
 import pytest
-from pydantic import SecretStr
 
 from schemas import topics
 from schemas.catalogue import example_path, load_catalogue, schema_text
@@ -29,6 +27,7 @@ from stream_processors.flink_sql import (
     window_event_id,
 )
 from stream_processors.product_views import JOB, ProductViewsJobSettings
+from tests.unit.conftest import SecureKafka
 
 
 def _columns(topic: str) -> list[str]:
@@ -220,17 +219,9 @@ def test_jobs_run_together_are_named_after_each_deployment_and_share_one_configu
         shared_config([job_config(views, together), job_config(slower, together)])
 
 
-def test_a_secure_cluster_gives_every_kafka_table_its_credentials_and_the_ca(tmp_path: Path) -> None:
-    ca = tmp_path / "ca.crt"
-    ca.write_text("pem")
-    kafka = KafkaSettings(
-        bootstrap_servers="k:1",
-        security_protocol="SASL_SSL",
-        sasl_mechanism="SCRAM-SHA-512",
-        sasl_username="stream",
-        sasl_password=SecretStr("pw"),
-        ssl_ca_location=str(ca),
-    )
+def test_a_secure_cluster_gives_every_kafka_table_its_credentials_and_the_ca(secure_kafka: SecureKafka) -> None:
+    kafka = secure_kafka()
+    ca = kafka.ssl_ca_location
     definitions, _ = JOB.statements(
         ProductViewsJobSettings(), kafka, SchemaRegistrySettings(url="http://r:2"), PostgresSettings()
     )
@@ -238,7 +229,9 @@ def test_a_secure_cluster_gives_every_kafka_table_its_credentials_and_the_ca(tmp
     for table in (source, sink, late):
         assert "'properties.security.protocol' = 'SASL_SSL'" in table
         assert "'properties.sasl.mechanism' = 'SCRAM-SHA-512'" in table
-        assert 'ScramLoginModule required username="stream" password="pw";' in table  # pragma: allowlist secret
+        # the login module of the connector's shaded Kafka client (no other is on the cluster's class path)
+        login = 'ScramLoginModule required username="stream" password="pw";'  # pragma: allowlist secret
+        assert f"'org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.{login}'" in table
         assert "'properties.ssl.truststore.type' = 'PEM'" in table
         assert f"'properties.ssl.truststore.location' = '{ca}'" in table
     plaintext, _ = JOB.statements(
