@@ -55,10 +55,6 @@ class Engine:
         """Labelled anomalies so far, by kind."""
         return self.injector.injected
 
-    def held(self) -> tuple[int, int]:
-        """(items the schedule holds unpacked, records it holds packed): what the engine's memory grows with."""
-        return self._schedule.held()
-
     def in_burst(self, at_ms: int) -> bool:
         """Whether ``at_ms`` lies in a burst window (the current one or one of the recent ones)."""
         return self._arrivals.in_burst(at_ms)

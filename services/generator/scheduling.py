@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import pickle
 import random
-import zlib
 from collections import deque
 from collections.abc import Callable
 from math import log as _log
@@ -24,13 +22,6 @@ from services.generator.records import Emitted
 # Pending items live in a small heap for the current bucket of simulated time and in per-bucket lists beyond
 # it; a bucket is heapified when the clock reaches it (one O(n) pass instead of a heap push per item).
 BUCKET_MS = 1_000
-# Records due more than this far beyond the clock (a shipment's later legs, a payment on its due date: days of
-# simulated time ahead, which a paced run reaches only days later) wait packed: pickled and compressed in batches,
-# an hour of simulated time per chunk, unpacked an hour before it. What the schedule holds unpacked is then the next
-# hours' items, whatever the run's length; the order of the records is the same (their sequence numbers travel
-# with them). A record with an anomaly in progress is never packed (its injection is shared, not copied).
-PACK_AFTER_MS = 3_600_000
-PACK_BATCH = 256
 # The busy families (product views, clickstream) build this much simulated time per tick.
 SLICE_MS = 250
 BURST_HISTORY = 64  # burst windows remembered for in_burst()
@@ -42,23 +33,15 @@ _heappop = heapq.heappop
 class Schedule:
     """Pending items by time, then by scheduling order (a heap for the current second, a list per later one)."""
 
-    def __init__(self, start_ms: int, pack_after_ms: int | None = PACK_AFTER_MS) -> None:
+    def __init__(self, start_ms: int) -> None:
         self._heap: list[tuple[int, int, Any]] = []
         self._buckets: dict[int, list[tuple[int, int, Any]]] = {}
         self._horizon = (start_ms // BUCKET_MS + 1) * BUCKET_MS  # heap items are all before it
         self._seq = itertools.count()
-        # chunks of ``pack_after_ms`` simulated time: those from ``_unpacked_until`` on hold their records packed
-        self._chunk_ms = pack_after_ms or 0
-        self._unpacked_until = (start_ms // self._chunk_ms + 2) * self._chunk_ms if pack_after_ms else NEVER
-        self._packed: dict[int, list[bytes]] = {}  # chunk: packed batches
-        self._packing: dict[int, list[tuple[int, int, Any]]] = {}  # chunk: records not packed yet
 
     def push(self, at_ms: int, payload: Any) -> None:
         """Schedule ``payload`` at ``at_ms`` (after everything already scheduled at that time)."""
         entry = (at_ms, next(self._seq), payload)
-        if at_ms >= self._unpacked_until and type(payload) is Emitted and payload.injection is None:
-            self._pack(at_ms // self._chunk_ms, entry)
-            return
         if at_ms < self._horizon:
             _heappush(self._heap, entry)
             return
@@ -78,55 +61,22 @@ class Schedule:
 
     def drain(self) -> list[tuple[int, Any]]:
         """Every pending item in order; the schedule is empty afterwards."""
-        packed = [entry for chunk in sorted({*self._packed, *self._packing}) for entry in self._unpacked(chunk)]
-        pending = sorted([*self._heap, *(entry for bucket in self._buckets.values() for entry in bucket), *packed])
+        pending = sorted([*self._heap, *(entry for bucket in self._buckets.values() for entry in bucket)])
         self._heap, self._buckets = [], {}
         return [(at, payload) for at, _, payload in pending]
 
     def _advance(self) -> None:
         """The heap is empty: make the next non-empty bucket the heap."""
         buckets = self._buckets
+        if not buckets:
+            raise IndexError("nothing is scheduled: every rate is zero")
         while True:
-            while self._horizon + self._chunk_ms >= self._unpacked_until:
-                self._unpack_next()
-            if not buckets:
-                if not self._packed and not self._packing:
-                    raise IndexError("nothing is scheduled: every rate is zero")
-                self._unpack_next()
-                continue
             pending = buckets.pop(self._horizon // BUCKET_MS, None)
             self._horizon += BUCKET_MS
             if pending is not None:
                 heapq.heapify(pending)
                 self._heap = pending
                 return
-
-    def held(self) -> tuple[int, int]:
-        """(items held unpacked, records held packed)."""
-        unpacked = len(self._heap) + sum(len(bucket) for bucket in self._buckets.values())
-        packed = sum(len(batches) for batches in self._packed.values()) * PACK_BATCH
-        return unpacked, packed + sum(len(waiting) for waiting in self._packing.values())
-
-    def _pack(self, chunk: int, entry: tuple[int, int, Any]) -> None:
-        waiting = self._packing.setdefault(chunk, [])
-        waiting.append(entry)
-        if len(waiting) >= PACK_BATCH:
-            self._packed.setdefault(chunk, []).append(zlib.compress(pickle.dumps(waiting, pickle.HIGHEST_PROTOCOL)))
-            self._packing[chunk] = []
-
-    def _unpacked(self, chunk: int) -> list[tuple[int, int, Any]]:
-        """The records of ``chunk``, no longer packed (in the order they were scheduled)."""
-        batches = self._packed.pop(chunk, [])
-        entries = [entry for batch in batches for entry in pickle.loads(zlib.decompress(batch))]
-        return entries + self._packing.pop(chunk, [])
-
-    def _unpack_next(self) -> None:
-        """The first packed chunk joins the per-second lists (its records are all after the clock's horizon)."""
-        chunk = self._unpacked_until // self._chunk_ms
-        self._unpacked_until += self._chunk_ms
-        buckets = self._buckets
-        for entry in self._unpacked(chunk):
-            buckets.setdefault(entry[0] // BUCKET_MS, []).append(entry)
 
 
 class Arrivals:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import uuid
 from collections import defaultdict
 from decimal import Decimal
@@ -257,23 +256,3 @@ def test_event_ids_are_version_4_uuids_of_the_run() -> None:
     assert len(set(ids)) == len(ids)
     later = run(Engine(config(seed=3, start_time_ms=GeneratorConfig().start_time_ms + 60_000)), 2_000)
     assert not {e.value["metadata"]["event_id"] for e in later} & {str(i) for i in ids}, "runs differ in ids"
-
-
-def test_records_due_far_ahead_wait_packed_and_leave_exactly_as_unpacked_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    import services.generator.engine as engine_module
-    from services.generator import scheduling
-
-    def generate(pack_after_ms: int | None) -> tuple[list[Any], list[Any], tuple[int, int]]:
-        schedule = functools.partial(scheduling.Schedule, pack_after_ms=pack_after_ms)
-        monkeypatch.setattr(engine_module, "Schedule", schedule)
-        engine = Engine(config(seed=5, anomalies_per_minute=6.0))
-        taken = [(e.topic, e.key, e.event_time_ms, e.produce_time_ms, e.value) for e in engine.take(30_000)]
-        held = engine.held()
-        finished = [(e.topic, e.key, e.produce_time_ms, e.value) for e in engine.finish()]
-        return taken, finished, held
-
-    plain_taken, plain_finished, (plain_unpacked, plain_packed) = generate(None)
-    taken, finished, (unpacked, packed) = generate(10_000)  # chunks of 10 s of simulated time
-    assert taken == plain_taken and finished == plain_finished
-    assert plain_packed == 0 and packed > 1_000, "a shipment's later legs and the payments are days ahead"
-    assert unpacked + packed == plain_unpacked and unpacked < plain_unpacked / 2
