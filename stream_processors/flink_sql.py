@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings
 
 from schemas import topics
 from schemas.catalogue import load_catalogue, schema_text
-from schemas.loader import iter_named_types
+from schemas.loader import PRIMITIVES, iter_named_types
 from services.common.settings import KafkaSettings, PostgresSettings, SchemaRegistrySettings
 
 # the generator's maximum lateness (services/generator/config.py): the default bound of out-of-orderness
@@ -167,9 +167,6 @@ def _project(schema: Any, tree: Mapping[str, Any]) -> Any:
         raise ValueError(f"{schema['name']} has no fields {sorted(unknown)}")
     kept = [field for field in schema["fields"] if field["name"] in tree]
     return {**schema, "fields": [{**field, "type": _project(field["type"], tree[field["name"]])} for field in kept]}
-
-
-PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
 
 def _references(schema: Any) -> set[str]:
