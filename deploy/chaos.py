@@ -36,7 +36,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,6 +57,7 @@ from deploy.chaos_load import (
     busy_rate,
     memory_table,
     paced_rates,
+    scheduled_peak,
 )
 from deploy.local.components import KafkaBroker, Program
 from deploy.local.context import StackContext
@@ -797,7 +798,8 @@ class Harness:
         if self.flink is not None and self.result.drained:
             self.flink.finish(self.local_config(), self.service_env())
             phase("flink drain")
-        self.result.memory = self.sampler.rows()
+        peaks = {f"generator ({name})": scheduled_peak(run.log) for name, run in self.generators.items()}
+        self.result.memory = [replace(row, scheduled=peaks.get(row.service, 0)) for row in self.sampler.rows()]
         self.result.counts = self.count()
         phase("count")
         self.result.elapsed_s = sum(self.result.phases.values())

@@ -10,7 +10,10 @@ beyond its code and clients is bounded by its settings, not by its input: librdk
 (``queued.max.messages.kbytes`` 32 MiB) and one batch in flight (``batch_size`` records); 64 + 32 MiB plus a
 batch of decoded records make the fixed allowance, and the factor 2 covers the allocator's fragmentation and the
 caches that grow with the heap (interpreter, Avro schemas, the enricher's reference tables). A backlog buffered in
-memory instead of left in Kafka grows with the run's length and crosses the bound.
+memory instead of left in Kafka grows with the run's length and crosses the bound. The generator holds one thing
+more, its simulation's open entities: every open order's and shipment's future records (an order's life spans
+minutes of simulated time), whose number grows with the configured rates, not with the run's length or any lag;
+its run reports the most it held (``scheduled_peak``), and its bound adds ``SCHEDULED_RECORD_BYTES`` for each.
 
 Sustained rate: while the backlog is worked off, every consumer group's committed records and lag are sampled;
 a group's rate is its committed records per second over the intervals in which it was at least ``BUSY_LAG`` records
@@ -23,11 +26,14 @@ is the rate ``--load-factor`` multiplies.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 from rich.table import Table
@@ -38,6 +44,10 @@ MIB = 1024 * 1024
 STARTUP_S = 10.0  # a process's RSS this long after it started is its RSS after start-up
 MEMORY_BOUND_FACTOR = 2.0
 MEMORY_ALLOWANCE = 128 * MIB  # librdkafka's producer queue 64 MiB + consumer queue 32 MiB + a batch in flight
+# a record the generator's engine scheduled, with its share of its order's or shipment's fields: 1.3 KiB (traced
+# after 300 s of simulated time; 1.4 KiB of RSS at twice the slowest stage's rate, 200,000 scheduled), rounded up;
+# tests/unit/generator/test_engine.py holds the engine to it
+SCHEDULED_RECORD_BYTES = 1536
 # a group this far behind is busy: less can be one batch waiting for its timeout (the sinks write 5,000 records a
 # batch, or what came within the batch timeout), which says nothing of the rate the stage can keep up
 BUSY_LAG = 5_000
@@ -59,10 +69,13 @@ class MemoryRow:
     end: int
     processes: int  # processes it ran as (1 + its restarts)
     samples: int
+    scheduled: int = 0  # a generator's peak of scheduled records (its simulation's open entities)
 
     @property
     def bound(self) -> int | None:
-        return None if self.start is None else int(MEMORY_BOUND_FACTOR * self.start + MEMORY_ALLOWANCE)
+        if self.start is None:
+            return None
+        return int(MEMORY_BOUND_FACTOR * self.start + MEMORY_ALLOWANCE + self.scheduled * SCHEDULED_RECORD_BYTES)
 
     @property
     def within(self) -> bool | None:
@@ -91,12 +104,24 @@ def memory_rows(samples: Mapping[str, Sequence[RssSample]], startup_s: float = S
     return rows
 
 
+def scheduled_peak(log: Path) -> int:
+    """The most records a generator run scheduled at once, from the summary it printed at its end (0 without)."""
+    if not log.exists():
+        return 0
+    for line in reversed(log.read_text(errors="replace").splitlines()):
+        if '"scheduled_peak"' in line:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                return int(json.loads(line)["scheduled_peak"])
+    return 0
+
+
 def memory_table(rows: Sequence[MemoryRow], every_s: float) -> Table:
     table = Table(
         title=f"Memory per service (RSS every {every_s:g}s; bound: {MEMORY_BOUND_FACTOR:g} x RSS after start-up "
-        f"+ {MEMORY_ALLOWANCE // MIB} MiB)"
+        f"+ {MEMORY_ALLOWANCE // MIB} MiB, + {SCHEDULED_RECORD_BYTES / 1024:g} KiB per record a generator scheduled)"
     )
-    for column in ("service", "after start-up", "peak", "at end", "bound", "within", "processes", "samples"):
+    columns = ("service", "after start-up", "peak", "at end", "scheduled", "bound", "within", "processes", "samples")
+    for column in columns:
         table.add_column(column, justify="left" if column == "service" else "right")
 
     def mib(value: int | None) -> str:
@@ -109,6 +134,7 @@ def memory_table(rows: Sequence[MemoryRow], every_s: float) -> Table:
             mib(row.start),
             mib(row.peak),
             mib(row.end),
+            f"{row.scheduled:,}" if row.scheduled else "-",
             mib(row.bound),
             within,
             str(row.processes),

@@ -19,7 +19,7 @@ from services.generator.config import GeneratorConfig
 from services.generator.envelope import Envelopes
 from services.generator.families import Families
 from services.generator.injection import Injector
-from services.generator.records import Emitted
+from services.generator.records import Emitted, Planned
 from services.generator.scheduling import Arrivals, Clock, Schedule
 from services.generator.world import World, build_world
 
@@ -55,6 +55,12 @@ class Engine:
         """Labelled anomalies so far, by kind."""
         return self.injector.injected
 
+    @property
+    def scheduled(self) -> int:
+        """Records, ticks and labels scheduled: the open entities' future records (what the engine holds grows with
+        the rates and the length of an order's life, not with the length of the run)."""
+        return len(self._schedule)
+
     def in_burst(self, at_ms: int) -> bool:
         """Whether ``at_ms`` lies in a burst window (the current one or one of the recent ones)."""
         return self._arrivals.in_burst(at_ms)
@@ -77,6 +83,9 @@ class Engine:
         while count > 0:
             at, payload = pop()
             kind = type(payload)
+            if kind is Planned:
+                payload = payload.emitted()
+                kind = Emitted
             if kind is Emitted:
                 if payload.injection is not None:
                     payload.injection.emitted(payload.event_id, payload.event_time_ms)
@@ -96,7 +105,8 @@ class Engine:
         order, nothing else that was scheduled) and their labels, so that every label describes a whole anomaly.
         The engine is spent afterwards."""
         items: list[Emitted] = []
-        for at, payload in self._schedule.drain():
+        for at, planned in self._schedule.drain():
+            payload = planned.emitted() if type(planned) is Planned else planned
             if type(payload) is Emitted and payload.injection is not None:
                 payload.injection.emitted(payload.event_id, payload.event_time_ms)
                 items.append(payload)

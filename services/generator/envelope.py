@@ -56,10 +56,15 @@ class Envelopes:
 
     def metadata(self, event_time_ms: int, produce_time_ms: int) -> dict[str, Any]:
         """A new event id and the event's clocks (``ingest_time`` is restamped at send time)."""
-        return {
-            "event_id": self._prefix + hex(next(self._counter))[-10:],
-            "event_time": event_time_ms,
-            "ingest_time": produce_time_ms,
-            "producer": self._producer,
-            "trace_context": None,
-        }
+        return metadata(self._prefix + hex(next(self._counter))[-10:], event_time_ms, produce_time_ms, self._producer)
+
+
+def metadata(event_id: str, event_time_ms: int, produce_time_ms: int, producer: str) -> dict[str, Any]:
+    """An event's metadata record."""
+    return {
+        "event_id": event_id,
+        "event_time": event_time_ms,
+        "ingest_time": produce_time_ms,
+        "producer": producer,
+        "trace_context": None,
+    }

@@ -4,8 +4,9 @@ orders with their shipments, supplier invoices with their payments, reference re
 Builders draw from the run's seeded generator in a fixed order (the order is part of the world: the same seed
 gives the same records). A product view or clickstream event is returned to the caller, which schedules it;
 multi-step entities (orders, shipments, invoices and their payments) are planned when they start: all their
-future events are built at once and scheduled, ``step_ms`` apart in event time, with ``step_ms`` larger than
-the maximum lateness so that the events of one key always leave in order. Business dates (order, ship, due,
+future events are drawn at once (fields, ids, produce times) and scheduled, ``step_ms`` apart in event time, with
+``step_ms`` larger than the maximum lateness so that the events of one key always leave in order; an order's and a
+shipment's later records are kept as the entity's shared fields and the step's own until due (``Planned``). Business dates (order, ship, due,
 delivery and payment dates) follow a compressed calendar: one step of a shipment is one day of transit.
 """
 
@@ -38,6 +39,7 @@ from services.generator.records import (
     REF_WAREHOUSES,
     SHIPMENTS,
     Emitted,
+    Planned,
 )
 from services.generator.world import (
     CENT,
@@ -72,6 +74,21 @@ SHIPMENT_TYPES = (("STANDARD", 4, "LOW"), ("EXPRESS", 2, "MEDIUM"), ("OVERNIGHT"
 DELAY_REASONS = ("WEATHER", "CUSTOMS", "TRAFFIC")
 PAYMENT_METHODS = ("CARD", "PAYPAL", "BANK_TRANSFER", "GIFT_CARD")
 TRANSIT_HUBS = (("BE", "Liege"), ("DE", "Cologne"), ("FR", "Lille"), ("NL", "Venlo"), ("PL", "Lodz"))
+# A transit hub's location, one dict for every shipment event at it (records are read, never changed, once built).
+HUB_LOCATIONS = tuple({"country": country, "city": city} for country, city in TRANSIT_HUBS)
+# The fields of a shipment's step and of an order's later status (the rest is the entity's shared base).
+SHIPMENT_STEP = (
+    "sequence_number",
+    "status",
+    "current_location",
+    "actual_delivery_date",
+    "distance_traveled_km",
+    "delivery_penalty",
+    "delay_reason",
+    "delivery_agent_id",
+    "vehicle_id",
+)
+ORDER_STEP = ("status", "ship_date")
 SECONDS = tuple(f"{second:02d}" for second in range(60))
 ZERO = Decimal("0.00")
 PENALTY_RATE = Decimal("0.05")
@@ -113,6 +130,8 @@ class Families:
         self.envelopes = envelopes
         self._delay = envelopes.delay
         self._metadata = envelopes.metadata
+        self._uuid = envelopes.uuid
+        self._producer = config.producer
         self._push = push
         self._counters: dict[str, int] = {}
         self._zones = {store.store_id: ZoneInfo(store.spec.timezone) for store in world.stores}
@@ -157,6 +176,27 @@ class Families:
         if injection is not None:
             injection.add(metadata["event_id"], event_time_ms, produce)
         self._push(produce, Emitted(topic, key, value, event_time_ms, produce, injection))
+
+    def _plan(
+        self,
+        topic: str,
+        key: str,
+        base: dict[str, Any],
+        names: tuple[str, ...],
+        values: tuple[Any, ...],
+        event_time_ms: int,
+        injection: Injection | None = None,
+    ) -> None:
+        """Schedule a future record of an entity: ``base`` with the step's ``names`` set to ``values``, built when
+        it is due (:class:`~services.generator.records.Planned`); the same draws, id and record as :meth:`_make`."""
+        produce = event_time_ms + self._delay()
+        event_id = self._uuid()
+        if injection is not None:
+            injection.add(event_id, event_time_ms, produce)
+        self._push(
+            produce,
+            Planned(topic, key, base, names, values, event_time_ms, produce, event_id, self._producer, injection),
+        )
 
     # -- shared draws --------------------------------------------------------------------------------------
     def _popular_product(self) -> Product:
@@ -364,9 +404,10 @@ class Families:
             "line_items": lines,
             "order_total": total,
         }
-        self._make(ORDERS, order_id, placed, at)
+        # the placed record is a copy: the later statuses share ``placed`` and need none of its envelope
+        self._make(ORDERS, order_id, {**placed}, at)
         ship_at = at + step
-        self._make(ORDERS, order_id, {**placed, "status": "SHIPPED", "ship_date": ship_day}, ship_at)
+        self._plan(ORDERS, order_id, placed, ORDER_STEP, ("SHIPPED", ship_day), ship_at)
         delivered_at = self._shipment(
             ship_at,
             order_id,
@@ -381,7 +422,7 @@ class Families:
             delay_days,
             injection,
         )
-        self._make(ORDERS, order_id, {**placed, "status": "DELIVERED", "ship_date": ship_day}, delivered_at + step)
+        self._plan(ORDERS, order_id, placed, ORDER_STEP, ("DELIVERED", ship_day), delivered_at + step)
 
     def _shipment(
         self,
@@ -473,64 +514,56 @@ class Families:
         span = max(legs, 1)
         penalty = (revenue * PENALTY_RATE * delay_days).quantize(CENT) if delayed and delay_days else ZERO
         # sequence_number n: PENDING (leg 0), legs 1 .. legs-1 IN_TRANSIT/DELAYED, then DELIVERED (leg legs).
-        self._make(
+        self._plan(
             SHIPMENTS,
             shipment_id,
-            {
-                **base,
-                "sequence_number": 1,
-                "status": "PENDING",
-                "current_location": None,
-                "actual_delivery_date": None,
-                "distance_traveled_km": 0.0,
-                "delivery_penalty": ZERO,
-                "delay_reason": None,
-                "delivery_agent_id": None,
-                "vehicle_id": None,
-            },
+            base,
+            SHIPMENT_STEP,
+            (1, "PENDING", None, None, 0.0, ZERO, None, None, None),
             at,
             injection,
         )
         when = at
         for leg in range(1, legs):
             when += step
-            hub_country, hub_city = TRANSIT_HUBS[(leg + leg + 1) % hubs]
             held = delayed and leg == transit_days
-            self._make(
+            self._plan(
                 SHIPMENTS,
                 shipment_id,
-                {
-                    **base,
-                    "sequence_number": leg + 1,
-                    "status": "DELAYED" if held else "IN_TRANSIT",
-                    "current_location": {"country": hub_country, "city": hub_city},
-                    "actual_delivery_date": None,
-                    "distance_traveled_km": round(distance * min(leg, legs) / span, 1),
-                    "delivery_penalty": penalty if held else ZERO,
-                    "delay_reason": DELAY_REASONS[int(random_() * len(DELAY_REASONS))] if held else None,
-                    "delivery_agent_id": agent,
-                    "vehicle_id": vehicle,
-                },
+                base,
+                SHIPMENT_STEP,
+                (
+                    leg + 1,
+                    "DELAYED" if held else "IN_TRANSIT",
+                    HUB_LOCATIONS[(leg + leg + 1) % hubs],
+                    None,
+                    round(distance * min(leg, legs) / span, 1),
+                    penalty if held else ZERO,
+                    DELAY_REASONS[int(random_() * len(DELAY_REASONS))] if held else None,
+                    agent,
+                    vehicle,
+                ),
                 when,
                 injection,
             )
         when += step
         actual = due_day + (delay_days or 0) if delayed else due_day - (1 if random_() < 0.2 else 0)
-        self._make(
+        self._plan(
             SHIPMENTS,
             shipment_id,
-            {
-                **base,
-                "sequence_number": max(legs, 1) + 1,
-                "status": "DELIVERED",
-                "current_location": {"country": customer.country, "city": c_city.name},
-                "actual_delivery_date": actual,
-                "distance_traveled_km": round(distance * legs / span, 1),
-                "delivery_penalty": penalty,
-                "delay_reason": None,
-                "delivery_agent_id": agent,
-                "vehicle_id": vehicle,
-            },
+            base,
+            SHIPMENT_STEP,
+            (
+                max(legs, 1) + 1,
+                "DELIVERED",
+                {"country": customer.country, "city": c_city.name},
+                actual,
+                round(distance * legs / span, 1),
+                penalty,
+                None,
+                agent,
+                vehicle,
+            ),
             when,
             injection,
         )

@@ -14,6 +14,7 @@ from operator import attrgetter
 from typing import Any
 
 from prometheus_client import Counter as PromCounter
+from prometheus_client import Gauge
 
 from schemas.catalogue import Catalogue, load_catalogue, load_schema
 from services.common.avro_codegen import writer_for
@@ -68,6 +69,11 @@ class GeneratorMetrics:
             ["kind"],
             registry=metrics.registry,
         )
+        self.scheduled = Gauge(
+            "freightline_generator_scheduled_records",
+            "Records, ticks and labels the engine holds for later (the open orders' and shipments' future records).",
+            registry=metrics.registry,
+        )
 
 
 @dataclass
@@ -82,6 +88,7 @@ class Summary:
     stopped_by: str = "limit"
     seed: int = 0
     start_time_ms: int = 0
+    scheduled_peak: int = 0  # the most records, ticks and labels the engine held for later at once
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +102,7 @@ class Summary:
             "elapsed_s": round(self.elapsed_s, 3),
             "records_per_s": round(self.records / self.elapsed_s, 1) if self.elapsed_s > 0 else None,
             "stopped_by": self.stopped_by,
+            "scheduled_peak": self.scheduled_peak,
         }
 
 
@@ -126,6 +134,7 @@ class GeneratorRunner:
         self._routes: dict[str, tuple[str, Encoder, Sender]] = {}
         self._published: Counter[str] = Counter()
         self._anomalies_published: dict[str, int] = {}
+        self._scheduled_peak = 0
 
     # -- setup -----------------------------------------------------------------------------------------------
     def _cluster_settings(self, cluster: str) -> KafkaSettings:
@@ -160,7 +169,7 @@ class GeneratorRunner:
             self.setup()
         start_ms = self.settings.start_ms()
         engine = Engine(self.settings.engine_config(start_ms))
-        self._published, self._anomalies_published = Counter(), {}
+        self._published, self._anomalies_published, self._scheduled_peak = Counter(), {}, 0
         summary = Summary(seed=self.settings.seed, start_time_ms=start_ms)
         counts: Counter[str] = Counter(dict.fromkeys(self._routes, 0))
         started = time.monotonic()
@@ -185,6 +194,7 @@ class GeneratorRunner:
         summary.topics = {self.names[name]: count for name, count in counts.items() if count}
         summary.anomalies_injected = dict(engine.anomalies_injected)
         self._publish_metrics(counts, engine)
+        summary.scheduled_peak = self._scheduled_peak
         return summary
 
     def _stopped(self, summary: Summary, deadline: float | None, produced: int = 0, events: int | None = None) -> bool:
@@ -302,6 +312,9 @@ class GeneratorRunner:
             if delta:
                 self.generator_metrics.anomalies.labels(kind).inc(delta)
         self._anomalies_published = dict(engine.anomalies_injected)
+        scheduled = engine.scheduled
+        self._scheduled_peak = max(self._scheduled_peak, scheduled)
+        self.generator_metrics.scheduled.set(scheduled)
         for producer in self._producers.values():
             producer.poll(0)
 

@@ -59,6 +59,10 @@ class Schedule:
         at, _, payload = _heappop(self._heap)
         return at, payload
 
+    def __len__(self) -> int:
+        """Items scheduled (a pass over the buckets: for metrics, not per item)."""
+        return len(self._heap) + sum(map(len, self._buckets.values()))
+
     def drain(self) -> list[tuple[int, Any]]:
         """Every pending item in order; the schedule is empty afterwards."""
         pending = sorted([*self._heap, *(entry for bucket in self._buckets.values() for entry in bucket)])

@@ -3,17 +3,23 @@ its count of the Flink windows."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import pytest
 
 from deploy.chaos_flink import window_counts
 from deploy.chaos_load import (
     MEMORY_ALLOWANCE,
     MIB,
+    SCHEDULED_RECORD_BYTES,
     GroupSample,
     RssSample,
     busy_rate,
     memory_rows,
     paced_rates,
+    scheduled_peak,
 )
 from deploy.stream_stage import WindowJobFigures
 from services.generator.settings import GeneratorSettings
@@ -39,6 +45,27 @@ def test_memory_growing_with_the_backlog_crosses_the_bound() -> None:
     (row,) = memory_rows({"sink": samples})
     assert row.start == 60 * MIB and row.peak == 420 * MIB
     assert row.within is False
+
+
+def test_a_generator_is_allowed_its_scheduled_records_read_from_its_summary(tmp_path: Path) -> None:
+    log = tmp_path / "generator-stream.log"
+    summary = {"events": 9, "stopped_by": "duration", "scheduled_peak": 200_000}
+    log.write_text(
+        json.dumps({"level": "INFO", "message": "generator topics"})
+        + "\n"
+        + json.dumps(summary)
+        + "\n"
+        + json.dumps({"level": "INFO", "message": "closed"})
+        + "\n"
+    )
+    assert scheduled_peak(log) == 200_000
+    assert scheduled_peak(tmp_path / "missing.log") == 0
+    samples = [RssSample(float(t), 7, (100 + 40 * t) * MIB, float(t) + 10) for t in range(10)]
+    (row,) = memory_rows({"generator (stream)": samples})
+    assert row.within is False  # 460 MiB against 2 x 100 MiB + the allowance
+    row = dataclasses.replace(row, scheduled=scheduled_peak(log))
+    assert row.bound == 200 * MIB + MEMORY_ALLOWANCE + 200_000 * SCHEDULED_RECORD_BYTES
+    assert row.within is True
 
 
 def test_no_start_up_figure_for_a_service_that_never_settled() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tracemalloc
 import uuid
 from collections import defaultdict
 from decimal import Decimal
@@ -11,6 +12,7 @@ from typing import Any
 import fastavro
 import pytest
 
+from deploy.chaos_load import SCHEDULED_RECORD_BYTES
 from schemas.catalogue import load_catalogue, load_schema
 from services.generator.config import GeneratorConfig
 from services.generator.engine import Engine
@@ -256,3 +258,25 @@ def test_event_ids_are_version_4_uuids_of_the_run() -> None:
     assert len(set(ids)) == len(ids)
     later = run(Engine(config(seed=3, start_time_ms=GeneratorConfig().start_time_ms + 60_000)), 2_000)
     assert not {e.value["metadata"]["event_id"] for e in later} & {str(i) for i in ids}, "runs differ in ids"
+
+
+def test_the_schedule_stops_growing_and_each_scheduled_record_stays_small() -> None:
+    """What the engine holds is the open orders' and shipments' future records: once an order's whole life has
+    passed in simulated time their number stops growing with the run, and each costs no more than the chaos
+    harness allows a generator per scheduled record (a built record, not yet due, costs 1.9 KiB)."""
+    engine = Engine(config(seed=3))
+    start = engine.config.start_time_ms
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        while engine.now_ms < start + 300_000:
+            engine.take(256)
+        held, scheduled = tracemalloc.get_traced_memory()[0] - before, engine.scheduled
+    finally:
+        tracemalloc.stop()
+    assert held / scheduled <= SCHEDULED_RECORD_BYTES
+    peak = scheduled
+    while engine.now_ms < start + 900_000:
+        engine.take(256)
+        peak = max(peak, engine.scheduled)
+    assert peak < 2 * scheduled
