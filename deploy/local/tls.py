@@ -26,6 +26,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_DAYS = 3650
@@ -139,6 +140,28 @@ class PrivateCA:
         write_file(files.cert, cert_pem, 0o644)
         write_file(files.bundle, key_pem + cert_pem, 0o600)
         return files
+
+
+def pkcs12_keystore(files: ServerCertificate, password: str) -> bytes:
+    """A server's key and certificate (with the CA's in its chain) as a PKCS#12 key store protected by ``password``
+    (PBES2 with AES and an HMAC-SHA256, what Java 17 reads): what Hadoop's web servers take."""
+    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{files.key}: not an elliptic-curve key")
+    encryption = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(50_000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(password.encode())
+    )
+    return pkcs12.serialize_key_and_certificates(
+        files.cert.stem.encode(),
+        key,
+        x509.load_pem_x509_certificate(files.cert.read_bytes()),
+        [x509.load_pem_x509_certificate(files.ca.read_bytes())],
+        encryption,
+    )
 
 
 def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
