@@ -67,24 +67,14 @@ def kafka_options(kafka: KafkaSettings, topic: str) -> dict[str, str]:
     """Options of Spark's Kafka source for a bounded read of the whole topic."""
     options = {
         "kafka.bootstrap.servers": kafka.bootstrap_servers,
-        "kafka.security.protocol": kafka.security_protocol,
         "subscribe": topic,
         "startingOffsets": "earliest",
         "endingOffsets": "latest",
         "failOnDataLoss": "true",
         "includeHeaders": "false",
     }
-    if kafka.sasl_mechanism:
-        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
-        module = (
-            "org.apache.kafka.common.security.plain.PlainLoginModule"
-            if kafka.sasl_mechanism == "PLAIN"
-            else "org.apache.kafka.common.security.scram.ScramLoginModule"
-        )
-        options["kafka.sasl.mechanism"] = kafka.sasl_mechanism
-        options["kafka.sasl.jaas.config"] = (
-            f'{module} required username="{kafka.sasl_username or ""}" password="{password}";'
-        )
+    # the login and, over TLS, the CA as a PEM trust store (the JVM's own does not know a private CA)
+    options.update({f"kafka.{key}": value for key, value in kafka.java_client_properties().items()})
     return options
 
 

@@ -15,7 +15,8 @@ Runs when `daily_analytics` publishes a day (the Asset `freightline_warehouse_da
 Every dbt command records its results in the warehouse (`audit.dbt_results`, labelled with the DAG run's id), where
 the main job reads them back. The project is loaded from a manifest `dbt parse` wrote when the stack prepared Airflow
 (`FREIGHTLINE_DBT_MANIFEST`), not by running `dbt ls` at every parse of this file. The profile's connection comes
-from the Airflow connection `freightline_warehouse` (`AIRFLOW_CONN_FREIGHTLINE_WAREHOUSE`).
+from the Airflow connection `freightline_warehouse` (`AIRFLOW_CONN_FREIGHTLINE_WAREHOUSE`), TLS included (its URI's
+`sslmode` and `sslrootcert`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ PROFILE_ENV = {
     "DBT_POSTGRES_USER": f"{{{{ {CONN}.login }}}}",
     "DBT_POSTGRES_PASSWORD": f"{{{{ {CONN}.password or '' }}}}",
     "DBT_POSTGRES_DBNAME": f"{{{{ {CONN}.schema }}}}",
+    # TLS as the connection's URI asks (its query: libpq's sslmode and sslrootcert, the secure stack's verify-full)
+    "DBT_POSTGRES_SSLMODE": f"{{{{ {CONN}.extra_dejson.get('sslmode', 'prefer') }}}}",
+    "DBT_POSTGRES_SSLROOTCERT": f"{{{{ {CONN}.extra_dejson.get('sslrootcert', '') }}}}",
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
 }
 

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from deploy import batch_stage, dbt_stage
 from deploy.airflow_api import AirflowApi, TaskState
-from deploy.batch_stage import BatchFigures, run_days
+from deploy.batch_stage import BatchFigures, days_of
 
 if TYPE_CHECKING:
     from deploy.pipeline import RunContext
@@ -40,12 +40,7 @@ DBT_START_TIMEOUT_S = 300
 
 def run_day(ctx: RunContext) -> dt.date:
     """The UTC day the run's events begin (the generator's start), else today."""
-    return _days(ctx)[0]
-
-
-def _days(ctx: RunContext) -> list[dt.date]:
-    now = dt.datetime.now(dt.UTC)
-    return run_days(ctx.start, now) if ctx.start else [now.date()]
+    return days_of(ctx)[0]
 
 
 class _Progress:
@@ -92,7 +87,7 @@ def _api(ctx: RunContext) -> AirflowApi:
 
 def stage_daily(ctx: RunContext) -> None:
     """Each of the run's days through ``daily_analytics`` (one Spark application per day), then its figures."""
-    figures = BatchFigures(days=_days(ctx))
+    figures = BatchFigures(days=days_of(ctx))
     ctx.figures.batch = figures
     api = _api(ctx)
     try:

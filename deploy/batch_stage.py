@@ -62,6 +62,12 @@ def run_days(start: str, now: dt.datetime) -> list[dt.date]:
     return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
 
 
+def days_of(ctx: RunContext) -> list[dt.date]:
+    """The UTC days of the run's events (from the generator's start to now), else today."""
+    now = dt.datetime.now(dt.UTC)
+    return run_days(ctx.start, now) if ctx.start else [now.date()]
+
+
 def _count(conn: Any, table: str, column: str, days: list[dt.date]) -> int:
     row = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} = ANY(%s)".encode(), [days]).fetchone()
     return int(row[0]) if row else 0

@@ -6,13 +6,15 @@ on a running stack, never stopping the stack's servers: outages go through a Tox
 (``deploy/toxiproxy.py``) in front of the registry and each sink's target. With ``private_kafka`` (the default) the
 local cluster is a KRaft broker of the run's own that advertises its client listener through Toxiproxy, so every
 service's Kafka traffic crosses the proxy (latency, bandwidth and reset toxics) and the broker can be SIGKILLed and
-restarted; a second listener, advertised directly, serves the harness's own probes and reads. Product views go to the
-stack's remote cluster as in production (the mirror copies them into the local cluster).
+restarted; a second listener, advertised directly, serves the harness's own probes and reads. The remote cluster,
+where the generator writes product views as in production and the mirror reads them to copy them into the local
+cluster, is a second broker of the run's own, the same way (the mirror's traffic crosses its proxy, and it too can be
+SIGKILLed and restarted); without ``private_kafka`` both are the stack's.
 
 The run: the generator produces a seeded backlog while the mirror, the enricher, the anomaly detector and the three
 sinks start as processes exactly as deployed, then a paced generator stream runs while faults come at seeded random
 moments of a timeline (SIGKILL of a service and its restart, the registry or a sink target down, a broker SIGKILL,
-toxics on the broker's link), each with the lag of the groups it hits at that moment. A service that exits on its
+toxics on the local broker's link), each with the lag of the groups it hits at that moment. A service that exits on its
 own (an endpoint down at start-up) is started again, as an orchestrator would. Then everything is restored, the
 groups drain, the services stop, and each stage is counted by event id read back from its destination (topics, MongoDB
 documents, HDFS files, GCS objects): expected, delivered, lost, duplicated.
@@ -28,10 +30,12 @@ import random
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -85,6 +89,13 @@ UNREACHABLE_AT_START = 4  # a service's exit status when an endpoint does not an
 HDFS_TOPICS = (topics.CLICKSTREAM, topics.ORDERS, topics.SHIPMENT_EVENTS, topics.PRODUCT_VIEWS)
 GCS_TOPICS = (topics.SUPPLIER_INVOICES, topics.SUPPLIER_PAYMENTS)
 LOCAL_RAW = (*HDFS_TOPICS[:3], *GCS_TOPICS)  # what the generator writes locally (product views go remote)
+# how long each outage lasts by default (the issue's: the registry 20 s, MongoDB, HDFS and GCS 30 s each) and a toxic
+# on the local broker's link (a reset toxic at most RESET_S); ``--outage-s`` sets one length for all of them
+OUTAGES_S = {"registry": 20.0, "mongodb": 30.0, "hdfs": 30.0, "gcs": 30.0}
+TOXIC_S = 20.0
+RESET_S = 3.0
+PRIVATE_BROKER_START_S = 120.0  # longest a private broker's start may take
+BROKERS = ("kafka", "remote-kafka")  # the run's private brokers, by proxy name: the local and the remote cluster
 
 
 @dataclass(frozen=True)
@@ -93,7 +104,7 @@ class ChaosOptions:
     faults: int = 12
     seed: int = 1
     private_kafka: bool = True
-    outage_s: float = 20.0  # how long the registry, a sink target or a toxic stays
+    outage_s: float | None = None  # one length for every outage and toxic (None: OUTAGES_S and TOXIC_S)
     gap_s: tuple[float, float] = (1.0, 6.0)  # seeded pause between two faults
     drain_timeout_s: float = 900.0
     lag_wait_s: float = 5.0  # longest a fault waits for its groups to have lag
@@ -111,10 +122,20 @@ class ChaosOptions:
         unknown = set(self.services) - set(SERVICES)
         if unknown:
             raise ValueError(f"unknown services {sorted(unknown)}; known: {list(SERVICES)}")
-        for name in ("minutes", "rate", "load_factor"):
+        for name in ("minutes", "rate", "load_factor", "outage_s"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+
+    def outage(self, target: str) -> float:
+        """How long an outage of ``target`` (the registry, a sink's target) or a toxic on its link lasts."""
+        if self.outage_s is not None:
+            return self.outage_s
+        return OUTAGES_S.get(target, TOXIC_S)
+
+    @property
+    def longest_outage_s(self) -> float:
+        return self.outage_s if self.outage_s is not None else max(*OUTAGES_S.values(), TOXIC_S)
 
 
 @dataclass
@@ -124,6 +145,9 @@ class Fault:
     target: str
     lag: int | None = None  # uncommitted records of the groups it hits, at that moment (None: not measurable)
     note: str = ""
+    # how long it lasted: a service's pause before its restart, an outage's or a toxic's length, a broker's time from
+    # its SIGKILL until it answered again (None: not over, or no outage)
+    outage_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -180,11 +204,12 @@ class ChaosResult:
                 str(c.unexpected),
             )
         faults = Table(title=f"Faults ({len(self.faults)}, seed {self.options.seed})")
-        for column in ("at", "fault", "target", "lag at fault", "note"):
+        for column in ("at", "fault", "target", "lag at fault", "outage", "note"):
             faults.add_column(column)
         for f in self.faults:
             lag = "-" if f.lag is None else f"{f.lag:,}"
-            faults.add_row(f"{f.at_s:6.1f}s", f.kind, f.target, lag, f.note)
+            outage = "-" if f.outage_s is None else f"{f.outage_s:.1f}s"
+            faults.add_row(f"{f.at_s:6.1f}s", f.kind, f.target, lag, outage, f.note)
         tables = [counts, faults]
         if self.windows:
             tables.append(windows_table(self.windows))
@@ -211,8 +236,9 @@ class ChaosResult:
 
 # -- the run's private broker -------------------------------------------------------------------------------
 class PrivateBroker(KafkaBroker):
-    """A single-node KRaft broker of one chaos run: its client listener advertised at ``advertised`` (the Toxiproxy
-    in front of it), a second listener ``DIRECT`` advertised as itself for the harness; no metrics agent."""
+    """A single-node KRaft broker of one chaos run (its local or its remote cluster, plaintext): its client listener
+    advertised at ``advertised`` (the Toxiproxy in front of it), a second listener ``DIRECT`` advertised as itself
+    for the harness; no metrics agent."""
 
     def __init__(self, name: str, ctx: StackContext, advertised: str, direct_port: int) -> None:
         super().__init__(name, sasl=False)
@@ -220,6 +246,7 @@ class PrivateBroker(KafkaBroker):
         self.advertised = advertised
         self.direct_port = direct_port
         self.process: subprocess.Popen[bytes] | None = None
+        self.up = False  # answering: set once started, cleared by its SIGKILL or stop
 
     def _properties(self, ctx: StackContext, data: Path) -> str:
         client, controller = ctx.settings.kafka_port, ctx.settings.kafka_controller_port
@@ -247,7 +274,7 @@ class PrivateBroker(KafkaBroker):
     def direct(self) -> str:
         return f"{LOOPBACK}:{self.direct_port}"
 
-    def start(self, timeout_s: float = 120.0) -> None:
+    def start(self, timeout_s: float = PRIVATE_BROKER_START_S) -> None:
         self.prepare(self.ctx)
         log = self.ctx.paths.logs / f"{self.name}.log"
         with log.open("ab") as handle:
@@ -255,9 +282,10 @@ class PrivateBroker(KafkaBroker):
         deadline = time.monotonic() + timeout_s
         while not _answers(self.client_config(self.ctx)):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the run's Kafka broker did not start; see {log}")
+                raise RuntimeError(f"the run's Kafka broker {self.name} did not start; see {log}")
             time.sleep(0.5)
         self.after_ready(self.ctx)  # the group coordinator answers
+        self.up = True
 
     def client_config(self, ctx: StackContext) -> dict[str, str]:
         return {"bootstrap.servers": self.direct}
@@ -266,11 +294,13 @@ class PrivateBroker(KafkaBroker):
         return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
+        self.up = False
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
 
     def stop(self) -> None:
+        self.up = False
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -308,7 +338,9 @@ class Harness:
         self.result = ChaosResult(options, self.run_id)
         self.toxiproxy = ToxiproxyServer(toxiproxy_binary(stack), self.logs / "toxiproxy.log")
         self.proxies: dict[str, Proxy] = {}
-        self.broker: PrivateBroker | None = None
+        self.brokers: dict[str, PrivateBroker] = {}  # the run's own, by proxy name (BROKERS), with private_kafka
+        self.restarting: list[threading.Thread] = []  # broker restarts under way
+        self.failures: list[Exception] = []  # what a broker restart raised (raised again by the run)
         self.processes: dict[str, ServiceProcess] = {}
         self.down: set[str] = set()  # services killed and not restarted yet
         self.probes: dict[str, ClusterProbe] = {}  # per cluster, for the groups' lag
@@ -334,6 +366,23 @@ class Harness:
     def local_config(self) -> dict[str, str]:
         return {"bootstrap.servers": self.local_direct}
 
+    def remote_env(self, *, via_proxy: bool = False) -> dict[str, str]:
+        """The ``REMOTE_KAFKA_*`` settings of the run's remote cluster: the stack's, or the run's private remote
+        broker (plaintext) at its direct listener or, ``via_proxy`` (the services'), at its proxy."""
+        broker = self.brokers.get("remote-kafka")
+        if broker is None:
+            return {key: value for key, value in self.env.items() if key.startswith("REMOTE_KAFKA_")}
+        address = self.proxies["remote-kafka"].listen if via_proxy else broker.direct
+        return {"REMOTE_KAFKA_BOOTSTRAP_SERVERS": address, "REMOTE_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}
+
+    def remote_config(self) -> dict[str, str]:
+        """Client properties of the run's remote cluster for the harness's own probes and reads."""
+        return remote_client_config(self.remote_env())
+
+    def brokers_up(self) -> bool:
+        """Whether every broker of the run's own answers (none is killed and not back yet)."""
+        return all(broker.up for broker in self.brokers.values())
+
     # -- set-up ----------------------------------------------------------------------------------------------
     def setup(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -342,7 +391,7 @@ class Harness:
             self.proxies[name] = client.create(name, _netloc(self.env[key]))
         self.proxies["mongodb"] = client.create("mongodb", _netloc(self.env["MONGODB_URI"]))
         if self.options.private_kafka:
-            self._start_broker(client)
+            self._start_brokers(client)
         else:
             self.local_direct = self.env["KAFKA_BOOTSTRAP_SERVERS"]
         gcs = GcsStore(gcs_client(GcsSettings.from_mapping(self.env)), self.bucket)
@@ -350,20 +399,24 @@ class Harness:
         if self.options.flink and self.env.get("FLINK_REST_URL"):
             self.flink = FlinkStage(self.stack, self.env["FLINK_REST_URL"], self.run_id, self.t)
 
-    def _start_broker(self, client: Toxiproxy) -> None:
-        settings = StackSettings(
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
-            kafka_heap="384m",
-            home=str(self.stack.paths.home),
-        )
-        ctx = StackContext.create(settings)
-        proxy = client.create("kafka", f"{LOOPBACK}:{settings.kafka_port}")
-        self.proxies["kafka"] = proxy
-        self.broker = PrivateBroker(f"chaos-kafka-{self.run_id}", ctx, proxy.listen, free_port())
-        self.local_direct = self.broker.direct
-        console.print(f"chaos: starting the run's Kafka broker (client {proxy.listen} via toxiproxy)")
-        self.broker.start()
+    def _start_brokers(self, client: Toxiproxy) -> None:
+        """The run's local and remote brokers, each behind a proxy of its own, started side by side."""
+        for name in BROKERS:
+            settings = StackSettings(
+                kafka_port=free_port(),
+                kafka_controller_port=free_port(),
+                kafka_heap="384m",
+                home=str(self.stack.paths.home),
+            )
+            proxy = client.create(name, f"{LOOPBACK}:{settings.kafka_port}")
+            self.proxies[name] = proxy
+            ctx = StackContext.create(settings)
+            self.brokers[name] = PrivateBroker(f"chaos-{name}-{self.run_id}", ctx, proxy.listen, free_port())
+            console.print(f"chaos: starting the run's {name} broker (client {proxy.listen} via toxiproxy)")
+        with ThreadPoolExecutor(len(self.brokers)) as pool:
+            for future in [pool.submit(broker.start) for broker in self.brokers.values()]:
+                future.result()
+        self.local_direct = self.brokers["kafka"].direct
 
     def service_env(self) -> dict[str, str]:
         """What every service sees: the local cluster, the registry and the sink targets through the proxies."""
@@ -378,9 +431,9 @@ class Harness:
             "STARTUP_TIMEOUT_S": "60",
         }
         env.pop("METRICS_TARGETS_DIR", None)  # the run's services stay out of the stack's Prometheus
-        if "kafka" in p:
+        if "kafka" in self.brokers:
             env["KAFKA_BOOTSTRAP_SERVERS"] = p["kafka"].listen
-        return env
+        return _with_remote(env, self.remote_env(via_proxy=True))
 
     def service(self, name: str) -> ServiceProcess:
         env, log = self.service_env(), self.logs / f"{name}.log"
@@ -428,7 +481,7 @@ class Harness:
         """(cluster config, group, topics) of each consumer group of a service."""
         local = self.local_config()
         return {
-            "mirror": [(remote_client_config(self.env), self.t("mirror"), [self.t(topics.UPSTREAM_PRODUCT_VIEWS)])],
+            "mirror": [(self.remote_config(), self.t("mirror"), [self.t(topics.UPSTREAM_PRODUCT_VIEWS)])],
             "enricher": [(local, self.t("enricher"), [self.t(t) for t in SOURCE_TOPICS.values()])],
             "anomaly_detector": [
                 (local, self.t("detector") + "-repartition", [self.t(t) for t in INPUT_TOPICS]),
@@ -446,8 +499,8 @@ class Harness:
 
     def lag(self, services: Iterable[str]) -> int | None:
         """Uncommitted records of the services' groups (None when a cluster does not answer now)."""
-        if self.broker is not None and not self.broker.alive():
-            return None  # the run's broker is down: nothing to measure against
+        if not self.brokers_up():
+            return None  # a broker of the run's is down: nothing to measure against
         total = 0
         for name in services:
             for config, group, names in self.groups(name):
@@ -505,8 +558,9 @@ class Harness:
 
     # -- the world ---------------------------------------------------------------------------------------------
     def generate(self, name: str, seed: int, *args: str, **settings: str) -> ServiceProcess:
-        """A generator run on the run's topics (its own, direct address of the local cluster)."""
-        env = {**self.env, "KAFKA_BOOTSTRAP_SERVERS": self.local_direct, "STARTUP_TIMEOUT_S": "120", **settings}
+        """A generator run on the run's topics (the direct addresses of the run's clusters)."""
+        env = _with_remote({**self.env, "KAFKA_BOOTSTRAP_SERVERS": self.local_direct}, self.remote_env())
+        env |= {"STARTUP_TIMEOUT_S": "120", **settings}
         process = ServiceProcess(
             "services.generator",
             env,
@@ -533,7 +587,7 @@ class Harness:
     def ensure_topics(self) -> None:
         """Every catalogue topic under the run's prefix, before any service subscribes (a consumer sees a topic
         created after it subscribed only at its next metadata refresh, minutes later)."""
-        for cluster, config in (("local", self.local_config()), ("remote", remote_client_config(self.env))):
+        for cluster, config in (("local", self.local_config()), ("remote", self.remote_config())):
             specs = load_catalogue().on_cluster(cluster)
             wanted = [(self.t(spec.name), spec.partitions, spec.topic_config()) for spec in specs]
             ensure_topics(KafkaSettings.from_client_config(config), wanted)
@@ -545,7 +599,8 @@ class Harness:
         kinds = [("kill", name) for name in services] + [("down", "registry")]
         kinds += [("down", t) for t in TARGETS if f"sink_{t}" in services]
         if self.options.private_kafka:
-            kinds += [("broker-kill", "kafka"), ("latency", "kafka"), ("bandwidth", "kafka"), ("reset", "kafka")]
+            kinds += [("broker-kill", name) for name in BROKERS]
+            kinds += [("latency", "kafka"), ("bandwidth", "kafka"), ("reset", "kafka")]
         if self.flink is not None:
             kinds.append(("restart", "flink"))
         wanted = self.options.fault_kinds
@@ -564,6 +619,8 @@ class Harness:
             return [f"sink_{target}"]
         if target == "flink":
             return ["flink"]
+        if target == "remote-kafka":  # the remote cluster's only consumer
+            return [name for name in self.options.services if name == "mirror"]
         return self.consumers()
 
     def lag_before(self, kind: str, target: str) -> int | None:
@@ -583,20 +640,25 @@ class Harness:
             self.down.add(target)
             pause = self.random.uniform(0.5, 3.0)
             fault.note = f"restarted after {pause:.1f}s"
+            fault.outage_s = pause
             schedule(pause, lambda: self._restart(target))
             return fault
-        outage = self.options.outage_s
+        outage = self.options.outage(target)
         if kind == "down":
             proxy = self.proxies[target]
             proxy.disable()
             fault.note = f"connections reset and refused for {outage:.0f}s"
+            fault.outage_s = outage
             schedule(outage, proxy.enable)
         elif kind == "broker-kill":
-            assert self.broker is not None
-            self.broker.kill()
+            broker = self.brokers[target]
+            broker.kill()
+            killed = time.monotonic()
+            # its probe's client would spend its timeouts on the dead connection after the restart: a new one will
+            self.probes.pop(broker.direct, None)
             pause = self.random.uniform(2.0, 6.0)
             fault.note = f"SIGKILL, restarted after {pause:.1f}s"
-            schedule(pause, self.broker.start)
+            schedule(pause, lambda: self._restart_broker(broker, fault, killed))
         elif kind == "restart":
             assert self.flink is not None
             self.flink.restart(self.service_env(), fault)
@@ -608,9 +670,10 @@ class Harness:
                 "reset": {"timeout": 0},
             }
             toxic_kind = {"latency": "latency", "bandwidth": "bandwidth", "reset": "reset_peer"}[kind]
-            duration = outage if kind != "reset" else min(outage, 3.0)
+            duration = outage if kind != "reset" else min(outage, RESET_S)
             names = [proxy.add_toxic(toxic_kind, stream, attributes[kind]) for stream in ("downstream", "upstream")]
             fault.note = f"{toxic_kind} {attributes[kind]} both ways for {duration:.0f}s"
+            fault.outage_s = duration
 
             def cure() -> None:
                 for name in names:
@@ -618,6 +681,21 @@ class Harness:
 
             schedule(duration, cure)
         return fault
+
+    def _restart_broker(self, broker: PrivateBroker, fault: Fault, killed: float) -> None:
+        """Start a killed broker again in a thread of its own (its start-up takes half a minute here), so the cures
+        due meanwhile keep their moments; the next fault waits until it answers (``brokers_up``)."""
+
+        def start() -> None:
+            try:
+                broker.start()
+                fault.outage_s = time.monotonic() - killed
+            except Exception as error:  # raised again by the run's loop
+                self.failures.append(error)
+
+        thread = threading.Thread(target=start, name=f"restart-{broker.name}", daemon=True)
+        self.restarting.append(thread)
+        thread.start()
 
     def _restart(self, name: str) -> None:
         if name in self.down:
@@ -694,13 +772,15 @@ class Harness:
             pending.append((time.monotonic() - self.started + delay, action))
 
         queue = list(timeline)
-        while queue or pending or (timed and stream.alive()):
+        while queue or pending or not self.brokers_up() or (timed and stream.alive()):
+            if self.failures:
+                raise RuntimeError("a broker of the run did not start again") from self.failures[0]
             now = time.monotonic() - self.started
             for item in sorted((p for p in pending if p[0] <= now), key=lambda p: p[0]):
                 pending.remove(item)
                 item[1]()
-            # the next fault once the run's broker is back: a fault while it is down would measure no lag
-            if queue and queue[0][0] <= now and (self.broker is None or self.broker.alive()):
+            # the next fault once the run's brokers are back: a fault while one is down would measure no lag
+            if queue and queue[0][0] <= now and self.brokers_up():
                 _, (kind, target) = queue.pop(0)
                 fault = self.inject(kind, target, schedule)
                 self.result.faults.append(fault)
@@ -758,7 +838,7 @@ class Harness:
                 found.append(str(record["event_id"]))
             return found
 
-        upstream = ids(remote_kafka_env(self.env), self.t(topics.UPSTREAM_PRODUCT_VIEWS))
+        upstream = ids(remote_kafka_env(self.remote_env()), self.t(topics.UPSTREAM_PRODUCT_VIEWS))
         views = ids(local, self.t(topics.PRODUCT_VIEWS))
         raw = {name: ids(local, self.t(name)) for name in LOCAL_RAW}
         self.result.generated = len(upstream) + sum(len(raw[name]) for name in LOCAL_RAW)
@@ -833,10 +913,12 @@ class Harness:
         for process in [*self.processes.values(), *self.generators.values()]:
             with contextlib.suppress(Exception):
                 process.stop(10)
-        if self.broker is not None:
-            self.broker.stop()
+        for thread in self.restarting:  # a restart under way ends (its start times out) before its broker stops
+            thread.join(PRIVATE_BROKER_START_S + 10)
+        for broker in self.brokers.values():
+            broker.stop()
             if not keep_data:
-                self.broker.remove()
+                broker.remove()
         with contextlib.suppress(Exception):
             self.toxiproxy.stop()
         if keep_data:
@@ -856,14 +938,21 @@ class Harness:
         for blob in gcs.client.list_blobs(gcs.bucket):
             blob.delete()
         gcs.bucket.delete()
-        clusters = [remote_client_config(self.env)]
-        if self.broker is None:  # the shared local cluster: the run's topics go (the private broker's data went)
+        clusters = []  # the stack's clusters: the run's topics go (a private broker's data went with it)
+        if "remote-kafka" not in self.brokers:
+            clusters.append(remote_client_config(self.env))
+        if "kafka" not in self.brokers:
             clusters.append(self.local_config())
         for config in clusters:
             admin = AdminClient(dict[str, Any](config))
             names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(self.prefix)]
             for future in admin.delete_topics(names).values() if names else ():
                 future.result(30)
+
+
+def _with_remote(env: Mapping[str, str], remote: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with ``remote``'s ``REMOTE_KAFKA_*`` settings in place of its own."""
+    return {**{key: value for key, value in env.items() if not key.startswith("REMOTE_KAFKA_")}, **remote}
 
 
 def _netloc(url: str) -> str:
@@ -913,9 +1002,10 @@ def fault_timeline(
     """The faults of a run and their moments in seconds: every kind once in a seeded order, then again, cycling.
 
     Without a duration, ``options.faults`` of them, each a seeded gap (``gap_s``) after the one before. With one,
-    at least ``options.faults`` (none when it is 0), or as many as fit (an outage plus a mean gap each) in the
-    stream's ``duration_s`` short of one outage, so the last one's outage ends within the stream: that window cut
-    in equal slots, a fault at a seeded random moment of each, early enough in it for its outage to end there."""
+    at least ``options.faults`` (none when it is 0), or as many as fit (an outage plus a mean gap each, the longest
+    outage of the run) in the stream's ``duration_s`` short of one outage, so the last one's outage ends within the
+    stream: that window cut in equal slots, a fault at a seeded random moment of each, early enough in it for its
+    outage to end there."""
     order = list(kinds)
     rng.shuffle(order)
     if duration_s is None:
@@ -925,11 +1015,12 @@ def fault_timeline(
             moment += rng.uniform(*options.gap_s)
             times.append(moment)
     else:
-        window = max(duration_s - options.outage_s, 0.0)
-        fit = int(window // (options.outage_s + sum(options.gap_s) / 2))
+        outage = options.longest_outage_s
+        window = max(duration_s - outage, 0.0)
+        fit = int(window // (outage + sum(options.gap_s) / 2))
         count = max(options.faults, fit) if options.faults else 0
         width = window / count if count else 0.0
-        times = [i * width + rng.uniform(0.0, max(width - options.outage_s, 0.0)) for i in range(count)]
+        times = [i * width + rng.uniform(0.0, max(width - outage, 0.0)) for i in range(count)]
     return [(times[i], order[i % len(order)]) for i in range(count)]
 
 
@@ -979,8 +1070,16 @@ def chaos_command(
         typer.Option(help="Pace the stream at this many times the rate the slowest stage sustained over the backlog."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the world and of the fault timeline.")] = 1,
-    outage_s: Annotated[float, typer.Option(help="Seconds an outage or a toxic lasts.")] = 20.0,
-    private_kafka: Annotated[bool, typer.Option(help="Run the local cluster as a broker of the run's own.")] = True,
+    outage_s: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds every outage and toxic lasts (default: the registry 20 s; MongoDB, HDFS and GCS 30 s; "
+            "a toxic 20 s, a reset toxic 3 s)."
+        ),
+    ] = None,
+    private_kafka: Annotated[
+        bool, typer.Option(help="Run the local and the remote cluster as brokers of the run's own.")
+    ] = True,
     flink: Annotated[
         bool, typer.Option(help="Run the Flink window jobs too (when the stack has a Flink cluster).")
     ] = True,

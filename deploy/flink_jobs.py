@@ -170,6 +170,24 @@ def savepoint(rest_url: str, job_id: str, *, stop: bool = False, drain: bool = F
     raise FlinkError(f"savepoint of {job_id} did not complete within {timeout_s} s")
 
 
+def failures(rest_url: str, job_id: str) -> list[str]:
+    """The job's failures so far, newest first, each as its root cause (``root_causes``)."""
+    response = httpx.get(f"{rest_url}/jobs/{job_id}/exceptions", timeout=10)
+    response.raise_for_status()
+    return root_causes(response.json())
+
+
+def root_causes(exceptions: Mapping[str, Any]) -> list[str]:
+    """Each failure of a job's exception history (``/jobs/<id>/exceptions``) as one line: the last ``Caused by:``
+    of its stack trace (such as a connector's refused login or ACL), else the trace's first line."""
+    found = []
+    for entry in exceptions.get("exceptionHistory", {}).get("entries", []):
+        lines = [line.strip() for line in str(entry.get("stacktrace") or entry.get("exceptionName", "")).splitlines()]
+        causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+        found.append(causes[-1] if causes else next((line for line in lines if line), "(no stack trace)"))
+    return found
+
+
 ACTIVE_STATES = frozenset({"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "FAILING", "CANCELLING"})
 
 

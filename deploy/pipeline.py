@@ -12,7 +12,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -586,9 +586,11 @@ def execute(
     seed: int | None = None,
     *,
     stages: Collection[str] | None = None,
+    then: Sequence[tuple[str, Stage]] = (),
 ) -> Report:
     """Run the stages against a running stack, every one or only those named in ``stages`` (in ``STAGES``' order,
-    for a stack of the components they need); failures are recorded in the report, never raised."""
+    for a stack of the components they need), then the caller's stages ``then`` with the same run (the batch stages
+    without Airflow, ``deploy.batch_tasks.BATCH_TASK_STAGES``); failures are recorded in the report, never raised."""
     known = [name for name, _ in STAGES]
     unknown = sorted(set(stages or ()) - set(known))
     if unknown:
@@ -596,9 +598,8 @@ def execute(
     report = report or Report()
     seed = seed if seed is not None else int.from_bytes(uuid.uuid4().bytes[:4], "big")
     ctx = RunContext(env=env, stack=stack, report=report, run_id=uuid.uuid4().hex[:8], events=events, seed=seed)
-    for name, stage in STAGES:
-        if stages is not None and name not in stages:
-            continue
+    chosen = [(name, stage) for name, stage in STAGES if stages is None or name in stages]
+    for name, stage in [*chosen, *then]:
         _step(f"stage: {name}")
         try:
             stage(ctx)

@@ -201,7 +201,7 @@ def late_event_ids(env: Mapping[str, str], job_name: str, day: dt.date) -> set[s
 
     spec = flink_jobs.job(job_name)
     settings = flink_jobs.job_settings(spec, env)
-    records = read_committed(env["KAFKA_BOOTSTRAP_SERVERS"], env["SCHEMA_REGISTRY_URL"], settings.late_topic)
+    records = read_committed(env, settings.late_topic)
     return {
         str(value["metadata"]["event_id"])
         for _key, value in records

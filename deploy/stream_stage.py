@@ -11,14 +11,16 @@ client start and one plan instead of five, one task slot.
    comparable with an oracle over known events;
 2. each job's consumer group is set to where this run's events begin on its source topic (``source_positions``,
    taken before the generator ran) and the jobs are submitted (each starts at its group's offsets);
-3. once every group has committed every source record (Flink commits offsets at checkpoints), each job's
-   late-event counter is read from Prometheus (the records its late path wrote, Flink's own metric), then the job
-   is stopped with a savepoint and ``drain``: event time advances to the end, so every open window fires and is
-   committed. The generator's simulated time ends about now, so no event of the run would ever close the last
-   windows, and the idle-source timeout only stops a quiet partition from holding the watermark back: it never
-   moves it forward; a closing event written to the shared source topic would be counted by every other consumer.
-   Every job the stage stops (drained, or stale and cancelled) is reported to the stack's statsd_exporter as stopped
-   on purpose (``flink_jobs.record_stopped``), so the ``FreightlineFlinkJobsLost`` alert does not take it for lost;
+3. once every group has committed every source record (Flink commits offsets at checkpoints; a Flink job that has
+   failed ``GIVE_UP_FAILURES`` times meanwhile, such as on a refused login or ACL, is cancelled and the stage stops
+   at once on its root cause), each job's late-event counter is read from Prometheus (the records its late path
+   wrote, Flink's own metric), then the job is stopped with a savepoint and ``drain``: event time advances to the
+   end, so every open window fires and is committed. The generator's simulated time ends about now, so no event of
+   the run would ever close the last windows, and the idle-source timeout only stops a quiet partition from holding
+   the watermark back: it never moves it forward; a closing event written to the shared source topic would be
+   counted by every other consumer. Every job the stage stops (drained, or stale and cancelled) is reported to the
+   stack's statsd_exporter as stopped on purpose (``flink_jobs.record_stopped``), so the ``FreightlineFlinkJobsLost``
+   alert does not take it for lost;
 4. per job, the committed output (``read_committed``, from where the sink topic ended before the job started), the
    PostgreSQL rows of the run's windows and the late events the job reported are compared with the oracle of the
    events the job read minus those it reported late (with several source partitions, the idle timeout can let
@@ -52,6 +54,9 @@ console = Console(stderr=True)
 
 SECTION = "Stream windows (Flink, this run)"
 READ_TIMEOUT_S = 600  # hang guard: the jobs read a run's backlog in well under a minute
+# a job failing this often while it reads (a refused login or ACL, an unreachable server: each failure restarts it)
+# will not read its sources: the stage stops it and names the cause at once instead of after READ_TIMEOUT_S
+GIVE_UP_FAILURES = 3
 # the jobs' idle-source timeout in the stage (the setting's default is for long-running jobs): none. A bounded run
 # ends with a drain, whose end-of-time watermark Flink ignores from a source marked idle (its last windows would
 # never fire), nothing waits on a window before the drain, and over a backlog in several partitions a timeout lets
@@ -131,9 +136,13 @@ class _Started:
     started: float
 
 
+def _deployments(env: Mapping[str, str], names: list[str]) -> list[str]:
+    """The window jobs' pipeline names (job and consumer group): what a running Flink job of them is known by."""
+    return [flink_jobs.job(name).job.pipeline_name(_settings(name, env)) for name in names]
+
+
 def _cancel_stale(ctx: RunContext, names: list[str], rest_url: str) -> None:
-    deployments = [flink_jobs.job(name).job.pipeline_name(_settings(name, ctx.env)) for name in names]
-    stale = flink_jobs.stop_active(rest_url, deployments)
+    stale = flink_jobs.stop_active(rest_url, _deployments(ctx.env, names))
     flink_jobs.record_stopped(ctx.env, stale)
     if stale:
         ctx.report.add(SECTION, "stale jobs cancelled", ", ".join(stale))
@@ -175,6 +184,13 @@ def _late_seen(ctx: RunContext, run: _Started, after: float) -> dict[str, int]:
     return {name: seen[flink_jobs.job(name).job.name] for name in run.names}
 
 
+def _failing(rest_url: str, job_id: str) -> bool:
+    """Whether the job has failed ``GIVE_UP_FAILURES`` times or ended: it will not read its sources then."""
+    if flink_jobs.job_details(rest_url, job_id)["state"] not in flink_jobs.ACTIVE_STATES:
+        return True
+    return len(flink_jobs.failures(rest_url, job_id)) >= GIVE_UP_FAILURES
+
+
 def _finish(ctx: RunContext, run: _Started, rest_url: str) -> dict[str, WindowJobFigures]:
     # Against the last readable record, not the high watermark: the mirrored topic ends with a commit marker.
     readable = readable_ends(ctx.local(), sorted({s.source_topic for s in run.settings.values()}))
@@ -182,11 +198,17 @@ def _finish(ctx: RunContext, run: _Started, rest_url: str) -> dict[str, WindowJo
         s.group_id: {key: end for key, end in readable.items() if key[0] == s.source_topic}
         for s in run.settings.values()
     }
-    read = wait_until(
-        lambda: all(group_behind(ctx.local(), group, group_ends) == 0 for group, group_ends in ends.items()),
-        READ_TIMEOUT_S,
-    )
-    if not read:
+
+    def read() -> bool:
+        return all(group_behind(ctx.local(), group, group_ends) == 0 for group, group_ends in ends.items())
+
+    wait_until(lambda: read() or _failing(rest_url, run.job_id), READ_TIMEOUT_S)
+    if not read():
+        failed = flink_jobs.failures(rest_url, run.job_id)
+        flink_jobs.stop_active(rest_url, _deployments(ctx.env, run.names))
+        flink_jobs.record_stopped(ctx.env, [run.job_id])
+        if failed:
+            raise RuntimeError(f"the window jobs failed {len(failed)} times (job {run.job_id}, cancelled): {failed[0]}")
         raise RuntimeError(f"the window jobs did not read their sources within {READ_TIMEOUT_S} s (job {run.job_id})")
     late_seen = _late_seen(ctx, run, time.time())
     flink_jobs.savepoint(rest_url, run.job_id, stop=True, drain=True)
@@ -224,7 +246,6 @@ def window_figures(
     ``source_from`` on and did not report late (every window closed: the job was drained)."""
     job = flink_jobs.job(name).job
     figures = WindowJobFigures()
-    bootstrap, registry = env["KAFKA_BOOTSTRAP_SERVERS"], env["SCHEMA_REGISTRY_URL"]
     serde = AvroSerde(registry_client(SchemaRegistrySettings.from_mapping(env)))
     events = [
         serde.decode(value)
@@ -234,7 +255,7 @@ def window_figures(
     figures.source_events = len(events)
     late = {
         str(value["metadata"]["event_id"])
-        for _key, value in read_committed(bootstrap, registry, settings.late_topic, late_from)
+        for _key, value in read_committed(env, settings.late_topic, late_from)
         if value["job"] == job.name and value["source_topic"] == settings.source_topic
     }
     figures.late_events = len(late)
@@ -245,7 +266,7 @@ def window_figures(
 
     emitted: Windows = {}
     seen: Counter[tuple[Any, ...]] = Counter()
-    for _key, value in read_committed(bootstrap, registry, settings.sink_topic, sink_from):
+    for _key, value in read_committed(env, settings.sink_topic, sink_from):
         window = (*(value[name] for name in job.key), value["window_start"])
         value["metadata"].pop("ingest_time")
         seen[window] += 1

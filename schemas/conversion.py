@@ -30,9 +30,8 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from schemas.loader import PRIMITIVES as _PRIMITIVES
 from schemas.loader import iter_named_types
-
-_PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
 
 class ExampleError(ValueError):

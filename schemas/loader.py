@@ -171,6 +171,10 @@ def to_text(schema: dict[str, Any]) -> str:
     return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
 
 
+# Avro's primitive type names: a string type that is none of them names a named type
+PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+
+
 def iter_named_types(schema: Any) -> Iterator[dict[str, Any]]:
     """Every named type definition (record, enum, fixed) inside an expanded schema, in document order."""
     if isinstance(schema, list):

@@ -56,7 +56,13 @@ JOB = WindowJob(
     sink_contract=topics.AGGREGATES_CATEGORY_TOP_PRODUCTS,
     key=("category", "product_id"),
     warehouse_key=("category", "rank"),
-    source_fields=("metadata", "event", "product"),
+    source_fields=(
+        "metadata.event_id",
+        "metadata.event_time",
+        "event.product_id",
+        "event.device_id",
+        "product.category",
+    ),
     views=(
         (
             "category_views",

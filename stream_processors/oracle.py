@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from services.common.serde import AvroSerde, registry_client
-from services.common.settings import SchemaRegistrySettings
+from services.common.settings import KafkaSettings, SchemaRegistrySettings
 from stream_processors import (
     category_top_products,
     product_views,
@@ -202,14 +202,15 @@ ORACLES: dict[str, Callable[[list[dict[str, Any]], dt.timedelta | None], Windows
 
 
 def read_committed(
-    bootstrap: str, registry_url: str, topic: str, start: Mapping[int, int] | None = None
+    env: Mapping[str, str], topic: str, start: Mapping[int, int] | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
     """Every committed record of ``topic`` (isolation.level=read_committed, up to the last stable offset) from
-    ``start`` (per partition; default the beginning), as (key, decoded value)."""
-    serde = AvroSerde(registry_client(SchemaRegistrySettings(url=registry_url)))
+    ``start`` (per partition; default the beginning), as (key, decoded value); the cluster and the registry are
+    ``env``'s (``KAFKA_*``, ``SCHEMA_REGISTRY_*``: a secure stack's login and CAs too)."""
+    serde = AvroSerde(registry_client(SchemaRegistrySettings.from_mapping(env)))
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **KafkaSettings.from_mapping(env).client_config(),
             "group.id": f"oracle-{uuid.uuid4().hex[:8]}",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,

@@ -58,7 +58,8 @@ JOB = WindowJob(
     key=("route_id",),
     # what the windows use: Flink's Avro format does not accept the contract's nullable record (current_location)
     source_fields=(
-        "metadata",
+        "metadata.event_id",
+        "metadata.event_time",
         "shipment_id",
         "status",
         "route_id",

@@ -44,7 +44,7 @@ JOB = WindowJob(
     source_contract=topics.CLICKSTREAM,
     sink_contract=topics.AGGREGATES_SERVICE_ERROR_RATE,
     key=("service",),
-    source_fields=("metadata", "event_type", "level", "service"),
+    source_fields=("metadata.event_id", "metadata.event_time", "event_type", "level", "service"),
     windows=f"""SELECT
   `service`, `window_start`, `window_end`,
   COUNT(*) AS `event_count`,

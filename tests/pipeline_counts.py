@@ -1,8 +1,14 @@
-"""The main job's service stages counted exactly, as its e2e test and the secure leg check them: every record the
-generator produced this run is mirrored, enriched and landed once, no more, no less (``deploy.pipeline.Figures``)."""
+"""The main job's stages counted exactly, as its e2e test and the secure legs check them: every record the
+generator produced this run is mirrored, enriched and landed once, no more, no less; every window job's windows are
+its oracle's; dbt builds every model and passes every test (``deploy.pipeline.Figures``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from deploy import flink_jobs
+from deploy.dbt import DBT_PROJECT
+from deploy.dbt_stage import DbtFigures
 from deploy.pipeline import PRODUCT_VIEWS_LOCAL, PRODUCT_VIEWS_REMOTE, Figures
 from services.enricher.settings import OUTPUT_TOPICS, SOURCE_TOPICS
 
@@ -27,3 +33,28 @@ def check_service_stages(figures: Figures) -> None:
     assert set(figures.landed) == {"mongodb", "hdfs", "gcs"}
     for sink, topics in figures.sink_topics.items():
         assert (sink, figures.landed[sink]) == (sink, sum(generated(figures, topic) for topic in topics))
+
+
+def check_stream_stage(figures: Figures, env: Mapping[str, str]) -> None:
+    """The Flink window jobs read exactly this run's source events (``env``: the run's settings) and agree with the
+    oracle of them, window by window, in the committed Kafka output and in PostgreSQL, every window closed and none
+    emitted twice; the late events on the topic are the ones Flink's late-event counter showed Prometheus."""
+    assert set(figures.stream) == set(flink_jobs.JOBS)
+    for name, job in figures.stream.items():
+        source = flink_jobs.job_settings(flink_jobs.job(name), env).source_topic
+        # a job over an enriched topic (category_top_products) reads what the enricher wrote this run
+        expected_source = figures.enriched[source] if source in figures.enriched else generated(figures, source)
+        assert (name, job.source_events) == (name, expected_source)
+        assert (name, job.counted_events + job.late_events) == (name, job.source_events)
+        assert (name, job.late_seen) == (name, job.late_events)
+        assert job.windows_expected > 0, name
+        assert (name, job.kafka_rows, job.postgres_rows) == (name, job.windows_expected, job.windows_expected)
+        assert (name, job.kafka_duplicates, job.differences) == (name, 0, [])
+        assert job.kafka_agrees and job.postgres_agrees, name
+
+
+def check_dbt_stage(dbt: DbtFigures | None) -> None:
+    """One ``dbt build``: every model built and every test passed (more than 100), no source stale."""
+    assert dbt is not None
+    assert (dbt.models_built, dbt.failures) == (len(list((DBT_PROJECT / "models").rglob("*.sql"))), {})
+    assert dbt.tests_passed > 100 and set(dbt.freshness.values()) <= {"pass", "warn"}, dbt.freshness

@@ -4,7 +4,8 @@ Most integration tests wait on servers far more than they compute, so the suite 
 once, against the same local stack (started here once, or the one ``FREIGHTLINE_STACK_ENV`` names):
 
 - the **engine lane**: the tests that drive the heavy engines (Flink, Spark, Airflow, dbt), the observability
-  tests (they submit a Flink job) and the end-to-end main job, one after another, so the engines never run at once;
+  tests (they submit a Flink job), the engine stages on a secure stack and the end-to-end main job, one after
+  another, so the engines never run at once;
 - the **service lane**: everything else (unit tests first, then the services' and sinks' integration tests), with
   its output shown live.
 
@@ -29,6 +30,7 @@ ENGINE_LANE = (
     "tests/integration/airflow",
     "tests/integration/dbt",
     "tests/integration/observability",
+    "tests/integration/secure_engines",
 )
 NO_TESTS = 5  # pytest's exit status when nothing was collected
 

@@ -64,6 +64,8 @@ from fastavro.read import LOGICAL_READERS
 from fastavro.schema import extract_logical_type, extract_record_type
 from fastavro.write import LOGICAL_WRITERS
 
+from schemas.loader import PRIMITIVES
+
 log = logging.getLogger(__name__)
 
 _WRAPPER_FIELD = "v"
@@ -127,7 +129,6 @@ Record = Mapping[str, Any]
 
 INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
 LONG_MIN, LONG_MAX = -(1 << 63), (1 << 63) - 1
-PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 # Logical types whose prepare function returns a value of the underlying Python type unchanged.
 _PASS_THROUGH: dict[str, type] = {
     "long-timestamp-millis": int,

@@ -25,6 +25,7 @@ import fastavro
 from fastavro.read import LOGICAL_READERS
 from fastavro.schema import extract_logical_type, extract_record_type
 
+from schemas.loader import PRIMITIVES
 from services.common.avro_codegen import SourceEmitter
 from services.common.serde import UndecodableRecord
 
@@ -35,7 +36,6 @@ Validator = Callable[..., None]
 # Longest block of zero-width items (e.g. an array of nulls) accepted: such items take no bytes, so a corrupt count
 # would make readers build billions of them.
 MAX_EMPTY_ITEMS = 1 << 20
-PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
 # Canonical UUID text is always what fastavro's uuid reader accepts; other spellings are handed to it.
 _CANONICAL_UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

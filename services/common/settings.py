@@ -222,6 +222,25 @@ class KafkaSettings(RedactedSettings):
             config["ssl.ca.location"] = self.ssl_ca_location
         return config
 
+    def java_client_properties(self, shaded: str = "") -> dict[str, str]:
+        """The Java Kafka client's security properties (Flink's and Spark's Kafka connectors, which prefix them with
+        ``properties.`` and ``kafka.``): the protocol, the SASL login as a JAAS line (when the settings carry one),
+        and the CA of ``ssl_ca_location`` as a PEM trust store (the file librdkafka reads; without it the JVM's own
+        trust store, which does not know a private CA). ``shaded``: the package prefix of a connector that shades
+        the Kafka client (its login module is only found under that name)."""
+        properties = {"security.protocol": self.security_protocol}
+        if self.sasl_mechanism and self.sasl_username and self.sasl_password:
+            module = f"{shaded}org.apache.kafka.common.security.scram.ScramLoginModule"
+            if self.sasl_mechanism == "PLAIN":
+                module = f"{shaded}org.apache.kafka.common.security.plain.PlainLoginModule"
+            password = self.sasl_password.get_secret_value().replace('"', '\\"')
+            properties["sasl.mechanism"] = self.sasl_mechanism
+            properties["sasl.jaas.config"] = f'{module} required username="{self.sasl_username}" password="{password}";'
+        if self.ssl_ca_location and self.security_protocol.endswith("SSL"):
+            properties["ssl.truststore.type"] = "PEM"
+            properties["ssl.truststore.location"] = self.ssl_ca_location
+        return properties
+
     def replication(self) -> tuple[int, int]:
         """(replication factor, min.insync.replicas) for the topics created on this cluster."""
         if self.topic_min_insync_replicas > self.topic_replication_factor:

@@ -78,7 +78,7 @@ from tests.integration.enricher import support as enricher_support
 from tests.integration.flink import oracle
 from tests.integration.flink.support import produce_source
 
-EVENTS = 300_000
+EVENTS = 1_000_000
 PARTITIONS = 3
 BROKER_GOAL = 0.3
 QUIX_GOAL = 3.0

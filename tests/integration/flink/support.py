@@ -103,7 +103,7 @@ class JobRun:
 
     def late_events(self) -> list[dict[str, Any]]:
         """The committed late-event records, checked for key and ingest time, without the ingest time."""
-        records = read_committed(self.env["KAFKA_BOOTSTRAP_SERVERS"], self.env["SCHEMA_REGISTRY_URL"], self.late)
+        records = read_committed(self.env, self.late)
         for key, value in records:
             assert key == value["job"] == self.job.name
             assert value["metadata"].pop("ingest_time") >= value["watermark"]
@@ -142,9 +142,7 @@ class JobRun:
     def check(self, expected: Windows) -> None:
         """The committed Kafka output and the table equal ``expected`` (keyed by the job's key and window start)."""
         emitted: Windows = {}
-        for key, value in read_committed(
-            self.env["KAFKA_BOOTSTRAP_SERVERS"], self.env["SCHEMA_REGISTRY_URL"], self.sink
-        ):
+        for key, value in read_committed(self.env, self.sink):
             window = (*(value[name] for name in self.job.key), value["window_start"])
             assert window not in emitted, f"window {window} emitted twice"
             assert key == value[self.job.key[0]]

@@ -242,3 +242,15 @@ def mongo_event_ids(uri: str, database: str, collection: str = "views") -> list[
         return [doc["metadata"]["event_id"] for doc in client[database][collection].find({}, {"metadata.event_id": 1})]
     finally:
         client.close()
+
+
+def mongo_document_count(uri: str, database: str, collection: str = "views") -> int:
+    """The documents in ``database.collection`` (a count, not a read of every document: cheap to poll)."""
+    from services.common.settings import MongoSettings
+    from services.sink_mongodb.target import mongo_client
+
+    client = mongo_client(MongoSettings(uri=uri))
+    try:
+        return int(client[database][collection].count_documents({}))
+    finally:
+        client.close()

@@ -22,6 +22,7 @@ from tests.integration.sinks.helpers import (
     consumer_lag,
     example_record,
     kill_in_flight,
+    mongo_document_count,
     mongo_event_ids,
     private_mongodb,
     produce_events,
@@ -62,12 +63,13 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     topic = new_topic("mongo-crash", 3)
     database = unique_name("db").replace("-", "_")
     uri = sink_env["MONGODB_URI"]
-    ids = produce_events(sink_env, topic, 10000)
+    # a backlog the sink needs several seconds for, polled by count, so the kill comes while records are in flight
+    ids = produce_events(sink_env, topic, 30000)
     group = unique_name("g")
     env = _env(sink_env, topic, database, group)
     log = tmp_path / "sink.log"
     with service_process("sink_mongodb", env, log) as sink:
-        wait_for(lambda: len(_ids(uri, database)) >= 300, 120, what="first documents")
+        wait_for(lambda: mongo_document_count(uri, database) >= 300, 120, what="first documents")
         lag_at_kill = kill_in_flight(sink, sink_env, group, topic)
         assert lag_at_kill > 0, "the kill hit a drained consumer"
     landed_at_kill = set(_ids(uri, database))

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from deploy.local.components import KafkaBroker, Postgres, SchemaRegistry
 from deploy.local.context import StackContext, wipe
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
+from deploy.local.storage_components import storage_components
 from tests.integration.registry import free_port
 
 BROKER_AND_DATABASE_PORTS = (
@@ -19,6 +21,19 @@ BROKER_AND_DATABASE_PORTS = (
     "remote_kafka_metrics_port",
     "postgres_port",
 )
+# what the services need besides: the registry and the storage servers the sinks write
+SERVICE_PORTS = (
+    *BROKER_AND_DATABASE_PORTS,
+    "schema_registry_port",
+    "mongodb_port",
+    "hdfs_namenode_port",
+    "hdfs_webhdfs_port",
+    "gcs_port",
+)
+# A compressed calendar for a main job's run on such a stack (a step of an order or shipment 2 s of event time, not
+# 45 s): a few thousand events span about half a minute of event time, and shipments must have events too (the
+# enricher's shipment join, the HDFS sink).
+SMALL_WORLD = {"GENERATOR_STEP_S": "2", "GENERATOR_MAX_LATENESS_S": "1"}
 
 
 def private_stack_context(tmp_path: Path, ports: Sequence[str] = BROKER_AND_DATABASE_PORTS) -> StackContext:
@@ -53,3 +68,11 @@ def stop_and_wipe(stack: Stack) -> None:
     wipe(stack.ctx.paths)
     for folder in outside:  # now empty
         folder.rmdir()
+
+
+def secure_service_stack(tmp_path: Path) -> Stack:
+    """A private secure stack (``secure_stack_context``) of exactly what the services need: both brokers,
+    PostgreSQL, the registry and the storage servers (no Flink, Spark, Airflow or monitoring)."""
+    ctx = secure_stack_context(tmp_path, ports=SERVICE_PORTS)
+    brokers = [KafkaBroker("kafka", sasl=False), KafkaBroker("remote_kafka", sasl=True)]
+    return Stack(ctx, [*brokers, Postgres(), SchemaRegistry(), *storage_components()])

@@ -20,33 +20,20 @@ from rich.console import Console
 
 from deploy import processes
 from deploy.local import kafka_acls
-from deploy.local.components import KafkaBroker, Postgres, SchemaRegistry, kafka_user_password
+from deploy.local.components import kafka_user_password
 from deploy.local.context import StackContext
-from deploy.local.stack import Stack
-from deploy.local.storage_components import storage_components
 from deploy.pipeline import LABELS, Report, execute
 from services.sink_gcs.settings import SERVICE as SINK_GCS
 from services.sink_hdfs.settings import SERVICE as SINK_HDFS
 from services.sink_mongodb.settings import SERVICE as SINK_MONGODB
-from tests.integration.stack.support import BROKER_AND_DATABASE_PORTS, secure_stack_context, stop_and_wipe
+from tests.integration.stack.support import SMALL_WORLD, secure_service_stack, stop_and_wipe
 from tests.pipeline_counts import check_service_stages
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 EVENTS = 6_000
 SEED = 20261206
-# A compressed calendar (a step of an order or shipment 2 s of event time, not 45 s): a few thousand events span about
-# half a minute of event time, and shipments must have events too (the enricher's shipment join, the HDFS sink).
-SMALL_WORLD = {"GENERATOR_STEP_S": "2", "GENERATOR_MAX_LATENESS_S": "1"}
 STAGES = ("contracts", "shared-library pipeline", "generator", "mirror", "enrichment and detection", "sinks")
-PORTS = (
-    *BROKER_AND_DATABASE_PORTS,
-    "schema_registry_port",
-    "mongodb_port",
-    "hdfs_namenode_port",
-    "hdfs_webhdfs_port",
-    "gcs_port",
-)
 # the Kafka principal each service process of the stages must log in as (deploy/local/kafka_acls.py)
 PRINCIPALS = {
     "services.generator": kafka_acls.GENERATOR,
@@ -69,9 +56,7 @@ class SecureRun:
 
 @pytest.fixture(scope="module")
 def secure_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureRun]:
-    ctx = secure_stack_context(tmp_path_factory.mktemp("secure-pipeline"), ports=PORTS)
-    brokers = [KafkaBroker("kafka", sasl=False), KafkaBroker("remote_kafka", sasl=True)]
-    stack = Stack(ctx, [*brokers, Postgres(), SchemaRegistry(), *storage_components()])
+    stack = secure_service_stack(tmp_path_factory.mktemp("secure-pipeline"))
     started: dict[str, dict[str, str]] = {}
     original = processes.ServiceProcess.start
 
@@ -85,7 +70,7 @@ def secure_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureRun]:
             patch.setattr(processes.ServiceProcess, "start", recording_start)
             report = execute(stack, {**env, **SMALL_WORLD}, events=EVENTS, seed=SEED, stages=STAGES)
         report.render(Console(stderr=True, width=160))  # shown when a test fails
-        yield SecureRun(ctx, env, report, started)
+        yield SecureRun(stack.ctx, env, report, started)
     finally:
         stop_and_wipe(stack)
 

@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.common.settings import KafkaSettings, RemoteKafkaSettings, SchemaRegistrySettings, ServiceSettings
+from tests.unit.conftest import SecureKafka
 
 
 def test_local_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,3 +58,19 @@ def test_min_insync_above_replication_factor_names_the_variable() -> None:
     with pytest.raises(ValueError, match="KAFKA_TOPIC_MIN_INSYNC_REPLICAS"):
         settings.replication()
     assert KafkaSettings(topic_replication_factor=3, topic_min_insync_replicas=2).replication() == (3, 2)
+
+
+def test_the_java_clients_properties_carry_the_login_and_the_ca(secure_kafka: SecureKafka) -> None:
+    secure = secure_kafka(mechanism="PLAIN", password='p"w')
+    ca = secure.ssl_ca_location
+    assert secure.java_client_properties() == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "PLAIN",
+        "sasl.jaas.config": 'org.apache.kafka.common.security.plain.PlainLoginModule required username="stream" '
+        'password="p\\"w";',  # pragma: allowlist secret
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": ca,
+    }
+    # the CA only over TLS, the login only with credentials
+    plain = KafkaSettings(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256", ssl_ca_location=ca)
+    assert plain.java_client_properties() == {"security.protocol": "SASL_PLAINTEXT"}

@@ -1,5 +1,5 @@
 """The chaos harness's fault timeline: every kind once in a seeded order, then cycling; with a duration, as many as
-fit (at least ``faults``), spread over the stream so each outage ends within it."""
+fit (at least ``faults``), spread over the stream so each outage ends within it; and each outage's length."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from deploy.chaos import ChaosOptions, fault_timeline
+from deploy.chaos import ChaosOptions, _with_remote, fault_timeline
 
 KINDS = [("kill", f"service{i}") for i in range(6)] + [("down", "registry"), ("latency", "kafka")]
 
@@ -33,7 +33,7 @@ def test_with_a_duration_as_many_as_fit_spread_over_the_stream() -> None:
     times = [moment for moment, _ in timeline]
     width = window / len(timeline)
     for slot, moment in enumerate(times):  # one per slot, its outage ending within the slot
-        assert slot * width <= moment <= (slot + 1) * width - options.outage_s
+        assert slot * width <= moment <= (slot + 1) * width - options.longest_outage_s
     assert times == sorted(times)
 
 
@@ -57,3 +57,37 @@ def test_rate_and_load_factor_exclude_each_other() -> None:
         ChaosOptions(rate=100.0, load_factor=2.0)
     with pytest.raises(ValueError, match="minutes must be positive"):
         ChaosOptions(minutes=0)
+
+
+def test_outages_last_as_the_issue_says_unless_one_length_is_given() -> None:
+    options = ChaosOptions()
+    assert options.outage("registry") == 20.0
+    assert [options.outage(target) for target in ("mongodb", "hdfs", "gcs")] == [30.0, 30.0, 30.0]
+    assert options.outage("kafka") == 20.0  # a toxic on the broker's link
+    assert options.longest_outage_s == 30.0
+    given = ChaosOptions(outage_s=2.0)
+    assert {given.outage(target) for target in ("registry", "mongodb", "hdfs", "gcs", "kafka")} == {2.0}
+    assert given.longest_outage_s == 2.0
+    with pytest.raises(ValueError, match="outage_s must be positive"):
+        ChaosOptions(outage_s=0)
+
+
+def test_with_a_duration_the_slots_fit_the_longest_outage() -> None:
+    options = ChaosOptions(faults=1, gap_s=(1.0, 3.0))  # the default outages: 30 s the longest
+    timeline = fault_timeline(KINDS, options, 300.0, random.Random(2))
+    window = 300.0 - 30.0
+    assert len(timeline) == int(window // 32.0)
+    width = window / len(timeline)
+    for slot, (moment, _) in enumerate(timeline):
+        assert slot * width <= moment <= (slot + 1) * width - 30.0
+
+
+def test_the_services_remote_cluster_is_the_runs_own_broker() -> None:
+    stack = {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
+        "REMOTE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:29092",
+        "REMOTE_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "REMOTE_KAFKA_SASL_USERNAME": "mirror",
+    }
+    own = {"REMOTE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:40001", "REMOTE_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}
+    assert _with_remote(stack, own) == {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092", **own}

@@ -34,6 +34,23 @@ def test_a_subset_runs_in_the_job_order(ran: list[str]) -> None:
     assert ran == ["generator", "mirror", "sinks"]
 
 
+def test_the_callers_stages_run_after_the_chosen_ones_with_the_same_run(ran: list[str]) -> None:
+    contexts: list[Any] = []
+
+    def batch(ctx: Any) -> None:
+        ran.append("batch")
+        contexts.append(ctx)
+
+    def failing(ctx: Any) -> None:
+        contexts.append(ctx)
+        raise RuntimeError("no warehouse")
+
+    report = run(stages=["sinks", "generator"], then=[("batch", batch), ("failing", failing), ("batch", batch)])
+    assert ran == ["generator", "sinks", "batch"]  # a failed stage ends the run, as in the main job
+    assert contexts[0] is contexts[1] and contexts[0].report is report
+    assert report.problems == ["stage failing failed: RuntimeError: no warehouse"]
+
+
 def test_an_unknown_stage_is_refused_before_anything_runs(ran: list[str]) -> None:
     with pytest.raises(ValueError, match=r"unknown stages sink; the stages are components, contracts"):
         run(stages=["generator", "sink"])

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import uuid
-from pathlib import Path
+from typing import Any
 
+import fastavro
 import pytest
-from pydantic import SecretStr
 
 from schemas import topics
-from schemas.catalogue import load_catalogue, schema_text
+from schemas.catalogue import example_path, load_catalogue, schema_text
+from schemas.conversion import from_json
 from services.common.settings import KafkaSettings, PostgresSettings, SchemaRegistrySettings
 from stream_processors.flink_sql import (
     columns,
@@ -25,6 +27,7 @@ from stream_processors.flink_sql import (
     window_event_id,
 )
 from stream_processors.product_views import JOB, ProductViewsJobSettings
+from tests.unit.conftest import SecureKafka
 
 
 def _columns(topic: str) -> list[str]:
@@ -132,10 +135,46 @@ def test_route_delays_map_every_delay_reason_of_the_contract_and_read_a_projecti
     assert tuple(load_schema("com.freightline.logistics.DelayReason")["symbols"]) == DELAY_REASONS
     source = schema_text(load_catalogue().topic(topics.SHIPMENT_EVENTS).value_schema)
     reader = json.loads(projected(source, ROUTES.source_fields))
-    assert [field["name"] for field in reader["fields"]] == list(ROUTES.source_fields)
+    assert [field["name"] for field in reader["fields"]] == list(
+        dict.fromkeys(path.split(".")[0] for path in ROUTES.source_fields)
+    )
     assert "`current_location`" not in " ".join(columns(json.dumps(reader)))
     with pytest.raises(ValueError, match="no fields"):
         projected(source, ("route_id", "nope"))
+
+
+def test_a_projection_selects_fields_of_nested_records_and_keeps_every_definition_it_uses() -> None:
+    from stream_processors.category_top_products import JOB as TOP_PRODUCTS
+    from stream_processors.store_order_revenue import JOB as REVENUE
+
+    orders = schema_text(load_catalogue().topic(topics.ORDERS).value_schema)
+    reader = json.loads(projected(orders, REVENUE.source_fields))
+    fields = {field["name"]: field for field in reader["fields"]}
+    assert [f["name"] for f in fields["metadata"]["type"]["fields"]] == ["event_id", "event_time"]
+    assert [f["name"] for f in fields["line_items"]["type"]["items"]["fields"]] == ["line_number", "quantity"]
+    assert "customer_id" not in fields
+    fastavro.parse_schema(reader)  # a valid schema: every name it uses is defined in it
+    # a record of the full contract reads through it (Avro resolution skips what the projection left out)
+    example = json.loads(example_path("com.freightline.commerce.Order").read_text())
+    written = fastavro.parse_schema(json.loads(orders))
+    record = from_json(json.loads(orders), example)
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, written, record)
+    buffer.seek(0)
+    read: Any = fastavro.schemaless_reader(buffer, written, fastavro.parse_schema(reader))
+    assert read["line_items"] == [
+        {"line_number": line["line_number"], "quantity": line["quantity"]} for line in record["line_items"]
+    ]
+    enriched = schema_text(load_catalogue().topic(topics.ENRICHED_PRODUCT_VIEWS).value_schema)
+    top = columns(projected(enriched, TOP_PRODUCTS.source_fields))
+    assert top[1] == "`event` ROW<`product_id` STRING NOT NULL, `device_id` STRING NOT NULL> NOT NULL"
+    # the view's own metadata defines the type its event's metadata refers to: dropping it is refused
+    with pytest.raises(ValueError, match="drops the definitions of"):
+        projected(enriched, ("event",))
+    with pytest.raises(ValueError, match="no fields"):
+        projected(enriched, ("event.nope",))
+    with pytest.raises(ValueError, match="only records"):
+        projected(enriched, ("metadata.event_id.x",))
 
 
 def test_top_products_is_a_window_top_n_whose_late_events_report_the_last_hopping_window() -> None:
@@ -180,17 +219,9 @@ def test_jobs_run_together_are_named_after_each_deployment_and_share_one_configu
         shared_config([job_config(views, together), job_config(slower, together)])
 
 
-def test_a_secure_cluster_gives_every_kafka_table_its_credentials_and_the_ca(tmp_path: Path) -> None:
-    ca = tmp_path / "ca.crt"
-    ca.write_text("pem")
-    kafka = KafkaSettings(
-        bootstrap_servers="k:1",
-        security_protocol="SASL_SSL",
-        sasl_mechanism="SCRAM-SHA-512",
-        sasl_username="stream",
-        sasl_password=SecretStr("pw"),
-        ssl_ca_location=str(ca),
-    )
+def test_a_secure_cluster_gives_every_kafka_table_its_credentials_and_the_ca(secure_kafka: SecureKafka) -> None:
+    kafka = secure_kafka()
+    ca = kafka.ssl_ca_location
     definitions, _ = JOB.statements(
         ProductViewsJobSettings(), kafka, SchemaRegistrySettings(url="http://r:2"), PostgresSettings()
     )
@@ -198,7 +229,9 @@ def test_a_secure_cluster_gives_every_kafka_table_its_credentials_and_the_ca(tmp
     for table in (source, sink, late):
         assert "'properties.security.protocol' = 'SASL_SSL'" in table
         assert "'properties.sasl.mechanism' = 'SCRAM-SHA-512'" in table
-        assert 'ScramLoginModule required username="stream" password="pw";' in table  # pragma: allowlist secret
+        # the login module of the connector's shaded Kafka client (no other is on the cluster's class path)
+        login = 'ScramLoginModule required username="stream" password="pw";'  # pragma: allowlist secret
+        assert f"'org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.{login}'" in table
         assert "'properties.ssl.truststore.type' = 'PEM'" in table
         assert f"'properties.ssl.truststore.location' = '{ca}'" in table
     plaintext, _ = JOB.statements(
