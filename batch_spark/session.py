@@ -60,6 +60,11 @@ def spark_session(settings: SparkJobSettings, gcs: GcsSettings, app_name: str) -
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
     )
+    if settings.extra_class_path:
+        # on the JVM's own class path, so ahead of spark.jars (loaded by a child class loader, parent first): a
+        # resource there (the GCS connector's trust store) wins over the same path inside a jar
+        builder = builder.config("spark.driver.extraClassPath", settings.extra_class_path)
+        builder = builder.config("spark.executor.extraClassPath", settings.extra_class_path)
     for key, value in gcs_options(gcs).items():
         builder = builder.config(f"spark.hadoop.{key}", value)
     spark = builder.getOrCreate()

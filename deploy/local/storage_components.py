@@ -17,7 +17,9 @@ With ``FREIGHTLINE_SECURE`` each serves TLS only, with a server certificate of t
 clients need to check it (the CA, the server's name): the MongoDB wire proxy (``tls=true&tlsCAFile=`` in
 ``MONGODB_URI``; FerretDB itself then listens on a Unix socket in a folder only the server's user enters, so the proxy
 is the only way in), WebHDFS on both HDFS daemons (``dfs.http.policy=HTTPS_ONLY``, a PKCS#12 key store;
-``HDFS_SSL_CA_LOCATION``) and the GCS emulator (``-scheme https``; ``GCS_SSL_CA_LOCATION``). HDFS's RPC (``hdfs://``,
+``HDFS_SSL_CA_LOCATION``) and the GCS emulator (``-scheme https``; ``GCS_SSL_CA_LOCATION``, and for Spark's GCS
+connector, which reads only the trust store it bundles, a class-path folder with that store plus the CA:
+``SPARK_JOBS_EXTRA_CLASS_PATH``). HDFS's RPC (``hdfs://``,
 Spark's and Flink's way in) stays plain: Hadoop encrypts it (``hadoop.rpc.protection=privacy``) only under Kerberos.
 
 HDFS and the GCS emulator keep their data under the state directory's ``data/<name>``, MongoDB in PostgreSQL
@@ -40,8 +42,8 @@ from xml.sax.saxutils import escape
 from deploy.local.builds import digest, go_build, is_current, require_tool, run_step
 from deploy.local.components import Component, Postgres, Program
 from deploy.local.context import StackContext
-from deploy.local.jars import classpath
-from deploy.local.tls import pkcs12_keystore, write_file
+from deploy.local.jars import classpath, jar_dir
+from deploy.local.tls import gcs_connector_trust_overlay, pkcs12_keystore, write_file
 from services.common.settings import LOCAL_HOST
 
 LAUNCHERS = Path(__file__).resolve().parent / "launchers"
@@ -326,6 +328,20 @@ class GcsEmulator(Component):
         if not self.binary(ctx).exists():
             self.setup(ctx, lambda _: None)
         (ctx.paths.data / self.name).mkdir(parents=True, exist_ok=True)
+        if ctx.settings.secure:
+            self._write_spark_trust(ctx)
+
+    def spark_trust_dir(self, ctx: StackContext) -> Path:
+        """On a secure stack: the class-path folder that makes Spark's GCS connector trust the CA (its bundled Google
+        roots plus the CA, where the connector loads its trust store from); the stack exports it as
+        ``SPARK_JOBS_EXTRA_CLASS_PATH``, which the Spark jobs put ahead of the connector's jar."""
+        return ctx.paths.config / "spark-gcs-trust"
+
+    def _write_spark_trust(self, ctx: StackContext) -> None:
+        connectors = sorted(jar_dir(ctx.paths, "spark").glob("gcs-connector-*.jar"))
+        if not connectors:
+            raise RuntimeError(f"no GCS connector in {jar_dir(ctx.paths, 'spark')}: run `freightline setup` first")
+        gcs_connector_trust_overlay(connectors[-1], ctx.tls.ensure(), self.spark_trust_dir(ctx))
 
     def url(self, ctx: StackContext) -> str:
         return f"{ctx.http_scheme}://{LOCAL_HOST}:{ctx.settings.gcs_port}"
@@ -384,6 +400,7 @@ class GcsEmulator(Component):
             "GCS_ENDPOINT": self.url(ctx),
             "GCS_BUCKET": ctx.settings.gcs_bucket,
             **_ca_export(ctx, "GCS_SSL_CA_LOCATION"),
+            **({"SPARK_JOBS_EXTRA_CLASS_PATH": str(self.spark_trust_dir(ctx))} if ctx.settings.secure else {}),
         }
 
 
