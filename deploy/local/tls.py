@@ -26,10 +26,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_DAYS = 3650
@@ -39,7 +39,7 @@ DEFAULT_HOSTS = ("127.0.0.1", "localhost")
 # resource beside its class, and nothing else (javax.net.ssl.trustStore is not read), with this password. The
 # password guards nothing: the store holds public certificates only; it is the one the library opens it with.
 GCS_CONNECTOR_TRUST_STORE = "com/google/cloud/hadoop/repackaged/gcs/com/google/api/client/googleapis/google.p12"
-GCS_CONNECTOR_TRUST_STORE_PASSWORD = "notasecret"  # noqa: S105  # pragma: allowlist secret
+GCS_CONNECTOR_TRUST_STORE_PASSWORD = "notasecret"  # pragma: allowlist secret
 
 
 @dataclass(frozen=True)

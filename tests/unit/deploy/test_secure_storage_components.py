@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import stat
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
 from deploy.chaos import _netloc, _via
 from deploy.local.context import StackContext
 from deploy.local.settings import StackSettings
 from deploy.local.storage_components import GcsEmulator, Hdfs, MongoServer
+from deploy.local.tls import GCS_CONNECTOR_TRUST_STORE, GCS_CONNECTOR_TRUST_STORE_PASSWORD, PrivateCA
 from services.common.settings import GcsSettings, HdfsSettings, MongoSettings
 
 
@@ -116,6 +119,7 @@ def test_with_secure_the_gcs_emulator_serves_https(tmp_path: Path) -> None:
         "GCS_ENDPOINT": "https://127.0.0.1:14999",
         "GCS_BUCKET": "freightline-raw",
         "GCS_SSL_CA_LOCATION": str(ctx.tls.cert),
+        "SPARK_JOBS_EXTRA_CLASS_PATH": str(ctx.paths.config / "spark-gcs-trust"),
     }
     assert GcsSettings.from_mapping(env).ssl_ca_location == str(ctx.tls.cert)
     command = GcsEmulator().program(ctx).command
@@ -126,6 +130,42 @@ def test_with_secure_the_gcs_emulator_serves_https(tmp_path: Path) -> None:
         str(files.cert),
         str(files.key),
     )
+
+
+def _connector_jar(path: Path, root: x509.Certificate) -> Path:
+    """A stand-in for the GCS connector's jar: its trust store (one "Google root") where the real one keeps it."""
+    store = pkcs12.serialize_java_truststore(
+        [pkcs12.PKCS12Certificate(root, b"google-root")],
+        BestAvailableEncryption(GCS_CONNECTOR_TRUST_STORE_PASSWORD.encode()),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as jar:
+        jar.writestr("com/google/cloud/hadoop/fs/gcs/GoogleHadoopFileSystem.class", b"")
+        jar.writestr(GCS_CONNECTOR_TRUST_STORE, store)
+    return path
+
+
+def test_with_secure_spark_gets_the_connectors_trust_store_with_the_ca_added(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, secure=True)
+    root = x509.load_pem_x509_certificate(PrivateCA(tmp_path / "google").ensure().read_bytes())
+    _connector_jar(ctx.paths.jars / "spark" / "gcs-connector-3.1.3-shaded.jar", root)
+    gcs = GcsEmulator()
+    gcs._write_spark_trust(ctx)
+    folder = Path(gcs.exports(ctx)["SPARK_JOBS_EXTRA_CLASS_PATH"])
+    # the resource path the connector loads its store from, opened with the password it uses
+    store = pkcs12.load_pkcs12((folder / GCS_CONNECTOR_TRUST_STORE).read_bytes(), b"notasecret")
+    assert store.key is None and store.cert is None  # public certificates only
+    ca = x509.load_pem_x509_certificate(ctx.tls.cert.read_bytes())
+    assert {(c.friendly_name, c.certificate) for c in store.additional_certs} == {
+        (b"google-root", root),  # the roots it bundles still trusted: real GCS unaffected
+        (b"freightline-local-ca", ca),
+    }
+    assert [p.name for p in folder.iterdir()] == ["com"]  # nothing else on the class path
+
+
+def test_with_secure_and_no_gcs_connector_the_stack_says_to_run_setup(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"no GCS connector.*freightline setup"):
+        GcsEmulator()._write_spark_trust(_ctx(tmp_path, secure=True))
 
 
 def test_the_chaos_proxies_keep_the_storage_urls_tls_options() -> None:
