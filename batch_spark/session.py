@@ -41,27 +41,36 @@ def gcs_options(gcs: GcsSettings) -> dict[str, str]:
     return options
 
 
+def spark_conf(settings: SparkJobSettings, gcs: GcsSettings) -> dict[str, str]:
+    """The session's Spark configuration."""
+    conf = {
+        "spark.jars": ",".join(part.strip() for part in settings.jars.split(",") if part.strip()),
+        "spark.driver.host": settings.driver_host,
+        "spark.driver.bindAddress": settings.driver_host,
+        "spark.driver.memory": settings.driver_memory,
+        "spark.driver.extraJavaOptions": driver_java_options(settings),
+        "spark.executor.extraJavaOptions": UTC_JVM,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    if settings.extra_class_path:
+        # on the JVM's own class path, so ahead of spark.jars (loaded by a child class loader, parent first): a
+        # resource there (the GCS connector's trust store) wins over the same path inside a jar
+        conf["spark.driver.extraClassPath"] = settings.extra_class_path
+        conf["spark.executor.extraClassPath"] = settings.extra_class_path
+    conf.update({f"spark.hadoop.{key}": value for key, value in gcs_options(gcs).items()})
+    return conf
+
+
 def spark_session(settings: SparkJobSettings, gcs: GcsSettings, app_name: str) -> Any:
     from pyspark.sql import SparkSession
 
-    jars = ",".join(part.strip() for part in settings.jars.split(",") if part.strip())
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .master(settings.master)
-        .config("spark.jars", jars)
-        .config("spark.driver.host", settings.driver_host)
-        .config("spark.driver.bindAddress", settings.driver_host)
-        .config("spark.driver.memory", settings.driver_memory)
-        .config("spark.driver.extraJavaOptions", driver_java_options(settings))
-        .config("spark.executor.extraJavaOptions", UTC_JVM)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
-        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-    )
-    for key, value in gcs_options(gcs).items():
-        builder = builder.config(f"spark.hadoop.{key}", value)
+    builder = SparkSession.builder.appName(app_name).master(settings.master)
+    for key, value in spark_conf(settings, gcs).items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

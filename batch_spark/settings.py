@@ -33,6 +33,12 @@ class SparkJobSettings(BaseSettings):
         description="SPARK_JOBS_JARS: comma-separated jar paths passed as spark.jars (spark-avro, PostgreSQL JDBC); "
         "`freightline spark` sets them from the jars setup resolved.",
     )
+    extra_class_path: str | None = Field(
+        default=None,
+        description="SPARK_JOBS_EXTRA_CLASS_PATH: folders or jars put ahead of the jars on the driver's and the "
+        "executors' class path (spark.driver/executor.extraClassPath); a secure local stack sets it to the folder "
+        "that makes the GCS connector trust the stack's CA (its bundled Google roots plus the CA).",
+    )
     lake_root: str = Field(default=HDFS_LAKE_ROOT, description="SPARK_JOBS_LAKE_ROOT: raw <topic>/dt=/hour= files.")
     analytics_root: str = Field(
         default=HDFS_ANALYTICS_ROOT, description="SPARK_JOBS_ANALYTICS_ROOT: Parquet daily tables, <table>/ds=."

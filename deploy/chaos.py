@@ -76,7 +76,7 @@ from services.common.sinks.files import FileStore, committed_files
 from services.enricher.settings import OUTPUT_TOPICS, SOURCE_TOPICS
 from services.generator.settings import GeneratorSettings
 from services.sink_gcs.store import GcsStore, gcs_client
-from services.sink_hdfs.store import WebHdfsStore
+from services.sink_hdfs.target import store_for as hdfs_store
 from services.sink_mongodb.target import mongo_client
 
 console = Console(stderr=True)
@@ -395,7 +395,7 @@ class Harness:
             self._start_brokers(client)
         else:
             self.local_direct = self.env["KAFKA_BOOTSTRAP_SERVERS"]
-        gcs = GcsStore(gcs_client(GcsSettings(endpoint=self.env["GCS_ENDPOINT"])), self.bucket)
+        gcs = GcsStore(gcs_client(GcsSettings.from_mapping(self.env)), self.bucket)
         gcs.ensure_bucket()
         if self.options.flink and self.env.get("FLINK_REST_URL"):
             self.flink = FlinkStage(self.stack, self.env["FLINK_REST_URL"], self.run_id, self.t)
@@ -425,10 +425,10 @@ class Harness:
         env = {
             **self.env,
             "SCHEMA_REGISTRY_URL": _via(self.env["SCHEMA_REGISTRY_URL"], p["registry"].listen),
-            "MONGODB_URI": f"mongodb://{p['mongodb'].listen}",
-            "HDFS_WEBHDFS_URL": f"http://{p['hdfs'].listen}",
-            "GCS_ENDPOINT": f"http://{p['gcs'].listen}",
-            "STORAGE_EMULATOR_HOST": f"http://{p['gcs'].listen}",
+            "MONGODB_URI": _via(self.env["MONGODB_URI"], p["mongodb"].listen),
+            "HDFS_WEBHDFS_URL": _via(self.env["HDFS_WEBHDFS_URL"], p["hdfs"].listen),
+            "GCS_ENDPOINT": _via(self.env["GCS_ENDPOINT"], p["gcs"].listen),
+            "STORAGE_EMULATOR_HOST": _via(self.env["GCS_ENDPOINT"], p["gcs"].listen),
             "STARTUP_TIMEOUT_S": "60",
         }
         env.pop("METRICS_TARGETS_DIR", None)  # the run's services stay out of the stack's Prometheus
@@ -867,8 +867,7 @@ class Harness:
             )
         if "sink_mongodb" in running:
             counts.append(count_ids("sink_mongodb", f"{self.database}.{MONGO_COLLECTION}", views, self._mongo_ids()))
-        hdfs_settings = HdfsSettings(webhdfs_url=self.env["HDFS_WEBHDFS_URL"])
-        hdfs = WebHdfsStore(hdfs_settings.webhdfs_url, hdfs_settings.user)
+        hdfs = hdfs_store(HdfsSettings.from_mapping(self.env))
         for name in HDFS_TOPICS if "sink_hdfs" in running else ():
             counts.append(
                 count_ids(
@@ -878,7 +877,7 @@ class Harness:
                     _file_ids(hdfs, self.hdfs_root, self.t(name)),
                 )
             )
-        gcs = GcsStore(gcs_client(GcsSettings(endpoint=self.env["GCS_ENDPOINT"])), self.bucket)
+        gcs = GcsStore(gcs_client(GcsSettings.from_mapping(self.env)), self.bucket)
         for name in GCS_TOPICS if "sink_gcs" in running else ():
             counts.append(
                 count_ids(
@@ -901,7 +900,7 @@ class Harness:
         return used
 
     def _mongo_ids(self) -> list[str]:
-        client = mongo_client(MongoSettings(uri=self.env["MONGODB_URI"]))
+        client = mongo_client(MongoSettings.from_mapping(self.env))
         try:
             docs = client[self.database][MONGO_COLLECTION].find({}, {"metadata.event_id": 1})
             return [str(doc["metadata"]["event_id"]) for doc in docs]
@@ -930,15 +929,14 @@ class Harness:
             self._remove_targets()
 
     def _remove_targets(self) -> None:
-        client = mongo_client(MongoSettings(uri=self.env["MONGODB_URI"]))
+        client = mongo_client(MongoSettings.from_mapping(self.env))
         try:
             client.drop_database(self.database)
         finally:
             client.close()
-        hdfs_settings = HdfsSettings(webhdfs_url=self.env["HDFS_WEBHDFS_URL"])
-        hdfs = WebHdfsStore(hdfs_settings.webhdfs_url, hdfs_settings.user)
+        hdfs = hdfs_store(HdfsSettings.from_mapping(self.env))
         hdfs.client.delete(self.hdfs_root, recursive=True)
-        gcs = GcsStore(gcs_client(GcsSettings(endpoint=self.env["GCS_ENDPOINT"])), self.bucket)
+        gcs = GcsStore(gcs_client(GcsSettings.from_mapping(self.env)), self.bucket)
         for blob in gcs.client.list_blobs(gcs.bucket):
             blob.delete()
         gcs.bucket.delete()

@@ -34,9 +34,14 @@ class SparkJobError(RuntimeError):
 
 
 def _cause(lines: list[str]) -> str:
-    """The last exception line of a job's log (Python or Java), else its last line."""
-    found = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line.strip())]
-    return (found or [line for line in lines if line.strip()] or [""])[-1]
+    """The last exception line of a job's log (Python or Java), else its last line; with the last ``Caused by:``
+    after it, the root of a Java exception Py4J passed on (a refused certificate, say, under the connector's own)."""
+    stripped = [line.strip() for line in lines]
+    found = [i for i, line in enumerate(stripped) if re.match(r"^[\w.]+(Error|Exception)\b", line)]
+    if not found:
+        return ([line for line in stripped if line] or [""])[-1]
+    causes = [line.removeprefix("Caused by: ") for line in stripped[found[-1] :] if line.startswith("Caused by: ")]
+    return f"{stripped[found[-1]]} (caused by {causes[-1]})" if causes else stripped[found[-1]]
 
 
 def job_environment(paths: StackPaths, env: Mapping[str, str]) -> dict[str, str]:

@@ -565,9 +565,8 @@ class SchemaRegistry(Component):
 
     def url(self, ctx: StackContext, user: str | None = None) -> str:
         """The registry's URL, with ``user``'s credentials when given."""
-        scheme = "https" if ctx.settings.secure else "http"
         credentials = f"{self.user_info(ctx, user)}@" if user else ""
-        return f"{scheme}://{credentials}{LOCAL_HOST}:{ctx.settings.schema_registry_port}"
+        return f"{ctx.http_scheme}://{credentials}{LOCAL_HOST}:{ctx.settings.schema_registry_port}"
 
     def user_info(self, ctx: StackContext, user: str) -> str:
         """``user:password`` of one of the registry's two users (URL-safe: generated with ``token_urlsafe``)."""
@@ -596,13 +595,10 @@ class SchemaRegistry(Component):
         return Program(command=[sys.executable, "-m", "services.schema_registry"], environment=environment)
 
     def ready(self, ctx: StackContext) -> bool:
-        import ssl
-
         import httpx
 
-        verify = ssl.create_default_context(cafile=ctx.tls.ensure()) if ctx.settings.secure else True
         try:
-            return httpx.get(f"{self.url(ctx)}/healthz", timeout=2, verify=verify).status_code == 200
+            return httpx.get(f"{self.url(ctx)}/healthz", timeout=2, verify=ctx.https_verify()).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,16 @@ class StackContext:
     def tls(self) -> PrivateCA:
         """The stack's private certificate authority (its files in the secrets folder)."""
         return PrivateCA(self.paths.secrets / "tls")
+
+    @property
+    def http_scheme(self) -> str:
+        """The scheme of the stack's HTTP servers: https on a secure stack (certificates of its CA), else http."""
+        return "https" if self.settings.secure else "http"
+
+    def https_verify(self) -> ssl.SSLContext | bool:
+        """What the stack's own HTTP clients check a server's certificate against: the stack's CA on a secure stack
+        (and nothing else), the system's otherwise."""
+        return ssl.create_default_context(cafile=self.tls.ensure()) if self.settings.secure else True
 
     def secret(self, name: str, configured: str | None = None) -> str:
         """A configured secret, else one generated once and kept in the state directory (mode 0600)."""

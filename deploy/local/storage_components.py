@@ -13,6 +13,15 @@
 - ``gcs``: fake-gcs-server (built with ``go install``) speaking the GCS JSON API over http, filesystem backend;
   it honours generation preconditions.
 
+With ``FREIGHTLINE_SECURE`` each serves TLS only, with a server certificate of the stack's CA, and exports what its
+clients need to check it (the CA, the server's name): the MongoDB wire proxy (``tls=true&tlsCAFile=`` in
+``MONGODB_URI``; FerretDB itself then listens on a Unix socket in a folder only the server's user enters, so the proxy
+is the only way in), WebHDFS on both HDFS daemons (``dfs.http.policy=HTTPS_ONLY``, a PKCS#12 key store;
+``HDFS_SSL_CA_LOCATION``) and the GCS emulator (``-scheme https``; ``GCS_SSL_CA_LOCATION``, and for Spark's GCS
+connector, which reads only the trust store it bundles, a class-path folder with that store plus the CA:
+``SPARK_JOBS_EXTRA_CLASS_PATH``). HDFS's RPC (``hdfs://``,
+Spark's and Flink's way in) stays plain: Hadoop encrypts it (``hadoop.rpc.protection=privacy``) only under Kerberos.
+
 HDFS and the GCS emulator keep their data under the state directory's ``data/<name>``, MongoDB in PostgreSQL
 (itself under ``data/postgres``), so data persists between runs and ``freightline up --fresh`` wipes it all.
 ``setup`` (run by ``freightline setup`` and ``up``) compiles the launchers and builds FerretDB and the emulator
@@ -27,11 +36,14 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlencode
+from xml.sax.saxutils import escape
 
 from deploy.local.builds import digest, go_build, is_current, require_tool, run_step
 from deploy.local.components import Component, Postgres, Program
 from deploy.local.context import StackContext
-from deploy.local.jars import classpath
+from deploy.local.jars import classpath, jar_dir
+from deploy.local.tls import gcs_connector_trust_overlay, pkcs12_keystore, write_file
 from services.common.settings import LOCAL_HOST
 
 LAUNCHERS = Path(__file__).resolve().parent / "launchers"
@@ -40,6 +52,7 @@ FAKE_GCS_MODULE = "github.com/fsouza/fake-gcs-server"
 FAKE_GCS_VERSION = "v1.56.1"
 
 Progress = Callable[[str], None]
+MAX_SOCKET_PATH = 107  # bytes of a Unix socket's path on Linux (sun_path, 108 with its terminating NUL)
 
 # Java 17 closes internals that Hadoop still reaches into.
 _ADD_OPENS = [
@@ -104,31 +117,49 @@ class MongoServer(Component):
             tags=("ferretdb_no_sqlite",),
         )
 
+    def socket(self, ctx: StackContext) -> Path:
+        """Where FerretDB listens on a secure stack (behind the TLS proxy): a Unix socket in a folder of its own."""
+        return ctx.paths.run / self.name / "ferretdb.sock"
+
     def prepare(self, ctx: StackContext) -> None:
         if not self.binary(ctx).exists():
             self.setup(ctx, lambda _: None)
+        if ctx.settings.secure:
+            socket = self.socket(ctx)
+            if len(os.fsencode(socket)) > MAX_SOCKET_PATH:
+                raise RuntimeError(
+                    f"mongodb: {socket} is longer than a Unix socket's path may be ({MAX_SOCKET_PATH} bytes); "
+                    "give FREIGHTLINE_HOME a shorter path"
+                )
+            socket.parent.mkdir(parents=True, exist_ok=True)
+            socket.parent.chmod(0o700)
 
     def program(self, ctx: StackContext) -> Program:
-        return Program(
-            command=[
-                str(self.binary(ctx)),
-                "-listen",
-                f"{LOCAL_HOST}:{ctx.settings.mongodb_port}",
-                "-postgresql-url",
-                Postgres().dsn(
-                    ctx,
-                    ctx.settings.mongodb_database,
-                    **({} if ctx.settings.secure else {"sslmode": "disable"}),
-                    pool_max_conns="100",
-                ),
-                "-log-level",
-                ctx.settings.mongodb_log_level,
-            ],
-            environment={"GOMEMLIMIT": ctx.settings.mongodb_memory_limit},
-        )
+        command = [
+            str(self.binary(ctx)),
+            "-listen",
+            f"{LOCAL_HOST}:{ctx.settings.mongodb_port}",
+            "-postgresql-url",
+            Postgres().dsn(
+                ctx,
+                ctx.settings.mongodb_database,
+                **({} if ctx.settings.secure else {"sslmode": "disable"}),
+                pool_max_conns="100",
+            ),
+            "-log-level",
+            ctx.settings.mongodb_log_level,
+        ]
+        if ctx.settings.secure:
+            files = ctx.tls.server(self.name)
+            command += ["-tls-cert", str(files.cert), "-tls-key", str(files.key), "-socket", str(self.socket(ctx))]
+        return Program(command=command, environment={"GOMEMLIMIT": ctx.settings.mongodb_memory_limit})
 
     def uri(self, ctx: StackContext) -> str:
-        return f"mongodb://{LOCAL_HOST}:{ctx.settings.mongodb_port}"
+        """The wire proxy's address; on a secure stack with TLS, checked against the stack's CA (and the name)."""
+        address = f"mongodb://{LOCAL_HOST}:{ctx.settings.mongodb_port}"
+        if not ctx.settings.secure:
+            return address
+        return f"{address}/?{urlencode({'tls': 'true', 'tlsCAFile': str(ctx.tls.ensure())}, safe='/')}"
 
     def _answers(self, ctx: StackContext, command: str) -> bool:
         import pymongo
@@ -176,14 +207,41 @@ class Hdfs(Component):
         progress("compiling the hdfs launcher")
         compile_launcher(ctx, "hdfs", "hadoop")
 
+    def tls_dir(self, ctx: StackContext) -> Path:
+        """On a secure stack: the daemons' key store and ``ssl-server.xml`` (on their class path, for Hadoop)."""
+        return ctx.paths.config / "hdfs-tls"
+
+    def _write_tls(self, ctx: StackContext) -> None:
+        folder = self.tls_dir(ctx)
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+        password = ctx.secret("hdfs-keystore-password")
+        keystore = folder / "hdfs.p12"
+        write_file(keystore, pkcs12_keystore(ctx.tls.server(self.name), password), 0o600)
+        properties = {
+            "ssl.server.keystore.type": "pkcs12",
+            "ssl.server.keystore.location": str(keystore),
+            "ssl.server.keystore.password": password,
+            "ssl.server.keystore.keypassword": password,
+        }
+        xml = "".join(
+            f"<property><name>{name}</name><value>{escape(value)}</value></property>\n"
+            for name, value in properties.items()
+        )
+        document = f'<?xml version="1.0"?>\n<configuration>\n{xml}</configuration>\n'
+        write_file(folder / "ssl-server.xml", document.encode(), 0o600)
+
     def prepare(self, ctx: StackContext) -> None:
         compile_launcher(ctx, "hdfs", "hadoop")
         (ctx.paths.data / self.name).mkdir(parents=True, exist_ok=True)
         ctx.paths.config.mkdir(parents=True, exist_ok=True)
         (ctx.paths.config / "hdfs-log4j.properties").write_text(_HADOOP_LOG4J)
+        if ctx.settings.secure:
+            self._write_tls(ctx)
 
     def program(self, ctx: StackContext) -> Program:
         classes = ctx.paths.home / "launchers" / "hdfs"
+        tls = [str(self.tls_dir(ctx))] if ctx.settings.secure else []
         return Program(
             command=[
                 "java",
@@ -194,49 +252,57 @@ class Hdfs(Component):
                 f"-Dhadoop.tmp.dir={ctx.paths.data / self.name / 'tmp'}",
                 *_ADD_OPENS,
                 "-cp",
-                f"{classes}:{classpath(ctx.paths, 'hadoop')}",
+                ":".join([*tls, str(classes), classpath(ctx.paths, "hadoop")]),
                 self.main_class,
                 str(ctx.paths.data / self.name),
                 str(ctx.settings.hdfs_namenode_port),
                 str(ctx.settings.hdfs_webhdfs_port),
+                *(["https"] if ctx.settings.secure else []),
             ],
             environment={"HADOOP_USER_NAME": "freightline"},
         )
 
     def webhdfs_url(self, ctx: StackContext) -> str:
-        return f"http://{LOCAL_HOST}:{ctx.settings.hdfs_webhdfs_port}"
+        return f"{ctx.http_scheme}://{LOCAL_HOST}:{ctx.settings.hdfs_webhdfs_port}"
 
     def ready(self, ctx: StackContext) -> bool:
         import httpx
 
         base = self.webhdfs_url(ctx)
+        client = httpx.Client(timeout=2, verify=ctx.https_verify())
         try:
-            jmx = httpx.get(f"{base}/jmx", params={"qry": "Hadoop:service=NameNode,name=FSNamesystemState"}, timeout=2)
+            jmx = client.get(f"{base}/jmx", params={"qry": "Hadoop:service=NameNode,name=FSNamesystemState"})
             if jmx.status_code != 200:
                 return False
             beans = jmx.json().get("beans", [])
             if not beans or int(beans[0].get("NumLiveDataNodes", 0)) < 1 or beans[0].get("FSState") != "Operational":
                 return False
-            info = httpx.get(f"{base}/jmx", params={"qry": "Hadoop:service=NameNode,name=NameNodeInfo"}, timeout=2)
+            info = client.get(f"{base}/jmx", params={"qry": "Hadoop:service=NameNode,name=NameNodeInfo"})
             info_beans = info.json().get("beans", [])
             if not info_beans or info_beans[0].get("Safemode"):
                 return False
-            listing = httpx.get(
-                f"{base}/webhdfs/v1/", params={"op": "LISTSTATUS", "user.name": "freightline"}, timeout=2
-            )
+            listing = client.get(f"{base}/webhdfs/v1/", params={"op": "LISTSTATUS", "user.name": "freightline"})
         except (httpx.HTTPError, ValueError):
             return False
+        finally:
+            client.close()
         return listing.status_code == 200
 
     def exports(self, ctx: StackContext) -> dict[str, str]:
         return {
             "HDFS_WEBHDFS_URL": self.webhdfs_url(ctx),
             "HDFS_NAMENODE_URI": f"hdfs://{LOCAL_HOST}:{ctx.settings.hdfs_namenode_port}",
+            **_ca_export(ctx, "HDFS_SSL_CA_LOCATION"),
         }
 
 
+def _ca_export(ctx: StackContext, variable: str) -> dict[str, str]:
+    """``variable`` = the stack's CA certificate on a secure stack (how its clients check the server), else nothing."""
+    return {variable: str(ctx.tls.ensure())} if ctx.settings.secure else {}
+
+
 class GcsEmulator(Component):
-    """fake-gcs-server over http with a filesystem backend; anonymous access."""
+    """fake-gcs-server over http (https on a secure stack) with a filesystem backend; anonymous access."""
 
     name = "gcs"
 
@@ -262,16 +328,35 @@ class GcsEmulator(Component):
         if not self.binary(ctx).exists():
             self.setup(ctx, lambda _: None)
         (ctx.paths.data / self.name).mkdir(parents=True, exist_ok=True)
+        if ctx.settings.secure:
+            self._write_spark_trust(ctx)
+
+    def spark_trust_dir(self, ctx: StackContext) -> Path:
+        """On a secure stack: the class-path folder that makes Spark's GCS connector trust the CA (its bundled Google
+        roots plus the CA, where the connector loads its trust store from); the stack exports it as
+        ``SPARK_JOBS_EXTRA_CLASS_PATH``, which the Spark jobs put ahead of the connector's jar."""
+        return ctx.paths.config / "spark-gcs-trust"
+
+    def _write_spark_trust(self, ctx: StackContext) -> None:
+        connectors = sorted(jar_dir(ctx.paths, "spark").glob("gcs-connector-*.jar"))
+        if not connectors:
+            raise RuntimeError(f"no GCS connector in {jar_dir(ctx.paths, 'spark')}: run `freightline setup` first")
+        gcs_connector_trust_overlay(connectors[-1], ctx.tls.ensure(), self.spark_trust_dir(ctx))
 
     def url(self, ctx: StackContext) -> str:
-        return f"http://{LOCAL_HOST}:{ctx.settings.gcs_port}"
+        return f"{ctx.http_scheme}://{LOCAL_HOST}:{ctx.settings.gcs_port}"
 
     def program(self, ctx: StackContext) -> Program:
+        tls: list[str] = []
+        if ctx.settings.secure:
+            files = ctx.tls.server(self.name)
+            tls = ["-cert-location", str(files.cert), "-private-key-location", str(files.key)]
         return Program(
             command=[
                 str(self.binary(ctx)),
                 "-scheme",
-                "http",
+                ctx.http_scheme,
+                *tls,
                 "-host",
                 LOCAL_HOST,
                 "-port",
@@ -293,7 +378,7 @@ class GcsEmulator(Component):
         import httpx
 
         try:
-            return httpx.get(f"{self.url(ctx)}/storage/v1/b", timeout=2).status_code == 200
+            return httpx.get(f"{self.url(ctx)}/storage/v1/b", timeout=2, verify=ctx.https_verify()).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -302,11 +387,10 @@ class GcsEmulator(Component):
 
         bucket = ctx.settings.gcs_bucket
         base = self.url(ctx)
-        if httpx.get(f"{base}/storage/v1/b/{bucket}", timeout=5).status_code == 200:
-            return
-        response = httpx.post(
-            f"{base}/storage/v1/b", params={"project": "freightline"}, json={"name": bucket}, timeout=5
-        )
+        with httpx.Client(timeout=5, verify=ctx.https_verify()) as client:
+            if client.get(f"{base}/storage/v1/b/{bucket}").status_code == 200:
+                return
+            response = client.post(f"{base}/storage/v1/b", params={"project": "freightline"}, json={"name": bucket})
         if response.status_code not in (200, 409):
             raise RuntimeError(f"gcs: creating bucket {bucket} failed: {response.status_code} {response.text}")
 
@@ -315,6 +399,8 @@ class GcsEmulator(Component):
             "STORAGE_EMULATOR_HOST": self.url(ctx),
             "GCS_ENDPOINT": self.url(ctx),
             "GCS_BUCKET": ctx.settings.gcs_bucket,
+            **_ca_export(ctx, "GCS_SSL_CA_LOCATION"),
+            **({"SPARK_JOBS_EXTRA_CLASS_PATH": str(self.spark_trust_dir(ctx))} if ctx.settings.secure else {}),
         }
 
 

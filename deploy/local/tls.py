@@ -18,6 +18,8 @@ import datetime
 import ipaddress
 import os
 import sys
+import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,18 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_DAYS = 3650
 SERVER_DAYS = 825
 DEFAULT_HOSTS = ("127.0.0.1", "localhost")
+# The GCS connector's trust store: its shaded google-api-client (GoogleUtils.getCertificateTrustStore) loads this
+# resource beside its class, and nothing else (javax.net.ssl.trustStore is not read), with this password. The
+# password guards nothing: the store holds public certificates only; it is the one the library opens it with.
+GCS_CONNECTOR_TRUST_STORE = "com/google/cloud/hadoop/repackaged/gcs/com/google/api/client/googleapis/google.p12"
+GCS_CONNECTOR_TRUST_STORE_PASSWORD = "notasecret"  # pragma: allowlist secret
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,51 @@ class PrivateCA:
         write_file(files.cert, cert_pem, 0o644)
         write_file(files.bundle, key_pem + cert_pem, 0o600)
         return files
+
+
+def pkcs12_keystore(files: ServerCertificate, password: str) -> bytes:
+    """A server's key and certificate (with the CA's in its chain) as a PKCS#12 key store protected by ``password``:
+    what Hadoop's web servers take."""
+    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{files.key}: not an elliptic-curve key")
+    return pkcs12.serialize_key_and_certificates(
+        files.cert.stem.encode(),
+        key,
+        x509.load_pem_x509_certificate(files.cert.read_bytes()),
+        [x509.load_pem_x509_certificate(files.ca.read_bytes())],
+        _pkcs12_encryption(password),
+    )
+
+
+def gcs_connector_trust_overlay(connector_jar: Path, ca: Path, folder: Path) -> Path:
+    """``folder`` made a class-path entry holding the GCS connector's trust store (``GCS_CONNECTOR_TRUST_STORE``)
+    with the CA ``ca`` added to the Google roots the connector bundles. Ahead of the connector's jar on a JVM's class
+    path, it is the store the connector loads: the connector then trusts servers with certificates of ``ca`` (a
+    secure local stack's GCS emulator) as well as Google's. Replaced whole (a JVM reading it never sees half)."""
+    with zipfile.ZipFile(connector_jar) as jar:
+        bundled = jar.read(GCS_CONNECTOR_TRUST_STORE)
+    password = GCS_CONNECTOR_TRUST_STORE_PASSWORD.encode()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)  # an old Google root's negative serial
+        roots = pkcs12.load_pkcs12(bundled, password).additional_certs
+    ours = pkcs12.PKCS12Certificate(x509.load_pem_x509_certificate(ca.read_bytes()), b"freightline-local-ca")
+    target = folder / GCS_CONNECTOR_TRUST_STORE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    store = pkcs12.serialize_java_truststore([*roots, ours], _pkcs12_encryption(GCS_CONNECTOR_TRUST_STORE_PASSWORD))
+    _replace(target, store, 0o644, None)
+    return folder
+
+
+def _pkcs12_encryption(password: str) -> serialization.KeySerializationEncryption:
+    """PBES2 with AES and an HMAC-SHA256: what Java 17 reads."""
+    return (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(50_000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(password.encode())
+    )
 
 
 def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

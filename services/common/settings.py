@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Loopback ports of the embedded local stack. The stack starts its servers on these ports and the client
@@ -65,6 +65,10 @@ def readable_file(path: str | None) -> str | None:
     return path
 
 
+ReadableFile = Annotated[str | None, AfterValidator(readable_file)]
+"""A setting naming a file (a CA certificate) that must be readable when set."""
+
+
 def one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
     """``value`` upper-cased when it is one of ``allowed``; raises ``ValueError`` naming ``what`` otherwise."""
     upper = value.strip().upper()
@@ -109,6 +113,14 @@ class RedactedSettings(BaseSettings):
         for name, value in super().__repr_args__():
             yield name, redact(value) if isinstance(value, str) else value
 
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Self:
+        """The settings a mapping of variables with this class's prefix describes (a stack's env file), the
+        environment's (or the defaults) for what it does not name; its other keys are ignored."""
+        prefix = str(cls.model_config.get("env_prefix", "")).upper()
+        fields = {key[len(prefix) :].lower(): value for key, value in env.items() if key.upper().startswith(prefix)}
+        return cls(**{name: value for name, value in fields.items() if name in cls.model_fields})
+
 
 def secret_values(*settings: RedactedSettings | None) -> set[str]:
     """Every credential the given settings hold: what a process's logs mask (``configure_logging(secrets=...)``)."""
@@ -152,7 +164,7 @@ class KafkaSettings(RedactedSettings):
     )
 
     @classmethod
-    def from_mapping(cls, env: Mapping[str, str]) -> KafkaSettings:
+    def from_mapping(cls, env: Mapping[str, str]) -> Self:
         """The settings a ``KAFKA_*`` mapping (a stack's env file, a process environment) describes."""
         return cls.model_validate({k[len("KAFKA_") :].lower(): v for k, v in env.items() if k.startswith("KAFKA_")})
 
@@ -268,7 +280,7 @@ class SchemaRegistrySettings(RedactedSettings):
     basic_auth_user_info: SecretStr | None = Field(
         default=None, description="SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO as user:password (secret)."
     )
-    ssl_ca_location: str | None = Field(
+    ssl_ca_location: ReadableFile = Field(
         default=None,
         description="SCHEMA_REGISTRY_SSL_CA_LOCATION: PEM file of the certificate authorities an https:// registry's "
         "certificate is checked against (unset: the system's); confluent-kafka's `ssl.ca.location`.",
@@ -280,16 +292,6 @@ class SchemaRegistrySettings(RedactedSettings):
         "registered beforehand by a deploy step).",
     )
 
-    @classmethod
-    def from_mapping(cls, env: Mapping[str, str]) -> SchemaRegistrySettings:
-        """The settings a ``SCHEMA_REGISTRY_*`` mapping (a stack's env file) describes, the environment's (or the
-        defaults) for what it does not name; its other keys (``SCHEMA_REGISTRY_READ_ONLY_USER_INFO``) are ignored."""
-        prefix = "SCHEMA_REGISTRY_"
-        fields: dict[str, Any] = {
-            key[len(prefix) :].lower(): value for key, value in env.items() if key.startswith(prefix)
-        }
-        return cls(**{name: value for name, value in fields.items() if name in cls.model_fields})
-
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -298,11 +300,6 @@ class SchemaRegistrySettings(RedactedSettings):
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError("expected http(s)://host:port")
         return value.strip()
-
-    @field_validator("ssl_ca_location")
-    @classmethod
-    def _readable_file(cls, value: str | None) -> str | None:
-        return readable_file(value)
 
     def client_config(self) -> dict[str, str]:
         """confluent-kafka's ``SchemaRegistryClient`` configuration (the services' own client takes it too)."""
@@ -357,15 +354,46 @@ class FlinkSettings(RedactedSettings):
     rest_url: str = Field(default=f"http://{LOCAL_HOST}:{FLINK_REST_PORT}", description="FLINK_REST_URL.")
 
 
+MONGODB_TRUE = frozenset({"true", "1", "yes"})  # how a MongoDB URI's boolean options say "on"
+
+
+def check_mongodb_tls(uri: str) -> str:
+    """``uri`` (a MongoDB connection string) when its TLS options make sense: ``tlsCAFile`` (the CA that signs the
+    server's certificate, PEM) names a readable file and comes with ``tls=true``, and nothing switches the checks off
+    (``tlsInsecure``, ``tlsAllowInvalidCertificates``, ``tlsAllowInvalidHostnames``); else ``ValueError`` saying
+    which."""
+    options = {key.lower(): values[-1] for key, values in parse_qs(urlsplit(uri).query).items()}
+    tls = (options.get("tls") or options.get("ssl") or "").lower() in MONGODB_TRUE
+    ca = options.get("tlscafile")
+    if ca is not None:
+        if not tls:
+            raise ValueError("tlsCAFile is set but tls=true is not")
+        if not os.access(ca, os.R_OK):
+            raise ValueError(f"tlsCAFile: no readable file at {ca}")
+    for unchecked in ("tlsinsecure", "tlsallowinvalidcertificates", "tlsallowinvalidhostnames"):
+        if options.get(unchecked, "").lower() in MONGODB_TRUE:
+            raise ValueError(f"{unchecked} turns the certificate checks off; give the server's CA in tlsCAFile")
+    return uri
+
+
 class MongoSettings(RedactedSettings):
     """How clients reach MongoDB (the local stack's wire-protocol server by default)."""
 
     model_config = _settings_config("MONGODB_")
 
-    uri: str = Field(default=f"mongodb://{LOCAL_HOST}:{MONGODB_PORT}", description="MONGODB_URI (no credentials).")
+    uri: str = Field(
+        default=f"mongodb://{LOCAL_HOST}:{MONGODB_PORT}",
+        description="MONGODB_URI (no credentials); over TLS `/?tls=true&tlsCAFile=<CA file>` (what the local stack "
+        "exports with FREIGHTLINE_SECURE): the server's certificate and name are checked.",
+    )
     username: str | None = Field(default=None, description="MONGODB_USERNAME.")
     password: SecretStr | None = Field(default=None, description="MONGODB_PASSWORD (secret).")
     database: str = Field(default="freightline", description="MONGODB_DATABASE.")
+
+    @field_validator("uri")
+    @classmethod
+    def _tls(cls, value: str) -> str:
+        return check_mongodb_tls(value)
 
 
 class HdfsSettings(RedactedSettings):
@@ -373,9 +401,18 @@ class HdfsSettings(RedactedSettings):
 
     model_config = _settings_config("HDFS_")
 
-    webhdfs_url: str = Field(default=f"http://{LOCAL_HOST}:{HDFS_WEBHDFS_PORT}", description="HDFS_WEBHDFS_URL.")
+    webhdfs_url: str = Field(
+        default=f"http://{LOCAL_HOST}:{HDFS_WEBHDFS_PORT}",
+        description="HDFS_WEBHDFS_URL: the NameNode's HTTP(S) address (https on the local stack with "
+        "FREIGHTLINE_SECURE).",
+    )
     namenode_uri: str = Field(default=f"hdfs://{LOCAL_HOST}:{HDFS_NAMENODE_PORT}", description="HDFS_NAMENODE_URI.")
     user: str = Field(default="freightline", description="HDFS_USER: the simple-auth user name.")
+    ssl_ca_location: ReadableFile = Field(
+        default=None,
+        description="HDFS_SSL_CA_LOCATION: PEM file of the certificate authorities an https:// WebHDFS's certificates "
+        "(the NameNode's and the DataNodes' it redirects to) are checked against; unset: the system's.",
+    )
 
 
 class GcsSettings(RedactedSettings):
@@ -388,6 +425,11 @@ class GcsSettings(RedactedSettings):
     )
     project: str = Field(default="freightline", description="GCS_PROJECT.")
     bucket: str = Field(default=GCS_LOCAL_BUCKET, description="GCS_BUCKET: default bucket of raw data.")
+    ssl_ca_location: ReadableFile = Field(
+        default=None,
+        description="GCS_SSL_CA_LOCATION: PEM file of the certificate authorities an https:// GCS_ENDPOINT's "
+        "certificate is checked against (the local stack's emulator with FREIGHTLINE_SECURE); unset: the system's.",
+    )
 
 
 class ServiceSettings(RedactedSettings):

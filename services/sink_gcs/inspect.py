@@ -22,7 +22,7 @@ def summary(settings: GcsSinkSettings | None = None, gcs: GcsSettings | None = N
 
 def inspector(env: Mapping[str, str]) -> FileSinkInspector:
     """The GCS sink's landed objects on the stack ``env`` describes."""
-    gcs = GcsSettings(endpoint=env["GCS_ENDPOINT"], bucket=env["GCS_BUCKET"])
+    gcs = GcsSettings.from_mapping(env)
     settings = GcsSinkSettings(bucket=gcs.bucket)
     target = f"gs://{settings.bucket}"
     return FileSinkInspector(store_for(settings, gcs), settings.prefix, settings, target, file_unit="objects")

@@ -8,18 +8,21 @@ from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
+from services.common.https import TrustingSession
 from services.common.settings import GcsSettings
 
 TIMEOUT = (5.0, 60.0)
 
 
 def gcs_client(settings: GcsSettings) -> storage.Client:
-    """An emulator client with anonymous credentials when ``GCS_ENDPOINT`` is set, else real GCS."""
+    """An emulator client with anonymous credentials when ``GCS_ENDPOINT`` is set (over https, the emulator's
+    certificate checked against ``GCS_SSL_CA_LOCATION`` when set), else real GCS."""
     if settings.endpoint:
         return storage.Client(
             project=settings.project,
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options={"api_endpoint": settings.endpoint},
+            _http=TrustingSession(settings.ssl_ca_location) if settings.ssl_ca_location else None,
         )
     return storage.Client(project=settings.project)
 

@@ -41,7 +41,12 @@ PUBLIC_GCS = "https://storage.googleapis.com"
 
 def gcs_endpoint(gcs: GcsSettings) -> Endpoint:
     """The GCS JSON API (the emulator when ``GCS_ENDPOINT`` is set): reachable once it answers."""
-    return http_endpoint("GCS_ENDPOINT", gcs.endpoint or PUBLIC_GCS, "/storage/v1/b?project=" + gcs.project)
+    return http_endpoint(
+        "GCS_ENDPOINT",
+        gcs.endpoint or PUBLIC_GCS,
+        "/storage/v1/b?project=" + gcs.project,
+        ca_location=gcs.ssl_ca_location,
+    )
 
 
 def target_factory(settings: GcsSinkSettings, gcs: GcsSettings) -> Callable[[SinkContext], FileSinkTarget]:

@@ -22,6 +22,6 @@ def summary(settings: HdfsSinkSettings | None = None, hdfs: HdfsSettings | None 
 
 def inspector(env: Mapping[str, str]) -> FileSinkInspector:
     """The HDFS sink's landed files on the stack ``env`` describes."""
-    hdfs = HdfsSettings(webhdfs_url=env["HDFS_WEBHDFS_URL"], namenode_uri=env["HDFS_NAMENODE_URI"])
+    hdfs = HdfsSettings.from_mapping(env)
     settings = HdfsSinkSettings()
     return FileSinkInspector(store_for(hdfs), settings.root, settings, hdfs.webhdfs_url, file_unit="files")

@@ -6,10 +6,17 @@ import posixpath
 
 from hdfs import HdfsError, InsecureClient
 
+from services.common.https import https_session
+
 
 class WebHdfsStore:
-    def __init__(self, url: str, user: str, base: str = "/", timeout_s: float = 30.0) -> None:
-        self.client = InsecureClient(url, user=user, timeout=(5, timeout_s))
+    """Files under ``base`` of the WebHDFS at ``url``; over https the NameNode's and DataNodes' certificates are
+    checked against ``ca_location`` (a PEM file of CAs; unset: the system's)."""
+
+    def __init__(
+        self, url: str, user: str, base: str = "/", timeout_s: float = 30.0, ca_location: str | None = None
+    ) -> None:
+        self.client = InsecureClient(url, user=user, timeout=(5, timeout_s), session=https_session(ca_location))
         self.base = "/" + base.strip("/")
         self._made: set[str] = set()
 

@@ -13,12 +13,17 @@ from services.sink_hdfs.store import WebHdfsStore
 
 
 def store_for(hdfs: HdfsSettings) -> WebHdfsStore:
-    return WebHdfsStore(hdfs.webhdfs_url, hdfs.user)
+    return WebHdfsStore(hdfs.webhdfs_url, hdfs.user, ca_location=hdfs.ssl_ca_location)
 
 
 def hdfs_endpoint(hdfs: HdfsSettings) -> Endpoint:
     """The NameNode's WebHDFS API: reachable once it answers a status request for the root."""
-    return http_endpoint("HDFS_WEBHDFS_URL", hdfs.webhdfs_url, f"/webhdfs/v1/?op=GETFILESTATUS&user.name={hdfs.user}")
+    return http_endpoint(
+        "HDFS_WEBHDFS_URL",
+        hdfs.webhdfs_url,
+        f"/webhdfs/v1/?op=GETFILESTATUS&user.name={hdfs.user}",
+        ca_location=hdfs.ssl_ca_location,
+    )
 
 
 def target_factory(settings: HdfsSinkSettings, hdfs: HdfsSettings) -> Callable[[SinkContext], FileSinkTarget]:

@@ -66,4 +66,4 @@ class MongoSinkInspector:
 
 def inspector(env: Mapping[str, str]) -> MongoSinkInspector:
     """The MongoDB sink's documents on the stack ``env`` describes."""
-    return MongoSinkInspector(MongoSinkSettings(), MongoSettings(uri=env["MONGODB_URI"]))
+    return MongoSinkInspector(MongoSinkSettings(), MongoSettings.from_mapping(env))

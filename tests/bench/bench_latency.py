@@ -301,7 +301,7 @@ def run(env: dict[str, str]) -> list[dict[str, Any]]:
             "services.sink_gcs", env, logs / "sink_gcs.log", SINK_GCS_GROUP_ID=groups["gcs"], SINK_GCS_PREFIX=gcs_prefix
         ),
     ]
-    mongo = mongo_client(MongoSettings(uri=env["MONGODB_URI"]))
+    mongo = mongo_client(MongoSettings.from_mapping(env))
     collection = mongo[database][mongo_sink.collection_for(mirrored)]
     hdfs_store = WebHdfsStore(env["HDFS_WEBHDFS_URL"], HdfsSettings().user)
     gcs = GcsSettings(endpoint=env["GCS_ENDPOINT"], bucket=env["GCS_BUCKET"])

@@ -169,7 +169,7 @@ def _row(name: str, value: float, unit: str, baseline_name: str, baseline: float
 
 def run(env: dict[str, str], progress: Callable[[str], None] = print) -> list[dict[str, Any]]:
     total = int(os.environ.get("FREIGHTLINE_BENCH_MONGODB_DOCUMENTS", DEFAULT_DOCUMENTS))
-    mongo = MongoSettings(uri=env["MONGODB_URI"])
+    mongo = MongoSettings.from_mapping(env)
     database = f"bench_volume_{uuid.uuid4().hex[:8]}"
     client: MongoClient[dict[str, Any]] = MongoClient(mongo.uri, socketTimeoutMS=1_800_000, tz_aware=True)
     pg_port = int(env["POSTGRES_DSN"].rsplit(":", 1)[1].split("/", 1)[0])

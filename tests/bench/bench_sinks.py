@@ -232,7 +232,7 @@ def bench_hdfs(env: dict[str, str]) -> dict[str, Any]:
 
 def bench_gcs(env: dict[str, str]) -> dict[str, Any]:
     topic, values, serde, _ = _produce(env, FILE_RECORDS)
-    gcs = GcsSettings(endpoint=env["GCS_ENDPOINT"])
+    gcs = GcsSettings.from_mapping(env)
     bucket_name = env.get("GCS_BUCKET", "freightline-raw")
     settings = GcsSinkSettings(
         topics=topic,
@@ -281,7 +281,7 @@ def bench_mongodb(env: dict[str, str]) -> dict[str, Any]:
     documents, so it does less work than the sink. Sink, raw, sink, raw, each on a fresh database, the best of
     two each (the machine's load drifts during a run)."""
     topic, _values, serde, _rows = _produce(env, MONGO_RECORDS)
-    mongo = MongoSettings(uri=env["MONGODB_URI"])
+    mongo = MongoSettings.from_mapping(env)
     client = mongo_client(mongo)
     docs: list[dict[str, Any]] = []
     databases: list[str] = []

@@ -119,7 +119,7 @@ class Lakes:
 
     def upload_finance(self, env: dict[str, str], bucket: str) -> None:
         """The finance families' files into ``bucket`` (``raw/<topic>/dt=/hour=/``), as the GCS sink lays them."""
-        client = gcs_client(GcsSettings(endpoint=env["GCS_ENDPOINT"]))
+        client = gcs_client(GcsSettings.from_mapping(env))
         target = client.create_bucket(bucket)
         for (size, fam, hour), _ in self.files.items():
             if family(fam).store == GCS:
@@ -232,7 +232,7 @@ def run(env: dict[str, str]) -> list[dict[str, Any]]:
                 results[size] = (elapsed, peak, peer)
                 print(f"{size:,}: spark {elapsed:.1f}s, peak {peak / GIB:.2f} GiB; polars {peer}", file=sys.stderr)
         finally:
-            client = gcs_client(GcsSettings(endpoint=env["GCS_ENDPOINT"]))
+            client = gcs_client(GcsSettings.from_mapping(env))
             for blob in client.list_blobs(bucket):
                 blob.delete()
             client.bucket(bucket).delete()

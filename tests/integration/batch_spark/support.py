@@ -140,11 +140,11 @@ def remove_landed(env: dict[str, str], root: str, bucket: str) -> None:
     from services.sink_hdfs.store import WebHdfsStore
 
     WebHdfsStore(env["HDFS_WEBHDFS_URL"], "freightline").client.delete(root, recursive=True)
-    gcs = gcs_client(GcsSettings(endpoint=env["GCS_ENDPOINT"]))
+    gcs = gcs_client(GcsSettings.from_mapping(env))
     for blob in gcs.list_blobs(bucket):
         blob.delete()
     gcs.bucket(bucket).delete()
-    client = mongo_client(MongoSettings(uri=env["MONGODB_URI"]))
+    client = mongo_client(MongoSettings.from_mapping(env))
     client.drop_database(bucket)
     client.close()
 

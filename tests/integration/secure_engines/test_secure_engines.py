@@ -1,6 +1,6 @@
 """The main job's engine stages on a secure stack (``FREIGHTLINE_SECURE``): the Flink window jobs, the Spark daily
-batch and dbt, over SASL_SSL with SCRAM-SHA-512 and the ACL table, the registry on HTTPS and PostgreSQL TLS-only with
-``sslmode=verify-full``.
+batch (the finance files from the GCS emulator over https) and dbt, over SASL_SSL with SCRAM-SHA-512 and the ACL
+table, the registry on HTTPS and PostgreSQL TLS-only with ``sslmode=verify-full``.
 
 A private secure stack of what the services need (``secure_service_stack``: both brokers, PostgreSQL, the registry,
 the storage servers; free ports, a temporary state directory), started once for the module; over it the main job's
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from batch_spark.contract import LAKE_TOPICS
+from batch_spark.contract import GCS_TOPICS, LAKE_TOPICS
 from deploy import flink_jobs
 from deploy.batch_tasks import BATCH_TASK_STAGES
 from deploy.local import kafka_acls
@@ -125,6 +125,11 @@ def test_the_daily_batch_loads_exactly_what_the_sinks_landed(secure_engines: Sec
     # loaded or rejected, none repeated
     assert sum(batch.read.values()) == figures.landed["hdfs"] + figures.landed["gcs"] and batch.only_this_run
     assert batch.accounted and set(batch.read) == set(LAKE_TOPICS), batch
+    # the finance families came from the emulator over https, its certificate checked by the GCS connector against
+    # the connector's trust store with the stack's CA (the class-path folder the stack exports)
+    env = secure_engines.env
+    assert env["GCS_ENDPOINT"].startswith("https://") and env["SPARK_JOBS_EXTRA_CLASS_PATH"]
+    assert all(batch.read[family] > 0 for family in GCS_TOPICS), batch.read
     for family, topic in LAKE_TOPICS.items():
         assert (family, batch.read[family], batch.duplicates[family]) == (family, generated(figures, topic), 0)
         assert (family, batch.table_rows[f"raw.{family}"]) == (family, batch.loaded[family])

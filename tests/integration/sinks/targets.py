@@ -101,7 +101,7 @@ def sink_under_test(module: str, env: dict[str, str], topic: str, name: str) -> 
             hdfs_store.client.delete(root, recursive=True)
 
     elif module == "sink_gcs":
-        gcs_store = GcsStore(gcs_client(GcsSettings(endpoint=env["GCS_ENDPOINT"])), name)
+        gcs_store = GcsStore(gcs_client(GcsSettings.from_mapping(env)), name)
         gcs_store.ensure_bucket()
         settings |= {"BUCKET": name, "PREFIX": "raw"}
         endpoint = str(urlsplit(env["GCS_ENDPOINT"]).netloc)

@@ -56,7 +56,7 @@ def _case(module: str, env: dict[str, str], topic: str, name: str, log: Path) ->
             return _file_ids(hdfs_store, root, topic)
 
     else:
-        gcs_store = GcsStore(gcs_client(GcsSettings(endpoint=env["GCS_ENDPOINT"])), name)
+        gcs_store = GcsStore(gcs_client(GcsSettings.from_mapping(env)), name)
         gcs_store.ensure_bucket()
         settings |= {"BUCKET": name, "PREFIX": "raw", "MAX_FILE_RECORDS": "50"}
 

@@ -77,7 +77,7 @@ def test_sigkill_mid_stream_then_restart_lands_every_record_once(
     assert (landed.outputs, landed.missing, landed.unexpected, landed.duplicates) == (len(ids) + len(more), 0, 0, 0)
     assert store.list_files(temporary) == []
     assert all("/dt=2026-11-02/hour=" in f.path for f in committed_files(store, "raw", topic))
-    report = summary(GcsSinkSettings(topics=topic, bucket=bucket), GcsSettings(endpoint=sink_env["GCS_ENDPOINT"]))
+    report = summary(GcsSinkSettings(topics=topic, bucket=bucket), GcsSettings.from_mapping(sink_env))
     assert report["topics"][topic]["records"] == len(ids) + len(more)
 
 

@@ -1,6 +1,7 @@
 """The main job's service pipeline entirely on a secure stack (``FREIGHTLINE_SECURE``): both brokers on SASL_SSL with
 SCRAM-SHA-512 and the ACL table's least privilege, the registry on HTTPS with roles, PostgreSQL TLS-only (under
-FerretDB), each service process logged in as its own Kafka principal and the registry's read-only user.
+FerretDB), the sinks' targets over TLS (MongoDB's wire proxy, WebHDFS, the GCS emulator: each checked against the
+stack's CA), each service process logged in as its own Kafka principal and the registry's read-only user.
 
 A stack of the test's own with exactly the components the services need (no Flink, Spark, Airflow or monitoring),
 free ports and a temporary state directory, started once for the module; the main job's stages contracts ->
@@ -80,6 +81,18 @@ def test_the_stack_is_secure_end_to_end(secure_run: SecureRun) -> None:
     assert env["KAFKA_SASL_MECHANISM"] == env["REMOTE_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert env["SCHEMA_REGISTRY_URL"].startswith("https://")
     assert "sslmode=verify-full" in env["POSTGRES_DSN"]
+    ca = str(secure_run.ctx.tls.cert)
+    assert f"/?tls=true&tlsCAFile={ca}" in env["MONGODB_URI"]
+    assert env["HDFS_WEBHDFS_URL"].startswith("https://") and env["HDFS_SSL_CA_LOCATION"] == ca
+    assert env["GCS_ENDPOINT"].startswith("https://") and env["GCS_SSL_CA_LOCATION"] == ca
+    # each sink was started with its target's TLS endpoint and the CA (and counted exactly below)
+    for module, variables in (
+        ("services.sink_mongodb", ("MONGODB_URI",)),
+        ("services.sink_hdfs", ("HDFS_WEBHDFS_URL", "HDFS_SSL_CA_LOCATION")),
+        ("services.sink_gcs", ("GCS_ENDPOINT", "GCS_SSL_CA_LOCATION")),
+    ):
+        started = secure_run.started[module]
+        assert (module, {v: started[v] for v in variables}) == (module, {v: env[v] for v in variables})
 
 
 def test_every_stage_counts_exactly_over_tls_and_sasl(secure_run: SecureRun) -> None:

@@ -166,7 +166,7 @@ def _plan_indexes(db: Database[dict[str, Any]], collection: str, query: dict[str
 def test_mongodb_builds_the_indexes_it_is_asked_for_and_queries_use_them(
     stack_env: dict[str, str], unique_name: Callable[[str], str]
 ) -> None:
-    client = mongo_client(MongoSettings(uri=stack_env["MONGODB_URI"]))
+    client = mongo_client(MongoSettings.from_mapping(stack_env))
     db = client[unique_name("db").replace("-", "_")]
     try:
         views = db.views
@@ -204,7 +204,7 @@ def test_hdfs_renames_are_atomic_and_never_overwrite(
 def test_gcs_emulator_honours_generation_preconditions(
     stack_env: dict[str, str], unique_name: Callable[[str], str]
 ) -> None:
-    client = gcs_client(GcsSettings(endpoint=stack_env["GCS_ENDPOINT"]))
+    client = gcs_client(GcsSettings.from_mapping(stack_env))
     store = GcsStore(client, unique_name("bucket"))
     store.ensure_bucket()
     blob = store.bucket.blob("x")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from batch_spark.session import driver_java_options
+from batch_spark.session import driver_java_options, spark_conf
 from batch_spark.settings import SparkJobSettings
+from services.common.settings import GcsSettings
 
 JARS = "/jars/spark-avro.jar"
 
@@ -41,3 +42,11 @@ def test_a_cluster_sizes_the_driver_through_the_same_settings(monkeypatch: pytes
 def test_a_memory_size_the_jvm_would_refuse_is_a_bad_setting(size: str) -> None:
     with pytest.raises(ValidationError, match="driver_max_metaspace"):
         SparkJobSettings(jars=JARS, driver_max_metaspace=size)
+
+
+def test_an_extra_class_path_goes_ahead_of_the_jars_on_the_driver_and_the_executors() -> None:
+    plain = spark_conf(SparkJobSettings(jars=JARS), GcsSettings())
+    assert not {"spark.driver.extraClassPath", "spark.executor.extraClassPath"} & set(plain)
+    secure = spark_conf(SparkJobSettings(jars=JARS, extra_class_path="/state/config/spark-gcs-trust"), GcsSettings())
+    assert secure["spark.driver.extraClassPath"] == secure["spark.executor.extraClassPath"]
+    assert secure["spark.driver.extraClassPath"] == "/state/config/spark-gcs-trust"

@@ -7,9 +7,13 @@ import org.apache.hadoop.hdfs.MiniDFSCluster;
 /**
  * The local stack's HDFS: one NameNode and one DataNode in one JVM (Hadoop's MiniDFSCluster), WebHDFS on.
  *
- * <p>Usage: {@code FreightlineHdfs <base dir> <namenode rpc port> <namenode http port>}. The file system is
- * formatted on the first start only, so data persists between runs under the base directory. Both daemons
+ * <p>Usage: {@code FreightlineHdfs <base dir> <namenode rpc port> <namenode http port> [https]}. The file system
+ * is formatted on the first start only, so data persists between runs under the base directory. Both daemons
  * bind 127.0.0.1; the DataNode's ports are ephemeral (WebHDFS clients follow the NameNode's redirects).
+ *
+ * <p>With {@code https}, both daemons' web servers (WebHDFS included) serve HTTPS only, the NameNode's on the
+ * given http port, with the keystore that {@code ssl-server.xml} (a resource on the class path) names; the
+ * NameNode then redirects WebHDFS clients to the DataNode's HTTPS port.
  */
 public final class FreightlineHdfs {
 
@@ -17,13 +21,14 @@ public final class FreightlineHdfs {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length < 3) {
-            System.err.println("usage: FreightlineHdfs <base dir> <namenode rpc port> <namenode http port>");
+        if (args.length < 3 || (args.length > 3 && !"https".equals(args[3]))) {
+            System.err.println("usage: FreightlineHdfs <base dir> <namenode rpc port> <namenode http port> [https]");
             System.exit(2);
         }
         File base = new File(args[0]).getAbsoluteFile();
         int rpcPort = Integer.parseInt(args[1]);
         int httpPort = Integer.parseInt(args[2]);
+        boolean https = args.length > 3;
         File marker = new File(base, ".formatted");
         boolean format = !marker.exists();
 
@@ -45,6 +50,12 @@ public final class FreightlineHdfs {
         // A file may close while its last block is committed (written, acknowledged and finalized by the
         // DataNode) but not yet reported back to the NameNode: with one DataNode that report is a formality.
         conf.setInt("dfs.namenode.file.close.num-committed-allowed", 1);
+        if (https) {
+            conf.set("dfs.http.policy", "HTTPS_ONLY");
+            conf.set("dfs.namenode.https-address", "127.0.0.1:" + httpPort);
+            conf.set("dfs.namenode.https-bind-host", "127.0.0.1");
+            conf.set("dfs.datanode.https.address", "127.0.0.1:0");
+        }
 
         MiniDFSCluster cluster = new MiniDFSCluster.Builder(conf)
                 .nameNodePort(rpcPort)
@@ -60,7 +71,8 @@ public final class FreightlineHdfs {
         if (format && !marker.createNewFile() && !marker.exists()) {
             throw new IllegalStateException("cannot write " + marker);
         }
-        System.out.println("HDFS up: hdfs://127.0.0.1:" + rpcPort + " webhdfs http://127.0.0.1:" + httpPort
+        System.out.println("HDFS up: hdfs://127.0.0.1:" + rpcPort + " webhdfs " + (https ? "https" : "http")
+                + "://127.0.0.1:" + httpPort
                 + " (base " + base + (format ? ", formatted" : "") + ")");
 
         CountDownLatch stopped = new CountDownLatch(1);
