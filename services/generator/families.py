@@ -6,8 +6,9 @@ gives the same records). A product view or clickstream event is returned to the 
 multi-step entities (orders, shipments, invoices and their payments) are planned when they start: all their
 future events are drawn at once (fields, ids, produce times) and scheduled, ``step_ms`` apart in event time, with
 ``step_ms`` larger than the maximum lateness so that the events of one key always leave in order; an order's and a
-shipment's later records are kept as the entity's shared fields and the step's own until due (``Planned``). Business dates (order, ship, due,
-delivery and payment dates) follow a compressed calendar: one step of a shipment is one day of transit.
+shipment's later records are kept as the entity's shared fields and the step's own until due (``Planned``).
+Business dates (order, ship, due, delivery and payment dates) follow a compressed calendar: one step of a shipment
+is one day of transit.
 """
 
 from __future__ import annotations
