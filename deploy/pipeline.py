@@ -589,8 +589,8 @@ def execute(
     then: Sequence[tuple[str, Stage]] = (),
 ) -> Report:
     """Run the stages against a running stack, every one or only those named in ``stages`` (in ``STAGES``' order,
-    for a stack of the components they need), then the caller's stages ``then`` with the same run (the batch stages
-    without Airflow, ``deploy.batch_tasks.BATCH_TASK_STAGES``); failures are recorded in the report, never raised."""
+    for a stack of the components they need), then the caller's stages ``then`` with the same run; failures are
+    recorded in the report, never raised."""
     known = [name for name, _ in STAGES]
     unknown = sorted(set(stages or ()) - set(known))
     if unknown:
