@@ -28,6 +28,9 @@ from services.common.entrypoint import run_entrypoint
 from services.common.settings import GcsSettings, KafkaSettings, PostgresSettings
 
 UPDATED_AT = "updated_at"
+# the consumer groups of Spark's Kafka source (one per read, never committed): a prefix of ours, so that a secure
+# cluster's ACLs can grant the batch's principal exactly these groups
+GROUP_ID_PREFIX = "freightline-reference-load"
 CONFLUENT_FRAME = 5  # magic byte + schema id before the Avro body
 
 
@@ -72,6 +75,7 @@ def kafka_options(kafka: KafkaSettings, topic: str) -> dict[str, str]:
         "endingOffsets": "latest",
         "failOnDataLoss": "true",
         "includeHeaders": "false",
+        "groupIdPrefix": GROUP_ID_PREFIX,
     }
     # the login and, over TLS, the CA as a PEM trust store (the JVM's own does not know a private CA)
     options.update({f"kafka.{key}": value for key, value in kafka.java_client_properties().items()})

@@ -28,7 +28,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from deploy.local.components import Component, Postgres, Program
+from deploy.local import kafka_acls
+from deploy.local.components import Component, Postgres, Program, service_kafka_env
 from deploy.local.context import REPO_ROOT, StackContext
 from services.common.settings import LOCAL_HOST, POSTGRES_DB
 
@@ -125,6 +126,8 @@ def airflow_environment(ctx: StackContext) -> dict[str, str]:
         "FREIGHTLINE_HOME": str(ctx.paths.home),
         "FREIGHTLINE_AIRFLOW_DAGS_START_DATE": dags_start_date(ctx),
         "PYTHONPATH": str(REPO_ROOT),
+        # on a secure stack the tasks read Kafka as the batch's principal, not as the stack.env's admin
+        **service_kafka_env(ctx, kafka_acls.BATCH),
     }
 
 

@@ -32,6 +32,8 @@ GENERATOR = "generator"
 ENRICHER = "enricher"
 ANOMALY_DETECTOR = "anomaly_detector"
 STREAM = "stream"
+BATCH = "batch"
+"""The batch's tasks (Airflow's ``daily_analytics``, ``dbt_build``): the reference load reads the reference topics."""
 DLQ_READER = "dlq_reader"
 """``freightline dlq list|show``: reads the dead-letter topics and their replay ledgers, writes nothing."""
 DLQ_REPLAY = "dlq_replay"
@@ -80,6 +82,8 @@ def _sink(service: str, settings: SinkSettings) -> Access:
 def access_table() -> tuple[Access, ...]:
     """Every principal's grants, from the services' default settings (``model_construct``: no environment read).
     The services' modules are imported here, not with this module: the stack's start needs them only when secure."""
+    from batch_spark.load_reference import ENTITIES as REFERENCE_ENTITIES
+    from batch_spark.load_reference import GROUP_ID_PREFIX as REFERENCE_GROUP_PREFIX
     from schemas import topics
     from schemas.catalogue import load_catalogue
     from services.anomaly_detector.settings import INPUT_TOPICS as DETECTOR_INPUTS
@@ -167,6 +171,14 @@ def access_table() -> tuple[Access, ...]:
             groups=tuple(job.group_id for job in jobs),
             # each sink's transactional ids start with the job's prefix (flink_sql.kafka_sink)
             transactional_ids=tuple(f"{job.transactional_id_prefix or job.group_id}-" for job in jobs),
+        ),
+        # Spark's Kafka source: one throw-away group per read (its prefix), offsets never committed
+        Access(
+            BATCH,
+            BATCH,
+            LOCAL,
+            reads=tuple(entity.topic for entity in REFERENCE_ENTITIES),
+            prefixes={"group": REFERENCE_GROUP_PREFIX},
         ),
     ]
     dead_letter_topics = _unique(t for row in table if row.cluster == LOCAL for t in row.writes if t.endswith(".dlq"))

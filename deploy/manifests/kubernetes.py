@@ -488,9 +488,11 @@ def contracts_job() -> list[Doc]:
 
 
 def tool_users() -> list[Doc]:
-    """The KafkaUsers of the operators' tools: ``freightline dlq`` reads as one and replays as the other (their
-    rows of the ACL table), e.g. from a ``kubectl run`` of the CLI given the user's Secret."""
-    return [kafka_user(principal, "tool") for principal in (kafka_acls.DLQ_READER, kafka_acls.DLQ_REPLAY)]
+    """The KafkaUsers of the operators' tools and of the batch: ``freightline dlq`` reads as one and replays as the
+    other (their rows of the ACL table), e.g. from a ``kubectl run`` of the CLI given the user's Secret; the batch's
+    tasks (Spark's reference load) read the reference topics as ``batch``."""
+    tools = [kafka_user(principal, "tool") for principal in (kafka_acls.DLQ_READER, kafka_acls.DLQ_REPLAY)]
+    return [*tools, kafka_user(kafka_acls.BATCH, "batch")]
 
 
 def k8s_name(topic: str) -> str:

@@ -70,6 +70,11 @@ acl --allow-principal User:flink-jobs --resource-pattern-type literal --operatio
 acl --allow-principal User:flink-jobs --resource-pattern-type literal --operation Describe --operation Read --topic commerce.orders.v1 --topic enriched.product_views.v1 --topic logistics.shipment_events.v1 --topic web.clickstream.v1 --topic web.product_views.v1
 acl --allow-principal User:flink-jobs --resource-pattern-type prefixed --operation Describe --operation Write --transactional-id flink-category-top-products- --transactional-id flink-product-views- --transactional-id flink-route-shipment-delays- --transactional-id flink-service-error-rate- --transactional-id flink-store-order-revenue-
 
+# batch
+user batch "$KAFKA_PASSWORD_BATCH"
+acl --allow-principal User:batch --resource-pattern-type prefixed --operation Describe --operation Read --group freightline-reference-load
+acl --allow-principal User:batch --resource-pattern-type literal --operation Describe --operation Read --topic reference.customers.v1 --topic reference.products.v1 --topic reference.stores.v1 --topic reference.suppliers.v1
+
 # dlq_reader
 user dlq-reader "$KAFKA_PASSWORD_DLQ_READER"
 acl --allow-principal User:dlq-reader --resource-pattern-type prefixed --operation Describe --operation Read --group freightline-dlq-

@@ -190,6 +190,10 @@ def test_airflow_ran_the_batch_on_the_secure_stack(secure_engines: SecureEngines
     airflow = secure_engines.airflow
     for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"AIRFLOW_CONN_{WAREHOUSE_CONNECTION.upper()}"):
         assert "sslmode=verify-full" in airflow[key] and "sslrootcert=" in airflow[key], key
+    # its tasks read Kafka (the reference load) as the batch's principal, whose row grants the reference topics only
+    assert airflow["KAFKA_SASL_USERNAME"] == kafka_acls.BATCH
+    own = airflow["KAFKA_SASL_PASSWORD"] == kafka_user_password(secure_engines.ctx, kafka_acls.BATCH)
+    assert own  # compared, never shown
     figures = secure_engines.report.figures
     assert figures.batch is not None and figures.dbt is not None
     # one daily_analytics run per day, and the dbt figures are those of the dbt_build run its Asset event started

@@ -29,11 +29,11 @@ def row(principal: str, cluster: str = kafka_acls.LOCAL) -> Access:
 
 
 def test_one_principal_per_service_that_uses_kafka() -> None:
-    """Every runnable service but the registry (which uses no Kafka) has a principal, plus the Flink jobs and the
-    dead-letter tool's two (reading, replaying); a new service without a row fails here."""
+    """Every runnable service but the registry (which uses no Kafka) has a principal, plus the Flink jobs, the
+    dead-letter tool's two (reading, replaying) and the batch's tasks; a new service without a row fails here."""
     services = {p.parent.name for p in (REPO_ROOT / "services").glob("*/__main__.py")} - {"schema_registry"}
     principals = {r.principal for r in access_table()}
-    assert principals == services | {kafka_acls.STREAM, kafka_acls.DLQ_READER, kafka_acls.DLQ_REPLAY}
+    assert principals == services | {kafka_acls.STREAM, kafka_acls.DLQ_READER, kafka_acls.DLQ_REPLAY, kafka_acls.BATCH}
     assert kafka_acls.ADMIN not in principals and kafka_acls.BROKER not in principals
     keys = [(r.principal, r.cluster) for r in access_table()]
     assert len(keys) == len(set(keys))
