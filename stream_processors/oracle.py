@@ -218,7 +218,11 @@ def read_committed(
         }
     )
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        # a topic never written is empty; any other error (not authorized) must not read as "no records"
+        if metadata.error is not None and metadata.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise RuntimeError(f"reading {topic}: {metadata.error}")
+        partitions = metadata.partitions
         consumer.assign([TopicPartition(topic, p, (start or {}).get(p, 0)) for p in partitions])
         remaining = set(partitions)
         records = []

@@ -33,7 +33,7 @@ ENRICHER = "enricher"
 ANOMALY_DETECTOR = "anomaly_detector"
 STREAM = "stream"
 BATCH = "batch"
-"""The batch's tasks (Airflow's ``daily_analytics``, ``dbt_build``): the reference load reads the reference topics."""
+"""The batch's tasks (Airflow's ``daily_analytics``, ``dbt_build``): the reference load and the reconciliation."""
 DLQ_READER = "dlq_reader"
 """``freightline dlq list|show``: reads the dead-letter topics and their replay ledgers, writes nothing."""
 DLQ_REPLAY = "dlq_replay"
@@ -172,12 +172,13 @@ def access_table() -> tuple[Access, ...]:
             # each sink's transactional ids start with the job's prefix (flink_sql.kafka_sink)
             transactional_ids=tuple(f"{job.transactional_id_prefix or job.group_id}-" for job in jobs),
         ),
-        # Spark's Kafka source: one throw-away group per read (its prefix), offsets never committed
+        # the reference load (Spark's Kafka source: one throw-away group per read, its prefix, offsets never
+        # committed) and the reconciliation, which reads the window jobs' late events (assigned, no group)
         Access(
             BATCH,
             BATCH,
             LOCAL,
-            reads=tuple(entity.topic for entity in REFERENCE_ENTITIES),
+            reads=(*(entity.topic for entity in REFERENCE_ENTITIES), *_unique(job.late_topic for job in jobs)),
             prefixes={"group": REFERENCE_GROUP_PREFIX},
         ),
     ]

@@ -73,7 +73,7 @@ acl --allow-principal User:flink-jobs --resource-pattern-type prefixed --operati
 # batch
 user batch "$KAFKA_PASSWORD_BATCH"
 acl --allow-principal User:batch --resource-pattern-type prefixed --operation Describe --operation Read --group freightline-reference-load
-acl --allow-principal User:batch --resource-pattern-type literal --operation Describe --operation Read --topic reference.customers.v1 --topic reference.products.v1 --topic reference.stores.v1 --topic reference.suppliers.v1
+acl --allow-principal User:batch --resource-pattern-type literal --operation Describe --operation Read --topic aggregates.late_events.v1 --topic reference.customers.v1 --topic reference.products.v1 --topic reference.stores.v1 --topic reference.suppliers.v1
 
 # dlq_reader
 user dlq-reader "$KAFKA_PASSWORD_DLQ_READER"

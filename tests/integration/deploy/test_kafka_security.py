@@ -52,6 +52,7 @@ from services.common.dlq import REPLAY_OF_HEADER, read_messages, replayed_keys
 from services.common.kafka import end_positions, headers_of
 from services.common.serde import AvroSerde, registry_client, subject_for
 from services.common.settings import KafkaSettings, SchemaRegistrySettings
+from stream_processors.oracle import read_committed
 from tests.integration.stack.support import private_stack_context
 
 pytestmark = pytest.mark.integration
@@ -354,6 +355,19 @@ def test_each_principal_is_refused_its_neighbours_work(secure: SecureBroker, row
 def test_named_refusals(secure: SecureBroker, principal: str, action: str, topic: str) -> None:
     probe = produce if action == "write" else consume
     assert code(probe(secure.config(principal), [topic])[topic]) == DENIED
+
+
+def test_a_committed_read_of_a_topic_the_principal_may_not_read_fails_rather_than_reads_nothing(
+    secure: SecureBroker,
+) -> None:
+    """The reconciliation and the oracles read a topic's committed records (``read_committed``); a principal refused
+    the topic gets no partitions in its metadata, which must not pass for an empty topic."""
+    late = topics.LATE_EVENTS
+    assert late in next(row for row in ROWS if row.principal == kafka_acls.BATCH).reads
+    env = {**secure.env, "KAFKA_SASL_USERNAME": "sink_gcs"}
+    env["KAFKA_SASL_PASSWORD"] = kafka_user_password(secure.ctx, "sink_gcs")
+    with pytest.raises(RuntimeError, match="TOPIC_AUTHORIZATION_FAILED"):
+        read_committed(env, late)
 
 
 # -- a real service with no more than its row -----------------------------------------------------------------
