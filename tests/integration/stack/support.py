@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from deploy.local.components import KafkaBroker, Postgres, SchemaRegistry
+from deploy.local.components import Component, KafkaBroker, Postgres, SchemaRegistry
 from deploy.local.context import StackContext, wipe
 from deploy.local.settings import StackSettings
 from deploy.local.stack import Stack
@@ -68,6 +69,19 @@ def stop_and_wipe(stack: Stack) -> None:
     wipe(stack.ctx.paths)
     for folder in outside:  # now empty
         folder.rmdir()
+
+
+@contextmanager
+def running_secure_stack(
+    tmp_path: Path, ports: Sequence[str], components: Sequence[Component]
+) -> Iterator[tuple[Stack, dict[str, str]]]:
+    """A private secure stack (``secure_stack_context``) of ``components`` on free ``ports``, up, and its endpoints;
+    stopped and wiped afterwards, also when it did not come up."""
+    stack = Stack(secure_stack_context(tmp_path, ports=ports), list(components))
+    try:
+        yield stack, stack.up()
+    finally:
+        stop_and_wipe(stack)
 
 
 def secure_service_stack(tmp_path: Path) -> Stack:

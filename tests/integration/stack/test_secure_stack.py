@@ -20,27 +20,22 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from deploy.local.components import Postgres, SchemaRegistry
 from deploy.local.context import POSTGRES_OS_USER, StackContext
-from deploy.local.stack import Stack
 from deploy.local.tls import PrivateCA
 from services.common.endpoints import UnreachableEndpoint, registry_endpoint, require_reachable
 from services.common.registry import RegistryClient, Schema, SchemaRegistryError
 from services.common.serde import registry_client
 from services.common.settings import SchemaRegistrySettings
 from tests.integration.schema_registry.stack_roles import check_roles, record_schema, split_url
-from tests.integration.stack.support import secure_stack_context, stop_and_wipe
+from tests.integration.stack.support import running_secure_stack
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackContext, dict[str, str]]]:
-    ctx = secure_stack_context(tmp_path_factory.mktemp("secure"), ports=("postgres_port", "schema_registry_port"))
-    stack = Stack(ctx, [Postgres(), SchemaRegistry()])
-    try:
-        env = stack.up()
-        yield ctx, env
-    finally:
-        stop_and_wipe(stack)
+    ports = ("postgres_port", "schema_registry_port")
+    with running_secure_stack(tmp_path_factory.mktemp("secure"), ports, [Postgres(), SchemaRegistry()]) as (stack, env):
+        yield stack.ctx, env
 
 
 @pytest.fixture(scope="module")

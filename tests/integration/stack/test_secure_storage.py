@@ -31,7 +31,7 @@ from services.sink_gcs.target import gcs_endpoint
 from services.sink_hdfs.store import WebHdfsStore
 from services.sink_hdfs.target import hdfs_endpoint, store_for
 from services.sink_mongodb.target import mongodb_endpoint
-from tests.integration.stack.support import secure_stack_context, stop_and_wipe
+from tests.integration.stack.support import running_secure_stack
 
 pytestmark = pytest.mark.integration
 
@@ -41,13 +41,10 @@ VERIFY_FAILED = "CERTIFICATE_VERIFY_FAILED"
 
 @pytest.fixture(scope="module")
 def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, dict[str, str]]]:
-    ctx = secure_stack_context(tmp_path_factory.mktemp("secure-storage"), ports=PORTS)
-    stack = Stack(ctx, [Postgres(), *storage_components()])
-    try:
-        env = stack.up()
-        yield stack, env
-    finally:
-        stop_and_wipe(stack)
+    with running_secure_stack(
+        tmp_path_factory.mktemp("secure-storage"), PORTS, [Postgres(), *storage_components()]
+    ) as up:
+        yield up
 
 
 @pytest.fixture(scope="module")
