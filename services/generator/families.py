@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from services.generator.anomalies import Injection
 from services.generator.config import GeneratorConfig
-from services.generator.envelope import Envelopes
+from services.generator.envelope import Envelopes, metadata
 from services.generator.records import (
     CLICKSTREAM,
     INVOICES,
@@ -172,11 +172,17 @@ class Families:
         injection: Injection | None = None,
     ) -> None:
         """Add the envelope to ``value`` (the event's fields) and schedule it."""
-        produce = event_time_ms + self._delay()
-        value["metadata"] = metadata = self._metadata(event_time_ms, produce)
-        if injection is not None:
-            injection.add(metadata["event_id"], event_time_ms, produce)
+        produce, event_id = self._stamp(event_time_ms, injection)
+        value["metadata"] = metadata(event_id, event_time_ms, produce, self._producer)
         self._push(produce, Emitted(topic, key, value, event_time_ms, produce, injection))
+
+    def _stamp(self, event_time_ms: int, injection: Injection | None) -> tuple[int, str]:
+        """A scheduled record's produce time and event id (drawn in this order), counted for its injection."""
+        produce = event_time_ms + self._delay()
+        event_id = self._uuid()
+        if injection is not None:
+            injection.add(event_id, event_time_ms, produce)
+        return produce, event_id
 
     def _plan(
         self,
@@ -190,10 +196,7 @@ class Families:
     ) -> None:
         """Schedule a future record of an entity: ``base`` with the step's ``names`` set to ``values``, built when
         it is due (:class:`~services.generator.records.Planned`); the same draws, id and record as :meth:`_make`."""
-        produce = event_time_ms + self._delay()
-        event_id = self._uuid()
-        if injection is not None:
-            injection.add(event_id, event_time_ms, produce)
+        produce, event_id = self._stamp(event_time_ms, injection)
         self._push(
             produce,
             Planned(topic, key, base, names, values, event_time_ms, produce, event_id, self._producer, injection),
